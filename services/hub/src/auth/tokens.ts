@@ -1,0 +1,116 @@
+/**
+ * Join tokens: "<id>.<secret>" (like kubeadm's), stored hashed with a TTL
+ * and the cluster they admit agents to. The store is a file under the hub's
+ * state dir, re-read when it changes, so `switchyard-hub token create` works
+ * against a running hub.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { err, ok, type Result } from "@switchyard/lib/errors";
+
+export type TokenRecord = {
+  id: string;
+  secretSha256: string;
+  cluster: string;
+  createdAt: string;
+  expiresAt: string | undefined;
+  description: string;
+};
+
+export type TokenGrant = { id: string; cluster: string };
+
+const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
+const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+function randomString(n: number): string {
+  const bytes = randomBytes(n);
+  let s = "";
+  for (const b of bytes) s += ALPHABET[b % ALPHABET.length];
+  return s;
+}
+
+function sha256(s: string): string {
+  return createHash("sha256").update(s).digest("hex");
+}
+
+export function parseDuration(s: string): Result<number> {
+  const m = /^(\d+)(s|m|h|d)$/.exec(s);
+  if (!m) return err(`duration "${s}" is not like 30s, 15m, 24h or 7d`);
+  const mult = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  return ok(Number(m[1]) * mult);
+}
+
+export class TokenStore {
+  private readonly file: string;
+  private cache: { mtimeMs: number; records: TokenRecord[] } | undefined;
+
+  constructor(stateDir: string) {
+    this.file = path.join(stateDir, "tokens.json");
+  }
+
+  private load(): TokenRecord[] {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(this.file);
+    } catch {
+      return [];
+    }
+    if (this.cache && this.cache.mtimeMs === st.mtimeMs) return this.cache.records;
+    const parsed = JSON.parse(fs.readFileSync(this.file, "utf8")) as { tokens?: TokenRecord[] };
+    const records = parsed.tokens ?? [];
+    this.cache = { mtimeMs: st.mtimeMs, records };
+    return records;
+  }
+
+  private save(records: TokenRecord[]): void {
+    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify({ tokens: records }, null, 2)}\n`, { mode: 0o600 });
+    fs.renameSync(tmp, this.file);
+    this.cache = undefined;
+  }
+
+  create(cluster: string, opts: { ttlMs?: number; description?: string; now?: Date } = {}): { token: string; record: TokenRecord } {
+    const now = opts.now ?? new Date();
+    const id = randomString(6);
+    const secret = randomString(16);
+    const record: TokenRecord = {
+      id,
+      secretSha256: sha256(secret),
+      cluster,
+      createdAt: now.toISOString(),
+      expiresAt: opts.ttlMs ? new Date(now.getTime() + opts.ttlMs).toISOString() : undefined,
+      description: opts.description ?? "",
+    };
+    this.save([...this.load(), record]);
+    return { token: `${id}.${secret}`, record };
+  }
+
+  list(): TokenRecord[] {
+    return [...this.load()];
+  }
+
+  revoke(id: string): boolean {
+    const records = this.load();
+    const next = records.filter((r) => r.id !== id);
+    if (next.length === records.length) return false;
+    this.save(next);
+    return true;
+  }
+
+  /** Checks a presented token. Reasons are safe to show the agent. */
+  verify(token: string, now: Date = new Date()): Result<TokenGrant> {
+    const m = TOKEN_RE.exec(token);
+    if (!m) return err("join token is malformed: expected <6 chars>.<16 chars> from `switchyard-hub token create`");
+    const rec = this.load().find((r) => r.id === m[1]);
+    if (!rec) return err(`join token ${m[1]} is unknown or revoked; create a new one with \`switchyard-hub token create\``);
+    const a = Buffer.from(sha256(m[2]!), "hex");
+    const b = Buffer.from(rec.secretSha256, "hex");
+    if (a.length !== b.length || !timingSafeEqual(a, b)) return err(`join token ${m[1]} has a wrong secret`);
+    if (rec.expiresAt && new Date(rec.expiresAt).getTime() <= now.getTime()) {
+      return err(`join token ${m[1]} expired at ${rec.expiresAt}; create a new one`);
+    }
+    return ok({ id: rec.id, cluster: rec.cluster });
+  }
+}

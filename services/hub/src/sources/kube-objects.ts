@@ -1,0 +1,204 @@
+/**
+ * Boundary: a Kubernetes object (from the API or from YAML) → the hub's
+ * model. Every source uses these parsers, so every source rejects bad input
+ * the same way: the result names the object and says what to fix; one bad
+ * object never disturbs the others.
+ */
+import { err, ok, type Result } from "@switchyard/lib/errors";
+import { ipFamily } from "@switchyard/lib/ip";
+import type { ModelObject } from "../model/world.ts";
+import type { EndpointSlice, KubeKind, Node, Protocol, Service, ServicePort, ServiceType, SliceEndpoint, SlicePort } from "../model/types.ts";
+
+export type Parsed = { object: ModelObject; warnings: string[] };
+
+type Raw = Record<string, unknown>;
+
+function isObj(v: unknown): v is Raw {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+export const KINDS: readonly KubeKind[] = ["Service", "EndpointSlice", "Node"];
+
+export function describeObject(o: unknown): string {
+  if (!isObj(o)) return "object";
+  const kind = str(o["kind"]) ?? "object";
+  const md = isObj(o["metadata"]) ? o["metadata"] : {};
+  const ns = str(md["namespace"]);
+  const name = str(md["name"]) ?? "(no name)";
+  return ns ? `${kind} ${ns}/${name}` : `${kind} ${name}`;
+}
+
+function meta(o: Raw, namespaced: boolean): Result<{ namespace: string; name: string; labels: Record<string, string> }> {
+  const md = o["metadata"];
+  if (!isObj(md)) return err("has no metadata");
+  const name = str(md["name"]);
+  if (!name) return err("has no metadata.name");
+  const namespace = namespaced ? (str(md["namespace"]) ?? "default") : "";
+  const labels: Record<string, string> = {};
+  if (isObj(md["labels"])) for (const [k, v] of Object.entries(md["labels"])) if (typeof v === "string") labels[k] = v;
+  return ok({ namespace, name, labels });
+}
+
+function parseProtocol(v: unknown): Protocol | "SCTP" | undefined {
+  const p = v === undefined ? "TCP" : v;
+  return p === "TCP" || p === "UDP" || p === "SCTP" ? p : undefined;
+}
+
+function validPort(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+export function parseService(o: Raw, cluster: string): Result<Parsed> {
+  const m = meta(o, true);
+  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
+  const what = `Service ${m.value.namespace}/${m.value.name} in cluster ${cluster}`;
+  const spec = isObj(o["spec"]) ? o["spec"] : {};
+  const warnings: string[] = [];
+  const type = (str(spec["type"]) ?? "ClusterIP") as ServiceType;
+  if (!["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].includes(type)) {
+    return err(`${what}: spec.type "${type}" is not ClusterIP, NodePort, LoadBalancer or ExternalName`);
+  }
+  const rawIPs = arr(spec["clusterIPs"]).length > 0 ? arr(spec["clusterIPs"]) : spec["clusterIP"] !== undefined ? [spec["clusterIP"]] : [];
+  const headless = rawIPs.length === 1 && rawIPs[0] === "None";
+  const clusterIPs: string[] = [];
+  if (!headless) {
+    for (const ip of rawIPs) {
+      if (typeof ip !== "string" || !ipFamily(ip)) return err(`${what}: spec.clusterIPs holds "${String(ip)}", which is not an IP address`);
+      clusterIPs.push(ip);
+    }
+  }
+  const ports: ServicePort[] = [];
+  const names = new Set<string>();
+  for (const [i, p] of arr(spec["ports"]).entries()) {
+    if (!isObj(p)) return err(`${what}: spec.ports[${i}] is not an object`);
+    const name = str(p["name"]) ?? "";
+    if (!validPort(p["port"])) return err(`${what}: spec.ports[${i}].port ${String(p["port"])} is not a port number 1-65535`);
+    const protocol = parseProtocol(p["protocol"]);
+    if (!protocol) return err(`${what}: spec.ports[${i}].protocol "${String(p["protocol"])}" is not TCP, UDP or SCTP`);
+    if (protocol === "SCTP") {
+      warnings.push(`${what}: port ${name || p["port"]} is SCTP, which socket-level resolution does not handle; port ignored`);
+      continue;
+    }
+    const key = `${name}/${protocol}`;
+    if (names.has(key)) return err(`${what}: two ports are named "${name}" for ${protocol}; port names must be unique`);
+    names.add(key);
+    const nodePort = p["nodePort"];
+    ports.push({ name, port: p["port"], protocol, nodePort: validPort(nodePort) ? nodePort : undefined });
+  }
+  const externalIPs: string[] = [];
+  for (const ip of arr(spec["externalIPs"])) {
+    if (typeof ip === "string" && ipFamily(ip)) externalIPs.push(ip);
+    else warnings.push(`${what}: spec.externalIPs holds "${String(ip)}", not an IP address; ignored`);
+  }
+  const loadBalancerIPs: string[] = [];
+  const status = isObj(o["status"]) ? o["status"] : {};
+  const lb = isObj(status["loadBalancer"]) ? status["loadBalancer"] : {};
+  for (const ing of arr(lb["ingress"])) {
+    const ip = isObj(ing) ? str(ing["ip"]) : undefined;
+    if (ip && ipFamily(ip)) loadBalancerIPs.push(ip);
+  }
+  const svc: Service = {
+    cluster,
+    namespace: m.value.namespace,
+    name: m.value.name,
+    type,
+    clusterIPs,
+    headless,
+    ports,
+    externalIPs,
+    loadBalancerIPs,
+  };
+  return ok({ object: { kind: "Service", value: svc }, warnings });
+}
+
+function parseConditions(c: unknown): { ready: boolean; serving: boolean; terminating: boolean } {
+  const cond = isObj(c) ? c : {};
+  // Absent ready means ready (API docs); serving defaults to ready.
+  const ready = cond["ready"] !== false;
+  const serving = typeof cond["serving"] === "boolean" ? cond["serving"] : ready;
+  const terminating = cond["terminating"] === true;
+  return { ready, serving, terminating };
+}
+
+export function parseEndpointSlice(o: Raw, cluster: string): Result<Parsed> {
+  const m = meta(o, true);
+  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
+  const what = `EndpointSlice ${m.value.namespace}/${m.value.name} in cluster ${cluster}`;
+  const service = m.value.labels["kubernetes.io/service-name"];
+  if (!service) return err(`${what} has no kubernetes.io/service-name label, so it belongs to no Service; add the label`);
+  const addressType = str(o["addressType"]);
+  if (addressType === "FQDN") {
+    return err(`${what}: addressType FQDN is not resolvable at the socket; use IPv4 or IPv6 slices`);
+  }
+  if (addressType !== "IPv4" && addressType !== "IPv6") return err(`${what}: addressType "${String(addressType)}" is not IPv4 or IPv6`);
+  const warnings: string[] = [];
+  const ports: SlicePort[] = [];
+  for (const [i, p] of arr(o["ports"]).entries()) {
+    if (!isObj(p)) return err(`${what}: ports[${i}] is not an object`);
+    if (!validPort(p["port"])) {
+      warnings.push(`${what}: ports[${i}] (${str(p["name"]) ?? "unnamed"}) has no valid port number; port ignored`);
+      continue;
+    }
+    const protocol = parseProtocol(p["protocol"]);
+    if (!protocol || protocol === "SCTP") continue;
+    ports.push({ name: str(p["name"]) ?? "", port: p["port"], protocol });
+  }
+  const endpoints: SliceEndpoint[] = [];
+  const family = addressType === "IPv4" ? 4 : 6;
+  for (const [i, e] of arr(o["endpoints"]).entries()) {
+    if (!isObj(e)) return err(`${what}: endpoints[${i}] is not an object`);
+    const addresses = arr(e["addresses"]).filter((a): a is string => typeof a === "string");
+    const bad = addresses.find((a) => ipFamily(a) !== family);
+    if (bad !== undefined || addresses.length === 0) {
+      warnings.push(`${what}: endpoints[${i}] address "${bad ?? ""}" is not an ${addressType} address; endpoint ignored`);
+      continue;
+    }
+    endpoints.push({ addresses, nodeName: str(e["nodeName"]), ...parseConditions(e["conditions"]) });
+  }
+  const slice: EndpointSlice = {
+    cluster,
+    namespace: m.value.namespace,
+    name: m.value.name,
+    service,
+    addressType,
+    ports,
+    endpoints,
+  };
+  return ok({ object: { kind: "EndpointSlice", value: slice }, warnings });
+}
+
+export function parseNode(o: Raw, cluster: string): Result<Parsed> {
+  const m = meta(o, false);
+  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
+  const status = isObj(o["status"]) ? o["status"] : {};
+  const addresses: string[] = [];
+  for (const a of arr(status["addresses"])) {
+    if (!isObj(a)) continue;
+    const t = str(a["type"]);
+    const ip = str(a["address"]);
+    if ((t === "InternalIP" || t === "ExternalIP") && ip && ipFamily(ip)) addresses.push(ip);
+  }
+  const node: Node = { cluster, name: m.value.name, addresses };
+  return ok({ object: { kind: "Node", value: node }, warnings: [] });
+}
+
+/** Parses any supported kind; unknown kinds return undefined (not ours to judge). */
+export function parseKubeObject(o: unknown, cluster: string): Result<Parsed> | undefined {
+  if (!isObj(o)) return err("document is not a Kubernetes object");
+  switch (o["kind"]) {
+    case "Service":
+      return parseService(o, cluster);
+    case "EndpointSlice":
+      return parseEndpointSlice(o, cluster);
+    case "Node":
+      return parseNode(o, cluster);
+    default:
+      return undefined;
+  }
+}

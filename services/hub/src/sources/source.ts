@@ -1,0 +1,46 @@
+/**
+ * A cluster source feeds one cluster's objects into the world. Sources hold
+ * no policy: they parse at the boundary, report bad objects, and keep going.
+ */
+import type { Logger } from "@switchyard/lib/log";
+import type { KubeKind } from "../model/types.ts";
+import type { World } from "../model/world.ts";
+import { parseKubeObject } from "./kube-objects.ts";
+
+export interface ClusterSource {
+  readonly cluster: string;
+  /** Resolves once the first full listing is in the world. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Writes raw Kubernetes objects into the world; shared by every source. */
+export class WorldWriter {
+  readonly cluster: string;
+  private readonly world: World;
+  private readonly log: Logger;
+  rejected = 0;
+  constructor(world: World, cluster: string, log: Logger) {
+    this.world = world;
+    this.cluster = cluster;
+    this.log = log;
+  }
+
+  /** Returns false when the object was rejected (the previous version of it stays). */
+  upsert(raw: unknown, origin?: string): boolean {
+    const r = parseKubeObject(raw, this.cluster);
+    if (r === undefined) return true;
+    if (!r.ok) {
+      this.rejected++;
+      this.log.error({ cluster: this.cluster, origin, reason: r.error }, "object rejected");
+      return false;
+    }
+    for (const w of r.value.warnings) this.log.warn({ cluster: this.cluster, origin, reason: w }, "object partly ignored");
+    this.world.upsert(this.cluster, r.value.object);
+    return true;
+  }
+
+  remove(kind: KubeKind, namespace: string, name: string): void {
+    this.world.remove(this.cluster, kind, namespace, name);
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The kernel side of the agent: loads bpf/build/switchyard.bpf.o through
+ * libbpf, reuses maps pinned by an earlier run (never clears them), attaches
+ * the cgroup programs with multi-attach links (or swaps the program inside a
+ * link pinned earlier, atomically), and reads the event ring buffer on the
+ * Node event loop.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { SwitchyardError } from "@switchyard/lib/errors";
+import { formatIp16, parseIpTo16 } from "@switchyard/lib/ip";
+import type { Logger } from "@switchyard/lib/log";
+import { checkPtr, checkRc, errnoName, ffi, koffi, type Ptr, routeLibbpfLogs, sampleFnProto } from "./libbpf.ts";
+import {
+  COUNTER_NAMES,
+  decodeBackend,
+  decodeBackendKey,
+  decodeFrontend,
+  decodeFrontendKey,
+  decodeSvcName,
+  encodeBackend,
+  encodeBackendKey,
+  encodeFrontend,
+  encodeFrontendKey,
+  encodeSettings,
+  encodeSvcName,
+  encodeU32,
+  LAYOUT,
+  SY_NAME_LEN,
+} from "./layout.ts";
+import { type DatapathMaps, emptyMapState, type FrontendKeyModel, frontendKeyString, type MapOp, type MapState } from "./maps.ts";
+
+export const PROGRAMS = ["sy_connect4"] as const;
+export const MAPS = ["sy_frontends", "sy_backends", "sy_svc_names", "sy_settings_map", "sy_counters", "sy_events"] as const;
+type MapName = (typeof MAPS)[number];
+
+export type DatapathOptions = {
+  objectPath: string;
+  pinDir: string;
+  cgroupPath: string;
+  log: Logger;
+  maxFrontends?: number;
+  maxBackends?: number;
+};
+
+/** Finds the cgroup v2 mount from /proc/mounts (never hard-coded). */
+export function findCgroup2Root(mounts = fs.readFileSync("/proc/mounts", "utf8")): string {
+  for (const line of mounts.split("\n")) {
+    const [, mnt, type] = line.split(" ");
+    if (type === "cgroup2" && mnt) return mnt;
+  }
+  throw new SwitchyardError("unavailable", "no cgroup v2 filesystem is mounted (looked in /proc/mounts); mount one or pass --cgroup");
+}
+
+const libc = koffi.load("libc.so.6");
+const mountFn = libc.func("int mount(const char *src, const char *target, const char *type, unsigned long flags, const void *data)");
+
+/** Mounts bpffs at the root of pinDir's bpffs (default /sys/fs/bpf) when it is not mounted yet. */
+export function ensureBpffs(pinDir: string): void {
+  const mounts = fs.readFileSync("/proc/mounts", "utf8");
+  const bpfMounts = mounts
+    .split("\n")
+    .map((l) => l.split(" "))
+    .filter((f) => f[2] === "bpf")
+    .map((f) => f[1]!);
+  if (bpfMounts.some((m) => pinDir === m || pinDir.startsWith(`${m}/`))) return;
+  const root = "/sys/fs/bpf";
+  if (!pinDir.startsWith(`${root}/`)) {
+    throw new SwitchyardError("invalid_argument", `pin dir ${pinDir} is not on a bpffs mount; use a path under ${root}`);
+  }
+  fs.mkdirSync(root, { recursive: true });
+  const rc = mountFn("bpf", root, "bpf", 0, null) as number;
+  if (rc !== 0) throw new SwitchyardError("bpf", `mounting bpffs at ${root} failed: ${errnoName(koffi.errno())}`);
+}
+
+export class LibbpfMaps implements DatapathMaps {
+  readonly fds: Record<MapName, number>;
+  constructor(fds: Record<MapName, number>) {
+    this.fds = fds;
+  }
+
+  apply(ops: readonly MapOp[]): void {
+    for (const o of ops) this.applyOne(o);
+  }
+
+  private applyOne(o: MapOp): void {
+    const f = this.fds;
+    switch (o.op) {
+      case "put-name":
+        return this.update(f.sy_svc_names, encodeU32(o.svcId), encodeSvcName(o.name), "sy_svc_names", o.name);
+      case "delete-name":
+        return this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
+      case "put-backend":
+        return this.update(
+          f.sy_backends,
+          encodeBackendKey({ setId: o.setId, index: o.index }),
+          encodeBackend({ addr: ip16(o.backend.ip), port: o.backend.port }),
+          "sy_backends",
+          `set ${o.setId}`,
+        );
+      case "delete-backend":
+        return this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
+      case "put-frontend":
+        return this.update(f.sy_frontends, frontendKey(o.key), encodeFrontend(o.value), "sy_frontends", frontendKeyString(o.key));
+      case "delete-frontend":
+        return this.remove(f.sy_frontends, frontendKey(o.key), "sy_frontends");
+    }
+  }
+
+  private update(fd: number, key: Buffer, value: Buffer, map: string, what: string): void {
+    const rc = ffi.mapUpdate(fd, key, value, 0) as number;
+    if (rc < 0) {
+      const e = -rc;
+      const code = e === 7 || e === 28 ? "capacity" : "bpf";
+      throw new SwitchyardError(code, `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? " (map full: raise its size)" : ""}`);
+    }
+  }
+
+  private remove(fd: number, key: Buffer, map: string): void {
+    const rc = ffi.mapDelete(fd, key) as number;
+    if (rc < 0 && rc !== -2) throw new SwitchyardError("bpf", `deleting from map ${map} failed: ${errnoName(-rc)}`);
+  }
+
+  /** Every (key, value) of a hash or array map. */
+  entries(fd: number, keySize: number, valueSize: number): Array<[Buffer, Buffer]> {
+    const out: Array<[Buffer, Buffer]> = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(keySize);
+      const rc = ffi.mapGetNextKey(fd, prev, next) as number;
+      if (rc < 0) break;
+      const value = Buffer.alloc(valueSize);
+      if ((ffi.mapLookup(fd, next, value) as number) === 0) out.push([next, value]);
+      prev = next;
+    }
+    return out;
+  }
+
+  read(): MapState {
+    const s = emptyMapState();
+    const L = LAYOUT;
+    for (const [k, v] of this.entries(this.fds.sy_svc_names, 4, SY_NAME_LEN)) s.names.set(k.readUInt32LE(0), decodeSvcName(v));
+    for (const [k, v] of this.entries(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size)) {
+      const dk = decodeFrontendKey(k);
+      const key: FrontendKeyModel = { ip: formatIp16(dk.addr), port: dk.port, proto: dk.proto };
+      s.frontends.set(frontendKeyString(key), { key, value: decodeFrontend(v) });
+    }
+    for (const [k, v] of this.entries(this.fds.sy_backends, L.sy_backend_key.size, L.sy_backend.size)) {
+      const bk = decodeBackendKey(k);
+      const b = decodeBackend(v);
+      const set = s.backendSets.get(bk.setId) ?? [];
+      set[bk.index] = { ip: formatIp16(b.addr), port: b.port };
+      s.backendSets.set(bk.setId, set);
+    }
+    return s;
+  }
+
+  /** Sums the per-CPU counters. */
+  counters(): Record<string, bigint> {
+    const ncpu = possibleCpus();
+    const out: Record<string, bigint> = {};
+    COUNTER_NAMES.forEach((name, i) => {
+      const v = Buffer.alloc(8 * ncpu);
+      let sum = 0n;
+      if ((ffi.mapLookup(this.fds.sy_counters, encodeU32(i), v) as number) === 0) {
+        for (let c = 0; c < ncpu; c++) sum += v.readBigUInt64LE(c * 8);
+      }
+      out[name] = sum;
+    });
+    return out;
+  }
+
+  setEventsEnabled(on: boolean): void {
+    this.update(this.fds.sy_settings_map, encodeU32(0), encodeSettings(on ? 1 : 0), "sy_settings_map", "settings");
+  }
+}
+
+function ip16(ip: string): Buffer {
+  const r = parseIpTo16(ip);
+  if (!r.ok) throw new SwitchyardError("invalid_argument", r.error);
+  return r.value;
+}
+
+function frontendKey(k: FrontendKeyModel): Buffer {
+  return encodeFrontendKey({ addr: ip16(k.ip), port: k.port, proto: k.proto });
+}
+
+function possibleCpus(): number {
+  const text = fs.readFileSync("/sys/devices/system/cpu/possible", "utf8").trim();
+  let n = 0;
+  for (const part of text.split(",")) {
+    const [a, b] = part.split("-").map(Number);
+    n += b === undefined ? 1 : b - a! + 1;
+  }
+  return n;
+}
+
+export type EventReader = { close(): void };
+
+export class LibbpfDatapath {
+  readonly maps: LibbpfMaps;
+  readonly pinDir: string;
+  private obj: Ptr;
+  private links: Ptr[] = [];
+  private readonly log: Logger;
+
+  private constructor(obj: Ptr, maps: LibbpfMaps, pinDir: string, log: Logger) {
+    this.obj = obj;
+    this.maps = maps;
+    this.pinDir = pinDir;
+    this.log = log;
+  }
+
+  /**
+   * Loads the object, reusing pinned maps, and attaches (or re-targets the
+   * pinned link of) every program. Nothing already in the maps is cleared.
+   */
+  static open(opts: DatapathOptions): LibbpfDatapath {
+    const log = opts.log;
+    routeLibbpfLogs(log);
+    if (!fs.existsSync(opts.objectPath)) {
+      throw new SwitchyardError("not_found", `BPF object ${opts.objectPath} not found: run "npm run setup" (it builds bpf/)`);
+    }
+    ensureBpffs(opts.pinDir);
+    const mapDir = path.join(opts.pinDir, "maps");
+    const linkDir = path.join(opts.pinDir, "links");
+    fs.mkdirSync(mapDir, { recursive: true });
+    fs.mkdirSync(linkDir, { recursive: true });
+
+    const obj = checkPtr(ffi.openFile(opts.objectPath, null), `opening BPF object ${opts.objectPath}`);
+    try {
+      const fds = {} as Record<MapName, number>;
+      const mapPtrs = {} as Record<MapName, Ptr>;
+      for (const name of MAPS) {
+        const m = checkPtr(ffi.findMap(obj, name), `finding map ${name}`);
+        mapPtrs[name] = m;
+        checkRc(ffi.mapSetPinPath(m, path.join(mapDir, name)) as number, `setting pin path of ${name}`);
+      }
+      if (opts.maxFrontends) checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number, "sizing sy_frontends");
+      if (opts.maxBackends) checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
+      const rc = ffi.load(obj) as number;
+      if (rc < 0) {
+        throw new SwitchyardError(
+          "bpf",
+          `loading ${opts.objectPath} failed: ${errnoName(-rc)}. If maps pinned in ${mapDir} come from an incompatible build or size, run "switchyard-agent uninstall --pin-dir ${opts.pinDir}" first`,
+        );
+      }
+      for (const name of MAPS) fds[name] = checkRc(ffi.mapFd(mapPtrs[name]) as number, `fd of ${name}`);
+      const dp = new LibbpfDatapath(obj, new LibbpfMaps(fds), opts.pinDir, log);
+      dp.attach(opts.cgroupPath, linkDir);
+      return dp;
+    } catch (e) {
+      ffi.close(obj);
+      throw e;
+    }
+  }
+
+  private attach(cgroupPath: string, linkDir: string): void {
+    let cgfd: number;
+    try {
+      cgfd = fs.openSync(cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    } catch (e) {
+      throw new SwitchyardError("not_found", `cannot open cgroup ${cgroupPath}: ${(e as Error).message}; pass --cgroup with a cgroup v2 directory`);
+    }
+    try {
+      for (const name of PROGRAMS) {
+        const prog = checkPtr(ffi.findProgram(this.obj, name), `finding program ${name}`);
+        const pin = path.join(linkDir, name);
+        if (fs.existsSync(pin)) {
+          // An earlier agent's link: swap our program into it atomically.
+          const link = checkPtr(ffi.linkOpen(pin), `opening pinned link ${pin}`);
+          checkRc(ffi.linkUpdateProgram(link, prog) as number, `updating program of link ${pin}`);
+          this.links.push(link);
+          this.log.info({ program: name, pin }, "program replaced in pinned link");
+        } else {
+          const link = checkPtr(ffi.attachCgroup(prog, cgfd), `attaching ${name} to cgroup ${cgroupPath}`);
+          checkRc(ffi.linkPin(link, pin) as number, `pinning link ${pin}`);
+          this.links.push(link);
+          this.log.info({ program: name, cgroup: cgroupPath, pin }, "program attached");
+        }
+      }
+    } finally {
+      fs.closeSync(cgfd);
+    }
+  }
+
+  /** Calls `onEvent` with a private copy of every ring-buffer record, from the event loop. */
+  readEvents(onEvent: (record: Buffer) => void): EventReader {
+    const cb = koffi.register((_ctx: unknown, data: unknown, size: number) => {
+      const copy = Buffer.from(new Uint8Array(koffi.view(data, size)));
+      try {
+        onEvent(copy);
+      } catch (e) {
+        this.log.error({ err: e }, "event handler failed");
+      }
+      return 0;
+    }, koffi.pointer(sampleFnProto));
+    const rb = checkPtr(ffi.ringNew(this.maps.fds.sy_events, cb, null, null), "creating ring buffer reader");
+    const epfd = ffi.ringEpollFd(rb) as number;
+    const handle = koffi.node.poll(epfd, { readable: true }, () => {
+      ffi.ringConsume(rb);
+    });
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        handle.close();
+        ffi.ringConsume(rb);
+        ffi.ringFree(rb);
+        koffi.unregister(cb);
+      },
+    };
+  }
+
+  /** Releases this process's handles; pinned maps and links stay (resolution keeps working). */
+  close(): void {
+    for (const l of this.links) {
+      ffi.linkDisconnect(l);
+      ffi.linkDestroy(l);
+    }
+    this.links = [];
+    ffi.close(this.obj);
+  }
+}
+
+/** Detaches the programs and removes every pin under pinDir (uninstall). */
+export function uninstallPins(pinDir: string): string[] {
+  const removed: string[] = [];
+  for (const sub of ["links", "maps"]) {
+    const dir = path.join(pinDir, sub);
+    if (!fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir)) {
+      fs.unlinkSync(path.join(dir, f));
+      removed.push(path.join(dir, f));
+    }
+    fs.rmdirSync(dir);
+  }
+  if (fs.existsSync(pinDir)) fs.rmdirSync(pinDir);
+  return removed;
+}

@@ -1,0 +1,108 @@
+/**
+ * The narrow interface between the planner's operations and real BPF maps
+ * (the port), with the state model both sides share. The planner produces
+ * `MapOp`s; a `DatapathMaps` implementation applies them and reads back what
+ * the maps hold. `LibbpfMaps` is the kernel one, `FakeMaps` an in-memory one
+ * for planner tests and fault injection.
+ */
+
+export type Backend = { ip: string; port: number };
+
+export type FrontendKeyModel = { ip: string; port: number; proto: number };
+export type FrontendModel = {
+  svcId: number;
+  setId: number;
+  count: number;
+  natType: number;
+  natMode: number;
+  flags: number;
+};
+
+/** What the maps hold, decoded. Backend sets are dense arrays indexed 0..count-1. */
+export type MapState = {
+  names: Map<number, string>;
+  frontends: Map<string, { key: FrontendKeyModel; value: FrontendModel }>;
+  backendSets: Map<number, Backend[]>;
+};
+
+export type MapOp =
+  | { op: "put-name"; svcId: number; name: string }
+  | { op: "put-backend"; setId: number; index: number; backend: Backend }
+  | { op: "put-frontend"; key: FrontendKeyModel; value: FrontendModel }
+  | { op: "delete-frontend"; key: FrontendKeyModel }
+  | { op: "delete-backend"; setId: number; index: number }
+  | { op: "delete-name"; svcId: number };
+
+export function frontendKeyString(k: FrontendKeyModel): string {
+  return `${k.ip}|${k.port}|${k.proto}`;
+}
+
+export function emptyMapState(): MapState {
+  return { names: new Map(), frontends: new Map(), backendSets: new Map() };
+}
+
+export interface DatapathMaps {
+  /** Applies operations in order; stops and throws at the first failure (ops before it stay applied). */
+  apply(ops: readonly MapOp[]): void;
+  /** Reads the whole state back from the maps. */
+  read(): MapState;
+}
+
+/** Applies one op to an in-memory state (shared by FakeMaps and the agent's mirror of the maps). */
+export function applyOpToState(state: MapState, o: MapOp): void {
+  switch (o.op) {
+    case "put-name":
+      state.names.set(o.svcId, o.name);
+      return;
+    case "delete-name":
+      state.names.delete(o.svcId);
+      return;
+    case "put-frontend":
+      state.frontends.set(frontendKeyString(o.key), { key: o.key, value: o.value });
+      return;
+    case "delete-frontend":
+      state.frontends.delete(frontendKeyString(o.key));
+      return;
+    case "put-backend": {
+      const set = state.backendSets.get(o.setId) ?? [];
+      set[o.index] = o.backend;
+      state.backendSets.set(o.setId, set);
+      return;
+    }
+    case "delete-backend": {
+      const set = state.backendSets.get(o.setId);
+      if (!set) return;
+      set.length = Math.min(set.length, o.index);
+      if (set.length === 0) state.backendSets.delete(o.setId);
+      return;
+    }
+  }
+}
+
+export function cloneMapState(s: MapState): MapState {
+  return {
+    names: new Map(s.names),
+    frontends: new Map(s.frontends),
+    backendSets: new Map([...s.backendSets].map(([k, v]) => [k, [...v]])),
+  };
+}
+
+/** In-memory maps; `failAfter` makes the n-th next op throw (fault injection). */
+export class FakeMaps implements DatapathMaps {
+  state: MapState = emptyMapState();
+  writes = 0;
+  failAfter: number | undefined;
+  apply(ops: readonly MapOp[]): void {
+    for (const o of ops) {
+      if (this.failAfter !== undefined && this.failAfter-- <= 0) {
+        this.failAfter = undefined;
+        throw new Error(`injected failure at ${o.op}`);
+      }
+      applyOpToState(this.state, o);
+      this.writes++;
+    }
+  }
+  read(): MapState {
+    return cloneMapState(this.state);
+  }
+}

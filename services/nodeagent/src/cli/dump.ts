@@ -1,0 +1,28 @@
+/**
+ * Pure: map state → readable text, like `cilium bpf lb list`.
+ */
+import { formatHostPort } from "@switchyard/lib/ip";
+import { IPPROTO_UDP, NatMode, nameOf } from "../bpf/layout.ts";
+import type { MapState } from "../bpf/maps.ts";
+import { serviceDisplayName } from "../events/nat-event.ts";
+
+export function formatMapState(s: MapState): string {
+  const rows = [...s.frontends.values()].sort((a, b) =>
+    a.key.ip < b.key.ip ? -1 : a.key.ip > b.key.ip ? 1 : a.key.port - b.key.port || a.key.proto - b.key.proto,
+  );
+  const lines: string[] = [];
+  for (const { key, value } of rows) {
+    const name = s.names.get(value.svcId);
+    const proto = key.proto === IPPROTO_UDP ? "udp" : "tcp";
+    const head = `${formatHostPort(key.ip, key.port)}/${proto}  ${name ? serviceDisplayName(name) : `svc#${value.svcId}`}  (${nameOf(NatMode, value.natMode)}, svc ${value.svcId}, set ${value.setId})`;
+    lines.push(head);
+    const set = s.backendSets.get(value.setId) ?? [];
+    if (value.count === 0) lines.push("    (no backends: connects are refused)");
+    for (let i = 0; i < value.count; i++) {
+      const b = set[i];
+      lines.push(b ? `    -> ${formatHostPort(b.ip, b.port)}` : `    -> (missing backend #${i})`);
+    }
+  }
+  if (lines.length === 0) lines.push("(no frontends)");
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,102 @@
+/**
+ * Pure: accepted resources → the frontends this node must resolve, each with
+ * its backend list in a canonical order. Backends are matched to a frontend
+ * by the Service port *name* through the slice ports, so a named targetPort
+ * resolves per endpoint (pods may use different numbers for one name).
+ */
+import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
+import { IPPROTO_TCP, IPPROTO_UDP, NatMode as BpfNatMode, NatType } from "../bpf/layout.ts";
+import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
+import { frontendKeyString } from "../bpf/maps.ts";
+
+export type DesiredFrontend = {
+  key: FrontendKeyModel;
+  service: string;
+  natType: number;
+  natMode: number;
+  backends: Backend[];
+};
+
+export type DesiredState = { frontends: Map<string, DesiredFrontend>; problems: string[] };
+
+const MODE: Record<number, number> = {
+  [NatMode.NAT_MODE_CLUSTER_IP]: BpfNatMode.clusterIp,
+  [NatMode.NAT_MODE_NODE_PORT]: BpfNatMode.nodePort,
+  [NatMode.NAT_MODE_LOAD_BALANCER]: BpfNatMode.loadBalancer,
+  [NatMode.NAT_MODE_EXTERNAL_IP]: BpfNatMode.externalIp,
+};
+
+export function protoNumber(p: Protocol): number {
+  return p === Protocol.PROTOCOL_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+}
+
+export function compareBackends(a: Backend, b: Backend): number {
+  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port;
+}
+
+export function computeDesired(resources: Iterable<Resource>): DesiredState {
+  const services: Resource[] = [];
+  const slicesByService = new Map<string, Resource[]>();
+  for (const r of resources) {
+    if (r.body?.$case === "service") services.push(r);
+    else if (r.body?.$case === "backendSlice") {
+      const list = slicesByService.get(r.body.value.service) ?? [];
+      list.push(r);
+      slicesByService.set(r.body.value.service, list);
+    }
+  }
+  services.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const frontends = new Map<string, DesiredFrontend>();
+  const problems: string[] = [];
+  for (const svc of services) {
+    if (svc.body?.$case !== "service") continue;
+    const slices = slicesByService.get(svc.name) ?? [];
+    for (const f of svc.body.value.frontends) {
+      const key: FrontendKeyModel = { ip: f.ip, port: f.port, proto: protoNumber(f.protocol) };
+      const ks = frontendKeyString(key);
+      const owner = frontends.get(ks);
+      if (owner) {
+        problems.push(`frontend ${f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`);
+        continue;
+      }
+      frontends.set(ks, {
+        key,
+        service: svc.name,
+        natType: NatType.service,
+        natMode: MODE[f.mode] ?? BpfNatMode.clusterIp,
+        backends: selectBackends(slices, f.portName, f.protocol),
+      });
+    }
+  }
+  return { frontends, problems };
+}
+
+/**
+ * Ready endpoints; when none is ready, serving-and-terminating ones
+ * (KEP-1669), as kube-proxy does.
+ */
+function selectBackends(slices: Resource[], portName: string, protocol: Protocol): Backend[] {
+  const ready: Backend[] = [];
+  const terminating: Backend[] = [];
+  for (const s of slices) {
+    if (s.body?.$case !== "backendSlice") continue;
+    const port = s.body.value.ports.find((p) => p.name === portName && p.protocol === protocol);
+    if (!port) continue;
+    for (const e of s.body.value.endpoints) {
+      const ip = e.addresses[0];
+      if (!ip) continue;
+      if (e.ready) ready.push({ ip, port: port.port });
+      else if (e.serving && e.terminating) terminating.push({ ip, port: port.port });
+    }
+  }
+  const chosen = ready.length > 0 ? ready : terminating;
+  const seen = new Set<string>();
+  return chosen
+    .filter((b) => {
+      const k = `${b.ip}|${b.port}`;
+      if (seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    })
+    .sort(compareBackends);
+}

@@ -1,0 +1,65 @@
+/**
+ * The agent's store of accepted resources. A delta from the hub is validated
+ * resource by resource: good ones replace what was held, bad ones are refused
+ * (the last good version stays) and named in the NACK.
+ */
+import { ipFamily } from "@switchyard/lib/ip";
+import { Protocol, type Resource, type StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+
+export type ResourceError = { name: string; message: string };
+
+export type DeltaOutcome = { errors: ResourceError[]; changed: boolean };
+
+function validateResource(r: Resource): string | undefined {
+  if (!r.name) return "resource has no name";
+  if (!r.version) return "resource has no version";
+  const body = r.body;
+  if (!body) return "resource has no body (expected service or backend_slice)";
+  if (body.$case === "service") {
+    for (const f of body.value.frontends) {
+      if (!ipFamily(f.ip)) return `frontend ip "${f.ip}" is not an IP address`;
+      if (!(f.port >= 1 && f.port <= 65535)) return `frontend ${f.ip} port ${f.port} is out of range 1-65535`;
+      if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP) {
+        return `frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
+      }
+    }
+    return undefined;
+  }
+  if (!body.value.service) return "backend slice names no service";
+  for (const p of body.value.ports) {
+    if (!(p.port >= 1 && p.port <= 65535)) return `slice port "${p.name}" ${p.port} is out of range 1-65535`;
+  }
+  for (const e of body.value.endpoints) {
+    for (const a of e.addresses) if (!ipFamily(a)) return `endpoint address "${a}" is not an IP address`;
+  }
+  return undefined;
+}
+
+export class ResourceStore {
+  readonly resources = new Map<string, Resource>();
+
+  versions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of this.resources) out[k] = v.version;
+    return out;
+  }
+
+  /** Applies one hub delta; returns per-resource errors (empty = ACK). */
+  applyDelta(msg: StreamAssignmentsResponse): DeltaOutcome {
+    const errors: ResourceError[] = [];
+    let changed = false;
+    for (const r of msg.resources) {
+      const problem = validateResource(r);
+      if (problem) {
+        errors.push({ name: r.name || "(unnamed)", message: problem });
+        continue;
+      }
+      if (this.resources.get(r.name)?.version !== r.version) changed = true;
+      this.resources.set(r.name, r);
+    }
+    for (const name of msg.removedResources) {
+      if (this.resources.delete(name)) changed = true;
+    }
+    return { errors, changed };
+  }
+}

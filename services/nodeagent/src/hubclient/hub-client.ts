@@ -1,0 +1,152 @@
+/**
+ * gRPC adapter: keeps one assignment stream open to one of several hubs,
+ * failing over with jittered exponential backoff. Each received delta is
+ * handed to `onDelta`, whose answer (errors or none) becomes the ACK/NACK.
+ * A refusal (bad token) is reported clearly and retried slowly, never
+ * silently.
+ */
+import fs from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "@switchyard/lib/log";
+import {
+  AssignmentServiceClient,
+  type StreamAssignmentsRequest,
+  type StreamAssignmentsResponse,
+  type Welcome,
+} from "@switchyard/proto/assignment";
+import type { ResourceError } from "../desired/resources.ts";
+
+export type HubClientOptions = {
+  hubs: string[];
+  token: string;
+  nodeName: string;
+  nodeAddresses: string[];
+  agentVersion: string;
+  /** PEM CA bundle that signs the hub's certificate; insecure when absent */
+  caFile: string | undefined;
+  log: Logger;
+  /** versions held, sent as initial_resource_versions on each (re)connect */
+  heldVersions: () => Record<string, string>;
+  onWelcome: (w: Welcome) => void;
+  onDelta: (m: StreamAssignmentsResponse) => Promise<ResourceError[]> | ResourceError[];
+  onRefused?: (message: string) => void;
+  maxBackoffMs?: number;
+};
+
+export class HubClient {
+  private readonly opts: HubClientOptions;
+  private stopped = false;
+  private hubIndex = 0;
+  private backoffMs = 250;
+  private timer: NodeJS.Timeout | undefined;
+  private client: AssignmentServiceClient | undefined;
+  private call: grpc.ClientDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse> | undefined;
+  connectedHub: string | undefined;
+
+  constructor(opts: HubClientOptions) {
+    if (opts.hubs.length === 0) throw new Error("at least one hub address is needed");
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.call?.cancel();
+    this.client?.close();
+  }
+
+  private credentials(): grpc.ChannelCredentials {
+    if (!this.opts.caFile) return grpc.credentials.createInsecure();
+    return grpc.credentials.createSsl(fs.readFileSync(this.opts.caFile));
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const hub = this.opts.hubs[this.hubIndex % this.opts.hubs.length]!;
+    const log = this.opts.log.child({ hub });
+    this.client?.close();
+    const client = new AssignmentServiceClient(hub, this.credentials(), {
+      "grpc.max_receive_message_length": 256 * 1024 * 1024,
+      "grpc.keepalive_time_ms": 30_000,
+    });
+    this.client = client;
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${this.opts.token}`);
+    const call = client.streamAssignments(md);
+    this.call = call;
+    let gotWelcome = false;
+    let queue = Promise.resolve();
+    call.on("data", (m: StreamAssignmentsResponse) => {
+      if (m.welcome) {
+        gotWelcome = true;
+        this.backoffMs = 250;
+        this.connectedHub = hub;
+        log.info({ hubId: m.welcome.hubId, cluster: m.welcome.cluster }, "joined hub");
+        this.opts.onWelcome(m.welcome);
+      }
+      if (!m.nonce) return;
+      // deltas are applied one at a time, in order
+      queue = queue.then(async () => {
+        let errors: ResourceError[];
+        try {
+          errors = await this.opts.onDelta(m);
+        } catch (e) {
+          errors = [{ name: "(agent)", message: `applying assignments failed: ${(e as Error).message}` }];
+        }
+        if (call !== this.call) return;
+        call.write({
+          kind: {
+            $case: "ack",
+            value: {
+              responseNonce: m.nonce,
+              error: errors.length > 0 ? { message: `${errors.length} resource(s) not applied`, resourceErrors: errors } : undefined,
+            },
+          },
+        });
+      });
+    });
+    call.on("error", (e: grpc.ServiceError) => {
+      if (this.stopped) return;
+      if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
+        log.error({ reason: e.details }, "hub refused this agent");
+        this.opts.onRefused?.(e.details);
+        this.backoffMs = Math.max(this.backoffMs, 5000);
+      } else {
+        log.warn({ code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome }, "hub stream failed");
+      }
+      this.retry();
+    });
+    call.on("end", () => {
+      if (!this.stopped && call === this.call) this.retry();
+    });
+    call.write({
+      kind: {
+        $case: "hello",
+        value: {
+          nodeName: this.opts.nodeName,
+          agentVersion: this.opts.agentVersion,
+          initialResourceVersions: this.opts.heldVersions(),
+          nodeAddresses: this.opts.nodeAddresses,
+        },
+      },
+    });
+  }
+
+  private retry(): void {
+    if (this.stopped || this.timer) return;
+    this.call = undefined;
+    this.connectedHub = undefined;
+    this.hubIndex++;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    const delay = Math.min(this.backoffMs, max) * (0.5 + Math.random() * 0.5);
+    this.backoffMs = Math.min(this.backoffMs * 2, max);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.connect();
+    }, delay);
+  }
+}

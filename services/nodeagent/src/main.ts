@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+/**
+ * switchyard-agent: resolves Services at the socket on this node.
+ *
+ *   switchyard-agent run --hub HOST:PORT --token ID.SECRET ...
+ *   switchyard-agent dump [--pin-dir DIR]
+ *   switchyard-agent uninstall [--pin-dir DIR]
+ */
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createRootLogger } from "@switchyard/lib/log";
+import { AgentCore } from "./agent.ts";
+import { findCgroup2Root, LibbpfDatapath, uninstallPins } from "./bpf/datapath.ts";
+import { formatMapState } from "./cli/dump.ts";
+import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
+import { HubClient } from "./hubclient/hub-client.ts";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const DEFAULT_OBJECT = path.resolve(here, "../../../bpf/build/switchyard.bpf.o");
+const DEFAULT_PIN_DIR = "/sys/fs/bpf/switchyard";
+
+const HELP = `switchyard-agent — resolves Kubernetes Services at the socket with eBPF
+
+Usage:
+  switchyard-agent run [flags]         join the hub and keep this node's maps in sync
+  switchyard-agent dump [flags]        print the maps as text (frontend -> backends)
+  switchyard-agent uninstall [flags]   detach the programs and remove every pin
+
+run flags:
+  --hub HOST:PORT        hub address (repeatable; fails over in order)
+  --token ID.SECRET      join token from \`switchyard-hub token create\` (or env SWITCHYARD_TOKEN)
+  --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
+  --node-name NAME       this node's name (default: the host name)
+  --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
+  --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
+  --bpf-object FILE      compiled BPF object (default bpf/build/switchyard.bpf.o)
+  --nats URL             NATS server for NAT events (repeatable; events off when absent)
+  --subject-prefix P     NATS subject prefix (default switchyard.nat)
+  --no-events            do not emit NAT events at all
+  --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
+
+dump / uninstall flags:
+  --pin-dir DIR          as above
+`;
+
+function fail(msg: string): never {
+  process.stderr.write(`switchyard-agent: ${msg}\n`);
+  process.exit(2);
+}
+
+function nodeAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (!a.internal) out.push(a.address);
+  return out;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") return void process.stdout.write(HELP);
+  if (cmd === "dump" || cmd === "uninstall") {
+    const { values } = parseArgs({ args: rest, options: { "pin-dir": { type: "string", default: DEFAULT_PIN_DIR }, "bpf-object": { type: "string", default: DEFAULT_OBJECT } } });
+    if (cmd === "uninstall") {
+      const removed = uninstallPins(values["pin-dir"]);
+      process.stdout.write(removed.length ? `removed ${removed.length} pins under ${values["pin-dir"]}; programs detached\n` : `nothing pinned under ${values["pin-dir"]}\n`);
+      return;
+    }
+    const { openPinnedMaps } = await import("./bpf/pinned.ts");
+    const maps = openPinnedMaps(values["pin-dir"]);
+    process.stdout.write(formatMapState(maps.read()));
+    const c = maps.counters();
+    process.stdout.write(`counters: ${Object.entries(c).map(([k, v]) => `${k}=${v}`).join(" ")}\n`);
+    return;
+  }
+  if (cmd !== "run") fail(`unknown command "${cmd}"; see --help`);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      hub: { type: "string", multiple: true, default: [] },
+      token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
+      "hub-ca": { type: "string" },
+      "node-name": { type: "string", default: os.hostname().toLowerCase() },
+      cgroup: { type: "string" },
+      "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+      "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+      nats: { type: "string", multiple: true, default: [] },
+      "subject-prefix": { type: "string", default: "switchyard.nat" },
+      "no-events": { type: "boolean", default: false },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
+  if (!values.token) fail("give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN");
+  const node = values["node-name"];
+  const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
+  const cgroup = values.cgroup ?? findCgroup2Root();
+
+  const dp = LibbpfDatapath.open({ objectPath: values["bpf-object"], pinDir: values["pin-dir"], cgroupPath: cgroup, log: log.child({ component: "bpf" }) });
+  const core = new AgentCore(dp.maps, node, log.child({ component: "sync" }));
+  let publisher: EventPublisher | undefined;
+  if (values.nats.length > 0) publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
+  const eventsOn = !values["no-events"] && publisher !== undefined;
+  dp.maps.setEventsEnabled(eventsOn);
+  const reader = eventsOn ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"])) : undefined;
+
+  const client = new HubClient({
+    hubs: values.hub,
+    token: values.token,
+    nodeName: node,
+    nodeAddresses: nodeAddresses(),
+    agentVersion: "0.1.0",
+    caFile: values["hub-ca"],
+    log: log.child({ component: "hubclient" }),
+    heldVersions: () => core.store.versions(),
+    onWelcome: (w) => {
+      core.cluster = w.cluster;
+    },
+    onDelta: (m) => core.onDelta(m),
+  });
+  client.start();
+  process.stdout.write(`agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}\n`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
+    client.stop();
+    core.stop();
+    reader?.close();
+    await publisher?.close().catch(() => {});
+    dp.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`switchyard-agent: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+/**
+ * Pure: desired frontends + what the maps hold → the map operations that
+ * make the maps equal to the desired state, make-before-break:
+ *
+ *   1. names of new services,
+ *   2. new backend sets, written beside the live ones,
+ *   3. frontends flipped to their new set (one update each: atomic for a connect),
+ *   4. frontends no longer wanted deleted,
+ *   5. backend sets no longer referenced deleted,
+ *   6. names no longer used deleted.
+ *
+ * Nothing that already matches is written, so an agent restarted against
+ * unchanged assignments performs zero writes.
+ */
+import type { DesiredFrontend } from "../desired/compute-desired.ts";
+import type { Backend, MapOp, MapState } from "../bpf/maps.ts";
+
+export type Plan = { ops: MapOp[]; svcIds: Map<string, number> };
+
+function sameBackends(a: readonly Backend[] | undefined, b: readonly Backend[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < b.length; i++) if (a[i]?.ip !== b[i]!.ip || a[i]?.port !== b[i]!.port) return false;
+  return true;
+}
+
+class IdAllocator {
+  private readonly used: Set<number>;
+  private cursor: number;
+  constructor(used: Iterable<number>) {
+    this.used = new Set(used);
+    this.cursor = 1;
+    for (const u of this.used) if (u >= this.cursor) this.cursor = u + 1;
+  }
+  next(): number {
+    for (;;) {
+      if (this.cursor > 0xffffffff) this.cursor = 1;
+      const id = this.cursor++;
+      if (!this.used.has(id)) {
+        this.used.add(id);
+        return id;
+      }
+    }
+  }
+}
+
+export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: MapState): Plan {
+  const putNames: MapOp[] = [];
+  const putBackends: MapOp[] = [];
+  const putFrontends: MapOp[] = [];
+  const delFrontends: MapOp[] = [];
+  const delBackends: MapOp[] = [];
+  const delNames: MapOp[] = [];
+
+  // service ids: reuse what the maps already name
+  const idByName = new Map<string, number>();
+  for (const [id, name] of actual.names) if (!idByName.has(name)) idByName.set(name, id);
+  const svcIdAlloc = new IdAllocator(actual.names.keys());
+  const svcIds = new Map<string, number>();
+  for (const fe of desired.values()) {
+    if (svcIds.has(fe.service)) continue;
+    let id = idByName.get(fe.service);
+    if (id === undefined) {
+      id = svcIdAlloc.next();
+      putNames.push({ op: "put-name", svcId: id, name: fe.service });
+    }
+    svcIds.set(fe.service, id);
+  }
+
+  const setAlloc = new IdAllocator(actual.backendSets.keys());
+  const liveSets = new Set<number>();
+  for (const [ks, fe] of desired) {
+    const svcId = svcIds.get(fe.service)!;
+    const cur = actual.frontends.get(ks);
+    const curSet = cur ? actual.backendSets.get(cur.value.setId) : undefined;
+    const setMatches =
+      cur !== undefined && cur.value.count === fe.backends.length && (fe.backends.length === 0 || sameBackends(curSet, fe.backends));
+    let setId: number;
+    if (setMatches) {
+      setId = cur!.value.setId;
+    } else if (fe.backends.length === 0) {
+      setId = 0;
+    } else {
+      setId = setAlloc.next();
+      fe.backends.forEach((backend, index) => putBackends.push({ op: "put-backend", setId, index, backend }));
+    }
+    if (setId !== 0) liveSets.add(setId);
+    const value = { svcId, setId, count: fe.backends.length, natType: fe.natType, natMode: fe.natMode, flags: 0 };
+    const same =
+      cur !== undefined &&
+      cur.value.svcId === value.svcId &&
+      cur.value.setId === value.setId &&
+      cur.value.count === value.count &&
+      cur.value.natType === value.natType &&
+      cur.value.natMode === value.natMode &&
+      cur.value.flags === value.flags;
+    if (!same) putFrontends.push({ op: "put-frontend", key: fe.key, value });
+  }
+
+  for (const [ks, cur] of actual.frontends) {
+    if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
+  }
+  for (const [setId, set] of actual.backendSets) {
+    if (liveSets.has(setId)) continue;
+    for (let i = set.length - 1; i >= 0; i--) delBackends.push({ op: "delete-backend", setId, index: i });
+  }
+  const usedNames = new Set(svcIds.keys());
+  for (const [id, name] of actual.names) {
+    if (!usedNames.has(name) || idByName.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
+  }
+
+  return { ops: [...putNames, ...putBackends, ...putFrontends, ...delFrontends, ...delBackends, ...delNames], svcIds };
+}

@@ -1,0 +1,209 @@
+/**
+ * A test Kubernetes API server that speaks list/watch the way the real one
+ * does, for Services, EndpointSlices and Nodes:
+ *
+ * - one resourceVersion counter for all kinds; lists carry the list RV;
+ * - watch from a resourceVersion replays the retained events after it, then
+ *   streams live ones (newline-delimited JSON watch events);
+ * - bookmarks (when the client allows them) on `bookmark()`;
+ * - `compact()` forgets history, so a watch from an older RV gets an ERROR
+ *   event with a 410 Status ("too old resource version") and must relist;
+ * - `dropWatches()` closes every open watch (the client must resume);
+ * - `failNext(n)` answers the next n requests with 500.
+ *
+ * Tests drive it in-process; the hub talks to it through the real
+ * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
+ */
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+
+type Kind = "Service" | "EndpointSlice" | "Node";
+type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string; resourceVersion?: string }; [k: string]: unknown };
+type WatchEvent = { type: "ADDED" | "MODIFIED" | "DELETED"; rv: number; kind: Kind; object: Obj };
+
+const ROUTES: Array<{ re: RegExp; kind: Kind; apiVersion: string }> = [
+  { re: /^\/api\/v1\/services$/, kind: "Service", apiVersion: "v1" },
+  { re: /^\/api\/v1\/namespaces\/([^/]+)\/services$/, kind: "Service", apiVersion: "v1" },
+  { re: /^\/apis\/discovery\.k8s\.io\/v1\/endpointslices$/, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1" },
+  { re: /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1" },
+  { re: /^\/api\/v1\/nodes$/, kind: "Node", apiVersion: "v1" },
+];
+
+type Watcher = { kind: Kind; namespace: string | undefined; res: http.ServerResponse; bookmarks: boolean };
+
+export class FakeKubeApiServer {
+  private rv = 1;
+  private readonly objects = new Map<string, { kind: Kind; object: Obj }>();
+  private history: WatchEvent[] = [];
+  /** events at or below this RV are forgotten */
+  private compactedRv = 0;
+  private readonly watchers = new Set<Watcher>();
+  private failures = 0;
+  private server: http.Server | undefined;
+  port = 0;
+  requests: string[] = [];
+
+  async start(): Promise<void> {
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watchers) w.res.destroy();
+    this.watchers.clear();
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  writeKubeconfig(dir: string, name = "test"): string {
+    const file = path.join(dir, `${name}.kubeconfig`);
+    fs.writeFileSync(
+      file,
+      `apiVersion: v1
+kind: Config
+clusters:
+- name: ${name}
+  cluster:
+    server: ${this.url}
+contexts:
+- name: ${name}
+  context:
+    cluster: ${name}
+    user: ${name}
+current-context: ${name}
+users:
+- name: ${name}
+  user:
+    token: test-token
+`,
+    );
+    return file;
+  }
+
+  private key(kind: Kind, ns: string | undefined, name: string): string {
+    return `${kind}/${ns ?? ""}/${name}`;
+  }
+
+  /** Creates or replaces an object (like kubectl apply). */
+  apply(object: Obj): void {
+    const kind = object.kind as Kind;
+    const ns = kind === "Node" ? undefined : ((object.metadata.namespace as string | undefined) ?? "default");
+    const k = this.key(kind, ns, object.metadata.name);
+    const existed = this.objects.has(k);
+    const rv = ++this.rv;
+    const stored: Obj = structuredClone(object);
+    stored.metadata = { ...stored.metadata, resourceVersion: String(rv), ...(ns ? { namespace: ns } : {}) };
+    this.objects.set(k, { kind, object: stored });
+    this.emit({ type: existed ? "MODIFIED" : "ADDED", rv, kind, object: stored });
+  }
+
+  delete(kind: Kind, namespace: string | undefined, name: string): void {
+    const k = this.key(kind, kind === "Node" ? undefined : (namespace ?? "default"), name);
+    const cur = this.objects.get(k);
+    if (!cur) return;
+    this.objects.delete(k);
+    const rv = ++this.rv;
+    const object = structuredClone(cur.object);
+    object.metadata.resourceVersion = String(rv);
+    this.emit({ type: "DELETED", rv, kind, object });
+  }
+
+  /** Forgets all history: watches resuming from an older RV get 410 Gone. */
+  compact(): void {
+    this.compactedRv = this.rv;
+    this.history = [];
+  }
+
+  dropWatches(): void {
+    for (const w of this.watchers) w.res.destroy();
+    this.watchers.clear();
+  }
+
+  failNext(n: number): void {
+    this.failures = n;
+  }
+
+  bookmark(): void {
+    for (const w of this.watchers) {
+      if (!w.bookmarks) continue;
+      const route = ROUTES.find((r) => r.kind === w.kind)!;
+      w.res.write(`${JSON.stringify({ type: "BOOKMARK", object: { kind: w.kind, apiVersion: route.apiVersion, metadata: { resourceVersion: String(this.rv) } } })}\n`);
+    }
+  }
+
+  get watchCount(): number {
+    return this.watchers.size;
+  }
+
+  private emit(ev: WatchEvent): void {
+    this.history.push(ev);
+    for (const w of this.watchers) this.send(w, ev);
+  }
+
+  private send(w: Watcher, ev: WatchEvent): void {
+    if (ev.kind !== w.kind) return;
+    if (w.namespace && ev.object.metadata.namespace !== w.namespace) return;
+    const route = ROUTES.find((r) => r.kind === ev.kind)!;
+    w.res.write(`${JSON.stringify({ type: ev.type, object: { apiVersion: route.apiVersion, kind: ev.kind, ...ev.object } })}\n`);
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://x");
+    this.requests.push(`${req.method} ${url.pathname}${url.search}`);
+    res.on("error", () => {});
+    if (this.failures > 0) {
+      this.failures--;
+      return this.status(res, 500, "InternalError", "injected failure");
+    }
+    if (req.method !== "GET") return this.status(res, 405, "MethodNotAllowed", "this test server is read-only over HTTP");
+    let route: (typeof ROUTES)[number] | undefined;
+    let namespace: string | undefined;
+    for (const r of ROUTES) {
+      const m = r.re.exec(url.pathname);
+      if (m) {
+        route = r;
+        namespace = m[1];
+        break;
+      }
+    }
+    if (!route) return this.status(res, 404, "NotFound", `no route ${url.pathname}`);
+    if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
+      return this.watch(route.kind, namespace, url, res);
+    }
+    const items = [...this.objects.values()]
+      .filter((o) => o.kind === route.kind && (!namespace || o.object.metadata.namespace === namespace))
+      .map((o) => ({ apiVersion: route.apiVersion, kind: route.kind, ...o.object }));
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ apiVersion: route.apiVersion, kind: `${route.kind}List`, metadata: { resourceVersion: String(this.rv) }, items }));
+  }
+
+  private watch(kind: Kind, namespace: string | undefined, url: URL, res: http.ServerResponse): void {
+    const fromText = url.searchParams.get("resourceVersion") ?? "";
+    const from = fromText === "" || fromText === "0" ? this.rv : Number(fromText);
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    if (!Number.isFinite(from) || from < this.compactedRv) {
+      res.end(
+        `${JSON.stringify({
+          type: "ERROR",
+          object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: `too old resource version: ${fromText} (${this.compactedRv})`, reason: "Expired", code: 410 },
+        })}\n`,
+      );
+      return;
+    }
+    const w: Watcher = { kind, namespace, res, bookmarks: url.searchParams.get("allowWatchBookmarks") === "true" };
+    for (const ev of this.history) if (ev.rv > from) this.send(w, ev);
+    this.watchers.add(w);
+    res.on("close", () => this.watchers.delete(w));
+  }
+
+  private status(res: http.ServerResponse, code: number, reason: string, message: string): void {
+    res.writeHead(code, { "content-type": "application/json" });
+    res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * A whole Switchyard on this machine, made of the real binaries: a
+ * nats-server, a hub, an agent attached to a sandbox cgroup, and backends in
+ * the sandbox's network namespace. Used by end-to-end tests and the demo.
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startNatsServer, type NatsServer } from "./nats.ts";
+import { type Proc, REPO, startNode, watchProcess } from "./proc.ts";
+import { Sandbox } from "./sandbox.ts";
+
+export const HUB = "services/hub/src/main.ts";
+export const AGENT = "services/nodeagent/src/main.ts";
+
+export type ProbeResult = { ok: true; reply: string; peer: string } | { ok: false; code: string };
+
+export type Backend = { name: string; ip: string; port: number; proc: Proc };
+
+export class Stack {
+  readonly sandbox: Sandbox;
+  readonly stateDir: string;
+  readonly pinDir: string;
+  nats: NatsServer | undefined;
+  hub: Proc | undefined;
+  hubAddress = "";
+  agent: Proc | undefined;
+  token = "";
+  readonly backends: Backend[] = [];
+  private readonly cleanups: Array<() => Promise<void> | void> = [];
+
+  private constructor(sandbox: Sandbox) {
+    this.sandbox = sandbox;
+    this.stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `${sandbox.name}-`));
+    this.pinDir = `/sys/fs/bpf/${sandbox.name}`;
+  }
+
+  static create(prefix: string): Stack {
+    return new Stack(Sandbox.create(prefix));
+  }
+
+  async startBackend(name: string, ip: string, port: number): Promise<Backend> {
+    this.sandbox.addAddress(ip);
+    const proc = watchProcess(this.sandbox.spawnInNetns(process.execPath, [path.join(REPO, "test/kit/echo-server.ts"), name, ip, String(port)]));
+    await proc.waitFor(/ready/);
+    const b = { name, ip, port, proc };
+    this.backends.push(b);
+    return b;
+  }
+
+  async startNats(): Promise<NatsServer> {
+    this.nats = await startNatsServer();
+    return this.nats;
+  }
+
+  createToken(cluster: string, extra: string[] = []): string {
+    return execFileSync(process.execPath, [path.join(REPO, HUB), "token", "create", "--state-dir", this.stateDir, "--cluster", cluster, ...extra], {
+      encoding: "utf8",
+    }).trim();
+  }
+
+  async startHub(clusterFlags: string[], extra: string[] = []): Promise<Proc> {
+    const hub = startNode(HUB, ["serve", ...clusterFlags.flatMap((c) => ["--cluster", c]), "--listen", "127.0.0.1:0", "--state-dir", this.stateDir, ...extra]);
+    this.hub = hub;
+    const m = await hub.waitFor(/listening 127\.0\.0\.1:(\d+)/);
+    this.hubAddress = `127.0.0.1:${m[1]}`;
+    return hub;
+  }
+
+  async startAgent(token: string, extra: string[] = []): Promise<Proc> {
+    const args = ["run", "--hub", this.hubAddress, "--token", token, "--cgroup", this.sandbox.cgroup, "--pin-dir", this.pinDir, "--node-name", "node-1"];
+    if (this.nats) args.push("--nats", this.nats.url);
+    const agent = startNode(AGENT, [...args, ...extra], { env: { ...process.env, SWITCHYARD_LOG_LEVEL: "debug" } });
+    this.agent = agent;
+    await agent.waitFor(/agent running/);
+    return agent;
+  }
+
+  /** One TCP connect from a client inside the sandbox cgroup + namespace. */
+  async probe(ip: string, port: number, opts: { inCgroup?: boolean } = {}): Promise<ProbeResult> {
+    const args = [path.join(REPO, "test/kit/tcp-probe.ts"), ip, String(port)];
+    const cp = opts.inCgroup === false ? this.sandbox.spawnInNetns(process.execPath, args) : this.sandbox.spawnInCgroup(process.execPath, args);
+    const p = watchProcess(cp);
+    const m = await p.waitFor(/^\{.*\}$/m, 20_000);
+    await p.stop();
+    return JSON.parse(m[0]) as ProbeResult;
+  }
+
+  onCleanup(fn: () => Promise<void> | void): void {
+    this.cleanups.push(fn);
+  }
+
+  /** Stops everything this stack started and removes every pin, cgroup, namespace and file. */
+  async cleanup(): Promise<void> {
+    for (const fn of this.cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
+    await this.agent?.stop().catch(() => {});
+    await this.hub?.stop().catch(() => {});
+    await this.nats?.stop().catch(() => {});
+    for (const b of this.backends) await b.proc.stop().catch(() => {});
+    try {
+      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", this.pinDir], { stdio: "ignore" });
+    } catch {}
+    this.sandbox.cleanup();
+    fs.rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
