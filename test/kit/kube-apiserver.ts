@@ -16,6 +16,9 @@
  */
 import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
+import os from "node:os";
+import { makeCa, makeServerCert, type Pki } from "./certs.ts";
 import path from "node:path";
 
 type Kind = "Service" | "EndpointSlice" | "Node";
@@ -40,12 +43,18 @@ export class FakeKubeApiServer {
   private compactedRv = 0;
   private readonly watchers = new Set<Watcher>();
   private failures = 0;
-  private server: http.Server | undefined;
+  private server: https.Server | undefined;
+  private pki: Pki | undefined;
   port = 0;
   requests: string[] = [];
+  /** how many watches were answered 410 Gone */
+  goneSent = 0;
 
+  /** Serves HTTPS with a fresh CA, as a real API server does. */
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.pki = makeCa(fs.mkdtempSync(path.join(os.tmpdir(), "sy-apiserver-pki-")), "test-apiserver-ca");
+    const cert = makeServerCert(this.pki, "apiserver", { ips: ["127.0.0.1"], dns: ["localhost"] });
+    this.server = https.createServer({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) }, (req, res) => this.handle(req, res));
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as { port: number }).port;
   }
@@ -55,10 +64,11 @@ export class FakeKubeApiServer {
     this.watchers.clear();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.pki) fs.rmSync(this.pki.dir, { recursive: true, force: true });
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `https://127.0.0.1:${this.port}`;
   }
 
   writeKubeconfig(dir: string, name = "test"): string {
@@ -71,6 +81,7 @@ clusters:
 - name: ${name}
   cluster:
     server: ${this.url}
+    certificate-authority-data: ${fs.readFileSync(this.pki!.caCert).toString("base64")}
 contexts:
 - name: ${name}
   context:
@@ -187,7 +198,9 @@ users:
     const fromText = url.searchParams.get("resourceVersion") ?? "";
     const from = fromText === "" || fromText === "0" ? this.rv : Number(fromText);
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    res.flushHeaders();
     if (!Number.isFinite(from) || from < this.compactedRv) {
+      this.goneSent++;
       res.end(
         `${JSON.stringify({
           type: "ERROR",

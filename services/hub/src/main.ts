@@ -175,8 +175,9 @@ async function serve(argv: string[]): Promise<void> {
   if (!values["tls-cert"]) log.warn({}, "serving WITHOUT TLS: join tokens travel in clear text; pass --tls-cert/--tls-key outside loopback");
 
   for (const s of sources) {
-    await s.start().catch((e: unknown) => fail(`cluster ${s.cluster}: ${(e as Error).message}`));
-    log.info({ cluster: s.cluster }, "cluster synced");
+    const synced = await s.start().catch((e: unknown) => fail(`cluster ${s.cluster}: ${(e as Error).message}`));
+    if (synced) log.info({ cluster: s.cluster }, "cluster synced");
+    else log.warn({ cluster: s.cluster }, "cluster not reachable yet; retrying in the background");
   }
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${listen.value.host}:${listen.value.port}`, creds, (e, p) => (e ? reject(e) : resolve(p))),

@@ -42,6 +42,10 @@ export class AgentCore {
     const outcome = this.store.applyDelta(msg);
     for (const e of outcome.errors) this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
     const failure = this.reconcile();
+    this.log.info(
+      { nonce: msg.nonce, changed: msg.resources.length, removed: msg.removedResources.length, ops: this.stats.lastPlanOps, rejected: outcome.errors.length },
+      "delta applied",
+    );
     return failure ? [...outcome.errors, { name: "(datapath)", message: failure }] : outcome.errors;
   }
 

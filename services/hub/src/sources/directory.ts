@@ -49,13 +49,14 @@ export class DirectorySource implements ClusterSource {
     this.log = log;
   }
 
-  async start(): Promise<void> {
+  async start(): Promise<boolean> {
     if (!fs.existsSync(this.dir) || !fs.statSync(this.dir).isDirectory()) {
       throw new Error(`cluster ${this.cluster}: directory ${this.dir} does not exist`);
     }
     this.watcher = fs.watch(this.dir, () => this.schedule());
     this.watcher.on("error", (e) => this.log.error({ err: e, dir: this.dir }, "directory watch failed"));
     this.rescan();
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -82,7 +83,7 @@ export class DirectorySource implements ClusterSource {
       }
       const parsed = readObjects(text);
       if (parsed.error) {
-        this.log.error({ cluster: this.cluster, file, reason: parsed.error }, "file not applied: invalid YAML; previous objects kept");
+        this.log.error({ file, reason: parsed.error }, "file not applied: invalid YAML; previous objects kept");
         continue;
       }
       const next = new Map<string, Entry>();

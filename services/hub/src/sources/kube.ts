@@ -33,7 +33,12 @@ export class KubeSource implements ClusterSource {
     else this.kc.loadFromDefault();
   }
 
-  async start(): Promise<void> {
+  /**
+   * Starts every informer; resolves true once all listed, or false as soon as
+   * one failed (it keeps retrying in the background, and the hub serves
+   * the other clusters meanwhile).
+   */
+  async start(): Promise<boolean> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const discovery = this.kc.makeApiClient(k8s.DiscoveryV1Api);
     const specs: Array<{ kind: KubeKind; path: string; list: () => Promise<k8s.KubernetesListObject<AnyObj>> }> = [
@@ -45,10 +50,11 @@ export class KubeSource implements ClusterSource {
       },
       { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode() },
     ];
-    await Promise.all(specs.map((s) => this.watchKind(s.kind, s.path, s.list)));
+    const results = await Promise.all(specs.map((s) => this.watchKind(s.kind, s.path, s.list)));
+    return results.every(Boolean);
   }
 
-  private async watchKind(kind: KubeKind, path: string, list: () => Promise<k8s.KubernetesListObject<AnyObj>>): Promise<void> {
+  private async watchKind(kind: KubeKind, path: string, list: () => Promise<k8s.KubernetesListObject<AnyObj>>): Promise<boolean> {
     const informer = k8s.makeInformer(this.kc, path, list);
     this.informers.push(informer);
     const put = (o: AnyObj) => this.writer.upsert({ ...toPlain(o), kind }, `${kind} watch`);
@@ -58,12 +64,14 @@ export class KubeSource implements ClusterSource {
       this.writer.remove(kind, kind === "Node" ? "" : (o.metadata?.namespace ?? "default"), o.metadata?.name ?? "");
     });
     let backoff = 500;
+    let failedAtStart = false;
     informer.on("connect", () => {
       backoff = 500;
     });
     informer.on("error", (e: unknown) => {
+      failedAtStart = true;
       if (this.stopped) return;
-      this.log.warn({ cluster: this.cluster, kind, err: String(e), retryMs: backoff }, "watch failed; restarting");
+      this.log.warn({ kind, err: String(e), retryMs: backoff }, "watch failed; restarting");
       const t = setTimeout(() => {
         this.timers.delete(t);
         if (!this.stopped) informer.start().catch(() => {});
@@ -72,6 +80,7 @@ export class KubeSource implements ClusterSource {
       backoff = Math.min(backoff * 2, this.maxBackoffMs);
     });
     await informer.start();
+    return !failedAtStart;
   }
 
   async stop(): Promise<void> {

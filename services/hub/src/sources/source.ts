@@ -9,8 +9,8 @@ import { parseKubeObject } from "./kube-objects.ts";
 
 export interface ClusterSource {
   readonly cluster: string;
-  /** Resolves once the first full listing is in the world. */
-  start(): Promise<void>;
+  /** Resolves true once the first full listing is in the world, false when the cluster was not reachable (retrying). */
+  start(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -32,10 +32,10 @@ export class WorldWriter {
     if (r === undefined) return true;
     if (!r.ok) {
       this.rejected++;
-      this.log.error({ cluster: this.cluster, origin, reason: r.error }, "object rejected");
+      this.log.error({ origin, reason: r.error }, "object rejected");
       return false;
     }
-    for (const w of r.value.warnings) this.log.warn({ cluster: this.cluster, origin, reason: w }, "object partly ignored");
+    for (const w of r.value.warnings) this.log.warn({ origin, reason: w }, "object partly ignored");
     this.world.upsert(this.cluster, r.value.object);
     return true;
   }
