@@ -29,7 +29,11 @@ export function parseIpTo16(ip: string): Result<Buffer> {
   const words: number[] = [];
   if (v4tail?.[1]) {
     const p = v4tail[1].split(".").map(Number);
-    text = text.slice(0, -v4tail[1].length) + (((p[0]! << 8) | p[1]!) >>> 0).toString(16) + ":" + ((p[2]! << 8) | p[3]!).toString(16);
+    text =
+      text.slice(0, -v4tail[1].length) +
+      (((p[0]! << 8) | p[1]!) >>> 0).toString(16) +
+      ":" +
+      ((p[2]! << 8) | p[3]!).toString(16);
   }
   const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
   const headWords = head ? head.split(":").filter((s) => s !== "") : [];
@@ -39,7 +43,7 @@ export function parseIpTo16(ip: string): Result<Buffer> {
   for (let i = 0; i < fill; i++) words.push(0);
   for (const w of tailWords) words.push(Number.parseInt(w, 16));
   if (words.length !== 8) return err(`"${ip}" is not a valid IPv6 address`);
-  words.forEach((w, i) => out.writeUInt16BE(w, i * 2));
+  for (const [i, w] of words.entries()) out.writeUInt16BE(w, i * 2);
   return ok(out);
 }
 

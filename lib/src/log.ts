@@ -6,7 +6,10 @@ import { pino } from "pino";
 
 export type Logger = pino.Logger;
 
-export function createRootLogger(name: string, level: string = process.env["SWITCHYARD_LOG_LEVEL"] ?? "info"): Logger {
+export function createRootLogger(
+  name: string,
+  level: string = process.env["SWITCHYARD_LOG_LEVEL"] ?? "info",
+): Logger {
   return pino({ name, level, base: { pid: process.pid } });
 }
 

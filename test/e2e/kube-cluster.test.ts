@@ -18,7 +18,12 @@ function service() {
     apiVersion: "v1",
     kind: "Service",
     metadata: { name: "api", namespace: "prod" },
-    spec: { type: "ClusterIP", clusterIP: VIP, clusterIPs: [VIP], ports: [{ name: "grpc", port: 9000, protocol: "TCP", targetPort: "grpc" }] },
+    spec: {
+      type: "ClusterIP",
+      clusterIP: VIP,
+      clusterIPs: [VIP],
+      ports: [{ name: "grpc", port: 9000, protocol: "TCP", targetPort: "grpc" }],
+    },
   };
 }
 
@@ -29,7 +34,11 @@ function slice(ips: string[], port = 7000) {
     metadata: { name: "api-x1", namespace: "prod", labels: { "kubernetes.io/service-name": "api" } },
     addressType: "IPv4",
     ports: [{ name: "grpc", port, protocol: "TCP" }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], nodeName: "node-1", conditions: { ready: true, serving: true, terminating: false } })),
+    endpoints: ips.map((ip) => ({
+      addresses: [ip],
+      nodeName: "node-1",
+      conditions: { ready: true, serving: true, terminating: false },
+    })),
   };
 }
 
@@ -49,7 +58,12 @@ describe("a Kubernetes cluster through the test API server", () => {
     api = new FakeKubeApiServer();
     await api.start();
     stack.onCleanup(() => api.stop());
-    api.apply({ apiVersion: "v1", kind: "Node", metadata: { name: "node-1" }, status: { addresses: [{ type: "InternalIP", address: "198.18.2.1" }] } });
+    api.apply({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: "node-1" },
+      status: { addresses: [{ type: "InternalIP", address: "198.18.2.1" }] },
+    });
     api.apply(service());
     api.apply(slice(["198.18.2.11"]));
     await stack.startBackend("pod-a", "198.18.2.11", 7000);
@@ -73,7 +87,9 @@ describe("a Kubernetes cluster through the test API server", () => {
   });
 
   it("relists after 410 Gone and picks up what changed meanwhile", async () => {
-    const listsBefore = api.requests.filter((r) => r.includes("endpointslices") && !r.includes("watch=")).length;
+    const listsBefore = api.requests.filter(
+      (r) => r.includes("endpointslices") && !r.includes("watch="),
+    ).length;
     // in one tick (the client cannot reconnect in between): watches drop, the
     // slice changes while nobody watches, and that history is compacted away
     api.dropWatches();
@@ -82,7 +98,9 @@ describe("a Kubernetes cluster through the test API server", () => {
     await reaches(stack, "pod-a");
     assert.ok(api.goneSent > 0, "the resumed watch must have been answered 410 Gone");
     await waitUntil("a relist of endpointslices", () =>
-      api.requests.filter((r) => r.includes("endpointslices") && !r.includes("watch=")).length > listsBefore ? true : undefined,
+      api.requests.filter((r) => r.includes("endpointslices") && !r.includes("watch=")).length > listsBefore
+        ? true
+        : undefined,
     );
   });
 
@@ -102,7 +120,11 @@ describe("a Kubernetes cluster through the test API server", () => {
     ]);
     stack.onCleanup(async () => {
       await bad.stop();
-      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-bad`], { stdio: "ignore" });
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-bad`],
+        { stdio: "ignore" },
+      );
     });
     await bad.waitFor(/hub refused this agent/);
     assert.match(bad.output(), /join token abcdef is unknown or revoked/);

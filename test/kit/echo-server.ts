@@ -17,7 +17,9 @@ const server = net.createServer((s) => {
   s.end(`${name} ${s.remoteAddress}:${s.remotePort}\n`);
 });
 const udp = dgram.createSocket(host.includes(":") ? "udp6" : "udp4");
-udp.on("message", (_msg, rinfo) => udp.send(`${name} ${rinfo.address}:${rinfo.port}\n`, rinfo.port, rinfo.address));
+udp.on("message", (_msg, rinfo) =>
+  udp.send(`${name} ${rinfo.address}:${rinfo.port}\n`, rinfo.port, rinfo.address),
+);
 let ready = 0;
 const done = () => {
   if (++ready === 2) process.stdout.write("ready\n");

@@ -15,21 +15,34 @@
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
  */
 import fs from "node:fs";
-import http from "node:http";
+import type http from "node:http";
 import https from "node:https";
 import os from "node:os";
-import { makeCa, makeServerCert, type Pki } from "./certs.ts";
 import path from "node:path";
+import { makeCa, makeServerCert, type Pki } from "./certs.ts";
 
 type Kind = "Service" | "EndpointSlice" | "Node";
-type Obj = { apiVersion?: string; kind?: string; metadata: Record<string, unknown> & { name: string; namespace?: string; resourceVersion?: string }; [k: string]: unknown };
+type Obj = {
+  apiVersion?: string;
+  kind?: string;
+  metadata: Record<string, unknown> & { name: string; namespace?: string; resourceVersion?: string };
+  [k: string]: unknown;
+};
 type WatchEvent = { type: "ADDED" | "MODIFIED" | "DELETED"; rv: number; kind: Kind; object: Obj };
 
 const ROUTES: Array<{ re: RegExp; kind: Kind; apiVersion: string }> = [
   { re: /^\/api\/v1\/services$/, kind: "Service", apiVersion: "v1" },
   { re: /^\/api\/v1\/namespaces\/([^/]+)\/services$/, kind: "Service", apiVersion: "v1" },
-  { re: /^\/apis\/discovery\.k8s\.io\/v1\/endpointslices$/, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1" },
-  { re: /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/, kind: "EndpointSlice", apiVersion: "discovery.k8s.io/v1" },
+  {
+    re: /^\/apis\/discovery\.k8s\.io\/v1\/endpointslices$/,
+    kind: "EndpointSlice",
+    apiVersion: "discovery.k8s.io/v1",
+  },
+  {
+    re: /^\/apis\/discovery\.k8s\.io\/v1\/namespaces\/([^/]+)\/endpointslices$/,
+    kind: "EndpointSlice",
+    apiVersion: "discovery.k8s.io/v1",
+  },
   { re: /^\/api\/v1\/nodes$/, kind: "Node", apiVersion: "v1" },
 ];
 
@@ -54,7 +67,10 @@ export class FakeKubeApiServer {
   async start(): Promise<void> {
     this.pki = makeCa(fs.mkdtempSync(path.join(os.tmpdir(), "sy-apiserver-pki-")), "test-apiserver-ca");
     const cert = makeServerCert(this.pki, "apiserver", { ips: ["127.0.0.1"], dns: ["localhost"] });
-    this.server = https.createServer({ cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) }, (req, res) => this.handle(req, res));
+    this.server = https.createServer(
+      { cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) },
+      (req, res) => this.handle(req, res),
+    );
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as { port: number }).port;
   }
@@ -144,7 +160,9 @@ users:
     for (const w of this.watchers) {
       if (!w.bookmarks) continue;
       const route = ROUTES.find((r) => r.kind === w.kind)!;
-      w.res.write(`${JSON.stringify({ type: "BOOKMARK", object: { kind: w.kind, apiVersion: route.apiVersion, metadata: { resourceVersion: String(this.rv) } } })}\n`);
+      w.res.write(
+        `${JSON.stringify({ type: "BOOKMARK", object: { kind: w.kind, apiVersion: route.apiVersion, metadata: { resourceVersion: String(this.rv) } } })}\n`,
+      );
     }
   }
 
@@ -161,7 +179,9 @@ users:
     if (ev.kind !== w.kind) return;
     if (w.namespace && ev.object.metadata.namespace !== w.namespace) return;
     const route = ROUTES.find((r) => r.kind === ev.kind)!;
-    w.res.write(`${JSON.stringify({ type: ev.type, object: { apiVersion: route.apiVersion, kind: ev.kind, ...ev.object } })}\n`);
+    w.res.write(
+      `${JSON.stringify({ type: ev.type, object: { apiVersion: route.apiVersion, kind: ev.kind, ...ev.object } })}\n`,
+    );
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -170,9 +190,13 @@ users:
     res.on("error", () => {});
     if (this.failures > 0) {
       this.failures--;
-      return this.status(res, 500, "InternalError", "injected failure");
+      this.status(res, 500, "InternalError", "injected failure");
+      return;
     }
-    if (req.method !== "GET") return this.status(res, 405, "MethodNotAllowed", "this test server is read-only over HTTP");
+    if (req.method !== "GET") {
+      this.status(res, 405, "MethodNotAllowed", "this test server is read-only over HTTP");
+      return;
+    }
     let route: (typeof ROUTES)[number] | undefined;
     let namespace: string | undefined;
     for (const r of ROUTES) {
@@ -183,15 +207,26 @@ users:
         break;
       }
     }
-    if (!route) return this.status(res, 404, "NotFound", `no route ${url.pathname}`);
+    if (!route) {
+      this.status(res, 404, "NotFound", `no route ${url.pathname}`);
+      return;
+    }
     if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") {
-      return this.watch(route.kind, namespace, url, res);
+      this.watch(route.kind, namespace, url, res);
+      return;
     }
     const items = [...this.objects.values()]
       .filter((o) => o.kind === route.kind && (!namespace || o.object.metadata.namespace === namespace))
       .map((o) => ({ apiVersion: route.apiVersion, kind: route.kind, ...o.object }));
     res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ apiVersion: route.apiVersion, kind: `${route.kind}List`, metadata: { resourceVersion: String(this.rv) }, items }));
+    res.end(
+      JSON.stringify({
+        apiVersion: route.apiVersion,
+        kind: `${route.kind}List`,
+        metadata: { resourceVersion: String(this.rv) },
+        items,
+      }),
+    );
   }
 
   private watch(kind: Kind, namespace: string | undefined, url: URL, res: http.ServerResponse): void {
@@ -204,12 +239,25 @@ users:
       res.end(
         `${JSON.stringify({
           type: "ERROR",
-          object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: `too old resource version: ${fromText} (${this.compactedRv})`, reason: "Expired", code: 410 },
+          object: {
+            kind: "Status",
+            apiVersion: "v1",
+            metadata: {},
+            status: "Failure",
+            message: `too old resource version: ${fromText} (${this.compactedRv})`,
+            reason: "Expired",
+            code: 410,
+          },
         })}\n`,
       );
       return;
     }
-    const w: Watcher = { kind, namespace, res, bookmarks: url.searchParams.get("allowWatchBookmarks") === "true" };
+    const w: Watcher = {
+      kind,
+      namespace,
+      res,
+      bookmarks: url.searchParams.get("allowWatchBookmarks") === "true",
+    };
     for (const ev of this.history) if (ev.rv > from) this.send(w, ev);
     this.watchers.add(w);
     res.on("close", () => this.watchers.delete(w));
@@ -217,6 +265,16 @@ users:
 
   private status(res: http.ServerResponse, code: number, reason: string, message: string): void {
     res.writeHead(code, { "content-type": "application/json" });
-    res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
+    res.end(
+      JSON.stringify({
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message,
+        reason,
+        code,
+      }),
+    );
   }
 }

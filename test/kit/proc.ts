@@ -2,7 +2,7 @@
  * Child processes for tests and the demo: start, wait for a line on stdout,
  * collect output, stop by PID (only processes we started).
  */
-import { type ChildProcess, spawn, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,7 +38,10 @@ export function watchProcess(cp: ChildProcess): Proc {
       new Promise((resolve, reject) => {
         const m = out.match(re);
         if (m) return resolve(m);
-        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re} in output:\n${out.slice(-4000)}`)), timeoutMs);
+        const t = setTimeout(
+          () => reject(new Error(`timed out waiting for ${re} in output:\n${out.slice(-4000)}`)),
+          timeoutMs,
+        );
         const w = {
           re,
           resolve: (x: RegExpMatchArray) => {
@@ -67,10 +70,20 @@ export function watchProcess(cp: ChildProcess): Proc {
 
 /** Runs a TypeScript entry point of this repo with the same Node. */
 export function startNode(script: string, args: string[], opts: SpawnOptions = {}): Proc {
-  return watchProcess(spawn(process.execPath, [path.join(REPO, script), ...args], { stdio: ["ignore", "pipe", "pipe"], ...opts }));
+  return watchProcess(
+    spawn(process.execPath, [path.join(REPO, script), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      ...opts,
+    }),
+  );
 }
 
-export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -80,7 +93,8 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined
     } catch (e) {
       last = e;
     }
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`gave up waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

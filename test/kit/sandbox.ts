@@ -20,7 +20,9 @@ export function findCgroup2Root(): string {
 /** Privileged tests need root; say so loudly instead of passing silently. */
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new Error("PRIVILEGED TEST CANNOT RUN: this test needs root (BPF, cgroups, network namespaces). Run the suite as root.");
+    throw new Error(
+      "PRIVILEGED TEST CANNOT RUN: this test needs root (BPF, cgroups, network namespaces). Run the suite as root.",
+    );
   }
 }
 
@@ -75,7 +77,11 @@ export class Sandbox {
 
   /** Runs a command in the namespace, outside the test cgroup. */
   spawnInNetns(cmd: string, args: string[]): ChildProcess {
-    return this.track(spawn("nsenter", [`--net=/run/netns/${this.netns}`, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] }));
+    return this.track(
+      spawn("nsenter", [`--net=/run/netns/${this.netns}`, cmd, ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
   }
 
   /**
@@ -93,7 +99,10 @@ export class Sandbox {
     // processes left in the cgroup (only ones this sandbox started can be there)
     if (this.made.cgroup) {
       try {
-        for (const pid of fs.readFileSync(path.join(this.cgroup, "cgroup.procs"), "utf8").split("\n").filter(Boolean)) {
+        for (const pid of fs
+          .readFileSync(path.join(this.cgroup, "cgroup.procs"), "utf8")
+          .split("\n")
+          .filter(Boolean)) {
           try {
             process.kill(Number(pid), "SIGKILL");
           } catch {}

@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startNatsServer, type NatsServer } from "./nats.ts";
+import { type NatsServer, startNatsServer } from "./nats.ts";
 import { type Proc, REPO, startNode, watchProcess } from "./proc.ts";
 import { Sandbox } from "./sandbox.ts";
 
@@ -42,7 +42,14 @@ export class Stack {
 
   async startBackend(name: string, ip: string, port: number): Promise<Backend> {
     this.sandbox.addAddress(ip);
-    const proc = watchProcess(this.sandbox.spawnInNetns(process.execPath, [path.join(REPO, "test/kit/echo-server.ts"), name, ip, String(port)]));
+    const proc = watchProcess(
+      this.sandbox.spawnInNetns(process.execPath, [
+        path.join(REPO, "test/kit/echo-server.ts"),
+        name,
+        ip,
+        String(port),
+      ]),
+    );
     await proc.waitFor(/ready/);
     const b = { name, ip, port, proc };
     this.backends.push(b);
@@ -55,13 +62,25 @@ export class Stack {
   }
 
   createToken(cluster: string, extra: string[] = []): string {
-    return execFileSync(process.execPath, [path.join(REPO, HUB), "token", "create", "--state-dir", this.stateDir, "--cluster", cluster, ...extra], {
-      encoding: "utf8",
-    }).trim();
+    return execFileSync(
+      process.execPath,
+      [path.join(REPO, HUB), "token", "create", "--state-dir", this.stateDir, "--cluster", cluster, ...extra],
+      {
+        encoding: "utf8",
+      },
+    ).trim();
   }
 
   async startHub(clusterFlags: string[], extra: string[] = []): Promise<Proc> {
-    const hub = startNode(HUB, ["serve", ...clusterFlags.flatMap((c) => ["--cluster", c]), "--listen", "127.0.0.1:0", "--state-dir", this.stateDir, ...extra]);
+    const hub = startNode(HUB, [
+      "serve",
+      ...clusterFlags.flatMap((c) => ["--cluster", c]),
+      "--listen",
+      "127.0.0.1:0",
+      "--state-dir",
+      this.stateDir,
+      ...extra,
+    ]);
     this.hub = hub;
     const m = await hub.waitFor(/listening 127\.0\.0\.1:(\d+)/);
     this.hubAddress = `127.0.0.1:${m[1]}`;
@@ -69,9 +88,23 @@ export class Stack {
   }
 
   async startAgent(token: string, extra: string[] = []): Promise<Proc> {
-    const args = ["run", "--hub", this.hubAddress, "--token", token, "--cgroup", this.sandbox.cgroup, "--pin-dir", this.pinDir, "--node-name", "node-1"];
+    const args = [
+      "run",
+      "--hub",
+      this.hubAddress,
+      "--token",
+      token,
+      "--cgroup",
+      this.sandbox.cgroup,
+      "--pin-dir",
+      this.pinDir,
+      "--node-name",
+      "node-1",
+    ];
     if (this.nats) args.push("--nats", this.nats.url);
-    const agent = startNode(AGENT, [...args, ...extra], { env: { ...process.env, SWITCHYARD_LOG_LEVEL: "debug" } });
+    const agent = startNode(AGENT, [...args, ...extra], {
+      env: { ...process.env, SWITCHYARD_LOG_LEVEL: "debug" },
+    });
     this.agent = agent;
     await agent.waitFor(/agent running/);
     return agent;
@@ -80,7 +113,10 @@ export class Stack {
   /** One TCP connect from a client inside the sandbox cgroup + namespace. */
   async probe(ip: string, port: number, opts: { inCgroup?: boolean } = {}): Promise<ProbeResult> {
     const args = [path.join(REPO, "test/kit/tcp-probe.ts"), ip, String(port)];
-    const cp = opts.inCgroup === false ? this.sandbox.spawnInNetns(process.execPath, args) : this.sandbox.spawnInCgroup(process.execPath, args);
+    const cp =
+      opts.inCgroup === false
+        ? this.sandbox.spawnInNetns(process.execPath, args)
+        : this.sandbox.spawnInCgroup(process.execPath, args);
     const p = watchProcess(cp);
     const m = await p.waitFor(/^\{.*\}$/m, 20_000);
     await p.stop();
@@ -99,7 +135,9 @@ export class Stack {
     await this.nats?.stop().catch(() => {});
     for (const b of this.backends) await b.proc.stop().catch(() => {});
     try {
-      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", this.pinDir], { stdio: "ignore" });
+      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", this.pinDir], {
+        stdio: "ignore",
+      });
     } catch {}
     this.sandbox.cleanup();
     fs.rmSync(this.stateDir, { recursive: true, force: true });

@@ -18,7 +18,9 @@ s.on("connect", () => {
   });
 });
 s.on("end", () => {
-  process.stdout.write(`${JSON.stringify({ ok: true, reply: reply.trim(), peer: `${s.remoteAddress}:${s.remotePort}` })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ok: true, reply: reply.trim(), peer: `${s.remoteAddress}:${s.remotePort}` })}\n`,
+  );
   process.exit(0);
 });
 s.on("error", (e: NodeJS.ErrnoException) => {

@@ -16,10 +16,12 @@ export function parseClusterFlag(v: string): Result<ClusterConfig> {
   if (eq < 0) return err(`--cluster "${v}" must be NAME=dir:PATH, NAME=kubeconfig:PATH or NAME=in-cluster`);
   const name = v.slice(0, eq);
   const src = v.slice(eq + 1);
-  if (!CLUSTER_NAME_RE.test(name)) return err(`--cluster name "${name}" must be a DNS label (lowercase letters, digits, '-')`);
+  if (!CLUSTER_NAME_RE.test(name))
+    return err(`--cluster name "${name}" must be a DNS label (lowercase letters, digits, '-')`);
   if (src === "in-cluster") return ok({ name, kind: "in-cluster" });
   if (src.startsWith("dir:") && src.length > 4) return ok({ name, kind: "dir", path: src.slice(4) });
-  if (src.startsWith("kubeconfig:") && src.length > 11) return ok({ name, kind: "kubeconfig", path: src.slice(11) });
+  if (src.startsWith("kubeconfig:") && src.length > 11)
+    return ok({ name, kind: "kubeconfig", path: src.slice(11) });
   return err(`--cluster ${name}: source "${src}" must be dir:PATH, kubeconfig:PATH or in-cluster`);
 }
 

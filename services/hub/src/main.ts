@@ -86,7 +86,10 @@ function tokenCommand(argv: string[]): void {
       if (!d.ok) fail(`--ttl: ${d.error}`);
       ttlMs = d.value;
     }
-    const { token } = store.create(values.cluster, { ...(ttlMs ? { ttlMs } : {}), description: values.description });
+    const { token } = store.create(values.cluster, {
+      ...(ttlMs ? { ttlMs } : {}),
+      description: values.description,
+    });
     process.stdout.write(`${token}\n`);
     return;
   }
@@ -94,7 +97,9 @@ function tokenCommand(argv: string[]): void {
     const rows = store.list();
     process.stdout.write("ID      CLUSTER          EXPIRES                   DESCRIPTION\n");
     for (const r of rows) {
-      process.stdout.write(`${r.id}  ${r.cluster.padEnd(16)} ${(r.expiresAt ?? "never").padEnd(25)} ${r.description}\n`);
+      process.stdout.write(
+        `${r.id}  ${r.cluster.padEnd(16)} ${(r.expiresAt ?? "never").padEnd(25)} ${r.description}\n`,
+      );
     }
     return;
   }
@@ -134,8 +139,10 @@ async function serve(argv: string[]): Promise<void> {
   const listen = parseListen(values.listen);
   if (!listen.ok) fail(listen.error);
   const debounceMs = Number(values["debounce-ms"]);
-  if (!Number.isFinite(debounceMs) || debounceMs < 0) fail(`--debounce-ms "${values["debounce-ms"]}" is not a number of milliseconds`);
-  if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"])) fail("--tls-cert and --tls-key go together");
+  if (!Number.isFinite(debounceMs) || debounceMs < 0)
+    fail(`--debounce-ms "${values["debounce-ms"]}" is not a number of milliseconds`);
+  if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"]))
+    fail("--tls-cert and --tls-key go together");
 
   const log = createRootLogger("switchyard-hub", values["log-level"]);
   const hubId = `hub-${randomBytes(3).toString("hex")}`;
@@ -145,19 +152,38 @@ async function serve(argv: string[]): Promise<void> {
 
   snapshots.onRebuild = (view, snap, ms) => {
     let frontends = 0;
-    for (const r of snap.resources.values()) if (r.body?.$case === "service") frontends += r.body.value.frontends.length;
-    log.info({ component: "translate", view, version: snap.version, resources: snap.resources.size, frontends, ms: Math.round(ms * 100) / 100 }, "view rebuilt");
-    for (const d of snap.diagnostics) log.info({ component: "translate", view, object: d.object, reason: d.message }, "service not assigned");
+    for (const r of snap.resources.values())
+      if (r.body?.$case === "service") frontends += r.body.value.frontends.length;
+    log.info(
+      {
+        component: "translate",
+        view,
+        version: snap.version,
+        resources: snap.resources.size,
+        frontends,
+        ms: Math.round(ms * 100) / 100,
+      },
+      "view rebuilt",
+    );
+    for (const d of snap.diagnostics)
+      log.info({ component: "translate", view, object: d.object, reason: d.message }, "service not assigned");
   };
 
   const sources: ClusterSource[] = clusters.map((c) => {
     const clog = log.child({ component: "source", cluster: c.name });
     const writer = new WorldWriter(world, c.name, clog);
     if (c.kind === "dir") return new DirectorySource(c.path, writer, clog);
-    return new KubeSource(writer, clog, c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path });
+    return new KubeSource(
+      writer,
+      clog,
+      c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path },
+    );
   });
 
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, "grpc.keepalive_time_ms": 30_000 });
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    "grpc.keepalive_time_ms": 30_000,
+  });
   const assignments = new AssignmentServer({
     hubId,
     tokens,
@@ -172,19 +198,33 @@ async function serve(argv: string[]): Promise<void> {
         { cert_chain: fs.readFileSync(values["tls-cert"]), private_key: fs.readFileSync(values["tls-key"]!) },
       ])
     : grpc.ServerCredentials.createInsecure();
-  if (!values["tls-cert"]) log.warn({}, "serving WITHOUT TLS: join tokens travel in clear text; pass --tls-cert/--tls-key outside loopback");
+  if (!values["tls-cert"])
+    log.warn(
+      {},
+      "serving WITHOUT TLS: join tokens travel in clear text; pass --tls-cert/--tls-key outside loopback",
+    );
 
   for (const s of sources) {
-    const synced = await s.start().catch((e: unknown) => fail(`cluster ${s.cluster}: ${(e as Error).message}`));
+    const synced = await s
+      .start()
+      .catch((e: unknown) => fail(`cluster ${s.cluster}: ${(e as Error).message}`));
     if (synced) log.info({ cluster: s.cluster }, "cluster synced");
     else log.warn({ cluster: s.cluster }, "cluster not reachable yet; retrying in the background");
   }
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${listen.value.host}:${listen.value.port}`, creds, (e, p) => (e ? reject(e) : resolve(p))),
+    server.bindAsync(`${listen.value.host}:${listen.value.port}`, creds, (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
   ).catch((e: unknown) => fail(`cannot listen on ${values.listen}: ${(e as Error).message}`));
-  log.info({ hubId, address: `${listen.value.host}:${port}`, tls: Boolean(values["tls-cert"]) }, "hub serving");
+  log.info(
+    { hubId, address: `${listen.value.host}:${port}`, tls: Boolean(values["tls-cert"]) },
+    "hub serving",
+  );
   if (values["print-join-token"]) {
-    const { token } = tokens.create(clusters[0]!.name, { ttlMs: 86_400_000, description: "printed at start" });
+    const { token } = tokens.create(clusters[0]!.name, {
+      ttlMs: 86_400_000,
+      description: "printed at start",
+    });
     process.stdout.write(`join token for cluster ${clusters[0]!.name}: ${token}\n`);
   }
   // a line other programs (tests, the demo) can wait for

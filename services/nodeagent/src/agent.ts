@@ -7,7 +7,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import { cloneMapState, type DatapathMaps, type MapState, applyOpToState } from "./bpf/maps.ts";
+import { applyOpToState, cloneMapState, type DatapathMaps, type MapState } from "./bpf/maps.ts";
 import { computeDesired } from "./desired/compute-desired.ts";
 import { type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
@@ -33,17 +33,27 @@ export class AgentCore {
     this.log = log;
     // what a previous run left in the pinned maps: kept, and diffed against
     this.mirror = maps.read();
-    log.info({ frontends: this.mirror.frontends.size, services: this.mirror.names.size }, "maps adopted from pins");
+    log.info(
+      { frontends: this.mirror.frontends.size, services: this.mirror.names.size },
+      "maps adopted from pins",
+    );
   }
 
   /** Handles one hub delta; the returned errors become the NACK (empty = ACK). */
   onDelta(msg: StreamAssignmentsResponse): ResourceError[] {
     this.stats.deltas++;
     const outcome = this.store.applyDelta(msg);
-    for (const e of outcome.errors) this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
+    for (const e of outcome.errors)
+      this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
     const failure = this.reconcile();
     this.log.info(
-      { nonce: msg.nonce, changed: msg.resources.length, removed: msg.removedResources.length, ops: this.stats.lastPlanOps, rejected: outcome.errors.length },
+      {
+        nonce: msg.nonce,
+        changed: msg.resources.length,
+        removed: msg.removedResources.length,
+        ops: this.stats.lastPlanOps,
+        rejected: outcome.errors.length,
+      },
       "delta applied",
     );
     return failure ? [...outcome.errors, { name: "(datapath)", message: failure }] : outcome.errors;

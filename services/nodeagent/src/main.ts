@@ -52,7 +52,8 @@ function fail(msg: string): never {
 
 function nodeAddresses(): string[] {
   const out: string[] = [];
-  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (!a.internal) out.push(a.address);
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) if (!a.internal) out.push(a.address);
   return out;
 }
 
@@ -60,17 +61,31 @@ async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") return void process.stdout.write(HELP);
   if (cmd === "dump" || cmd === "uninstall") {
-    const { values } = parseArgs({ args: rest, options: { "pin-dir": { type: "string", default: DEFAULT_PIN_DIR }, "bpf-object": { type: "string", default: DEFAULT_OBJECT } } });
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+        "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+      },
+    });
     if (cmd === "uninstall") {
       const removed = uninstallPins(values["pin-dir"]);
-      process.stdout.write(removed.length ? `removed ${removed.length} pins under ${values["pin-dir"]}; programs detached\n` : `nothing pinned under ${values["pin-dir"]}\n`);
+      process.stdout.write(
+        removed.length
+          ? `removed ${removed.length} pins under ${values["pin-dir"]}; programs detached\n`
+          : `nothing pinned under ${values["pin-dir"]}\n`,
+      );
       return;
     }
     const { openPinnedMaps } = await import("./bpf/pinned.ts");
     const maps = openPinnedMaps(values["pin-dir"]);
     process.stdout.write(formatMapState(maps.read()));
     const c = maps.counters();
-    process.stdout.write(`counters: ${Object.entries(c).map(([k, v]) => `${k}=${v}`).join(" ")}\n`);
+    process.stdout.write(
+      `counters: ${Object.entries(c)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")}\n`,
+    );
     return;
   }
   if (cmd !== "run") fail(`unknown command "${cmd}"; see --help`);
@@ -93,18 +108,27 @@ async function main(argv: string[]): Promise<void> {
   });
   if (values.help) return void process.stdout.write(HELP);
   if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
-  if (!values.token) fail("give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN");
+  if (!values.token)
+    fail("give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN");
   const node = values["node-name"];
   const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
   const cgroup = values.cgroup ?? findCgroup2Root();
 
-  const dp = LibbpfDatapath.open({ objectPath: values["bpf-object"], pinDir: values["pin-dir"], cgroupPath: cgroup, log: log.child({ component: "bpf" }) });
+  const dp = LibbpfDatapath.open({
+    objectPath: values["bpf-object"],
+    pinDir: values["pin-dir"],
+    cgroupPath: cgroup,
+    log: log.child({ component: "bpf" }),
+  });
   const core = new AgentCore(dp.maps, node, log.child({ component: "sync" }));
   let publisher: EventPublisher | undefined;
-  if (values.nats.length > 0) publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
+  if (values.nats.length > 0)
+    publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
   const eventsOn = !values["no-events"] && publisher !== undefined;
   dp.maps.setEventsEnabled(eventsOn);
-  const reader = eventsOn ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"])) : undefined;
+  const reader = eventsOn
+    ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"]))
+    : undefined;
 
   const client = new HubClient({
     hubs: values.hub,

@@ -71,7 +71,10 @@ export class TokenStore {
     this.cache = undefined;
   }
 
-  create(cluster: string, opts: { ttlMs?: number; description?: string; now?: Date } = {}): { token: string; record: TokenRecord } {
+  create(
+    cluster: string,
+    opts: { ttlMs?: number; description?: string; now?: Date } = {},
+  ): { token: string; record: TokenRecord } {
     const now = opts.now ?? new Date();
     const id = randomString(6);
     const secret = randomString(16);
@@ -102,9 +105,13 @@ export class TokenStore {
   /** Checks a presented token. Reasons are safe to show the agent. */
   verify(token: string, now: Date = new Date()): Result<TokenGrant> {
     const m = TOKEN_RE.exec(token);
-    if (!m) return err("join token is malformed: expected <6 chars>.<16 chars> from `switchyard-hub token create`");
+    if (!m)
+      return err("join token is malformed: expected <6 chars>.<16 chars> from `switchyard-hub token create`");
     const rec = this.load().find((r) => r.id === m[1]);
-    if (!rec) return err(`join token ${m[1]} is unknown or revoked; create a new one with \`switchyard-hub token create\``);
+    if (!rec)
+      return err(
+        `join token ${m[1]} is unknown or revoked; create a new one with \`switchyard-hub token create\``,
+      );
     const a = Buffer.from(sha256(m[2]!), "hex");
     const b = Buffer.from(rec.secretSha256, "hex");
     if (a.length !== b.length || !timingSafeEqual(a, b)) return err(`join token ${m[1]} has a wrong secret`);

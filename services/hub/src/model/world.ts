@@ -64,7 +64,11 @@ export class World {
     const c = this.cluster(cluster);
     const key = nsName(namespace, name);
     const had =
-      kind === "Service" ? c.services.delete(key) : kind === "EndpointSlice" ? c.slices.delete(key) : c.nodes.delete(name);
+      kind === "Service"
+        ? c.services.delete(key)
+        : kind === "EndpointSlice"
+          ? c.slices.delete(key)
+          : c.nodes.delete(name);
     if (had) this.changed(cluster);
   }
 

@@ -27,7 +27,8 @@ export function readObjects(text: string): { objects: unknown[]; error?: string 
     const v = d.toJS() as unknown;
     if (v === null || v === undefined) continue;
     const o = v as Record<string, unknown>;
-    if (typeof o["kind"] === "string" && o["kind"].endsWith("List") && Array.isArray(o["items"])) objects.push(...o["items"]);
+    if (typeof o["kind"] === "string" && o["kind"].endsWith("List") && Array.isArray(o["items"]))
+      objects.push(...o["items"]);
     else objects.push(v);
   }
   return { objects };
@@ -83,7 +84,10 @@ export class DirectorySource implements ClusterSource {
       }
       const parsed = readObjects(text);
       if (parsed.error) {
-        this.log.error({ file, reason: parsed.error }, "file not applied: invalid YAML; previous objects kept");
+        this.log.error(
+          { file, reason: parsed.error },
+          "file not applied: invalid YAML; previous objects kept",
+        );
         continue;
       }
       const next = new Map<string, Entry>();
@@ -92,7 +96,8 @@ export class DirectorySource implements ClusterSource {
         const kind = o["kind"] as KubeKind;
         if (!KINDS.includes(kind)) continue;
         const md = (o["metadata"] ?? {}) as Record<string, unknown>;
-        const namespace = kind === "Node" ? "" : typeof md["namespace"] === "string" ? md["namespace"] : "default";
+        const namespace =
+          kind === "Node" ? "" : typeof md["namespace"] === "string" ? md["namespace"] : "default";
         const name = typeof md["name"] === "string" ? md["name"] : "";
         next.set(`${kind}/${namespace}/${name}`, { kind, namespace, name, json: JSON.stringify(o), raw: o });
       }

@@ -6,8 +6,18 @@
  */
 import { err, ok, type Result } from "@switchyard/lib/errors";
 import { ipFamily } from "@switchyard/lib/ip";
+import type {
+  EndpointSlice,
+  KubeKind,
+  Node,
+  Protocol,
+  Service,
+  ServicePort,
+  ServiceType,
+  SliceEndpoint,
+  SlicePort,
+} from "../model/types.ts";
 import type { ModelObject } from "../model/world.ts";
-import type { EndpointSlice, KubeKind, Node, Protocol, Service, ServicePort, ServiceType, SliceEndpoint, SlicePort } from "../model/types.ts";
 
 export type Parsed = { object: ModelObject; warnings: string[] };
 
@@ -34,14 +44,18 @@ export function describeObject(o: unknown): string {
   return ns ? `${kind} ${ns}/${name}` : `${kind} ${name}`;
 }
 
-function meta(o: Raw, namespaced: boolean): Result<{ namespace: string; name: string; labels: Record<string, string> }> {
+function meta(
+  o: Raw,
+  namespaced: boolean,
+): Result<{ namespace: string; name: string; labels: Record<string, string> }> {
   const md = o["metadata"];
   if (!isObj(md)) return err("has no metadata");
   const name = str(md["name"]);
   if (!name) return err("has no metadata.name");
   const namespace = namespaced ? (str(md["namespace"]) ?? "default") : "";
   const labels: Record<string, string> = {};
-  if (isObj(md["labels"])) for (const [k, v] of Object.entries(md["labels"])) if (typeof v === "string") labels[k] = v;
+  if (isObj(md["labels"]))
+    for (const [k, v] of Object.entries(md["labels"])) if (typeof v === "string") labels[k] = v;
   return ok({ namespace, name, labels });
 }
 
@@ -64,12 +78,18 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
   if (!["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].includes(type)) {
     return err(`${what}: spec.type "${type}" is not ClusterIP, NodePort, LoadBalancer or ExternalName`);
   }
-  const rawIPs = arr(spec["clusterIPs"]).length > 0 ? arr(spec["clusterIPs"]) : spec["clusterIP"] !== undefined ? [spec["clusterIP"]] : [];
+  const rawIPs =
+    arr(spec["clusterIPs"]).length > 0
+      ? arr(spec["clusterIPs"])
+      : spec["clusterIP"] !== undefined
+        ? [spec["clusterIP"]]
+        : [];
   const headless = rawIPs.length === 1 && rawIPs[0] === "None";
   const clusterIPs: string[] = [];
   if (!headless) {
     for (const ip of rawIPs) {
-      if (typeof ip !== "string" || !ipFamily(ip)) return err(`${what}: spec.clusterIPs holds "${String(ip)}", which is not an IP address`);
+      if (typeof ip !== "string" || !ipFamily(ip))
+        return err(`${what}: spec.clusterIPs holds "${String(ip)}", which is not an IP address`);
       clusterIPs.push(ip);
     }
   }
@@ -78,15 +98,20 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
   for (const [i, p] of arr(spec["ports"]).entries()) {
     if (!isObj(p)) return err(`${what}: spec.ports[${i}] is not an object`);
     const name = str(p["name"]) ?? "";
-    if (!validPort(p["port"])) return err(`${what}: spec.ports[${i}].port ${String(p["port"])} is not a port number 1-65535`);
+    if (!validPort(p["port"]))
+      return err(`${what}: spec.ports[${i}].port ${String(p["port"])} is not a port number 1-65535`);
     const protocol = parseProtocol(p["protocol"]);
-    if (!protocol) return err(`${what}: spec.ports[${i}].protocol "${String(p["protocol"])}" is not TCP, UDP or SCTP`);
+    if (!protocol)
+      return err(`${what}: spec.ports[${i}].protocol "${String(p["protocol"])}" is not TCP, UDP or SCTP`);
     if (protocol === "SCTP") {
-      warnings.push(`${what}: port ${name || p["port"]} is SCTP, which socket-level resolution does not handle; port ignored`);
+      warnings.push(
+        `${what}: port ${name || p["port"]} is SCTP, which socket-level resolution does not handle; port ignored`,
+      );
       continue;
     }
     const key = `${name}/${protocol}`;
-    if (names.has(key)) return err(`${what}: two ports are named "${name}" for ${protocol}; port names must be unique`);
+    if (names.has(key))
+      return err(`${what}: two ports are named "${name}" for ${protocol}; port names must be unique`);
     names.add(key);
     const nodePort = p["nodePort"];
     ports.push({ name, port: p["port"], protocol, nodePort: validPort(nodePort) ? nodePort : undefined });
@@ -131,18 +156,22 @@ export function parseEndpointSlice(o: Raw, cluster: string): Result<Parsed> {
   if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
   const what = `EndpointSlice ${m.value.namespace}/${m.value.name} in cluster ${cluster}`;
   const service = m.value.labels["kubernetes.io/service-name"];
-  if (!service) return err(`${what} has no kubernetes.io/service-name label, so it belongs to no Service; add the label`);
+  if (!service)
+    return err(`${what} has no kubernetes.io/service-name label, so it belongs to no Service; add the label`);
   const addressType = str(o["addressType"]);
   if (addressType === "FQDN") {
     return err(`${what}: addressType FQDN is not resolvable at the socket; use IPv4 or IPv6 slices`);
   }
-  if (addressType !== "IPv4" && addressType !== "IPv6") return err(`${what}: addressType "${String(addressType)}" is not IPv4 or IPv6`);
+  if (addressType !== "IPv4" && addressType !== "IPv6")
+    return err(`${what}: addressType "${String(addressType)}" is not IPv4 or IPv6`);
   const warnings: string[] = [];
   const ports: SlicePort[] = [];
   for (const [i, p] of arr(o["ports"]).entries()) {
     if (!isObj(p)) return err(`${what}: ports[${i}] is not an object`);
     if (!validPort(p["port"])) {
-      warnings.push(`${what}: ports[${i}] (${str(p["name"]) ?? "unnamed"}) has no valid port number; port ignored`);
+      warnings.push(
+        `${what}: ports[${i}] (${str(p["name"]) ?? "unnamed"}) has no valid port number; port ignored`,
+      );
       continue;
     }
     const protocol = parseProtocol(p["protocol"]);
@@ -156,7 +185,9 @@ export function parseEndpointSlice(o: Raw, cluster: string): Result<Parsed> {
     const addresses = arr(e["addresses"]).filter((a): a is string => typeof a === "string");
     const bad = addresses.find((a) => ipFamily(a) !== family);
     if (bad !== undefined || addresses.length === 0) {
-      warnings.push(`${what}: endpoints[${i}] address "${bad ?? ""}" is not an ${addressType} address; endpoint ignored`);
+      warnings.push(
+        `${what}: endpoints[${i}] address "${bad ?? ""}" is not an ${addressType} address; endpoint ignored`,
+      );
       continue;
     }
     endpoints.push({ addresses, nodeName: str(e["nodeName"]), ...parseConditions(e["conditions"]) });

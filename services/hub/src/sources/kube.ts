@@ -41,7 +41,11 @@ export class KubeSource implements ClusterSource {
   async start(): Promise<boolean> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const discovery = this.kc.makeApiClient(k8s.DiscoveryV1Api);
-    const specs: Array<{ kind: KubeKind; path: string; list: () => Promise<k8s.KubernetesListObject<AnyObj>> }> = [
+    const specs: Array<{
+      kind: KubeKind;
+      path: string;
+      list: () => Promise<k8s.KubernetesListObject<AnyObj>>;
+    }> = [
       { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces() },
       {
         kind: "EndpointSlice",
@@ -54,14 +58,22 @@ export class KubeSource implements ClusterSource {
     return results.every(Boolean);
   }
 
-  private async watchKind(kind: KubeKind, path: string, list: () => Promise<k8s.KubernetesListObject<AnyObj>>): Promise<boolean> {
+  private async watchKind(
+    kind: KubeKind,
+    path: string,
+    list: () => Promise<k8s.KubernetesListObject<AnyObj>>,
+  ): Promise<boolean> {
     const informer = k8s.makeInformer(this.kc, path, list);
     this.informers.push(informer);
     const put = (o: AnyObj) => this.writer.upsert({ ...toPlain(o), kind }, `${kind} watch`);
     informer.on("add", put);
     informer.on("update", put);
     informer.on("delete", (o: AnyObj) => {
-      this.writer.remove(kind, kind === "Node" ? "" : (o.metadata?.namespace ?? "default"), o.metadata?.name ?? "");
+      this.writer.remove(
+        kind,
+        kind === "Node" ? "" : (o.metadata?.namespace ?? "default"),
+        o.metadata?.name ?? "",
+      );
     });
     let backoff = 500;
     let failedAtStart = false;

@@ -12,8 +12,8 @@ import {
   type Resource,
   ServiceAssignment,
 } from "@switchyard/proto/assignment";
-import type { ClusterState } from "../model/world.ts";
 import type { EndpointSlice, Service } from "../model/types.ts";
+import type { ClusterState } from "../model/world.ts";
 
 export type Diagnostic = { object: string; message: string };
 
@@ -41,7 +41,8 @@ function hash(bytes: Uint8Array | string): string {
 export function computeServiceAssignment(s: Service): ServiceAssignment {
   const frontends: ServiceAssignment["frontends"] = [];
   const add = (ip: string, mode: NatMode) => {
-    for (const p of s.ports) frontends.push({ ip, port: p.port, protocol: PROTO[p.protocol], mode, portName: p.name });
+    for (const p of s.ports)
+      frontends.push({ ip, port: p.port, protocol: PROTO[p.protocol], mode, portName: p.name });
   };
   for (const ip of s.clusterIPs) add(ip, NatMode.NAT_MODE_CLUSTER_IP);
   for (const ip of s.externalIPs) add(ip, NatMode.NAT_MODE_EXTERNAL_IP);
@@ -63,12 +64,17 @@ export function computeBackendSlice(slice: EndpointSlice): BackendSlice {
       terminating: e.terminating,
     }))
     .sort((a, b) => (a.addresses[0]! < b.addresses[0]! ? -1 : a.addresses[0]! > b.addresses[0]! ? 1 : 0));
-  return { service: serviceResourceName({ cluster: slice.cluster, namespace: slice.namespace, name: slice.service }), ports, endpoints };
+  return {
+    service: serviceResourceName({ cluster: slice.cluster, namespace: slice.namespace, name: slice.service }),
+    ports,
+    endpoints,
+  };
 }
 
 /** Why a Service yields no resource, or undefined when it does. */
 export function skipReason(s: Service): string | undefined {
-  if (s.type === "ExternalName") return "ExternalName Services are DNS aliases; nothing to resolve at the socket";
+  if (s.type === "ExternalName")
+    return "ExternalName Services are DNS aliases; nothing to resolve at the socket";
   if (s.headless) return "headless Service (clusterIP: None): clients reach pods by DNS, nothing to resolve";
   if (s.ports.length === 0) return "Service has no TCP or UDP port";
   return undefined;
@@ -80,7 +86,9 @@ export function computeViewSnapshot(clusters: readonly ClusterState[]): ViewSnap
   const owners = new Map<string, string>();
   const ordered = [...clusters].sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const c of ordered) {
-    const services = [...c.services.values()].sort((a, b) => (serviceResourceName(a) < serviceResourceName(b) ? -1 : 1));
+    const services = [...c.services.values()].sort((a, b) =>
+      serviceResourceName(a) < serviceResourceName(b) ? -1 : 1,
+    );
     const live = new Set<string>();
     for (const s of services) {
       const name = serviceResourceName(s);
@@ -95,7 +103,10 @@ export function computeViewSnapshot(clusters: readonly ClusterState[]): ViewSnap
         const k = `${f.ip}|${f.port}|${f.protocol}`;
         const owner = owners.get(k);
         if (owner && owner !== name) {
-          diagnostics.push({ object: name, message: `frontend ${f.ip}:${f.port} is already served by ${owner}; not assigned` });
+          diagnostics.push({
+            object: name,
+            message: `frontend ${f.ip}:${f.port} is already served by ${owner}; not assigned`,
+          });
           return false;
         }
         owners.set(k, name);

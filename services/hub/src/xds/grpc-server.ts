@@ -53,7 +53,13 @@ export class AssignmentServer {
   }
 
   status(): AgentStatus[] {
-    return [...this.agents.values()].map((a) => ({ ...a.status, ackedVersion: a.session.ackedVersion, acks: a.session.acks, nacks: a.session.nacks, lastNack: a.session.lastNack?.message }));
+    return [...this.agents.values()].map((a) => ({
+      ...a.status,
+      ackedVersion: a.session.ackedVersion,
+      acks: a.session.acks,
+      nacks: a.session.nacks,
+      lastNack: a.session.lastNack?.message,
+    }));
   }
 
   private handle(call: Stream): void {
@@ -99,14 +105,32 @@ export class AssignmentServer {
         if (session) return fail(grpc.status.INVALID_ARGUMENT, "hello sent twice on one stream");
         const node = kind.value.nodeName;
         if (!NODE_NAME_RE.test(node)) {
-          return fail(grpc.status.INVALID_ARGUMENT, `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`);
+          return fail(
+            grpc.status.INVALID_ARGUMENT,
+            `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`,
+          );
         }
-        session = new AgentSession(kind.value.initialResourceVersions, `${this.opts.hubId}-${++this.streamSeq}`);
+        session = new AgentSession(
+          kind.value.initialResourceVersions,
+          `${this.opts.hubId}-${++this.streamSeq}`,
+        );
         this.agents.set(call, {
           session,
-          status: { node, cluster, tokenId, connectedAt: new Date().toISOString(), ackedVersion: "", acks: 0, nacks: 0, lastNack: undefined },
+          status: {
+            node,
+            cluster,
+            tokenId,
+            connectedAt: new Date().toISOString(),
+            ackedVersion: "",
+            acks: 0,
+            nacks: 0,
+            lastNack: undefined,
+          },
         });
-        log.info({ peer, node, cluster, resumed: Object.keys(kind.value.initialResourceVersions).length }, "agent joined");
+        log.info(
+          { peer, node, cluster, resumed: Object.keys(kind.value.initialResourceVersions).length },
+          "agent joined",
+        );
         call.write({
           nonce: "",
           systemVersion: "",
@@ -120,12 +144,21 @@ export class AssignmentServer {
       }
       if (!session) return fail(grpc.status.FAILED_PRECONDITION, "ack before hello");
       const ack = kind.value;
-      const error = ack.error ? { message: ack.error.message, resources: ack.error.resourceErrors.map((r) => ({ name: r.name, message: r.message })) } : undefined;
+      const error = ack.error
+        ? {
+            message: ack.error.message,
+            resources: ack.error.resourceErrors.map((r) => ({ name: r.name, message: r.message })),
+          }
+        : undefined;
       if (!session.onAck(ack.responseNonce, error)) {
-        log.debug({ node: this.agents.get(call)?.status.node, nonce: ack.responseNonce }, "stale ack ignored");
+        log.debug(
+          { node: this.agents.get(call)?.status.node, nonce: ack.responseNonce },
+          "stale ack ignored",
+        );
         return;
       }
-      if (error) log.warn({ node: this.agents.get(call)?.status.node, cluster, error }, "agent rejected resources");
+      if (error)
+        log.warn({ node: this.agents.get(call)?.status.node, cluster, error }, "agent rejected resources");
       pump();
     });
     call.on("error", (e) => {

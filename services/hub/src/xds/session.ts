@@ -13,7 +13,11 @@ import type { Resource, StreamAssignmentsResponse } from "@switchyard/proto/assi
 
 export type Snapshot = { version: string; resources: ReadonlyMap<string, Resource> };
 
-export type NackRecord = { nonce: string; message: string; resources: Array<{ name: string; message: string }> };
+export type NackRecord = {
+  nonce: string;
+  message: string;
+  resources: Array<{ name: string; message: string }>;
+};
 
 export class AgentSession {
   /** resource name → version the agent is believed to hold */
@@ -56,7 +60,10 @@ export class AgentSession {
   }
 
   /** Handles an Ack; returns false for a stale or unknown nonce (ignored). */
-  onAck(nonce: string, error: { message: string; resources: Array<{ name: string; message: string }> } | undefined): boolean {
+  onAck(
+    nonce: string,
+    error: { message: string; resources: Array<{ name: string; message: string }> } | undefined,
+  ): boolean {
     if (!this.inflight || this.inflight.nonce !== nonce) return false;
     if (error) {
       this.nacks++;

@@ -10,7 +10,6 @@ import path from "node:path";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { formatIp16, parseIpTo16 } from "@switchyard/lib/ip";
 import type { Logger } from "@switchyard/lib/log";
-import { checkPtr, checkRc, errnoName, ffi, koffi, type Ptr, routeLibbpfLogs, sampleFnProto } from "./libbpf.ts";
 import {
   COUNTER_NAMES,
   decodeBackend,
@@ -28,10 +27,34 @@ import {
   LAYOUT,
   SY_NAME_LEN,
 } from "./layout.ts";
-import { type DatapathMaps, emptyMapState, type FrontendKeyModel, frontendKeyString, type MapOp, type MapState } from "./maps.ts";
+import {
+  checkPtr,
+  checkRc,
+  errnoName,
+  ffi,
+  koffi,
+  type Ptr,
+  routeLibbpfLogs,
+  sampleFnProto,
+} from "./libbpf.ts";
+import {
+  type DatapathMaps,
+  emptyMapState,
+  type FrontendKeyModel,
+  frontendKeyString,
+  type MapOp,
+  type MapState,
+} from "./maps.ts";
 
 export const PROGRAMS = ["sy_connect4"] as const;
-export const MAPS = ["sy_frontends", "sy_backends", "sy_svc_names", "sy_settings_map", "sy_counters", "sy_events"] as const;
+export const MAPS = [
+  "sy_frontends",
+  "sy_backends",
+  "sy_svc_names",
+  "sy_settings_map",
+  "sy_counters",
+  "sy_events",
+] as const;
 type MapName = (typeof MAPS)[number];
 
 export type DatapathOptions = {
@@ -49,11 +72,16 @@ export function findCgroup2Root(mounts = fs.readFileSync("/proc/mounts", "utf8")
     const [, mnt, type] = line.split(" ");
     if (type === "cgroup2" && mnt) return mnt;
   }
-  throw new SwitchyardError("unavailable", "no cgroup v2 filesystem is mounted (looked in /proc/mounts); mount one or pass --cgroup");
+  throw new SwitchyardError(
+    "unavailable",
+    "no cgroup v2 filesystem is mounted (looked in /proc/mounts); mount one or pass --cgroup",
+  );
 }
 
 const libc = koffi.load("libc.so.6");
-const mountFn = libc.func("int mount(const char *src, const char *target, const char *type, unsigned long flags, const void *data)");
+const mountFn = libc.func(
+  "int mount(const char *src, const char *target, const char *type, unsigned long flags, const void *data)",
+);
 
 /** Mounts bpffs at the root of pinDir's bpffs (default /sys/fs/bpf) when it is not mounted yet. */
 export function ensureBpffs(pinDir: string): void {
@@ -66,11 +94,15 @@ export function ensureBpffs(pinDir: string): void {
   if (bpfMounts.some((m) => pinDir === m || pinDir.startsWith(`${m}/`))) return;
   const root = "/sys/fs/bpf";
   if (!pinDir.startsWith(`${root}/`)) {
-    throw new SwitchyardError("invalid_argument", `pin dir ${pinDir} is not on a bpffs mount; use a path under ${root}`);
+    throw new SwitchyardError(
+      "invalid_argument",
+      `pin dir ${pinDir} is not on a bpffs mount; use a path under ${root}`,
+    );
   }
   fs.mkdirSync(root, { recursive: true });
   const rc = mountFn("bpf", root, "bpf", 0, null) as number;
-  if (rc !== 0) throw new SwitchyardError("bpf", `mounting bpffs at ${root} failed: ${errnoName(koffi.errno())}`);
+  if (rc !== 0)
+    throw new SwitchyardError("bpf", `mounting bpffs at ${root} failed: ${errnoName(koffi.errno())}`);
 }
 
 export class LibbpfMaps implements DatapathMaps {
@@ -87,23 +119,34 @@ export class LibbpfMaps implements DatapathMaps {
     const f = this.fds;
     switch (o.op) {
       case "put-name":
-        return this.update(f.sy_svc_names, encodeU32(o.svcId), encodeSvcName(o.name), "sy_svc_names", o.name);
+        this.update(f.sy_svc_names, encodeU32(o.svcId), encodeSvcName(o.name), "sy_svc_names", o.name);
+        return;
       case "delete-name":
-        return this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
+        this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
+        return;
       case "put-backend":
-        return this.update(
+        this.update(
           f.sy_backends,
           encodeBackendKey({ setId: o.setId, index: o.index }),
           encodeBackend({ addr: ip16(o.backend.ip), port: o.backend.port }),
           "sy_backends",
           `set ${o.setId}`,
         );
+        return;
       case "delete-backend":
-        return this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
+        this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
+        return;
       case "put-frontend":
-        return this.update(f.sy_frontends, frontendKey(o.key), encodeFrontend(o.value), "sy_frontends", frontendKeyString(o.key));
+        this.update(
+          f.sy_frontends,
+          frontendKey(o.key),
+          encodeFrontend(o.value),
+          "sy_frontends",
+          frontendKeyString(o.key),
+        );
+        return;
       case "delete-frontend":
-        return this.remove(f.sy_frontends, frontendKey(o.key), "sy_frontends");
+        this.remove(f.sy_frontends, frontendKey(o.key), "sy_frontends");
     }
   }
 
@@ -112,13 +155,17 @@ export class LibbpfMaps implements DatapathMaps {
     if (rc < 0) {
       const e = -rc;
       const code = e === 7 || e === 28 ? "capacity" : "bpf";
-      throw new SwitchyardError(code, `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? " (map full: raise its size)" : ""}`);
+      throw new SwitchyardError(
+        code,
+        `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? " (map full: raise its size)" : ""}`,
+      );
     }
   }
 
   private remove(fd: number, key: Buffer, map: string): void {
     const rc = ffi.mapDelete(fd, key) as number;
-    if (rc < 0 && rc !== -2) throw new SwitchyardError("bpf", `deleting from map ${map} failed: ${errnoName(-rc)}`);
+    if (rc < 0 && rc !== -2)
+      throw new SwitchyardError("bpf", `deleting from map ${map} failed: ${errnoName(-rc)}`);
   }
 
   /** Every (key, value) of a hash or array map. */
@@ -139,7 +186,8 @@ export class LibbpfMaps implements DatapathMaps {
   read(): MapState {
     const s = emptyMapState();
     const L = LAYOUT;
-    for (const [k, v] of this.entries(this.fds.sy_svc_names, 4, SY_NAME_LEN)) s.names.set(k.readUInt32LE(0), decodeSvcName(v));
+    for (const [k, v] of this.entries(this.fds.sy_svc_names, 4, SY_NAME_LEN))
+      s.names.set(k.readUInt32LE(0), decodeSvcName(v));
     for (const [k, v] of this.entries(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size)) {
       const dk = decodeFrontendKey(k);
       const key: FrontendKeyModel = { ip: formatIp16(dk.addr), port: dk.port, proto: dk.proto };
@@ -171,7 +219,13 @@ export class LibbpfMaps implements DatapathMaps {
   }
 
   setEventsEnabled(on: boolean): void {
-    this.update(this.fds.sy_settings_map, encodeU32(0), encodeSettings(on ? 1 : 0), "sy_settings_map", "settings");
+    this.update(
+      this.fds.sy_settings_map,
+      encodeU32(0),
+      encodeSettings(on ? 1 : 0),
+      "sy_settings_map",
+      "settings",
+    );
   }
 }
 
@@ -219,7 +273,10 @@ export class LibbpfDatapath {
     const log = opts.log;
     routeLibbpfLogs(log);
     if (!fs.existsSync(opts.objectPath)) {
-      throw new SwitchyardError("not_found", `BPF object ${opts.objectPath} not found: run "npm run setup" (it builds bpf/)`);
+      throw new SwitchyardError(
+        "not_found",
+        `BPF object ${opts.objectPath} not found: run "npm run setup" (it builds bpf/)`,
+      );
     }
     ensureBpffs(opts.pinDir);
     const mapDir = path.join(opts.pinDir, "maps");
@@ -236,8 +293,13 @@ export class LibbpfDatapath {
         mapPtrs[name] = m;
         checkRc(ffi.mapSetPinPath(m, path.join(mapDir, name)) as number, `setting pin path of ${name}`);
       }
-      if (opts.maxFrontends) checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number, "sizing sy_frontends");
-      if (opts.maxBackends) checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
+      if (opts.maxFrontends)
+        checkRc(
+          ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number,
+          "sizing sy_frontends",
+        );
+      if (opts.maxBackends)
+        checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
       const rc = ffi.load(obj) as number;
       if (rc < 0) {
         throw new SwitchyardError(
@@ -260,7 +322,10 @@ export class LibbpfDatapath {
     try {
       cgfd = fs.openSync(cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     } catch (e) {
-      throw new SwitchyardError("not_found", `cannot open cgroup ${cgroupPath}: ${(e as Error).message}; pass --cgroup with a cgroup v2 directory`);
+      throw new SwitchyardError(
+        "not_found",
+        `cannot open cgroup ${cgroupPath}: ${(e as Error).message}; pass --cgroup with a cgroup v2 directory`,
+      );
     }
     try {
       for (const name of PROGRAMS) {

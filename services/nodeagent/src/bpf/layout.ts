@@ -10,7 +10,12 @@ export type StructLayout = { size: number; fields: Record<string, FieldLayout> }
 export const LAYOUT = {
   sy_frontend_key: {
     size: 20,
-    fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, proto: { offset: 18, size: 1 }, pad: { offset: 19, size: 1 } },
+    fields: {
+      addr: { offset: 0, size: 16 },
+      port: { offset: 16, size: 2 },
+      proto: { offset: 18, size: 1 },
+      pad: { offset: 19, size: 1 },
+    },
   },
   sy_frontend: {
     size: 16,
@@ -71,7 +76,14 @@ export function nameOf<T extends Record<string, number>>(table: T, value: number
 // --- codecs: user space holds ports in host order; maps hold network order ---
 
 export type FrontendKey = { addr: Buffer; port: number; proto: number };
-export type FrontendValue = { svcId: number; setId: number; count: number; natType: number; natMode: number; flags: number };
+export type FrontendValue = {
+  svcId: number;
+  setId: number;
+  count: number;
+  natType: number;
+  natMode: number;
+  flags: number;
+};
 export type BackendKey = { setId: number; index: number };
 export type BackendValue = { addr: Buffer; port: number };
 
@@ -141,7 +153,10 @@ export function encodeBackend(v: BackendValue): Buffer {
 
 export function decodeBackend(b: Buffer): BackendValue {
   const f = F.sy_backend.fields;
-  return { addr: Buffer.from(b.subarray(f.addr.offset, f.addr.offset + 16)), port: b.readUInt16BE(f.port.offset) };
+  return {
+    addr: Buffer.from(b.subarray(f.addr.offset, f.addr.offset + 16)),
+    port: b.readUInt16BE(f.port.offset),
+  };
 }
 
 export function encodeU32(n: number): Buffer {

@@ -3,9 +3,10 @@
  * Only this file knows C signatures; everything returns numbers/pointers and
  * errors become SwitchyardError("bpf") with the libbpf call and errno named.
  */
-import koffi from "koffi";
+
 import { SwitchyardError } from "@switchyard/lib/errors";
 import type { Logger } from "@switchyard/lib/log";
+import koffi from "koffi";
 
 export type Ptr = unknown;
 
@@ -90,7 +91,10 @@ export function routeLibbpfLogs(log: Logger): void {
   const buf = Buffer.alloc(65536);
   printCb = koffi.register((level: number, fmt: string, args: unknown) => {
     const n = ffi.vsnprintf(buf, buf.length, fmt, args) as number;
-    const text = buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))).toString("utf8").trimEnd();
+    const text = buf
+      .subarray(0, Math.max(0, Math.min(n, buf.length - 1)))
+      .toString("utf8")
+      .trimEnd();
     if (level === 0) log.warn({ libbpf: text }, "libbpf");
     else if (level === 1) log.info({ libbpf: text }, "libbpf");
     else log.debug({ libbpf: text }, "libbpf");

@@ -11,7 +11,11 @@ export function openPinnedMaps(pinDir: string): LibbpfMaps {
   for (const name of MAPS) {
     const p = path.join(pinDir, "maps", name);
     const fd = ffi.objGet(p) as number;
-    if (fd < 0) throw new SwitchyardError("not_found", `no pinned map at ${p}: is an agent installed with --pin-dir ${pinDir}?`);
+    if (fd < 0)
+      throw new SwitchyardError(
+        "not_found",
+        `no pinned map at ${p}: is an agent installed with --pin-dir ${pinDir}?`,
+      );
     fds[name] = fd;
   }
   return new LibbpfMaps(fds);

@@ -5,7 +5,7 @@
  * resolves per endpoint (pods may use different numbers for one name).
  */
 import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
-import { IPPROTO_TCP, IPPROTO_UDP, NatMode as BpfNatMode, NatType } from "../bpf/layout.ts";
+import { NatMode as BpfNatMode, IPPROTO_TCP, IPPROTO_UDP, NatType } from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
 import { frontendKeyString } from "../bpf/maps.ts";
 
@@ -56,7 +56,9 @@ export function computeDesired(resources: Iterable<Resource>): DesiredState {
       const ks = frontendKeyString(key);
       const owner = frontends.get(ks);
       if (owner) {
-        problems.push(`frontend ${f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`);
+        problems.push(
+          `frontend ${f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`,
+        );
         continue;
       }
       frontends.set(ks, {

@@ -8,7 +8,7 @@
  * and time.
  */
 import { formatIp16 } from "@switchyard/lib/ip";
-import { FailureCode, Hook, IPPROTO_UDP, nameOf, NatType, type RawEvent } from "../bpf/layout.ts";
+import { FailureCode, Hook, IPPROTO_UDP, NatType, nameOf, type RawEvent } from "../bpf/layout.ts";
 
 export type NatEvent = {
   time: string;
@@ -88,5 +88,7 @@ export function computeEventSubject(prefix: string, ev: NatEvent): string {
   const parts = ev.service.split("/");
   const ns = parts.length === 3 ? parts[1]! : "_";
   const svc = parts.length === 3 ? parts[2]! : ev.service;
-  return [prefix, subjectToken(ev.cluster), subjectToken(ev.node), subjectToken(ns), subjectToken(svc)].join(".");
+  return [prefix, subjectToken(ev.cluster), subjectToken(ev.node), subjectToken(ns), subjectToken(svc)].join(
+    ".",
+  );
 }

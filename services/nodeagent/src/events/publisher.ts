@@ -19,7 +19,11 @@ export class NatsEventPublisher implements EventPublisher {
     this.log = log;
   }
 
-  static async connect(servers: string[], log: Logger, opts: { user?: string; pass?: string; token?: string } = {}): Promise<NatsEventPublisher> {
+  static async connect(
+    servers: string[],
+    log: Logger,
+    opts: { user?: string; pass?: string; token?: string } = {},
+  ): Promise<NatsEventPublisher> {
     const nc = await connect({
       servers,
       name: "switchyard-agent",
@@ -41,7 +45,8 @@ export class NatsEventPublisher implements EventPublisher {
       this.nc.publish(subject, JSON.stringify(event));
     } catch (e) {
       this.dropped++;
-      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.warn({ err: e, dropped: this.dropped }, "nat event not published");
+      if (this.dropped === 1 || this.dropped % 1000 === 0)
+        this.log.warn({ err: e, dropped: this.dropped }, "nat event not published");
     }
   }
 

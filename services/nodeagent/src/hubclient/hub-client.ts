@@ -103,7 +103,10 @@ export class HubClient {
             $case: "ack",
             value: {
               responseNonce: m.nonce,
-              error: errors.length > 0 ? { message: `${errors.length} resource(s) not applied`, resourceErrors: errors } : undefined,
+              error:
+                errors.length > 0
+                  ? { message: `${errors.length} resource(s) not applied`, resourceErrors: errors }
+                  : undefined,
             },
           },
         });
@@ -116,7 +119,10 @@ export class HubClient {
         this.opts.onRefused?.(e.details);
         this.backoffMs = Math.max(this.backoffMs, 5000);
       } else {
-        log.warn({ code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome }, "hub stream failed");
+        log.warn(
+          { code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome },
+          "hub stream failed",
+        );
       }
       this.retry();
     });

@@ -12,8 +12,9 @@
  * Nothing that already matches is written, so an agent restarted against
  * unchanged assignments performs zero writes.
  */
-import type { DesiredFrontend } from "../desired/compute-desired.ts";
+
 import type { Backend, MapOp, MapState } from "../bpf/maps.ts";
+import type { DesiredFrontend } from "../desired/compute-desired.ts";
 
 export type Plan = { ops: MapOp[]; svcIds: Map<string, number> };
 
@@ -73,7 +74,9 @@ export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: 
     const cur = actual.frontends.get(ks);
     const curSet = cur ? actual.backendSets.get(cur.value.setId) : undefined;
     const setMatches =
-      cur !== undefined && cur.value.count === fe.backends.length && (fe.backends.length === 0 || sameBackends(curSet, fe.backends));
+      cur !== undefined &&
+      cur.value.count === fe.backends.length &&
+      (fe.backends.length === 0 || sameBackends(curSet, fe.backends));
     let setId: number;
     if (setMatches) {
       setId = cur!.value.setId;
@@ -81,10 +84,18 @@ export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: 
       setId = 0;
     } else {
       setId = setAlloc.next();
-      fe.backends.forEach((backend, index) => putBackends.push({ op: "put-backend", setId, index, backend }));
+      for (const [index, backend] of fe.backends.entries())
+        putBackends.push({ op: "put-backend", setId, index, backend });
     }
     if (setId !== 0) liveSets.add(setId);
-    const value = { svcId, setId, count: fe.backends.length, natType: fe.natType, natMode: fe.natMode, flags: 0 };
+    const value = {
+      svcId,
+      setId,
+      count: fe.backends.length,
+      natType: fe.natType,
+      natMode: fe.natMode,
+      flags: 0,
+    };
     const same =
       cur !== undefined &&
       cur.value.svcId === value.svcId &&
@@ -108,5 +119,8 @@ export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: 
     if (!usedNames.has(name) || idByName.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
   }
 
-  return { ops: [...putNames, ...putBackends, ...putFrontends, ...delFrontends, ...delBackends, ...delNames], svcIds };
+  return {
+    ops: [...putNames, ...putBackends, ...putFrontends, ...delFrontends, ...delBackends, ...delNames],
+    svcIds,
+  };
 }
