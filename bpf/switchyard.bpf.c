@@ -71,18 +71,17 @@ static __always_inline int sy_events_on(void)
 	return s && (s->flags & SY_SETTINGS_EVENTS_ON);
 }
 
-static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
-				    const struct sy_backend *be, __u8 hook, __u16 failure)
+/*
+ * A real subprogram (not inlined), so struct sy_event is described in the
+ * object's BTF, which the layout test checks user space against.
+ */
+static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_frontend_key *key, const struct sy_frontend *fe,
+				    const struct sy_backend *be, __u32 hook_failure)
 {
-	struct sy_event *ev;
+	__u16 failure = hook_failure & 0xffff;
 
-	if (!sy_events_on())
-		return;
-	ev = bpf_ringbuf_reserve(&sy_events, sizeof(*ev), 0);
-	if (!ev) {
-		sy_count(SY_CNT_EVENTS_DROPPED);
-		return;
-	}
+	if (!ev || !key || !fe)
+		return 0;
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->cgroup_id = bpf_get_current_cgroup_id();
 	ev->pid_tgid = bpf_get_current_pid_tgid();
@@ -98,11 +97,27 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 	}
 	ev->family = 4;
 	ev->proto = key->proto;
-	ev->hook = hook;
+	ev->hook = hook_failure >> 16;
 	ev->nat_type = fe->nat_type;
 	ev->nat_mode = fe->nat_mode;
 	ev->success = failure == SY_FAIL_NONE;
 	ev->failure_code = failure;
+	return 0;
+}
+
+static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
+				    const struct sy_backend *be, __u8 hook, __u16 failure)
+{
+	struct sy_event *ev;
+
+	if (!sy_events_on())
+		return;
+	ev = bpf_ringbuf_reserve(&sy_events, sizeof(*ev), 0);
+	if (!ev) {
+		sy_count(SY_CNT_EVENTS_DROPPED);
+		return;
+	}
+	sy_fill_event(ev, key, fe, be, ((__u32)hook << 16) | failure);
 	bpf_ringbuf_submit(ev, 0);
 }
 

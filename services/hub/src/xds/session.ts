@@ -22,6 +22,8 @@ export type NackRecord = {
 export class AgentSession {
   /** resource name → version the agent is believed to hold */
   private readonly held = new Map<string, string>();
+  /** resource name → version the agent refused (not resent until it changes) */
+  private readonly rejected = new Map<string, string>();
   private inflight: { nonce: string; systemVersion: string } | undefined;
   private nonceSeq = 0;
   private readonly noncePrefix: string;
@@ -45,7 +47,7 @@ export class AgentSession {
     const resources: Resource[] = [];
     const removed: string[] = [];
     for (const [name, r] of snap.resources) {
-      if (this.held.get(name) !== r.version) resources.push(r);
+      if (this.held.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
     }
     for (const name of this.held.keys()) if (!snap.resources.has(name)) removed.push(name);
     if (resources.length === 0 && removed.length === 0) {
@@ -53,7 +55,10 @@ export class AgentSession {
       return undefined;
     }
     const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
-    for (const r of resources) this.held.set(r.name, r.version);
+    for (const r of resources) {
+      this.held.set(r.name, r.version);
+      this.rejected.delete(r.name);
+    }
     for (const n of removed) this.held.delete(n);
     this.inflight = { nonce, systemVersion: snap.version };
     return { nonce, systemVersion: snap.version, welcome: undefined, resources, removedResources: removed };
@@ -71,7 +76,9 @@ export class AgentSession {
       // the agent kept its old version of these; remember the rejected one so it is not resent
       for (const r of error.resources) {
         const v = this.held.get(r.name);
-        if (v !== undefined) this.held.set(r.name, `rejected:${v}`);
+        if (v === undefined) continue;
+        this.rejected.set(r.name, v);
+        this.held.set(r.name, `rejected:${v}`);
       }
     } else {
       this.acks++;

@@ -1,0 +1,82 @@
+/**
+ * Golden test: cluster YAML in → canonical dump of the resources an agent of
+ * that view receives. The same objects fed in another order give the same
+ * dump. UPDATE_GOLDEN=1 rewrites the .golden files.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { silentLogger } from "@switchyard/lib/log";
+import { World } from "../model/world.ts";
+import { readObjects } from "../sources/directory.ts";
+import { WorldWriter } from "../sources/source.ts";
+import { computeViewSnapshot, type ViewSnapshot } from "./compute-resources.ts";
+
+const TESTDATA = path.join(import.meta.dirname, "testdata");
+
+function loadObjects(dir: string): unknown[] {
+  const out: unknown[] = [];
+  for (const f of fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
+    const r = readObjects(fs.readFileSync(path.join(dir, f), "utf8"));
+    assert.equal(r.error, undefined, `${f} parses`);
+    out.push(...r.objects);
+  }
+  return out;
+}
+
+function snapshotOf(cluster: string, objects: unknown[]): ViewSnapshot {
+  const world = new World();
+  const w = new WorldWriter(world, cluster, silentLogger());
+  for (const o of objects) w.upsert(o);
+  return computeViewSnapshot([world.cluster(cluster)]);
+}
+
+export function canonicalDump(s: ViewSnapshot): string {
+  const lines: string[] = [];
+  for (const name of [...s.resources.keys()].sort()) {
+    const r = s.resources.get(name)!;
+    lines.push(`${name} @${r.version}`);
+    lines.push(`  ${JSON.stringify(r.body?.value)}`);
+  }
+  for (const d of [...s.diagnostics].sort((a, b) => (a.object + a.message < b.object + b.message ? -1 : 1))) {
+    lines.push(`! ${d.object}: ${d.message}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function shuffled<T>(xs: T[], seed: number): T[] {
+  const a = [...xs];
+  let s = seed;
+  for (let i = a.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+describe("translation golden tests", () => {
+  for (const cluster of fs
+    .readdirSync(TESTDATA)
+    .filter((d) => fs.statSync(path.join(TESTDATA, d)).isDirectory())) {
+    it(`${cluster}: YAML in, canonical assignments out`, () => {
+      const objects = loadObjects(path.join(TESTDATA, cluster));
+      const dump = canonicalDump(snapshotOf(cluster, objects));
+      const golden = path.join(TESTDATA, `${cluster}.golden`);
+      if (process.env["UPDATE_GOLDEN"] === "1") fs.writeFileSync(golden, dump);
+      assert.ok(fs.existsSync(golden), `missing ${golden}: run with UPDATE_GOLDEN=1`);
+      assert.equal(dump, fs.readFileSync(golden, "utf8"));
+    });
+
+    it(`${cluster}: the same objects in another order give the same assignments`, () => {
+      const objects = loadObjects(path.join(TESTDATA, cluster));
+      const want = canonicalDump(snapshotOf(cluster, objects));
+      for (const seed of [1, 2, 3])
+        assert.equal(canonicalDump(snapshotOf(cluster, shuffled(objects, seed))), want);
+    });
+  }
+});

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Resource } from "@switchyard/proto/assignment";
+import { AgentSession, type Snapshot } from "./session.ts";
+
+function res(name: string, version: string): Resource {
+  return {
+    name,
+    version,
+    body: { $case: "service", value: { cluster: "c", namespace: "ns", name, frontends: [] } },
+  };
+}
+
+function snap(version: string, ...rs: Resource[]): Snapshot {
+  return { version, resources: new Map(rs.map((r) => [r.name, r])) };
+}
+
+describe("AgentSession", () => {
+  it("sends everything to a new agent, then nothing until the snapshot changes", () => {
+    const s = new AgentSession({}, "h");
+    const m = s.next(snap("s1", res("a", "1"), res("b", "1")))!;
+    assert.deepEqual(
+      m.resources.map((r) => r.name),
+      ["a", "b"],
+    );
+    assert.ok(s.onAck(m.nonce, undefined));
+    assert.equal(s.ackedVersion, "s1");
+    assert.equal(s.next(snap("s1", res("a", "1"), res("b", "1"))), undefined);
+  });
+
+  it("sends only changed and removed resources", () => {
+    const s = new AgentSession({}, "h");
+    s.onAck(s.next(snap("s1", res("a", "1"), res("b", "1")))!.nonce, undefined);
+    const m = s.next(snap("s2", res("a", "2")))!;
+    assert.deepEqual(
+      m.resources.map((r) => `${r.name}@${r.version}`),
+      ["a@2"],
+    );
+    assert.deepEqual(m.removedResources, ["b"]);
+  });
+
+  it("resumes: an agent that reconnects with what it holds receives only the difference", () => {
+    const s = new AgentSession({ a: "1", b: "1", gone: "7" }, "h");
+    const m = s.next(snap("s2", res("a", "1"), res("b", "2")))!;
+    assert.deepEqual(
+      m.resources.map((r) => r.name),
+      ["b"],
+    );
+    assert.deepEqual(m.removedResources, ["gone"]);
+    const unchanged = new AgentSession({ a: "1" }, "h");
+    assert.equal(
+      unchanged.next(snap("s1", res("a", "1"))),
+      undefined,
+      "nothing at all is sent when nothing changed",
+    );
+  });
+
+  it("keeps one response in flight and folds later changes into the next one (latest wins)", () => {
+    const s = new AgentSession({}, "h");
+    const first = s.next(snap("s1", res("a", "1")))!;
+    assert.equal(s.next(snap("s2", res("a", "2"))), undefined, "nothing new while one is unacknowledged");
+    assert.equal(s.next(snap("s3", res("a", "3"))), undefined);
+    s.onAck(first.nonce, undefined);
+    const second = s.next(snap("s3", res("a", "3")))!;
+    assert.deepEqual(
+      second.resources.map((r) => r.version),
+      ["3"],
+    );
+  });
+
+  it("ignores an ack with a stale nonce", () => {
+    const s = new AgentSession({}, "h");
+    const m = s.next(snap("s1", res("a", "1")))!;
+    assert.equal(s.onAck("h-999", undefined), false);
+    assert.ok(s.waiting);
+    assert.ok(s.onAck(m.nonce, undefined));
+  });
+
+  it("records a NACK with its detail and does not resend the rejected version", () => {
+    const s = new AgentSession({}, "h");
+    const m = s.next(snap("s1", res("a", "1"), res("b", "1")))!;
+    s.onAck(m.nonce, { message: "1 resource(s) not applied", resources: [{ name: "b", message: "bad ip" }] });
+    assert.equal(s.nacks, 1);
+    assert.equal(s.lastNack?.resources[0]?.message, "bad ip");
+    assert.equal(
+      s.next(snap("s1", res("a", "1"), res("b", "1"))),
+      undefined,
+      "the same bad version is not resent",
+    );
+    const fixed = s.next(snap("s2", res("a", "1"), res("b", "2")))!;
+    assert.deepEqual(
+      fixed.resources.map((r) => `${r.name}@${r.version}`),
+      ["b@2"],
+    );
+  });
+});

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { FakeMaps, type MapOp } from "../bpf/maps.ts";
+import type { DesiredFrontend } from "../desired/compute-desired.ts";
+import { planMaps } from "./plan-maps.ts";
+
+function fe(
+  service: string,
+  ip: string,
+  port: number,
+  backends: Array<[string, number]>,
+): [string, DesiredFrontend] {
+  return [
+    `${ip}|${port}|6`,
+    {
+      key: { ip, port, proto: 6 },
+      service,
+      natType: 1,
+      natMode: 1,
+      backends: backends.map(([i, p]) => ({ ip: i, port: p })),
+    },
+  ];
+}
+
+function sync(maps: FakeMaps, desired: Array<[string, DesiredFrontend]>): MapOp[] {
+  const plan = planMaps(new Map(desired), maps.read());
+  maps.apply(plan.ops);
+  return plan.ops;
+}
+
+describe("planMaps", () => {
+  it("writes names, then backends, then frontends (a frontend never points at an unwritten set)", () => {
+    const maps = new FakeMaps();
+    const ops = sync(maps, [
+      fe("svc/c/ns/a", "10.0.0.1", 80, [
+        ["192.0.2.1", 8080],
+        ["192.0.2.2", 8080],
+      ]),
+    ]);
+    assert.deepEqual(
+      ops.map((o) => o.op),
+      ["put-name", "put-backend", "put-backend", "put-frontend"],
+    );
+  });
+
+  it("writes nothing when the maps already hold the desired state (restart against unchanged assignments)", () => {
+    const maps = new FakeMaps();
+    const desired = [
+      fe("svc/c/ns/a", "10.0.0.1", 80, [["192.0.2.1", 8080]]),
+      fe("svc/c/ns/b", "10.0.0.2", 53, []),
+    ];
+    sync(maps, desired);
+    assert.deepEqual(sync(maps, desired), []);
+  });
+
+  it("replaces a backend set make-before-break: new set, flip, then delete the old set", () => {
+    const maps = new FakeMaps();
+    sync(maps, [fe("svc/c/ns/a", "10.0.0.1", 80, [["192.0.2.1", 8080]])]);
+    const oldSet = [...maps.state.frontends.values()][0]!.value.setId;
+    const ops = sync(maps, [fe("svc/c/ns/a", "10.0.0.1", 80, [["192.0.2.9", 8080]])]);
+    assert.deepEqual(
+      ops.map((o) => o.op),
+      ["put-backend", "put-frontend", "delete-backend"],
+    );
+    const flip = ops[1] as Extract<MapOp, { op: "put-frontend" }>;
+    assert.notEqual(flip.value.setId, oldSet, "the new set is written beside the live one");
+    assert.deepEqual(ops[2], { op: "delete-backend", setId: oldSet, index: 0 });
+  });
+
+  it("keeps a service's id across plans, and frees names only after frontends are gone", () => {
+    const maps = new FakeMaps();
+    sync(maps, [
+      fe("svc/c/ns/a", "10.0.0.1", 80, [["192.0.2.1", 8080]]),
+      fe("svc/c/ns/b", "10.0.0.2", 80, [["192.0.2.3", 80]]),
+    ]);
+    const idA = [...maps.state.names].find(([, n]) => n === "svc/c/ns/a")![0];
+    const ops = sync(maps, [fe("svc/c/ns/a", "10.0.0.1", 80, [["192.0.2.1", 8080]])]);
+    assert.deepEqual(
+      ops.map((o) => o.op),
+      ["delete-frontend", "delete-backend", "delete-name"],
+    );
+    assert.equal([...maps.state.names].find(([, n]) => n === "svc/c/ns/a")![0], idA);
+  });
+
+  it("removes backend sets no frontend references (left by a crash between steps)", () => {
+    const maps = new FakeMaps();
+    maps.apply([{ op: "put-backend", setId: 77, index: 0, backend: { ip: "192.0.2.1", port: 1 } }]);
+    const ops = sync(maps, []);
+    assert.deepEqual(ops, [{ op: "delete-backend", setId: 77, index: 0 }]);
+  });
+
+  it("recovers after a write fails half-way: the next plan from what the maps hold completes the job", () => {
+    const maps = new FakeMaps();
+    const desired = [
+      fe("svc/c/ns/a", "10.0.0.1", 80, [
+        ["192.0.2.1", 8080],
+        ["192.0.2.2", 8080],
+      ]),
+    ];
+    maps.failAfter = 2;
+    assert.throws(() => sync(maps, desired), /injected failure/);
+    assert.equal(maps.state.frontends.size, 0, "no frontend was published before its backends");
+    sync(maps, desired);
+    assert.deepEqual(sync(maps, desired), []);
+    const f = [...maps.state.frontends.values()][0]!;
+    assert.deepEqual(maps.state.backendSets.get(f.value.setId), [
+      { ip: "192.0.2.1", port: 8080 },
+      { ip: "192.0.2.2", port: 8080 },
+    ]);
+  });
+});
