@@ -8,14 +8,9 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { findCgroup2Root } from "@switchyard/lib/mounts";
 
-export function findCgroup2Root(): string {
-  for (const line of fs.readFileSync("/proc/mounts", "utf8").split("\n")) {
-    const f = line.split(" ");
-    if (f[2] === "cgroup2" && f[1]) return f[1];
-  }
-  throw new Error("no cgroup v2 mount in /proc/mounts");
-}
+export { findCgroup2Root };
 
 /** Privileged tests need root; say so loudly instead of passing silently. */
 export function requireRoot(): void {

@@ -16,6 +16,13 @@ export const AGENT = "services/nodeagent/src/main.ts";
 
 export type ProbeResult = { ok: true; reply: string; peer: string } | { ok: false; code: string };
 
+export type LoopResult = {
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+  replies: Record<string, number>;
+};
+
 export type Backend = { name: string; ip: string; port: number; proc: Proc };
 
 export class Stack {
@@ -121,6 +128,26 @@ export class Stack {
     const m = await p.waitFor(/^\{.*\}$/m, 20_000);
     await p.stop();
     return JSON.parse(m[0]) as ProbeResult;
+  }
+
+  /** Starts a connect loop in the sandbox cgroup; `finish()` stops it and returns its counts. */
+  async connectLoop(ip: string, port: number): Promise<{ finish: () => Promise<LoopResult> }> {
+    const p = watchProcess(
+      this.sandbox.spawnInCgroup(process.execPath, [
+        path.join(REPO, "test/kit/connect-loop.ts"),
+        ip,
+        String(port),
+      ]),
+    );
+    await p.waitFor(/started/);
+    return {
+      finish: async () => {
+        if (p.cp.pid) process.kill(p.cp.pid, "SIGTERM");
+        const m = await p.waitFor(/^\{.*\}$/m);
+        await p.stop();
+        return JSON.parse(m[0]) as LoopResult;
+      },
+    };
   }
 
   onCleanup(fn: () => Promise<void> | void): void {

@@ -10,6 +10,7 @@ import path from "node:path";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { formatIp16, parseIpTo16 } from "@switchyard/lib/ip";
 import type { Logger } from "@switchyard/lib/log";
+import { mountsOfType } from "@switchyard/lib/mounts";
 import {
   COUNTER_NAMES,
   decodeBackend,
@@ -66,18 +67,6 @@ export type DatapathOptions = {
   maxBackends?: number;
 };
 
-/** Finds the cgroup v2 mount from /proc/mounts (never hard-coded). */
-export function findCgroup2Root(mounts = fs.readFileSync("/proc/mounts", "utf8")): string {
-  for (const line of mounts.split("\n")) {
-    const [, mnt, type] = line.split(" ");
-    if (type === "cgroup2" && mnt) return mnt;
-  }
-  throw new SwitchyardError(
-    "unavailable",
-    "no cgroup v2 filesystem is mounted (looked in /proc/mounts); mount one or pass --cgroup",
-  );
-}
-
 const libc = koffi.load("libc.so.6");
 const mountFn = libc.func(
   "int mount(const char *src, const char *target, const char *type, unsigned long flags, const void *data)",
@@ -85,12 +74,7 @@ const mountFn = libc.func(
 
 /** Mounts bpffs at the root of pinDir's bpffs (default /sys/fs/bpf) when it is not mounted yet. */
 export function ensureBpffs(pinDir: string): void {
-  const mounts = fs.readFileSync("/proc/mounts", "utf8");
-  const bpfMounts = mounts
-    .split("\n")
-    .map((l) => l.split(" "))
-    .filter((f) => f[2] === "bpf")
-    .map((f) => f[1]!);
+  const bpfMounts = mountsOfType("bpf");
   if (bpfMounts.some((m) => pinDir === m || pinDir.startsWith(`${m}/`))) return;
   const root = "/sys/fs/bpf";
   if (!pinDir.startsWith(`${root}/`)) {
