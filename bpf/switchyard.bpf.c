@@ -1,19 +1,26 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Socket-level service resolution: cgroup sock_addr hooks rewrite the
- * destination of connect() from a service frontend to one of its backends.
+ * Socket-level service resolution. cgroup sock_addr hooks rewrite the
+ * destination of connect() (TCP, connected UDP) and of every unconnected UDP
+ * sendmsg() from a service frontend to one of its backends, and rewrite the
+ * source of recvmsg() and the peer of getpeername() back to the frontend, so
+ * applications only ever see the service address.
+ *
+ * One lookup in the hot path: priorities and traffic policies are resolved in
+ * user space into the frontend entry. NodePort frontends are keyed by port
+ * only (scope SY_SCOPE_NODE_PORT) and apply to any address in sy_node_ips.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "include/switchyard.h"
 
-#define SY_AF_INET 2
 #define SY_SOCK_STREAM 1
 #define SY_SOCK_DGRAM 2
 #define SY_IPPROTO_TCP 6
 #define SY_IPPROTO_UDP 17
 #define SY_ECONNREFUSED 111
+#define SY_NS_PER_S 1000000000ull
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -31,10 +38,47 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SY_MAX_BACKENDS);
+	__type(key, struct sy_member_key);
+	__type(value, __u32);
+} sy_members SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SY_MAX_NODE_IPS);
+	__type(key, __u8[16]);
+	__type(value, __u8);
+} sy_node_ips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SY_MAX_SERVICES);
 	__type(key, __u32);
 	__type(value, struct sy_svc_name);
 } sy_svc_names SEC(".maps");
+
+/* per-socket translation of connected sockets: lives and dies with the socket */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sy_sock_nat);
+} sy_sock_nats SEC(".maps");
+
+/* unconnected UDP: (socket cookie, backend) -> service address */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SY_MAX_REVNAT);
+	__type(key, struct sy_revnat_key);
+	__type(value, struct sy_revnat);
+} sy_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SY_MAX_AFFINITY);
+	__type(key, struct sy_affinity_key);
+	__type(value, struct sy_affinity);
+} sy_affinity SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -63,12 +107,14 @@ static __always_inline void sy_count(__u32 idx)
 		*v += 1;
 }
 
-static __always_inline int sy_events_on(void)
+static __always_inline int sy_is_v4mapped(const __u8 *a)
 {
-	__u32 zero = 0;
-	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
+	__u64 lo;
+	__u32 mid;
 
-	return s && (s->flags & SY_SETTINGS_EVENTS_ON);
+	__builtin_memcpy(&lo, a, 8);
+	__builtin_memcpy(&mid, a + 8, 4);
+	return lo == 0 && mid == bpf_htonl(0x0000ffff);
 }
 
 /*
@@ -95,7 +141,7 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 		ev->nat_port = 0;
 		__builtin_memset(ev->nat_addr, 0, 16);
 	}
-	ev->family = 4;
+	ev->family = sy_is_v4mapped(key->addr) ? 4 : 6;
 	ev->proto = key->proto;
 	ev->hook = hook_failure >> 16;
 	ev->nat_type = fe->nat_type;
@@ -108,10 +154,16 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
 				    const struct sy_backend *be, __u8 hook, __u16 failure)
 {
+	__u32 zero = 0;
+	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
 	struct sy_event *ev;
 
-	if (!sy_events_on())
+	if (!s || !(s->flags & SY_SETTINGS_EVENTS_ON))
 		return;
+	if (s->sample_one_in > 1 && bpf_get_prandom_u32() % s->sample_one_in != 0) {
+		sy_count(SY_CNT_EVENTS_SAMPLED_OUT);
+		return;
+	}
 	ev = bpf_ringbuf_reserve(&sy_events, sizeof(*ev), 0);
 	if (!ev) {
 		sy_count(SY_CNT_EVENTS_DROPPED);
@@ -119,16 +171,6 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 	}
 	sy_fill_event(ev, key, fe, be, ((__u32)hook << 16) | failure);
 	bpf_ringbuf_submit(ev, 0);
-}
-
-static __always_inline void sy_key_v4(struct sy_frontend_key *key, __u32 ip4, __u32 port, __u8 proto)
-{
-	__builtin_memset(key, 0, sizeof(*key));
-	key->addr[10] = 0xff;
-	key->addr[11] = 0xff;
-	__builtin_memcpy(&key->addr[12], &ip4, 4);
-	key->port = (__u16)port;
-	key->proto = proto;
 }
 
 static __always_inline __u8 sy_proto(const struct bpf_sock_addr *ctx)
@@ -140,45 +182,253 @@ static __always_inline __u8 sy_proto(const struct bpf_sock_addr *ctx)
 	return 0;
 }
 
-SEC("cgroup/connect4")
-int sy_connect4(struct bpf_sock_addr *ctx)
+/* The socket address the hook sees (destination, or source for recvmsg), 16-byte form. */
+static __always_inline void sy_read_addr(const struct bpf_sock_addr *ctx, int v6, __u8 *addr)
 {
-	struct sy_frontend_key key;
-	struct sy_backend_key bkey;
+	if (v6) {
+		__u32 w[4];
+
+		w[0] = ctx->user_ip6[0];
+		w[1] = ctx->user_ip6[1];
+		w[2] = ctx->user_ip6[2];
+		w[3] = ctx->user_ip6[3];
+		__builtin_memcpy(addr, w, 16);
+	} else {
+		__u32 ip4 = ctx->user_ip4;
+
+		__builtin_memset(addr, 0, 10);
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		__builtin_memcpy(addr + 12, &ip4, 4);
+	}
+}
+
+/* Writes addr:port into the hook's socket address; fails for an IPv6 address on an IPv4 hook. */
+static __always_inline int sy_write_addr(struct bpf_sock_addr *ctx, int v6, const __u8 *addr, __u16 port)
+{
+	if (v6) {
+		__u32 w[4];
+
+		__builtin_memcpy(w, addr, 16);
+		ctx->user_ip6[0] = w[0];
+		ctx->user_ip6[1] = w[1];
+		ctx->user_ip6[2] = w[2];
+		ctx->user_ip6[3] = w[3];
+	} else {
+		__u32 ip4;
+
+		if (!sy_is_v4mapped(addr))
+			return -1;
+		__builtin_memcpy(&ip4, addr + 12, 4);
+		ctx->user_ip4 = ip4;
+	}
+	ctx->user_port = port;
+	return 0;
+}
+
+static __always_inline int sy_is_node_addr(const __u8 *addr)
+{
+	/* 127.0.0.0/8 and ::1 are always this node's */
+	if (sy_is_v4mapped(addr) && addr[12] == 127)
+		return 1;
+	return bpf_map_lookup_elem(&sy_node_ips, addr) != NULL;
+}
+
+static __always_inline struct sy_backend *sy_pick(struct bpf_sock_addr *ctx, const struct sy_frontend *fe)
+{
+	struct sy_backend_key bkey = { .set_id = fe->set_id };
+	struct sy_affinity_key akey = {};
+	struct sy_affinity *aff = NULL;
+	struct sy_backend *be = NULL;
+	__u64 now = 0;
+
+	if (fe->affinity_timeout_s) {
+		akey.netns_cookie = bpf_get_netns_cookie(ctx);
+		akey.port_id = fe->port_id;
+		akey.svc_id = fe->svc_id;
+		now = bpf_ktime_get_ns();
+		aff = bpf_map_lookup_elem(&sy_affinity, &akey);
+		if (aff && now - aff->last_ns <= (__u64)fe->affinity_timeout_s * SY_NS_PER_S) {
+			struct sy_member_key mkey = { .set_id = fe->set_id, .port = aff->port };
+			__u32 *idx;
+
+			__builtin_memcpy(mkey.addr, aff->addr, 16);
+			/* only a backend still in the live set is reused */
+			idx = bpf_map_lookup_elem(&sy_members, &mkey);
+			if (idx) {
+				bkey.index = *idx;
+				be = bpf_map_lookup_elem(&sy_backends, &bkey);
+				if (be) {
+					aff->last_ns = now;
+					sy_count(SY_CNT_AFFINITY_HIT);
+					return be;
+				}
+			}
+		}
+	}
+	bkey.index = bpf_get_prandom_u32() % fe->count;
+	be = bpf_map_lookup_elem(&sy_backends, &bkey);
+	if (be && fe->affinity_timeout_s) {
+		struct sy_affinity fresh = { .last_ns = now, .port = be->port };
+
+		__builtin_memcpy(fresh.addr, be->addr, 16);
+		bpf_map_update_elem(&sy_affinity, &akey, &fresh, BPF_ANY);
+	}
+	return be;
+}
+
+/* Forward translation for connect and sendmsg. Returns the hook's verdict. */
+static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 hook, int connected)
+{
+	struct sy_frontend_key key = {};
 	struct sy_frontend *fe;
 	struct sy_backend *be;
 	__u8 proto = sy_proto(ctx);
-	__u32 ip4;
 
 	if (!proto)
 		return 1;
-	sy_key_v4(&key, ctx->user_ip4, ctx->user_port, proto);
+	sy_read_addr(ctx, v6, key.addr);
+	key.port = (__u16)ctx->user_port;
+	key.proto = proto;
 	fe = bpf_map_lookup_elem(&sy_frontends, &key);
 	if (!fe) {
-		sy_count(SY_CNT_MISS);
-		return 1;
+		struct sy_frontend_key nkey = { .port = key.port, .proto = proto, .scope = SY_SCOPE_NODE_PORT };
+
+		if (!sy_is_node_addr(key.addr)) {
+			sy_count(SY_CNT_MISS);
+			return 1;
+		}
+		fe = bpf_map_lookup_elem(&sy_frontends, &nkey);
+		if (!fe) {
+			sy_count(SY_CNT_MISS);
+			return 1;
+		}
 	}
 	if (fe->count == 0) {
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, NULL, SY_HOOK_CONNECT4, SY_FAIL_NO_BACKEND);
+		sy_emit(&key, fe, NULL, hook, (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
-	bkey.set_id = fe->set_id;
-	bkey.index = bpf_get_prandom_u32() % fe->count;
-	be = bpf_map_lookup_elem(&sy_backends, &bkey);
+	be = sy_pick(ctx, fe);
 	if (!be) {
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, NULL, SY_HOOK_CONNECT4, SY_FAIL_BACKEND_MISSING);
+		sy_emit(&key, fe, NULL, hook, SY_FAIL_BACKEND_MISSING);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
-	__builtin_memcpy(&ip4, &be->addr[12], 4);
-	ctx->user_ip4 = ip4;
-	ctx->user_port = be->port;
+	if (sy_write_addr(ctx, v6, be->addr, be->port) < 0) {
+		sy_count(SY_CNT_FAILED);
+		sy_emit(&key, fe, be, hook, SY_FAIL_FAMILY);
+		bpf_set_retval(-SY_ECONNREFUSED);
+		return 0;
+	}
+	if (connected) {
+		/* one peer per connected socket: remember it on the socket itself */
+		struct sy_sock_nat *st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (st) {
+			__builtin_memcpy(st->front_addr, key.addr, 16);
+			__builtin_memcpy(st->back_addr, be->addr, 16);
+			st->front_port = key.port;
+			st->back_port = be->port;
+		}
+	} else {
+		struct sy_revnat rv = { .port = key.port };
+		struct sy_revnat_key rk = { .cookie = bpf_get_socket_cookie(ctx), .port = be->port };
+
+		__builtin_memcpy(rk.addr, be->addr, 16);
+		__builtin_memcpy(rv.addr, key.addr, 16);
+		bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
+	}
 	sy_count(SY_CNT_TRANSLATED);
-	sy_emit(&key, fe, be, SY_HOOK_CONNECT4, SY_FAIL_NONE);
+	sy_emit(&key, fe, be, hook, SY_FAIL_NONE);
 	return 1;
+}
+
+static __always_inline int sy_same_peer(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
+/* Reverse translation for recvmsg (reply source) and getpeername (peer). */
+static __always_inline int sy_reverse(struct bpf_sock_addr *ctx, int v6)
+{
+	struct sy_revnat_key rk = {};
+	struct sy_sock_nat *st;
+	struct sy_revnat *rv;
+
+	if (!sy_proto(ctx))
+		return 1;
+	sy_read_addr(ctx, v6, rk.addr);
+	rk.port = (__u16)ctx->user_port;
+	st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, 0);
+	if (st && st->back_port == rk.port && sy_same_peer(st->back_addr, rk.addr)) {
+		if (sy_write_addr(ctx, v6, st->front_addr, st->front_port) == 0)
+			sy_count(SY_CNT_REVERSED);
+		return 1;
+	}
+	rk.cookie = bpf_get_socket_cookie(ctx);
+	rv = bpf_map_lookup_elem(&sy_revnat, &rk);
+	if (!rv)
+		return 1;
+	if (sy_write_addr(ctx, v6, rv->addr, rv->port) == 0)
+		sy_count(SY_CNT_REVERSED);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int sy_connect4(struct bpf_sock_addr *ctx)
+{
+	return sy_forward(ctx, 0, SY_HOOK_CONNECT4, 1);
+}
+
+SEC("cgroup/connect6")
+int sy_connect6(struct bpf_sock_addr *ctx)
+{
+	return sy_forward(ctx, 1, SY_HOOK_CONNECT6, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int sy_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return sy_forward(ctx, 0, SY_HOOK_SENDMSG4, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int sy_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return sy_forward(ctx, 1, SY_HOOK_SENDMSG6, 0);
+}
+
+SEC("cgroup/recvmsg4")
+int sy_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return sy_reverse(ctx, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int sy_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return sy_reverse(ctx, 1);
+}
+
+SEC("cgroup/getpeername4")
+int sy_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return sy_reverse(ctx, 0);
+}
+
+SEC("cgroup/getpeername6")
+int sy_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return sy_reverse(ctx, 1);
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -25,6 +25,15 @@
 #ifndef SY_MAX_SERVICES
 #define SY_MAX_SERVICES 65536
 #endif
+#ifndef SY_MAX_REVNAT
+#define SY_MAX_REVNAT 262144
+#endif
+#ifndef SY_MAX_AFFINITY
+#define SY_MAX_AFFINITY 262144
+#endif
+#ifndef SY_MAX_NODE_IPS
+#define SY_MAX_NODE_IPS 1024
+#endif
 #define SY_EVENTS_BYTES (1 << 22)
 #define SY_NAME_LEN 128
 
@@ -43,6 +52,15 @@ enum sy_nat_mode {
 	SY_MODE_EXTERNAL_IP = 4,
 };
 
+/* sy_frontend_key.scope */
+enum sy_scope {
+	SY_SCOPE_EXACT = 0,     /* addr:port as written */
+	SY_SCOPE_NODE_PORT = 1, /* addr is all-zero: any address in sy_node_ips (or 127/8, ::1) */
+};
+
+/* sy_frontend.flags */
+#define SY_FE_LOCAL_ONLY 1u /* a Local traffic policy filtered the set to this node's backends */
+
 /* sy_event.hook */
 enum sy_hook {
 	SY_HOOK_CONNECT4 = 1,
@@ -54,8 +72,10 @@ enum sy_hook {
 /* sy_event.failure_code (0 = success) */
 enum sy_failure {
 	SY_FAIL_NONE = 0,
-	SY_FAIL_NO_BACKEND = 1,     /* frontend has an empty backend set */
-	SY_FAIL_BACKEND_MISSING = 2, /* set entry not found (map inconsistent) */
+	SY_FAIL_NO_BACKEND = 1,       /* frontend has an empty backend set */
+	SY_FAIL_BACKEND_MISSING = 2,  /* set entry not found (map inconsistent) */
+	SY_FAIL_NO_LOCAL_BACKEND = 3, /* Local traffic policy and no backend on this node */
+	SY_FAIL_FAMILY = 4,           /* IPv6 backend for an IPv4-only socket */
 };
 
 /* sy_counters index */
@@ -64,7 +84,10 @@ enum sy_counter {
 	SY_CNT_MISS = 1,
 	SY_CNT_FAILED = 2,
 	SY_CNT_EVENTS_DROPPED = 3,
-	SY_CNT_MAX = 4,
+	SY_CNT_REVERSED = 4,
+	SY_CNT_AFFINITY_HIT = 5,
+	SY_CNT_EVENTS_SAMPLED_OUT = 6,
+	SY_CNT_MAX = 7,
 };
 
 /* sy_settings.flags */
@@ -74,16 +97,18 @@ struct sy_frontend_key {
 	__u8 addr[16];
 	__u16 port;
 	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
-	__u8 pad;
+	__u8 scope; /* enum sy_scope */
 };
 
 struct sy_frontend {
-	__u32 svc_id;   /* agent-local id of the service (names in sy_svc_names) */
-	__u32 set_id;   /* live backend set; replaced atomically by one update */
-	__u32 count;    /* number of backends in the set */
-	__u8 nat_type;  /* enum sy_nat_type */
-	__u8 nat_mode;  /* enum sy_nat_mode */
-	__u16 flags;
+	__u32 svc_id;  /* agent-local id of the service (names in sy_svc_names) */
+	__u32 set_id;  /* live backend set; replaced atomically by one update */
+	__u32 count;   /* number of backends in the set */
+	__u32 affinity_timeout_s; /* ClientIP session affinity; 0 = none */
+	__u32 port_id; /* agent-local id of (service, port name): the affinity scope */
+	__u8 nat_type; /* enum sy_nat_type */
+	__u8 nat_mode; /* enum sy_nat_mode */
+	__u16 flags;   /* SY_FE_* */
 };
 
 struct sy_backend_key {
@@ -97,13 +122,58 @@ struct sy_backend {
 	__u16 pad;
 };
 
+/* Membership: is addr:port in set_id (for affinity checks)? value = index */
+struct sy_member_key {
+	__u32 set_id;
+	__u16 port;
+	__u16 pad;
+	__u8 addr[16];
+};
+
+/* Reverse translation: (socket, backend) -> the service address it stands for */
+struct sy_revnat_key {
+	__u64 cookie;
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad[3];
+};
+
+struct sy_revnat {
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad;
+};
+
+/* Connected sockets: the one translation of this socket, kept in socket-local storage */
+struct sy_sock_nat {
+	__u8 front_addr[16];
+	__u8 back_addr[16];
+	__u16 front_port;
+	__u16 back_port;
+	__u32 pad;
+};
+
+/* ClientIP affinity is per client network namespace and service port */
+struct sy_affinity_key {
+	__u64 netns_cookie;
+	__u32 port_id;
+	__u32 svc_id;
+};
+
+struct sy_affinity {
+	__u64 last_ns;
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad[3];
+};
+
 struct sy_svc_name {
 	char name[SY_NAME_LEN];
 };
 
 struct sy_settings {
 	__u32 flags;
-	__u32 pad;
+	__u32 sample_one_in; /* emit one event in N (0 or 1 = every event) */
 };
 
 struct sy_event {
@@ -125,9 +195,15 @@ struct sy_event {
 };
 
 _Static_assert(sizeof(struct sy_frontend_key) == 20, "sy_frontend_key layout");
-_Static_assert(sizeof(struct sy_frontend) == 16, "sy_frontend layout");
+_Static_assert(sizeof(struct sy_frontend) == 24, "sy_frontend layout");
 _Static_assert(sizeof(struct sy_backend_key) == 8, "sy_backend_key layout");
 _Static_assert(sizeof(struct sy_backend) == 20, "sy_backend layout");
+_Static_assert(sizeof(struct sy_member_key) == 24, "sy_member_key layout");
+_Static_assert(sizeof(struct sy_revnat_key) == 32, "sy_revnat_key layout");
+_Static_assert(sizeof(struct sy_revnat) == 20, "sy_revnat layout");
+_Static_assert(sizeof(struct sy_sock_nat) == 40, "sy_sock_nat layout");
+_Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
+_Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");
 _Static_assert(sizeof(struct sy_event) == 72, "sy_event layout");
 

@@ -23,13 +23,15 @@ export class AgentCore {
   private readonly log: Logger;
   cluster = "";
   readonly node: string;
+  nodeAddresses: string[];
   readonly stats: SyncStats = { deltas: 0, writes: 0, lastPlanOps: 0, failures: 0 };
   private retryTimer: NodeJS.Timeout | undefined;
   onEventHook: ((e: NatEvent) => void) | undefined;
 
-  constructor(maps: DatapathMaps, node: string, log: Logger) {
+  constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
     this.maps = maps;
     this.node = node;
+    this.nodeAddresses = nodeAddresses;
     this.log = log;
     // what a previous run left in the pinned maps: kept, and diffed against
     this.mirror = maps.read();
@@ -61,9 +63,12 @@ export class AgentCore {
 
   /** Makes the maps match the accepted resources; returns an error text when a write failed. */
   reconcile(): string | undefined {
-    const desired = computeDesired(this.store.resources.values());
+    const desired = computeDesired(this.store.resources.values(), {
+      name: this.node,
+      addresses: this.nodeAddresses,
+    });
     for (const p of desired.problems) this.log.warn({ reason: p }, "frontend conflict");
-    const plan = planMaps(desired.frontends, this.mirror);
+    const plan = planMaps(desired, this.mirror);
     this.stats.lastPlanOps = plan.ops.length;
     if (plan.ops.length === 0) return undefined;
     const next = cloneMapState(this.mirror);

@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
@@ -40,6 +41,9 @@ run flags:
   --nats URL             NATS server for NAT events (repeatable; events off when absent)
   --subject-prefix P     NATS subject prefix (default switchyard.nat)
   --no-events            do not emit NAT events at all
+  --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
+  --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
+                         default: the addresses of this host's interfaces; 127/8 and ::1 always count)
   --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
 dump / uninstall flags:
@@ -103,6 +107,8 @@ async function main(argv: string[]): Promise<void> {
       nats: { type: "string", multiple: true, default: [] },
       "subject-prefix": { type: "string", default: "switchyard.nat" },
       "no-events": { type: "boolean", default: false },
+      "node-address": { type: "string", multiple: true, default: [] },
+      "event-sample": { type: "string", default: "1" },
       "log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -121,12 +127,17 @@ async function main(argv: string[]): Promise<void> {
     cgroupPath: cgroup,
     log: log.child({ component: "bpf" }),
   });
-  const core = new AgentCore(dp.maps, node, log.child({ component: "sync" }));
+  const addresses = values["node-address"].length > 0 ? values["node-address"] : nodeAddresses();
+  for (const a of addresses) if (!ipFamily(a)) fail(`--node-address "${a}" is not an IP address`);
+  const sample = Number(values["event-sample"]);
+  if (!Number.isInteger(sample) || sample < 1)
+    fail(`--event-sample "${values["event-sample"]}" must be a whole number ≥ 1 (1 = every event)`);
+  const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
   let publisher: EventPublisher | undefined;
   if (values.nats.length > 0)
     publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
   const eventsOn = !values["no-events"] && publisher !== undefined;
-  dp.maps.setEventsEnabled(eventsOn);
+  dp.maps.writeSettings({ eventsOn, sampleOneIn: sample });
   const reader = eventsOn
     ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"]))
     : undefined;
@@ -135,7 +146,7 @@ async function main(argv: string[]): Promise<void> {
     hubs: values.hub,
     token: values.token,
     nodeName: node,
-    nodeAddresses: nodeAddresses(),
+    nodeAddresses: addresses,
     agentVersion: "0.1.0",
     caFile: values["hub-ca"],
     log: log.child({ component: "hubclient" }),

@@ -222,11 +222,26 @@ export interface ServiceAssignment {
   namespace: string;
   name: string;
   frontends: Frontend[];
+  /**
+   * externalTrafficPolicy: Local — NodePort, LoadBalancer and external IP
+   * frontends use only backends on the agent's own node.
+   */
+  externalTrafficLocal: boolean;
+  /**
+   * internalTrafficPolicy: Local — ClusterIP frontends use only backends on
+   * the agent's own node.
+   */
+  internalTrafficLocal: boolean;
+  /** sessionAffinity: ClientIP timeout in seconds; 0 = no affinity. */
+  affinityTimeoutSeconds: number;
 }
 
 /** Frontend is one address:port that resolves to the service's backends. */
 export interface Frontend {
-  /** Textual IPv4 or IPv6 address. */
+  /**
+   * Textual IPv4 or IPv6 address. Empty for NAT_MODE_NODE_PORT: the
+   * frontend is the port on every address of the agent's node (and loopback).
+   */
   ip: string;
   port: number;
   protocol: Protocol;
@@ -1283,7 +1298,15 @@ export const Resource: MessageFns<Resource> = {
 };
 
 function createBaseServiceAssignment(): ServiceAssignment {
-  return { cluster: "", namespace: "", name: "", frontends: [] };
+  return {
+    cluster: "",
+    namespace: "",
+    name: "",
+    frontends: [],
+    externalTrafficLocal: false,
+    internalTrafficLocal: false,
+    affinityTimeoutSeconds: 0,
+  };
 }
 
 export const ServiceAssignment: MessageFns<ServiceAssignment> = {
@@ -1299,6 +1322,15 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     }
     for (const v of message.frontends) {
       Frontend.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.externalTrafficLocal !== false) {
+      writer.uint32(40).bool(message.externalTrafficLocal);
+    }
+    if (message.internalTrafficLocal !== false) {
+      writer.uint32(48).bool(message.internalTrafficLocal);
+    }
+    if (message.affinityTimeoutSeconds !== 0) {
+      writer.uint32(56).uint32(message.affinityTimeoutSeconds);
     }
     return writer;
   },
@@ -1348,6 +1380,30 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
             message.frontends.push(Frontend.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.externalTrafficLocal = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.internalTrafficLocal = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.affinityTimeoutSeconds = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1368,6 +1424,21 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
       frontends: globalThis.Array.isArray(object?.frontends)
         ? object.frontends.map((e: any) => Frontend.fromJSON(e))
         : [],
+      externalTrafficLocal: isSet(object.externalTrafficLocal)
+        ? globalThis.Boolean(object.externalTrafficLocal)
+        : isSet(object.external_traffic_local)
+        ? globalThis.Boolean(object.external_traffic_local)
+        : false,
+      internalTrafficLocal: isSet(object.internalTrafficLocal)
+        ? globalThis.Boolean(object.internalTrafficLocal)
+        : isSet(object.internal_traffic_local)
+        ? globalThis.Boolean(object.internal_traffic_local)
+        : false,
+      affinityTimeoutSeconds: isSet(object.affinityTimeoutSeconds)
+        ? globalThis.Number(object.affinityTimeoutSeconds)
+        : isSet(object.affinity_timeout_seconds)
+        ? globalThis.Number(object.affinity_timeout_seconds)
+        : 0,
     };
   },
 
@@ -1385,6 +1456,15 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     if (message.frontends?.length) {
       obj.frontends = message.frontends.map((e) => Frontend.toJSON(e));
     }
+    if (message.externalTrafficLocal !== false) {
+      obj.externalTrafficLocal = message.externalTrafficLocal;
+    }
+    if (message.internalTrafficLocal !== false) {
+      obj.internalTrafficLocal = message.internalTrafficLocal;
+    }
+    if (message.affinityTimeoutSeconds !== 0) {
+      obj.affinityTimeoutSeconds = Math.round(message.affinityTimeoutSeconds);
+    }
     return obj;
   },
 
@@ -1397,6 +1477,9 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     message.namespace = object.namespace ?? "";
     message.name = object.name ?? "";
     message.frontends = object.frontends?.map((e) => Frontend.fromPartial(e)) || [];
+    message.externalTrafficLocal = object.externalTrafficLocal ?? false;
+    message.internalTrafficLocal = object.internalTrafficLocal ?? false;
+    message.affinityTimeoutSeconds = object.affinityTimeoutSeconds ?? 0;
     return message;
   },
 };

@@ -25,6 +25,10 @@ export type Service = {
   ports: ServicePort[];
   externalIPs: string[];
   loadBalancerIPs: string[];
+  externalTrafficLocal: boolean;
+  internalTrafficLocal: boolean;
+  /** sessionAffinity ClientIP timeout; 0 = no affinity */
+  affinityTimeoutSeconds: number;
 };
 
 export type SlicePort = { name: string; port: number; protocol: Protocol };

@@ -128,6 +128,18 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
     const ip = isObj(ing) ? str(ing["ip"]) : undefined;
     if (ip && ipFamily(ip)) loadBalancerIPs.push(ip);
   }
+  let affinityTimeoutSeconds = 0;
+  if (spec["sessionAffinity"] === "ClientIP") {
+    const cfg = isObj(spec["sessionAffinityConfig"]) ? spec["sessionAffinityConfig"] : {};
+    const cip = isObj(cfg["clientIP"]) ? cfg["clientIP"] : {};
+    const t = cip["timeoutSeconds"] ?? 10800;
+    if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 86400) {
+      return err(`${what}: sessionAffinityConfig.clientIP.timeoutSeconds ${String(t)} must be 1-86400`);
+    }
+    affinityTimeoutSeconds = t;
+  } else if (spec["sessionAffinity"] !== undefined && spec["sessionAffinity"] !== "None") {
+    return err(`${what}: sessionAffinity "${String(spec["sessionAffinity"])}" is not None or ClientIP`);
+  }
   const svc: Service = {
     cluster,
     namespace: m.value.namespace,
@@ -138,6 +150,9 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
     ports,
     externalIPs,
     loadBalancerIPs,
+    externalTrafficLocal: spec["externalTrafficPolicy"] === "Local",
+    internalTrafficLocal: spec["internalTrafficPolicy"] === "Local",
+    affinityTimeoutSeconds,
   };
   return ok({ object: { kind: "Service", value: svc }, warnings });
 }

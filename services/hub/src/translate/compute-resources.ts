@@ -47,8 +47,28 @@ export function computeServiceAssignment(s: Service): ServiceAssignment {
   for (const ip of s.clusterIPs) add(ip, NatMode.NAT_MODE_CLUSTER_IP);
   for (const ip of s.externalIPs) add(ip, NatMode.NAT_MODE_EXTERNAL_IP);
   if (s.type === "LoadBalancer") for (const ip of s.loadBalancerIPs) add(ip, NatMode.NAT_MODE_LOAD_BALANCER);
+  if (s.type === "NodePort" || s.type === "LoadBalancer") {
+    for (const p of s.ports) {
+      if (p.nodePort)
+        frontends.push({
+          ip: "",
+          port: p.nodePort,
+          protocol: PROTO[p.protocol],
+          mode: NatMode.NAT_MODE_NODE_PORT,
+          portName: p.name,
+        });
+    }
+  }
   frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
-  return { cluster: s.cluster, namespace: s.namespace, name: s.name, frontends };
+  return {
+    cluster: s.cluster,
+    namespace: s.namespace,
+    name: s.name,
+    frontends,
+    externalTrafficLocal: s.externalTrafficLocal,
+    internalTrafficLocal: s.internalTrafficLocal,
+    affinityTimeoutSeconds: s.affinityTimeoutSeconds,
+  };
 }
 
 export function computeBackendSlice(slice: EndpointSlice): BackendSlice {
@@ -100,7 +120,7 @@ export function computeViewSnapshot(clusters: readonly ClusterState[]): ViewSnap
       const body = computeServiceAssignment(s);
       // a frontend claimed by two Services is given to neither silently: first (by name) keeps it, the other is told
       body.frontends = body.frontends.filter((f) => {
-        const k = `${f.ip}|${f.port}|${f.protocol}`;
+        const k = `${f.ip}|${f.port}|${f.protocol}|${f.mode === NatMode.NAT_MODE_NODE_PORT ? "node" : ""}`;
         const owner = owners.get(k);
         if (owner && owner !== name) {
           diagnostics.push({

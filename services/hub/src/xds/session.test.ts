@@ -7,7 +7,18 @@ function res(name: string, version: string): Resource {
   return {
     name,
     version,
-    body: { $case: "service", value: { cluster: "c", namespace: "ns", name, frontends: [] } },
+    body: {
+      $case: "service",
+      value: {
+        cluster: "c",
+        namespace: "ns",
+        name,
+        frontends: [],
+        externalTrafficLocal: false,
+        internalTrafficLocal: false,
+        affinityTimeoutSeconds: 0,
+      },
+    },
   };
 }
 

@@ -17,15 +17,18 @@ import {
   decodeBackendKey,
   decodeFrontend,
   decodeFrontendKey,
+  decodeSettings,
   decodeSvcName,
   encodeBackend,
   encodeBackendKey,
   encodeFrontend,
   encodeFrontendKey,
+  encodeMemberKey,
   encodeSettings,
   encodeSvcName,
   encodeU32,
   LAYOUT,
+  type Settings,
   SY_NAME_LEN,
 } from "./layout.ts";
 import {
@@ -47,11 +50,25 @@ import {
   type MapState,
 } from "./maps.ts";
 
-export const PROGRAMS = ["sy_connect4"] as const;
+export const PROGRAMS = [
+  "sy_connect4",
+  "sy_connect6",
+  "sy_sendmsg4",
+  "sy_sendmsg6",
+  "sy_recvmsg4",
+  "sy_recvmsg6",
+  "sy_getpeername4",
+  "sy_getpeername6",
+] as const;
 export const MAPS = [
   "sy_frontends",
   "sy_backends",
+  "sy_members",
+  "sy_node_ips",
   "sy_svc_names",
+  "sy_sock_nats",
+  "sy_revnat",
+  "sy_affinity",
   "sy_settings_map",
   "sy_counters",
   "sy_events",
@@ -108,17 +125,33 @@ export class LibbpfMaps implements DatapathMaps {
       case "delete-name":
         this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
         return;
-      case "put-backend":
+      case "put-backend": {
+        const addr = ip16(o.backend.ip);
         this.update(
           f.sy_backends,
           encodeBackendKey({ setId: o.setId, index: o.index }),
-          encodeBackend({ addr: ip16(o.backend.ip), port: o.backend.port }),
+          encodeBackend({ addr, port: o.backend.port }),
           "sy_backends",
           `set ${o.setId}`,
         );
+        this.update(
+          f.sy_members,
+          encodeMemberKey(o.setId, addr, o.backend.port),
+          encodeU32(o.index),
+          "sy_members",
+          `set ${o.setId}`,
+        );
         return;
+      }
       case "delete-backend":
+        this.remove(f.sy_members, encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port), "sy_members");
         this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
+        return;
+      case "put-node-ip":
+        this.update(f.sy_node_ips, ip16(o.ip), Buffer.from([1]), "sy_node_ips", o.ip);
+        return;
+      case "delete-node-ip":
+        this.remove(f.sy_node_ips, ip16(o.ip), "sy_node_ips");
         return;
       case "put-frontend":
         this.update(
@@ -174,7 +207,12 @@ export class LibbpfMaps implements DatapathMaps {
       s.names.set(k.readUInt32LE(0), decodeSvcName(v));
     for (const [k, v] of this.entries(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size)) {
       const dk = decodeFrontendKey(k);
-      const key: FrontendKeyModel = { ip: formatIp16(dk.addr), port: dk.port, proto: dk.proto };
+      const key: FrontendKeyModel = {
+        ip: formatIp16(dk.addr),
+        port: dk.port,
+        proto: dk.proto,
+        scope: dk.scope,
+      };
       s.frontends.set(frontendKeyString(key), { key, value: decodeFrontend(v) });
     }
     for (const [k, v] of this.entries(this.fds.sy_backends, L.sy_backend_key.size, L.sy_backend.size)) {
@@ -184,6 +222,7 @@ export class LibbpfMaps implements DatapathMaps {
       set[bk.index] = { ip: formatIp16(b.addr), port: b.port };
       s.backendSets.set(bk.setId, set);
     }
+    for (const [k] of this.entries(this.fds.sy_node_ips, 16, 1)) s.nodeIps.add(formatIp16(k));
     return s;
   }
 
@@ -202,14 +241,15 @@ export class LibbpfMaps implements DatapathMaps {
     return out;
   }
 
-  setEventsEnabled(on: boolean): void {
-    this.update(
-      this.fds.sy_settings_map,
-      encodeU32(0),
-      encodeSettings(on ? 1 : 0),
-      "sy_settings_map",
-      "settings",
-    );
+  /** Event switch and sampling, read by the programs on every translation: changes apply at once, no reload. */
+  writeSettings(s: Settings): void {
+    this.update(this.fds.sy_settings_map, encodeU32(0), encodeSettings(s), "sy_settings_map", "settings");
+  }
+
+  readSettings(): Settings {
+    const v = Buffer.alloc(LAYOUT.sy_settings.size);
+    ffi.mapLookup(this.fds.sy_settings_map, encodeU32(0), v);
+    return decodeSettings(v);
   }
 }
 
@@ -220,7 +260,7 @@ function ip16(ip: string): Buffer {
 }
 
 function frontendKey(k: FrontendKeyModel): Buffer {
-  return encodeFrontendKey({ addr: ip16(k.ip), port: k.port, proto: k.proto });
+  return encodeFrontendKey({ addr: ip16(k.ip), port: k.port, proto: k.proto, scope: k.scope });
 }
 
 function possibleCpus(): number {

@@ -14,18 +14,20 @@ export const LAYOUT = {
       addr: { offset: 0, size: 16 },
       port: { offset: 16, size: 2 },
       proto: { offset: 18, size: 1 },
-      pad: { offset: 19, size: 1 },
+      scope: { offset: 19, size: 1 },
     },
   },
   sy_frontend: {
-    size: 16,
+    size: 24,
     fields: {
       svc_id: { offset: 0, size: 4 },
       set_id: { offset: 4, size: 4 },
       count: { offset: 8, size: 4 },
-      nat_type: { offset: 12, size: 1 },
-      nat_mode: { offset: 13, size: 1 },
-      flags: { offset: 14, size: 2 },
+      affinity_timeout_s: { offset: 12, size: 4 },
+      port_id: { offset: 16, size: 4 },
+      nat_type: { offset: 20, size: 1 },
+      nat_mode: { offset: 21, size: 1 },
+      flags: { offset: 22, size: 2 },
     },
   },
   sy_backend_key: { size: 8, fields: { set_id: { offset: 0, size: 4 }, index: { offset: 4, size: 4 } } },
@@ -33,8 +35,57 @@ export const LAYOUT = {
     size: 20,
     fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 } },
   },
+  sy_member_key: {
+    size: 24,
+    fields: {
+      set_id: { offset: 0, size: 4 },
+      port: { offset: 4, size: 2 },
+      pad: { offset: 6, size: 2 },
+      addr: { offset: 8, size: 16 },
+    },
+  },
+  sy_revnat_key: {
+    size: 32,
+    fields: {
+      cookie: { offset: 0, size: 8 },
+      addr: { offset: 8, size: 16 },
+      port: { offset: 24, size: 2 },
+      pad: { offset: 26, size: 6 },
+    },
+  },
+  sy_revnat: {
+    size: 20,
+    fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 } },
+  },
+  sy_sock_nat: {
+    size: 40,
+    fields: {
+      front_addr: { offset: 0, size: 16 },
+      back_addr: { offset: 16, size: 16 },
+      front_port: { offset: 32, size: 2 },
+      back_port: { offset: 34, size: 2 },
+      pad: { offset: 36, size: 4 },
+    },
+  },
+  sy_affinity_key: {
+    size: 16,
+    fields: {
+      netns_cookie: { offset: 0, size: 8 },
+      port_id: { offset: 8, size: 4 },
+      svc_id: { offset: 12, size: 4 },
+    },
+  },
+  sy_affinity: {
+    size: 32,
+    fields: {
+      last_ns: { offset: 0, size: 8 },
+      addr: { offset: 8, size: 16 },
+      port: { offset: 24, size: 2 },
+      pad: { offset: 26, size: 6 },
+    },
+  },
   sy_svc_name: { size: 128, fields: { name: { offset: 0, size: 128 } } },
-  sy_settings: { size: 8, fields: { flags: { offset: 0, size: 4 }, pad: { offset: 4, size: 4 } } },
+  sy_settings: { size: 8, fields: { flags: { offset: 0, size: 4 }, sample_one_in: { offset: 4, size: 4 } } },
   sy_event: {
     size: 72,
     fields: {
@@ -59,12 +110,28 @@ export const LAYOUT = {
 
 export const SY_NAME_LEN = 128;
 export const SY_SETTINGS_EVENTS_ON = 1;
-export const COUNTER_NAMES = ["translated", "miss", "failed", "events_dropped"] as const;
+export const COUNTER_NAMES = [
+  "translated",
+  "miss",
+  "failed",
+  "events_dropped",
+  "reversed",
+  "affinity_hit",
+  "events_sampled_out",
+] as const;
+export const Scope = { exact: 0, nodePort: 1 } as const;
+export const SY_FE_LOCAL_ONLY = 1;
 
 export const NatType = { service: 1, localRedirect: 2, balancing: 3 } as const;
 export const NatMode = { clusterIp: 1, nodePort: 2, loadBalancer: 3, externalIp: 4 } as const;
 export const Hook = { connect4: 1, connect6: 2, sendmsg4: 3, sendmsg6: 4 } as const;
-export const FailureCode = { none: 0, noBackend: 1, backendMissing: 2 } as const;
+export const FailureCode = {
+  none: 0,
+  noBackend: 1,
+  backendMissing: 2,
+  noLocalBackend: 3,
+  familyMismatch: 4,
+} as const;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
@@ -75,11 +142,13 @@ export function nameOf<T extends Record<string, number>>(table: T, value: number
 
 // --- codecs: user space holds ports in host order; maps hold network order ---
 
-export type FrontendKey = { addr: Buffer; port: number; proto: number };
+export type FrontendKey = { addr: Buffer; port: number; proto: number; scope: number };
 export type FrontendValue = {
   svcId: number;
   setId: number;
   count: number;
+  affinityTimeoutS: number;
+  portId: number;
   natType: number;
   natMode: number;
   flags: number;
@@ -94,6 +163,7 @@ export function encodeFrontendKey(k: FrontendKey): Buffer {
   k.addr.copy(b, F.sy_frontend_key.fields.addr.offset);
   b.writeUInt16BE(k.port, F.sy_frontend_key.fields.port.offset);
   b.writeUInt8(k.proto, F.sy_frontend_key.fields.proto.offset);
+  b.writeUInt8(k.scope, F.sy_frontend_key.fields.scope.offset);
   return b;
 }
 
@@ -103,6 +173,7 @@ export function decodeFrontendKey(b: Buffer): FrontendKey {
     addr: Buffer.from(b.subarray(f.addr.offset, f.addr.offset + 16)),
     port: b.readUInt16BE(f.port.offset),
     proto: b.readUInt8(f.proto.offset),
+    scope: b.readUInt8(f.scope.offset),
   };
 }
 
@@ -112,6 +183,8 @@ export function encodeFrontend(v: FrontendValue): Buffer {
   b.writeUInt32LE(v.svcId, f.svc_id.offset);
   b.writeUInt32LE(v.setId, f.set_id.offset);
   b.writeUInt32LE(v.count, f.count.offset);
+  b.writeUInt32LE(v.affinityTimeoutS, f.affinity_timeout_s.offset);
+  b.writeUInt32LE(v.portId, f.port_id.offset);
   b.writeUInt8(v.natType, f.nat_type.offset);
   b.writeUInt8(v.natMode, f.nat_mode.offset);
   b.writeUInt16LE(v.flags, f.flags.offset);
@@ -124,6 +197,8 @@ export function decodeFrontend(b: Buffer): FrontendValue {
     svcId: b.readUInt32LE(f.svc_id.offset),
     setId: b.readUInt32LE(f.set_id.offset),
     count: b.readUInt32LE(f.count.offset),
+    affinityTimeoutS: b.readUInt32LE(f.affinity_timeout_s.offset),
+    portId: b.readUInt32LE(f.port_id.offset),
     natType: b.readUInt8(f.nat_type.offset),
     natMode: b.readUInt8(f.nat_mode.offset),
     flags: b.readUInt16LE(f.flags.offset),
@@ -159,6 +234,15 @@ export function decodeBackend(b: Buffer): BackendValue {
   };
 }
 
+export function encodeMemberKey(setId: number, addr: Buffer, port: number): Buffer {
+  const b = Buffer.alloc(F.sy_member_key.size);
+  const f = F.sy_member_key.fields;
+  b.writeUInt32LE(setId, f.set_id.offset);
+  b.writeUInt16BE(port, f.port.offset);
+  addr.copy(b, f.addr.offset);
+  return b;
+}
+
 export function encodeU32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n, 0);
@@ -176,10 +260,20 @@ export function decodeSvcName(b: Buffer): string {
   return b.subarray(0, end < 0 ? b.length : end).toString("utf8");
 }
 
-export function encodeSettings(flags: number): Buffer {
+export type Settings = { eventsOn: boolean; sampleOneIn: number };
+
+export function encodeSettings(s: Settings): Buffer {
   const b = Buffer.alloc(F.sy_settings.size);
-  b.writeUInt32LE(flags, F.sy_settings.fields.flags.offset);
+  b.writeUInt32LE(s.eventsOn ? SY_SETTINGS_EVENTS_ON : 0, F.sy_settings.fields.flags.offset);
+  b.writeUInt32LE(s.sampleOneIn, F.sy_settings.fields.sample_one_in.offset);
   return b;
+}
+
+export function decodeSettings(b: Buffer): Settings {
+  return {
+    eventsOn: (b.readUInt32LE(F.sy_settings.fields.flags.offset) & SY_SETTINGS_EVENTS_ON) !== 0,
+    sampleOneIn: b.readUInt32LE(F.sy_settings.fields.sample_one_in.offset),
+  };
 }
 
 export type RawEvent = {

@@ -8,11 +8,14 @@
 
 export type Backend = { ip: string; port: number };
 
-export type FrontendKeyModel = { ip: string; port: number; proto: number };
+/** scope 1 (node port): ip is "::" and the entry applies to every node address */
+export type FrontendKeyModel = { ip: string; port: number; proto: number; scope: number };
 export type FrontendModel = {
   svcId: number;
   setId: number;
   count: number;
+  affinityTimeoutS: number;
+  portId: number;
   natType: number;
   natMode: number;
   flags: number;
@@ -23,6 +26,8 @@ export type MapState = {
   names: Map<number, string>;
   frontends: Map<string, { key: FrontendKeyModel; value: FrontendModel }>;
   backendSets: Map<number, Backend[]>;
+  /** this node's own addresses (NodePort frontends apply to them) */
+  nodeIps: Set<string>;
 };
 
 export type MapOp =
@@ -30,15 +35,17 @@ export type MapOp =
   | { op: "put-backend"; setId: number; index: number; backend: Backend }
   | { op: "put-frontend"; key: FrontendKeyModel; value: FrontendModel }
   | { op: "delete-frontend"; key: FrontendKeyModel }
-  | { op: "delete-backend"; setId: number; index: number }
-  | { op: "delete-name"; svcId: number };
+  | { op: "delete-backend"; setId: number; index: number; backend: Backend }
+  | { op: "delete-name"; svcId: number }
+  | { op: "put-node-ip"; ip: string }
+  | { op: "delete-node-ip"; ip: string };
 
 export function frontendKeyString(k: FrontendKeyModel): string {
-  return `${k.ip}|${k.port}|${k.proto}`;
+  return `${k.ip}|${k.port}|${k.proto}|${k.scope}`;
 }
 
 export function emptyMapState(): MapState {
-  return { names: new Map(), frontends: new Map(), backendSets: new Map() };
+  return { names: new Map(), frontends: new Map(), backendSets: new Map(), nodeIps: new Set() };
 }
 
 export interface DatapathMaps {
@@ -63,6 +70,12 @@ export function applyOpToState(state: MapState, o: MapOp): void {
     case "delete-frontend":
       state.frontends.delete(frontendKeyString(o.key));
       return;
+    case "put-node-ip":
+      state.nodeIps.add(o.ip);
+      return;
+    case "delete-node-ip":
+      state.nodeIps.delete(o.ip);
+      return;
     case "put-backend": {
       const set = state.backendSets.get(o.setId) ?? [];
       set[o.index] = o.backend;
@@ -84,6 +97,7 @@ export function cloneMapState(s: MapState): MapState {
     names: new Map(s.names),
     frontends: new Map(s.frontends),
     backendSets: new Map([...s.backendSets].map(([k, v]) => [k, [...v]])),
+    nodeIps: new Set(s.nodeIps),
   };
 }
 

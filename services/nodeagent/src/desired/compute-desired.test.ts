@@ -1,35 +1,41 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
+import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
 import { computeDesired } from "./compute-desired.ts";
 
-const svc: Resource = {
-  name: "svc/c/ns/web",
-  version: "1",
-  body: {
-    $case: "service",
-    value: {
-      cluster: "c",
-      namespace: "ns",
-      name: "web",
-      frontends: [
-        {
-          ip: "10.0.0.1",
-          port: 9090,
-          protocol: Protocol.PROTOCOL_TCP,
-          mode: NatMode.NAT_MODE_CLUSTER_IP,
-          portName: "metrics",
-        },
-      ],
-    },
-  },
-};
+const NODE = { name: "node-1", addresses: ["192.0.2.100"] };
 
-function slice(
-  name: string,
-  port: number,
-  endpoints: Array<{ ip: string; ready: boolean; serving?: boolean; terminating?: boolean }>,
-): Resource {
+function svc(over: Partial<ServiceAssignment> = {}): Resource {
+  return {
+    name: "svc/c/ns/web",
+    version: "1",
+    body: {
+      $case: "service",
+      value: {
+        cluster: "c",
+        namespace: "ns",
+        name: "web",
+        frontends: [
+          {
+            ip: "10.0.0.1",
+            port: 9090,
+            protocol: Protocol.PROTOCOL_TCP,
+            mode: NatMode.NAT_MODE_CLUSTER_IP,
+            portName: "metrics",
+          },
+        ],
+        externalTrafficLocal: false,
+        internalTrafficLocal: false,
+        affinityTimeoutSeconds: 0,
+        ...over,
+      },
+    },
+  };
+}
+
+type Ep = { ip: string; ready: boolean; serving?: boolean; terminating?: boolean; node?: string };
+
+function slice(name: string, port: number, endpoints: Ep[]): Resource {
   return {
     name,
     version: "1",
@@ -40,7 +46,7 @@ function slice(
         ports: [{ name: "metrics", port, protocol: Protocol.PROTOCOL_TCP }],
         endpoints: endpoints.map((e) => ({
           addresses: [e.ip],
-          nodeName: "n",
+          nodeName: e.node ?? "node-2",
           ready: e.ready,
           serving: e.serving ?? e.ready,
           terminating: e.terminating ?? false,
@@ -50,48 +56,130 @@ function slice(
   };
 }
 
+const backendsOf = (rs: Resource[]) =>
+  [...computeDesired(rs, NODE).frontends.values()].map((f) => f.backends);
+
 describe("computeDesired", () => {
   it("resolves a named targetPort per slice, so pods may use different numbers for one name", () => {
-    const d = computeDesired([
-      svc,
+    const [b] = backendsOf([
+      svc(),
       slice("eps/a", 9100, [{ ip: "192.0.2.1", ready: true }]),
       slice("eps/b", 9200, [{ ip: "192.0.2.2", ready: true }]),
     ]);
-    const f = [...d.frontends.values()][0]!;
-    assert.deepEqual(f.backends, [
+    assert.deepEqual(b, [
       { ip: "192.0.2.1", port: 9100 },
       { ip: "192.0.2.2", port: 9200 },
     ]);
-    assert.ok(
-      f.backends.every((b) => b.port !== 0),
-      "never NatPort 0",
-    );
   });
 
   it("uses ready endpoints only while one exists, and serving-terminating ones after that", () => {
-    const mixed = computeDesired([
-      svc,
+    const [mixed] = backendsOf([
+      svc(),
       slice("eps/a", 9100, [
         { ip: "192.0.2.1", ready: true },
         { ip: "192.0.2.2", ready: false, serving: true, terminating: true },
       ]),
     ]);
-    assert.deepEqual([...mixed.frontends.values()][0]!.backends, [{ ip: "192.0.2.1", port: 9100 }]);
-    const onlyTerminating = computeDesired([
-      svc,
+    assert.deepEqual(mixed, [{ ip: "192.0.2.1", port: 9100 }]);
+    const [onlyTerminating] = backendsOf([
+      svc(),
       slice("eps/a", 9100, [{ ip: "192.0.2.2", ready: false, serving: true, terminating: true }]),
     ]);
-    assert.deepEqual([...onlyTerminating.frontends.values()][0]!.backends, [{ ip: "192.0.2.2", port: 9100 }]);
-    const notServing = computeDesired([
-      svc,
+    assert.deepEqual(onlyTerminating, [{ ip: "192.0.2.2", port: 9100 }]);
+    const [notServing] = backendsOf([
+      svc(),
       slice("eps/a", 9100, [{ ip: "192.0.2.3", ready: false, serving: false, terminating: true }]),
     ]);
-    assert.deepEqual([...notServing.frontends.values()][0]!.backends, []);
+    assert.deepEqual(notServing, []);
   });
 
   it("keeps a frontend with no backends (connects are refused, not passed through)", () => {
-    const d = computeDesired([svc]);
-    assert.equal(d.frontends.size, 1);
-    assert.deepEqual([...d.frontends.values()][0]!.backends, []);
+    assert.deepEqual(backendsOf([svc()]), [[]]);
+  });
+
+  it("internalTrafficPolicy Local keeps this node's backends only, and marks the frontend", () => {
+    const eps = slice("eps/a", 9100, [
+      { ip: "192.0.2.1", ready: true, node: "node-1" },
+      { ip: "192.0.2.2", ready: true, node: "node-2" },
+    ]);
+    const d = computeDesired([svc({ internalTrafficLocal: true }), eps], NODE);
+    const f = [...d.frontends.values()][0]!;
+    assert.deepEqual(f.backends, [{ ip: "192.0.2.1", port: 9100 }]);
+    assert.equal(f.flags, 1);
+    const ext = computeDesired([svc({ externalTrafficLocal: true }), eps], NODE);
+    assert.equal(
+      [...ext.frontends.values()][0]!.backends.length,
+      2,
+      "externalTrafficPolicy does not apply to ClusterIP",
+    );
+  });
+
+  it("classifies an endpoint without nodeName by this node's addresses, else as remote", () => {
+    const eps: Resource = slice("eps/a", 6443, [
+      { ip: "192.0.2.100", ready: true, node: "" },
+      { ip: "192.0.2.50", ready: true, node: "" },
+    ]);
+    const [b] = backendsOf([svc({ internalTrafficLocal: true }), eps]);
+    assert.deepEqual(b, [{ ip: "192.0.2.100", port: 6443 }]);
+  });
+
+  it("turns a NodePort into one port-keyed entry for every node address", () => {
+    const d = computeDesired(
+      [
+        svc({
+          frontends: [
+            {
+              ip: "",
+              port: 30080,
+              protocol: Protocol.PROTOCOL_TCP,
+              mode: NatMode.NAT_MODE_NODE_PORT,
+              portName: "metrics",
+            },
+          ],
+          externalTrafficLocal: true,
+        }),
+        slice("eps/a", 9100, [{ ip: "192.0.2.9", ready: true, node: "node-2" }]),
+      ],
+      NODE,
+    );
+    const f = [...d.frontends.values()][0]!;
+    assert.deepEqual(f.key, { ip: "::", port: 30080, proto: 6, scope: 1 });
+    assert.deepEqual(
+      f.backends,
+      [],
+      "externalTrafficPolicy Local with no local backend: empty set, connects refused",
+    );
+    assert.deepEqual([...d.nodeIps], ["192.0.2.100"]);
+  });
+
+  it("gives every frontend of one service port the same affinity scope", () => {
+    const d = computeDesired(
+      [
+        svc({
+          affinityTimeoutSeconds: 30,
+          frontends: [
+            {
+              ip: "10.0.0.1",
+              port: 9090,
+              protocol: Protocol.PROTOCOL_TCP,
+              mode: NatMode.NAT_MODE_CLUSTER_IP,
+              portName: "metrics",
+            },
+            {
+              ip: "",
+              port: 30090,
+              protocol: Protocol.PROTOCOL_TCP,
+              mode: NatMode.NAT_MODE_NODE_PORT,
+              portName: "metrics",
+            },
+          ],
+        }),
+      ],
+      NODE,
+    );
+    const [a, b] = [...d.frontends.values()];
+    assert.equal(a!.affinityTimeoutS, 30);
+    assert.ok(a!.portId !== 0);
+    assert.equal(a!.portId, b!.portId);
   });
 });

@@ -1,11 +1,28 @@
 /**
- * Pure: accepted resources → the frontends this node must resolve, each with
- * its backend list in a canonical order. Backends are matched to a frontend
- * by the Service port *name* through the slice ports, so a named targetPort
- * resolves per endpoint (pods may use different numbers for one name).
+ * Pure: accepted resources + this node → the frontends this node must
+ * resolve, each with its backend list in a canonical order.
+ *
+ * - Backends are matched to a frontend by the Service port *name* through
+ *   the slice ports, so a named targetPort resolves per endpoint.
+ * - Ready endpoints are used; when none is ready, serving-and-terminating
+ *   ones (KEP-1669, as kube-proxy does).
+ * - Local traffic policies (internal for ClusterIP, external for NodePort,
+ *   LoadBalancer and external IPs) keep only this node's backends. An
+ *   endpoint without nodeName is local when its address is one of this
+ *   node's addresses, else remote.
+ * - NodePort frontends become one port-keyed entry that applies to every
+ *   address in the node-IP set.
  */
-import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
-import { NatMode as BpfNatMode, IPPROTO_TCP, IPPROTO_UDP, NatType } from "../bpf/layout.ts";
+import { createHash } from "node:crypto";
+import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
+import {
+  NatMode as BpfNatMode,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  NatType,
+  Scope,
+  SY_FE_LOCAL_ONLY,
+} from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
 import { frontendKeyString } from "../bpf/maps.ts";
 
@@ -14,10 +31,19 @@ export type DesiredFrontend = {
   service: string;
   natType: number;
   natMode: number;
+  flags: number;
+  affinityTimeoutS: number;
+  portId: number;
   backends: Backend[];
 };
 
-export type DesiredState = { frontends: Map<string, DesiredFrontend>; problems: string[] };
+export type NodeIdentity = { name: string; addresses: readonly string[] };
+
+export type DesiredState = {
+  frontends: Map<string, DesiredFrontend>;
+  nodeIps: Set<string>;
+  problems: string[];
+};
 
 const MODE: Record<number, number> = {
   [NatMode.NAT_MODE_CLUSTER_IP]: BpfNatMode.clusterIp,
@@ -34,7 +60,16 @@ export function compareBackends(a: Backend, b: Backend): number {
   return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port;
 }
 
-export function computeDesired(resources: Iterable<Resource>): DesiredState {
+/** Stable id of (service, port name, protocol): the session-affinity scope. */
+export function computePortId(service: string, portName: string, protocol: Protocol): number {
+  return createHash("sha256").update(`${service}\n${portName}\n${protocol}`).digest().readUInt32LE(0);
+}
+
+function isLocalPolicy(svc: ServiceAssignment, mode: NatMode): boolean {
+  return mode === NatMode.NAT_MODE_CLUSTER_IP ? svc.internalTrafficLocal : svc.externalTrafficLocal;
+}
+
+export function computeDesired(resources: Iterable<Resource>, node: NodeIdentity): DesiredState {
   const services: Resource[] = [];
   const slicesByService = new Map<string, Resource[]>();
   for (const r of resources) {
@@ -46,38 +81,51 @@ export function computeDesired(resources: Iterable<Resource>): DesiredState {
     }
   }
   services.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const nodeIps = new Set(node.addresses);
   const frontends = new Map<string, DesiredFrontend>();
   const problems: string[] = [];
   for (const svc of services) {
     if (svc.body?.$case !== "service") continue;
     const slices = slicesByService.get(svc.name) ?? [];
     for (const f of svc.body.value.frontends) {
-      const key: FrontendKeyModel = { ip: f.ip, port: f.port, proto: protoNumber(f.protocol) };
+      const nodePort = f.mode === NatMode.NAT_MODE_NODE_PORT;
+      const key: FrontendKeyModel = {
+        ip: nodePort ? "::" : f.ip,
+        port: f.port,
+        proto: protoNumber(f.protocol),
+        scope: nodePort ? Scope.nodePort : Scope.exact,
+      };
       const ks = frontendKeyString(key);
       const owner = frontends.get(ks);
       if (owner) {
         problems.push(
-          `frontend ${f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`,
+          `frontend ${nodePort ? "node port" : f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`,
         );
         continue;
       }
+      const local = isLocalPolicy(svc.body.value, f.mode);
       frontends.set(ks, {
         key,
         service: svc.name,
         natType: NatType.service,
         natMode: MODE[f.mode] ?? BpfNatMode.clusterIp,
-        backends: selectBackends(slices, f.portName, f.protocol),
+        flags: local ? SY_FE_LOCAL_ONLY : 0,
+        affinityTimeoutS: svc.body.value.affinityTimeoutSeconds,
+        portId: svc.body.value.affinityTimeoutSeconds ? computePortId(svc.name, f.portName, f.protocol) : 0,
+        backends: selectBackends(slices, f.portName, f.protocol, local ? node : undefined, nodeIps),
       });
     }
   }
-  return { frontends, problems };
+  return { frontends, nodeIps, problems };
 }
 
-/**
- * Ready endpoints; when none is ready, serving-and-terminating ones
- * (KEP-1669), as kube-proxy does.
- */
-function selectBackends(slices: Resource[], portName: string, protocol: Protocol): Backend[] {
+function selectBackends(
+  slices: Resource[],
+  portName: string,
+  protocol: Protocol,
+  onlyNode: NodeIdentity | undefined,
+  nodeIps: ReadonlySet<string>,
+): Backend[] {
   const ready: Backend[] = [];
   const terminating: Backend[] = [];
   for (const s of slices) {
@@ -87,6 +135,10 @@ function selectBackends(slices: Resource[], portName: string, protocol: Protocol
     for (const e of s.body.value.endpoints) {
       const ip = e.addresses[0];
       if (!ip) continue;
+      if (onlyNode) {
+        const local = e.nodeName ? e.nodeName === onlyNode.name : nodeIps.has(ip);
+        if (!local) continue;
+      }
       if (e.ready) ready.push({ ip, port: port.port });
       else if (e.serving && e.terminating) terminating.push({ ip, port: port.port });
     }

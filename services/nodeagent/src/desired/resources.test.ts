@@ -16,6 +16,9 @@ function svc(version: string, ip: string): Resource {
         frontends: [
           { ip, port: 80, protocol: Protocol.PROTOCOL_TCP, mode: NatMode.NAT_MODE_CLUSTER_IP, portName: "" },
         ],
+        externalTrafficLocal: false,
+        internalTrafficLocal: false,
+        affinityTimeoutSeconds: 0,
       },
     },
   };

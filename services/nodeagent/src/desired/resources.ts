@@ -4,7 +4,12 @@
  * (the last good version stays) and named in the NACK.
  */
 import { ipFamily } from "@switchyard/lib/ip";
-import { Protocol, type Resource, type StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+import {
+  NatMode,
+  Protocol,
+  type Resource,
+  type StreamAssignmentsResponse,
+} from "@switchyard/proto/assignment";
 
 export type ResourceError = { name: string; message: string };
 
@@ -17,7 +22,10 @@ function validateResource(r: Resource): string | undefined {
   if (!body) return "resource has no body (expected service or backend_slice)";
   if (body.$case === "service") {
     for (const f of body.value.frontends) {
-      if (!ipFamily(f.ip)) return `frontend ip "${f.ip}" is not an IP address`;
+      if (f.mode === NatMode.NAT_MODE_NODE_PORT) {
+        if (f.ip !== "")
+          return `node-port frontend ${f.port} carries an address ("${f.ip}"); node ports apply to every node address`;
+      } else if (!ipFamily(f.ip)) return `frontend ip "${f.ip}" is not an IP address`;
       if (!(f.port >= 1 && f.port <= 65535)) return `frontend ${f.ip} port ${f.port} is out of range 1-65535`;
       if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP) {
         return `frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;

@@ -11,19 +11,22 @@ function fe(
   backends: Array<[string, number]>,
 ): [string, DesiredFrontend] {
   return [
-    `${ip}|${port}|6`,
+    `${ip}|${port}|6|0`,
     {
-      key: { ip, port, proto: 6 },
+      key: { ip, port, proto: 6, scope: 0 },
       service,
       natType: 1,
       natMode: 1,
+      flags: 0,
+      affinityTimeoutS: 0,
+      portId: 0,
       backends: backends.map(([i, p]) => ({ ip: i, port: p })),
     },
   ];
 }
 
 function sync(maps: FakeMaps, desired: Array<[string, DesiredFrontend]>): MapOp[] {
-  const plan = planMaps(new Map(desired), maps.read());
+  const plan = planMaps({ frontends: new Map(desired), nodeIps: new Set() }, maps.read());
   maps.apply(plan.ops);
   return plan.ops;
 }
@@ -64,7 +67,12 @@ describe("planMaps", () => {
     );
     const flip = ops[1] as Extract<MapOp, { op: "put-frontend" }>;
     assert.notEqual(flip.value.setId, oldSet, "the new set is written beside the live one");
-    assert.deepEqual(ops[2], { op: "delete-backend", setId: oldSet, index: 0 });
+    assert.deepEqual(ops[2], {
+      op: "delete-backend",
+      setId: oldSet,
+      index: 0,
+      backend: { ip: "192.0.2.1", port: 8080 },
+    });
   });
 
   it("keeps a service's id across plans, and frees names only after frontends are gone", () => {
@@ -86,7 +94,9 @@ describe("planMaps", () => {
     const maps = new FakeMaps();
     maps.apply([{ op: "put-backend", setId: 77, index: 0, backend: { ip: "192.0.2.1", port: 1 } }]);
     const ops = sync(maps, []);
-    assert.deepEqual(ops, [{ op: "delete-backend", setId: 77, index: 0 }]);
+    assert.deepEqual(ops, [
+      { op: "delete-backend", setId: 77, index: 0, backend: { ip: "192.0.2.1", port: 1 } },
+    ]);
   });
 
   it("recovers after a write fails half-way: the next plan from what the maps hold completes the job", () => {

@@ -13,8 +13,8 @@
  * unchanged assignments performs zero writes.
  */
 
-import type { Backend, MapOp, MapState } from "../bpf/maps.ts";
-import type { DesiredFrontend } from "../desired/compute-desired.ts";
+import type { Backend, FrontendModel, MapOp, MapState } from "../bpf/maps.ts";
+import type { DesiredState } from "../desired/compute-desired.ts";
 
 export type Plan = { ops: MapOp[]; svcIds: Map<string, number> };
 
@@ -44,7 +44,13 @@ class IdAllocator {
   }
 }
 
-export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: MapState): Plan {
+export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actual: MapState): Plan {
+  const desired = want.frontends;
+  const putNodeIps: MapOp[] = [];
+  const delNodeIps: MapOp[] = [];
+  for (const ip of [...want.nodeIps].sort())
+    if (!actual.nodeIps.has(ip)) putNodeIps.push({ op: "put-node-ip", ip });
+  for (const ip of actual.nodeIps) if (!want.nodeIps.has(ip)) delNodeIps.push({ op: "delete-node-ip", ip });
   const putNames: MapOp[] = [];
   const putBackends: MapOp[] = [];
   const putFrontends: MapOp[] = [];
@@ -88,22 +94,19 @@ export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: 
         putBackends.push({ op: "put-backend", setId, index, backend });
     }
     if (setId !== 0) liveSets.add(setId);
-    const value = {
+    const value: FrontendModel = {
       svcId,
       setId,
       count: fe.backends.length,
+      affinityTimeoutS: fe.affinityTimeoutS,
+      portId: fe.portId,
       natType: fe.natType,
       natMode: fe.natMode,
-      flags: 0,
+      flags: fe.flags,
     };
     const same =
       cur !== undefined &&
-      cur.value.svcId === value.svcId &&
-      cur.value.setId === value.setId &&
-      cur.value.count === value.count &&
-      cur.value.natType === value.natType &&
-      cur.value.natMode === value.natMode &&
-      cur.value.flags === value.flags;
+      (Object.keys(value) as Array<keyof FrontendModel>).every((k) => cur.value[k] === value[k]);
     if (!same) putFrontends.push({ op: "put-frontend", key: fe.key, value });
   }
 
@@ -112,7 +115,10 @@ export function planMaps(desired: ReadonlyMap<string, DesiredFrontend>, actual: 
   }
   for (const [setId, set] of actual.backendSets) {
     if (liveSets.has(setId)) continue;
-    for (let i = set.length - 1; i >= 0; i--) delBackends.push({ op: "delete-backend", setId, index: i });
+    for (let i = set.length - 1; i >= 0; i--) {
+      const backend = set[i];
+      if (backend) delBackends.push({ op: "delete-backend", setId, index: i, backend });
+    }
   }
   const usedNames = new Set(svcIds.keys());
   for (const [id, name] of actual.names) {
