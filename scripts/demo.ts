@@ -102,7 +102,7 @@ try {
     if (p.ok) {
       const [name, client] = p.reply.split(" ");
       say(
-        `[${n}] connect ${VIP}:80 → reached ${name} at ${p.peer} (the backend saw the client as ${client})`,
+        `[${n}] connect ${VIP}:80 → reached ${name}; getpeername() still says ${p.peer} (the backend saw the client as ${client})`,
       );
     } else {
       say(`[${n}] connect ${VIP}:80 → failed: ${p.code}`);
