@@ -15,7 +15,10 @@ describe("npm run demo", () => {
     const code = await new Promise<number | null>((resolve) => demo.cp.on("exit", resolve));
     const out = demo.output();
     assert.equal(code, 0, out);
-    assert.match(out, /\[1\] connect 10\.96\.0\.10:80 → reached backend-[ab]; getpeername\(\) still says 10\.96\.0\.10:80/);
+    assert.match(
+      out,
+      /\[1\] connect 10\.96\.0\.10:80 → reached backend-[ab]; getpeername\(\) still says 10\.96\.0\.10:80/,
+    );
     assert.match(
       out,
       /event on switchyard\.nat\.demo\.node-1\.demo\.web: demo\/demo\/web tcp 10\.96\.0\.10:80 → 198\.18\.0\.1[12]:8080/,

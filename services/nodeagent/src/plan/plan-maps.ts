@@ -126,7 +126,16 @@ export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actu
   }
 
   return {
-    ops: [...putNames, ...putBackends, ...putFrontends, ...delFrontends, ...delBackends, ...delNames],
+    ops: [
+      ...putNodeIps,
+      ...putNames,
+      ...putBackends,
+      ...putFrontends,
+      ...delFrontends,
+      ...delBackends,
+      ...delNames,
+      ...delNodeIps,
+    ],
     svcIds,
   };
 }
