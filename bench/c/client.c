@@ -1,0 +1,87 @@
+// Benchmark client: for DURATION_MS, either TCP connect+RST-close in a loop,
+// or unconnected UDP sendto in a loop, to ADDR:PORT. ADDR may be a
+// comma-separated list, used in turn (so a direct run spreads over the same
+// backends a service would). Prints {"ops":N,"errors":N,"seconds":S}.
+// Usage: client tcp|udp ADDR[,ADDR...] PORT DURATION_MS
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in addrs[64];
+	int naddr = 0, k = 0;
+	char *list, *tok;
+	struct linger lg = { 1, 0 };
+	long ops = 0, errors = 0;
+	double start, end;
+	int udp;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: client tcp|udp ADDR PORT DURATION_MS\n");
+		return 2;
+	}
+	udp = strcmp(argv[1], "udp") == 0;
+	list = strdup(argv[2]);
+	for (tok = strtok(list, ","); tok && naddr < 64; tok = strtok(NULL, ",")) {
+		memset(&addrs[naddr], 0, sizeof(addrs[naddr]));
+		addrs[naddr].sin_family = AF_INET;
+		addrs[naddr].sin_port = htons(atoi(argv[3]));
+		if (inet_pton(AF_INET, tok, &addrs[naddr].sin_addr) != 1) {
+			fprintf(stderr, "bad address %s\n", tok);
+			return 2;
+		}
+		naddr++;
+	}
+	start = now();
+	end = start + atoi(argv[4]) / 1000.0;
+	if (udp) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		char msg[32] = "x";
+
+		while (1) {
+			for (int i = 0; i < 256; i++) {
+				struct sockaddr_in *a = &addrs[k++ % naddr];
+
+				if (sendto(fd, msg, sizeof(msg), 0, (struct sockaddr *)a, sizeof(*a)) < 0)
+					errors++;
+				else
+					ops++;
+			}
+			if (now() >= end)
+				break;
+		}
+	} else {
+		while (1) {
+			for (int i = 0; i < 32; i++) {
+				int fd = socket(AF_INET, SOCK_STREAM, 0);
+				struct sockaddr_in *a = &addrs[k++ % naddr];
+
+				if (connect(fd, (struct sockaddr *)a, sizeof(*a)) == 0)
+					ops++;
+				else
+					errors++;
+				setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+				close(fd);
+			}
+			if (now() >= end)
+				break;
+		}
+	}
+	printf("{\"ops\":%ld,\"errors\":%ld,\"seconds\":%.3f}\n", ops, errors, now() - start);
+	return 0;
+}

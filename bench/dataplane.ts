@@ -1,0 +1,358 @@
+/**
+ * `npm run bench:dataplane` — connects/s and UDP datagrams/s from a client in
+ * a network namespace + cgroup, side by side, at 1, 1,000 and 10,000
+ * Services (10 backends each: 100,000 at 10k):
+ *
+ *   direct      the client connects to a backend address (no rules, no programs): the physical limit
+ *   switchyard  the client connects to the ClusterIP; our cgroup programs translate (events off / on + consumed)
+ *   iptables    kube-proxy iptables mode (legacy iptables): KUBE-SERVICES → KUBE-SVC (statistic) → KUBE-SEP (DNAT)
+ *   nftables    kube-proxy nftables mode: a verdict map on daddr . proto . port → numgen → DNAT
+ *
+ * Client and sink are small C programs, so Node is not what is measured.
+ * Each figure is the median of ROUNDS runs of DURATION_MS, measured
+ * interleaved with direct. Writes bench/results/dataplane.json.
+ *
+ *   node bench/dataplane.ts [--scales 1,1000,10000] [--duration-ms 1500] [--rounds 3]
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { silentLogger } from "@switchyard/lib/log";
+import { findCgroup2Root } from "@switchyard/lib/mounts";
+import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
+import { AgentCore } from "../services/nodeagent/src/agent.ts";
+import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
+import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
+import { REPO, watchProcess } from "../test/kit/proc.ts";
+import { Sandbox } from "../test/kit/sandbox.ts";
+
+const { values } = parseArgs({
+  options: {
+    scales: { type: "string", default: "1,1000,10000" },
+    "duration-ms": { type: "string", default: "1500" },
+    rounds: { type: "string", default: "3" },
+  },
+});
+const SCALES = values.scales.split(",").map(Number);
+const DURATION = Number(values["duration-ms"]);
+const ROUNDS = Number(values.rounds);
+const BACKENDS_PER_SERVICE = 10;
+const SINK_IPS = Array.from({ length: BACKENDS_PER_SERVICE }, (_, i) => `198.18.50.${11 + i}`);
+const PORT = 8080;
+
+if (process.getuid?.() !== 0) {
+  console.error("bench:dataplane needs root (BPF, cgroups, network namespaces)");
+  process.exit(1);
+}
+
+// --- build the C client and sink ---
+const buildDir = path.join(REPO, "bench/build");
+fs.mkdirSync(buildDir, { recursive: true });
+execFileSync("cc", ["-O2", "-pthread", "-o", path.join(buildDir, "sink"), path.join(REPO, "bench/c/sink.c")]);
+execFileSync("cc", ["-O2", "-o", path.join(buildDir, "client"), path.join(REPO, "bench/c/client.c")]);
+
+const vip = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
+const farBackend = (i: number, j: number) =>
+  `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${(((i & 255) * BACKENDS_PER_SERVICE + j) % 250) + 1}`;
+/** the measured service is the last one (the worst place in a linear rule list) */
+const backendsOf = (i: number, n: number) =>
+  i === n - 1 ? SINK_IPS : Array.from({ length: BACKENDS_PER_SERVICE }, (_, j) => farBackend(i, j));
+
+const sb = Sandbox.create("bench");
+const plainCgroup = path.join(findCgroup2Root(), `${sb.name}-plain`);
+fs.mkdirSync(plainCgroup);
+const pinDir = `/sys/fs/bpf/${sb.name}`;
+let dp: LibbpfDatapath | undefined;
+const sink = { stop: () => {} };
+
+function cleanup(): void {
+  sink.stop();
+  try {
+    nsExec("iptables-legacy", ["-t", "nat", "-F"]);
+    nsExec("nft", ["flush", "ruleset"]);
+  } catch {}
+  dp?.close();
+  try {
+    uninstallPins(pinDir);
+  } catch {}
+  sb.cleanup();
+  try {
+    fs.rmdirSync(plainCgroup);
+  } catch {}
+}
+process.on("SIGINT", () => {
+  cleanup();
+  process.exit(130);
+});
+
+function nsExec(cmd: string, args: string[], input?: string): string {
+  return execFileSync("nsenter", [`--net=/run/netns/${sb.netns}`, cmd, ...args], {
+    encoding: "utf8",
+    ...(input ? { input } : {}),
+    maxBuffer: 1 << 28,
+  });
+}
+
+function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port: number): number {
+  const script = `echo $$ > "${cgroup}/cgroup.procs" && exec nsenter --net=/run/netns/${sb.netns} "$@"`;
+  const r = spawnSync(
+    "sh",
+    ["-c", script, "sh", path.join(buildDir, "client"), proto, ip, String(port), String(DURATION)],
+    { encoding: "utf8" },
+  );
+  const res = JSON.parse(r.stdout.trim()) as { ops: number; errors: number; seconds: number };
+  if (res.ops === 0)
+    throw new Error(`${proto} ${ip}:${port} from ${cgroup}: no successful operation (${res.errors} errors)`);
+  return res.ops / res.seconds;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Measures several variants interleaved, ROUNDS times each; returns medians. */
+function measure(variants: Record<string, () => number>): Record<string, number> {
+  const samples: Record<string, number[]> = {};
+  for (let r = 0; r < ROUNDS; r++)
+    for (const [k, fn] of Object.entries(variants)) (samples[k] ??= []).push(fn());
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+
+function resources(n: number): Resource[] {
+  const out: Resource[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `svc/bench/ns/s${i}`;
+    const svcBody = {
+      cluster: "bench",
+      namespace: "ns",
+      name: `s${i}`,
+      frontends: [
+        {
+          ip: vip(i),
+          port: 80,
+          protocol: Protocol.PROTOCOL_TCP,
+          mode: NatMode.NAT_MODE_CLUSTER_IP,
+          portName: "http",
+        },
+        {
+          ip: vip(i),
+          port: 53,
+          protocol: Protocol.PROTOCOL_UDP,
+          mode: NatMode.NAT_MODE_CLUSTER_IP,
+          portName: "dns",
+        },
+      ],
+      externalTrafficLocal: false,
+      internalTrafficLocal: false,
+      affinityTimeoutSeconds: 0,
+    };
+    out.push({ name, version: "1", body: { $case: "service", value: svcBody } });
+    out.push({
+      name: `eps/bench/ns/s${i}`,
+      version: "1",
+      body: {
+        $case: "backendSlice",
+        value: {
+          service: name,
+          ports: [
+            { name: "http", port: PORT, protocol: Protocol.PROTOCOL_TCP },
+            { name: "dns", port: PORT, protocol: Protocol.PROTOCOL_UDP },
+          ],
+          endpoints: backendsOf(i, n).map((ip) => ({
+            addresses: [ip],
+            nodeName: "n",
+            ready: true,
+            serving: true,
+            terminating: false,
+          })),
+        },
+      },
+    });
+  }
+  return out;
+}
+
+function svcHash(i: number, proto: string): string {
+  return `${proto.toUpperCase()}${i.toString(36).toUpperCase().padStart(12, "0")}`;
+}
+
+function iptablesRules(n: number): string {
+  const lines = ["*nat", ":KUBE-SERVICES - [0:0]"];
+  const body: string[] = ['-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'];
+  for (let i = 0; i < n; i++) {
+    for (const [proto, port] of [
+      ["tcp", 80],
+      ["udp", 53],
+    ] as const) {
+      const svc = `KUBE-SVC-${svcHash(i, proto)}`;
+      lines.push(`:${svc} - [0:0]`);
+      body.push(
+        `-A KUBE-SERVICES -d ${vip(i)}/32 -p ${proto} -m comment --comment "ns/s${i}:${proto}" -m ${proto} --dport ${port} -j ${svc}`,
+      );
+      const bs = backendsOf(i, n);
+      bs.forEach((b, j) => {
+        const sep = `KUBE-SEP-${svcHash(i, proto)}${j}`;
+        lines.push(`:${sep} - [0:0]`);
+        const left = bs.length - j;
+        body.push(
+          left > 1
+            ? `-A ${svc} -m statistic --mode random --probability ${(1 / left).toFixed(11)} -j ${sep}`
+            : `-A ${svc} -j ${sep}`,
+        );
+        body.push(`-A ${sep} -p ${proto} -m ${proto} -j DNAT --to-destination ${b}:${PORT}`);
+      });
+    }
+  }
+  return `${[...lines, ...body, "COMMIT"].join("\n")}\n`;
+}
+
+function nftRules(n: number): string {
+  const chains: string[] = [];
+  const elements: string[] = [];
+  for (let i = 0; i < n; i++) {
+    for (const [proto, port] of [
+      ["tcp", 80],
+      ["udp", 53],
+    ] as const) {
+      const svc = `service-${i}-${proto}`;
+      elements.push(`${vip(i)} . ${proto} . ${port} : goto ${svc}`);
+      const bs = backendsOf(i, n);
+      chains.push(
+        `  chain ${svc} {\n    numgen random mod ${bs.length} vmap { ${bs.map((_, j) => `${j} : goto ${svc}-ep${j}`).join(", ")} }\n  }`,
+      );
+      bs.forEach((b, j) =>
+        chains.push(`  chain ${svc}-ep${j} {\n    meta l4proto ${proto} dnat to ${b}:${PORT}\n  }`),
+      );
+    }
+  }
+  return `table ip kube-proxy {
+  map service-ips {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = { ${elements.join(",\n      ")} }
+  }
+${chains.join("\n")}
+  chain services {
+    ip daddr . meta l4proto . th dport vmap @service-ips
+  }
+  chain nat-output {
+    type nat hook output priority -100; policy accept;
+    jump services
+  }
+}
+`;
+}
+
+const results: Record<string, number | string> = {};
+const table: string[][] = [];
+try {
+  for (const ip of SINK_IPS) sb.addAddress(ip);
+  nsExec("ip", ["route", "add", "10.96.0.0/12", "dev", "lo"]); // kube-proxy modes need a route to the VIP; it stays in the namespace
+  nsExec("sysctl", ["-q", "-w", "net.ipv4.ip_local_port_range=1024 65535"]);
+  const sinkProc = watchProcess(sb.spawnInNetns(path.join(buildDir, "sink"), ["0.0.0.0", String(PORT)]));
+  await sinkProc.waitFor(/ready/);
+  sink.stop = () => void sinkProc.stop("SIGKILL");
+
+  dp = LibbpfDatapath.open({ objectPath: BPF_OBJECT, pinDir, cgroupPath: sb.cgroup, log: silentLogger() });
+  const core = new AgentCore(dp.maps, "bench", [], silentLogger());
+  let consumed = 0;
+  const reader = dp.readEvents(() => {
+    consumed++;
+  });
+
+  for (const n of SCALES) {
+    const label = n >= 1000 ? `${n / 1000}k` : String(n);
+    const target = vip(n - 1);
+    // Switchyard: load through the agent's own planner and map writer
+    core.store.resources.clear();
+    const t0 = performance.now();
+    const errs = core.onDelta({
+      nonce: "x",
+      systemVersion: "",
+      welcome: undefined,
+      resources: resources(n),
+      removedResources: [],
+    });
+    if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
+    results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);
+
+    for (const proto of ["tcp", "udp"] as const) {
+      const port = proto === "tcp" ? 80 : 53;
+      const direct = () => runClient(plainCgroup, proto, SINK_IPS.join(","), PORT);
+      const sy = () => runClient(sb.cgroup, proto, target, port);
+      dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
+      const off = measure({ direct, sy });
+      dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
+      const before = consumed;
+      const on = measure({ sy_events: sy });
+      const eventsSeen = consumed - before;
+      dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
+
+      let t = performance.now();
+      nsExec("iptables-legacy-restore", ["--noflush"], iptablesRules(n));
+      const iptLoad = performance.now() - t;
+      const ipt = measure({
+        direct_ipt_loaded: direct,
+        iptables: () => runClient(plainCgroup, proto, target, port),
+      });
+      nsExec("iptables-legacy", ["-t", "nat", "-F"]);
+      nsExec("iptables-legacy", ["-t", "nat", "-X"]);
+
+      t = performance.now();
+      nsExec("nft", ["-f", "-"], nftRules(n));
+      const nftLoad = performance.now() - t;
+      const nft = measure({ nftables: () => runClient(plainCgroup, proto, target, port) });
+      nsExec("nft", ["flush", "ruleset"]);
+
+      const unit = proto === "tcp" ? "connects_per_s" : "datagrams_per_s";
+      const kind = proto === "tcp" ? "connect" : "udp";
+      results[`${kind}_${unit}_direct_${label}`] = Math.round(off.direct!);
+      results[`${kind}_${unit}_switchyard_${label}`] = Math.round(off.sy!);
+      results[`${kind}_${unit}_switchyard_events_on_${label}`] = Math.round(on.sy_events!);
+      results[`${kind}_${unit}_iptables_${label}`] = Math.round(ipt.iptables!);
+      results[`${kind}_${unit}_nftables_${label}`] = Math.round(nft.nftables!);
+      results[`${kind}_ratio_vs_direct_${label}`] = round(off.sy! / off.direct!);
+      results[`${kind}_ratio_vs_iptables_${label}`] = round(off.sy! / ipt.iptables!);
+      results[`${kind}_ratio_vs_nftables_${label}`] = round(off.sy! / nft.nftables!);
+      results[`${kind}_ratio_events_on_vs_off_${label}`] = round(on.sy_events! / off.sy!);
+      results[`${kind}_events_consumed_${label}`] = eventsSeen;
+      if (proto === "tcp") {
+        results[`iptables_load_ms_${label}`] = Math.round(iptLoad);
+        results[`nftables_load_ms_${label}`] = Math.round(nftLoad);
+      }
+      table.push([
+        `${proto} ${label}`,
+        fmt(off.direct!),
+        `${fmt(off.sy!)} (${round(off.sy! / off.direct!)}×)`,
+        `${fmt(on.sy_events!)} (${round(on.sy_events! / off.sy!)}× off)`,
+        `${fmt(ipt.iptables!)} (sy ${round(off.sy! / ipt.iptables!)}×)`,
+        `${fmt(nft.nftables!)} (sy ${round(off.sy! / nft.nftables!)}×)`,
+      ]);
+      process.stderr.write(`done: ${proto} at ${label} services\n`);
+    }
+  }
+  reader.close();
+} finally {
+  cleanup();
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+function fmt(x: number): string {
+  return `${Math.round(x / 100) / 10}k/s`;
+}
+
+const header = ["", "direct", "switchyard (÷direct)", "switchyard events on", "iptables-legacy", "nftables"];
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
+for (const row of [header, ...table]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+const out = {
+  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}, ${os.arch()}`,
+  date: new Date().toISOString(),
+  duration_ms_per_run: DURATION,
+  rounds: ROUNDS,
+  backends_per_service: BACKENDS_PER_SERVICE,
+  ...results,
+};
+fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
+fs.writeFileSync(path.join(REPO, "bench/results/dataplane.json"), `${JSON.stringify(out, null, 2)}\n`);
+console.log("wrote bench/results/dataplane.json");
