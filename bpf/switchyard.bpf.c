@@ -157,6 +157,7 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 	__u32 zero = 0;
 	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
 	struct sy_event *ev;
+	__u64 wakeup;
 
 	if (!s || !(s->flags & SY_SETTINGS_EVENTS_ON))
 		return;
@@ -170,7 +171,13 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 		return;
 	}
 	sy_fill_event(ev, key, fe, be, ((__u32)hook << 16) | failure);
-	bpf_ringbuf_submit(ev, 0);
+	/*
+	 * Wake the reader only once a batch is waiting; the agent also drains on a
+	 * short timer, so a quiet node still sees its events promptly. One wakeup
+	 * per event would cost more than the translation itself.
+	 */
+	wakeup = bpf_ringbuf_query(&sy_events, BPF_RB_AVAIL_DATA) >= SY_EVENTS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(ev, wakeup);
 }
 
 static __always_inline __u8 sy_proto(const struct bpf_sock_addr *ctx)

@@ -35,6 +35,9 @@
 #define SY_MAX_NODE_IPS 1024
 #endif
 #define SY_EVENTS_BYTES (1 << 22)
+/* wake the reader when this much is waiting (the agent also drains every SY_EVENTS_DRAIN_MS) */
+#define SY_EVENTS_WAKEUP_BYTES (64 * 1024)
+#define SY_EVENTS_DRAIN_MS 50
 #define SY_NAME_LEN 128
 
 /* sy_frontend.nat_type */

@@ -19,6 +19,7 @@ import {
   decodeFrontendKey,
   decodeSettings,
   decodeSvcName,
+  EVENTS_DRAIN_MS,
   encodeBackend,
   encodeBackendKey,
   encodeFrontend,
@@ -389,12 +390,16 @@ export class LibbpfDatapath {
     const handle = koffi.node.poll(epfd, { readable: true }, () => {
       ffi.ringConsume(rb);
     });
+    // the programs wake us only per batch (SY_EVENTS_WAKEUP_BYTES): drain the rest on a short timer
+    const timer = setInterval(() => ffi.ringConsume(rb), EVENTS_DRAIN_MS);
+    timer.unref();
     let closed = false;
     return {
       close: () => {
         if (closed) return;
         closed = true;
         handle.close();
+        clearInterval(timer);
         ffi.ringConsume(rb);
         ffi.ringFree(rb);
         koffi.unregister(cb);

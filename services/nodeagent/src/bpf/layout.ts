@@ -109,6 +109,8 @@ export const LAYOUT = {
 } as const satisfies Record<string, StructLayout>;
 
 export const SY_NAME_LEN = 128;
+/** SY_EVENTS_DRAIN_MS in switchyard.h */
+export const EVENTS_DRAIN_MS = 50;
 export const SY_SETTINGS_EVENTS_ON = 1;
 export const COUNTER_NAMES = [
   "translated",
