@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { NatMode } from "@switchyard/proto/assignment";
 import { DatapathHarness, serviceResource, sliceResource } from "../kit/datapath-harness.ts";
+import { waitUntil } from "../kit/proc.ts";
 
 const NODE_IP = "198.18.9.1";
 
@@ -116,8 +117,7 @@ describe("socket-level load balancing in the kernel", () => {
   it("emits an event per translation with hook, family, addresses and the service name", async () => {
     h.events.length = 0;
     await h.tcp("fd00:96::10", 80);
-    const ev = h.events.find((e) => e.hook === "connect6");
-    assert.ok(ev, JSON.stringify(h.events));
+    const ev = await waitUntil("the connect6 event", () => h.events.find((e) => e.hook === "connect6"));
     assert.equal(ev.service, "test/ns/web6");
     assert.equal(ev.isIpv4, false);
     assert.equal(ev.originalDestIp, "fd00:96::10");
@@ -134,7 +134,7 @@ describe("socket-level load balancing in the kernel", () => {
     h.events.length = 0;
     const r = await h.tcp("10.96.9.77", 80);
     assert.deepEqual(r, { ok: false, code: "ECONNREFUSED" });
-    const ev = h.events.find((e) => e.originalDestIp === "10.96.9.77");
+    const ev = await waitUntil("the refusal event", () => h.events.find((e) => e.originalDestIp === "10.96.9.77"));
     assert.equal(ev?.failureCode, "noLocalBackend");
     assert.equal(ev?.isSuccess, false);
   });
