@@ -134,7 +134,9 @@ describe("socket-level load balancing in the kernel", () => {
     h.events.length = 0;
     const r = await h.tcp("10.96.9.77", 80);
     assert.deepEqual(r, { ok: false, code: "ECONNREFUSED" });
-    const ev = await waitUntil("the refusal event", () => h.events.find((e) => e.originalDestIp === "10.96.9.77"));
+    const ev = await waitUntil("the refusal event", () =>
+      h.events.find((e) => e.originalDestIp === "10.96.9.77"),
+    );
     assert.equal(ev?.failureCode, "noLocalBackend");
     assert.equal(ev?.isSuccess, false);
   });

@@ -29,6 +29,8 @@ Usage:
   switchyard-agent run [flags]         join the hub and keep this node's maps in sync
   switchyard-agent dump [flags]        print the maps as text (frontend -> backends)
   switchyard-agent uninstall [flags]   detach the programs and remove every pin
+  switchyard-agent events [on|off] [--sample N] [--pin-dir DIR]
+                                       show or change NAT events at run time (no reload)
 
 run flags:
   --hub HOST:PORT        hub address (repeatable; fails over in order)
@@ -42,6 +44,9 @@ run flags:
   --subject-prefix P     NATS subject prefix (default switchyard.nat)
   --no-events            do not emit NAT events at all
   --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
+  --max-frontends N      size of the frontend map, set at load (default 65536)
+  --max-backends N       size of the backend map, set at load (default 1048576); a full map is
+                         reported (NACK, log), never silently truncated
   --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
                          default: the addresses of this host's interfaces; 127/8 and ::1 always count)
   --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
@@ -65,6 +70,28 @@ function nodeAddresses(): string[] {
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") return void process.stdout.write(HELP);
+  if (cmd === "events") {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { "pin-dir": { type: "string", default: DEFAULT_PIN_DIR }, sample: { type: "string" } },
+    });
+    const { openPinnedMaps } = await import("./bpf/pinned.ts");
+    const maps = openPinnedMaps(values["pin-dir"]);
+    const cur = maps.readSettings();
+    const [onOff] = positionals;
+    if (onOff !== undefined && onOff !== "on" && onOff !== "off") fail(`events: "${onOff}" is not on or off`);
+    let sampleOneIn = cur.sampleOneIn || 1;
+    if (values.sample !== undefined) {
+      sampleOneIn = Number(values.sample);
+      if (!Number.isInteger(sampleOneIn) || sampleOneIn < 1)
+        fail(`--sample "${values.sample}" must be a whole number ≥ 1`);
+    }
+    const next = { eventsOn: onOff === undefined ? cur.eventsOn : onOff === "on", sampleOneIn };
+    if (onOff !== undefined || values.sample !== undefined) maps.writeSettings(next);
+    process.stdout.write(`events ${next.eventsOn ? "on" : "off"}, sampling one in ${next.sampleOneIn}\n`);
+    return;
+  }
   if (cmd === "dump" || cmd === "uninstall") {
     const { values } = parseArgs({
       args: rest,
@@ -109,6 +136,8 @@ async function main(argv: string[]): Promise<void> {
       "no-events": { type: "boolean", default: false },
       "node-address": { type: "string", multiple: true, default: [] },
       "event-sample": { type: "string", default: "1" },
+      "max-frontends": { type: "string", default: "65536" },
+      "max-backends": { type: "string", default: "1048576" },
       "log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -121,17 +150,25 @@ async function main(argv: string[]): Promise<void> {
   const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
   const cgroup = values.cgroup ?? findCgroup2Root();
 
-  const dp = LibbpfDatapath.open({
-    objectPath: values["bpf-object"],
-    pinDir: values["pin-dir"],
-    cgroupPath: cgroup,
-    log: log.child({ component: "bpf" }),
-  });
   const addresses = values["node-address"].length > 0 ? values["node-address"] : nodeAddresses();
   for (const a of addresses) if (!ipFamily(a)) fail(`--node-address "${a}" is not an IP address`);
   const sample = Number(values["event-sample"]);
   if (!Number.isInteger(sample) || sample < 1)
     fail(`--event-sample "${values["event-sample"]}" must be a whole number ≥ 1 (1 = every event)`);
+  const maxFrontends = Number(values["max-frontends"]);
+  const maxBackends = Number(values["max-backends"]);
+  if (!Number.isInteger(maxFrontends) || maxFrontends < 1)
+    fail(`--max-frontends "${values["max-frontends"]}" must be a whole number ≥ 1`);
+  if (!Number.isInteger(maxBackends) || maxBackends < 1)
+    fail(`--max-backends "${values["max-backends"]}" must be a whole number ≥ 1`);
+  const dp = LibbpfDatapath.open({
+    objectPath: values["bpf-object"],
+    pinDir: values["pin-dir"],
+    cgroupPath: cgroup,
+    log: log.child({ component: "bpf" }),
+    maxFrontends,
+    maxBackends,
+  });
   const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
   let publisher: EventPublisher | undefined;
   if (values.nats.length > 0)

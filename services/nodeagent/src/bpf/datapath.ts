@@ -323,8 +323,10 @@ export class LibbpfDatapath {
           ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number,
           "sizing sy_frontends",
         );
-      if (opts.maxBackends)
+      if (opts.maxBackends) {
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
+        checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_members, opts.maxBackends) as number, "sizing sy_members");
+      }
       const rc = ffi.load(obj) as number;
       if (rc < 0) {
         throw new SwitchyardError(
