@@ -87,6 +87,14 @@ struct {
 	__type(value, struct sy_settings);
 } sy_settings_map SEC(".maps");
 
+/* filled by the agent just before it runs sy_destroy_udp, emptied after */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sy_dead_key);
+	__type(value, __u8);
+} sy_dead_backends SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SY_CNT_MAX);
@@ -436,6 +444,47 @@ SEC("cgroup/getpeername6")
 int sy_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return sy_reverse(ctx, 1);
+}
+
+extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
+
+#define SY_AF_INET 2
+#define SY_AF_INET6 10
+
+/*
+ * Socket iterator (kernel >= 6.5): destroys connected UDP sockets whose peer
+ * is a backend that was just removed, so a client (a DNS resolver, say)
+ * does not keep sending to a dead pod. The agent runs it once per network
+ * namespace of the processes in its cgroup.
+ */
+SEC("iter/udp")
+int sy_destroy_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *udp = ctx->udp_sk;
+	struct sock *sk = (struct sock *)udp;
+	struct sy_dead_key k = {};
+	__u16 family;
+
+	if (!sk)
+		return 0;
+	family = sk->__sk_common.skc_family;
+	if (family == SY_AF_INET) {
+		__u32 d = sk->__sk_common.skc_daddr;
+
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], &d, 4);
+	} else if (family == SY_AF_INET6) {
+		__builtin_memcpy(k.addr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
+	} else {
+		return 0;
+	}
+	k.port = sk->__sk_common.skc_dport;
+	if (k.port && bpf_map_lookup_elem(&sy_dead_backends, &k)) {
+		bpf_sock_destroy((struct sock_common *)sk);
+		sy_count(SY_CNT_UDP_DESTROYED);
+	}
+	return 0;
 }
 
 char _license[] SEC("license") = "Dual BSD/GPL";

@@ -90,7 +90,8 @@ enum sy_counter {
 	SY_CNT_REVERSED = 4,
 	SY_CNT_AFFINITY_HIT = 5,
 	SY_CNT_EVENTS_SAMPLED_OUT = 6,
-	SY_CNT_MAX = 7,
+	SY_CNT_UDP_DESTROYED = 7,
+	SY_CNT_MAX = 8,
 };
 
 /* sy_settings.flags */
@@ -156,6 +157,13 @@ struct sy_sock_nat {
 	__u32 pad;
 };
 
+/* A removed backend: connected UDP sockets to it are destroyed */
+struct sy_dead_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad;
+};
+
 /* ClientIP affinity is per client network namespace and service port */
 struct sy_affinity_key {
 	__u64 netns_cookie;
@@ -205,6 +213,7 @@ _Static_assert(sizeof(struct sy_member_key) == 24, "sy_member_key layout");
 _Static_assert(sizeof(struct sy_revnat_key) == 32, "sy_revnat_key layout");
 _Static_assert(sizeof(struct sy_revnat) == 20, "sy_revnat layout");
 _Static_assert(sizeof(struct sy_sock_nat) == 40, "sy_sock_nat layout");
+_Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
 _Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");

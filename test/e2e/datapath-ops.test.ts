@@ -13,7 +13,7 @@ import { silentLogger } from "@switchyard/lib/log";
 import { LibbpfDatapath } from "../../services/nodeagent/src/bpf/datapath.ts";
 import { checkPtr, checkRc, ffi } from "../../services/nodeagent/src/bpf/libbpf.ts";
 import { BPF_OBJECT, DatapathHarness, serviceResource, sliceResource } from "../kit/datapath-harness.ts";
-import { REPO, waitUntil } from "../kit/proc.ts";
+import { REPO, waitUntil, watchProcess } from "../kit/proc.ts";
 import { AGENT } from "../kit/stack.ts";
 
 /** Builds and attaches test/fixtures/bpf/neighbour.bpf.c (a CNI stand-in); returns a reader of its counter. */
@@ -162,5 +162,49 @@ describe("running the data plane", () => {
     await new Promise((r) => setTimeout(r, 1100)); // let the 1 s affinity lapse
     await h.tcp("10.96.13.10", 80);
     assert.equal(hits(), h0 + 1n, "after the timeout the entry is not used");
+  });
+});
+
+describe("connected UDP sockets and removed backends", () => {
+  it("destroys a connected UDP socket whose backend is removed, and leaves others alone", async () => {
+    const h = DatapathHarness.create("udpdestroy");
+    try {
+      await h.startBackend("dead", "198.18.14.11", 5353);
+      await h.startBackend("alive", "198.18.14.12", 5353);
+      const resources = (deadPresent: boolean) => [
+        serviceResource("dns", [{ ip: "10.96.14.53", port: 53, protocol: "UDP" }]),
+        sliceResource("dns", 5353, deadPresent ? [{ ip: "198.18.14.11" }] : [{ ip: "198.18.14.12" }], "UDP"),
+        serviceResource("other", [{ ip: "10.96.14.54", port: 53, protocol: "UDP" }]),
+        sliceResource("other", 5353, [{ ip: "198.18.14.12" }], "UDP"),
+      ];
+      h.assign(resources(true));
+      const start = (ip: string) => {
+        const p = watchProcess(
+          h.sandbox.spawnInCgroup(process.execPath, [path.join(REPO, "test/kit/udp-session.ts"), ip, "53"]),
+        );
+        return p;
+      };
+      const victim = start("10.96.14.53");
+      const bystander = start("10.96.14.54");
+      await victim.waitFor(/"phase":"first","ok":true,"reply":"dead /);
+      await bystander.waitFor(/"phase":"first","ok":true,"reply":"alive /);
+      h.assign(resources(false));
+      assert.equal(h.destroyed, 1, "exactly the socket connected to the removed backend is destroyed");
+      for (const p of [victim, bystander]) if (p.cp.pid) process.kill(p.cp.pid, "SIGUSR1");
+      const v = JSON.parse((await victim.waitFor(/\{"phase":"second".*\}/))[0]) as {
+        ok: boolean;
+        code?: string;
+      };
+      assert.equal(v.ok, false, "the destroyed socket must not keep talking to the dead backend");
+      assert.match(v.code ?? "", /ECONNABORTED|EDESTADDRREQ/);
+      const b = JSON.parse((await bystander.waitFor(/\{"phase":"second".*\}/))[0]) as {
+        ok: boolean;
+        reply?: string;
+      };
+      assert.equal(b.ok, true);
+      assert.match(b.reply ?? "", /^alive /);
+    } finally {
+      h.cleanup();
+    }
   });
 });

@@ -103,6 +103,8 @@ export class DatapathHarness {
   readonly core: AgentCore;
   readonly pinDir: string;
   readonly events: NatEvent[] = [];
+  /** connected UDP sockets destroyed because their backend was removed */
+  destroyed = 0;
   private readonly reader: EventReader;
   private nonce = 0;
   private current = new Map<string, Resource>();
@@ -115,6 +117,9 @@ export class DatapathHarness {
     dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
     this.reader = dp.readEvents((rec) => core.handleEventRecord(rec, undefined, "test"));
     core.onEventHook = (e) => this.events.push(e);
+    core.onBackendsRemoved = (dead) => {
+      this.destroyed += dp.destroyUdpSockets(dead);
+    };
   }
 
   static create(

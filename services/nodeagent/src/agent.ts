@@ -7,7 +7,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import { applyOpToState, cloneMapState, type DatapathMaps, type MapState } from "./bpf/maps.ts";
+import { applyOpToState, type Backend, cloneMapState, type DatapathMaps, type MapState } from "./bpf/maps.ts";
 import { computeDesired } from "./desired/compute-desired.ts";
 import { type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
@@ -27,6 +27,8 @@ export class AgentCore {
   readonly stats: SyncStats = { deltas: 0, writes: 0, lastPlanOps: 0, failures: 0 };
   private retryTimer: NodeJS.Timeout | undefined;
   onEventHook: ((e: NatEvent) => void) | undefined;
+  /** called with backends no frontend uses any more, after the maps stopped pointing at them */
+  onBackendsRemoved: ((dead: Backend[]) => void) | undefined;
 
   constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
     this.maps = maps;
@@ -75,7 +77,9 @@ export class AgentCore {
     try {
       this.maps.apply(plan.ops);
       for (const o of plan.ops) applyOpToState(next, o);
+      const dead = computeRemovedBackends(this.mirror, next);
       this.mirror = next;
+      if (dead.length > 0) this.onBackendsRemoved?.(dead);
       this.stats.writes += plan.ops.length;
       this.log.info({ ops: plan.ops.length, frontends: desired.frontends.size }, "maps updated");
       return undefined;
@@ -119,4 +123,19 @@ export class AgentCore {
   stop(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
+}
+
+/** Pure: backends in some set before and in no set after. */
+export function computeRemovedBackends(before: MapState, after: MapState): Backend[] {
+  const live = new Set<string>();
+  for (const set of after.backendSets.values()) for (const b of set) if (b) live.add(`${b.ip}|${b.port}`);
+  const out = new Map<string, Backend>();
+  for (const set of before.backendSets.values()) {
+    for (const b of set) {
+      if (!b) continue;
+      const k = `${b.ip}|${b.port}`;
+      if (!live.has(k)) out.set(k, b);
+    }
+  }
+  return [...out.values()];
 }

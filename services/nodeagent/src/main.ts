@@ -170,6 +170,11 @@ async function main(argv: string[]): Promise<void> {
     maxBackends,
   });
   const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
+  core.onBackendsRemoved = (dead) => {
+    const n = dp.destroyUdpSockets(dead);
+    if (n > 0)
+      log.info({ sockets: n, backends: dead.length }, "connected udp sockets to removed backends destroyed");
+  };
   let publisher: EventPublisher | undefined;
   if (values.nats.length > 0)
     publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));

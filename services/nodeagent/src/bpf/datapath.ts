@@ -22,6 +22,7 @@ import {
   EVENTS_DRAIN_MS,
   encodeBackend,
   encodeBackendKey,
+  encodeDeadKey,
   encodeFrontend,
   encodeFrontendKey,
   encodeMemberKey,
@@ -71,9 +72,47 @@ export const MAPS = [
   "sy_revnat",
   "sy_affinity",
   "sy_settings_map",
+  "sy_dead_backends",
   "sy_counters",
   "sy_events",
 ] as const;
+/** not attached to the cgroup: run on demand to destroy connected UDP sockets to removed backends */
+export const ITER_PROGRAM = "sy_destroy_udp";
+const CLONE_NEWNET = 0x40000000;
+
+/** bpf_sock_destroy arrived in Linux 6.5; its name is in the kernel's BTF when it is there. */
+function kernelHasSockDestroy(): boolean {
+  try {
+    return fs.readFileSync("/sys/kernel/btf/vmlinux").includes("bpf_sock_destroy");
+  } catch {
+    return false;
+  }
+}
+
+/** The network namespaces of the processes in a cgroup subtree (deduplicated), as /proc/PID/ns/net paths. */
+export function netnsOfCgroup(cgroupPath: string): string[] {
+  const seen = new Map<string, string>();
+  const walk = (dir: string) => {
+    let procs: string[] = [];
+    try {
+      procs = fs.readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean);
+    } catch {
+      return;
+    }
+    for (const pid of procs) {
+      const ns = `/proc/${pid}/ns/net`;
+      try {
+        const st = fs.statSync(ns);
+        const id = `${st.dev}:${st.ino}`;
+        if (!seen.has(id)) seen.set(id, ns);
+      } catch {}
+    }
+    for (const e of fs.readdirSync(dir, { withFileTypes: true }))
+      if (e.isDirectory()) walk(path.join(dir, e.name));
+  };
+  walk(cgroupPath);
+  return [...seen.values()];
+}
 type MapName = (typeof MAPS)[number];
 
 export type DatapathOptions = {
@@ -281,10 +320,13 @@ export class LibbpfDatapath {
   readonly pinDir: string;
   private obj: Ptr;
   private links: Ptr[] = [];
+  private iterLink: Ptr | undefined;
+  readonly cgroupPath: string;
   private readonly log: Logger;
 
-  private constructor(obj: Ptr, maps: LibbpfMaps, pinDir: string, log: Logger) {
+  private constructor(obj: Ptr, maps: LibbpfMaps, pinDir: string, cgroupPath: string, log: Logger) {
     this.obj = obj;
+    this.cgroupPath = cgroupPath;
     this.maps = maps;
     this.pinDir = pinDir;
     this.log = log;
@@ -327,6 +369,15 @@ export class LibbpfDatapath {
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_members, opts.maxBackends) as number, "sizing sy_members");
       }
+      const iterProg = checkPtr(ffi.findProgram(obj, ITER_PROGRAM), `finding program ${ITER_PROGRAM}`);
+      const canDestroy = kernelHasSockDestroy();
+      if (!canDestroy) {
+        ffi.setAutoload(iterProg, false);
+        log.warn(
+          {},
+          "kernel has no bpf_sock_destroy (Linux < 6.5): connected UDP sockets to removed backends will not be destroyed",
+        );
+      }
       const rc = ffi.load(obj) as number;
       if (rc < 0) {
         throw new SwitchyardError(
@@ -335,8 +386,10 @@ export class LibbpfDatapath {
         );
       }
       for (const name of MAPS) fds[name] = checkRc(ffi.mapFd(mapPtrs[name]) as number, `fd of ${name}`);
-      const dp = new LibbpfDatapath(obj, new LibbpfMaps(fds), opts.pinDir, log);
+      const dp = new LibbpfDatapath(obj, new LibbpfMaps(fds), opts.pinDir, opts.cgroupPath, log);
       dp.attach(opts.cgroupPath, linkDir);
+      if (canDestroy)
+        dp.iterLink = checkPtr(ffi.attachIter(iterProg, null), `attaching iterator ${ITER_PROGRAM}`);
       return dp;
     } catch (e) {
       ffi.close(obj);
@@ -409,8 +462,59 @@ export class LibbpfDatapath {
     };
   }
 
+  /**
+   * Destroys connected UDP sockets whose peer is one of `dead`, in every
+   * network namespace of the processes in our cgroup. Returns how many.
+   */
+  destroyUdpSockets(
+    dead: ReadonlyArray<{ ip: string; port: number }>,
+    namespaces = netnsOfCgroup(this.cgroupPath),
+  ): number {
+    if (!this.iterLink || dead.length === 0) return 0;
+    const fd = this.maps.fds.sy_dead_backends;
+    const keys = dead.map((b) => encodeDeadKey(ip16(b.ip), b.port));
+    for (const k of keys) ffi.mapUpdate(fd, k, Buffer.from([1]), 0);
+    const before = this.maps.counters()["udp_destroyed"] ?? 0n;
+    const home = fs.openSync("/proc/self/ns/net", "r");
+    try {
+      for (const ns of namespaces) {
+        let nsfd: number;
+        try {
+          nsfd = fs.openSync(ns, "r");
+        } catch {
+          continue; // the process left
+        }
+        let iterFd = -1;
+        try {
+          // the iterator walks the sockets of the namespace it is created in
+          if ((ffi.setns(nsfd, CLONE_NEWNET) as number) !== 0) continue;
+          iterFd = ffi.iterCreate(ffi.linkFd(this.iterLink)) as number;
+        } finally {
+          ffi.setns(home, CLONE_NEWNET);
+          fs.closeSync(nsfd);
+        }
+        if (iterFd < 0) {
+          this.log.warn({ netns: ns, errno: -iterFd }, "udp socket iterator not created");
+          continue;
+        }
+        const buf = Buffer.alloc(4096);
+        try {
+          while (fs.readSync(iterFd, buf) > 0) {}
+        } finally {
+          fs.closeSync(iterFd);
+        }
+      }
+    } finally {
+      fs.closeSync(home);
+      for (const k of keys) ffi.mapDelete(fd, k);
+    }
+    return Number((this.maps.counters()["udp_destroyed"] ?? 0n) - before);
+  }
+
   /** Releases this process's handles; pinned maps and links stay (resolution keeps working). */
   close(): void {
+    if (this.iterLink) ffi.linkDestroy(this.iterLink);
+    this.iterLink = undefined;
     for (const l of this.links) {
       ffi.linkDisconnect(l);
       ffi.linkDestroy(l);

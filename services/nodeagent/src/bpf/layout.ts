@@ -67,6 +67,10 @@ export const LAYOUT = {
       pad: { offset: 36, size: 4 },
     },
   },
+  sy_dead_key: {
+    size: 20,
+    fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 } },
+  },
   sy_affinity_key: {
     size: 16,
     fields: {
@@ -120,6 +124,7 @@ export const COUNTER_NAMES = [
   "reversed",
   "affinity_hit",
   "events_sampled_out",
+  "udp_destroyed",
 ] as const;
 export const Scope = { exact: 0, nodePort: 1 } as const;
 export const SY_FE_LOCAL_ONLY = 1;
@@ -242,6 +247,13 @@ export function encodeMemberKey(setId: number, addr: Buffer, port: number): Buff
   b.writeUInt32LE(setId, f.set_id.offset);
   b.writeUInt16BE(port, f.port.offset);
   addr.copy(b, f.addr.offset);
+  return b;
+}
+
+export function encodeDeadKey(addr: Buffer, port: number): Buffer {
+  const b = Buffer.alloc(F.sy_dead_key.size);
+  addr.copy(b, F.sy_dead_key.fields.addr.offset);
+  b.writeUInt16BE(port, F.sy_dead_key.fields.port.offset);
   return b;
 }
 
