@@ -114,7 +114,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 function measure(variants: Record<string, () => number>): Record<string, number> {
   const samples: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++)
-    for (const [k, fn] of Object.entries(variants)) (samples[k] ??= []).push(fn());
+    for (const [k, fn] of Object.entries(variants)) {
+      const list = samples[k] ?? [];
+      list.push(fn());
+      samples[k] = list;
+    }
   return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
 }
 
@@ -220,9 +224,9 @@ function nftRules(n: number): string {
       chains.push(
         `  chain ${svc} {\n    numgen random mod ${bs.length} vmap { ${bs.map((_, j) => `${j} : goto ${svc}-ep${j}`).join(", ")} }\n  }`,
       );
-      bs.forEach((b, j) =>
-        chains.push(`  chain ${svc}-ep${j} {\n    meta l4proto ${proto} dnat to ${b}:${PORT}\n  }`),
-      );
+      for (const [j, b] of bs.entries()) {
+        chains.push(`  chain ${svc}-ep${j} {\n    meta l4proto ${proto} dnat to ${b}:${PORT}\n  }`);
+      }
     }
   }
   return `table ip kube-proxy {
