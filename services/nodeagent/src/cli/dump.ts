@@ -2,7 +2,7 @@
  * Pure: map state → readable text, like `cilium bpf lb list`.
  */
 import { formatHostPort } from "@switchyard/lib/ip";
-import { IPPROTO_UDP, NatMode, nameOf } from "../bpf/layout.ts";
+import { IPPROTO_UDP, NatMode, nameOf, Scope, SY_FE_LOCAL_ONLY } from "../bpf/layout.ts";
 import type { MapState } from "../bpf/maps.ts";
 import { serviceDisplayName } from "../events/nat-event.ts";
 
@@ -14,8 +14,13 @@ export function formatMapState(s: MapState): string {
   for (const { key, value } of rows) {
     const name = s.names.get(value.svcId);
     const proto = key.proto === IPPROTO_UDP ? "udp" : "tcp";
-    const head = `${formatHostPort(key.ip, key.port)}/${proto}  ${name ? serviceDisplayName(name) : `svc#${value.svcId}`}  (${nameOf(NatMode, value.natMode)}, svc ${value.svcId}, set ${value.setId})`;
-    lines.push(head);
+    const where = key.scope === Scope.nodePort ? `<node>:${key.port}` : formatHostPort(key.ip, key.port);
+    const notes = [nameOf(NatMode, value.natMode), `svc ${value.svcId}`, `set ${value.setId}`];
+    if (value.flags & SY_FE_LOCAL_ONLY) notes.push("local only");
+    if (value.affinityTimeoutS) notes.push(`affinity ${value.affinityTimeoutS}s`);
+    lines.push(
+      `${where}/${proto}  ${name ? serviceDisplayName(name) : `svc#${value.svcId}`}  (${notes.join(", ")})`,
+    );
     const set = s.backendSets.get(value.setId) ?? [];
     if (value.count === 0) lines.push("    (no backends: connects are refused)");
     for (let i = 0; i < value.count; i++) {
@@ -23,6 +28,7 @@ export function formatMapState(s: MapState): string {
       lines.push(b ? `    -> ${formatHostPort(b.ip, b.port)}` : `    -> (missing backend #${i})`);
     }
   }
+  if (s.nodeIps.size > 0) lines.push(`<node> = ${[...s.nodeIps].sort().join(", ")}, 127.0.0.0/8, ::1`);
   if (lines.length === 0) lines.push("(no frontends)");
   return `${lines.join("\n")}\n`;
 }
