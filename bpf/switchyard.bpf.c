@@ -292,6 +292,17 @@ static __always_inline struct sy_backend *sy_pick(struct bpf_sock_addr *ctx, con
 	return be;
 }
 
+static __always_inline int sy_same_peer(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
 /* Forward translation for connect and sendmsg. Returns the hook's verdict. */
 static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 hook, int connected)
 {
@@ -351,25 +362,18 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	} else {
 		struct sy_revnat rv = { .port = key.port };
 		struct sy_revnat_key rk = { .cookie = bpf_get_socket_cookie(ctx), .port = be->port };
+		struct sy_revnat *cur;
 
 		__builtin_memcpy(rk.addr, be->addr, 16);
 		__builtin_memcpy(rv.addr, key.addr, 16);
-		bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
+		/* every datagram passes here: write only when the entry is new or different */
+		cur = bpf_map_lookup_elem(&sy_revnat, &rk);
+		if (!cur || cur->port != rv.port || !sy_same_peer(cur->addr, rv.addr))
+			bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
 	}
 	sy_count(SY_CNT_TRANSLATED);
 	sy_emit(&key, fe, be, hook, SY_FAIL_NONE);
 	return 1;
-}
-
-static __always_inline int sy_same_peer(const __u8 *a, const __u8 *b)
-{
-	__u64 a0, a1, b0, b1;
-
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
 }
 
 /* Reverse translation for recvmsg (reply source) and getpeername (peer). */

@@ -32,6 +32,7 @@ export class Stack {
   nats: NatsServer | undefined;
   hub: Proc | undefined;
   hubAddress = "";
+  readonly hubs: Proc[] = [];
   agent: Proc | undefined;
   token = "";
   readonly backends: Backend[] = [];
@@ -89,16 +90,16 @@ export class Stack {
       ...extra,
     ]);
     this.hub = hub;
+    this.hubs.push(hub);
     const m = await hub.waitFor(/listening 127\.0\.0\.1:(\d+)/);
     this.hubAddress = `127.0.0.1:${m[1]}`;
     return hub;
   }
 
-  async startAgent(token: string, extra: string[] = []): Promise<Proc> {
+  async startAgent(token: string, extra: string[] = [], hubs: string[] = [this.hubAddress]): Promise<Proc> {
     const args = [
       "run",
-      "--hub",
-      this.hubAddress,
+      ...hubs.flatMap((h) => ["--hub", h]),
       "--token",
       token,
       "--cgroup",
@@ -158,7 +159,7 @@ export class Stack {
   async cleanup(): Promise<void> {
     for (const fn of this.cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
     await this.agent?.stop().catch(() => {});
-    await this.hub?.stop().catch(() => {});
+    for (const h of this.hubs) await h.stop().catch(() => {});
     await this.nats?.stop().catch(() => {});
     for (const b of this.backends) await b.proc.stop().catch(() => {});
     try {

@@ -10,6 +10,7 @@ import fs from "node:fs";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { createRootLogger } from "@switchyard/lib/log";
+import { addIntrospection } from "./admin/introspection.ts";
 import { parseDuration, TokenStore } from "./auth/tokens.ts";
 import { type ClusterConfig, parseClusterFlag, parseListen } from "./config.ts";
 import { World } from "./model/world.ts";
@@ -45,6 +46,8 @@ token flags:
   --cluster NAME          the cluster the token admits agents to (create)
   --ttl DURATION          e.g. 24h, 7d (create; default 24h, 0 = never expires)
   --description TEXT      free text (create)
+  --node-pattern GLOB     node names the token admits, e.g. edge-* (create; default *)
+  --max-nodes N           how many distinct nodes may join with it (create; default 0 = no limit)
 `;
 
 function fail(msg: string): never {
@@ -72,6 +75,8 @@ function tokenCommand(argv: string[]): void {
       cluster: { type: "string" },
       ttl: { type: "string", default: "24h" },
       description: { type: "string", default: "" },
+      "node-pattern": { type: "string", default: "*" },
+      "max-nodes": { type: "string", default: "0" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -86,9 +91,17 @@ function tokenCommand(argv: string[]): void {
       if (!d.ok) fail(`--ttl: ${d.error}`);
       ttlMs = d.value;
     }
+    const maxNodes = Number(values["max-nodes"]);
+    if (!Number.isInteger(maxNodes) || maxNodes < 0)
+      fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = no limit)`);
+    if (!/^[a-z0-9.*-]+$/.test(values["node-pattern"])) {
+      fail(`--node-pattern "${values["node-pattern"]}" may hold lowercase letters, digits, '-', '.' and '*'`);
+    }
     const { token } = store.create(values.cluster, {
       ...(ttlMs ? { ttlMs } : {}),
       description: values.description,
+      nodePattern: values["node-pattern"],
+      maxNodes,
     });
     process.stdout.write(`${token}\n`);
     return;
@@ -192,6 +205,7 @@ async function serve(argv: string[]): Promise<void> {
     log: log.child({ component: "assignments" }),
   });
   assignments.register(server);
+  const health = addIntrospection(server);
 
   const creds = values["tls-cert"]
     ? grpc.ServerCredentials.createSsl(null, [
@@ -235,6 +249,8 @@ async function serve(argv: string[]): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({}, "hub stopping");
+    health.setStatus("", "NOT_SERVING");
+    assignments.close();
     snapshots.close();
     await Promise.all(sources.map((s) => s.stop()));
     server.forceShutdown();

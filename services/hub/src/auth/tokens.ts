@@ -16,6 +16,12 @@ export type TokenRecord = {
   createdAt: string;
   expiresAt: string | undefined;
   description: string;
+  /** node names this token admits: a glob ("*" = any; "edge-*" = names starting with edge-) */
+  nodePattern?: string;
+  /** how many distinct nodes may join with it (0 or absent = no limit) */
+  maxNodes?: number;
+  /** nodes that joined with it */
+  nodes?: string[];
 };
 
 export type TokenGrant = { id: string; cluster: string };
@@ -73,7 +79,7 @@ export class TokenStore {
 
   create(
     cluster: string,
-    opts: { ttlMs?: number; description?: string; now?: Date } = {},
+    opts: { ttlMs?: number; description?: string; now?: Date; nodePattern?: string; maxNodes?: number } = {},
   ): { token: string; record: TokenRecord } {
     const now = opts.now ?? new Date();
     const id = randomString(6);
@@ -85,6 +91,9 @@ export class TokenStore {
       createdAt: now.toISOString(),
       expiresAt: opts.ttlMs ? new Date(now.getTime() + opts.ttlMs).toISOString() : undefined,
       description: opts.description ?? "",
+      nodePattern: opts.nodePattern ?? "*",
+      maxNodes: opts.maxNodes ?? 0,
+      nodes: [],
     };
     this.save([...this.load(), record]);
     return { token: `${id}.${secret}`, record };
@@ -100,6 +109,34 @@ export class TokenStore {
     if (next.length === records.length) return false;
     this.save(next);
     return true;
+  }
+
+  /** Is the token behind a grant still valid (not revoked, not expired)? Checked again while streams run. */
+  stillValid(id: string, now: Date = new Date()): Result<true> {
+    const rec = this.load().find((r) => r.id === id);
+    if (!rec) return err(`join token ${id} was revoked`);
+    if (rec.expiresAt && new Date(rec.expiresAt).getTime() <= now.getTime())
+      return err(`join token ${id} expired at ${rec.expiresAt}`);
+    return ok(true);
+  }
+
+  /** Admits a node under a token's scope (name pattern, node limit) and records it. */
+  admitNode(id: string, node: string): Result<true> {
+    const records = this.load();
+    const rec = records.find((r) => r.id === id);
+    if (!rec) return err(`join token ${id} was revoked`);
+    const pattern = rec.nodePattern ?? "*";
+    if (!globMatch(pattern, node))
+      return err(`join token ${id} admits nodes named "${pattern}", not "${node}"`);
+    const nodes = rec.nodes ?? [];
+    if (nodes.includes(node)) return ok(true);
+    if (rec.maxNodes && nodes.length >= rec.maxNodes) {
+      return err(
+        `join token ${id} has already admitted its ${rec.maxNodes} node(s); create another token for "${node}"`,
+      );
+    }
+    this.save(records.map((r) => (r.id === id ? { ...r, nodes: [...nodes, node] } : r)));
+    return ok(true);
   }
 
   /** Checks a presented token. Reasons are safe to show the agent. */
@@ -120,4 +157,15 @@ export class TokenStore {
     }
     return ok({ id: rec.id, cluster: rec.cluster });
   }
+}
+
+/** "*" matches any run of characters; everything else is literal. */
+export function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
+  return re.test(name);
 }

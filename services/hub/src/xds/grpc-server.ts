@@ -41,11 +41,29 @@ type Stream = grpc.ServerDuplexStream<StreamAssignmentsRequest, StreamAssignment
 
 export class AssignmentServer {
   private readonly opts: AssignmentServerOptions;
-  readonly agents = new Map<Stream, { status: AgentStatus; session: AgentSession }>();
+  readonly agents = new Map<
+    Stream,
+    { status: AgentStatus; session: AgentSession; cutOff: (reason: string) => void }
+  >();
   private streamSeq = 0;
+  private readonly recheck: NodeJS.Timeout;
 
   constructor(opts: AssignmentServerOptions) {
     this.opts = opts;
+    // revoked or expired tokens lose their streams within a second
+    this.recheck = setInterval(() => this.recheckTokens(), 1000);
+    this.recheck.unref();
+  }
+
+  recheckTokens(now: Date = new Date()): void {
+    for (const a of [...this.agents.values()]) {
+      const r = this.opts.tokens.stillValid(a.status.tokenId, now);
+      if (!r.ok) a.cutOff(r.error);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.recheck);
   }
 
   register(server: grpc.Server): void {
@@ -110,12 +128,15 @@ export class AssignmentServer {
             `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`,
           );
         }
+        const admitted = this.opts.tokens.admitNode(tokenId, node);
+        if (!admitted.ok) return fail(grpc.status.PERMISSION_DENIED, admitted.error);
         session = new AgentSession(
           kind.value.initialResourceVersions,
           `${this.opts.hubId}-${++this.streamSeq}`,
         );
         this.agents.set(call, {
           session,
+          cutOff: (reason: string) => fail(grpc.status.PERMISSION_DENIED, reason),
           status: {
             node,
             cluster,

@@ -1,0 +1,235 @@
+/**
+ * The assignment protocol between real hubs and a real agent: TLS, failover
+ * between two hubs without a data-plane change, token scopes and revocation,
+ * health checking, and malformed input that must not hurt anyone else.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { protoPath as healthProto } from "grpc-health-check";
+import { makeCa, makeServerCert } from "../kit/certs.ts";
+import { REPO, startNode, waitUntil } from "../kit/proc.ts";
+import { AGENT, HUB, Stack } from "../kit/stack.ts";
+
+const VIP = "10.96.20.10";
+
+function clusterYaml(ip: string): string {
+  return `apiVersion: v1
+kind: Service
+metadata: { name: api, namespace: p }
+spec: { clusterIP: ${VIP}, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: api-1, namespace: p, labels: { kubernetes.io/service-name: api } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints: [{ addresses: [${ip}] }]
+`;
+}
+
+describe("assignment protocol", () => {
+  let stack: Stack;
+  let dir: string;
+  let pki: ReturnType<typeof makeCa>;
+  let tlsArgs: string[];
+  before(async () => {
+    stack = Stack.create("proto");
+    dir = path.join(stack.stateDir, "cluster");
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, "api.yaml"), clusterYaml("198.18.20.11"));
+    await stack.startBackend("one", "198.18.20.11", 8080);
+    await stack.startBackend("two", "198.18.20.12", 8080);
+    pki = makeCa(path.join(stack.stateDir, "pki"));
+    const cert = makeServerCert(pki, "hub", { ips: ["127.0.0.1"] });
+    tlsArgs = ["--tls-cert", cert.cert, "--tls-key", cert.key];
+  });
+  after(async () => {
+    await stack?.cleanup();
+  });
+
+  const reaches = (name: string) =>
+    waitUntil(`connects to reach ${name}`, async () => {
+      const p = await stack.probe(VIP, 80);
+      return p.ok && p.reply.startsWith(`${name} `) ? p : undefined;
+    });
+
+  it("serves TLS: an agent that trusts the hub's CA joins; one with another CA is refused with the reason", async () => {
+    await stack.startHub([`prod=dir:${dir}`], tlsArgs);
+    const token = stack.createToken("prod");
+    const other = makeCa(path.join(stack.stateDir, "other-pki"), "someone-else");
+    const wrong = startNode(AGENT, [
+      "run",
+      "--hub",
+      stack.hubAddress,
+      "--hub-ca",
+      other.caCert,
+      "--token",
+      token,
+      "--cgroup",
+      stack.sandbox.cgroup,
+      "--pin-dir",
+      `${stack.pinDir}-wrongca`,
+      "--node-name",
+      "wrong-ca",
+    ]);
+    stack.onCleanup(async () => {
+      await wrong.stop();
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-wrongca`],
+        { stdio: "ignore" },
+      );
+    });
+    await wrong.waitFor(/"msg":"hub stream failed"/);
+    assert.match(wrong.output(), /certificate|self.signed|verify/i);
+    assert.doesNotMatch(wrong.output(), /joined hub/);
+    await wrong.stop();
+    await stack.startAgent(token, ["--hub-ca", pki.caCert]);
+    await reaches("one");
+  });
+
+  it("answers gRPC health checks", async () => {
+    const def = grpc.loadPackageDefinition(loadSync(healthProto)) as unknown as {
+      grpc: {
+        health: {
+          v1: {
+            Health: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & { check: Function };
+          };
+        };
+      };
+    };
+    const client = new def.grpc.health.v1.Health(
+      stack.hubAddress,
+      grpc.credentials.createSsl(fs.readFileSync(pki.caCert)),
+    );
+    const res = await new Promise<{ status: string }>((resolve, reject) =>
+      client.check(
+        { service: "switchyard.v1.AssignmentService" },
+        (e: Error | null, r: { status: string }) => (e ? reject(e) : resolve(r)),
+      ),
+    );
+    client.close();
+    assert.equal(res.status, "SERVING");
+  });
+
+  it("fails over to a second hub without a single failed connect or map write, and follows it afterwards", async () => {
+    const first = stack.hubs[0]!;
+    const firstAddress = stack.hubAddress;
+    await stack.startHub([`prod=dir:${dir}`], tlsArgs);
+    const secondAddress = stack.hubAddress;
+    await stack.agent!.stop();
+    const agent = await stack.startAgent(
+      stack.createToken("prod"),
+      ["--hub-ca", pki.caCert],
+      [firstAddress, secondAddress],
+    );
+    await agent.waitFor(/"msg":"joined hub"/);
+    await reaches("one");
+    const loop = await stack.connectLoop(VIP, 80);
+    const writesBefore = (agent.output().match(/"msg":"maps updated"/g) ?? []).length;
+    await first.stop("SIGKILL");
+    await waitUntil("the agent to join the second hub", () =>
+      (agent.output().match(/"msg":"joined hub"/g) ?? []).length >= 2 ? true : undefined,
+    );
+    const counts = await loop.finish();
+    assert.equal(counts.failed, 0, JSON.stringify(counts.errors));
+    assert.equal(
+      (agent.output().match(/"msg":"maps updated"/g) ?? []).length,
+      writesBefore,
+      "resume after failover must not touch the maps",
+    );
+    fs.writeFileSync(path.join(dir, "api.yaml"), clusterYaml("198.18.20.12"));
+    await reaches("two");
+  });
+
+  it("admits nodes only within a token's scope", async () => {
+    const edgeOnly = stack.createToken("prod", ["--node-pattern", "edge-*"]);
+    const refused = startNode(AGENT, [
+      "run",
+      "--hub",
+      stack.hubAddress,
+      "--hub-ca",
+      pki.caCert,
+      "--token",
+      edgeOnly,
+      "--cgroup",
+      stack.sandbox.cgroup,
+      "--pin-dir",
+      `${stack.pinDir}-scope`,
+      "--node-name",
+      "node-7",
+    ]);
+    stack.onCleanup(async () => {
+      await refused.stop();
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-scope`],
+        { stdio: "ignore" },
+      );
+    });
+    await refused.waitFor(/hub refused this agent/);
+    assert.match(refused.output(), /admits nodes named \\"edge-\*\\", not \\"node-7\\"/);
+    await refused.stop();
+  });
+
+  it("cuts off an agent within seconds when its token is revoked", async () => {
+    const tokens = JSON.parse(fs.readFileSync(path.join(stack.stateDir, "tokens.json"), "utf8")) as {
+      tokens: Array<{ id: string; nodes: string[] }>;
+    };
+    const mine = tokens.tokens.filter((t) => t.nodes.includes("node-1"));
+    assert.ok(mine.length > 0);
+    for (const t of mine)
+      execFileSync(process.execPath, [
+        path.join(REPO, HUB),
+        "token",
+        "revoke",
+        t.id,
+        "--state-dir",
+        stack.stateDir,
+      ]);
+    await stack.agent!.waitFor(/join token \w+ was revoked/);
+    // cut off from updates, but its last state keeps resolving
+    const p = await stack.probe(VIP, 80);
+    assert.equal(p.ok, true);
+  });
+
+  it("survives malformed and oversized messages without affecting other agents", async () => {
+    const hub = stack.hubs[stack.hubs.length - 1]!;
+    const Raw = grpc.makeGenericClientConstructor({}, "Raw");
+    const client = new Raw(stack.hubAddress, grpc.credentials.createSsl(fs.readFileSync(pki.caCert)));
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${stack.createToken("prod")}`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const call = client.makeBidiStreamRequest(
+        "/switchyard.v1.AssignmentService/StreamAssignments",
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        md,
+      );
+      const done = new Promise<void>((resolve) => {
+        call.on("error", (e: grpc.ServiceError) => {
+          statuses.push(e.code);
+          resolve();
+        });
+        call.on("end", resolve);
+        call.on("data", () => {});
+      });
+      const junk = i === 0 ? Buffer.alloc(20 * 1024 * 1024, 1) : randomBytes(1 + ((i * 7919) % 4096));
+      call.write(junk);
+      call.end();
+      await done;
+    }
+    client.close();
+    assert.equal(hub.cp.exitCode, null, "the hub is still running");
+    assert.ok(statuses.length > 0, "bad streams are answered with an error status");
+    const p = await stack.probe(VIP, 80);
+    assert.equal(p.ok, true);
+  });
+});
