@@ -95,7 +95,7 @@ describe("assignment protocol", () => {
   });
 
   it("answers gRPC health checks", async () => {
-    const def = grpc.loadPackageDefinition(loadSync(healthProto)) as unknown as {
+    const def = grpc.loadPackageDefinition(loadSync(healthProto, { enums: String })) as unknown as {
       grpc: {
         health: {
           v1: {
