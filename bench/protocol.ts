@@ -90,7 +90,7 @@ function startHub(port: number): Proc {
     "--tls-key",
     cert.key,
     "--log-level",
-    "warn",
+    process.env["HUB_LOG"] ?? "warn",
   ]);
 }
 
@@ -174,6 +174,7 @@ function connectSim(s: Sim, address: string): void {
   );
 }
 
+const gens: number[] = [];
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const results: Record<string, number | string> = {};
@@ -219,13 +220,20 @@ try {
     const name = `eps/bench/bench/s${i}-abcde`;
     const before = new Map(sims.map((s) => [s, s.held.get(name)]));
     const start = performance.now();
-    api.apply(slice(i, c));
+    gens[i] = (gens[i] ?? 0) + 1; // flips endpoint 0's readiness: one endpoint changes
+    api.apply(slice(i, gens[i]!));
     await waitUntil(
       "every agent to receive the change",
       () => (sims.every((s) => s.held.get(name) !== before.get(s)) ? true : undefined),
       60_000,
       2,
-    );
+    ).catch((e) => {
+      console.error(
+        name,
+        JSON.stringify(sims.map((s) => [s.held.get(name), before.get(s), s.held.size, s.bytes])),
+      );
+      throw e;
+    });
     const lat = sims.map((s) => s.lastMsgAt - start);
     p50s.push(pct(lat, 50));
     p99s.push(pct(lat, 99));
@@ -263,6 +271,9 @@ try {
   );
   const end = hubStats(hub);
   results["hub_rss_mib_after_storm"] = end.rssMiB;
+} catch (e) {
+  console.error(hub?.output().slice(-3000));
+  throw e;
 } finally {
   for (const s of sims) {
     s.call?.cancel();

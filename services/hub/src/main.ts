@@ -163,23 +163,20 @@ async function serve(argv: string[]): Promise<void> {
   const snapshots = new SnapshotCache(world, debounceMs);
   const tokens = new TokenStore(values["state-dir"]);
 
-  snapshots.onRebuild = (view, snap, ms) => {
-    let frontends = 0;
-    for (const r of snap.resources.values())
-      if (r.body?.$case === "service") frontends += r.body.value.frontends.length;
-    log.info(
+  snapshots.onRebuild = (view, snap, changed, ms) => {
+    const tlog = log.child({ component: "translate", view });
+    tlog.info(
       {
-        component: "translate",
-        view,
         version: snap.version,
         resources: snap.resources.size,
-        frontends,
+        changed: changed.size,
         ms: Math.round(ms * 100) / 100,
       },
-      "view rebuilt",
+      "view updated",
     );
-    for (const d of snap.diagnostics)
-      log.info({ component: "translate", view, object: d.object, reason: d.message }, "service not assigned");
+    for (const name of changed)
+      for (const reason of snap.diagnosticsOf(name))
+        tlog.info({ object: name, reason }, "service not assigned");
   };
 
   const sources: ClusterSource[] = clusters.map((c) => {

@@ -13,6 +13,8 @@ export type ClusterState = {
   nodes: Map<string, Node>;
 };
 
+export type WorldChange = { cluster: string; kind: KubeKind; namespace: string; name: string };
+
 export type ModelObject =
   | { kind: "Service"; value: Service }
   | { kind: "EndpointSlice"; value: EndpointSlice }
@@ -24,9 +26,10 @@ function nsName(namespace: string, name: string): string {
 
 export class World {
   readonly clusters = new Map<string, ClusterState>();
-  private readonly listeners = new Set<(cluster: string) => void>();
+  private readonly listeners = new Set<(cluster: string, change: WorldChange | undefined) => void>();
 
-  onChange(fn: (cluster: string) => void): () => void {
+  /** `change` is undefined when the whole cluster changed (added or removed). */
+  onChange(fn: (cluster: string, change: WorldChange | undefined) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
   }
@@ -41,7 +44,7 @@ export class World {
   }
 
   removeCluster(name: string): void {
-    if (this.clusters.delete(name)) this.changed(name);
+    if (this.clusters.delete(name)) this.changed(name, undefined);
   }
 
   upsert(cluster: string, o: ModelObject): void {
@@ -57,7 +60,13 @@ export class World {
         c.nodes.set(o.value.name, o.value);
         break;
     }
-    this.changed(cluster);
+    const v = o.value;
+    this.changed(cluster, {
+      cluster,
+      kind: o.kind,
+      namespace: "namespace" in v ? v.namespace : "",
+      name: v.name,
+    });
   }
 
   remove(cluster: string, kind: KubeKind, namespace: string, name: string): void {
@@ -69,12 +78,12 @@ export class World {
         : kind === "EndpointSlice"
           ? c.slices.delete(key)
           : c.nodes.delete(name);
-    if (had) this.changed(cluster);
+    if (had) this.changed(cluster, { cluster, kind, namespace: kind === "Node" ? "" : namespace, name });
   }
 
-  private changed(cluster: string): void {
+  private changed(cluster: string, change: WorldChange | undefined): void {
     const c = this.clusters.get(cluster);
     if (c) c.generation++;
-    for (const fn of this.listeners) fn(cluster);
+    for (const fn of this.listeners) fn(cluster, change);
   }
 }

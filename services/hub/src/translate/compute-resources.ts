@@ -12,7 +12,7 @@ import {
   type Resource,
   ServiceAssignment,
 } from "@switchyard/proto/assignment";
-import type { EndpointSlice, Service } from "../model/types.ts";
+import type { EndpointSlice, KubeKind, Service } from "../model/types.ts";
 import type { ClusterState } from "../model/world.ts";
 
 export type Diagnostic = { object: string; message: string };
@@ -21,7 +21,9 @@ export type ViewSnapshot = {
   /** hash over every resource name and version */
   version: string;
   resources: Map<string, Resource>;
-  diagnostics: Diagnostic[];
+  readonly diagnostics: Diagnostic[];
+  /** why a Service got no resource or lost frontends (empty when fine) */
+  diagnosticsOf(name: string): string[];
 };
 
 const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
@@ -101,56 +103,228 @@ export function skipReason(s: Service): string | undefined {
 }
 
 export function computeViewSnapshot(clusters: readonly ClusterState[]): ViewSnapshot {
-  const resources = new Map<string, Resource>();
-  const diagnostics: Diagnostic[] = [];
-  const owners = new Map<string, string>();
-  const ordered = [...clusters].sort((a, b) => (a.name < b.name ? -1 : 1));
-  for (const c of ordered) {
-    const services = [...c.services.values()].sort((a, b) =>
-      serviceResourceName(a) < serviceResourceName(b) ? -1 : 1,
-    );
-    const live = new Set<string>();
-    for (const s of services) {
-      const name = serviceResourceName(s);
-      const why = skipReason(s);
-      if (why) {
-        diagnostics.push({ object: name, message: why });
-        continue;
-      }
-      const body = computeServiceAssignment(s);
-      // a frontend claimed by two Services is given to neither silently: first (by name) keeps it, the other is told
-      body.frontends = body.frontends.filter((f) => {
-        const k = `${f.ip}|${f.port}|${f.protocol}|${f.mode === NatMode.NAT_MODE_NODE_PORT ? "node" : ""}`;
-        const owner = owners.get(k);
-        if (owner && owner !== name) {
-          diagnostics.push({
-            object: name,
-            message: `frontend ${f.ip}:${f.port} is already served by ${owner}; not assigned`,
-          });
-          return false;
-        }
-        owners.set(k, name);
-        return true;
-      });
-      resources.set(name, {
-        name,
-        version: hash(ServiceAssignment.encode(body).finish()),
-        body: { $case: "service", value: body },
-      });
-      live.add(name);
+  const t = new ViewTranslator();
+  t.rebuild(clusters);
+  return t.snapshot();
+}
+
+export type ObjectChange = { cluster: string; kind: KubeKind; namespace: string; name: string };
+
+function frontendKey(f: { ip: string; port: number; protocol: number; mode: NatMode }): string {
+  return `${f.ip}|${f.port}|${f.protocol}|${f.mode === NatMode.NAT_MODE_NODE_PORT ? "node" : ""}`;
+}
+
+function nsName(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/**
+ * Incremental translation of one view (pure: no I/O, no time). A change to
+ * one object recomputes only the resources it affects, so one endpoint
+ * change costs one slice, not the world. A frontend claimed by several
+ * Services goes to the first by resource name; the others are told, and get
+ * it when the owner lets go.
+ */
+export class ViewTranslator {
+  readonly resources = new Map<string, Resource>();
+  private readonly diagnostics = new Map<string, string[]>();
+  /** frontend key → services claiming it */
+  private readonly claims = new Map<string, Set<string>>();
+  /** service resource name → the frontend keys it claims */
+  private readonly claimedBy = new Map<string, string[]>();
+  /** service resource name → slice keys (cluster|ns/name) of its EndpointSlices */
+  private readonly slicesOf = new Map<string, Set<string>>();
+  private states = new Map<string, ClusterState>();
+  /** XOR of per-resource digests: an order-free version of the whole view, O(1) to update */
+  private acc = 0n;
+
+  rebuild(clusters: readonly ClusterState[]): Set<string> {
+    const before = new Set(this.resources.keys());
+    this.resources.clear();
+    this.diagnostics.clear();
+    this.claims.clear();
+    this.claimedBy.clear();
+    this.slicesOf.clear();
+    this.acc = 0n;
+    this.states = new Map(clusters.map((c) => [c.name, c]));
+    const changed = new Set<string>(before);
+    for (const c of clusters) {
+      for (const sl of c.slices.values()) this.indexSlice(c.name, sl, true);
     }
-    for (const slice of c.slices.values()) {
-      const body = computeBackendSlice(slice);
-      if (!live.has(body.service)) continue;
-      const name = sliceResourceName(slice);
-      resources.set(name, {
-        name,
-        version: hash(BackendSlice.encode(body).finish()),
-        body: { $case: "backendSlice", value: body },
-      });
+    // claims first, so owners are known before any service is computed
+    for (const c of clusters) for (const s of c.services.values()) this.setClaims(s);
+    for (const c of clusters)
+      for (const s of c.services.values())
+        for (const n of this.computeService(c.name, s.namespace, s.name)) changed.add(n);
+    return changed;
+  }
+
+  /** Applies object changes (the world already holds their new state); returns changed resource names. */
+  update(clusters: readonly ClusterState[], changes: readonly ObjectChange[]): Set<string> {
+    this.states = new Map(clusters.map((c) => [c.name, c]));
+    const changed = new Set<string>();
+    const services = new Set<string>();
+    for (const ch of changes) {
+      if (ch.kind === "Service") {
+        services.add(`${ch.cluster}|${nsName(ch.namespace, ch.name)}`);
+      } else if (ch.kind === "EndpointSlice") {
+        const c = this.states.get(ch.cluster);
+        const key = `${ch.cluster}|${nsName(ch.namespace, ch.name)}`;
+        const sl = c?.slices.get(nsName(ch.namespace, ch.name));
+        // forget where it was, then index where it is
+        for (const [svc, set] of this.slicesOf)
+          if (set.delete(key) && set.size === 0) this.slicesOf.delete(svc);
+        const name = `eps/${ch.cluster}/${ch.namespace}/${ch.name}`;
+        if (sl) this.indexSlice(ch.cluster, sl, false);
+        for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name, name)) changed.add(n);
+      }
+    }
+    // claims of changed services may move frontends between services: recompute everyone involved
+    const affected = new Set<string>();
+    for (const key of services) {
+      const [cluster, nn] = key.split("|") as [string, string];
+      const [ns, name] = nn.split("/") as [string, string];
+      const resName = serviceResourceName({ cluster, namespace: ns, name });
+      const svc = this.states.get(cluster)?.services.get(nn);
+      for (const k of this.claimedBy.get(resName) ?? [])
+        for (const other of this.claims.get(k) ?? []) affected.add(other);
+      this.dropClaims(resName);
+      if (svc) this.setClaims(svc);
+      for (const k of this.claimedBy.get(resName) ?? [])
+        for (const other of this.claims.get(k) ?? []) affected.add(other);
+      affected.add(resName);
+    }
+    for (const resName of affected) {
+      const [, cluster, ns, name] = resName.split("/") as [string, string, string, string];
+      for (const n of this.computeService(cluster, ns, name)) changed.add(n);
+    }
+    return changed;
+  }
+
+  /** Cheap: the resource map is shared and live; diagnostics are listed only when asked for. */
+  snapshot(): ViewSnapshot {
+    const all = this.diagnostics;
+    return {
+      version: this.acc.toString(16).padStart(16, "0"),
+      resources: this.resources,
+      get diagnostics() {
+        const out: Diagnostic[] = [];
+        for (const [object, msgs] of all) for (const message of msgs) out.push({ object, message });
+        return out;
+      },
+      diagnosticsOf: (name: string) => all.get(name) ?? [],
+    };
+  }
+
+  private indexSlice(cluster: string, sl: EndpointSlice, _full: boolean): void {
+    const svc = serviceResourceName({ cluster, namespace: sl.namespace, name: sl.service });
+    const set = this.slicesOf.get(svc) ?? new Set<string>();
+    set.add(`${cluster}|${nsName(sl.namespace, sl.name)}`);
+    this.slicesOf.set(svc, set);
+  }
+
+  private setClaims(s: Service): void {
+    const resName = serviceResourceName(s);
+    if (skipReason(s)) return;
+    const keys = computeServiceAssignment(s).frontends.map(frontendKey);
+    this.claimedBy.set(resName, keys);
+    for (const k of keys) {
+      const set = this.claims.get(k) ?? new Set<string>();
+      set.add(resName);
+      this.claims.set(k, set);
     }
   }
-  const names = [...resources.keys()].sort();
-  const version = hash(names.map((n) => `${n}@${resources.get(n)!.version}`).join("\n"));
-  return { version, resources, diagnostics };
+
+  private dropClaims(resName: string): void {
+    for (const k of this.claimedBy.get(resName) ?? []) {
+      const set = this.claims.get(k);
+      set?.delete(resName);
+      if (set && set.size === 0) this.claims.delete(k);
+    }
+    this.claimedBy.delete(resName);
+  }
+
+  private owner(key: string): string | undefined {
+    let best: string | undefined;
+    for (const n of this.claims.get(key) ?? []) if (best === undefined || n < best) best = n;
+    return best;
+  }
+
+  private put(name: string, r: Resource | undefined, changed: Set<string>): void {
+    const cur = this.resources.get(name);
+    if (cur?.version === r?.version) return;
+    if (cur) this.acc ^= digest(cur);
+    if (r) {
+      this.resources.set(name, r);
+      this.acc ^= digest(r);
+    } else this.resources.delete(name);
+    changed.add(name);
+  }
+
+  /** Recomputes one Service's resource and (when it appears or goes) its slices. */
+  private computeService(cluster: string, namespace: string, name: string): Set<string> {
+    const changed = new Set<string>();
+    const resName = serviceResourceName({ cluster, namespace, name });
+    const s = this.states.get(cluster)?.services.get(nsName(namespace, name));
+    const wasLive = this.resources.has(resName);
+    const notesBefore = JSON.stringify(this.diagnostics.get(resName) ?? []);
+    this.diagnostics.delete(resName);
+    let resource: Resource | undefined;
+    if (s) {
+      const why = skipReason(s);
+      if (why) this.diagnostics.set(resName, [why]);
+      else {
+        const body = computeServiceAssignment(s);
+        const notes: string[] = [];
+        body.frontends = body.frontends.filter((f) => {
+          const owner = this.owner(frontendKey(f));
+          if (owner && owner !== resName) {
+            notes.push(`frontend ${f.ip || "<node>"}:${f.port} is already served by ${owner}; not assigned`);
+            return false;
+          }
+          return true;
+        });
+        if (notes.length) this.diagnostics.set(resName, notes);
+        resource = {
+          name: resName,
+          version: hash(ServiceAssignment.encode(body).finish()),
+          body: { $case: "service", value: body },
+        };
+      }
+    }
+    this.put(resName, resource, changed);
+    // a new reason (or none) is news too, for the logs; streams see no version change and send nothing
+    if (JSON.stringify(this.diagnostics.get(resName) ?? []) !== notesBefore) changed.add(resName);
+    const isLive = resource !== undefined;
+    if (wasLive !== isLive) {
+      for (const key of this.slicesOf.get(resName) ?? []) {
+        const [c, nn] = key.split("|") as [string, string];
+        const [ns, sn] = nn.split("/") as [string, string];
+        for (const n of this.computeSlice(c, ns, sn, `eps/${c}/${ns}/${sn}`)) changed.add(n);
+      }
+    }
+    return changed;
+  }
+
+  private computeSlice(cluster: string, namespace: string, name: string, resName: string): Set<string> {
+    const changed = new Set<string>();
+    const sl = this.states.get(cluster)?.slices.get(nsName(namespace, name));
+    let resource: Resource | undefined;
+    if (sl) {
+      const body = computeBackendSlice(sl);
+      if (this.resources.has(body.service)) {
+        resource = {
+          name: resName,
+          version: hash(BackendSlice.encode(body).finish()),
+          body: { $case: "backendSlice", value: body },
+        };
+      }
+    }
+    this.put(resName, resource, changed);
+    return changed;
+  }
+}
+
+function digest(r: Resource): bigint {
+  return BigInt(`0x${createHash("sha256").update(`${r.name}@${r.version}`).digest("hex").slice(0, 16)}`);
 }

@@ -159,7 +159,11 @@ export class AssignmentServer {
           resources: [],
           removedResources: [],
         });
-        unsubscribe = this.opts.snapshots.subscribe(view, pump);
+        const own = session;
+        unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
+          own.markDirty(changed);
+          pump();
+        });
         pump();
         return;
       }

@@ -42,6 +42,7 @@ describe("AgentSession", () => {
   it("sends only changed and removed resources", () => {
     const s = new AgentSession({}, "h");
     s.onAck(s.next(snap("s1", res("a", "1"), res("b", "1")))!.nonce, undefined);
+    s.markDirty(["a", "b"]);
     const m = s.next(snap("s2", res("a", "2")))!;
     assert.deepEqual(
       m.resources.map((r) => `${r.name}@${r.version}`),
@@ -69,9 +70,11 @@ describe("AgentSession", () => {
   it("keeps one response in flight and folds later changes into the next one (latest wins)", () => {
     const s = new AgentSession({}, "h");
     const first = s.next(snap("s1", res("a", "1")))!;
+    s.markDirty(["a"]);
     assert.equal(s.next(snap("s2", res("a", "2"))), undefined, "nothing new while one is unacknowledged");
     assert.equal(s.next(snap("s3", res("a", "3"))), undefined);
     s.onAck(first.nonce, undefined);
+    s.markDirty(["a"]);
     const second = s.next(snap("s3", res("a", "3")))!;
     assert.deepEqual(
       second.resources.map((r) => r.version),
@@ -93,11 +96,13 @@ describe("AgentSession", () => {
     s.onAck(m.nonce, { message: "1 resource(s) not applied", resources: [{ name: "b", message: "bad ip" }] });
     assert.equal(s.nacks, 1);
     assert.equal(s.lastNack?.resources[0]?.message, "bad ip");
+    s.markDirty(["b"]); // the hub looks at b again: same rejected version
     assert.equal(
       s.next(snap("s1", res("a", "1"), res("b", "1"))),
       undefined,
       "the same bad version is not resent",
     );
+    s.markDirty(["b"]);
     const fixed = s.next(snap("s2", res("a", "1"), res("b", "2")))!;
     assert.deepEqual(
       fixed.resources.map((r) => `${r.name}@${r.version}`),

@@ -25,6 +25,8 @@ export class AgentSession {
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
   private inflight: { nonce: string; systemVersion: string } | undefined;
+  /** names to look at on the next send; "all" until the first full comparison */
+  private dirty: Set<string> | "all" = "all";
   private nonceSeq = 0;
   private readonly noncePrefix: string;
   ackedVersion = "";
@@ -41,15 +43,30 @@ export class AgentSession {
     return this.inflight !== undefined;
   }
 
+  /** Names that changed in the snapshot since the last send (only these are compared next time). */
+  markDirty(names: Iterable<string>): void {
+    if (this.dirty === "all") return;
+    for (const n of names) this.dirty.add(n);
+  }
+
   /** The next message for this agent, or undefined (nothing differs, or one is in flight). */
   next(snap: Snapshot): StreamAssignmentsResponse | undefined {
     if (this.inflight) return undefined;
     const resources: Resource[] = [];
     const removed: string[] = [];
-    for (const [name, r] of snap.resources) {
-      if (this.held.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
+    const consider = (name: string) => {
+      const r = snap.resources.get(name);
+      if (r) {
+        if (this.held.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
+      } else if (this.held.has(name)) removed.push(name);
+    };
+    if (this.dirty === "all") {
+      for (const name of snap.resources.keys()) consider(name);
+      for (const name of this.held.keys()) if (!snap.resources.has(name)) removed.push(name);
+    } else {
+      for (const name of this.dirty) consider(name);
     }
-    for (const name of this.held.keys()) if (!snap.resources.has(name)) removed.push(name);
+    this.dirty = new Set();
     if (resources.length === 0 && removed.length === 0) {
       this.ackedVersion = snap.version;
       return undefined;

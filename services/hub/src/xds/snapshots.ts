@@ -1,71 +1,100 @@
 /**
- * Keeps one snapshot per view, rebuilt when a cluster of the view changes.
- * Bursts are coalesced: a change schedules one rebuild after `debounceMs`,
- * and every change inside that window rides along. Listeners (the streams of
- * that view's agents) are told once per rebuild.
+ * Keeps one incrementally translated snapshot per view. Bursts are
+ * coalesced: a change schedules one update after `debounceMs`, and every
+ * change inside that window rides along. Listeners (the streams of that
+ * view's agents) are told once per update, with the names that changed.
  */
-import type { World } from "../model/world.ts";
-import { computeViewSnapshot, type ViewSnapshot } from "../translate/compute-resources.ts";
+import type { World, WorldChange } from "../model/world.ts";
+import { type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
 
 export type View = { key: string; clusters: string[] };
+export type SnapshotListener = (snap: ViewSnapshot, changed: ReadonlySet<string>) => void;
+
+type ViewState = {
+  view: View;
+  translator: ViewTranslator;
+  built: boolean;
+  full: boolean;
+  pending: WorldChange[];
+};
 
 export class SnapshotCache {
   private readonly world: World;
   private readonly debounceMs: number;
-  private readonly snapshots = new Map<string, ViewSnapshot>();
-  private readonly views = new Map<string, View>();
-  private readonly listeners = new Map<string, Set<(s: ViewSnapshot) => void>>();
-  private readonly dirty = new Set<string>();
+  private readonly views = new Map<string, ViewState>();
+  private readonly listeners = new Map<string, Set<SnapshotListener>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
-  onRebuild: ((view: string, snap: ViewSnapshot, ms: number) => void) | undefined;
+  onRebuild:
+    | ((view: string, snap: ViewSnapshot, changed: ReadonlySet<string>, ms: number) => void)
+    | undefined;
 
   constructor(world: World, debounceMs: number) {
     this.world = world;
     this.debounceMs = debounceMs;
-    this.unsubscribe = world.onChange((cluster) => {
-      for (const v of this.views.values()) if (v.clusters.includes(cluster)) this.dirty.add(v.key);
-      this.schedule();
+    this.unsubscribe = world.onChange((cluster, change) => {
+      let any = false;
+      for (const v of this.views.values()) {
+        if (!v.built || !v.view.clusters.includes(cluster)) continue;
+        if (change) v.pending.push(change);
+        else v.full = true;
+        any = true;
+      }
+      if (any) this.schedule();
     });
   }
 
   private schedule(): void {
-    if (this.timer || this.dirty.size === 0) return;
+    if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.flush();
     }, this.debounceMs);
   }
 
-  /** Rebuilds every dirty view now and notifies its listeners. */
+  private states(view: View) {
+    return view.clusters.map((c) => this.world.clusters.get(c)).filter((c) => c !== undefined);
+  }
+
+  /** Applies every pending change now and notifies listeners of what changed. */
   flush(): void {
-    const keys = [...this.dirty];
-    this.dirty.clear();
-    for (const key of keys) {
-      const view = this.views.get(key);
-      if (!view) continue;
-      const snap = this.build(view);
-      for (const fn of this.listeners.get(key) ?? []) fn(snap);
+    for (const v of this.views.values()) {
+      if (!v.built || (!v.full && v.pending.length === 0)) continue;
+      const t0 = performance.now();
+      const changed = v.full
+        ? v.translator.rebuild(this.states(v.view))
+        : v.translator.update(this.states(v.view), v.pending);
+      v.full = false;
+      v.pending = [];
+      const snap = v.translator.snapshot();
+      this.onRebuild?.(v.view.key, snap, changed, performance.now() - t0);
+      if (changed.size === 0) continue;
+      for (const fn of this.listeners.get(v.view.key) ?? []) fn(snap, changed);
     }
   }
 
-  private build(view: View): ViewSnapshot {
-    const t0 = performance.now();
-    const states = view.clusters.map((c) => this.world.clusters.get(c)).filter((c) => c !== undefined);
-    const snap = computeViewSnapshot(states);
-    this.snapshots.set(view.key, snap);
-    this.onRebuild?.(view.key, snap, performance.now() - t0);
-    return snap;
+  private state(view: View): ViewState {
+    let v = this.views.get(view.key);
+    if (!v) {
+      v = { view, translator: new ViewTranslator(), built: false, full: false, pending: [] };
+      this.views.set(view.key, v);
+    }
+    if (!v.built) {
+      const t0 = performance.now();
+      const changed = v.translator.rebuild(this.states(view));
+      v.built = true;
+      this.onRebuild?.(view.key, v.translator.snapshot(), changed, performance.now() - t0);
+    }
+    return v;
   }
 
-  /** The current snapshot of a view (built on first use). */
+  /** The current snapshot of a view (built on first use). Its resource map is live: read it, do not keep it. */
   get(view: View): ViewSnapshot {
-    if (!this.views.has(view.key)) this.views.set(view.key, view);
-    return this.snapshots.get(view.key) ?? this.build(view);
+    return this.state(view).translator.snapshot();
   }
 
-  subscribe(view: View, fn: (s: ViewSnapshot) => void): () => void {
-    if (!this.views.has(view.key)) this.views.set(view.key, view);
+  subscribe(view: View, fn: SnapshotListener): () => void {
+    this.state(view);
     let set = this.listeners.get(view.key);
     if (!set) {
       set = new Set();
