@@ -9,9 +9,10 @@ import type { Logger } from "@switchyard/lib/log";
 import {
   AssignmentServiceService,
   type StreamAssignmentsRequest,
-  type StreamAssignmentsResponse,
+  StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
 import type { TokenStore } from "../auth/tokens.ts";
+import { encodeResponse } from "./encode.ts";
 import { AgentSession } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
@@ -67,7 +68,16 @@ export class AssignmentServer {
   }
 
   register(server: grpc.Server): void {
-    server.addService(AssignmentServiceService, { streamAssignments: (call: Stream) => this.handle(call) });
+    // the generated definition, with responses built from once-encoded resources
+    const service = {
+      ...AssignmentServiceService,
+      streamAssignments: {
+        ...AssignmentServiceService.streamAssignments,
+        responseSerialize: (m: StreamAssignmentsResponse) =>
+          encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()),
+      },
+    };
+    server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
   }
 
   status(): AgentStatus[] {

@@ -1,12 +1,16 @@
 /**
- * Pure per-agent stream state machine (no sockets, no time): what the agent
- * holds, what is in flight, and what to send next.
+ * Pure per-agent stream state machine (no sockets, no time): what to send
+ * next, what is in flight, what the agent refused.
  *
+ * - On a new stream the agent's `initial_resource_versions` are compared
+ *   with the snapshot once: only differences are sent (resume).
+ * - After that the session keeps only the names that changed since its last
+ *   message (`markDirty`), not a copy of every version the agent holds: a
+ *   hub with 1,000 agents × 20,000 resources keeps no million-entry maps.
  * - At most one response is in flight; changes that arrive meanwhile are
  *   folded into the next response (latest state wins, nothing queues).
- * - A response goes out only when the agent differs from the snapshot.
- * - An ACK confirms the in-flight versions; a NACK records the error and marks
- *   the rejected resources so the same bad version is not resent.
+ * - An ACK confirms the in-flight message; a NACK records the error and
+ *   remembers the refused versions, which are not resent until they change.
  * - A reply with a stale nonce is ignored.
  */
 import type { Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
@@ -20,13 +24,13 @@ export type NackRecord = {
 };
 
 export class AgentSession {
-  /** resource name → version the agent is believed to hold */
-  private readonly held = new Map<string, string>();
+  /** what the agent said it holds; used once, for the first message */
+  private initial: Map<string, string> | undefined;
+  /** names to look at on the next send */
+  private dirty = new Set<string>();
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
-  private inflight: { nonce: string; systemVersion: string } | undefined;
-  /** names to look at on the next send; "all" until the first full comparison */
-  private dirty: Set<string> | "all" = "all";
+  private inflight: { nonce: string; systemVersion: string; sent: Map<string, string> } | undefined;
   private nonceSeq = 0;
   private readonly noncePrefix: string;
   ackedVersion = "";
@@ -35,7 +39,7 @@ export class AgentSession {
   nacks = 0;
 
   constructor(initialVersions: Record<string, string>, noncePrefix: string) {
-    for (const [k, v] of Object.entries(initialVersions)) this.held.set(k, v);
+    this.initial = new Map(Object.entries(initialVersions));
     this.noncePrefix = noncePrefix;
   }
 
@@ -45,7 +49,7 @@ export class AgentSession {
 
   /** Names that changed in the snapshot since the last send (only these are compared next time). */
   markDirty(names: Iterable<string>): void {
-    if (this.dirty === "all") return;
+    if (this.initial) return; // the first message compares everything anyway
     for (const n of names) this.dirty.add(n);
   }
 
@@ -54,17 +58,17 @@ export class AgentSession {
     if (this.inflight) return undefined;
     const resources: Resource[] = [];
     const removed: string[] = [];
-    const consider = (name: string) => {
-      const r = snap.resources.get(name);
-      if (r) {
-        if (this.held.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
-      } else if (this.held.has(name)) removed.push(name);
-    };
-    if (this.dirty === "all") {
-      for (const name of snap.resources.keys()) consider(name);
-      for (const name of this.held.keys()) if (!snap.resources.has(name)) removed.push(name);
+    const initial = this.initial;
+    if (initial) {
+      for (const [name, r] of snap.resources) if (initial.get(name) !== r.version) resources.push(r);
+      for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
+      this.initial = undefined;
     } else {
-      for (const name of this.dirty) consider(name);
+      for (const name of this.dirty) {
+        const r = snap.resources.get(name);
+        if (!r) removed.push(name);
+        else if (this.rejected.get(name) !== r.version) resources.push(r);
+      }
     }
     this.dirty = new Set();
     if (resources.length === 0 && removed.length === 0) {
@@ -72,12 +76,13 @@ export class AgentSession {
       return undefined;
     }
     const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
+    const sent = new Map<string, string>();
     for (const r of resources) {
-      this.held.set(r.name, r.version);
+      sent.set(r.name, r.version);
       this.rejected.delete(r.name);
     }
-    for (const n of removed) this.held.delete(n);
-    this.inflight = { nonce, systemVersion: snap.version };
+    for (const n of removed) this.rejected.delete(n);
+    this.inflight = { nonce, systemVersion: snap.version, sent };
     return { nonce, systemVersion: snap.version, welcome: undefined, resources, removedResources: removed };
   }
 
@@ -90,12 +95,10 @@ export class AgentSession {
     if (error) {
       this.nacks++;
       this.lastNack = { nonce, message: error.message, resources: error.resources };
-      // the agent kept its old version of these; remember the rejected one so it is not resent
+      // the agent kept its old version of these; remember the refused one so it is not resent
       for (const r of error.resources) {
-        const v = this.held.get(r.name);
-        if (v === undefined) continue;
-        this.rejected.set(r.name, v);
-        this.held.set(r.name, `rejected:${v}`);
+        const v = this.inflight.sent.get(r.name);
+        if (v !== undefined) this.rejected.set(r.name, v);
       }
     } else {
       this.acks++;
@@ -103,10 +106,5 @@ export class AgentSession {
     }
     this.inflight = undefined;
     return true;
-  }
-
-  /** Version the hub believes the agent holds for one resource (for status and tests). */
-  heldVersion(name: string): string | undefined {
-    return this.held.get(name);
   }
 }
