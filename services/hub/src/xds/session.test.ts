@@ -110,3 +110,21 @@ describe("AgentSession", () => {
     );
   });
 });
+
+describe("AgentSession message bounds", () => {
+  it("sends a large difference in bounded chunks, the next one after each ACK, and skips what the agent already holds", () => {
+    const rs = Array.from({ length: 25 }, (_, i) => res(`r${String(i).padStart(2, "0")}`, "1"));
+    const s = new AgentSession({ r00: "1", r01: "1" }, "h", 10);
+    const seen: string[] = [];
+    const snapshot = snap("s1", ...rs);
+    for (let m = s.next(snapshot); m; m = s.next(snapshot)) {
+      assert.ok(m.resources.length <= 10);
+      assert.equal(s.next(snapshot), undefined, "one in flight");
+      seen.push(...m.resources.map((r) => r.name));
+      s.onAck(m.nonce, undefined);
+    }
+    assert.equal(seen.length, 23);
+    assert.ok(!seen.includes("r00") && !seen.includes("r01"));
+    assert.equal(s.behind, false);
+  });
+});

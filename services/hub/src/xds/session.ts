@@ -26,8 +26,10 @@ export type NackRecord = {
 export class AgentSession {
   /** what the agent said it holds; used once, for the first message */
   private initial: Map<string, string> | undefined;
+  private initialScanned = false;
   /** names to look at on the next send */
-  private dirty = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
   private inflight: { nonce: string; systemVersion: string; sent: Map<string, string> } | undefined;
@@ -38,9 +40,10 @@ export class AgentSession {
   acks = 0;
   nacks = 0;
 
-  constructor(initialVersions: Record<string, string>, noncePrefix: string) {
+  constructor(initialVersions: Record<string, string>, noncePrefix: string, maxResourcesPerMessage = 1000) {
     this.initial = new Map(Object.entries(initialVersions));
     this.noncePrefix = noncePrefix;
+    this.maxResourcesPerMessage = maxResourcesPerMessage;
   }
 
   get waiting(): boolean {
@@ -49,28 +52,30 @@ export class AgentSession {
 
   /** Names that changed in the snapshot since the last send (only these are compared next time). */
   markDirty(names: Iterable<string>): void {
-    if (this.initial) return; // the first message compares everything anyway
+    if (this.initial && !this.initialScanned) return; // the first scan compares everything anyway
     for (const n of names) this.dirty.add(n);
   }
 
   /** The next message for this agent, or undefined (nothing differs, or one is in flight). */
   next(snap: Snapshot): StreamAssignmentsResponse | undefined {
     if (this.inflight) return undefined;
+    const initial = this.initial;
+    if (initial && !this.initialScanned) {
+      for (const [name, r] of snap.resources) if (initial.get(name) !== r.version) this.dirty.add(name);
+      for (const name of initial.keys()) if (!snap.resources.has(name)) this.dirty.add(name);
+      this.initialScanned = true;
+    }
     const resources: Resource[] = [];
     const removed: string[] = [];
-    const initial = this.initial;
-    if (initial) {
-      for (const [name, r] of snap.resources) if (initial.get(name) !== r.version) resources.push(r);
-      for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
-      this.initial = undefined;
-    } else {
-      for (const name of this.dirty) {
-        const r = snap.resources.get(name);
-        if (!r) removed.push(name);
-        else if (this.rejected.get(name) !== r.version) resources.push(r);
-      }
+    // bounded messages: a cold start is sent in chunks, one in flight at a time
+    for (const name of this.dirty) {
+      if (resources.length >= this.maxResourcesPerMessage) break;
+      this.dirty.delete(name);
+      const r = snap.resources.get(name);
+      if (!r) removed.push(name);
+      else if (initial?.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
     }
-    this.dirty = new Set();
+    if (this.dirty.size === 0) this.initial = undefined;
     if (resources.length === 0 && removed.length === 0) {
       this.ackedVersion = snap.version;
       return undefined;
@@ -84,6 +89,11 @@ export class AgentSession {
     for (const n of removed) this.rejected.delete(n);
     this.inflight = { nonce, systemVersion: snap.version, sent };
     return { nonce, systemVersion: snap.version, welcome: undefined, resources, removedResources: removed };
+  }
+
+  /** Whether more of the current difference waits to be sent (after the in-flight message is answered). */
+  get behind(): boolean {
+    return this.dirty.size > 0;
   }
 
   /** Handles an Ack; returns false for a stale or unknown nonce (ignored). */
