@@ -4,6 +4,8 @@
  * against the BTF of the compiled object, so a change on one side fails CI.
  */
 
+import type { FrontendModel } from "./maps.ts";
+
 export type FieldLayout = { offset: number; size: number };
 export type StructLayout = { size: number; fields: Record<string, FieldLayout> };
 
@@ -150,16 +152,8 @@ export function nameOf<T extends Record<string, number>>(table: T, value: number
 // --- codecs: user space holds ports in host order; maps hold network order ---
 
 export type FrontendKey = { addr: Buffer; port: number; proto: number; scope: number };
-export type FrontendValue = {
-  svcId: number;
-  setId: number;
-  count: number;
-  affinityTimeoutS: number;
-  portId: number;
-  natType: number;
-  natMode: number;
-  flags: number;
-};
+/** the frontend entry's value is the model's, field for field */
+export type FrontendValue = FrontendModel;
 export type BackendKey = { setId: number; index: number };
 export type BackendValue = { addr: Buffer; port: number };
 
