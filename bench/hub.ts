@@ -73,13 +73,11 @@ for (let s = 0; s < BIG / 100; s++)
 k += BIG;
 for (let n = 0; n < 1000; n++) {
   const cluster = CLUSTERS[n % 3]!;
-  writers
-    .get(cluster)!
-    .upsert({
-      kind: "Node",
-      metadata: { name: `${cluster}-node-${n}` },
-      status: { addresses: [{ type: "InternalIP", address: `192.0.2.${n % 250}` }] },
-    });
+  writers.get(cluster)!.upsert({
+    kind: "Node",
+    metadata: { name: `${cluster}-node-${n}` },
+    status: { addresses: [{ type: "InternalIP", address: `192.0.2.${n % 250}` }] },
+  });
 }
 const rssWorld = rss();
 
