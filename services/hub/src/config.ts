@@ -25,6 +25,26 @@ export function parseClusterFlag(v: string): Result<ClusterConfig> {
   return err(`--cluster ${name}: source "${src}" must be dir:PATH, kubeconfig:PATH or in-cluster`);
 }
 
+/** --view HOME=IMPORT[,IMPORT...]: agents of HOME also receive the Services of the imported clusters. */
+export function parseViewFlag(
+  v: string,
+  clusters: readonly string[],
+): Result<{ home: string; imports: string[] }> {
+  const eq = v.indexOf("=");
+  if (eq < 0)
+    return err(`--view "${v}" must be HOME=CLUSTER[,CLUSTER...] (agents of HOME also see those clusters)`);
+  const home = v.slice(0, eq);
+  const imports = v
+    .slice(eq + 1)
+    .split(",")
+    .filter((s) => s !== "");
+  for (const c of [home, ...imports])
+    if (!clusters.includes(c)) return err(`--view ${v}: "${c}" is not a --cluster of this hub`);
+  if (imports.length === 0) return err(`--view ${v}: name at least one cluster to import`);
+  if (imports.includes(home)) return err(`--view ${v}: a cluster does not import itself`);
+  return ok({ home, imports });
+}
+
 export function parseListen(v: string): Result<{ host: string; port: number }> {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(v);
   if (!m) return err(`--listen "${v}" must be HOST:PORT (e.g. 127.0.0.1:7443 or [::]:7443)`);

@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createRootLogger } from "@switchyard/lib/log";
 import { addIntrospection } from "./admin/introspection.ts";
 import { parseDuration, TokenStore } from "./auth/tokens.ts";
-import { type ClusterConfig, parseClusterFlag, parseListen } from "./config.ts";
+import { type ClusterConfig, parseClusterFlag, parseListen, parseViewFlag } from "./config.ts";
 import { World } from "./model/world.ts";
 import { DirectorySource } from "./sources/directory.ts";
 import { KubeSource } from "./sources/kube.ts";
@@ -33,6 +33,9 @@ serve flags:
                             dir:PATH         a directory of Kubernetes YAML, watched live
                             kubeconfig:PATH  a cluster's API server (K8s, K3s)
                             in-cluster       the cluster the hub runs in
+  --view HOME=C1[,C2]     agents of cluster HOME also receive the Services of C1, C2 (repeatable);
+                          a ClusterIP in several clusters of a view goes to HOME's Service, else
+                          to the first by name, and the hub logs both owners
   --listen HOST:PORT      gRPC listen address (default 127.0.0.1:7443)
   --state-dir DIR         where join tokens are kept (default /var/lib/switchyard-hub)
   --tls-cert FILE         server certificate (PEM); with --tls-key enables TLS
@@ -130,6 +133,7 @@ async function serve(argv: string[]): Promise<void> {
     args: argv,
     options: {
       cluster: { type: "string", multiple: true, default: [] },
+      view: { type: "string", multiple: true, default: [] },
       listen: { type: "string", default: "127.0.0.1:7443" },
       "state-dir": { type: "string", default: "/var/lib/switchyard-hub" },
       "tls-cert": { type: "string" },
@@ -149,6 +153,16 @@ async function serve(argv: string[]): Promise<void> {
     clusters.push(r.value);
   }
   if (clusters.length === 0) fail("give at least one --cluster NAME=SOURCE (see --help)");
+  const imports = new Map<string, string[]>();
+  for (const v of values.view) {
+    const r = parseViewFlag(
+      v,
+      clusters.map((c) => c.name),
+    );
+    if (!r.ok) fail(r.error);
+    if (imports.has(r.value.home)) fail(`--view for ${r.value.home} given twice`);
+    imports.set(r.value.home, r.value.imports);
+  }
   const listen = parseListen(values.listen);
   if (!listen.ok) fail(listen.error);
   const debounceMs = Number(values["debounce-ms"]);
@@ -198,7 +212,7 @@ async function serve(argv: string[]): Promise<void> {
     hubId,
     tokens,
     snapshots,
-    viewOf: (cluster) => ({ key: cluster, clusters: [cluster] }),
+    viewOf: (cluster) => ({ key: cluster, clusters: [cluster, ...(imports.get(cluster) ?? [])] }),
     log: log.child({ component: "assignments" }),
   });
   assignments.register(server);

@@ -126,6 +126,10 @@ function nsName(namespace: string, name: string): string {
  * it when the owner lets go.
  */
 export class ViewTranslator {
+  private readonly homePrefix: string | undefined;
+  constructor(homeCluster?: string) {
+    this.homePrefix = homeCluster === undefined ? undefined : `svc/${homeCluster}/`;
+  }
   readonly resources = new Map<string, Resource>();
   private readonly diagnostics = new Map<string, string[]>();
   /** frontend key → services claiming it */
@@ -244,9 +248,22 @@ export class ViewTranslator {
     this.claimedBy.delete(resName);
   }
 
+  /**
+   * Who serves a frontend several Services claim: a Service of the view's
+   * home cluster first (an agent reaches its own cluster's ClusterIP as its
+   * cluster does), then the first by resource name. The others are told.
+   */
   private owner(key: string): string | undefined {
     let best: string | undefined;
-    for (const n of this.claims.get(key) ?? []) if (best === undefined || n < best) best = n;
+    const home = this.homePrefix;
+    for (const n of this.claims.get(key) ?? []) {
+      if (best === undefined) best = n;
+      else {
+        const nHome = home !== undefined && n.startsWith(home);
+        const bHome = home !== undefined && best.startsWith(home);
+        if ((nHome && !bHome) || (nHome === bHome && n < best)) best = n;
+      }
+    }
     return best;
   }
 
