@@ -51,6 +51,9 @@ token flags:
   --description TEXT      free text (create)
   --node-pattern GLOB     node names the token admits, e.g. edge-* (create; default *)
   --max-nodes N           how many distinct nodes may join with it (create; default 0 = no limit)
+  --reach pod|nodeport    how its agents reach backends (create): pod = pod IPs (cluster nodes,
+                          hosts on a routable pod network; default); nodeport = the pod's node
+                          IP + the Service's NodePort (KubeEdge edge nodes without CNI, other hosts)
 `;
 
 function fail(msg: string): never {
@@ -80,6 +83,7 @@ function tokenCommand(argv: string[]): void {
       description: { type: "string", default: "" },
       "node-pattern": { type: "string", default: "*" },
       "max-nodes": { type: "string", default: "0" },
+      reach: { type: "string", default: "pod" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -100,7 +104,10 @@ function tokenCommand(argv: string[]): void {
     if (!/^[a-z0-9.*-]+$/.test(values["node-pattern"])) {
       fail(`--node-pattern "${values["node-pattern"]}" may hold lowercase letters, digits, '-', '.' and '*'`);
     }
+    if (values.reach !== "pod" && values.reach !== "nodeport")
+      fail(`--reach "${values.reach}" must be pod or nodeport`);
     const { token } = store.create(values.cluster, {
+      reach: values.reach,
       ...(ttlMs ? { ttlMs } : {}),
       description: values.description,
       nodePattern: values["node-pattern"],
@@ -212,7 +219,11 @@ async function serve(argv: string[]): Promise<void> {
     hubId,
     tokens,
     snapshots,
-    viewOf: (cluster) => ({ key: cluster, clusters: [cluster, ...(imports.get(cluster) ?? [])] }),
+    viewOf: (cluster, reach) => ({
+      key: `${cluster}/${reach}`,
+      clusters: [cluster, ...(imports.get(cluster) ?? [])],
+      reach,
+    }),
     log: log.child({ component: "assignments" }),
   });
   assignments.register(server);

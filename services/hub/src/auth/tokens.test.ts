@@ -15,7 +15,7 @@ describe("join tokens", () => {
     const { token, record } = s.create("east");
     const r = s.verify(token);
     assert.ok(r.ok);
-    assert.deepEqual(r.value, { id: record.id, cluster: "east" });
+    assert.deepEqual(r.value, { id: record.id, cluster: "east", reach: "pod" });
     assert.ok(!JSON.stringify(s.list()).includes(token.split(".")[1]!), "the secret is not stored in clear");
   });
 

@@ -22,9 +22,11 @@ export type TokenRecord = {
   maxNodes?: number;
   /** nodes that joined with it */
   nodes?: string[];
+  /** how its agents reach backends: pod IPs, or node IP + NodePort (edge nodes, hosts) */
+  reach?: "pod" | "nodeport";
 };
 
-export type TokenGrant = { id: string; cluster: string };
+export type TokenGrant = { id: string; cluster: string; reach: "pod" | "nodeport" };
 
 const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 const ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -79,7 +81,14 @@ export class TokenStore {
 
   create(
     cluster: string,
-    opts: { ttlMs?: number; description?: string; now?: Date; nodePattern?: string; maxNodes?: number } = {},
+    opts: {
+      ttlMs?: number;
+      description?: string;
+      now?: Date;
+      nodePattern?: string;
+      maxNodes?: number;
+      reach?: "pod" | "nodeport";
+    } = {},
   ): { token: string; record: TokenRecord } {
     const now = opts.now ?? new Date();
     const id = randomString(6);
@@ -94,6 +103,7 @@ export class TokenStore {
       nodePattern: opts.nodePattern ?? "*",
       maxNodes: opts.maxNodes ?? 0,
       nodes: [],
+      reach: opts.reach ?? "pod",
     };
     this.save([...this.load(), record]);
     return { token: `${id}.${secret}`, record };
@@ -155,7 +165,7 @@ export class TokenStore {
     if (rec.expiresAt && new Date(rec.expiresAt).getTime() <= now.getTime()) {
       return err(`join token ${m[1]} expired at ${rec.expiresAt}; create a new one`);
     }
-    return ok({ id: rec.id, cluster: rec.cluster });
+    return ok({ id: rec.id, cluster: rec.cluster, reach: rec.reach ?? "pod" });
   }
 }
 

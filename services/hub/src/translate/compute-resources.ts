@@ -5,6 +5,7 @@
  * so hub replicas agree on versions without talking to each other.
  */
 import { createHash } from "node:crypto";
+import { ipFamily } from "@switchyard/lib/ip";
 import {
   BackendSlice,
   NatMode,
@@ -12,7 +13,7 @@ import {
   type Resource,
   ServiceAssignment,
 } from "@switchyard/proto/assignment";
-import type { EndpointSlice, KubeKind, Service } from "../model/types.ts";
+import type { EndpointSlice, KubeKind, Node, Service } from "../model/types.ts";
 import type { ClusterState } from "../model/world.ts";
 
 export type Diagnostic = { object: string; message: string };
@@ -125,11 +126,53 @@ function nsName(namespace: string, name: string): string {
  * Services goes to the first by resource name; the others are told, and get
  * it when the owner lets go.
  */
+/**
+ * How the agents of a view reach backends: "pod" — pod IPs directly (cluster
+ * nodes, hosts on a routable pod network); "nodeport" — the node IP of the
+ * pod's node and the Service's NodePort (KubeEdge edge nodes without CNI,
+ * hosts that cannot route to pods).
+ */
+export type Reach = "pod" | "nodeport";
+
+/** A slice as a node-port agent sees it: one backend per node that hosts endpoints, on the Service's NodePorts. */
+export function computeBackendSliceViaNodePorts(
+  slice: EndpointSlice,
+  svc: Service,
+  nodes: ReadonlyMap<string, Node>,
+): BackendSlice {
+  const family = slice.addressType === "IPv6" ? 6 : 4;
+  const ports = svc.ports
+    .filter((p) => p.nodePort !== undefined)
+    .map((p) => ({ name: p.name, port: p.nodePort!, protocol: PROTO[p.protocol] }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.protocol - b.protocol));
+  const byNode = new Map<string, BackendSlice["endpoints"][number]>();
+  for (const e of slice.endpoints) {
+    const node = e.nodeName ? nodes.get(e.nodeName) : undefined;
+    const ip = node?.addresses.find((a) => ipFamily(a) === family);
+    if (!node || !ip) continue;
+    const cur = byNode.get(ip);
+    byNode.set(ip, {
+      addresses: [ip],
+      nodeName: node.name,
+      ready: (cur?.ready ?? false) || e.ready,
+      serving: (cur?.serving ?? false) || e.serving,
+      terminating: (cur?.terminating ?? true) && e.terminating,
+    });
+  }
+  const endpoints = [...byNode.values()].sort((a, b) => (a.addresses[0]! < b.addresses[0]! ? -1 : 1));
+  return { service: serviceResourceName(svc), ports, endpoints };
+}
+
 export class ViewTranslator {
   private readonly homePrefix: string | undefined;
-  constructor(homeCluster?: string) {
+  private readonly reach: Reach;
+  constructor(homeCluster?: string, reach: Reach = "pod") {
     this.homePrefix = homeCluster === undefined ? undefined : `svc/${homeCluster}/`;
+    this.reach = reach;
   }
+  /** slice key → its service's resource name, and node key → slices with endpoints on it (node-port views) */
+  private readonly serviceOfSlice = new Map<string, string>();
+  private readonly slicesOnNode = new Map<string, Set<string>>();
   readonly resources = new Map<string, Resource>();
   private readonly diagnostics = new Map<string, string[]>();
   /** frontend key → services claiming it */
@@ -149,6 +192,8 @@ export class ViewTranslator {
     this.claims.clear();
     this.claimedBy.clear();
     this.slicesOf.clear();
+    this.serviceOfSlice.clear();
+    this.slicesOnNode.clear();
     this.acc = 0n;
     this.states = new Map(clusters.map((c) => [c.name, c]));
     const changed = new Set<string>(before);
@@ -176,11 +221,17 @@ export class ViewTranslator {
         const key = `${ch.cluster}|${nsName(ch.namespace, ch.name)}`;
         const sl = c?.slices.get(nsName(ch.namespace, ch.name));
         // forget where it was, then index where it is
-        for (const [svc, set] of this.slicesOf)
-          if (set.delete(key) && set.size === 0) this.slicesOf.delete(svc);
+        this.unindexSlice(key);
         const name = `eps/${ch.cluster}/${ch.namespace}/${ch.name}`;
         if (sl) this.indexSlice(ch.cluster, sl, false);
         for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name, name)) changed.add(n);
+      } else if (ch.kind === "Node" && this.reach === "nodeport") {
+        // a node's IP is every node-port backend on it: recompute those slices
+        for (const key of this.slicesOnNode.get(`${ch.cluster}|${ch.name}`) ?? []) {
+          const [c, nn] = key.split("|") as [string, string];
+          const [ns, sn] = nn.split("/") as [string, string];
+          for (const n of this.computeSlice(c, ns, sn, `eps/${c}/${ns}/${sn}`)) changed.add(n);
+        }
       }
     }
     // claims of changed services may move frontends between services: recompute everyone involved
@@ -222,9 +273,33 @@ export class ViewTranslator {
 
   private indexSlice(cluster: string, sl: EndpointSlice, _full: boolean): void {
     const svc = serviceResourceName({ cluster, namespace: sl.namespace, name: sl.service });
+    const key = `${cluster}|${nsName(sl.namespace, sl.name)}`;
     const set = this.slicesOf.get(svc) ?? new Set<string>();
-    set.add(`${cluster}|${nsName(sl.namespace, sl.name)}`);
+    set.add(key);
     this.slicesOf.set(svc, set);
+    this.serviceOfSlice.set(key, svc);
+    if (this.reach === "nodeport") {
+      for (const e of sl.endpoints) {
+        if (!e.nodeName) continue;
+        const nk = `${cluster}|${e.nodeName}`;
+        const on = this.slicesOnNode.get(nk) ?? new Set<string>();
+        on.add(key);
+        this.slicesOnNode.set(nk, on);
+      }
+    }
+  }
+
+  private unindexSlice(key: string): void {
+    const svc = this.serviceOfSlice.get(key);
+    if (svc) {
+      const set = this.slicesOf.get(svc);
+      if (set?.delete(key) && set.size === 0) this.slicesOf.delete(svc);
+      this.serviceOfSlice.delete(key);
+    }
+    if (this.reach === "nodeport") {
+      for (const [nk, on] of this.slicesOnNode)
+        if (on.delete(key) && on.size === 0) this.slicesOnNode.delete(nk);
+    }
   }
 
   private setClaims(s: Service): void {
@@ -301,6 +376,11 @@ export class ViewTranslator {
           }
           return true;
         });
+        if (this.reach === "nodeport" && !s.ports.some((p) => p.nodePort !== undefined)) {
+          notes.push(
+            "unreachable for agents that reach backends through node ports: the Service has no NodePort; connects are refused",
+          );
+        }
         if (notes.length) this.diagnostics.set(resName, notes);
         resource = {
           name: resName,
@@ -313,7 +393,8 @@ export class ViewTranslator {
     // a new reason (or none) is news too, for the logs; streams see no version change and send nothing
     if (JSON.stringify(this.diagnostics.get(resName) ?? []) !== notesBefore) changed.add(resName);
     const isLive = resource !== undefined;
-    if (wasLive !== isLive) {
+    // node-port views also take their ports from the Service, so any change reaches its slices
+    if (wasLive !== isLive || (this.reach === "nodeport" && changed.has(resName))) {
       for (const key of this.slicesOf.get(resName) ?? []) {
         const [c, nn] = key.split("|") as [string, string];
         const [ns, sn] = nn.split("/") as [string, string];
@@ -328,8 +409,14 @@ export class ViewTranslator {
     const sl = this.states.get(cluster)?.slices.get(nsName(namespace, name));
     let resource: Resource | undefined;
     if (sl) {
-      const body = computeBackendSlice(sl);
-      if (this.resources.has(body.service)) {
+      const svc = this.states.get(cluster)?.services.get(nsName(namespace, sl.service));
+      const body =
+        this.reach === "nodeport"
+          ? svc
+            ? computeBackendSliceViaNodePorts(sl, svc, this.states.get(cluster)!.nodes)
+            : undefined
+          : computeBackendSlice(sl);
+      if (body && body.ports.length > 0 && this.resources.has(body.service)) {
         resource = {
           name: resName,
           version: hash(BackendSlice.encode(body).finish()),

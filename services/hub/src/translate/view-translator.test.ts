@@ -57,3 +57,87 @@ describe("views across clusters", () => {
     assert.equal(t.resources.has("svc/east/ns/api"), false);
   });
 });
+
+describe("node-port views (edge nodes without CNI, hosts that cannot route to pods)", () => {
+  function cluster() {
+    const world = new World();
+    const w = new WorldWriter(world, "cloud", silentLogger());
+    const node = (name: string, ip: string) => ({
+      kind: "Node",
+      metadata: { name },
+      status: { addresses: [{ type: "InternalIP", address: ip }] },
+    });
+    w.upsert(node("n1", "192.0.2.1"));
+    w.upsert(node("n2", "192.0.2.2"));
+    w.upsert({
+      kind: "Service",
+      metadata: { name: "web", namespace: "ns" },
+      spec: {
+        type: "NodePort",
+        clusterIP: "10.96.0.5",
+        ports: [{ name: "http", port: 80, nodePort: 30080 }],
+      },
+    });
+    w.upsert({
+      kind: "Service",
+      metadata: { name: "internal", namespace: "ns" },
+      spec: { clusterIP: "10.96.0.6", ports: [{ name: "http", port: 80 }] },
+    });
+    for (const svc of ["web", "internal"]) {
+      w.upsert({
+        kind: "EndpointSlice",
+        metadata: { name: `${svc}-1`, namespace: "ns", labels: { "kubernetes.io/service-name": svc } },
+        addressType: "IPv4",
+        ports: [{ name: "http", port: 8080 }],
+        endpoints: [
+          { addresses: ["10.42.0.1"], nodeName: "n1" },
+          { addresses: ["10.42.0.2"], nodeName: "n1" },
+          { addresses: ["10.42.1.1"], nodeName: "n2" },
+        ],
+      });
+    }
+    return { world, w, states: () => [world.cluster("cloud")] };
+  }
+  const slice = (t: ViewTranslator, name: string) => {
+    const r = t.resources.get(name);
+    return r?.body?.$case === "backendSlice" ? r.body.value : undefined;
+  };
+
+  it("sends each backend as its node's IP and the Service's NodePort, one per node", () => {
+    const { states } = cluster();
+    const t = new ViewTranslator("cloud", "nodeport");
+    t.rebuild(states());
+    const s = slice(t, "eps/cloud/ns/web-1")!;
+    assert.deepEqual(s.ports, [{ name: "http", port: 30080, protocol: 1 }]);
+    assert.deepEqual(
+      s.endpoints.map((e) => e.addresses[0]),
+      ["192.0.2.1", "192.0.2.2"],
+    );
+  });
+
+  it("reports a Service without NodePort as unreachable for such agents, with the reason", () => {
+    const { states } = cluster();
+    const t = new ViewTranslator("cloud", "nodeport");
+    t.rebuild(states());
+    assert.equal(slice(t, "eps/cloud/ns/internal-1"), undefined);
+    assert.match(t.snapshot().diagnosticsOf("svc/cloud/ns/internal").join(), /no NodePort/);
+  });
+
+  it("follows a node's IP change to every backend on that node", () => {
+    const { w, world, states } = cluster();
+    const t = new ViewTranslator("cloud", "nodeport");
+    t.rebuild(states());
+    w.upsert({
+      kind: "Node",
+      metadata: { name: "n1" },
+      status: { addresses: [{ type: "InternalIP", address: "192.0.2.101" }] },
+    });
+    void world;
+    const changed = t.update(states(), [{ cluster: "cloud", kind: "Node", namespace: "", name: "n1" }]);
+    assert.ok(changed.has("eps/cloud/ns/web-1"));
+    assert.deepEqual(
+      slice(t, "eps/cloud/ns/web-1")!.endpoints.map((e) => e.addresses[0]),
+      ["192.0.2.101", "192.0.2.2"],
+    );
+  });
+});

@@ -12,6 +12,7 @@ import {
   StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
 import type { TokenStore } from "../auth/tokens.ts";
+import type { Reach } from "../translate/compute-resources.ts";
 import { encodeResponse } from "./encode.ts";
 import { AgentSession } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
@@ -34,7 +35,7 @@ export type AssignmentServerOptions = {
   tokens: TokenStore;
   snapshots: SnapshotCache;
   /** the clusters an agent of a home cluster sees */
-  viewOf: (cluster: string) => View;
+  viewOf: (cluster: string, reach: Reach) => View;
   log: Logger;
 };
 
@@ -102,11 +103,11 @@ export class AssignmentServer {
       call.end();
       return;
     }
-    const { cluster, id: tokenId } = grant.value;
+    const { cluster, id: tokenId, reach } = grant.value;
     let session: AgentSession | undefined;
     let unsubscribe: (() => void) | undefined;
     let closed = false;
-    const view = this.opts.viewOf(cluster);
+    const view = this.opts.viewOf(cluster, reach);
     const fail = (code: grpc.status, details: string) => {
       if (closed) return;
       log.warn({ peer, cluster, details }, "agent stream closed by hub");

@@ -5,10 +5,10 @@
  * view's agents) are told once per update, with the names that changed.
  */
 import type { World, WorldChange } from "../model/world.ts";
-import { type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
+import { type Reach, type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
 
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
-export type View = { key: string; clusters: string[] };
+export type View = { key: string; clusters: string[]; reach: Reach };
 export type SnapshotListener = (snap: ViewSnapshot, changed: ReadonlySet<string>) => void;
 
 type ViewState = {
@@ -77,7 +77,13 @@ export class SnapshotCache {
   private state(view: View): ViewState {
     let v = this.views.get(view.key);
     if (!v) {
-      v = { view, translator: new ViewTranslator(view.clusters[0]), built: false, full: false, pending: [] };
+      v = {
+        view,
+        translator: new ViewTranslator(view.clusters[0], view.reach),
+        built: false,
+        full: false,
+        pending: [],
+      };
       this.views.set(view.key, v);
     }
     if (!v.built) {
