@@ -14,7 +14,7 @@
  *
  *   node bench/dataplane.ts [--scales 1,1000,10000] [--duration-ms 1500] [--rounds 3]
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -97,14 +97,26 @@ function nsExec(cmd: string, args: string[], input?: string): string {
   });
 }
 
-function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port: number): number {
+/**
+ * Runs the C client to completion without blocking the event loop, so the
+ * ring-buffer reader keeps consuming events in Node while it runs (the cost
+ * "events on" is meant to include).
+ */
+async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port: number): Promise<number> {
   const script = `echo $$ > "${cgroup}/cgroup.procs" && exec nsenter --net=/run/netns/${sb.netns} "$@"`;
-  const r = spawnSync(
+  const cp = spawn(
     "sh",
     ["-c", script, "sh", path.join(buildDir, "client"), proto, ip, String(port), String(DURATION)],
-    { encoding: "utf8" },
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
   );
-  const res = JSON.parse(r.stdout.trim()) as { ops: number; errors: number; seconds: number };
+  let out = "";
+  cp.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  await new Promise((resolve) => cp.on("exit", resolve));
+  const res = JSON.parse(out.trim()) as { ops: number; errors: number; seconds: number };
   if (res.ops === 0)
     throw new Error(`${proto} ${ip}:${port} from ${cgroup}: no successful operation (${res.errors} errors)`);
   return res.ops / res.seconds;
@@ -113,14 +125,15 @@ function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port: numbe
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Measures several variants interleaved, ROUNDS times each; returns medians. */
-function measure(variants: Record<string, () => number>): Record<string, number> {
+async function measure(variants: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
   const samples: Record<string, number[]> = {};
-  for (let r = 0; r < ROUNDS; r++)
+  for (let r = 0; r < ROUNDS; r++) {
     for (const [k, fn] of Object.entries(variants)) {
       const list = samples[k] ?? [];
-      list.push(fn());
+      list.push(await fn());
       samples[k] = list;
     }
+  }
   return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
 }
 
@@ -296,25 +309,28 @@ try {
     const got: Record<string, Record<string, number>> = {};
     for (const { proto, port } of PROTOS) {
       dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
-      const off = measure({ direct: direct(proto), sy: viaVip(sb.cgroup, proto, port) });
+      const off = await measure({ direct: direct(proto), sy: viaVip(sb.cgroup, proto, port) });
       dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
       const before = consumed;
-      const on = measure({ sy_events: viaVip(sb.cgroup, proto, port) });
+      const dropsBefore = dp.maps.counters()["events_dropped"] ?? 0n;
+      const on = await measure({ sy_events: viaVip(sb.cgroup, proto, port) });
       dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
-      got[proto] = { ...off, ...on, events: consumed - before };
+      await new Promise((r) => setTimeout(r, 200)); // let the reader drain the rest
+      const dropped = Number((dp.maps.counters()["events_dropped"] ?? 0n) - dropsBefore);
+      got[proto] = { ...off, ...on, events: consumed - before, dropped };
     }
     let t = performance.now();
     nsExec("iptables-legacy-restore", ["--noflush"], iptablesRules(n));
     results[`iptables_load_ms_${label}`] = Math.round(performance.now() - t);
     for (const { proto, port } of PROTOS)
-      Object.assign(got[proto]!, measure({ iptables: viaVip(plainCgroup, proto, port) }));
+      Object.assign(got[proto]!, await measure({ iptables: viaVip(plainCgroup, proto, port) }));
     nsExec("iptables-legacy", ["-t", "nat", "-F"]);
     nsExec("iptables-legacy", ["-t", "nat", "-X"]);
     t = performance.now();
     nsExec("nft", ["-f", "-"], nftRules(n));
     results[`nftables_load_ms_${label}`] = Math.round(performance.now() - t);
     for (const { proto, port } of PROTOS)
-      Object.assign(got[proto]!, measure({ nftables: viaVip(plainCgroup, proto, port) }));
+      Object.assign(got[proto]!, await measure({ nftables: viaVip(plainCgroup, proto, port) }));
     nsExec("nft", ["flush", "ruleset"]);
 
     for (const { proto, kind, unit } of PROTOS) {
@@ -329,6 +345,7 @@ try {
       results[`${kind}_ratio_vs_nftables_${label}`] = round(g["sy"]! / g["nftables"]!);
       results[`${kind}_ratio_events_on_vs_off_${label}`] = round(g["sy_events"]! / g["sy"]!);
       results[`${kind}_events_consumed_${label}`] = g["events"]!;
+      results[`${kind}_events_dropped_${label}`] = g["dropped"]!;
       table.push([
         `${proto} ${label}`,
         fmt(g["direct"]!),
