@@ -99,7 +99,12 @@ describe("assignment protocol", () => {
       grpc: {
         health: {
           v1: {
-            Health: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & { check: Function };
+            Health: new (
+              addr: string,
+              creds: grpc.ChannelCredentials,
+            ) => grpc.Client & {
+              check: (req: { service: string }, cb: (e: Error | null, r: { status: string }) => void) => void;
+            };
           };
         };
       };
