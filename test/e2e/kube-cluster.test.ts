@@ -4,12 +4,10 @@
  * sandbox, and agents that are refused or restarted.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FakeKubeApiServer } from "../kit/kube-apiserver.ts";
-import { REPO, startNode, waitUntil } from "../kit/proc.ts";
-import { AGENT, Stack } from "../kit/stack.ts";
+import { waitUntil } from "../kit/proc.ts";
+import { Stack } from "../kit/stack.ts";
 
 const VIP = "10.96.8.20";
 
@@ -105,27 +103,7 @@ describe("a Kubernetes cluster through the test API server", () => {
   });
 
   it("refuses an agent with a wrong token with a clear error, and keeps serving the others", async () => {
-    const bad = startNode(AGENT, [
-      "run",
-      "--hub",
-      stack.hubAddress,
-      "--token",
-      "abcdef.0123456789abcdef",
-      "--cgroup",
-      stack.sandbox.cgroup,
-      "--pin-dir",
-      `${stack.pinDir}-bad`,
-      "--node-name",
-      "intruder",
-    ]);
-    stack.onCleanup(async () => {
-      await bad.stop();
-      execFileSync(
-        process.execPath,
-        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-bad`],
-        { stdio: "ignore" },
-      );
-    });
+    const bad = stack.startExtraAgent("intruder", "abcdef.0123456789abcdef");
     await bad.waitFor(/hub refused this agent/);
     assert.match(bad.output(), /join token abcdef is unknown or revoked/);
     await bad.stop();

@@ -13,8 +13,8 @@ import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProto } from "grpc-health-check";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
-import { REPO, startNode, waitUntil } from "../kit/proc.ts";
-import { AGENT, HUB, Stack } from "../kit/stack.ts";
+import { REPO, waitUntil } from "../kit/proc.ts";
+import { HUB, Stack } from "../kit/stack.ts";
 
 const VIP = "10.96.20.10";
 
@@ -63,29 +63,7 @@ describe("assignment protocol", () => {
     await stack.startHub([`prod=dir:${dir}`], tlsArgs);
     const token = stack.createToken("prod");
     const other = makeCa(path.join(stack.stateDir, "other-pki"), "someone-else");
-    const wrong = startNode(AGENT, [
-      "run",
-      "--hub",
-      stack.hubAddress,
-      "--hub-ca",
-      other.caCert,
-      "--token",
-      token,
-      "--cgroup",
-      stack.sandbox.cgroup,
-      "--pin-dir",
-      `${stack.pinDir}-wrongca`,
-      "--node-name",
-      "wrong-ca",
-    ]);
-    stack.onCleanup(async () => {
-      await wrong.stop();
-      execFileSync(
-        process.execPath,
-        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-wrongca`],
-        { stdio: "ignore" },
-      );
-    });
+    const wrong = stack.startExtraAgent("wrong-ca", token, ["--hub-ca", other.caCert]);
     await wrong.waitFor(/"msg":"hub stream failed"/);
     assert.match(wrong.output(), /certificate|self.signed|verify/i);
     assert.doesNotMatch(wrong.output(), /joined hub/);
@@ -155,29 +133,7 @@ describe("assignment protocol", () => {
 
   it("admits nodes only within a token's scope", async () => {
     const edgeOnly = stack.createToken("prod", ["--node-pattern", "edge-*"]);
-    const refused = startNode(AGENT, [
-      "run",
-      "--hub",
-      stack.hubAddress,
-      "--hub-ca",
-      pki.caCert,
-      "--token",
-      edgeOnly,
-      "--cgroup",
-      stack.sandbox.cgroup,
-      "--pin-dir",
-      `${stack.pinDir}-scope`,
-      "--node-name",
-      "node-7",
-    ]);
-    stack.onCleanup(async () => {
-      await refused.stop();
-      execFileSync(
-        process.execPath,
-        [path.join(REPO, AGENT), "uninstall", "--pin-dir", `${stack.pinDir}-scope`],
-        { stdio: "ignore" },
-      );
-    });
+    const refused = stack.startExtraAgent("node-7", edgeOnly, ["--hub-ca", pki.caCert]);
     await refused.waitFor(/hub refused this agent/);
     assert.match(refused.output(), /admits nodes named \\"edge-\*\\", not \\"node-7\\"/);
     await refused.stop();

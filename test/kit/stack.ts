@@ -118,6 +118,37 @@ export class Stack {
     return agent;
   }
 
+  /**
+   * A second agent on the same sandbox (its own pins, removed at cleanup):
+   * for agents that should be refused.
+   */
+  startExtraAgent(name: string, token: string, extra: string[] = []): Proc {
+    const pinDir = `${this.pinDir}-${name}`;
+    const agent = startNode(AGENT, [
+      "run",
+      "--hub",
+      this.hubAddress,
+      "--token",
+      token,
+      "--cgroup",
+      this.sandbox.cgroup,
+      "--pin-dir",
+      pinDir,
+      "--node-name",
+      name,
+      ...extra,
+    ]);
+    this.onCleanup(async () => {
+      await agent.stop();
+      try {
+        execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", pinDir], {
+          stdio: "ignore",
+        });
+      } catch {}
+    });
+    return agent;
+  }
+
   /** One TCP connect from a client inside the sandbox cgroup + namespace. */
   async probe(ip: string, port: number, opts: { inCgroup?: boolean } = {}): Promise<ProbeResult> {
     const args = [path.join(REPO, "test/kit/tcp-probe.ts"), ip, String(port)];
