@@ -324,6 +324,11 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			sy_count(SY_CNT_MISS);
 			return 1;
 		}
+		/* node ports are kept per family: ::ffff:0.0.0.0 for IPv4, :: for IPv6 */
+		if (sy_is_v4mapped(key.addr)) {
+			nkey.addr[10] = 0xff;
+			nkey.addr[11] = 0xff;
+		}
 		fe = bpf_map_lookup_elem(&sy_frontends, &nkey);
 		if (!fe) {
 			sy_count(SY_CNT_MISS);

@@ -58,7 +58,7 @@ enum sy_nat_mode {
 /* sy_frontend_key.scope */
 enum sy_scope {
 	SY_SCOPE_EXACT = 0,     /* addr:port as written */
-	SY_SCOPE_NODE_PORT = 1, /* addr is all-zero: any address in sy_node_ips (or 127/8, ::1) */
+	SY_SCOPE_NODE_PORT = 1, /* addr :: (IPv6) or ::ffff:0.0.0.0 (IPv4): any address in sy_node_ips (or 127/8, ::1) */
 };
 
 /* sy_frontend.flags */

@@ -14,7 +14,10 @@ export function formatMapState(s: MapState): string {
   for (const { key, value } of rows) {
     const name = s.names.get(value.svcId);
     const proto = key.proto === IPPROTO_UDP ? "udp" : "tcp";
-    const where = key.scope === Scope.nodePort ? `<node>:${key.port}` : formatHostPort(key.ip, key.port);
+    const where =
+      key.scope === Scope.nodePort
+        ? `<node${key.ip === "::" ? " v6" : ""}>:${key.port}`
+        : formatHostPort(key.ip, key.port);
     const notes = [nameOf(NatMode, value.natMode), `svc ${value.svcId}`, `set ${value.setId}`];
     if (value.flags & SY_FE_LOCAL_ONLY) notes.push("local only");
     if (value.affinityTimeoutS) notes.push(`affinity ${value.affinityTimeoutS}s`);

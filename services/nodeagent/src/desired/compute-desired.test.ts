@@ -142,10 +142,19 @@ describe("computeDesired", () => {
       ],
       NODE,
     );
-    const f = [...d.frontends.values()][0]!;
-    assert.deepEqual(f.key, { ip: "::", port: 30080, proto: 6, scope: 1 });
+    const [v4, v6] = [...d.frontends.values()];
     assert.deepEqual(
-      f.backends,
+      v4!.key,
+      { ip: "0.0.0.0", port: 30080, proto: 6, scope: 1 },
+      "one entry for every IPv4 node address",
+    );
+    assert.deepEqual(
+      v6!.key,
+      { ip: "::", port: 30080, proto: 6, scope: 1 },
+      "and one for every IPv6 node address",
+    );
+    assert.deepEqual(
+      v4!.backends,
       [],
       "externalTrafficPolicy Local with no local backend: empty set, connects refused",
     );
@@ -181,5 +190,50 @@ describe("computeDesired", () => {
     assert.equal(a!.affinityTimeoutS, 30);
     assert.ok(a!.portId !== 0);
     assert.equal(a!.portId, b!.portId);
+  });
+
+  it("gives each ClusterIP of a dual-stack Service the endpoints of its own family", () => {
+    const dual: Resource = {
+      name: "eps/v6",
+      version: "1",
+      body: {
+        $case: "backendSlice",
+        value: {
+          service: "svc/c/ns/web",
+          ports: [{ name: "metrics", port: 9100, protocol: Protocol.PROTOCOL_TCP }],
+          endpoints: [
+            { addresses: ["fd00::1"], nodeName: "n", ready: true, serving: true, terminating: false },
+          ],
+        },
+      },
+    };
+    const d = computeDesired(
+      [
+        svc({
+          frontends: [
+            {
+              ip: "10.0.0.1",
+              port: 9090,
+              protocol: Protocol.PROTOCOL_TCP,
+              mode: NatMode.NAT_MODE_CLUSTER_IP,
+              portName: "metrics",
+            },
+            {
+              ip: "fd00:96::1",
+              port: 9090,
+              protocol: Protocol.PROTOCOL_TCP,
+              mode: NatMode.NAT_MODE_CLUSTER_IP,
+              portName: "metrics",
+            },
+          ],
+        }),
+        slice("eps/v4", 9100, [{ ip: "192.0.2.1", ready: true }]),
+        dual,
+      ],
+      NODE,
+    );
+    const byIp = new Map([...d.frontends.values()].map((f) => [f.key.ip, f.backends.map((b) => b.ip)]));
+    assert.deepEqual(byIp.get("10.0.0.1"), ["192.0.2.1"]);
+    assert.deepEqual(byIp.get("fd00:96::1"), ["fd00::1"]);
   });
 });

@@ -14,6 +14,7 @@
  *   address in the node-IP set.
  */
 import { createHash } from "node:crypto";
+import { ipFamily } from "@switchyard/lib/ip";
 import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
 import {
   NatMode as BpfNatMode,
@@ -89,31 +90,42 @@ export function computeDesired(resources: Iterable<Resource>, node: NodeIdentity
     const slices = slicesByService.get(svc.name) ?? [];
     for (const f of svc.body.value.frontends) {
       const nodePort = f.mode === NatMode.NAT_MODE_NODE_PORT;
-      const key: FrontendKeyModel = {
-        ip: nodePort ? "::" : f.ip,
-        port: f.port,
-        proto: protoNumber(f.protocol),
-        scope: nodePort ? Scope.nodePort : Scope.exact,
-      };
-      const ks = frontendKeyString(key);
-      const owner = frontends.get(ks);
-      if (owner) {
-        problems.push(
-          `frontend ${nodePort ? "node port" : f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`,
-        );
-        continue;
-      }
+      // a ClusterIP (LB, external IP) of one family uses the endpoints of that family;
+      // a NodePort gets one entry per family ("0.0.0.0" = any IPv4 node address, "::" = any IPv6 one)
+      const entries: Array<{ ip: string; family: 4 | 6 }> = nodePort
+        ? [
+            { ip: "0.0.0.0", family: 4 },
+            { ip: "::", family: 6 },
+          ]
+        : [{ ip: f.ip, family: ipFamily(f.ip) === 6 ? 6 : 4 }];
       const local = isLocalPolicy(svc.body.value, f.mode);
-      frontends.set(ks, {
-        key,
-        service: svc.name,
-        natType: NatType.service,
-        natMode: MODE[f.mode] ?? BpfNatMode.clusterIp,
-        flags: local ? SY_FE_LOCAL_ONLY : 0,
-        affinityTimeoutS: svc.body.value.affinityTimeoutSeconds,
-        portId: svc.body.value.affinityTimeoutSeconds ? computePortId(svc.name, f.portName, f.protocol) : 0,
-        backends: selectBackends(slices, f.portName, f.protocol, local ? node : undefined, nodeIps),
-      });
+      const all = selectBackends(slices, f.portName, f.protocol, local ? node : undefined, nodeIps);
+      for (const entry of entries) {
+        const key: FrontendKeyModel = {
+          ip: entry.ip,
+          port: f.port,
+          proto: protoNumber(f.protocol),
+          scope: nodePort ? Scope.nodePort : Scope.exact,
+        };
+        const ks = frontendKeyString(key);
+        const owner = frontends.get(ks);
+        if (owner) {
+          problems.push(
+            `frontend ${nodePort ? "node port" : f.ip}:${f.port} is claimed by ${owner.service} and ${svc.name}; kept ${owner.service}`,
+          );
+          continue;
+        }
+        frontends.set(ks, {
+          key,
+          service: svc.name,
+          natType: NatType.service,
+          natMode: MODE[f.mode] ?? BpfNatMode.clusterIp,
+          flags: local ? SY_FE_LOCAL_ONLY : 0,
+          affinityTimeoutS: svc.body.value.affinityTimeoutSeconds,
+          portId: svc.body.value.affinityTimeoutSeconds ? computePortId(svc.name, f.portName, f.protocol) : 0,
+          backends: all.filter((b) => ipFamily(b.ip) === entry.family),
+        });
+      }
     }
   }
   return { frontends, nodeIps, problems };
