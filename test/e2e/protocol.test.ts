@@ -11,6 +11,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
+import { computeCaHash } from "@switchyard/lib/ca-pin";
 import { protoPath as healthProto } from "grpc-health-check";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
 import { REPO, waitUntil } from "../kit/proc.ts";
@@ -192,5 +193,32 @@ describe("assignment protocol", () => {
     assert.ok(statuses.length > 0, "bad streams are answered with an error status");
     const p = await stack.probe(VIP, 80);
     assert.equal(p.ok, true);
+  });
+
+  it("lets an agent pin the hub's CA by hash on first join, and refuses a wrong hash", async () => {
+    await stack.startHub([`prod=dir:${dir}`], [...tlsArgs, "--tls-ca", pki.caCert]);
+    const hash = computeCaHash(fs.readFileSync(pki.caCert));
+    assert.match(stack.hub!.output(), new RegExp(`--hub-ca-hash ${hash}`));
+    const stateDir = path.join(stack.stateDir, "pinned-agent");
+    const token = stack.createToken("prod");
+    const wrong = stack.startExtraAgent("wrong-hash", token, [
+      "--hub-ca-hash",
+      `sha256:${"0".repeat(64)}`,
+      "--state-dir",
+      stateDir,
+    ]);
+    await wrong.waitFor(/no certificate in hub .* chain matches/);
+    assert.equal(
+      fs.existsSync(path.join(stateDir, "hub-ca.crt")),
+      false,
+      "nothing pinned from a hub that did not match",
+    );
+    const agent = stack.startExtraAgent("pinned", token, ["--hub-ca-hash", hash, "--state-dir", stateDir]);
+    await agent.waitFor(/"msg":"joined hub"/);
+    assert.equal(
+      computeCaHash(fs.readFileSync(path.join(stateDir, "hub-ca.crt"))),
+      hash,
+      "the pinned CA is kept for later joins",
+    );
   });
 });

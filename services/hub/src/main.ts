@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
+import { computeCaHash } from "@switchyard/lib/ca-pin";
 import { createRootLogger } from "@switchyard/lib/log";
 import { addIntrospection } from "./admin/introspection.ts";
 import { parseDuration, TokenStore } from "./auth/tokens.ts";
@@ -40,6 +41,8 @@ serve flags:
   --state-dir DIR         where join tokens are kept (default /var/lib/switchyard-hub)
   --tls-cert FILE         server certificate (PEM); with --tls-key enables TLS
   --tls-key FILE          server private key (PEM)
+  --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
+                          so agents can join with --hub-ca-hash instead of a copy of the CA
   --debounce-ms N         coalescing window for changes (default 20)
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
@@ -145,6 +148,7 @@ async function serve(argv: string[]): Promise<void> {
       "state-dir": { type: "string", default: "/var/lib/switchyard-hub" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
+      "tls-ca": { type: "string" },
       "debounce-ms": { type: "string", default: "20" },
       "print-join-token": { type: "boolean", default: false },
       "log-level": { type: "string" },
@@ -231,7 +235,14 @@ async function serve(argv: string[]): Promise<void> {
 
   const creds = values["tls-cert"]
     ? grpc.ServerCredentials.createSsl(null, [
-        { cert_chain: fs.readFileSync(values["tls-cert"]), private_key: fs.readFileSync(values["tls-key"]!) },
+        {
+          // with --tls-ca the chain carries the CA, so agents can pin it by hash on first join
+          cert_chain: Buffer.concat([
+            fs.readFileSync(values["tls-cert"]),
+            ...(values["tls-ca"] ? [fs.readFileSync(values["tls-ca"])] : []),
+          ]),
+          private_key: fs.readFileSync(values["tls-key"]!),
+        },
       ])
     : grpc.ServerCredentials.createInsecure();
   if (!values["tls-cert"])
@@ -263,6 +274,10 @@ async function serve(argv: string[]): Promise<void> {
     });
     process.stdout.write(`join token for cluster ${clusters[0]!.name}: ${token}\n`);
   }
+  if (values["tls-ca"])
+    process.stdout.write(
+      `agents join with --hub-ca-hash ${computeCaHash(fs.readFileSync(values["tls-ca"]))}\n`,
+    );
   // a line other programs (tests, the demo) can wait for
   process.stdout.write(`listening ${listen.value.host}:${port}\n`);
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import fs from "node:fs";
 /**
  * switchyard-agent: resolves Services at the socket on this node.
  *
@@ -10,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { fetchPinnedCa } from "@switchyard/lib/ca-pin";
 import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
@@ -36,6 +38,9 @@ run flags:
   --hub HOST:PORT        hub address (repeatable; fails over in order)
   --token ID.SECRET      join token from \`switchyard-hub token create\` (or env SWITCHYARD_TOKEN)
   --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
+  --hub-ca-hash sha256:H pin the hub's CA by the hash the hub prints (first join fetches and checks it,
+                         then keeps it in --state-dir; TLS from then on)
+  --state-dir DIR        where the pinned hub CA is kept (default /var/lib/switchyard-agent)
   --node-name NAME       this node's name (default: the host name)
   --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
@@ -127,6 +132,8 @@ async function main(argv: string[]): Promise<void> {
       hub: { type: "string", multiple: true, default: [] },
       token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
       "hub-ca": { type: "string" },
+      "hub-ca-hash": { type: "string" },
+      "state-dir": { type: "string", default: "/var/lib/switchyard-agent" },
       "node-name": { type: "string", default: os.hostname().toLowerCase() },
       cgroup: { type: "string" },
       "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
@@ -147,6 +154,17 @@ async function main(argv: string[]): Promise<void> {
   if (!values.token)
     fail("give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN");
   const node = values["node-name"];
+  // the hub's CA: given, pinned earlier, or fetched now and checked against --hub-ca-hash
+  let caFile = values["hub-ca"];
+  const pinned = path.join(values["state-dir"], "hub-ca.crt");
+  if (!caFile && fs.existsSync(pinned)) caFile = pinned;
+  if (!caFile && values["hub-ca-hash"]) {
+    const ca = await fetchPinnedCa(values.hub[0]!, values["hub-ca-hash"]);
+    if (!ca.ok) fail(ca.error);
+    fs.mkdirSync(values["state-dir"], { recursive: true, mode: 0o700 });
+    fs.writeFileSync(pinned, ca.value, { mode: 0o600 });
+    caFile = pinned;
+  }
   const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
   const cgroup = values.cgroup ?? findCgroup2Root();
 
@@ -190,7 +208,7 @@ async function main(argv: string[]): Promise<void> {
     nodeName: node,
     nodeAddresses: addresses,
     agentVersion: "0.1.0",
-    caFile: values["hub-ca"],
+    caFile,
     log: log.child({ component: "hubclient" }),
     heldVersions: () => core.store.versions(),
     onWelcome: (w) => {
