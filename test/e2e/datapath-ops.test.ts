@@ -208,3 +208,26 @@ describe("connected UDP sockets and removed backends", () => {
     }
   });
 });
+
+describe("drift repair", () => {
+  it("a full reconcile restores entries removed behind the agent's back, and writes nothing otherwise", async () => {
+    const h = DatapathHarness.create("drift");
+    try {
+      await h.startBackend("a", "198.18.15.11", 8080);
+      h.assign([
+        serviceResource("web", [{ ip: "10.96.15.10", port: 80 }]),
+        sliceResource("web", 8080, [{ ip: "198.18.15.11" }]),
+      ]);
+      assert.equal(h.core.resync(), 0, "no drift, no writes");
+      // someone deletes the frontend entry
+      h.dp.maps.apply([{ op: "delete-frontend", key: { ip: "10.96.15.10", port: 80, proto: 6, scope: 0 } }]);
+      assert.deepEqual(await h.tcp("10.96.15.10", 80), { ok: false, code: "ENETUNREACH" });
+      assert.ok(h.core.resync() > 0, "the repair writes");
+      assert.equal(h.core.resync(), 0, "and then the maps match again");
+      const r = await h.tcp("10.96.15.10", 80);
+      assert.ok(r.ok, JSON.stringify(r));
+    } finally {
+      h.cleanup();
+    }
+  });
+});

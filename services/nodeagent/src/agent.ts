@@ -94,6 +94,20 @@ export class AgentCore {
     }
   }
 
+  /**
+   * Full reconcile: forget what we believe the maps hold, read them back, and
+   * write whatever differs from the desired state. Repairs drift (entries
+   * changed or removed by anyone else); writes nothing when there is none.
+   */
+  resync(): number {
+    this.mirror = this.maps.read();
+    const failure = this.reconcile();
+    if (failure) return -1;
+    if (this.stats.lastPlanOps > 0)
+      this.log.warn({ ops: this.stats.lastPlanOps }, "maps had drifted; repaired");
+    return this.stats.lastPlanOps;
+  }
+
   private scheduleRetry(): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {

@@ -48,6 +48,7 @@ run flags:
   --nats URL             NATS server for NAT events (repeatable; events off when absent)
   --subject-prefix P     NATS subject prefix (default switchyard.nat)
   --no-events            do not emit NAT events at all
+  --resync-seconds N     full reconcile against the maps every N seconds (default 60): repairs drift
   --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
   --max-frontends N      size of the frontend map, set at load (default 65536)
   --max-backends N       size of the backend map, set at load (default 1048576); a full map is
@@ -143,6 +144,7 @@ async function main(argv: string[]): Promise<void> {
       "no-events": { type: "boolean", default: false },
       "node-address": { type: "string", multiple: true, default: [] },
       "event-sample": { type: "string", default: "1" },
+      "resync-seconds": { type: "string", default: "60" },
       "max-frontends": { type: "string", default: "65536" },
       "max-backends": { type: "string", default: "1048576" },
       "log-level": { type: "string" },
@@ -173,6 +175,8 @@ async function main(argv: string[]): Promise<void> {
   const sample = Number(values["event-sample"]);
   if (!Number.isInteger(sample) || sample < 1)
     fail(`--event-sample "${values["event-sample"]}" must be a whole number ≥ 1 (1 = every event)`);
+  if (!(Number(values["resync-seconds"]) >= 1))
+    fail(`--resync-seconds "${values["resync-seconds"]}" must be a number ≥ 1`);
   const maxFrontends = Number(values["max-frontends"]);
   const maxBackends = Number(values["max-backends"]);
   if (!Number.isInteger(maxFrontends) || maxFrontends < 1)
@@ -217,6 +221,9 @@ async function main(argv: string[]): Promise<void> {
     onDelta: (m) => core.onDelta(m),
   });
   client.start();
+  // periodic full reconcile: repairs map drift, writes nothing when there is none
+  const resync = setInterval(() => core.resync(), Number(values["resync-seconds"]) * 1000);
+  resync.unref();
   process.stdout.write(`agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}\n`);
 
   let stopping = false;
