@@ -14,7 +14,7 @@ import {
 } from "../../services/nodeagent/src/bpf/datapath.ts";
 import type { ResourceError } from "../../services/nodeagent/src/desired/resources.ts";
 import type { NatEvent } from "../../services/nodeagent/src/events/nat-event.ts";
-import { REPO, watchProcess } from "./proc.ts";
+import { REPO } from "./proc.ts";
 import { Sandbox } from "./sandbox.ts";
 import type { ProbeResult } from "./stack.ts";
 
@@ -164,28 +164,11 @@ export class DatapathHarness {
   }
 
   async startBackend(name: string, ip: string, port: number): Promise<void> {
-    this.sandbox.addAddress(ip);
-    const p = watchProcess(
-      this.sandbox.spawnInNetns(process.execPath, [
-        path.join(REPO, "test/kit/echo-server.ts"),
-        name,
-        ip,
-        String(port),
-      ]),
-    );
-    await p.waitFor(/ready/);
+    await this.sandbox.startEchoServer(name, ip, port);
   }
 
-  private async runClient(script: string, args: string[], inCgroup: boolean): Promise<unknown> {
-    const full = [path.join(REPO, "test/kit", script), ...args];
-    const p = watchProcess(
-      inCgroup
-        ? this.sandbox.spawnInCgroup(process.execPath, full)
-        : this.sandbox.spawnInNetns(process.execPath, full),
-    );
-    const m = await p.waitFor(/^\{.*\}$/m, 20_000);
-    await p.stop();
-    return JSON.parse(m[0]);
+  private runClient(script: string, args: string[], inCgroup: boolean): Promise<unknown> {
+    return this.sandbox.runKitClient(script, args, inCgroup);
   }
 
   tcp(ip: string, port: number, inCgroup = true): Promise<ProbeResult> {

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
+import { type Proc, REPO, watchProcess } from "./proc.ts";
 
 export { findCgroup2Root };
 
@@ -87,6 +88,32 @@ export class Sandbox {
   spawnInCgroup(cmd: string, args: string[]): ChildProcess {
     const script = `echo $$ > "${this.cgroup}/cgroup.procs" && exec nsenter --net=/run/netns/${this.netns} "$@"`;
     return this.track(spawn("sh", ["-c", script, "sh", cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] }));
+  }
+
+  /** Starts test/kit/echo-server.ts on ip:port inside the namespace (the address is added first). */
+  async startEchoServer(name: string, ip: string, port: number): Promise<Proc> {
+    this.addAddress(ip);
+    const proc = watchProcess(
+      this.spawnInNetns(process.execPath, [
+        path.join(REPO, "test/kit/echo-server.ts"),
+        name,
+        ip,
+        String(port),
+      ]),
+    );
+    await proc.waitFor(/ready/);
+    return proc;
+  }
+
+  /** Runs a test/kit client script that prints one JSON line, in the cgroup + namespace or the namespace only. */
+  async runKitClient(script: string, args: string[], inCgroup = true): Promise<unknown> {
+    const full = [path.join(REPO, "test/kit", script), ...args];
+    const p = watchProcess(
+      inCgroup ? this.spawnInCgroup(process.execPath, full) : this.spawnInNetns(process.execPath, full),
+    );
+    const m = await p.waitFor(/^\{.*\}$/m, 20_000);
+    await p.stop();
+    return JSON.parse(m[0]);
   }
 
   cleanup(): void {

@@ -49,17 +49,7 @@ export class Stack {
   }
 
   async startBackend(name: string, ip: string, port: number): Promise<Backend> {
-    this.sandbox.addAddress(ip);
-    const proc = watchProcess(
-      this.sandbox.spawnInNetns(process.execPath, [
-        path.join(REPO, "test/kit/echo-server.ts"),
-        name,
-        ip,
-        String(port),
-      ]),
-    );
-    await proc.waitFor(/ready/);
-    const b = { name, ip, port, proc };
+    const b = { name, ip, port, proc: await this.sandbox.startEchoServer(name, ip, port) };
     this.backends.push(b);
     return b;
   }
@@ -151,15 +141,11 @@ export class Stack {
 
   /** One TCP connect from a client inside the sandbox cgroup + namespace. */
   async probe(ip: string, port: number, opts: { inCgroup?: boolean } = {}): Promise<ProbeResult> {
-    const args = [path.join(REPO, "test/kit/tcp-probe.ts"), ip, String(port)];
-    const cp =
-      opts.inCgroup === false
-        ? this.sandbox.spawnInNetns(process.execPath, args)
-        : this.sandbox.spawnInCgroup(process.execPath, args);
-    const p = watchProcess(cp);
-    const m = await p.waitFor(/^\{.*\}$/m, 20_000);
-    await p.stop();
-    return JSON.parse(m[0]) as ProbeResult;
+    return (await this.sandbox.runKitClient(
+      "tcp-probe.ts",
+      [ip, String(port)],
+      opts.inCgroup !== false,
+    )) as ProbeResult;
   }
 
   /** Starts a connect loop in the sandbox cgroup; `finish()` stops it and returns its counts. */

@@ -198,7 +198,7 @@ export class ViewTranslator {
     this.states = new Map(clusters.map((c) => [c.name, c]));
     const changed = new Set<string>(before);
     for (const c of clusters) {
-      for (const sl of c.slices.values()) this.indexSlice(c.name, sl, true);
+      for (const sl of c.slices.values()) this.indexSlice(c.name, sl);
     }
     // claims first, so owners are known before any service is computed
     for (const c of clusters) for (const s of c.services.values()) this.setClaims(s);
@@ -223,7 +223,7 @@ export class ViewTranslator {
         // forget where it was, then index where it is
         this.unindexSlice(key);
         const name = `eps/${ch.cluster}/${ch.namespace}/${ch.name}`;
-        if (sl) this.indexSlice(ch.cluster, sl, false);
+        if (sl) this.indexSlice(ch.cluster, sl);
         for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name, name)) changed.add(n);
       } else if (ch.kind === "Node" && this.reach === "nodeport") {
         // a node's IP is every node-port backend on it: recompute those slices
@@ -271,7 +271,7 @@ export class ViewTranslator {
     };
   }
 
-  private indexSlice(cluster: string, sl: EndpointSlice, _full: boolean): void {
+  private indexSlice(cluster: string, sl: EndpointSlice): void {
     const svc = serviceResourceName({ cluster, namespace: sl.namespace, name: sl.service });
     const key = `${cluster}|${nsName(sl.namespace, sl.name)}`;
     const set = this.slicesOf.get(svc) ?? new Set<string>();
