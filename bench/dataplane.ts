@@ -21,7 +21,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
-import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
+import { NatMode, Protocol, type Resource, TrafficDistribution } from "@switchyard/proto/assignment";
 import { AgentCore } from "../services/nodeagent/src/agent.ts";
 import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
@@ -164,6 +164,8 @@ function resources(n: number): Resource[] {
       externalTrafficLocal: false,
       internalTrafficLocal: false,
       affinityTimeoutSeconds: 0,
+      backendTiers: [],
+      trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
     };
     out.push({ name, version: "1", body: { $case: "service", value: svcBody } });
     out.push({
@@ -183,6 +185,8 @@ function resources(n: number): Resource[] {
             ready: true,
             serving: true,
             terminating: false,
+            zone: "",
+            forZones: [],
           })),
         },
       },

@@ -5,7 +5,13 @@
  */
 import path from "node:path";
 import { silentLogger } from "@switchyard/lib/log";
-import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
+import {
+  NatMode,
+  Protocol,
+  type Resource,
+  type ServiceAssignment,
+  TrafficDistribution,
+} from "@switchyard/proto/assignment";
 import { AgentCore } from "../../services/nodeagent/src/agent.ts";
 import {
   type EventReader,
@@ -65,6 +71,8 @@ export function serviceResource(
         externalTrafficLocal: extra.externalTrafficLocal ?? false,
         internalTrafficLocal: extra.internalTrafficLocal ?? false,
         affinityTimeoutSeconds: extra.affinityTimeoutSeconds ?? 0,
+        backendTiers: [],
+        trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
       },
     },
   };
@@ -88,6 +96,8 @@ export function sliceResource(
       ready: e.ready ?? true,
       serving: e.serving ?? e.ready ?? true,
       terminating: e.terminating ?? false,
+      zone: "",
+      forZones: [],
     })),
   };
   return {

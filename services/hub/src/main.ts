@@ -228,6 +228,7 @@ async function serve(argv: string[]): Promise<void> {
       clusters: [cluster, ...(imports.get(cluster) ?? [])],
       reach,
     }),
+    nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
     log: log.child({ component: "assignments" }),
   });
   assignments.register(server);

@@ -27,6 +27,8 @@ export class AgentCore {
   readonly stats: SyncStats = { deltas: 0, writes: 0, lastPlanOps: 0, failures: 0 };
   private retryTimer: NodeJS.Timeout | undefined;
   onEventHook: ((e: NatEvent) => void) | undefined;
+  /** this node's topology zone (--zone, else the hub's Welcome), for trafficDistribution */
+  zone: string | undefined;
   /** called with backends no frontend uses any more, after the maps stopped pointing at them */
   onBackendsRemoved: ((dead: Backend[]) => void) | undefined;
 
@@ -68,6 +70,7 @@ export class AgentCore {
     const desired = computeDesired(this.store.resources.values(), {
       name: this.node,
       addresses: this.nodeAddresses,
+      zone: this.zone,
     });
     for (const p of desired.problems) this.log.warn({ reason: p }, "frontend conflict");
     const plan = planMaps(desired, this.mirror);

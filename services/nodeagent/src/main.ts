@@ -53,6 +53,8 @@ run flags:
   --max-frontends N      size of the frontend map, set at load (default 65536)
   --max-backends N       size of the backend map, set at load (default 1048576); a full map is
                          reported (NACK, log), never silently truncated
+  --zone ZONE            this node's topology zone for trafficDistribution (default: the zone label
+                         of this node's Node object, as the hub reports it)
   --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
                          default: the addresses of this host's interfaces; 127/8 and ::1 always count)
   --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
@@ -143,6 +145,7 @@ async function main(argv: string[]): Promise<void> {
       "subject-prefix": { type: "string", default: "switchyard.nat" },
       "no-events": { type: "boolean", default: false },
       "node-address": { type: "string", multiple: true, default: [] },
+      zone: { type: "string" },
       "event-sample": { type: "string", default: "1" },
       "resync-seconds": { type: "string", default: "60" },
       "max-frontends": { type: "string", default: "65536" },
@@ -217,6 +220,12 @@ async function main(argv: string[]): Promise<void> {
     heldVersions: () => core.store.versions(),
     onWelcome: (w) => {
       core.cluster = w.cluster;
+      const zone = values.zone ?? (w.nodeZone || undefined);
+      if (zone !== core.zone) {
+        core.zone = zone;
+        log.info({ zone: zone ?? "(none)" }, "node zone");
+        if (core.store.resources.size > 0) core.reconcile();
+      }
     },
     onDelta: (m) => core.onDelta(m),
   });

@@ -140,6 +140,60 @@ export function natModeToJSON(object: NatMode): string {
   }
 }
 
+/** TrafficDistribution says which backends a client should prefer. */
+export const TrafficDistribution = {
+  TRAFFIC_DISTRIBUTION_UNSPECIFIED: 0,
+  /**
+   * TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE - Same zone (Kubernetes PreferClose / PreferSameZone); endpoint hints win
+   * over endpoint zones when the slice carries them.
+   */
+  TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE: 1,
+  /** TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE - Same node, else same zone, else any (Kubernetes PreferSameNode). */
+  TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE: 2,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type TrafficDistribution = typeof TrafficDistribution[keyof typeof TrafficDistribution];
+
+export namespace TrafficDistribution {
+  export type TRAFFIC_DISTRIBUTION_UNSPECIFIED = typeof TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED;
+  export type TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE = typeof TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE;
+  export type TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE = typeof TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE;
+  export type UNRECOGNIZED = typeof TrafficDistribution.UNRECOGNIZED;
+}
+
+export function trafficDistributionFromJSON(object: any): TrafficDistribution {
+  switch (object) {
+    case 0:
+    case "TRAFFIC_DISTRIBUTION_UNSPECIFIED":
+      return TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED;
+    case 1:
+    case "TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE":
+      return TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE;
+    case 2:
+    case "TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE":
+      return TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TrafficDistribution.UNRECOGNIZED;
+  }
+}
+
+export function trafficDistributionToJSON(object: TrafficDistribution): string {
+  switch (object) {
+    case TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED:
+      return "TRAFFIC_DISTRIBUTION_UNSPECIFIED";
+    case TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE:
+      return "TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE";
+    case TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE:
+      return "TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE";
+    case TrafficDistribution.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** StreamAssignmentsRequest is one agent-to-hub message. */
 export interface StreamAssignmentsRequest {
   kind: { $case: "hello"; value: Hello } | { $case: "ack"; value: Ack } | undefined;
@@ -206,11 +260,20 @@ export interface Welcome {
   cluster: string;
   /** The view (set of clusters) whose services the agent receives. */
   viewClusters: string[];
+  /**
+   * The topology zone of the agent's node (label topology.kubernetes.io/zone
+   * of its Node in the home cluster), for trafficDistribution; empty when
+   * unknown (an agent may set its own with --zone).
+   */
+  nodeZone: string;
 }
 
 /** Resource is one named, versioned unit of assignment. */
 export interface Resource {
-  /** "svc/<cluster>/<namespace>/<name>" or "eps/<cluster>/<namespace>/<slice>". */
+  /**
+   * "svc/<cluster>/<namespace>/<name>" (a Service), "mcs/<cluster>/<namespace>/<name>"
+   * (an MCS ServiceImport: the clusterset IP) or "eps/<cluster>/<namespace>/<slice>".
+   */
   name: string;
   version: string;
   body: { $case: "service"; value: ServiceAssignment } | { $case: "backendSlice"; value: BackendSlice } | undefined;
@@ -234,6 +297,24 @@ export interface ServiceAssignment {
   internalTrafficLocal: boolean;
   /** sessionAffinity: ClientIP timeout in seconds; 0 = no affinity. */
   affinityTimeoutSeconds: number;
+  /**
+   * Where the backends come from, in order of preference: the agent uses
+   * the first tier that has a usable backend for a frontend (after the
+   * traffic policies), so a global Service prefers the agent's own cluster
+   * and fails over to the others when it has none. Empty = one tier holding
+   * this resource itself.
+   */
+  backendTiers: BackendTier[];
+  /**
+   * spec.trafficDistribution: within the chosen backends, prefer those close
+   * to the agent (same zone, or same node then same zone), else all.
+   */
+  trafficDistribution: TrafficDistribution;
+}
+
+/** BackendTier names resources whose backend slices serve together. */
+export interface BackendTier {
+  services: string[];
 }
 
 /** Frontend is one address:port that resolves to the service's backends. */
@@ -278,6 +359,10 @@ export interface Endpoint {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  /** The endpoint's topology zone. */
+  zone: string;
+  /** hints.forZones of the EndpointSlice (topology-aware routing). */
+  forZones: string[];
 }
 
 function createBaseStreamAssignmentsRequest(): StreamAssignmentsRequest {
@@ -1054,7 +1139,7 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
 };
 
 function createBaseWelcome(): Welcome {
-  return { hubId: "", cluster: "", viewClusters: [] };
+  return { hubId: "", cluster: "", viewClusters: [], nodeZone: "" };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -1067,6 +1152,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     for (const v of message.viewClusters) {
       writer.uint32(26).string(v!);
+    }
+    if (message.nodeZone !== "") {
+      writer.uint32(34).string(message.nodeZone);
     }
     return writer;
   },
@@ -1108,6 +1196,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.viewClusters.push(reader.string());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nodeZone = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1133,6 +1229,11 @@ export const Welcome: MessageFns<Welcome> = {
         : globalThis.Array.isArray(object?.view_clusters)
         ? object.view_clusters.map((e: any) => globalThis.String(e))
         : [],
+      nodeZone: isSet(object.nodeZone)
+        ? globalThis.String(object.nodeZone)
+        : isSet(object.node_zone)
+        ? globalThis.String(object.node_zone)
+        : "",
     };
   },
 
@@ -1147,6 +1248,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.viewClusters?.length) {
       obj.viewClusters = message.viewClusters;
     }
+    if (message.nodeZone !== "") {
+      obj.nodeZone = message.nodeZone;
+    }
     return obj;
   },
 
@@ -1158,6 +1262,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.hubId = object.hubId ?? "";
     message.cluster = object.cluster ?? "";
     message.viewClusters = object.viewClusters?.map((e) => e) || [];
+    message.nodeZone = object.nodeZone ?? "";
     return message;
   },
 };
@@ -1306,6 +1411,8 @@ function createBaseServiceAssignment(): ServiceAssignment {
     externalTrafficLocal: false,
     internalTrafficLocal: false,
     affinityTimeoutSeconds: 0,
+    backendTiers: [],
+    trafficDistribution: 0,
   };
 }
 
@@ -1331,6 +1438,12 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     }
     if (message.affinityTimeoutSeconds !== 0) {
       writer.uint32(56).uint32(message.affinityTimeoutSeconds);
+    }
+    for (const v of message.backendTiers) {
+      BackendTier.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.trafficDistribution !== 0) {
+      writer.uint32(72).int32(message.trafficDistribution);
     }
     return writer;
   },
@@ -1404,6 +1517,22 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
             message.affinityTimeoutSeconds = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.backendTiers.push(BackendTier.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.trafficDistribution = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1439,6 +1568,16 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
         : isSet(object.affinity_timeout_seconds)
         ? globalThis.Number(object.affinity_timeout_seconds)
         : 0,
+      backendTiers: globalThis.Array.isArray(object?.backendTiers)
+        ? object.backendTiers.map((e: any) => BackendTier.fromJSON(e))
+        : globalThis.Array.isArray(object?.backend_tiers)
+        ? object.backend_tiers.map((e: any) => BackendTier.fromJSON(e))
+        : [],
+      trafficDistribution: isSet(object.trafficDistribution)
+        ? trafficDistributionFromJSON(object.trafficDistribution)
+        : isSet(object.traffic_distribution)
+        ? trafficDistributionFromJSON(object.traffic_distribution)
+        : 0,
     };
   },
 
@@ -1465,6 +1604,12 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     if (message.affinityTimeoutSeconds !== 0) {
       obj.affinityTimeoutSeconds = Math.round(message.affinityTimeoutSeconds);
     }
+    if (message.backendTiers?.length) {
+      obj.backendTiers = message.backendTiers.map((e) => BackendTier.toJSON(e));
+    }
+    if (message.trafficDistribution !== 0) {
+      obj.trafficDistribution = trafficDistributionToJSON(message.trafficDistribution);
+    }
     return obj;
   },
 
@@ -1480,6 +1625,77 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     message.externalTrafficLocal = object.externalTrafficLocal ?? false;
     message.internalTrafficLocal = object.internalTrafficLocal ?? false;
     message.affinityTimeoutSeconds = object.affinityTimeoutSeconds ?? 0;
+    message.backendTiers = object.backendTiers?.map((e) => BackendTier.fromPartial(e)) || [];
+    message.trafficDistribution = object.trafficDistribution ?? 0;
+    return message;
+  },
+};
+
+function createBaseBackendTier(): BackendTier {
+  return { services: [] };
+}
+
+export const BackendTier: MessageFns<BackendTier> = {
+  encode(message: BackendTier, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.services) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BackendTier {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBackendTier();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.services.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BackendTier {
+    return {
+      services: globalThis.Array.isArray(object?.services) ? object.services.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: BackendTier): unknown {
+    const obj: any = {};
+    if (message.services?.length) {
+      obj.services = message.services;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BackendTier>, I>>(base?: I): BackendTier {
+    return BackendTier.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BackendTier>, I>>(object: I): BackendTier {
+    const message = createBaseBackendTier();
+    message.services = object.services?.map((e) => e) || [];
     return message;
   },
 };
@@ -1826,7 +2042,7 @@ export const SlicePort: MessageFns<SlicePort> = {
 };
 
 function createBaseEndpoint(): Endpoint {
-  return { addresses: [], nodeName: "", ready: false, serving: false, terminating: false };
+  return { addresses: [], nodeName: "", ready: false, serving: false, terminating: false, zone: "", forZones: [] };
 }
 
 export const Endpoint: MessageFns<Endpoint> = {
@@ -1845,6 +2061,12 @@ export const Endpoint: MessageFns<Endpoint> = {
     }
     if (message.terminating !== false) {
       writer.uint32(40).bool(message.terminating);
+    }
+    if (message.zone !== "") {
+      writer.uint32(50).string(message.zone);
+    }
+    for (const v of message.forZones) {
+      writer.uint32(58).string(v!);
     }
     return writer;
   },
@@ -1902,6 +2124,22 @@ export const Endpoint: MessageFns<Endpoint> = {
             message.terminating = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.forZones.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1927,6 +2165,12 @@ export const Endpoint: MessageFns<Endpoint> = {
       ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
       serving: isSet(object.serving) ? globalThis.Boolean(object.serving) : false,
       terminating: isSet(object.terminating) ? globalThis.Boolean(object.terminating) : false,
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+      forZones: globalThis.Array.isArray(object?.forZones)
+        ? object.forZones.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.for_zones)
+        ? object.for_zones.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1947,6 +2191,12 @@ export const Endpoint: MessageFns<Endpoint> = {
     if (message.terminating !== false) {
       obj.terminating = message.terminating;
     }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    if (message.forZones?.length) {
+      obj.forZones = message.forZones;
+    }
     return obj;
   },
 
@@ -1960,6 +2210,8 @@ export const Endpoint: MessageFns<Endpoint> = {
     message.ready = object.ready ?? false;
     message.serving = object.serving ?? false;
     message.terminating = object.terminating ?? false;
+    message.zone = object.zone ?? "";
+    message.forZones = object.forZones?.map((e) => e) || [];
     return message;
   },
 };

@@ -29,7 +29,14 @@ export type Service = {
   internalTrafficLocal: boolean;
   /** sessionAffinity ClientIP timeout; 0 = no affinity */
   affinityTimeoutSeconds: number;
+  /** opted in to cross-cluster merging (annotation switchyard.io/global: "true") */
+  global: boolean;
+  /** spec.trafficDistribution: prefer endpoints close to the client */
+  trafficDistribution: TrafficDistribution;
 };
+
+/** "" = any endpoint; PreferClose is PreferSameZone's older name. */
+export type TrafficDistribution = "" | "PreferSameZone" | "PreferSameNode";
 
 export type SlicePort = { name: string; port: number; protocol: Protocol };
 
@@ -39,6 +46,10 @@ export type SliceEndpoint = {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  /** topology zone of the endpoint */
+  zone: string | undefined;
+  /** hints.forZones: the zones this endpoint should serve (topology-aware routing) */
+  forZones: string[] | undefined;
 };
 
 export type EndpointSlice = {
@@ -52,9 +63,24 @@ export type EndpointSlice = {
   endpoints: SliceEndpoint[];
 };
 
-export type Node = { cluster: string; name: string; addresses: string[] };
+export type Node = { cluster: string; name: string; addresses: string[]; zone: string | undefined };
 
-export type KubeKind = "Service" | "EndpointSlice" | "Node";
+/** MCS API (multicluster.x-k8s.io): this cluster's Service of the same name is exported to the clusterset. */
+export type ServiceExport = { cluster: string; namespace: string; name: string };
+
+/** MCS API: the clusterset-wide Service as one cluster sees it (its clusterset IPs and ports). */
+export type ServiceImport = {
+  cluster: string;
+  namespace: string;
+  name: string;
+  /** empty for type Headless */
+  ips: string[];
+  headless: boolean;
+  ports: ServicePort[];
+  affinityTimeoutSeconds: number;
+};
+
+export type KubeKind = "Service" | "EndpointSlice" | "Node" | "ServiceExport" | "ServiceImport";
 
 /** A reference to one object of a cluster. */
 export type ObjectRef = { kind: KubeKind; namespace: string; name: string };

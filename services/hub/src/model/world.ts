@@ -1,9 +1,24 @@
 /**
- * The world: every cluster's Services, EndpointSlices and Nodes, as the
- * sources last saw them. Sources write; translation reads. A change bumps the
- * cluster's generation and notifies listeners (the hub debounces them).
+ * The world: every cluster's Services, EndpointSlices, Nodes and MCS
+ * objects, as the sources last saw them, and each cluster's health. Sources
+ * write; translation reads. A change bumps the cluster's generation and
+ * notifies listeners (the hub debounces them).
  */
-import type { EndpointSlice, KubeKind, Node, Service } from "./types.ts";
+import type { EndpointSlice, KubeKind, Node, Service, ServiceExport, ServiceImport } from "./types.ts";
+
+/**
+ * A source that cannot reach its cluster keeps the last known objects and
+ * is marked stale; after the grace period its backends are withdrawn from
+ * the agents of *other* clusters (its own agents keep them: a cluster's
+ * nodes still reach their own pods while the hub cannot see them).
+ */
+export type ClusterHealth = {
+  stale: boolean;
+  withdrawn: boolean;
+  /** when it went stale (ms since epoch), for status and metrics */
+  staleSince: number | undefined;
+  reason: string | undefined;
+};
 
 export type ClusterState = {
   name: string;
@@ -11,18 +26,46 @@ export type ClusterState = {
   services: Map<string, Service>;
   slices: Map<string, EndpointSlice>;
   nodes: Map<string, Node>;
+  exports: Map<string, ServiceExport>;
+  imports: Map<string, ServiceImport>;
+  health: ClusterHealth;
 };
 
-export type WorldChange = { cluster: string; kind: KubeKind; namespace: string; name: string };
+/** kind "Cluster": the cluster's health changed (name is the cluster's). */
+export type WorldChange = { cluster: string; kind: KubeKind | "Cluster"; namespace: string; name: string };
 
 export type ModelObject =
   | { kind: "Service"; value: Service }
   | { kind: "EndpointSlice"; value: EndpointSlice }
-  | { kind: "Node"; value: Node };
+  | { kind: "Node"; value: Node }
+  | { kind: "ServiceExport"; value: ServiceExport }
+  | { kind: "ServiceImport"; value: ServiceImport };
 
 function nsName(namespace: string, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
+
+function mapOf(c: ClusterState, kind: KubeKind): Map<string, unknown> {
+  switch (kind) {
+    case "Service":
+      return c.services;
+    case "EndpointSlice":
+      return c.slices;
+    case "Node":
+      return c.nodes;
+    case "ServiceExport":
+      return c.exports;
+    case "ServiceImport":
+      return c.imports;
+  }
+}
+
+export const HEALTHY: ClusterHealth = {
+  stale: false,
+  withdrawn: false,
+  staleSince: undefined,
+  reason: undefined,
+};
 
 export class World {
   readonly clusters = new Map<string, ClusterState>();
@@ -37,7 +80,16 @@ export class World {
   cluster(name: string): ClusterState {
     let c = this.clusters.get(name);
     if (!c) {
-      c = { name, generation: 0, services: new Map(), slices: new Map(), nodes: new Map() };
+      c = {
+        name,
+        generation: 0,
+        services: new Map(),
+        slices: new Map(),
+        nodes: new Map(),
+        exports: new Map(),
+        imports: new Map(),
+        health: HEALTHY,
+      };
       this.clusters.set(name, c);
     }
     return c;
@@ -47,38 +99,28 @@ export class World {
     if (this.clusters.delete(name)) this.changed(name, undefined);
   }
 
+  /** Sets a cluster's health; listeners hear of it only when it differs. */
+  setHealth(cluster: string, health: ClusterHealth): void {
+    const c = this.cluster(cluster);
+    const h = c.health;
+    if (h.stale === health.stale && h.withdrawn === health.withdrawn && h.reason === health.reason) return;
+    c.health = health;
+    this.changed(cluster, { cluster, kind: "Cluster", namespace: "", name: cluster });
+  }
+
   upsert(cluster: string, o: ModelObject): void {
     const c = this.cluster(cluster);
-    switch (o.kind) {
-      case "Service":
-        c.services.set(nsName(o.value.namespace, o.value.name), o.value);
-        break;
-      case "EndpointSlice":
-        c.slices.set(nsName(o.value.namespace, o.value.name), o.value);
-        break;
-      case "Node":
-        c.nodes.set(o.value.name, o.value);
-        break;
-    }
     const v = o.value;
-    this.changed(cluster, {
-      cluster,
-      kind: o.kind,
-      namespace: "namespace" in v ? v.namespace : "",
-      name: v.name,
-    });
+    const namespace = "namespace" in v ? v.namespace : "";
+    mapOf(c, o.kind).set(nsName(namespace, v.name), v);
+    this.changed(cluster, { cluster, kind: o.kind, namespace, name: v.name });
   }
 
   remove(cluster: string, kind: KubeKind, namespace: string, name: string): void {
     const c = this.cluster(cluster);
-    const key = nsName(namespace, name);
-    const had =
-      kind === "Service"
-        ? c.services.delete(key)
-        : kind === "EndpointSlice"
-          ? c.slices.delete(key)
-          : c.nodes.delete(name);
-    if (had) this.changed(cluster, { cluster, kind, namespace: kind === "Node" ? "" : namespace, name });
+    const ns = kind === "Node" ? "" : namespace;
+    if (mapOf(c, kind).delete(nsName(ns, name)))
+      this.changed(cluster, { cluster, kind, namespace: ns, name });
   }
 
   private changed(cluster: string, change: WorldChange | undefined): void {

@@ -85,8 +85,80 @@ describe("parsing Kubernetes objects", () => {
     assert.ok(r.ok);
     if (r.value.object.kind !== "EndpointSlice") assert.fail("kind");
     assert.deepEqual(r.value.object.value.endpoints, [
-      { addresses: ["192.0.2.1"], nodeName: undefined, ready: true, serving: true, terminating: false },
+      {
+        addresses: ["192.0.2.1"],
+        nodeName: undefined,
+        ready: true,
+        serving: true,
+        terminating: false,
+        zone: undefined,
+        forZones: undefined,
+      },
     ]);
+  });
+
+  it("reads endpoint zones and hints, the global annotation and trafficDistribution", () => {
+    const sl = parseEndpointSlice(
+      {
+        kind: "EndpointSlice",
+        metadata: { name: "w-1", namespace: "shop", labels: { "kubernetes.io/service-name": "web" } },
+        addressType: "IPv4",
+        ports: [{ name: "http", port: 8080 }],
+        endpoints: [
+          { addresses: ["10.0.0.1"], zone: "z1", hints: { forZones: [{ name: "z2" }, { name: "z1" }] } },
+        ],
+      },
+      "c",
+    );
+    assert.ok(sl.ok && sl.value.object.kind === "EndpointSlice");
+    assert.equal(sl.value.object.value.endpoints[0]!.zone, "z1");
+    assert.deepEqual(sl.value.object.value.endpoints[0]!.forZones, ["z2", "z1"]);
+    const svc = (annotations: Record<string, string>, td: unknown) =>
+      parseService(
+        {
+          kind: "Service",
+          metadata: { name: "web", namespace: "shop", annotations },
+          spec: { clusterIP: "10.0.0.9", ports: [{ port: 80 }], trafficDistribution: td },
+        },
+        "c",
+      );
+    const a = svc({ "switchyard.io/global": "true" }, "PreferClose");
+    assert.ok(a.ok && a.value.object.kind === "Service");
+    assert.equal(a.value.object.value.global, true);
+    assert.equal(a.value.object.value.trafficDistribution, "PreferSameZone");
+    const b = svc({ "service.cilium.io/global": "true" }, "PreferSameNode");
+    assert.ok(b.ok && b.value.object.kind === "Service");
+    assert.equal(b.value.object.value.global, true, "Cilium's annotation is accepted");
+    assert.equal(b.value.object.value.trafficDistribution, "PreferSameNode");
+    const c = svc({ "switchyard.io/global": "yes" }, "Nearest");
+    assert.ok(c.ok && c.value.object.kind === "Service");
+    assert.equal(c.value.object.value.global, false);
+    assert.match(c.value.warnings.join("\n"), /trafficDistribution "Nearest"/);
+    assert.match(c.value.warnings.join("\n"), /switchyard.io\/global is "yes"/);
+  });
+
+  it("parses MCS ServiceImports and rejects bad clusterset IPs by name", () => {
+    const good = parseKubeObject(
+      {
+        kind: "ServiceImport",
+        apiVersion: "multicluster.x-k8s.io/v1alpha1",
+        metadata: { name: "cart", namespace: "shop" },
+        spec: {
+          type: "ClusterSetIP",
+          ips: ["10.99.0.5"],
+          ports: [{ name: "http", port: 80, protocol: "TCP" }],
+        },
+      },
+      "east",
+    );
+    assert.ok(good?.ok && good.value.object.kind === "ServiceImport");
+    assert.deepEqual(good.value.object.value.ips, ["10.99.0.5"]);
+    const bad = parseKubeObject(
+      { kind: "ServiceImport", metadata: { name: "cart", namespace: "shop" }, spec: { ips: ["ten"] } },
+      "east",
+    );
+    assert.ok(bad && !bad.ok);
+    assert.match(bad.error, /ServiceImport shop\/cart in cluster east: spec.ips holds "ten"/);
   });
 
   it("rejects a slice without its service label, saying what to add", () => {

@@ -12,10 +12,13 @@ import type {
   Node,
   Protocol,
   Service,
+  ServiceExport,
+  ServiceImport,
   ServicePort,
   ServiceType,
   SliceEndpoint,
   SlicePort,
+  TrafficDistribution,
 } from "../model/types.ts";
 import type { ModelObject } from "../model/world.ts";
 
@@ -33,7 +36,16 @@ function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-export const KINDS: readonly KubeKind[] = ["Service", "EndpointSlice", "Node"];
+export const KINDS: readonly KubeKind[] = [
+  "Service",
+  "EndpointSlice",
+  "Node",
+  "ServiceExport",
+  "ServiceImport",
+];
+
+/** Annotation that opts a Service into cross-cluster merging; Cilium's name is accepted for migration. */
+export const GLOBAL_ANNOTATIONS = ["switchyard.io/global", "service.cilium.io/global"] as const;
 
 export function describeObject(o: unknown): string {
   if (!isObj(o)) return "object";
@@ -47,7 +59,12 @@ export function describeObject(o: unknown): string {
 function meta(
   o: Raw,
   namespaced: boolean,
-): Result<{ namespace: string; name: string; labels: Record<string, string> }> {
+): Result<{
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}> {
   const md = o["metadata"];
   if (!isObj(md)) return err("has no metadata");
   const name = str(md["name"]);
@@ -56,7 +73,10 @@ function meta(
   const labels: Record<string, string> = {};
   if (isObj(md["labels"]))
     for (const [k, v] of Object.entries(md["labels"])) if (typeof v === "string") labels[k] = v;
-  return ok({ namespace, name, labels });
+  const annotations: Record<string, string> = {};
+  if (isObj(md["annotations"]))
+    for (const [k, v] of Object.entries(md["annotations"])) if (typeof v === "string") annotations[k] = v;
+  return ok({ namespace, name, labels, annotations });
 }
 
 function parseProtocol(v: unknown): Protocol | "SCTP" | undefined {
@@ -93,9 +113,57 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
       clusterIPs.push(ip);
     }
   }
+  const parsedPorts = parseServicePorts(what, spec["ports"], warnings);
+  if (!parsedPorts.ok) return parsedPorts;
+  const ports = parsedPorts.value;
+  const externalIPs: string[] = [];
+  for (const ip of arr(spec["externalIPs"])) {
+    if (typeof ip === "string" && ipFamily(ip)) externalIPs.push(ip);
+    else warnings.push(`${what}: spec.externalIPs holds "${String(ip)}", not an IP address; ignored`);
+  }
+  const loadBalancerIPs: string[] = [];
+  const status = isObj(o["status"]) ? o["status"] : {};
+  const lb = isObj(status["loadBalancer"]) ? status["loadBalancer"] : {};
+  for (const ing of arr(lb["ingress"])) {
+    const ip = isObj(ing) ? str(ing["ip"]) : undefined;
+    if (ip && ipFamily(ip)) loadBalancerIPs.push(ip);
+  }
+  const affinity = parseAffinity(what, spec);
+  if (!affinity.ok) return affinity;
+  const td = spec["trafficDistribution"];
+  let trafficDistribution: TrafficDistribution = "";
+  if (td === "PreferClose" || td === "PreferSameZone") trafficDistribution = "PreferSameZone";
+  else if (td === "PreferSameNode") trafficDistribution = "PreferSameNode";
+  else if (td !== undefined)
+    warnings.push(
+      `${what}: spec.trafficDistribution "${String(td)}" is not PreferClose, PreferSameZone or PreferSameNode; ignored`,
+    );
+  const globalValue = GLOBAL_ANNOTATIONS.map((a) => m.value.annotations[a]).find((v) => v !== undefined);
+  if (globalValue !== undefined && globalValue !== "true" && globalValue !== "false")
+    warnings.push(`${what}: annotation switchyard.io/global is "${globalValue}"; write "true" or "false"`);
+  const svc: Service = {
+    cluster,
+    namespace: m.value.namespace,
+    name: m.value.name,
+    type,
+    clusterIPs,
+    headless,
+    ports,
+    externalIPs,
+    loadBalancerIPs,
+    externalTrafficLocal: spec["externalTrafficPolicy"] === "Local",
+    internalTrafficLocal: spec["internalTrafficPolicy"] === "Local",
+    affinityTimeoutSeconds: affinity.value,
+    global: globalValue === "true",
+    trafficDistribution,
+  };
+  return ok({ object: { kind: "Service", value: svc }, warnings });
+}
+
+function parseServicePorts(what: string, raw: unknown, warnings: string[]): Result<ServicePort[]> {
   const ports: ServicePort[] = [];
   const names = new Set<string>();
-  for (const [i, p] of arr(spec["ports"]).entries()) {
+  for (const [i, p] of arr(raw).entries()) {
     if (!isObj(p)) return err(`${what}: spec.ports[${i}] is not an object`);
     const name = str(p["name"]) ?? "";
     if (!validPort(p["port"]))
@@ -116,19 +184,11 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
     const nodePort = p["nodePort"];
     ports.push({ name, port: p["port"], protocol, nodePort: validPort(nodePort) ? nodePort : undefined });
   }
-  const externalIPs: string[] = [];
-  for (const ip of arr(spec["externalIPs"])) {
-    if (typeof ip === "string" && ipFamily(ip)) externalIPs.push(ip);
-    else warnings.push(`${what}: spec.externalIPs holds "${String(ip)}", not an IP address; ignored`);
-  }
-  const loadBalancerIPs: string[] = [];
-  const status = isObj(o["status"]) ? o["status"] : {};
-  const lb = isObj(status["loadBalancer"]) ? status["loadBalancer"] : {};
-  for (const ing of arr(lb["ingress"])) {
-    const ip = isObj(ing) ? str(ing["ip"]) : undefined;
-    if (ip && ipFamily(ip)) loadBalancerIPs.push(ip);
-  }
-  let affinityTimeoutSeconds = 0;
+  return ok(ports);
+}
+
+/** sessionAffinity + sessionAffinityConfig → timeout seconds (0 = none). */
+function parseAffinity(what: string, spec: Raw): Result<number> {
   if (spec["sessionAffinity"] === "ClientIP") {
     const cfg = isObj(spec["sessionAffinityConfig"]) ? spec["sessionAffinityConfig"] : {};
     const cip = isObj(cfg["clientIP"]) ? cfg["clientIP"] : {};
@@ -136,25 +196,11 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
     if (typeof t !== "number" || !Number.isInteger(t) || t < 1 || t > 86400) {
       return err(`${what}: sessionAffinityConfig.clientIP.timeoutSeconds ${String(t)} must be 1-86400`);
     }
-    affinityTimeoutSeconds = t;
-  } else if (spec["sessionAffinity"] !== undefined && spec["sessionAffinity"] !== "None") {
-    return err(`${what}: sessionAffinity "${String(spec["sessionAffinity"])}" is not None or ClientIP`);
+    return ok(t);
   }
-  const svc: Service = {
-    cluster,
-    namespace: m.value.namespace,
-    name: m.value.name,
-    type,
-    clusterIPs,
-    headless,
-    ports,
-    externalIPs,
-    loadBalancerIPs,
-    externalTrafficLocal: spec["externalTrafficPolicy"] === "Local",
-    internalTrafficLocal: spec["internalTrafficPolicy"] === "Local",
-    affinityTimeoutSeconds,
-  };
-  return ok({ object: { kind: "Service", value: svc }, warnings });
+  if (spec["sessionAffinity"] !== undefined && spec["sessionAffinity"] !== "None")
+    return err(`${what}: sessionAffinity "${String(spec["sessionAffinity"])}" is not None or ClientIP`);
+  return ok(0);
 }
 
 function parseConditions(c: unknown): { ready: boolean; serving: boolean; terminating: boolean } {
@@ -205,7 +251,19 @@ export function parseEndpointSlice(o: Raw, cluster: string): Result<Parsed> {
       );
       continue;
     }
-    endpoints.push({ addresses, nodeName: str(e["nodeName"]), ...parseConditions(e["conditions"]) });
+    const hints = isObj(e["hints"]) ? e["hints"] : undefined;
+    const forZones = hints
+      ? arr(hints["forZones"])
+          .map((z) => (isObj(z) ? str(z["name"]) : undefined))
+          .filter((z): z is string => z !== undefined)
+      : undefined;
+    endpoints.push({
+      addresses,
+      nodeName: str(e["nodeName"]),
+      ...parseConditions(e["conditions"]),
+      zone: str(e["zone"]),
+      forZones,
+    });
   }
   const slice: EndpointSlice = {
     cluster,
@@ -230,8 +288,49 @@ export function parseNode(o: Raw, cluster: string): Result<Parsed> {
     const ip = str(a["address"]);
     if ((t === "InternalIP" || t === "ExternalIP") && ip && ipFamily(ip)) addresses.push(ip);
   }
-  const node: Node = { cluster, name: m.value.name, addresses };
+  const zone = m.value.labels["topology.kubernetes.io/zone"];
+  const node: Node = { cluster, name: m.value.name, addresses, zone };
   return ok({ object: { kind: "Node", value: node }, warnings: [] });
+}
+
+export function parseServiceExport(o: Raw, cluster: string): Result<Parsed> {
+  const m = meta(o, true);
+  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
+  const value: ServiceExport = { cluster, namespace: m.value.namespace, name: m.value.name };
+  return ok({ object: { kind: "ServiceExport", value }, warnings: [] });
+}
+
+export function parseServiceImport(o: Raw, cluster: string): Result<Parsed> {
+  const m = meta(o, true);
+  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
+  const what = `ServiceImport ${m.value.namespace}/${m.value.name} in cluster ${cluster}`;
+  const spec = isObj(o["spec"]) ? o["spec"] : {};
+  const type = spec["type"] ?? "ClusterSetIP";
+  if (type !== "ClusterSetIP" && type !== "Headless")
+    return err(`${what}: spec.type "${String(type)}" is not ClusterSetIP or Headless`);
+  const warnings: string[] = [];
+  const ips: string[] = [];
+  if (type === "ClusterSetIP") {
+    for (const ip of arr(spec["ips"])) {
+      if (typeof ip !== "string" || !ipFamily(ip))
+        return err(`${what}: spec.ips holds "${String(ip)}", which is not an IP address`);
+      ips.push(ip);
+    }
+  }
+  const ports = parseServicePorts(what, spec["ports"], warnings);
+  if (!ports.ok) return ports;
+  const affinity = parseAffinity(what, spec);
+  if (!affinity.ok) return affinity;
+  const value: ServiceImport = {
+    cluster,
+    namespace: m.value.namespace,
+    name: m.value.name,
+    ips,
+    headless: type === "Headless",
+    ports: ports.value.map((p) => ({ ...p, nodePort: undefined })),
+    affinityTimeoutSeconds: affinity.value,
+  };
+  return ok({ object: { kind: "ServiceImport", value }, warnings });
 }
 
 /** Parses any supported kind; unknown kinds return undefined (not ours to judge). */
@@ -244,6 +343,10 @@ export function parseKubeObject(o: unknown, cluster: string): Result<Parsed> | u
       return parseEndpointSlice(o, cluster);
     case "Node":
       return parseNode(o, cluster);
+    case "ServiceExport":
+      return parseServiceExport(o, cluster);
+    case "ServiceImport":
+      return parseServiceImport(o, cluster);
     default:
       return undefined;
   }

@@ -11,7 +11,7 @@ import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../model/world.ts";
 import { readObjects } from "../sources/directory.ts";
 import { WorldWriter } from "../sources/source.ts";
-import { computeViewSnapshot, type ViewSnapshot } from "./compute-resources.ts";
+import { computeViewSnapshot, type Reach, type ViewSnapshot, ViewTranslator } from "./compute-resources.ts";
 
 const TESTDATA = path.join(import.meta.dirname, "testdata");
 
@@ -33,6 +33,50 @@ function snapshotOf(cluster: string, objects: unknown[]): ViewSnapshot {
   const w = new WorldWriter(world, cluster, silentLogger());
   for (const o of objects) w.upsert(o);
   return computeViewSnapshot([world.cluster(cluster)]);
+}
+
+type Tagged = { cluster: string; object: unknown };
+
+/**
+ * A multi-cluster case: one subdirectory per cluster. Every cluster is the
+ * home of a view that imports all the others; the first cluster's view is
+ * also dumped as node-port agents (edge nodes, hosts) see it.
+ */
+function multiClusterDump(clusters: string[], objects: Tagged[]): string {
+  const world = new World();
+  const writers = new Map(clusters.map((c) => [c, new WorldWriter(world, c, silentLogger())]));
+  for (const o of objects) writers.get(o.cluster)!.upsert(o.object);
+  const views: Array<{ home: string; reach: Reach }> = clusters.map((home) => ({ home, reach: "pod" }));
+  views.push({ home: clusters[0]!, reach: "nodeport" });
+  let out = "";
+  for (const v of views) {
+    const t = new ViewTranslator(v.home, v.reach);
+    t.rebuild([v.home, ...clusters.filter((c) => c !== v.home)].map((c) => world.cluster(c)));
+    out += `=== view of ${v.home} (imports ${clusters.filter((c) => c !== v.home).join(",")}), reach ${v.reach}\n`;
+    out += canonicalDump(t.snapshot());
+  }
+  return out;
+}
+
+function caseDump(dir: string, order: (xs: Tagged[]) => Tagged[]): string {
+  const subdirs = fs
+    .readdirSync(dir)
+    .filter((d) => fs.statSync(path.join(dir, d)).isDirectory())
+    .sort();
+  if (subdirs.length === 0) {
+    const cluster = path.basename(dir);
+    const objects = order(loadObjects(dir).map((object) => ({ cluster, object })));
+    return canonicalDump(
+      snapshotOf(
+        cluster,
+        objects.map((o) => o.object),
+      ),
+    );
+  }
+  const objects = subdirs.flatMap((c) =>
+    loadObjects(path.join(dir, c)).map((object) => ({ cluster: c, object })),
+  );
+  return multiClusterDump(subdirs, order(objects));
 }
 
 export function canonicalDump(s: ViewSnapshot): string {
@@ -60,23 +104,25 @@ function shuffled<T>(xs: T[], seed: number): T[] {
 }
 
 describe("translation golden tests", () => {
-  for (const cluster of fs
+  for (const name of fs
     .readdirSync(TESTDATA)
     .filter((d) => fs.statSync(path.join(TESTDATA, d)).isDirectory())) {
-    it(`${cluster}: YAML in, canonical assignments out`, () => {
-      const objects = loadObjects(path.join(TESTDATA, cluster));
-      const dump = canonicalDump(snapshotOf(cluster, objects));
-      const golden = path.join(TESTDATA, `${cluster}.golden`);
+    const dir = path.join(TESTDATA, name);
+    it(`${name}: YAML in, canonical assignments out`, () => {
+      const dump = caseDump(dir, (xs) => xs);
+      const golden = path.join(TESTDATA, `${name}.golden`);
       if (process.env["UPDATE_GOLDEN"] === "1") fs.writeFileSync(golden, dump);
       assert.ok(fs.existsSync(golden), `missing ${golden}: run with UPDATE_GOLDEN=1`);
       assert.equal(dump, fs.readFileSync(golden, "utf8"));
     });
 
-    it(`${cluster}: the same objects in another order give the same assignments`, () => {
-      const objects = loadObjects(path.join(TESTDATA, cluster));
-      const want = canonicalDump(snapshotOf(cluster, objects));
+    it(`${name}: the same objects in another order give the same assignments`, () => {
+      const want = caseDump(dir, (xs) => xs);
       for (const seed of [1, 2, 3])
-        assert.equal(canonicalDump(snapshotOf(cluster, shuffled(objects, seed))), want);
+        assert.equal(
+          caseDump(dir, (xs) => shuffled(xs, seed)),
+          want,
+        );
     });
   }
 });

@@ -8,13 +8,15 @@ import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
 import {
   BackendSlice,
+  type BackendTier,
   NatMode,
   Protocol,
   type Resource,
   ServiceAssignment,
+  TrafficDistribution,
 } from "@switchyard/proto/assignment";
-import type { EndpointSlice, KubeKind, Node, Service } from "../model/types.ts";
-import type { ClusterState } from "../model/world.ts";
+import type { EndpointSlice, Node, Service, ServiceImport } from "../model/types.ts";
+import type { ClusterState, WorldChange } from "../model/world.ts";
 
 export type Diagnostic = { object: string; message: string };
 
@@ -33,6 +35,10 @@ export function serviceResourceName(s: { cluster: string; namespace: string; nam
   return `svc/${s.cluster}/${s.namespace}/${s.name}`;
 }
 
+export function importResourceName(s: { cluster: string; namespace: string; name: string }): string {
+  return `mcs/${s.cluster}/${s.namespace}/${s.name}`;
+}
+
 export function sliceResourceName(s: EndpointSlice): string {
   return `eps/${s.cluster}/${s.namespace}/${s.name}`;
 }
@@ -41,7 +47,17 @@ function hash(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
 }
 
-export function computeServiceAssignment(s: Service): ServiceAssignment {
+const DISTRIBUTION = {
+  "": TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+  PreferSameZone: TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE,
+  PreferSameNode: TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE,
+} as const;
+
+function sortFrontends(frontends: ServiceAssignment["frontends"]): void {
+  frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
+}
+
+export function computeServiceAssignment(s: Service, backendTiers: BackendTier[] = []): ServiceAssignment {
   const frontends: ServiceAssignment["frontends"] = [];
   const add = (ip: string, mode: NatMode) => {
     for (const p of s.ports)
@@ -62,7 +78,7 @@ export function computeServiceAssignment(s: Service): ServiceAssignment {
         });
     }
   }
-  frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
+  sortFrontends(frontends);
   return {
     cluster: s.cluster,
     namespace: s.namespace,
@@ -71,7 +87,47 @@ export function computeServiceAssignment(s: Service): ServiceAssignment {
     externalTrafficLocal: s.externalTrafficLocal,
     internalTrafficLocal: s.internalTrafficLocal,
     affinityTimeoutSeconds: s.affinityTimeoutSeconds,
+    backendTiers,
+    trafficDistribution: DISTRIBUTION[s.trafficDistribution],
   };
+}
+
+/** An MCS ServiceImport: its clusterset IPs resolve to the exporting clusters' backends. */
+export function computeImportAssignment(imp: ServiceImport, backendTiers: BackendTier[]): ServiceAssignment {
+  const frontends: ServiceAssignment["frontends"] = [];
+  for (const ip of imp.ips)
+    for (const p of imp.ports)
+      frontends.push({
+        ip,
+        port: p.port,
+        protocol: PROTO[p.protocol],
+        mode: NatMode.NAT_MODE_CLUSTER_IP,
+        portName: p.name,
+      });
+  sortFrontends(frontends);
+  return {
+    cluster: imp.cluster,
+    namespace: imp.namespace,
+    name: imp.name,
+    frontends,
+    externalTrafficLocal: false,
+    internalTrafficLocal: false,
+    affinityTimeoutSeconds: imp.affinityTimeoutSeconds,
+    backendTiers,
+    trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+  };
+}
+
+/**
+ * Local preference across clusters: the home cluster's resource alone
+ * first (when it is one of them), then all the others; without a home
+ * among them, all together.
+ */
+export function computeTiers(members: readonly string[], local: string | undefined): BackendTier[] {
+  const sorted = [...members].sort();
+  if (local === undefined || !sorted.includes(local)) return [{ services: sorted }];
+  const rest = sorted.filter((m) => m !== local);
+  return rest.length === 0 ? [{ services: [local] }] : [{ services: [local] }, { services: rest }];
 }
 
 export function computeBackendSlice(slice: EndpointSlice): BackendSlice {
@@ -85,6 +141,8 @@ export function computeBackendSlice(slice: EndpointSlice): BackendSlice {
       ready: e.ready,
       serving: e.serving,
       terminating: e.terminating,
+      zone: e.zone ?? "",
+      forZones: e.forZones ? [...e.forZones].sort() : [],
     }))
     .sort((a, b) => (a.addresses[0]! < b.addresses[0]! ? -1 : a.addresses[0]! > b.addresses[0]! ? 1 : 0));
   return {
@@ -109,7 +167,7 @@ export function computeViewSnapshot(clusters: readonly ClusterState[]): ViewSnap
   return t.snapshot();
 }
 
-export type ObjectChange = { cluster: string; kind: KubeKind; namespace: string; name: string };
+export type ObjectChange = WorldChange;
 
 function frontendKey(f: { ip: string; port: number; protocol: number; mode: NatMode }): string {
   return `${f.ip}|${f.port}|${f.protocol}|${f.mode === NatMode.NAT_MODE_NODE_PORT ? "node" : ""}`;
@@ -157,6 +215,8 @@ export function computeBackendSliceViaNodePorts(
       ready: (cur?.ready ?? false) || e.ready,
       serving: (cur?.serving ?? false) || e.serving,
       terminating: (cur?.terminating ?? true) && e.terminating,
+      zone: node.zone ?? "",
+      forZones: [],
     });
   }
   const endpoints = [...byNode.values()].sort((a, b) => (a.addresses[0]! < b.addresses[0]! ? -1 : 1));
@@ -164,10 +224,10 @@ export function computeBackendSliceViaNodePorts(
 }
 
 export class ViewTranslator {
-  private readonly homePrefix: string | undefined;
+  private readonly home: string | undefined;
   private readonly reach: Reach;
   constructor(homeCluster?: string, reach: Reach = "pod") {
-    this.homePrefix = homeCluster === undefined ? undefined : `svc/${homeCluster}/`;
+    this.home = homeCluster;
     this.reach = reach;
   }
   /** slice key → its service's resource name, and node key → slices with endpoints on it (node-port views) */
@@ -201,10 +261,16 @@ export class ViewTranslator {
       for (const sl of c.slices.values()) this.indexSlice(c.name, sl);
     }
     // claims first, so owners are known before any service is computed
-    for (const c of clusters) for (const s of c.services.values()) this.setClaims(s);
-    for (const c of clusters)
+    for (const c of clusters) {
+      for (const s of c.services.values()) this.setClaims(s);
+      for (const imp of c.imports.values()) this.setImportClaims(imp);
+    }
+    for (const c of clusters) {
       for (const s of c.services.values())
         for (const n of this.computeService(c.name, s.namespace, s.name)) changed.add(n);
+      for (const imp of c.imports.values())
+        for (const n of this.computeImport(c.name, imp.namespace, imp.name)) changed.add(n);
+    }
     return changed;
   }
 
@@ -213,45 +279,70 @@ export class ViewTranslator {
     this.states = new Map(clusters.map((c) => [c.name, c]));
     const changed = new Set<string>();
     const services = new Set<string>();
+    /** ns/name of Services, exports and imports that changed: their cross-cluster groups are recomputed */
+    const groups = new Set<string>();
     for (const ch of changes) {
-      if (ch.kind === "Service") {
-        services.add(`${ch.cluster}|${nsName(ch.namespace, ch.name)}`);
+      if (ch.kind === "Service" || ch.kind === "ServiceImport") {
+        services.add(`${ch.kind === "Service" ? "svc" : "mcs"}/${ch.cluster}/${ch.namespace}/${ch.name}`);
+        groups.add(nsName(ch.namespace, ch.name));
+      } else if (ch.kind === "ServiceExport") {
+        groups.add(nsName(ch.namespace, ch.name));
+      } else if (ch.kind === "Cluster") {
+        // stale/withdrawn: every slice of the cluster, and its services' notes
+        const c = this.states.get(ch.cluster);
+        for (const sl of c?.slices.values() ?? [])
+          for (const n of this.computeSlice(ch.cluster, sl.namespace, sl.name)) changed.add(n);
+        for (const sv of c?.services.values() ?? [])
+          for (const n of this.computeService(ch.cluster, sv.namespace, sv.name)) changed.add(n);
       } else if (ch.kind === "EndpointSlice") {
         const c = this.states.get(ch.cluster);
         const key = `${ch.cluster}|${nsName(ch.namespace, ch.name)}`;
         const sl = c?.slices.get(nsName(ch.namespace, ch.name));
         // forget where it was, then index where it is
         this.unindexSlice(key);
-        const name = `eps/${ch.cluster}/${ch.namespace}/${ch.name}`;
         if (sl) this.indexSlice(ch.cluster, sl);
-        for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name, name)) changed.add(n);
+        for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name)) changed.add(n);
       } else if (ch.kind === "Node" && this.reach === "nodeport") {
         // a node's IP is every node-port backend on it: recompute those slices
         for (const key of this.slicesOnNode.get(`${ch.cluster}|${ch.name}`) ?? []) {
           const [c, nn] = key.split("|") as [string, string];
           const [ns, sn] = nn.split("/") as [string, string];
-          for (const n of this.computeSlice(c, ns, sn, `eps/${c}/${ns}/${sn}`)) changed.add(n);
+          for (const n of this.computeSlice(c, ns, sn)) changed.add(n);
         }
       }
     }
     // claims of changed services may move frontends between services: recompute everyone involved
     const affected = new Set<string>();
-    for (const key of services) {
-      const [cluster, nn] = key.split("|") as [string, string];
-      const [ns, name] = nn.split("/") as [string, string];
-      const resName = serviceResourceName({ cluster, namespace: ns, name });
-      const svc = this.states.get(cluster)?.services.get(nn);
+    for (const resName of services) {
+      const [kind, cluster, ns, name] = resName.split("/") as [string, string, string, string];
+      const nn = nsName(ns, name);
       for (const k of this.claimedBy.get(resName) ?? [])
         for (const other of this.claims.get(k) ?? []) affected.add(other);
       this.dropClaims(resName);
-      if (svc) this.setClaims(svc);
+      if (kind === "svc") {
+        const svc = this.states.get(cluster)?.services.get(nn);
+        if (svc) this.setClaims(svc);
+      } else {
+        const imp = this.states.get(cluster)?.imports.get(nn);
+        if (imp) this.setImportClaims(imp);
+      }
       for (const k of this.claimedBy.get(resName) ?? [])
         for (const other of this.claims.get(k) ?? []) affected.add(other);
       affected.add(resName);
     }
+    // a global Service or an import lists its peers in its backend tiers
+    for (const nn of groups) {
+      const [ns, name] = nn.split("/") as [string, string];
+      for (const c of this.states.keys()) {
+        affected.add(serviceResourceName({ cluster: c, namespace: ns, name }));
+        affected.add(importResourceName({ cluster: c, namespace: ns, name }));
+      }
+    }
     for (const resName of affected) {
-      const [, cluster, ns, name] = resName.split("/") as [string, string, string, string];
-      for (const n of this.computeService(cluster, ns, name)) changed.add(n);
+      const [kind, cluster, ns, name] = resName.split("/") as [string, string, string, string];
+      const out =
+        kind === "svc" ? this.computeService(cluster, ns, name) : this.computeImport(cluster, ns, name);
+      for (const n of out) changed.add(n);
     }
     return changed;
   }
@@ -303,9 +394,17 @@ export class ViewTranslator {
   }
 
   private setClaims(s: Service): void {
-    const resName = serviceResourceName(s);
     if (skipReason(s)) return;
-    const keys = computeServiceAssignment(s).frontends.map(frontendKey);
+    this.claim(serviceResourceName(s), computeServiceAssignment(s).frontends);
+  }
+
+  private setImportClaims(imp: ServiceImport): void {
+    if (importSkipReason(imp)) return;
+    this.claim(importResourceName(imp), computeImportAssignment(imp, []).frontends);
+  }
+
+  private claim(resName: string, frontends: ServiceAssignment["frontends"]): void {
+    const keys = frontends.map(frontendKey);
     this.claimedBy.set(resName, keys);
     for (const k of keys) {
       const set = this.claims.get(k) ?? new Set<string>();
@@ -330,16 +429,22 @@ export class ViewTranslator {
    */
   private owner(key: string): string | undefined {
     let best: string | undefined;
-    const home = this.homePrefix;
+    const home = this.home;
+    const isHome = (n: string) => home !== undefined && n.split("/", 2)[1] === home;
     for (const n of this.claims.get(key) ?? []) {
       if (best === undefined) best = n;
       else {
-        const nHome = home !== undefined && n.startsWith(home);
-        const bHome = home !== undefined && best.startsWith(home);
+        const nHome = isHome(n);
+        const bHome = isHome(best);
         if ((nHome && !bHome) || (nHome === bHome && n < best)) best = n;
       }
     }
     return best;
+  }
+
+  /** A cluster whose backends other clusters' agents no longer receive (stale past its grace). */
+  private isWithdrawn(cluster: string): boolean {
+    return cluster !== this.home && this.states.get(cluster)?.health.withdrawn === true;
   }
 
   private put(name: string, r: Resource | undefined, changed: Set<string>): void {
@@ -353,35 +458,69 @@ export class ViewTranslator {
     changed.add(name);
   }
 
+  /** Sets a resource's notes; a new reason (or none) is news for the logs even when the version stays. */
+  private note(resName: string, notes: string[], changed: Set<string>): void {
+    const before = JSON.stringify(this.diagnostics.get(resName) ?? []);
+    if (notes.length) this.diagnostics.set(resName, notes);
+    else this.diagnostics.delete(resName);
+    if (JSON.stringify(notes) !== before) changed.add(resName);
+  }
+
+  /** Drops frontends another resource owns, saying so. */
+  private ownFrontends(resName: string, body: ServiceAssignment, notes: string[]): void {
+    body.frontends = body.frontends.filter((f) => {
+      const owner = this.owner(frontendKey(f));
+      if (owner && owner !== resName) {
+        notes.push(`frontend ${f.ip || "<node>"}:${f.port} is already served by ${owner}; not assigned`);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  /** The resource names, across the view, of the global Services named namespace/name. */
+  private globalPeers(namespace: string, name: string): string[] {
+    const out: string[] = [];
+    for (const [c, st] of this.states) {
+      const s = st.services.get(nsName(namespace, name));
+      if (s?.global && !skipReason(s)) out.push(serviceResourceName({ cluster: c, namespace, name }));
+    }
+    return out;
+  }
+
   /** Recomputes one Service's resource and (when it appears or goes) its slices. */
   private computeService(cluster: string, namespace: string, name: string): Set<string> {
     const changed = new Set<string>();
     const resName = serviceResourceName({ cluster, namespace, name });
     const s = this.states.get(cluster)?.services.get(nsName(namespace, name));
     const wasLive = this.resources.has(resName);
-    const notesBefore = JSON.stringify(this.diagnostics.get(resName) ?? []);
-    this.diagnostics.delete(resName);
+    const notes: string[] = [];
     let resource: Resource | undefined;
     if (s) {
       const why = skipReason(s);
-      if (why) this.diagnostics.set(resName, [why]);
+      if (why) notes.push(why);
       else {
-        const body = computeServiceAssignment(s);
-        const notes: string[] = [];
-        body.frontends = body.frontends.filter((f) => {
-          const owner = this.owner(frontendKey(f));
-          if (owner && owner !== resName) {
-            notes.push(`frontend ${f.ip || "<node>"}:${f.port} is already served by ${owner}; not assigned`);
-            return false;
+        let tiers: BackendTier[] = [];
+        if (s.global) {
+          const peers = this.globalPeers(namespace, name);
+          if (peers.length > 1) {
+            const local = this.home !== undefined && this.states.has(this.home) ? this.home : cluster;
+            tiers = computeTiers(peers, serviceResourceName({ cluster: local, namespace, name }));
           }
-          return true;
-        });
+        }
+        const body = computeServiceAssignment(s, tiers);
+        this.ownFrontends(resName, body, notes);
         if (this.reach === "nodeport" && !s.ports.some((p) => p.nodePort !== undefined)) {
           notes.push(
             "unreachable for agents that reach backends through node ports: the Service has no NodePort; connects are refused",
           );
         }
-        if (notes.length) this.diagnostics.set(resName, notes);
+        if (this.isWithdrawn(cluster)) {
+          const h = this.states.get(cluster)!.health;
+          notes.push(
+            `cluster ${cluster} is unreachable (${h.reason ?? "stale"}) for longer than its grace period; its backends are withdrawn`,
+          );
+        }
         resource = {
           name: resName,
           version: hash(ServiceAssignment.encode(body).finish()),
@@ -390,23 +529,65 @@ export class ViewTranslator {
       }
     }
     this.put(resName, resource, changed);
-    // a new reason (or none) is news too, for the logs; streams see no version change and send nothing
-    if (JSON.stringify(this.diagnostics.get(resName) ?? []) !== notesBefore) changed.add(resName);
+    this.note(resName, notes, changed);
     const isLive = resource !== undefined;
     // node-port views also take their ports from the Service, so any change reaches its slices
     if (wasLive !== isLive || (this.reach === "nodeport" && changed.has(resName))) {
       for (const key of this.slicesOf.get(resName) ?? []) {
         const [c, nn] = key.split("|") as [string, string];
         const [ns, sn] = nn.split("/") as [string, string];
-        for (const n of this.computeSlice(c, ns, sn, `eps/${c}/${ns}/${sn}`)) changed.add(n);
+        for (const n of this.computeSlice(c, ns, sn)) changed.add(n);
       }
     }
     return changed;
   }
 
-  private computeSlice(cluster: string, namespace: string, name: string, resName: string): Set<string> {
+  /** Recomputes one MCS ServiceImport's resource: its clusterset IPs over the exporters' backends. */
+  private computeImport(cluster: string, namespace: string, name: string): Set<string> {
     const changed = new Set<string>();
-    const sl = this.states.get(cluster)?.slices.get(nsName(namespace, name));
+    const resName = importResourceName({ cluster, namespace, name });
+    const imp = this.states.get(cluster)?.imports.get(nsName(namespace, name));
+    const notes: string[] = [];
+    let resource: Resource | undefined;
+    if (imp) {
+      const why = importSkipReason(imp);
+      if (why) notes.push(why);
+      else {
+        const exporters: string[] = [];
+        for (const [c, st] of this.states) {
+          const s = st.services.get(nsName(namespace, name));
+          if (st.exports.has(nsName(namespace, name)) && s && !skipReason(s))
+            exporters.push(serviceResourceName({ cluster: c, namespace, name }));
+        }
+        if (exporters.length === 0)
+          notes.push(
+            `no cluster of the view exports ${namespace}/${name} (ServiceExport + Service); connects are refused`,
+          );
+        const local = this.home ?? cluster;
+        const tiers =
+          exporters.length === 0
+            ? [{ services: [] }]
+            : computeTiers(exporters, serviceResourceName({ cluster: local, namespace, name }));
+        const body = computeImportAssignment(imp, tiers);
+        this.ownFrontends(resName, body, notes);
+        resource = {
+          name: resName,
+          version: hash(ServiceAssignment.encode(body).finish()),
+          body: { $case: "service", value: body },
+        };
+      }
+    }
+    this.put(resName, resource, changed);
+    this.note(resName, notes, changed);
+    return changed;
+  }
+
+  private computeSlice(cluster: string, namespace: string, name: string): Set<string> {
+    const changed = new Set<string>();
+    const resName = `eps/${cluster}/${namespace}/${name}`;
+    const sl = this.isWithdrawn(cluster)
+      ? undefined
+      : this.states.get(cluster)?.slices.get(nsName(namespace, name));
     let resource: Resource | undefined;
     if (sl) {
       const svc = this.states.get(cluster)?.services.get(nsName(namespace, sl.service));
@@ -427,6 +608,14 @@ export class ViewTranslator {
     this.put(resName, resource, changed);
     return changed;
   }
+}
+
+/** Why a ServiceImport yields no resource, or undefined when it does. */
+export function importSkipReason(imp: ServiceImport): string | undefined {
+  if (imp.headless) return "headless ServiceImport: clients reach pods by DNS, nothing to resolve";
+  if (imp.ips.length === 0) return "ServiceImport has no clusterset IP (spec.ips) yet";
+  if (imp.ports.length === 0) return "ServiceImport has no TCP or UDP port";
+  return undefined;
 }
 
 function digest(r: Resource): bigint {

@@ -141,3 +141,110 @@ describe("node-port views (edge nodes without CNI, hosts that cannot route to po
     );
   });
 });
+
+describe("global services, MCS and source health", () => {
+  const globalSvc = (ip: string, global = true) => ({
+    kind: "Service",
+    metadata: { name: "cart", namespace: "shop", annotations: { "switchyard.io/global": String(global) } },
+    spec: { clusterIP: ip, ports: [{ name: "http", port: 80 }] },
+  });
+  const sliceOf = (name: string, ip: string) => ({
+    kind: "EndpointSlice",
+    metadata: { name, namespace: "shop", labels: { "kubernetes.io/service-name": "cart" } },
+    addressType: "IPv4",
+    ports: [{ name: "http", port: 8080 }],
+    endpoints: [{ addresses: [ip] }],
+  });
+  const tiersOf = (t: ViewTranslator, name: string) => {
+    const r = t.resources.get(name);
+    return r?.body?.$case === "service" ? r.body.value.backendTiers.map((x) => x.services) : undefined;
+  };
+  const sameAsRebuild = (t: ViewTranslator, home: string, states: () => ReturnType<World["cluster"]>[]) => {
+    const fresh = new ViewTranslator(home);
+    fresh.rebuild(states());
+    assert.deepEqual(
+      new Map([...t.resources].map(([k, v]) => [k, v.version])),
+      new Map([...fresh.resources].map(([k, v]) => [k, v.version])),
+      "incremental update equals a full rebuild",
+    );
+  };
+
+  it("merges a global Service across clusters with the home cluster first, and follows opt-in changes", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    const west = new WorldWriter(world, "west", silentLogger());
+    const states = () => [world.cluster("east"), world.cluster("west")];
+    east.upsert(globalSvc("10.96.1.10"));
+    east.upsert(sliceOf("cart-e", "10.1.0.1"));
+    west.upsert(globalSvc("10.97.1.10", false));
+    west.upsert(sliceOf("cart-w", "10.2.0.1"));
+    const t = new ViewTranslator("east");
+    t.rebuild(states());
+    assert.deepEqual(tiersOf(t, "svc/east/shop/cart"), [], "one opted-in cluster: no merging");
+    // west opts in: both clusters' resources now list both, home first
+    west.upsert(globalSvc("10.97.1.10"));
+    const changed = t.update(states(), [
+      { cluster: "west", kind: "Service", namespace: "shop", name: "cart" },
+    ]);
+    assert.ok(changed.has("svc/east/shop/cart"), "the peer's resource changes too");
+    for (const n of ["svc/east/shop/cart", "svc/west/shop/cart"])
+      assert.deepEqual(tiersOf(t, n), [["svc/east/shop/cart"], ["svc/west/shop/cart"]]);
+    sameAsRebuild(t, "east", states);
+    // west's view prefers west
+    const tw = new ViewTranslator("west");
+    tw.rebuild([world.cluster("west"), world.cluster("east")]);
+    assert.deepEqual(tiersOf(tw, "svc/east/shop/cart"), [["svc/west/shop/cart"], ["svc/east/shop/cart"]]);
+  });
+
+  it("resolves a ServiceImport's clusterset IP to the exporting clusters, and follows exports", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    const west = new WorldWriter(world, "west", silentLogger());
+    const states = () => [world.cluster("east"), world.cluster("west")];
+    east.upsert({
+      kind: "ServiceImport",
+      metadata: { name: "cart", namespace: "shop" },
+      spec: { type: "ClusterSetIP", ips: ["10.99.0.5"], ports: [{ name: "http", port: 80 }] },
+    });
+    west.upsert(globalSvc("10.97.1.10", false));
+    const t = new ViewTranslator("east");
+    t.rebuild(states());
+    assert.match(t.snapshot().diagnosticsOf("mcs/east/shop/cart").join(), /no cluster of the view exports/);
+    assert.deepEqual(tiersOf(t, "mcs/east/shop/cart"), [[]]);
+    west.upsert({ kind: "ServiceExport", metadata: { name: "cart", namespace: "shop" } });
+    t.update(states(), [{ cluster: "west", kind: "ServiceExport", namespace: "shop", name: "cart" }]);
+    assert.deepEqual(tiersOf(t, "mcs/east/shop/cart"), [["svc/west/shop/cart"]]);
+    assert.deepEqual(t.snapshot().diagnosticsOf("mcs/east/shop/cart"), []);
+    sameAsRebuild(t, "east", states);
+  });
+
+  it("withdraws a stale cluster's backends from other clusters' agents only, and brings them back", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    const west = new WorldWriter(world, "west", silentLogger());
+    const states = () => [world.cluster("east"), world.cluster("west")];
+    east.upsert(globalSvc("10.96.1.10"));
+    east.upsert(sliceOf("cart-e", "10.1.0.1"));
+    west.upsert(globalSvc("10.97.1.10"));
+    west.upsert(sliceOf("cart-w", "10.2.0.1"));
+    const te = new ViewTranslator("east");
+    te.rebuild(states());
+    const tw = new ViewTranslator("west");
+    tw.rebuild([world.cluster("west"), world.cluster("east")]);
+    const health = { stale: true, withdrawn: true, staleSince: 1, reason: "connection refused" };
+    world.setHealth("west", health);
+    const change = [{ cluster: "west", kind: "Cluster" as const, namespace: "", name: "west" }];
+    const changed = te.update(states(), change);
+    assert.ok(changed.has("eps/west/shop/cart-w"));
+    assert.equal(te.resources.has("eps/west/shop/cart-w"), false, "east's agents lose west's backends");
+    assert.equal(te.resources.has("eps/east/shop/cart-e"), true);
+    assert.match(te.snapshot().diagnosticsOf("svc/west/shop/cart").join(), /connection refused.*withdrawn/);
+    tw.update([world.cluster("west"), world.cluster("east")], change);
+    assert.equal(tw.resources.has("eps/west/shop/cart-w"), true, "west's own agents keep them");
+    sameAsRebuild(te, "east", states);
+    world.setHealth("west", { stale: false, withdrawn: false, staleSince: undefined, reason: undefined });
+    te.update(states(), change);
+    assert.equal(te.resources.has("eps/west/shop/cart-w"), true, "recovery brings them back");
+    assert.deepEqual(te.snapshot().diagnosticsOf("svc/west/shop/cart"), []);
+  });
+});

@@ -17,6 +17,8 @@ const res = (name: string, n: number): Resource => ({
         ready: true,
         serving: true,
         terminating: false,
+        zone: "",
+        forZones: [],
       })),
     },
   },

@@ -36,6 +36,8 @@ export type AssignmentServerOptions = {
   snapshots: SnapshotCache;
   /** the clusters an agent of a home cluster sees */
   viewOf: (cluster: string, reach: Reach) => View;
+  /** the topology zone of a node of a cluster ("" when unknown) */
+  nodeZone?: (cluster: string, node: string) => string;
   log: Logger;
 };
 
@@ -166,7 +168,12 @@ export class AssignmentServer {
         call.write({
           nonce: "",
           systemVersion: "",
-          welcome: { hubId: this.opts.hubId, cluster, viewClusters: view.clusters },
+          welcome: {
+            hubId: this.opts.hubId,
+            cluster,
+            viewClusters: view.clusters,
+            nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
+          },
           resources: [],
           removedResources: [],
         });

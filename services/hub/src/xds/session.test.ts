@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Resource } from "@switchyard/proto/assignment";
+import { type Resource, TrafficDistribution } from "@switchyard/proto/assignment";
 import { AgentSession, type Snapshot } from "./session.ts";
 
 function res(name: string, version: string): Resource {
@@ -17,6 +17,8 @@ function res(name: string, version: string): Resource {
         externalTrafficLocal: false,
         internalTrafficLocal: false,
         affinityTimeoutSeconds: 0,
+        backendTiers: [],
+        trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
       },
     },
   };

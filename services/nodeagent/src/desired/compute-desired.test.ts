@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
+import {
+  NatMode,
+  Protocol,
+  type Resource,
+  type ServiceAssignment,
+  TrafficDistribution,
+} from "@switchyard/proto/assignment";
 import { computeDesired } from "./compute-desired.ts";
 
 const NODE = { name: "node-1", addresses: ["192.0.2.100"] };
@@ -27,22 +33,32 @@ function svc(over: Partial<ServiceAssignment> = {}): Resource {
         externalTrafficLocal: false,
         internalTrafficLocal: false,
         affinityTimeoutSeconds: 0,
+        backendTiers: [],
+        trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
         ...over,
       },
     },
   };
 }
 
-type Ep = { ip: string; ready: boolean; serving?: boolean; terminating?: boolean; node?: string };
+type Ep = {
+  ip: string;
+  ready: boolean;
+  serving?: boolean;
+  terminating?: boolean;
+  node?: string;
+  zone?: string;
+  forZones?: string[];
+};
 
-function slice(name: string, port: number, endpoints: Ep[]): Resource {
+function slice(name: string, port: number, endpoints: Ep[], service = "svc/c/ns/web"): Resource {
   return {
     name,
     version: "1",
     body: {
       $case: "backendSlice",
       value: {
-        service: "svc/c/ns/web",
+        service,
         ports: [{ name: "metrics", port, protocol: Protocol.PROTOCOL_TCP }],
         endpoints: endpoints.map((e) => ({
           addresses: [e.ip],
@@ -50,6 +66,8 @@ function slice(name: string, port: number, endpoints: Ep[]): Resource {
           ready: e.ready,
           serving: e.serving ?? e.ready,
           terminating: e.terminating ?? false,
+          zone: e.zone ?? "",
+          forZones: e.forZones ?? [],
         })),
       },
     },
@@ -202,7 +220,15 @@ describe("computeDesired", () => {
           service: "svc/c/ns/web",
           ports: [{ name: "metrics", port: 9100, protocol: Protocol.PROTOCOL_TCP }],
           endpoints: [
-            { addresses: ["fd00::1"], nodeName: "n", ready: true, serving: true, terminating: false },
+            {
+              addresses: ["fd00::1"],
+              nodeName: "n",
+              ready: true,
+              serving: true,
+              terminating: false,
+              zone: "",
+              forZones: [],
+            },
           ],
         },
       },
@@ -235,5 +261,54 @@ describe("computeDesired", () => {
     const byIp = new Map([...d.frontends.values()].map((f) => [f.key.ip, f.backends.map((b) => b.ip)]));
     assert.deepEqual(byIp.get("10.0.0.1"), ["192.0.2.1"]);
     assert.deepEqual(byIp.get("fd00:96::1"), ["fd00::1"]);
+  });
+
+  it("uses the first backend tier with a usable backend: own cluster first, the others when it has none", () => {
+    const tiers = [{ services: ["svc/c/ns/web"] }, { services: ["svc/d/ns/web"] }];
+    const remote = slice("eps/d", 9100, [{ ip: "192.0.2.50", ready: true }], "svc/d/ns/web");
+    const [both] = backendsOf([
+      svc({ backendTiers: tiers }),
+      slice("eps/c", 9100, [{ ip: "192.0.2.1", ready: true }]),
+      remote,
+    ]);
+    assert.deepEqual(both, [{ ip: "192.0.2.1", port: 9100 }], "local cluster preferred");
+    const [failover] = backendsOf([
+      svc({ backendTiers: tiers }),
+      slice("eps/c", 9100, [{ ip: "192.0.2.1", ready: false }]),
+      remote,
+    ]);
+    assert.deepEqual(
+      failover,
+      [{ ip: "192.0.2.50", port: 9100 }],
+      "remote takes over when local has none ready",
+    );
+  });
+
+  it("prefers same-zone (hints first) and same-node backends when the Service asks, else all", () => {
+    const node = { ...NODE, zone: "z1" };
+    const eps: Ep[] = [
+      { ip: "192.0.2.1", ready: true, zone: "z1", node: "other" },
+      { ip: "192.0.2.2", ready: true, zone: "z2", node: NODE.name },
+      { ip: "192.0.2.3", ready: true, zone: "z2", forZones: ["z1"], node: "other" },
+    ];
+    const pick = (d: TrafficDistribution, n: typeof node) =>
+      [
+        ...computeDesired([svc({ trafficDistribution: d }), slice("eps/c", 9100, eps)], n).frontends.values(),
+      ][0]!.backends.map((b) => b.ip);
+    assert.deepEqual(pick(TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED, node), [
+      "192.0.2.1",
+      "192.0.2.2",
+      "192.0.2.3",
+    ]);
+    assert.deepEqual(pick(TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE, node), [
+      "192.0.2.1",
+      "192.0.2.3",
+    ]);
+    assert.deepEqual(pick(TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE, node), ["192.0.2.2"]);
+    assert.deepEqual(
+      pick(TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE, { ...node, zone: "z9" }),
+      ["192.0.2.1", "192.0.2.2", "192.0.2.3"],
+      "no backend in this zone: all of them",
+    );
   });
 });

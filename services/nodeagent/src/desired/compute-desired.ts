@@ -12,10 +12,21 @@
  *   node's addresses, else remote.
  * - NodePort frontends become one port-keyed entry that applies to every
  *   address in the node-IP set.
+ * - Backend tiers (global Services, MCS imports): the first tier with a
+ *   usable backend of the frontend's family wins, so the agent's own
+ *   cluster is preferred and the others take over when it has none.
+ * - trafficDistribution: within the chosen backends, those on this node
+ *   (PreferSameNode) or in this node's zone are preferred when there are any.
  */
 import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
-import { NatMode, Protocol, type Resource, type ServiceAssignment } from "@switchyard/proto/assignment";
+import {
+  NatMode,
+  Protocol,
+  type Resource,
+  type ServiceAssignment,
+  TrafficDistribution,
+} from "@switchyard/proto/assignment";
 import {
   NatMode as BpfNatMode,
   IPPROTO_TCP,
@@ -38,7 +49,7 @@ export type DesiredFrontend = {
   backends: Backend[];
 };
 
-export type NodeIdentity = { name: string; addresses: readonly string[] };
+export type NodeIdentity = { name: string; addresses: readonly string[]; zone?: string | undefined };
 
 export type DesiredState = {
   frontends: Map<string, DesiredFrontend>;
@@ -99,7 +110,12 @@ export function computeDesired(resources: Iterable<Resource>, node: NodeIdentity
           ]
         : [{ ip: f.ip, family: ipFamily(f.ip) === 6 ? 6 : 4 }];
       const local = isLocalPolicy(svc.body.value, f.mode);
-      const all = selectBackends(slices, f.portName, f.protocol, local ? node : undefined, nodeIps);
+      const tiers = svc.body.value.backendTiers.length
+        ? svc.body.value.backendTiers.map((t) => t.services.flatMap((n) => slicesByService.get(n) ?? []))
+        : [slices];
+      const candidates = tiers.map((t) =>
+        selectBackends(t, f.portName, f.protocol, local ? node : undefined, nodeIps),
+      );
       for (const entry of entries) {
         const key: FrontendKeyModel = {
           ip: entry.ip,
@@ -123,12 +139,48 @@ export function computeDesired(resources: Iterable<Resource>, node: NodeIdentity
           flags: local ? SY_FE_LOCAL_ONLY : 0,
           affinityTimeoutS: svc.body.value.affinityTimeoutSeconds,
           portId: svc.body.value.affinityTimeoutSeconds ? computePortId(svc.name, f.portName, f.protocol) : 0,
-          backends: all.filter((b) => ipFamily(b.ip) === entry.family),
+          backends: chooseBackends(candidates, entry.family, svc.body.value.trafficDistribution, node),
         });
       }
     }
   }
   return { frontends, nodeIps, problems };
+}
+
+type Candidate = Backend & { node: string; zone: string; forZones: readonly string[] };
+
+function isSameZone(c: Candidate, zone: string): boolean {
+  return c.forZones.length > 0 ? c.forZones.includes(zone) : c.zone === zone;
+}
+
+/** The first tier with a backend of the family; within it, the closest backends when the Service asks. */
+function chooseBackends(
+  tiers: Candidate[][],
+  family: 4 | 6,
+  distribution: TrafficDistribution,
+  node: NodeIdentity,
+): Backend[] {
+  for (const t of tiers) {
+    const usable = t.filter((b) => ipFamily(b.ip) === family);
+    if (usable.length === 0) continue;
+    let chosen = usable;
+    if (distribution === TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE) {
+      const same = usable.filter((b) => b.node !== "" && b.node === node.name);
+      if (same.length > 0) chosen = same;
+    }
+    if (
+      chosen === usable &&
+      node.zone &&
+      (distribution === TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_ZONE ||
+        distribution === TrafficDistribution.TRAFFIC_DISTRIBUTION_PREFER_SAME_NODE)
+    ) {
+      const zone = node.zone;
+      const near = usable.filter((b) => isSameZone(b, zone));
+      if (near.length > 0) chosen = near;
+    }
+    return chosen.map((b) => ({ ip: b.ip, port: b.port }));
+  }
+  return [];
 }
 
 function selectBackends(
@@ -137,9 +189,9 @@ function selectBackends(
   protocol: Protocol,
   onlyNode: NodeIdentity | undefined,
   nodeIps: ReadonlySet<string>,
-): Backend[] {
-  const ready: Backend[] = [];
-  const terminating: Backend[] = [];
+): Candidate[] {
+  const ready: Candidate[] = [];
+  const terminating: Candidate[] = [];
   for (const s of slices) {
     if (s.body?.$case !== "backendSlice") continue;
     const port = s.body.value.ports.find((p) => p.name === portName && p.protocol === protocol);
@@ -151,8 +203,9 @@ function selectBackends(
         const local = e.nodeName ? e.nodeName === onlyNode.name : nodeIps.has(ip);
         if (!local) continue;
       }
-      if (e.ready) ready.push({ ip, port: port.port });
-      else if (e.serving && e.terminating) terminating.push({ ip, port: port.port });
+      const c = { ip, port: port.port, node: e.nodeName, zone: e.zone, forZones: e.forZones };
+      if (e.ready) ready.push(c);
+      else if (e.serving && e.terminating) terminating.push(c);
     }
   }
   const chosen = ready.length > 0 ? ready : terminating;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { NatMode, Protocol, type Resource } from "@switchyard/proto/assignment";
+import { NatMode, Protocol, type Resource, TrafficDistribution } from "@switchyard/proto/assignment";
 import { ResourceStore } from "./resources.ts";
 
 function svc(version: string, ip: string): Resource {
@@ -19,6 +19,8 @@ function svc(version: string, ip: string): Resource {
         externalTrafficLocal: false,
         internalTrafficLocal: false,
         affinityTimeoutSeconds: 0,
+        backendTiers: [],
+        trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
       },
     },
   };
