@@ -1,6 +1,8 @@
 /**
  * A test Kubernetes API server that speaks list/watch the way the real one
- * does, for Services, EndpointSlices and Nodes:
+ * does, for Services, EndpointSlices, Nodes and the MCS API's
+ * ServiceExports and ServiceImports (as CRDs: `mcsInstalled = false` makes
+ * them 404, as in a cluster without them):
  *
  * - one resourceVersion counter for all kinds; lists carry the list RV;
  * - watch from a resourceVersion replays the retained events after it, then
@@ -9,7 +11,10 @@
  * - `compact()` forgets history, so a watch from an older RV gets an ERROR
  *   event with a 410 Status ("too old resource version") and must relist;
  * - `dropWatches()` closes every open watch (the client must resume);
- * - `failNext(n)` answers the next n requests with 500.
+ * - `failNext(n)` answers the next n requests with 500;
+ * - `outage()` cuts every connection and refuses new ones (a cluster gone
+ *   from the network) until `recover()`; objects applied meanwhile are seen
+ *   by the hub only after recovery, as with a real partition.
  *
  * Tests drive it in-process; the hub talks to it through the real
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
@@ -21,7 +26,7 @@ import os from "node:os";
 import path from "node:path";
 import { makeCa, makeServerCert, type Pki } from "./certs.ts";
 
-type Kind = "Service" | "EndpointSlice" | "Node";
+type Kind = "Service" | "EndpointSlice" | "Node" | "ServiceExport" | "ServiceImport";
 type Obj = {
   apiVersion?: string;
   kind?: string;
@@ -44,6 +49,16 @@ const ROUTES: Array<{ re: RegExp; kind: Kind; apiVersion: string }> = [
     apiVersion: "discovery.k8s.io/v1",
   },
   { re: /^\/api\/v1\/nodes$/, kind: "Node", apiVersion: "v1" },
+  {
+    re: /^\/apis\/multicluster\.x-k8s\.io\/v1alpha1\/serviceexports$/,
+    kind: "ServiceExport",
+    apiVersion: "multicluster.x-k8s.io/v1alpha1",
+  },
+  {
+    re: /^\/apis\/multicluster\.x-k8s\.io\/v1alpha1\/serviceimports$/,
+    kind: "ServiceImport",
+    apiVersion: "multicluster.x-k8s.io/v1alpha1",
+  },
 ];
 
 type Watcher = { kind: Kind; namespace: string | undefined; res: http.ServerResponse; bookmarks: boolean };
@@ -62,6 +77,9 @@ export class FakeKubeApiServer {
   requests: string[] = [];
   /** how many watches were answered 410 Gone */
   goneSent = 0;
+  /** false: the MCS CRDs are not installed (404) */
+  mcsInstalled = true;
+  private down = false;
 
   /** Serves HTTPS with a fresh CA, as a real API server does. */
   async start(): Promise<void> {
@@ -71,6 +89,10 @@ export class FakeKubeApiServer {
       { cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key) },
       (req, res) => this.handle(req, res),
     );
+    // during an outage new connections are cut before TLS completes, like an unreachable host
+    this.server.on("connection", (sock) => {
+      if (this.down) sock.destroy();
+    });
     await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
     this.port = (this.server.address() as { port: number }).port;
   }
@@ -152,6 +174,17 @@ users:
     this.watchers.clear();
   }
 
+  /** The cluster drops off the network: open watches are cut, new connections refused. */
+  outage(): void {
+    this.down = true;
+    this.dropWatches();
+    this.server?.closeAllConnections();
+  }
+
+  recover(): void {
+    this.down = false;
+  }
+
   failNext(n: number): void {
     this.failures = n;
   }
@@ -207,7 +240,7 @@ users:
         break;
       }
     }
-    if (!route) {
+    if (!route || (!this.mcsInstalled && route.apiVersion.startsWith("multicluster"))) {
       this.status(res, 404, "NotFound", `no route ${url.pathname}`);
       return;
     }

@@ -1,8 +1,10 @@
 /**
- * Hub command line → validated configuration (pure). Errors say which flag
- * was wrong and what to write instead.
+ * Hub command line and config file → validated configuration (pure).
+ * Errors say which flag or field was wrong and what to write instead.
  */
+import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
+import { parse as parseYaml } from "yaml";
 
 export type ClusterConfig =
   | { name: string; kind: "dir"; path: string }
@@ -51,4 +53,133 @@ export function parseListen(v: string): Result<{ host: string; port: number }> {
   const port = Number(m[2]);
   if (port > 65535) return err(`--listen port ${port} is out of range`);
   return ok({ host: m[1]!, port });
+}
+
+/** What the config file holds; reloaded while the hub runs (clusters and views take effect live). */
+export type HubFileConfig = {
+  clusters: ClusterConfig[];
+  /** home cluster → clusters its agents also see */
+  imports: Map<string, string[]>;
+  listen: string | undefined;
+  stateDir: string | undefined;
+  metricsListen: string | undefined;
+  staleGraceMs: number | undefined;
+  debounceMs: number | undefined;
+};
+
+type Raw = Record<string, unknown>;
+const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The hub's config file:
+ *
+ *     listen: 127.0.0.1:7443
+ *     metricsListen: 127.0.0.1:9464
+ *     staleGrace: 60s
+ *     clusters:
+ *       - name: east
+ *         kubeconfig: /etc/switchyard/east.kubeconfig   # or inCluster: true, or directory: PATH
+ *         imports: [west]
+ *       - name: west
+ *         directory: /srv/west
+ */
+export function parseHubConfig(text: string, file = "config"): Result<HubFileConfig> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    return err(`${file}: not valid YAML: ${(e as Error).message}`);
+  }
+  if (doc === null || doc === undefined) doc = {};
+  if (!isObj(doc)) return err(`${file}: must be a mapping with a "clusters" list`);
+  const known = ["clusters", "listen", "stateDir", "metricsListen", "staleGrace", "debounceMs"];
+  for (const k of Object.keys(doc))
+    if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
+  const str = (k: string): Result<string | undefined> => {
+    const v = doc[k];
+    if (v === undefined) return ok(undefined);
+    return typeof v === "string" && v !== "" ? ok(v) : err(`${file}: ${k} must be a non-empty string`);
+  };
+  const clusters: ClusterConfig[] = [];
+  const imports = new Map<string, string[]>();
+  const rawClusters = doc["clusters"] ?? [];
+  if (!Array.isArray(rawClusters)) return err(`${file}: clusters must be a list`);
+  for (const [i, c] of rawClusters.entries()) {
+    const at = `${file}: clusters[${i}]`;
+    if (!isObj(c))
+      return err(`${at} must be a mapping with name and one of kubeconfig, inCluster, directory`);
+    for (const k of Object.keys(c))
+      if (!["name", "kubeconfig", "inCluster", "directory", "imports"].includes(k))
+        return err(`${at}: unknown field "${k}" (name, kubeconfig, inCluster, directory, imports)`);
+    const name = c["name"];
+    if (typeof name !== "string" || !CLUSTER_NAME_RE.test(name))
+      return err(`${at}: name "${String(name)}" must be a DNS label (lowercase letters, digits, '-')`);
+    if (clusters.some((x) => x.name === name)) return err(`${at}: cluster ${name} is listed twice`);
+    const sources = ["kubeconfig", "inCluster", "directory"].filter(
+      (k) => c[k] !== undefined && c[k] !== false,
+    );
+    if (sources.length !== 1)
+      return err(`${at} (${name}): give exactly one of kubeconfig: PATH, inCluster: true, directory: PATH`);
+    if (c["inCluster"] !== undefined && c["inCluster"] !== true && c["inCluster"] !== false)
+      return err(`${at} (${name}): inCluster must be true or false`);
+    for (const k of ["kubeconfig", "directory"])
+      if (c[k] !== undefined && (typeof c[k] !== "string" || c[k] === ""))
+        return err(`${at} (${name}): ${k} must be a path`);
+    if (c["inCluster"] === true) clusters.push({ name, kind: "in-cluster" });
+    else if (typeof c["kubeconfig"] === "string")
+      clusters.push({ name, kind: "kubeconfig", path: c["kubeconfig"] });
+    else clusters.push({ name, kind: "dir", path: c["directory"] as string });
+    if (c["imports"] !== undefined) {
+      const im = c["imports"];
+      if (!Array.isArray(im) || !im.every((x) => typeof x === "string"))
+        return err(`${at} (${name}): imports must be a list of cluster names`);
+      imports.set(name, im as string[]);
+    }
+  }
+  for (const [home, list] of imports) {
+    for (const c of list) {
+      if (c === home) return err(`${file}: cluster ${home} imports itself`);
+      if (!clusters.some((x) => x.name === c))
+        return err(`${file}: cluster ${home} imports "${c}", which is not a cluster of this file`);
+    }
+  }
+  const listen = str("listen");
+  if (!listen.ok) return listen;
+  if (listen.value !== undefined) {
+    const l = parseListen(listen.value);
+    if (!l.ok) return err(`${file}: listen: ${l.error}`);
+  }
+  const metricsListen = str("metricsListen");
+  if (!metricsListen.ok) return metricsListen;
+  if (metricsListen.value !== undefined) {
+    const l = parseListen(metricsListen.value);
+    if (!l.ok) return err(`${file}: metricsListen: ${l.error}`);
+  }
+  const stateDir = str("stateDir");
+  if (!stateDir.ok) return stateDir;
+  let staleGraceMs: number | undefined;
+  const grace = str("staleGrace");
+  if (!grace.ok) return grace;
+  if (grace.value !== undefined) {
+    const d = parseDuration(grace.value);
+    if (!d.ok) return err(`${file}: staleGrace: ${d.error}`);
+    staleGraceMs = d.value;
+  }
+  const debounce = doc["debounceMs"];
+  if (debounce !== undefined && (typeof debounce !== "number" || !(debounce >= 0)))
+    return err(`${file}: debounceMs must be a number of milliseconds`);
+  return ok({
+    clusters,
+    imports,
+    listen: listen.value,
+    stateDir: stateDir.value,
+    metricsListen: metricsListen.value,
+    staleGraceMs,
+    debounceMs: debounce as number | undefined,
+  });
+}
+
+/** Same source? (a changed source restarts the cluster's watch) */
+export function sameSource(a: ClusterConfig, b: ClusterConfig): boolean {
+  return a.kind === b.kind && ("path" in a ? a.path : "") === ("path" in b ? b.path : "");
 }

@@ -7,17 +7,27 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { computeCaHash } from "@switchyard/lib/ca-pin";
+import { parseDuration } from "@switchyard/lib/duration";
+import { err, ok, type Result } from "@switchyard/lib/errors";
 import { createRootLogger } from "@switchyard/lib/log";
 import { addIntrospection } from "./admin/introspection.ts";
-import { parseDuration, TokenStore } from "./auth/tokens.ts";
-import { type ClusterConfig, parseClusterFlag, parseListen, parseViewFlag } from "./config.ts";
+import { createHubMetrics, serveMetrics } from "./admin/metrics.ts";
+import { TokenStore } from "./auth/tokens.ts";
+import {
+  type ClusterConfig,
+  type HubFileConfig,
+  parseClusterFlag,
+  parseHubConfig,
+  parseListen,
+  parseViewFlag,
+} from "./config.ts";
 import { World } from "./model/world.ts";
-import { DirectorySource } from "./sources/directory.ts";
-import { KubeSource } from "./sources/kube.ts";
-import { type ClusterSource, WorldWriter } from "./sources/source.ts";
+import { ClusterHealthTracker } from "./sources/health.ts";
+import { ClusterManager } from "./sources/manager.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
 import { SnapshotCache } from "./xds/snapshots.ts";
 
@@ -30,7 +40,10 @@ Usage:
   switchyard-hub token revoke ID        revoke a join token
 
 serve flags:
-  --cluster NAME=SOURCE   a cluster to watch (repeatable). SOURCE is one of
+  --config FILE           YAML config (clusters with their views, listen, metricsListen, staleGrace,
+                          stateDir, debounceMs); watched: clusters and views change live, a bad edit is
+                          reported and the previous config stays (also reloaded on SIGHUP)
+  --cluster NAME=SOURCE   a cluster to watch (repeatable; adds to the config file's). SOURCE is one of
                             dir:PATH         a directory of Kubernetes YAML, watched live
                             kubeconfig:PATH  a cluster's API server (K8s, K3s)
                             in-cluster       the cluster the hub runs in
@@ -44,6 +57,9 @@ serve flags:
   --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
                           so agents can join with --hub-ca-hash instead of a copy of the CA
   --debounce-ms N         coalescing window for changes (default 20)
+  --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
+  --stale-grace DURATION  how long an unreachable cluster's last known backends stay with other
+                          clusters' agents before they are withdrawn (default 60s; its own agents keep them)
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
@@ -138,55 +154,126 @@ function tokenCommand(argv: string[]): void {
   fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);
 }
 
+type ServeSettings = {
+  clusters: ClusterConfig[];
+  imports: Map<string, string[]>;
+  listen: string;
+  stateDir: string;
+  metricsListen: string | undefined;
+  staleGraceMs: number;
+  debounceMs: number;
+};
+
+/** Flags over the config file: flag clusters and views add to the file's; other flags win. */
+function resolveSettings(
+  values: Record<string, string | boolean | string[] | undefined>,
+  fileText: string | undefined,
+  file: string | undefined,
+): Result<ServeSettings> {
+  let fromFile: HubFileConfig | undefined;
+  if (fileText !== undefined) {
+    const r = parseHubConfig(fileText, file);
+    if (!r.ok) return r;
+    fromFile = r.value;
+  }
+  const clusters: ClusterConfig[] = [...(fromFile?.clusters ?? [])];
+  for (const c of values["cluster"] as string[]) {
+    const r = parseClusterFlag(c);
+    if (!r.ok) return r;
+    if (clusters.some((x) => x.name === r.value.name))
+      return err(`cluster ${r.value.name} given twice (--cluster and/or the config file)`);
+    clusters.push(r.value);
+  }
+  if (clusters.length === 0)
+    return err("give at least one --cluster NAME=SOURCE or a --config file with clusters");
+  const imports = new Map(fromFile?.imports ?? []);
+  for (const v of values["view"] as string[]) {
+    const r = parseViewFlag(
+      v,
+      clusters.map((c) => c.name),
+    );
+    if (!r.ok) return r;
+    if (imports.has(r.value.home)) return err(`the view of ${r.value.home} is given twice`);
+    imports.set(r.value.home, r.value.imports);
+  }
+  const pick = (flag: string, fromCfg: string | undefined, def: string) =>
+    (values[flag] as string | undefined) ?? fromCfg ?? def;
+  const listen = pick("listen", fromFile?.listen, "127.0.0.1:7443");
+  const l = parseListen(listen);
+  if (!l.ok) return l;
+  const metricsListen = (values["metrics-listen"] as string | undefined) ?? fromFile?.metricsListen;
+  if (metricsListen !== undefined) {
+    const m = parseListen(metricsListen);
+    if (!m.ok) return err(`--metrics-listen: ${m.error}`);
+  }
+  let staleGraceMs = fromFile?.staleGraceMs ?? 60_000;
+  if (values["stale-grace"] !== undefined) {
+    const d = parseDuration(values["stale-grace"] as string);
+    if (!d.ok) return err(`--stale-grace: ${d.error}`);
+    staleGraceMs = d.value;
+  }
+  let debounceMs = fromFile?.debounceMs ?? 20;
+  if (values["debounce-ms"] !== undefined) {
+    debounceMs = Number(values["debounce-ms"]);
+    if (!Number.isFinite(debounceMs) || debounceMs < 0)
+      return err(`--debounce-ms "${String(values["debounce-ms"])}" is not a number of milliseconds`);
+  }
+  return ok({
+    clusters,
+    imports,
+    listen,
+    stateDir: pick("state-dir", fromFile?.stateDir, "/var/lib/switchyard-hub"),
+    metricsListen,
+    staleGraceMs,
+    debounceMs,
+  });
+}
+
 async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
+      config: { type: "string" },
       cluster: { type: "string", multiple: true, default: [] },
       view: { type: "string", multiple: true, default: [] },
-      listen: { type: "string", default: "127.0.0.1:7443" },
-      "state-dir": { type: "string", default: "/var/lib/switchyard-hub" },
+      listen: { type: "string" },
+      "state-dir": { type: "string" },
+      "metrics-listen": { type: "string" },
+      "stale-grace": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-ca": { type: "string" },
-      "debounce-ms": { type: "string", default: "20" },
+      "debounce-ms": { type: "string" },
       "print-join-token": { type: "boolean", default: false },
       "log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) return void process.stdout.write(HELP);
-  const clusters: ClusterConfig[] = [];
-  for (const c of values.cluster) {
-    const r = parseClusterFlag(c);
-    if (!r.ok) fail(r.error);
-    if (clusters.some((x) => x.name === r.value.name)) fail(`--cluster ${r.value.name} given twice`);
-    clusters.push(r.value);
-  }
-  if (clusters.length === 0) fail("give at least one --cluster NAME=SOURCE (see --help)");
-  const imports = new Map<string, string[]>();
-  for (const v of values.view) {
-    const r = parseViewFlag(
-      v,
-      clusters.map((c) => c.name),
-    );
-    if (!r.ok) fail(r.error);
-    if (imports.has(r.value.home)) fail(`--view for ${r.value.home} given twice`);
-    imports.set(r.value.home, r.value.imports);
-  }
-  const listen = parseListen(values.listen);
+  const configFile = values.config;
+  const readConfig = (): string | undefined => {
+    if (!configFile) return undefined;
+    try {
+      return fs.readFileSync(configFile, "utf8");
+    } catch (e) {
+      return fail(`--config ${configFile}: ${(e as Error).message}`);
+    }
+  };
+  const settings = resolveSettings(values, readConfig(), configFile);
+  if (!settings.ok) fail(settings.error);
+  let current = settings.value;
+  const listen = parseListen(current.listen);
   if (!listen.ok) fail(listen.error);
-  const debounceMs = Number(values["debounce-ms"]);
-  if (!Number.isFinite(debounceMs) || debounceMs < 0)
-    fail(`--debounce-ms "${values["debounce-ms"]}" is not a number of milliseconds`);
   if (Boolean(values["tls-cert"]) !== Boolean(values["tls-key"]))
     fail("--tls-cert and --tls-key go together");
 
   const log = createRootLogger("switchyard-hub", values["log-level"]);
   const hubId = `hub-${randomBytes(3).toString("hex")}`;
   const world = new World();
-  const snapshots = new SnapshotCache(world, debounceMs);
-  const tokens = new TokenStore(values["state-dir"]);
+  const snapshots = new SnapshotCache(world, current.debounceMs);
+  const tokens = new TokenStore(current.stateDir);
+  const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
+  const clusters = new ClusterManager(world, tracker, log);
 
   snapshots.onRebuild = (view, snap, changed, ms) => {
     const tlog = log.child({ component: "translate", view });
@@ -204,17 +291,6 @@ async function serve(argv: string[]): Promise<void> {
         tlog.info({ object: name, reason }, "service not assigned");
   };
 
-  const sources: ClusterSource[] = clusters.map((c) => {
-    const clog = log.child({ component: "source", cluster: c.name });
-    const writer = new WorldWriter(world, c.name, clog);
-    if (c.kind === "dir") return new DirectorySource(c.path, writer, clog);
-    return new KubeSource(
-      writer,
-      clog,
-      c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path },
-    );
-  });
-
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
     "grpc.keepalive_time_ms": 30_000,
@@ -223,11 +299,10 @@ async function serve(argv: string[]): Promise<void> {
     hubId,
     tokens,
     snapshots,
-    viewOf: (cluster, reach) => ({
-      key: `${cluster}/${reach}`,
-      clusters: [cluster, ...(imports.get(cluster) ?? [])],
-      reach,
-    }),
+    viewOf: (cluster, reach) => {
+      const imports = current.imports.get(cluster) ?? [];
+      return { key: `${cluster}+${imports.join(",")}/${reach}`, clusters: [cluster, ...imports], reach };
+    },
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
     log: log.child({ component: "assignments" }),
   });
@@ -252,28 +327,36 @@ async function serve(argv: string[]): Promise<void> {
       "serving WITHOUT TLS: join tokens travel in clear text; pass --tls-cert/--tls-key outside loopback",
     );
 
-  for (const s of sources) {
-    const synced = await s
-      .start()
-      .catch((e: unknown) => fail(`cluster ${s.cluster}: ${(e as Error).message}`));
-    if (synced) log.info({ cluster: s.cluster }, "cluster synced");
-    else log.warn({ cluster: s.cluster }, "cluster not reachable yet; retrying in the background");
-  }
+  await clusters.apply(current.clusters).catch((e: unknown) => fail((e as Error).message));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${listen.value.host}:${listen.value.port}`, creds, (e, p) =>
       e ? reject(e) : resolve(p),
     ),
-  ).catch((e: unknown) => fail(`cannot listen on ${values.listen}: ${(e as Error).message}`));
+  ).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
   log.info(
     { hubId, address: `${listen.value.host}:${port}`, tls: Boolean(values["tls-cert"]) },
     "hub serving",
   );
+  let metricsServer: import("node:http").Server | undefined;
+  if (current.metricsListen) {
+    const m = parseListen(current.metricsListen);
+    if (!m.ok) fail(m.error);
+    metricsServer = await serveMetrics(
+      createHubMetrics({ world, clusters, assignments }),
+      m.value.host,
+      m.value.port,
+    ).catch((e: unknown) =>
+      fail(`cannot serve metrics on ${current.metricsListen}: ${(e as Error).message}`),
+    );
+    const a = metricsServer.address() as { port: number };
+    process.stdout.write(`metrics http://${m.value.host}:${a.port}/metrics\n`);
+  }
   if (values["print-join-token"]) {
-    const { token } = tokens.create(clusters[0]!.name, {
+    const { token } = tokens.create(current.clusters[0]!.name, {
       ttlMs: 86_400_000,
       description: "printed at start",
     });
-    process.stdout.write(`join token for cluster ${clusters[0]!.name}: ${token}\n`);
+    process.stdout.write(`join token for cluster ${current.clusters[0]!.name}: ${token}\n`);
   }
   if (values["tls-ca"])
     process.stdout.write(
@@ -282,20 +365,76 @@ async function serve(argv: string[]): Promise<void> {
   // a line other programs (tests, the demo) can wait for
   process.stdout.write(`listening ${listen.value.host}:${port}\n`);
 
+  // the config file is watched: clusters and views change live; a bad edit is reported and ignored
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(async () => {
+      const next = resolveSettings(values, readConfigQuiet(configFile), configFile);
+      if (!next.ok) {
+        log.error({ file: configFile, reason: next.error }, "config not applied; the previous one stays");
+        return;
+      }
+      const prev = current;
+      if (next.value.listen !== prev.listen || next.value.stateDir !== prev.stateDir)
+        log.warn({ file: configFile }, "listen and stateDir changes take effect at the next restart");
+      if (next.value.metricsListen !== prev.metricsListen)
+        log.warn({ file: configFile }, "metricsListen changes take effect at the next restart");
+      current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };
+      tracker.graceMs = next.value.staleGraceMs;
+      try {
+        const r = await clusters.apply(next.value.clusters);
+        if (r.added.length || r.removed.length) log.info(r, "clusters changed");
+      } catch (e) {
+        log.error({ reason: (e as Error).message }, "some clusters could not start");
+      }
+      for (const c of new Set([...prev.imports.keys(), ...current.imports.keys()])) {
+        if ((prev.imports.get(c) ?? []).join() === (current.imports.get(c) ?? []).join()) continue;
+        const n = assignments.cutOffCluster(
+          c,
+          "the cluster's view changed; reconnect to receive the new one",
+        );
+        log.info({ cluster: c, imports: current.imports.get(c) ?? [], agents: n }, "view changed");
+      }
+    });
+  };
+  let watcher: fs.FSWatcher | undefined;
+  if (configFile) {
+    let timer: NodeJS.Timeout | undefined;
+    // watch the directory: editors replace the file rather than write it in place
+    watcher = fs.watch(path.dirname(path.resolve(configFile)), (_ev, f) => {
+      if (f !== null && f !== path.basename(configFile)) return;
+      clearTimeout(timer);
+      timer = setTimeout(reload, 100);
+    });
+  }
+  process.on("SIGHUP", reload);
+
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log.info({}, "hub stopping");
+    watcher?.close();
     health.setStatus("", "NOT_SERVING");
     assignments.close();
     snapshots.close();
-    await Promise.all(sources.map((s) => s.stop()));
+    metricsServer?.close();
+    await clusters.stop();
     server.forceShutdown();
     process.exit(0);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+function readConfigQuiet(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch {
+    // a file being replaced: its next event brings it back
+    return "";
+  }
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

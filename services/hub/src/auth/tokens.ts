@@ -42,12 +42,7 @@ function sha256(s: string): string {
   return createHash("sha256").update(s).digest("hex");
 }
 
-export function parseDuration(s: string): Result<number> {
-  const m = /^(\d+)(s|m|h|d)$/.exec(s);
-  if (!m) return err(`duration "${s}" is not like 30s, 15m, 24h or 7d`);
-  const mult = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
-  return ok(Number(m[1]) * mult);
-}
+export { parseDuration } from "@switchyard/lib/duration";
 
 export class TokenStore {
   private readonly file: string;

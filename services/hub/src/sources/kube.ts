@@ -1,7 +1,13 @@
 /**
  * A real cluster, watched through @kubernetes/client-node informers
- * (list + watch, relist on 410 Gone, restart with backoff after errors).
- * Read-only: list and watch Services, EndpointSlices and Nodes.
+ * (list + watch, relist on 410 Gone, restart with backoff after errors;
+ * objects missing from a relist are deleted, like DeletedFinalStateUnknown
+ * tombstones in client-go). Read-only: list and watch Services,
+ * EndpointSlices, Nodes, and the MCS API's ServiceExports and
+ * ServiceImports when those CRDs are installed.
+ *
+ * Health: any required kind failing marks the cluster unreachable (the last
+ * known objects stay); every kind watching again marks it reachable.
  */
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
@@ -12,6 +18,22 @@ type AnyObj = k8s.KubernetesObject;
 
 export type KubeSourceOptions = { kubeconfig?: string; inCluster?: boolean; maxBackoffMs?: number };
 
+type Spec = {
+  kind: KubeKind;
+  path: string;
+  list: () => Promise<k8s.KubernetesListObject<AnyObj>>;
+  /** a CRD that may not be installed: a 404 is not an outage */
+  optional: boolean;
+};
+
+const MCS = { group: "multicluster.x-k8s.io", version: "v1alpha1" };
+
+function statusOf(e: unknown): number | undefined {
+  const o = e as { statusCode?: unknown; code?: unknown };
+  const c = o?.statusCode ?? o?.code;
+  return typeof c === "number" ? c : undefined;
+}
+
 export class KubeSource implements ClusterSource {
   readonly cluster: string;
   private readonly writer: WorldWriter;
@@ -21,6 +43,8 @@ export class KubeSource implements ClusterSource {
   private stopped = false;
   private readonly maxBackoffMs: number;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** required kinds whose watch is failing, with the last reason */
+  private readonly down = new Map<KubeKind, string>();
 
   constructor(writer: WorldWriter, log: Logger, opts: KubeSourceOptions) {
     this.writer = writer;
@@ -41,29 +65,52 @@ export class KubeSource implements ClusterSource {
   async start(): Promise<boolean> {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const discovery = this.kc.makeApiClient(k8s.DiscoveryV1Api);
-    const specs: Array<{
-      kind: KubeKind;
-      path: string;
-      list: () => Promise<k8s.KubernetesListObject<AnyObj>>;
-    }> = [
-      { kind: "Service", path: "/api/v1/services", list: () => core.listServiceForAllNamespaces() },
+    const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
+    const mcs = (plural: string) => () =>
+      custom.listClusterCustomObject({ ...MCS, plural }) as Promise<k8s.KubernetesListObject<AnyObj>>;
+    const specs: Spec[] = [
+      {
+        kind: "Service",
+        path: "/api/v1/services",
+        list: () => core.listServiceForAllNamespaces(),
+        optional: false,
+      },
       {
         kind: "EndpointSlice",
         path: "/apis/discovery.k8s.io/v1/endpointslices",
         list: () => discovery.listEndpointSliceForAllNamespaces(),
+        optional: false,
       },
-      { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode() },
+      { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode(), optional: false },
+      {
+        kind: "ServiceExport",
+        path: `/apis/${MCS.group}/${MCS.version}/serviceexports`,
+        list: mcs("serviceexports"),
+        optional: true,
+      },
+      {
+        kind: "ServiceImport",
+        path: `/apis/${MCS.group}/${MCS.version}/serviceimports`,
+        list: mcs("serviceimports"),
+        optional: true,
+      },
     ];
-    const results = await Promise.all(specs.map((s) => this.watchKind(s.kind, s.path, s.list)));
+    const results = await Promise.all(specs.map((s) => this.watchKind(s)));
     return results.every(Boolean);
   }
 
-  private async watchKind(
-    kind: KubeKind,
-    path: string,
-    list: () => Promise<k8s.KubernetesListObject<AnyObj>>,
-  ): Promise<boolean> {
-    const informer = k8s.makeInformer(this.kc, path, list);
+  private setDown(kind: KubeKind, reason: string | undefined): void {
+    const wasDown = this.down.size > 0;
+    if (reason === undefined) this.down.delete(kind);
+    else this.down.set(kind, reason);
+    const isDown = this.down.size > 0;
+    if (isDown && !wasDown) this.writer.health(false, `${kind} watch: ${reason}`);
+    else if (!isDown && wasDown) this.writer.health(true);
+  }
+
+  private async watchKind(spec: Spec): Promise<boolean> {
+    const { kind, optional } = spec;
+    const informer = k8s.makeInformer(this.kc, spec.path, spec.list);
     this.informers.push(informer);
     const put = (o: AnyObj) => this.writer.upsert({ ...toPlain(o), kind }, `${kind} watch`);
     informer.on("add", put);
@@ -76,23 +123,46 @@ export class KubeSource implements ClusterSource {
       );
     });
     let backoff = 500;
-    let failedAtStart = false;
+    let errors = 0;
+    let crdMissing = false;
     informer.on("connect", () => {
       backoff = 500;
     });
     informer.on("error", (e: unknown) => {
-      failedAtStart = true;
+      errors++;
       if (this.stopped) return;
-      this.log.warn({ kind, err: String(e), retryMs: backoff }, "watch failed; restarting");
+      let retryMs = backoff;
+      if (optional && statusOf(e) === 404) {
+        // the CRD is not installed: not an outage; look again now and then
+        if (!crdMissing) this.log.info({ kind }, "CRD not installed in this cluster; checking again later");
+        crdMissing = true;
+        retryMs = this.maxBackoffMs;
+      } else {
+        if (!optional) this.setDown(kind, String((e as Error)?.message ?? e));
+        this.log.warn({ kind, err: String(e), retryMs }, "watch failed; restarting");
+        backoff = Math.min(backoff * 2, this.maxBackoffMs);
+      }
       const t = setTimeout(() => {
         this.timers.delete(t);
-        if (!this.stopped) informer.start().catch(() => {});
-      }, backoff);
+        if (this.stopped) return;
+        const before = errors;
+        informer
+          .start()
+          .then(() => {
+            // start() resolves once the list and the new watch are in place; no error meanwhile = reachable
+            if (errors !== before || this.stopped) return;
+            if (crdMissing) {
+              crdMissing = false;
+              this.log.info({ kind }, "CRD found; watching");
+            }
+            if (!optional) this.setDown(kind, undefined);
+          })
+          .catch(() => {});
+      }, retryMs);
       this.timers.add(t);
-      backoff = Math.min(backoff * 2, this.maxBackoffMs);
     });
     await informer.start();
-    return !failedAtStart;
+    return errors === 0 || (optional && crdMissing);
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { KubeKind } from "../model/types.ts";
 import type { World } from "../model/world.ts";
+import type { ClusterHealthTracker } from "./health.ts";
 import { parseKubeObject } from "./kube-objects.ts";
 
 export interface ClusterSource {
@@ -19,11 +20,18 @@ export class WorldWriter {
   readonly cluster: string;
   private readonly world: World;
   private readonly log: Logger;
+  private readonly tracker: ClusterHealthTracker | undefined;
   rejected = 0;
-  constructor(world: World, cluster: string, log: Logger) {
+  constructor(world: World, cluster: string, log: Logger, tracker?: ClusterHealthTracker) {
     this.world = world;
     this.cluster = cluster;
     this.log = log;
+    this.tracker = tracker;
+  }
+
+  /** The source reaches its cluster (up) or not (down, with the reason). */
+  health(up: boolean, reason?: string): void {
+    this.tracker?.report(this.cluster, up, reason);
   }
 
   /** Returns false when the object was rejected (the previous version of it stays). */

@@ -47,7 +47,7 @@ export class AssignmentServer {
   private readonly opts: AssignmentServerOptions;
   readonly agents = new Map<
     Stream,
-    { status: AgentStatus; session: AgentSession; cutOff: (reason: string) => void }
+    { status: AgentStatus; session: AgentSession; cutOff: (reason: string, code?: grpc.status) => void }
   >();
   private streamSeq = 0;
   private readonly recheck: NodeJS.Timeout;
@@ -64,6 +64,17 @@ export class AssignmentServer {
       const r = this.opts.tokens.stillValid(a.status.tokenId, now);
       if (!r.ok) a.cutOff(r.error);
     }
+  }
+
+  /** Ends the streams of a cluster's agents (e.g. its view changed); they reconnect and resume. */
+  cutOffCluster(cluster: string, reason: string): number {
+    let n = 0;
+    for (const a of [...this.agents.values()])
+      if (a.status.cluster === cluster) {
+        a.cutOff(reason, grpc.status.UNAVAILABLE);
+        n++;
+      }
+    return n;
   }
 
   close(): void {
@@ -149,7 +160,7 @@ export class AssignmentServer {
         );
         this.agents.set(call, {
           session,
-          cutOff: (reason: string) => fail(grpc.status.PERMISSION_DENIED, reason),
+          cutOff: (reason: string, code = grpc.status.PERMISSION_DENIED) => fail(code, reason),
           status: {
             node,
             cluster,

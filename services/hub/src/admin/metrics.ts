@@ -1,0 +1,138 @@
+/**
+ * The hub's Prometheus metrics, read from live state at scrape time
+ * (nothing is counted twice): cluster health and size, agents, NACKs, and
+ * the process (RSS, CPU, event loop).
+ */
+import http from "node:http";
+import client from "prom-client";
+import type { World } from "../model/world.ts";
+import type { ClusterManager } from "../sources/manager.ts";
+import type { AssignmentServer } from "../xds/grpc-server.ts";
+
+export function createHubMetrics(deps: {
+  world: World;
+  clusters: ClusterManager;
+  assignments: AssignmentServer;
+  now?: () => number;
+}): client.Registry {
+  const { world, clusters, assignments } = deps;
+  const now = deps.now ?? Date.now;
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: "switchyard_hub_" });
+  const each = <T extends string>(g: client.Gauge<T>, fill: () => void) => {
+    g.reset();
+    fill();
+  };
+  new client.Gauge({
+    name: "switchyard_hub_cluster_stale",
+    help: "1 while the hub cannot reach the cluster's API (its last known state is served)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values()) this.set({ cluster: c.name }, c.health.stale ? 1 : 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_cluster_withdrawn",
+    help: "1 once a stale cluster's backends were withdrawn from other clusters' agents (grace period over)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values()) this.set({ cluster: c.name }, c.health.withdrawn ? 1 : 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_cluster_stale_seconds",
+    help: "how long the cluster has been unreachable (0 when reachable)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values())
+          this.set({ cluster: c.name }, c.health.staleSince ? (now() - c.health.staleSince) / 1000 : 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_cluster_objects",
+    help: "objects the hub holds per cluster and kind",
+    labelNames: ["cluster", "kind"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values()) {
+          this.set({ cluster: c.name, kind: "Service" }, c.services.size);
+          this.set({ cluster: c.name, kind: "EndpointSlice" }, c.slices.size);
+          this.set({ cluster: c.name, kind: "Node" }, c.nodes.size);
+          this.set({ cluster: c.name, kind: "ServiceExport" }, c.exports.size);
+          this.set({ cluster: c.name, kind: "ServiceImport" }, c.imports.size);
+        }
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_objects_rejected",
+    help: "objects rejected as invalid since the cluster's source started (the previous version is kept)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const [cluster, n] of clusters.rejected()) this.set({ cluster }, n);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_agents_connected",
+    help: "agents with an open assignment stream, per home cluster",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        const by = new Map<string, number>();
+        for (const a of assignments.status()) by.set(a.cluster, (by.get(a.cluster) ?? 0) + 1);
+        for (const cluster of world.clusters.keys()) this.set({ cluster }, by.get(cluster) ?? 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_agent_nacks",
+    help: "NACKs from the agents connected now, per home cluster",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        const by = new Map<string, number>();
+        for (const a of assignments.status()) by.set(a.cluster, (by.get(a.cluster) ?? 0) + a.nacks);
+        for (const [cluster, n] of by) this.set({ cluster }, n);
+      });
+    },
+  });
+  return registry;
+}
+
+/** GET /metrics on host:port; resolves with the bound port. */
+export async function serveMetrics(
+  registry: client.Registry,
+  host: string,
+  port: number,
+): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
+      res.writeHead(404).end("try GET /metrics\n");
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+      (e: unknown) => res.writeHead(500).end(String(e)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host.replace(/^\[|\]$/g, ""), () => resolve());
+  });
+  return server;
+}
