@@ -7,23 +7,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { serviceYaml } from "../kit/k8s-yaml.ts";
 import { waitUntil } from "../kit/proc.ts";
 import { Stack } from "../kit/stack.ts";
-
-function cluster(name: string, vip: string, backend: string): string {
-  return `apiVersion: v1
-kind: Service
-metadata: { name: ${name}, namespace: shop }
-spec: { clusterIP: ${vip}, ports: [{ name: http, port: 80 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: ${name}-1, namespace: shop, labels: { kubernetes.io/service-name: ${name} } }
-addressType: IPv4
-ports: [{ name: http, port: 8080 }]
-endpoints: [{ addresses: [${backend}] }]
-`;
-}
 
 describe("a view across two clusters", () => {
   let stack: Stack;
@@ -33,10 +19,10 @@ describe("a view across two clusters", () => {
     const west = path.join(stack.stateDir, "west");
     fs.mkdirSync(east);
     fs.mkdirSync(west);
-    fs.writeFileSync(path.join(east, "a.yaml"), cluster("cart", "10.96.30.1", "198.18.30.11"));
+    fs.writeFileSync(path.join(east, "a.yaml"), serviceYaml("cart", "10.96.30.1", "198.18.30.11"));
     fs.writeFileSync(
       path.join(west, "a.yaml"),
-      `${cluster("aaa-cart", "10.96.30.1", "198.18.30.21")}---\n${cluster("billing", "10.96.30.2", "198.18.30.22")}`,
+      `${serviceYaml("aaa-cart", "10.96.30.1", "198.18.30.21")}---\n${serviceYaml("billing", "10.96.30.2", "198.18.30.22")}`,
     );
     await stack.startBackend("east-cart", "198.18.30.11", 8080);
     await stack.startBackend("west-cart", "198.18.30.21", 8080);
