@@ -154,8 +154,12 @@ clusters:
         ? true
         : undefined,
     );
-    // pods move while the hub cannot see west
+    // pods move and a Service goes while the hub cannot see west, and west's history is compacted:
+    // the hub's watches must relist on return (410) and notice the deletion without a watch event
     west.apply(slice("pay-1", "pay", "10.53.0.9", 8080, "west-1"));
+    west.delete("Service", "shop", "cart");
+    west.delete("EndpointSlice", "shop", "cart-1");
+    west.compact();
     await waitUntil("west withdrawn after the grace period", async () =>
       (await metric(metricsUrl, 'switchyard_hub_cluster_withdrawn{cluster="west"}')).endsWith(" 1")
         ? true
@@ -176,6 +180,12 @@ clusters:
 
     west.recover();
     await replyOf(host, "10.97.53.10", "west-pay-moved");
+    const gone = await waitUntil("west's deleted Service to leave", async () => {
+      const p = await host.probe("10.97.53.20", 80);
+      return !p.ok && p.code !== "ECONNREFUSED" ? p : undefined;
+    });
+    assert.equal(gone.code, "ENETUNREACH", "no frontend any more: the connect is not translated");
+    assert.ok(west.goneSent > 0, "the hub's watches were told 410 Gone and relisted");
     assert.match(
       await metric(metricsUrl, 'switchyard_hub_cluster_stale{cluster="west"}'),
       / 0$/,
