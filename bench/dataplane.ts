@@ -297,6 +297,7 @@ try {
       nonce: "x",
       systemVersion: "",
       welcome: undefined,
+        credential: undefined,
       resources: resources(n),
       removedResources: [],
     });

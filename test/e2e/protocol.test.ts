@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { computeCaHash } from "@switchyard/lib/ca-pin";
+import { StreamAssignmentsRequest } from "@switchyard/proto/assignment";
 import { protoPath as healthProto } from "grpc-health-check";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
 import { REPO, waitUntil } from "../kit/proc.ts";
@@ -140,11 +141,97 @@ describe("assignment protocol", () => {
     await refused.stop();
   });
 
-  it("cuts off an agent within seconds when its token is revoked", async () => {
-    const tokens = JSON.parse(fs.readFileSync(path.join(stack.stateDir, "tokens.json"), "utf8")) as {
-      tokens: Array<{ id: string; nodes: string[] }>;
+  const hubCli = (...args: string[]) =>
+    execFileSync(process.execPath, [path.join(REPO, HUB), ...args, "--state-dir", stack.stateDir], {
+      encoding: "utf8",
+    });
+
+  it("shows each agent's sync status through the admin API", async () => {
+    const agent = await waitUntil("node-1 to be listed in sync", () => {
+      const agents = JSON.parse(hubCli("agents", "--json")) as Array<{
+        node: string;
+        pendingResources: number;
+        ackedVersion: string;
+        viewVersion: string;
+        lagMs: string;
+      }>;
+      const a = agents.find((x) => x.node === "node-1");
+      return a && a.pendingResources === 0 && a.ackedVersion === a.viewVersion ? a : undefined;
+    });
+    assert.equal(Number(agent.lagMs), 0);
+    assert.match(hubCli("agents"), /NODE\s+CLUSTER\s+AUTH[\s\S]*node-1\s+prod\s+credential/);
+    assert.match(hubCli("clusters"), /prod\s+dir\s+-\s+ok\s+1\s+1\s+0/);
+  });
+
+  it("reconnects an agent with its own credential, which no other node can use", async () => {
+    const cred = JSON.parse(
+      fs.readFileSync(path.join(stack.stateDir, "agent", "credential.json"), "utf8"),
+    ) as {
+      token: string;
+      node: string;
     };
-    const mine = tokens.tokens.filter((t) => t.nodes.includes("node-1"));
+    assert.equal(cred.node, "node-1");
+    assert.match(cred.token, /^sya1\./);
+    // the same credential presented for another node's stream
+    const Raw = grpc.makeGenericClientConstructor({}, "Raw");
+    const client = new Raw(stack.hubAddress, grpc.credentials.createSsl(fs.readFileSync(pki.caCert)));
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${cred.token}`);
+    const call = client.makeBidiStreamRequest(
+      "/switchyard.v1.AssignmentService/StreamAssignments",
+      (m: StreamAssignmentsRequest) => Buffer.from(StreamAssignmentsRequest.encode(m).finish()),
+      (b: Buffer) => b,
+      md,
+    );
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on("status", resolve));
+    call.on("error", () => {});
+    call.on("data", () => {});
+    call.write({
+      kind: {
+        $case: "hello",
+        value: { nodeName: "node-2", agentVersion: "x", initialResourceVersions: {}, nodeAddresses: [] },
+      },
+    });
+    const st = await status;
+    client.close();
+    assert.equal(st.code, grpc.status.PERMISSION_DENIED);
+    assert.match(st.details, /credential belongs to node prod\/node-1; node "node-2" may not use it/);
+    // restarted without any join token, the agent joins with its credential and resumes
+    await stack.agent!.stop();
+    const agent = await stack.startAgent("", ["--hub-ca", pki.caCert], [stack.hubAddress]);
+    await agent.waitFor(/"msg":"joined hub"/);
+    await waitUntil("the hub to log a credential join", () =>
+      /"node":"node-1"[^\n]*"auth":"credential"[^\n]*"agent joined"/.test(stack.hub!.output())
+        ? true
+        : undefined,
+    );
+    await reaches("two");
+  });
+
+  it("rotates an agent's credential before it expires", async () => {
+    await stack.startHub([`prod=dir:${dir}`], [...tlsArgs, "--credential-ttl", "3s"]);
+    const agent = stack.startExtraAgent("rotating", stack.createToken("prod"), ["--hub-ca", pki.caCert]);
+    await agent.waitFor(/"msg":"agent credential received"[\s\S]*"msg":"agent credential received"/);
+    assert.doesNotMatch(agent.output(), /hub refused this agent/);
+  });
+
+  it("revokes one agent within seconds; its old join token cannot readmit it", async () => {
+    const token = stack.createToken("prod");
+    const agent = stack.startExtraAgent("node-9", token, ["--hub-ca", pki.caCert]);
+    await agent.waitFor(/"msg":"joined hub"/);
+    assert.match(hubCli("agent", "revoke", "prod/node-9"), /revoked prod\/node-9; 1 stream\(s\) cut off/);
+    await agent.waitFor(/agent prod\/node-9 was revoked/);
+    await agent.waitFor(/only a join token created after that readmits it/);
+    assert.equal((agent.output().match(/"msg":"joined hub"/g) ?? []).length, 1, "never rejoined");
+  });
+
+  it("cuts off an agent within seconds when its token is revoked", async () => {
+    const state = JSON.parse(fs.readFileSync(path.join(stack.stateDir, "state.json"), "utf8")) as {
+      entries: Record<string, unknown>;
+    };
+    const mine = Object.keys(state.entries)
+      .filter((k) => k.startsWith("tokennode/") && k.endsWith("/node-1"))
+      .map((k) => ({ id: k.split("/")[1]! }));
     assert.ok(mine.length > 0);
     for (const t of mine)
       execFileSync(process.execPath, [
@@ -155,7 +242,7 @@ describe("assignment protocol", () => {
         "--state-dir",
         stack.stateDir,
       ]);
-    await stack.agent!.waitFor(/join token \w+ was revoked/);
+    await stack.agent!.waitFor(/join token \w+ (that admitted agent \S+ )?was revoked/);
     // cut off from updates, but its last state keeps resolving
     const p = await stack.probe(VIP, 80);
     assert.equal(p.ok, true);

@@ -168,6 +168,7 @@ export class DatapathHarness {
       nonce: String(++this.nonce),
       systemVersion: "",
       welcome: undefined,
+      credential: undefined,
       resources: changed,
       removedResources: removed,
     });

@@ -98,6 +98,8 @@ export class Stack {
       this.pinDir,
       "--node-name",
       "node-1",
+      "--state-dir",
+      path.join(this.stateDir, "agent"),
     ];
     if (this.nats) args.push("--nats", this.nats.url);
     const agent = startNode(AGENT, [...args, ...extra], {
@@ -126,6 +128,8 @@ export class Stack {
       pinDir,
       "--node-name",
       name,
+      "--state-dir",
+      path.join(this.stateDir, `agent-${name}`),
       ...extra,
     ]);
     this.onCleanup(async () => {

@@ -14,8 +14,19 @@ import { computeCaHash } from "@switchyard/lib/ca-pin";
 import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
 import { createRootLogger } from "@switchyard/lib/log";
+import type {
+  CreateTokenResponse,
+  ListAgentsResponse,
+  ListClustersResponse,
+  ListTokensResponse,
+  RevokeAgentResponse,
+  RevokeTokenResponse,
+  TokenInfo,
+} from "@switchyard/proto/admin";
+import { adminClient, adminSocketPath, call, serveAdmin, tokenInfo } from "./admin/admin-server.ts";
 import { addIntrospection } from "./admin/introspection.ts";
 import { createHubMetrics, serveMetrics } from "./admin/metrics.ts";
+import { CredentialAuthority } from "./auth/credentials.ts";
 import { TokenStore } from "./auth/tokens.ts";
 import {
   type ClusterConfig,
@@ -28,16 +39,24 @@ import {
 import { World } from "./model/world.ts";
 import { ClusterHealthTracker } from "./sources/health.ts";
 import { ClusterManager } from "./sources/manager.ts";
+import { FileState, type HubState, KvState } from "./state/hub-state.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
 import { SnapshotCache } from "./xds/snapshots.ts";
 
 const HELP = `switchyard-hub — aggregates Services from clusters and pushes NAT assignments to agents
 
 Usage:
-  switchyard-hub serve [flags]          run the hub
-  switchyard-hub token create [flags]   create a join token and print it
-  switchyard-hub token list [flags]     list join tokens with expiry
-  switchyard-hub token revoke ID        revoke a join token
+  switchyard-hub serve [flags]              run the hub
+  switchyard-hub token create [flags]       create a join token and print it
+  switchyard-hub token list [flags]         list join tokens with expiry and the nodes they admitted
+  switchyard-hub token revoke ID            revoke a join token (its agents are cut off)
+  switchyard-hub agents [flags]             connected agents: auth, acked version, pending, lag, NACKs
+  switchyard-hub clusters [flags]           clusters: source, view, health, objects
+  switchyard-hub agent revoke CLUSTER/NODE  revoke an agent's credentials and cut its stream
+
+The other commands talk to the running hub through its admin socket
+(STATE-DIR/admin.sock, mode 0600); token and agent commands also work with
+no hub running, on the state directly.
 
 serve flags:
   --config FILE           YAML config (clusters with their views, listen, metricsListen, staleGrace,
@@ -51,7 +70,12 @@ serve flags:
                           a ClusterIP in several clusters of a view goes to HOME's Service, else
                           to the first by name, and the hub logs both owners
   --listen HOST:PORT      gRPC listen address (default 127.0.0.1:7443)
-  --state-dir DIR         where join tokens are kept (default /var/lib/switchyard-hub)
+  --state-dir DIR         join tokens, agent credentials' signing key, the admin socket
+                          (default /var/lib/switchyard-hub)
+  --state-nats URL        keep the shared state (tokens, revocations, signing key) in NATS
+                          JetStream KV instead of a file, so hub replicas share it (repeatable)
+  --credential-ttl DUR    lifetime of the per-agent credentials the hub issues (default 24h;
+                          a fresh one is sent when a third is left)
   --tls-cert FILE         server certificate (PEM); with --tls-key enables TLS
   --tls-key FILE          server private key (PEM)
   --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
@@ -63,8 +87,9 @@ serve flags:
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
-token flags:
+token, agent, agents, clusters flags:
   --state-dir DIR         as above
+  --state-nats URL        as above (only when no hub runs on --state-dir)
   --cluster NAME          the cluster the token admits agents to (create)
   --ttl DURATION          e.g. 24h, 7d (create; default 24h, 0 = never expires)
   --description TEXT      free text (create)
@@ -87,16 +112,69 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (cmd === "token") return tokenCommand(rest);
+  if (cmd === "agent") return agentCommand(rest);
+  if (cmd === "agents" || cmd === "clusters") return statusCommand(cmd, rest);
   if (cmd === "serve") return serve(rest);
   fail(`unknown command "${cmd}"; see --help`);
 }
 
-function tokenCommand(argv: string[]): void {
+const STATE_FLAGS = {
+  "state-dir": { type: "string" as const, default: "/var/lib/switchyard-hub" },
+  "state-nats": { type: "string" as const, multiple: true as const, default: [] as string[] },
+};
+
+/** The shared state: JetStream KV when NATS is given, else the file in the state dir. */
+async function openState(stateDir: string, nats: string[]): Promise<HubState> {
+  if (nats.length === 0) return new FileState(stateDir);
+  return KvState.open(nats).catch((e: unknown) =>
+    fail(`--state-nats ${nats.join(",")}: cannot open the JetStream KV bucket: ${(e as Error).message}`),
+  );
+}
+
+/** The running hub's admin API, or undefined when none answers on the state dir's socket. */
+async function runningHub(stateDir: string) {
+  const c = adminClient(stateDir);
+  if (!c) return undefined;
+  const ok = await new Promise<boolean>((resolve) =>
+    c.waitForReady(Date.now() + 2000, (e) => resolve(e === undefined || e === null)),
+  );
+  if (ok) return c;
+  c.close();
+  return undefined;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
+}
+
+function printTokens(tokens: TokenInfo[]): void {
+  const rows = [["ID", "CLUSTER", "REACH", "EXPIRES", "NODES", "DESCRIPTION"]];
+  for (const t of tokens)
+    rows.push([
+      t.id,
+      t.cluster,
+      t.reach,
+      t.expiresAt || "never",
+      `${t.nodes.length}${t.maxNodes ? `/${t.maxNodes}` : ""} ${t.nodePattern !== "*" ? `(${t.nodePattern})` : ""}`.trim(),
+      t.description,
+    ]);
+  process.stdout.write(table(rows));
+}
+
+async function tokenCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
-      "state-dir": { type: "string", default: "/var/lib/switchyard-hub" },
+      ...STATE_FLAGS,
       cluster: { type: "string" },
       ttl: { type: "string", default: "24h" },
       description: { type: "string", default: "" },
@@ -107,51 +185,170 @@ function tokenCommand(argv: string[]): void {
     },
   });
   if (values.help) return void process.stdout.write(HELP);
-  const store = new TokenStore(values["state-dir"]);
   const [sub, arg] = positionals;
-  if (sub === "create") {
-    if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
-    let ttlMs: number | undefined;
-    if (values.ttl !== "0") {
-      const d = parseDuration(values.ttl);
-      if (!d.ok) fail(`--ttl: ${d.error}`);
-      ttlMs = d.value;
+  if (sub !== "create" && sub !== "list" && sub !== "revoke")
+    fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);
+  const hub = await runningHub(values["state-dir"]);
+  const state = hub ? undefined : await openState(values["state-dir"], values["state-nats"]);
+  const store = state ? new TokenStore(state) : undefined;
+  try {
+    if (sub === "create") {
+      if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
+      let ttlMs = 0;
+      if (values.ttl !== "0") {
+        const d = parseDuration(values.ttl);
+        if (!d.ok) fail(`--ttl: ${d.error}`);
+        ttlMs = d.value;
+      }
+      const maxNodes = Number(values["max-nodes"]);
+      if (!Number.isInteger(maxNodes) || maxNodes < 0)
+        fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = no limit)`);
+      if (!/^[a-z0-9.*-]+$/.test(values["node-pattern"]))
+        fail(
+          `--node-pattern "${values["node-pattern"]}" may hold lowercase letters, digits, '-', '.' and '*'`,
+        );
+      if (values.reach !== "pod" && values.reach !== "nodeport")
+        fail(`--reach "${values.reach}" must be pod or nodeport`);
+      const req = {
+        cluster: values.cluster,
+        ttlMs,
+        description: values.description,
+        nodePattern: values["node-pattern"],
+        maxNodes,
+        reach: values.reach,
+      };
+      const token = hub
+        ? (await call<CreateTokenResponse>((cb) => hub.createToken(req, cb))).token
+        : (
+            await store!.create(values.cluster, {
+              ...(ttlMs ? { ttlMs } : {}),
+              description: req.description,
+              nodePattern: req.nodePattern,
+              maxNodes,
+              reach: values.reach,
+            })
+          ).token;
+      process.stdout.write(`${token}\n`);
+      return;
     }
-    const maxNodes = Number(values["max-nodes"]);
-    if (!Number.isInteger(maxNodes) || maxNodes < 0)
-      fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = no limit)`);
-    if (!/^[a-z0-9.*-]+$/.test(values["node-pattern"])) {
-      fail(`--node-pattern "${values["node-pattern"]}" may hold lowercase letters, digits, '-', '.' and '*'`);
-    }
-    if (values.reach !== "pod" && values.reach !== "nodeport")
-      fail(`--reach "${values.reach}" must be pod or nodeport`);
-    const { token } = store.create(values.cluster, {
-      reach: values.reach,
-      ...(ttlMs ? { ttlMs } : {}),
-      description: values.description,
-      nodePattern: values["node-pattern"],
-      maxNodes,
-    });
-    process.stdout.write(`${token}\n`);
-    return;
-  }
-  if (sub === "list") {
-    const rows = store.list();
-    process.stdout.write("ID      CLUSTER          EXPIRES                   DESCRIPTION\n");
-    for (const r of rows) {
-      process.stdout.write(
-        `${r.id}  ${r.cluster.padEnd(16)} ${(r.expiresAt ?? "never").padEnd(25)} ${r.description}\n`,
+    if (sub === "list") {
+      printTokens(
+        hub
+          ? (await call<ListTokensResponse>((cb) => hub.listTokens({}, cb))).tokens
+          : store!.list().map(tokenInfo),
       );
+      return;
     }
-    return;
-  }
-  if (sub === "revoke") {
     if (!arg) fail("token revoke needs the token ID");
-    if (!store.revoke(arg)) fail(`no token with id ${arg}`);
-    process.stdout.write(`revoked ${arg}\n`);
-    return;
+    if (hub) {
+      const r = await call<RevokeTokenResponse>((cb) => hub.revokeToken({ id: arg }, cb));
+      process.stdout.write(`revoked ${arg}; ${r.agentsCutOff} agent stream(s) cut off\n`);
+    } else {
+      if (!(await store!.revoke(arg))) fail(`no token with id ${arg}`);
+      process.stdout.write(`revoked ${arg}\n`);
+    }
+  } catch (e) {
+    fail((e as { details?: string }).details ?? (e as Error).message);
+  } finally {
+    hub?.close();
+    await state?.close();
   }
-  fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);
+}
+
+async function agentCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...STATE_FLAGS, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const [sub, who] = positionals;
+  if (sub !== "revoke") fail(`unknown agent command "${sub ?? ""}": use revoke CLUSTER/NODE`);
+  const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(who ?? "");
+  if (!m) fail(`agent revoke needs CLUSTER/NODE, e.g. prod/edge-7 (got "${who ?? ""}")`);
+  const [cluster, node] = [m[1]!, m[2]!];
+  const hub = await runningHub(values["state-dir"]);
+  try {
+    if (hub) {
+      const r = await call<RevokeAgentResponse>((cb) => hub.revokeAgent({ cluster, node }, cb));
+      process.stdout.write(`revoked ${cluster}/${node}; ${r.agentsCutOff} stream(s) cut off\n`);
+      return;
+    }
+    const state = await openState(values["state-dir"], values["state-nats"]);
+    await state.put(`revoked/${cluster}/${node}`, { at: new Date().toISOString() });
+    await state.close();
+    process.stdout.write(
+      `revoked ${cluster}/${node} (no hub running here; hubs cut it off within a second)\n`,
+    );
+  } catch (e) {
+    fail((e as { details?: string }).details ?? (e as Error).message);
+  } finally {
+    hub?.close();
+  }
+}
+
+/** `agents` and `clusters`: tables from the running hub. */
+async function statusCommand(what: "agents" | "clusters", argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      "state-dir": STATE_FLAGS["state-dir"],
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  const hub = await runningHub(values["state-dir"]);
+  if (!hub) fail(`no hub is running on --state-dir ${values["state-dir"]} (no admin socket answers there)`);
+  try {
+    if (what === "agents") {
+      const { agents } = await call<ListAgentsResponse>((cb) => hub.listAgents({}, cb));
+      if (values.json) return void process.stdout.write(`${JSON.stringify(agents, null, 2)}\n`);
+      const rows = [
+        ["NODE", "CLUSTER", "AUTH", "PEER", "ACKED", "VIEW", "PENDING", "LAG", "ACKS", "NACKS", "LAST NACK"],
+      ];
+      for (const a of agents)
+        rows.push([
+          a.node,
+          a.cluster,
+          a.auth,
+          a.peer,
+          a.ackedVersion.slice(0, 12),
+          a.viewVersion.slice(0, 12),
+          String(a.pendingResources),
+          `${a.lagMs}ms`,
+          String(a.acks),
+          String(a.nacks),
+          a.lastNack,
+        ]);
+      process.stdout.write(table(rows));
+    } else {
+      const { clusters } = await call<ListClustersResponse>((cb) => hub.listClusters({}, cb));
+      if (values.json) return void process.stdout.write(`${JSON.stringify(clusters, null, 2)}\n`);
+      const rows = [
+        ["NAME", "SOURCE", "IMPORTS", "HEALTH", "SERVICES", "SLICES", "NODES", "REJECTED", "REASON"],
+      ];
+      for (const c of clusters)
+        rows.push([
+          c.name,
+          c.source,
+          c.imports.join(",") || "-",
+          c.withdrawn
+            ? `withdrawn (since ${c.staleSince})`
+            : c.stale
+              ? `stale (since ${c.staleSince})`
+              : "ok",
+          String(c.services),
+          String(c.endpointSlices),
+          String(c.nodes),
+          String(c.rejectedObjects),
+          c.reason,
+        ]);
+      process.stdout.write(table(rows));
+    }
+  } finally {
+    hub.close();
+  }
 }
 
 type ServeSettings = {
@@ -238,6 +435,8 @@ async function serve(argv: string[]): Promise<void> {
       view: { type: "string", multiple: true, default: [] },
       listen: { type: "string" },
       "state-dir": { type: "string" },
+      "state-nats": { type: "string", multiple: true, default: [] },
+      "credential-ttl": { type: "string", default: "24h" },
       "metrics-listen": { type: "string" },
       "stale-grace": { type: "string" },
       "tls-cert": { type: "string" },
@@ -271,7 +470,12 @@ async function serve(argv: string[]): Promise<void> {
   const hubId = `hub-${randomBytes(3).toString("hex")}`;
   const world = new World();
   const snapshots = new SnapshotCache(world, current.debounceMs);
-  const tokens = new TokenStore(current.stateDir);
+  const credentialTtl = parseDuration(values["credential-ttl"]);
+  if (!credentialTtl.ok) fail(`--credential-ttl: ${credentialTtl.error}`);
+  const state = await openState(current.stateDir, values["state-nats"]);
+  log.info({ state: state.describe }, "shared state");
+  const tokens = new TokenStore(state);
+  const credentials = await CredentialAuthority.open(state, credentialTtl.value);
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
   const clusters = new ClusterManager(world, tracker, log);
 
@@ -298,6 +502,7 @@ async function serve(argv: string[]): Promise<void> {
   const assignments = new AssignmentServer({
     hubId,
     tokens,
+    credentials,
     snapshots,
     viewOf: (cluster, reach) => {
       const imports = current.imports.get(cluster) ?? [];
@@ -351,8 +556,23 @@ async function serve(argv: string[]): Promise<void> {
     const a = metricsServer.address() as { port: number };
     process.stdout.write(`metrics http://${m.value.host}:${a.port}/metrics\n`);
   }
+  const admin = await serveAdmin(
+    {
+      hubId,
+      world,
+      clusters,
+      clusterConfigs: () => current,
+      tokens,
+      credentials,
+      assignments,
+    },
+    current.stateDir,
+  ).catch((e: unknown) =>
+    fail(`cannot serve the admin socket in ${current.stateDir}: ${(e as Error).message}`),
+  );
+  const adminIno = fs.statSync(adminSocketPath(current.stateDir)).ino;
   if (values["print-join-token"]) {
-    const { token } = tokens.create(current.clusters[0]!.name, {
+    const { token } = await tokens.create(current.clusters[0]!.name, {
       ttlMs: 86_400_000,
       description: "printed at start",
     });
@@ -419,7 +639,14 @@ async function serve(argv: string[]): Promise<void> {
     assignments.close();
     snapshots.close();
     metricsServer?.close();
+    admin.forceShutdown();
+    // remove the socket only if it is still ours (another hub on this state dir may have replaced it)
+    try {
+      if (fs.statSync(adminSocketPath(current.stateDir)).ino === adminIno)
+        fs.rmSync(adminSocketPath(current.stateDir), { force: true });
+    } catch {}
     await clusters.stop();
+    await state.close();
     server.forceShutdown();
     process.exit(0);
   };

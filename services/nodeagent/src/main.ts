@@ -19,6 +19,7 @@ import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath, uninstallPins } from "./bpf/datapath.ts";
 import { formatMapState } from "./cli/dump.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
+import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -40,7 +41,8 @@ run flags:
   --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
   --hub-ca-hash sha256:H pin the hub's CA by the hash the hub prints (first join fetches and checks it,
                          then keeps it in --state-dir; TLS from then on)
-  --state-dir DIR        where the pinned hub CA is kept (default /var/lib/switchyard-agent)
+  --state-dir DIR        where the pinned hub CA and this agent's credential are kept (default
+                         /var/lib/switchyard-agent); with a credential there, --token is not needed
   --node-name NAME       this node's name (default: the host name)
   --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
@@ -156,9 +158,12 @@ async function main(argv: string[]): Promise<void> {
   });
   if (values.help) return void process.stdout.write(HELP);
   if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
-  if (!values.token)
-    fail("give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN");
   const node = values["node-name"];
+  const credentials = new CredentialStore(values["state-dir"], node);
+  if (!values.token && !credentials.load())
+    fail(
+      "give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN; this node holds no credential from an earlier join",
+    );
   // the hub's CA: given, pinned earlier, or fetched now and checked against --hub-ca-hash
   let caFile = values["hub-ca"];
   const pinned = path.join(values["state-dir"], "hub-ca.crt");
@@ -212,6 +217,7 @@ async function main(argv: string[]): Promise<void> {
   const client = new HubClient({
     hubs: values.hub,
     token: values.token,
+    credentials,
     nodeName: node,
     nodeAddresses: addresses,
     agentVersion: "0.1.0",

@@ -251,6 +251,20 @@ export interface StreamAssignmentsResponse {
   resources: Resource[];
   /** Names of resources the agent must remove. */
   removedResources: string[];
+  /**
+   * A new per-agent credential: sent after a join with a join token, and
+   * again before the current one expires (rotation). A message that carries
+   * only a credential has no nonce and is not acknowledged.
+   */
+  credential: AgentCredential | undefined;
+}
+
+/** AgentCredential is a hub-signed token for one agent (cluster + node name). */
+export interface AgentCredential {
+  /** "sya1.<payload>.<signature>": present it as "Bearer <token>". */
+  token: string;
+  /** RFC 3339; the hub sends a fresh one well before this. */
+  expiresAt: string;
 }
 
 /** Welcome tells the agent who admitted it. */
@@ -994,7 +1008,14 @@ export const ResourceError: MessageFns<ResourceError> = {
 };
 
 function createBaseStreamAssignmentsResponse(): StreamAssignmentsResponse {
-  return { nonce: "", systemVersion: "", welcome: undefined, resources: [], removedResources: [] };
+  return {
+    nonce: "",
+    systemVersion: "",
+    welcome: undefined,
+    resources: [],
+    removedResources: [],
+    credential: undefined,
+  };
 }
 
 export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = {
@@ -1013,6 +1034,9 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     }
     for (const v of message.removedResources) {
       writer.uint32(42).string(v!);
+    }
+    if (message.credential !== undefined) {
+      AgentCredential.encode(message.credential, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1070,6 +1094,14 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
             message.removedResources.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.credential = AgentCredential.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1099,6 +1131,7 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
         : globalThis.Array.isArray(object?.removed_resources)
         ? object.removed_resources.map((e: any) => globalThis.String(e))
         : [],
+      credential: isSet(object.credential) ? AgentCredential.fromJSON(object.credential) : undefined,
     };
   },
 
@@ -1119,6 +1152,9 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     if (message.removedResources?.length) {
       obj.removedResources = message.removedResources;
     }
+    if (message.credential !== undefined) {
+      obj.credential = AgentCredential.toJSON(message.credential);
+    }
     return obj;
   },
 
@@ -1134,6 +1170,98 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
       : undefined;
     message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
     message.removedResources = object.removedResources?.map((e) => e) || [];
+    message.credential = (object.credential !== undefined && object.credential !== null)
+      ? AgentCredential.fromPartial(object.credential)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAgentCredential(): AgentCredential {
+  return { token: "", expiresAt: "" };
+}
+
+export const AgentCredential: MessageFns<AgentCredential> = {
+  encode(message: AgentCredential, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== "") {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.expiresAt !== "") {
+      writer.uint32(18).string(message.expiresAt);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AgentCredential {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAgentCredential();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AgentCredential {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.String(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.String(object.expires_at)
+        : "",
+    };
+  },
+
+  toJSON(message: AgentCredential): unknown {
+    const obj: any = {};
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.expiresAt !== "") {
+      obj.expiresAt = message.expiresAt;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AgentCredential>, I>>(base?: I): AgentCredential {
+    return AgentCredential.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AgentCredential>, I>>(object: I): AgentCredential {
+    const message = createBaseAgentCredential();
+    message.token = object.token ?? "";
+    message.expiresAt = object.expiresAt ?? "";
     return message;
   },
 };
@@ -2222,8 +2350,10 @@ export const AssignmentServiceService = {
   /**
    * StreamAssignments is one agent's bidirectional stream. The agent sends
    * Hello first; the hub answers with Welcome and then resource deltas.
-   * The agent authenticates with its join token in the `authorization`
-   * metadata entry as "Bearer <id>.<secret>".
+   * The agent authenticates in the `authorization` metadata entry: first
+   * with its join token ("Bearer <id>.<secret>"), then with the per-agent
+   * credential the hub issues ("Bearer sya1.<payload>.<signature>"), which
+   * binds the stream to one cluster and one node name.
    */
   streamAssignments: {
     path: "/switchyard.v1.AssignmentService/StreamAssignments" as const,
@@ -2242,8 +2372,10 @@ export interface AssignmentServiceServer extends UntypedServiceImplementation {
   /**
    * StreamAssignments is one agent's bidirectional stream. The agent sends
    * Hello first; the hub answers with Welcome and then resource deltas.
-   * The agent authenticates with its join token in the `authorization`
-   * metadata entry as "Bearer <id>.<secret>".
+   * The agent authenticates in the `authorization` metadata entry: first
+   * with its join token ("Bearer <id>.<secret>"), then with the per-agent
+   * credential the hub issues ("Bearer sya1.<payload>.<signature>"), which
+   * binds the stream to one cluster and one node name.
    */
   streamAssignments: handleBidiStreamingCall<StreamAssignmentsRequest, StreamAssignmentsResponse>;
 }
@@ -2252,8 +2384,10 @@ export interface AssignmentServiceClient extends Client {
   /**
    * StreamAssignments is one agent's bidirectional stream. The agent sends
    * Hello first; the hub answers with Welcome and then resource deltas.
-   * The agent authenticates with its join token in the `authorization`
-   * metadata entry as "Bearer <id>.<secret>".
+   * The agent authenticates in the `authorization` metadata entry: first
+   * with its join token ("Bearer <id>.<secret>"), then with the per-agent
+   * credential the hub issues ("Bearer sya1.<payload>.<signature>"), which
+   * binds the stream to one cluster and one node name.
    */
   streamAssignments(): ClientDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse>;
   streamAssignments(

@@ -3,26 +3,32 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { FileState } from "../state/hub-state.ts";
+import { CredentialAuthority } from "./credentials.ts";
 import { TokenStore } from "./tokens.ts";
 
+function tmpState(): FileState {
+  return new FileState(fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-")));
+}
+
 function store(): TokenStore {
-  return new TokenStore(fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-")));
+  return new TokenStore(tmpState());
 }
 
 describe("join tokens", () => {
-  it("admits a created token to its cluster and stores only a hash of the secret", () => {
+  it("admits a created token to its cluster and stores only a hash of the secret", async () => {
     const s = store();
-    const { token, record } = s.create("east");
+    const { token, record } = await s.create("east");
     const r = s.verify(token);
     assert.ok(r.ok);
     assert.deepEqual(r.value, { id: record.id, cluster: "east", reach: "pod" });
     assert.ok(!JSON.stringify(s.list()).includes(token.split(".")[1]!), "the secret is not stored in clear");
   });
 
-  it("refuses malformed, unknown, wrong-secret, expired and revoked tokens with a reason", () => {
+  it("refuses malformed, unknown, wrong-secret, expired and revoked tokens with a reason", async () => {
     const s = store();
     const now = new Date("2026-01-01T00:00:00Z");
-    const { token, record } = s.create("east", { ttlMs: 60_000, now });
+    const { token, record } = await s.create("east", { ttlMs: 60_000, now });
     const cases: Array<[string, Date, RegExp]> = [
       ["garbage", now, /malformed/],
       ["zzzzzz.0123456789abcdef", now, /unknown or revoked/],
@@ -35,17 +41,100 @@ describe("join tokens", () => {
       assert.match(r.error, re);
     }
     assert.ok(s.verify(token, now).ok);
-    assert.ok(s.revoke(record.id));
+    assert.ok(await s.revoke(record.id));
     const r = s.verify(token, now);
     assert.ok(!r.ok);
     assert.match(r.error, /unknown or revoked/);
   });
 
-  it("sees tokens created by another process (the CLI) without a restart", () => {
+  it("sees tokens created by another process (the CLI) without a restart", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-"));
-    const hub = new TokenStore(dir);
+    const hub = new TokenStore(new FileState(dir));
     assert.equal(hub.list().length, 0);
-    const { token } = new TokenStore(dir).create("west");
+    const { token } = await new TokenStore(new FileState(dir)).create("west");
     assert.ok(hub.verify(token).ok);
+  });
+
+  it("keeps a token's node limit and name pattern", async () => {
+    const s = store();
+    const { record } = await s.create("edge", { nodePattern: "edge-*", maxNodes: 1 });
+    assert.ok((await s.admitNode(record.id, "edge-1")).ok);
+    assert.ok((await s.admitNode(record.id, "edge-1")).ok, "the same node again is fine");
+    const second = await s.admitNode(record.id, "edge-2");
+    assert.ok(!second.ok);
+    assert.match(second.error, /already admitted its 1 node/);
+    const wrong = await s.admitNode(record.id, "core-1");
+    assert.ok(!wrong.ok);
+    assert.match(wrong.error, /admits nodes named "edge-\*", not "core-1"/);
+    assert.deepEqual(s.list()[0]!.nodes, ["edge-1"]);
+  });
+});
+
+describe("agent credentials", () => {
+  async function setup() {
+    const state = tmpState();
+    const tokens = new TokenStore(state);
+    const { record } = await tokens.create("east");
+    const ca = await CredentialAuthority.open(state, 60_000);
+    return { state, tokens, ca, tokenId: record.id };
+  }
+  const t0 = new Date("2026-01-01T00:00:00Z");
+  const at = (ms: number) => new Date(t0.getTime() + ms);
+
+  it("binds a credential to its cluster and node, and verifies it", async () => {
+    const { ca, tokenId } = await setup();
+    const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    const v = ca.verify(c.token, at(1000));
+    assert.ok(v.ok);
+    assert.equal(v.value.node, "n1");
+    assert.equal(v.value.cluster, "east");
+    assert.equal(ca.agents()[0]!.node, "n1");
+  });
+
+  it("refuses forged, tampered, expired, revoked-agent and revoked-token credentials with a reason", async () => {
+    const { state, tokens, ca, tokenId } = await setup();
+    const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    const [, body, sig] = c.token.split(".") as [string, string, string];
+    const other = await CredentialAuthority.open(tmpState(), 60_000);
+    const forged = (await other.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0)).token;
+    const tamperedBody = Buffer.from(
+      Buffer.from(body, "base64url").toString().replace('"n1"', '"n2"'),
+    ).toString("base64url");
+    const cases: Array<[string, Date, RegExp]> = [
+      [forged, at(1), /bad signature/],
+      [`sya1.${tamperedBody}.${sig}`, at(1), /bad signature/],
+      ["sya1.garbage", at(1), /malformed/],
+      [c.token, at(60_001), /expired/],
+    ];
+    for (const [tok, when, re] of cases) {
+      const r = ca.verify(tok, when);
+      assert.ok(!r.ok, tok);
+      assert.match(r.error, re);
+    }
+    await ca.revokeAgent("east", "n1", at(10));
+    const revoked = ca.verify(c.token, at(20));
+    assert.ok(!revoked.ok);
+    assert.match(revoked.error, /agent east\/n1 was revoked/);
+    const fresh = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, at(30));
+    assert.ok(ca.verify(fresh.token, at(40)).ok, "a credential issued after the revocation works");
+    await tokens.revoke(tokenId);
+    const gone = ca.verify(fresh.token, at(40));
+    assert.ok(!gone.ok);
+    assert.match(gone.error, /join token .* was revoked/);
+    assert.ok(state.get("signing-key"), "the key lives in the shared state");
+  });
+
+  it("asks for rotation when a third of the lifetime is left", async () => {
+    const { ca, tokenId } = await setup();
+    const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    assert.equal(ca.needsRotation(c.identity, at(30_000)), false);
+    assert.equal(ca.needsRotation(c.identity, at(41_000)), true);
+  });
+
+  it("shares one signing key between hubs on the same state", async () => {
+    const { state, ca, tokenId } = await setup();
+    const replica = await CredentialAuthority.open(state, 60_000);
+    const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    assert.ok(replica.verify(c.token, at(1)).ok);
   });
 });

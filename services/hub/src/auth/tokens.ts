@@ -1,13 +1,11 @@
 /**
- * Join tokens: "<id>.<secret>" (like kubeadm's), stored hashed with a TTL
- * and the cluster they admit agents to. The store is a file under the hub's
- * state dir, re-read when it changes, so `switchyard-hub token create` works
- * against a running hub.
+ * Join tokens: "<id>.<secret>" (like kubeadm's), stored hashed with a TTL,
+ * the cluster they admit agents to and their scope, in the hub's shared
+ * state (a file, or JetStream KV shared by hub replicas).
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import fs from "node:fs";
-import path from "node:path";
 import { err, ok, type Result } from "@switchyard/lib/errors";
+import type { HubState } from "../state/hub-state.ts";
 
 export type TokenRecord = {
   id: string;
@@ -20,7 +18,7 @@ export type TokenRecord = {
   nodePattern?: string;
   /** how many distinct nodes may join with it (0 or absent = no limit) */
   maxNodes?: number;
-  /** nodes that joined with it */
+  /** nodes that joined with it (kept as their own keys; filled in when read) */
   nodes?: string[];
   /** how its agents reach backends: pod IPs, or node IP + NodePort (edge nodes, hosts) */
   reach?: "pod" | "nodeport";
@@ -44,37 +42,27 @@ function sha256(s: string): string {
 
 export { parseDuration } from "@switchyard/lib/duration";
 
+/**
+ * Join tokens in the hub's shared state ("token/<id>", and
+ * "tokennode/<id>/<node>" for each node a token admitted).
+ */
 export class TokenStore {
-  private readonly file: string;
-  private cache: { mtimeMs: number; records: TokenRecord[] } | undefined;
+  private readonly state: HubState;
 
-  constructor(stateDir: string) {
-    this.file = path.join(stateDir, "tokens.json");
+  constructor(state: HubState) {
+    this.state = state;
   }
 
-  private load(): TokenRecord[] {
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(this.file);
-    } catch {
-      return [];
-    }
-    if (this.cache && this.cache.mtimeMs === st.mtimeMs) return this.cache.records;
-    const parsed = JSON.parse(fs.readFileSync(this.file, "utf8")) as { tokens?: TokenRecord[] };
-    const records = parsed.tokens ?? [];
-    this.cache = { mtimeMs: st.mtimeMs, records };
-    return records;
+  private record(id: string): TokenRecord | undefined {
+    const r = this.state.get<TokenRecord>(`token/${id}`);
+    return r ? { ...r, nodes: this.nodesOf(id) } : undefined;
   }
 
-  private save(records: TokenRecord[]): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify({ tokens: records }, null, 2)}\n`, { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
-    this.cache = undefined;
+  private nodesOf(id: string): string[] {
+    return this.state.list<unknown>(`tokennode/${id}/`).map(([k]) => k.slice(`tokennode/${id}/`.length));
   }
 
-  create(
+  async create(
     cluster: string,
     opts: {
       ttlMs?: number;
@@ -84,7 +72,7 @@ export class TokenStore {
       maxNodes?: number;
       reach?: "pod" | "nodeport";
     } = {},
-  ): { token: string; record: TokenRecord } {
+  ): Promise<{ token: string; record: TokenRecord }> {
     const now = opts.now ?? new Date();
     const id = randomString(6);
     const secret = randomString(16);
@@ -97,28 +85,39 @@ export class TokenStore {
       description: opts.description ?? "",
       nodePattern: opts.nodePattern ?? "*",
       maxNodes: opts.maxNodes ?? 0,
-      nodes: [],
       reach: opts.reach ?? "pod",
     };
-    this.save([...this.load(), record]);
-    return { token: `${id}.${secret}`, record };
+    if (!(await this.state.create(`token/${id}`, record))) return this.create(cluster, opts);
+    return { token: `${id}.${secret}`, record: { ...record, nodes: [] } };
   }
 
   list(): TokenRecord[] {
-    return [...this.load()];
+    return this.state
+      .list<TokenRecord>("token/")
+      .map(([, r]) => ({ ...r, nodes: this.nodesOf(r.id) }))
+      .sort((a, b) =>
+        a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : 1,
+      );
   }
 
-  revoke(id: string): boolean {
-    const records = this.load();
-    const next = records.filter((r) => r.id !== id);
-    if (next.length === records.length) return false;
-    this.save(next);
+  get(id: string): TokenRecord | undefined {
+    return this.record(id);
+  }
+
+  exists(id: string): boolean {
+    return this.state.get(`token/${id}`) !== undefined;
+  }
+
+  async revoke(id: string): Promise<boolean> {
+    if (!this.exists(id)) return false;
+    await this.state.delete(`token/${id}`);
+    for (const [k] of this.state.list(`tokennode/${id}/`)) await this.state.delete(k);
     return true;
   }
 
   /** Is the token behind a grant still valid (not revoked, not expired)? Checked again while streams run. */
   stillValid(id: string, now: Date = new Date()): Result<true> {
-    const rec = this.load().find((r) => r.id === id);
+    const rec = this.state.get<TokenRecord>(`token/${id}`);
     if (!rec) return err(`join token ${id} was revoked`);
     if (rec.expiresAt && new Date(rec.expiresAt).getTime() <= now.getTime())
       return err(`join token ${id} expired at ${rec.expiresAt}`);
@@ -126,21 +125,24 @@ export class TokenStore {
   }
 
   /** Admits a node under a token's scope (name pattern, node limit) and records it. */
-  admitNode(id: string, node: string): Result<true> {
-    const records = this.load();
-    const rec = records.find((r) => r.id === id);
+  async admitNode(id: string, node: string): Promise<Result<true>> {
+    const rec = this.record(id);
     if (!rec) return err(`join token ${id} was revoked`);
     const pattern = rec.nodePattern ?? "*";
     if (!globMatch(pattern, node))
       return err(`join token ${id} admits nodes named "${pattern}", not "${node}"`);
-    const nodes = rec.nodes ?? [];
-    if (nodes.includes(node)) return ok(true);
-    if (rec.maxNodes && nodes.length >= rec.maxNodes) {
-      return err(
+    if (rec.nodes?.includes(node)) return ok(true);
+    const tooMany = () =>
+      err(
         `join token ${id} has already admitted its ${rec.maxNodes} node(s); create another token for "${node}"`,
       );
+    if (rec.maxNodes && (rec.nodes?.length ?? 0) >= rec.maxNodes) return tooMany();
+    await this.state.create(`tokennode/${id}/${node}`, { at: new Date().toISOString() });
+    // another replica may have admitted a node at the same moment: the limit still holds
+    if (rec.maxNodes && this.nodesOf(id).length > rec.maxNodes) {
+      await this.state.delete(`tokennode/${id}/${node}`);
+      return tooMany();
     }
-    this.save(records.map((r) => (r.id === id ? { ...r, nodes: [...nodes, node] } : r)));
     return ok(true);
   }
 
@@ -149,7 +151,7 @@ export class TokenStore {
     const m = TOKEN_RE.exec(token);
     if (!m)
       return err("join token is malformed: expected <6 chars>.<16 chars> from `switchyard-hub token create`");
-    const rec = this.load().find((r) => r.id === m[1]);
+    const rec = this.state.get<TokenRecord>(`token/${m[1]}`);
     if (!rec)
       return err(
         `join token ${m[1]} is unknown or revoked; create a new one with \`switchyard-hub token create\``,

@@ -30,6 +30,7 @@ describe("encodeResponse", () => {
       nonce: "h-1",
       systemVersion: "abc",
       welcome: undefined,
+      credential: undefined,
       resources: [res("eps/c/ns/a", 1), res("eps/c/ns/b", 3000)],
       removedResources: ["eps/c/ns/gone"],
     };

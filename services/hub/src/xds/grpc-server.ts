@@ -1,16 +1,19 @@
 /**
- * gRPC adapter for the assignment stream: authenticates the join token,
- * waits for Hello, then drives an AgentSession from snapshot changes and the
- * agent's Acks. One bad or hostile stream is closed with a clear status and
+ * gRPC adapter for the assignment stream: authenticates the join token or
+ * the agent's credential (issuing one after a join, rotating it before it
+ * expires), waits for Hello, then drives an AgentSession from snapshot
+ * changes and the agent's Acks. One bad or hostile stream is closed with a clear status and
  * never affects the others.
  */
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@switchyard/lib/log";
 import {
   AssignmentServiceService,
+  type Hello,
   type StreamAssignmentsRequest,
   StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
+import { type AgentIdentity, type CredentialAuthority, isCredential } from "../auth/credentials.ts";
 import type { TokenStore } from "../auth/tokens.ts";
 import type { Reach } from "../translate/compute-resources.ts";
 import { encodeResponse } from "./encode.ts";
@@ -23,8 +26,17 @@ export type AgentStatus = {
   node: string;
   cluster: string;
   tokenId: string;
+  /** "join-token <id>" or "credential (expires …)" */
+  auth: string;
+  peer: string;
+  agentVersion: string;
   connectedAt: string;
+  viewVersion: string;
   ackedVersion: string;
+  /** resources still to send or acknowledge */
+  pending: number;
+  /** ms since the agent was last in sync (0 = in sync) */
+  lagMs: number;
   acks: number;
   nacks: number;
   lastNack: string | undefined;
@@ -33,6 +45,7 @@ export type AgentStatus = {
 export type AssignmentServerOptions = {
   hubId: string;
   tokens: TokenStore;
+  credentials: CredentialAuthority;
   snapshots: SnapshotCache;
   /** the clusters an agent of a home cluster sees */
   viewOf: (cluster: string, reach: Reach) => View;
@@ -43,35 +56,97 @@ export type AssignmentServerOptions = {
 
 type Stream = grpc.ServerDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse>;
 
+type Auth =
+  | { kind: "token"; tokenId: string }
+  | { kind: "credential"; identity: AgentIdentity; rotating: boolean };
+
+type Agent = {
+  status: Omit<
+    AgentStatus,
+    "viewVersion" | "ackedVersion" | "pending" | "lagMs" | "acks" | "nacks" | "lastNack" | "auth"
+  >;
+  auth: Auth;
+  view: View;
+  session: AgentSession;
+  /** when the agent last went from in sync to behind */
+  behindSince: number | undefined;
+  cutOff: (reason: string, code?: grpc.status) => void;
+  send: (m: StreamAssignmentsResponse) => void;
+};
+
 export class AssignmentServer {
   private readonly opts: AssignmentServerOptions;
-  readonly agents = new Map<
-    Stream,
-    { status: AgentStatus; session: AgentSession; cutOff: (reason: string, code?: grpc.status) => void }
-  >();
+  readonly agents = new Map<Stream, Agent>();
   private streamSeq = 0;
   private readonly recheck: NodeJS.Timeout;
 
   constructor(opts: AssignmentServerOptions) {
     this.opts = opts;
-    // revoked or expired tokens lose their streams within a second
-    this.recheck = setInterval(() => this.recheckTokens(), 1000);
+    // revoked or expired tokens and credentials lose their streams within a second; credentials rotate
+    this.recheck = setInterval(() => this.recheckAuth(), 1000);
     this.recheck.unref();
   }
 
-  recheckTokens(now: Date = new Date()): void {
+  recheckAuth(now: Date = new Date()): void {
     for (const a of [...this.agents.values()]) {
-      const r = this.opts.tokens.stillValid(a.status.tokenId, now);
-      if (!r.ok) a.cutOff(r.error);
+      if (a.auth.kind === "token") {
+        const r = this.opts.tokens.stillValid(a.auth.tokenId, now);
+        if (!r.ok) a.cutOff(r.error);
+        continue;
+      }
+      const auth = a.auth;
+      const r = this.opts.credentials.stillValid(auth.identity, now);
+      if (!r.ok) {
+        a.cutOff(r.error);
+        continue;
+      }
+      if (!auth.rotating && this.opts.credentials.needsRotation(auth.identity, now)) {
+        auth.rotating = true;
+        this.issueTo(a, auth.identity, now).finally(() => {
+          auth.rotating = false;
+        });
+      }
     }
+  }
+
+  /** Signs a credential for the agent and sends it on its stream (no nonce: not acknowledged). */
+  private async issueTo(a: Agent, who: Omit<AgentIdentity, "issuedAt" | "expiresAt">, now = new Date()) {
+    const c = await this.opts.credentials.issue(
+      { cluster: who.cluster, node: who.node, reach: who.reach, tokenId: who.tokenId },
+      now,
+    );
+    a.auth = { kind: "credential", identity: c.identity, rotating: false };
+    a.send({
+      nonce: "",
+      systemVersion: "",
+      welcome: undefined,
+      credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString() },
+      resources: [],
+      removedResources: [],
+    });
+    return c;
   }
 
   /** Ends the streams of a cluster's agents (e.g. its view changed); they reconnect and resume. */
   cutOffCluster(cluster: string, reason: string): number {
+    return this.cutOffWhere((a) => a.status.cluster === cluster, reason, grpc.status.UNAVAILABLE);
+  }
+
+  /** Ends the streams of the agents a join token admitted (it was revoked). */
+  cutOffToken(tokenId: string, reason: string): number {
+    return this.cutOffWhere((a) => a.status.tokenId === tokenId, reason);
+  }
+
+  /** Ends one agent's streams (it was revoked). */
+  cutOffAgent(cluster: string, node: string, reason: string): number {
+    return this.cutOffWhere((a) => a.status.cluster === cluster && a.status.node === node, reason);
+  }
+
+  private cutOffWhere(pred: (a: Agent) => boolean, reason: string, code?: grpc.status): number {
     let n = 0;
     for (const a of [...this.agents.values()])
-      if (a.status.cluster === cluster) {
-        a.cutOff(reason, grpc.status.UNAVAILABLE);
+      if (pred(a)) {
+        a.cutOff(reason, code);
         n++;
       }
     return n;
@@ -94,30 +169,48 @@ export class AssignmentServer {
     server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
   }
 
-  status(): AgentStatus[] {
-    return [...this.agents.values()].map((a) => ({
-      ...a.status,
-      ackedVersion: a.session.ackedVersion,
-      acks: a.session.acks,
-      nacks: a.session.nacks,
-      lastNack: a.session.lastNack?.message,
-    }));
+  status(now = Date.now()): AgentStatus[] {
+    return [...this.agents.values()].map((a) => {
+      const pending = a.session.pending;
+      return {
+        ...a.status,
+        auth:
+          a.auth.kind === "token"
+            ? `join-token ${a.auth.tokenId}`
+            : `credential (expires ${new Date(a.auth.identity.expiresAt).toISOString()})`,
+        viewVersion: this.opts.snapshots.get(a.view).version,
+        ackedVersion: a.session.ackedVersion,
+        pending,
+        lagMs: pending > 0 && a.behindSince !== undefined ? now - a.behindSince : 0,
+        acks: a.session.acks,
+        nacks: a.session.nacks,
+        lastNack: a.session.lastNack?.message,
+      };
+    });
   }
 
   private handle(call: Stream): void {
     const log = this.opts.log;
     const peer = call.getPeer();
-    const auth = call.metadata.get("authorization")[0];
-    const token = typeof auth === "string" && auth.startsWith("Bearer ") ? auth.slice(7) : "";
-    const grant = this.opts.tokens.verify(token);
-    if (!grant.ok) {
-      log.warn({ peer, reason: grant.error }, "agent refused");
-      call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: grant.error });
-      call.end();
-      return;
+    const authz = call.metadata.get("authorization")[0];
+    const bearer = typeof authz === "string" && authz.startsWith("Bearer ") ? authz.slice(7) : "";
+    let auth: Auth;
+    let cluster: string;
+    let reach: Reach;
+    let tokenId: string;
+    if (isCredential(bearer)) {
+      const v = this.opts.credentials.verify(bearer);
+      if (!v.ok) return this.refuse(call, peer, v.error);
+      auth = { kind: "credential", identity: v.value, rotating: false };
+      ({ cluster, reach, tokenId } = v.value);
+    } else {
+      const grant = this.opts.tokens.verify(bearer);
+      if (!grant.ok) return this.refuse(call, peer, grant.error);
+      auth = { kind: "token", tokenId: grant.value.id };
+      ({ cluster, reach, id: tokenId } = grant.value);
     }
-    const { cluster, id: tokenId, reach } = grant.value;
     let session: AgentSession | undefined;
+    let helloSeen = false;
     let unsubscribe: (() => void) | undefined;
     let closed = false;
     const view = this.opts.viewOf(cluster, reach);
@@ -138,65 +231,99 @@ export class AssignmentServer {
       if (!session || closed) return;
       const msg = session.next(this.opts.snapshots.get(view));
       if (msg) call.write(msg);
+      const a = this.agents.get(call);
+      if (a) {
+        if (session.pending === 0) a.behindSince = undefined;
+        else a.behindSince ??= Date.now();
+      }
+    };
+
+    const onHello = async (hello: Hello) => {
+      const node = hello.nodeName;
+      if (!NODE_NAME_RE.test(node)) {
+        return fail(
+          grpc.status.INVALID_ARGUMENT,
+          `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`,
+        );
+      }
+      if (auth.kind === "credential" && auth.identity.node !== node)
+        return fail(
+          grpc.status.PERMISSION_DENIED,
+          `this credential belongs to node ${auth.identity.cluster}/${auth.identity.node}; node "${node}" may not use it`,
+        );
+      if (auth.kind === "token") {
+        // a revoked agent comes back only with a join token created after its revocation
+        const revokedAt = this.opts.credentials.revokedAt(cluster, node);
+        const created = this.opts.tokens.get(tokenId)?.createdAt;
+        if (revokedAt !== undefined && created !== undefined && new Date(created).getTime() <= revokedAt)
+          return fail(
+            grpc.status.PERMISSION_DENIED,
+            `agent ${cluster}/${node} was revoked at ${new Date(revokedAt).toISOString()}; only a join token created after that readmits it`,
+          );
+        const admitted = await this.opts.tokens.admitNode(tokenId, node);
+        if (!admitted.ok) return fail(grpc.status.PERMISSION_DENIED, admitted.error);
+      }
+      if (closed) return;
+      const s = new AgentSession(hello.initialResourceVersions, `${this.opts.hubId}-${++this.streamSeq}`);
+      const agent: Agent = {
+        session: s,
+        auth,
+        view,
+        behindSince: Date.now(),
+        cutOff: (reason, code = grpc.status.PERMISSION_DENIED) => fail(code, reason),
+        send: (m) => {
+          if (!closed) call.write(m);
+        },
+        status: {
+          node,
+          cluster,
+          tokenId,
+          peer,
+          agentVersion: hello.agentVersion.slice(0, 64),
+          connectedAt: new Date().toISOString(),
+        },
+      };
+      this.agents.set(call, agent);
+      log.info(
+        { peer, node, cluster, auth: auth.kind, resumed: Object.keys(hello.initialResourceVersions).length },
+        "agent joined",
+      );
+      call.write({
+        nonce: "",
+        systemVersion: "",
+        welcome: {
+          hubId: this.opts.hubId,
+          cluster,
+          viewClusters: view.clusters,
+          nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
+        },
+        credential: undefined,
+        resources: [],
+        removedResources: [],
+      });
+      // an agent that joined with a join token gets its own credential for every later stream
+      if (auth.kind === "token") await this.issueTo(agent, { cluster, node, reach, tokenId });
+      if (closed) return;
+      session = s;
+      unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
+        s.markDirty(changed);
+        pump();
+      });
+      pump();
     };
 
     call.on("data", (m: StreamAssignmentsRequest) => {
       const kind = m.kind;
       if (!kind) return fail(grpc.status.INVALID_ARGUMENT, "message has neither hello nor ack");
       if (kind.$case === "hello") {
-        if (session) return fail(grpc.status.INVALID_ARGUMENT, "hello sent twice on one stream");
-        const node = kind.value.nodeName;
-        if (!NODE_NAME_RE.test(node)) {
-          return fail(
-            grpc.status.INVALID_ARGUMENT,
-            `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`,
-          );
-        }
-        const admitted = this.opts.tokens.admitNode(tokenId, node);
-        if (!admitted.ok) return fail(grpc.status.PERMISSION_DENIED, admitted.error);
-        session = new AgentSession(
-          kind.value.initialResourceVersions,
-          `${this.opts.hubId}-${++this.streamSeq}`,
+        if (helloSeen) return fail(grpc.status.INVALID_ARGUMENT, "hello sent twice on one stream");
+        helloSeen = true;
+        onHello(kind.value).catch((e: unknown) =>
+          fail(grpc.status.INTERNAL, `could not admit the agent: ${(e as Error).message}`),
         );
-        this.agents.set(call, {
-          session,
-          cutOff: (reason: string, code = grpc.status.PERMISSION_DENIED) => fail(code, reason),
-          status: {
-            node,
-            cluster,
-            tokenId,
-            connectedAt: new Date().toISOString(),
-            ackedVersion: "",
-            acks: 0,
-            nacks: 0,
-            lastNack: undefined,
-          },
-        });
-        log.info(
-          { peer, node, cluster, resumed: Object.keys(kind.value.initialResourceVersions).length },
-          "agent joined",
-        );
-        call.write({
-          nonce: "",
-          systemVersion: "",
-          welcome: {
-            hubId: this.opts.hubId,
-            cluster,
-            viewClusters: view.clusters,
-            nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
-          },
-          resources: [],
-          removedResources: [],
-        });
-        const own = session;
-        unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
-          own.markDirty(changed);
-          pump();
-        });
-        pump();
         return;
       }
-      if (!session) return fail(grpc.status.FAILED_PRECONDITION, "ack before hello");
+      if (!session) return fail(grpc.status.FAILED_PRECONDITION, "ack before hello was answered");
       const ack = kind.value;
       const error = ack.error
         ? {
@@ -221,5 +348,11 @@ export class AssignmentServer {
     });
     call.on("end", cleanup);
     call.on("cancelled", cleanup);
+  }
+
+  private refuse(call: Stream, peer: string, reason: string): void {
+    this.opts.log.warn({ peer, reason }, "agent refused");
+    call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: reason });
+    call.end();
   }
 }

@@ -88,7 +88,19 @@ export class AgentSession {
     }
     for (const n of removed) this.rejected.delete(n);
     this.inflight = { nonce, systemVersion: snap.version, sent };
-    return { nonce, systemVersion: snap.version, welcome: undefined, resources, removedResources: removed };
+    return {
+      nonce,
+      systemVersion: snap.version,
+      welcome: undefined,
+      credential: undefined,
+      resources,
+      removedResources: removed,
+    };
+  }
+
+  /** Resources still to send or to be acknowledged (0 = the agent holds the snapshot). */
+  get pending(): number {
+    return this.dirty.size + (this.inflight?.sent.size ?? 0) + (this.initialScanned ? 0 : 1);
   }
 
   /** Whether more of the current difference waits to be sent (after the in-flight message is answered). */

@@ -34,6 +34,7 @@ describe("ResourceStore", () => {
         nonce: "1",
         systemVersion: "",
         welcome: undefined,
+        credential: undefined,
         resources: [svc("v1", "10.0.0.1")],
         removedResources: [],
       }).errors,
@@ -43,6 +44,7 @@ describe("ResourceStore", () => {
       nonce: "2",
       systemVersion: "",
       welcome: undefined,
+      credential: undefined,
       resources: [svc("v2", "not-an-ip")],
       removedResources: [],
     });
@@ -58,6 +60,7 @@ describe("ResourceStore", () => {
       nonce: "1",
       systemVersion: "",
       welcome: undefined,
+      credential: undefined,
       resources: [svc("v1", "10.0.0.1")],
       removedResources: [],
     });
@@ -66,6 +69,7 @@ describe("ResourceStore", () => {
       nonce: "2",
       systemVersion: "",
       welcome: undefined,
+      credential: undefined,
       resources: [],
       removedResources: ["svc/c/ns/a"],
     });

@@ -4,6 +4,10 @@
  * handed to `onDelta`, whose answer (errors or none) becomes the ACK/NACK.
  * A refusal (bad token) is reported clearly and retried slowly, never
  * silently.
+ *
+ * Authentication: the agent's own credential when it holds one (issued by
+ * the hub after the first join, rotated by the hub), else the join token.
+ * When the hub refuses the credential, the next attempt uses the join token.
  */
 import fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
@@ -15,10 +19,13 @@ import {
   type Welcome,
 } from "@switchyard/proto/assignment";
 import type { ResourceError } from "../desired/resources.ts";
+import type { CredentialStore } from "./credential-store.ts";
 
 export type HubClientOptions = {
   hubs: string[];
+  /** join token ("" when the agent relies on its stored credential) */
   token: string;
+  credentials?: CredentialStore;
   nodeName: string;
   nodeAddresses: string[];
   agentVersion: string;
@@ -75,7 +82,9 @@ export class HubClient {
     });
     this.client = client;
     const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${this.opts.token}`);
+    const credential = this.opts.credentials?.load();
+    const usingCredential = credential !== undefined;
+    md.set("authorization", `Bearer ${credential?.token ?? this.opts.token}`);
     const call = client.streamAssignments(md);
     this.call = call;
     let gotWelcome = false;
@@ -87,6 +96,10 @@ export class HubClient {
         this.connectedHub = hub;
         log.info({ hubId: m.welcome.hubId, cluster: m.welcome.cluster }, "joined hub");
         this.opts.onWelcome(m.welcome);
+      }
+      if (m.credential?.token) {
+        this.opts.credentials?.save(m.credential.token, m.credential.expiresAt);
+        log.info({ expiresAt: m.credential.expiresAt }, "agent credential received");
       }
       if (!m.nonce) return;
       // deltas are applied one at a time, in order
@@ -115,7 +128,12 @@ export class HubClient {
     call.on("error", (e: grpc.ServiceError) => {
       if (this.stopped) return;
       if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
-        log.error({ reason: e.details }, "hub refused this agent");
+        log.error(
+          { reason: e.details, auth: usingCredential ? "credential" : "join token" },
+          "hub refused this agent",
+        );
+        // a refused credential is dropped: the next attempt presents the join token
+        if (usingCredential && this.opts.token) this.opts.credentials?.clear();
         this.opts.onRefused?.(e.details);
         this.backoffMs = Math.max(this.backoffMs, 5000);
       } else {

@@ -1,0 +1,186 @@
+/**
+ * The admin API (proto/switchyard/v1/admin.proto) on a Unix socket in the
+ * hub's state directory, mode 0600: agents and their sync status, clusters
+ * and their health, join tokens, revocations. The CLI talks to it; a
+ * revocation through it cuts the affected streams at once.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import {
+  AdminServiceClient,
+  AdminServiceService,
+  type AgentInfo,
+  type ClusterInfo,
+  type TokenInfo,
+} from "@switchyard/proto/admin";
+import type { CredentialAuthority } from "../auth/credentials.ts";
+import type { TokenRecord, TokenStore } from "../auth/tokens.ts";
+import type { ClusterConfig } from "../config.ts";
+import type { World } from "../model/world.ts";
+import type { ClusterManager } from "../sources/manager.ts";
+import type { AssignmentServer } from "../xds/grpc-server.ts";
+
+export function adminSocketPath(stateDir: string): string {
+  return path.join(stateDir, "admin.sock");
+}
+
+export function tokenInfo(r: TokenRecord): TokenInfo {
+  return {
+    id: r.id,
+    cluster: r.cluster,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt ?? "",
+    description: r.description,
+    nodePattern: r.nodePattern ?? "*",
+    maxNodes: r.maxNodes ?? 0,
+    nodes: r.nodes ?? [],
+    reach: r.reach ?? "pod",
+  };
+}
+
+type Deps = {
+  hubId: string;
+  world: World;
+  clusters: ClusterManager;
+  clusterConfigs: () => { clusters: ClusterConfig[]; imports: Map<string, string[]> };
+  tokens: TokenStore;
+  credentials: CredentialAuthority;
+  assignments: AssignmentServer;
+};
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+
+function unary<Req, Res>(fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => cb(null, res),
+        (e: unknown) => {
+          const err = e as { code?: grpc.status; message?: string };
+          cb({ code: err.code ?? grpc.status.INTERNAL, details: err.message ?? String(e) });
+        },
+      );
+  };
+}
+
+function invalid(message: string): Error & { code: grpc.status } {
+  return Object.assign(new Error(message), { code: grpc.status.INVALID_ARGUMENT });
+}
+
+export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Server> {
+  const server = new grpc.Server();
+  const listAgents = (): AgentInfo[] =>
+    deps.assignments.status().map((a) => ({
+      node: a.node,
+      cluster: a.cluster,
+      auth: a.auth,
+      peer: a.peer,
+      connectedAt: a.connectedAt,
+      agentVersion: a.agentVersion,
+      viewVersion: a.viewVersion,
+      ackedVersion: a.ackedVersion,
+      pendingResources: a.pending,
+      lagMs: a.lagMs,
+      acks: a.acks,
+      nacks: a.nacks,
+      lastNack: a.lastNack ?? "",
+      hubId: deps.hubId,
+    }));
+  const listClusters = (): ClusterInfo[] => {
+    const { clusters, imports } = deps.clusterConfigs();
+    const rejected = deps.clusters.rejected();
+    return clusters.map((c) => {
+      const st = deps.world.clusters.get(c.name);
+      const h = st?.health;
+      return {
+        name: c.name,
+        source: c.kind,
+        imports: imports.get(c.name) ?? [],
+        stale: h?.stale ?? false,
+        withdrawn: h?.withdrawn ?? false,
+        staleSince: h?.staleSince ? new Date(h.staleSince).toISOString() : "",
+        reason: h?.reason ?? "",
+        services: st?.services.size ?? 0,
+        endpointSlices: st?.slices.size ?? 0,
+        nodes: st?.nodes.size ?? 0,
+        rejectedObjects: rejected.get(c.name) ?? 0,
+      };
+    });
+  };
+  server.addService(AdminServiceService, {
+    listAgents: unary(() => ({ agents: listAgents() })),
+    listClusters: unary(() => ({ clusters: listClusters() })),
+    listTokens: unary(() => ({ tokens: deps.tokens.list().map(tokenInfo) })),
+    createToken: unary(
+      async (req: {
+        cluster: string;
+        ttlMs: number;
+        description: string;
+        nodePattern: string;
+        maxNodes: number;
+        reach: string;
+      }) => {
+        if (!deps.clusterConfigs().clusters.some((c) => c.name === req.cluster))
+          throw invalid(`cluster "${req.cluster}" is not a cluster of this hub`);
+        if (req.reach !== "" && req.reach !== "pod" && req.reach !== "nodeport")
+          throw invalid(`reach "${req.reach}" must be pod or nodeport`);
+        if (req.nodePattern !== "" && !/^[a-z0-9.*-]+$/.test(req.nodePattern))
+          throw invalid(
+            `node pattern "${req.nodePattern}" may hold lowercase letters, digits, '-', '.' and '*'`,
+          );
+        const { token, record } = await deps.tokens.create(req.cluster, {
+          ...(req.ttlMs ? { ttlMs: Number(req.ttlMs) } : {}),
+          description: req.description,
+          nodePattern: req.nodePattern || "*",
+          maxNodes: req.maxNodes,
+          reach: req.reach === "nodeport" ? "nodeport" : "pod",
+        });
+        return { token, info: tokenInfo(record) };
+      },
+    ),
+    revokeToken: unary(async (req: { id: string }) => {
+      if (!(await deps.tokens.revoke(req.id)))
+        throw Object.assign(new Error(`no join token with id ${req.id}`), { code: grpc.status.NOT_FOUND });
+      return {
+        agentsCutOff: deps.assignments.cutOffToken(req.id, `join token ${req.id} was revoked`),
+      };
+    }),
+    revokeAgent: unary(async (req: { cluster: string; node: string }) => {
+      if (!req.cluster || !req.node) throw invalid("name the agent as CLUSTER/NODE");
+      await deps.credentials.revokeAgent(req.cluster, req.node);
+      return {
+        agentsCutOff: deps.assignments.cutOffAgent(
+          req.cluster,
+          req.node,
+          `agent ${req.cluster}/${req.node} was revoked`,
+        ),
+      };
+    }),
+  });
+  const sock = adminSocketPath(stateDir);
+  fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  fs.rmSync(sock, { force: true });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${sock}`, grpc.ServerCredentials.createInsecure(), (e) =>
+      e ? reject(e) : resolve(),
+    ),
+  );
+  fs.chmodSync(sock, 0o600);
+  return server;
+}
+
+/** A client for the CLI, or undefined when no hub listens on the state dir's socket. */
+export function adminClient(stateDir: string): InstanceType<typeof AdminServiceClient> | undefined {
+  const sock = adminSocketPath(stateDir);
+  if (!fs.existsSync(sock)) return undefined;
+  return new AdminServiceClient(`unix:${sock}`, grpc.credentials.createInsecure());
+}
+
+/** Calls a unary admin method as a promise: call((cb) => client.listAgents({}, cb)). */
+export function call<Res>(
+  fn: (cb: (e: grpc.ServiceError | null, res: Res) => void) => unknown,
+): Promise<Res> {
+  return new Promise((resolve, reject) => fn((e, res) => (e ? reject(e) : resolve(res))));
+}

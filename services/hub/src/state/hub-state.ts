@@ -1,0 +1,190 @@
+/**
+ * State that hub replicas share: join tokens, the nodes they admitted,
+ * agent revocations and the key that signs agent credentials. Reads are
+ * synchronous from an in-memory mirror (the stream handler checks tokens on
+ * every stream); writes go to the backend and come back through it.
+ *
+ * - FileState: one JSON file in --state-dir (the embedded default); the
+ *   mirror is re-read when the file changes, so the CLI can write it while
+ *   no hub runs.
+ * - KvState: a NATS JetStream KV bucket; every replica watches it, so a
+ *   token created or revoked through one replica holds on all of them.
+ *
+ * Keys look like "token/<id>", "tokennode/<id>/<node>",
+ * "revoked/<cluster>/<node>", "signing-key". Values are JSON.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { jetstream } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+
+export interface HubState {
+  /** where the state lives, for logs */
+  readonly describe: string;
+  get<T>(key: string): T | undefined;
+  /** entries whose key starts with prefix */
+  list<T>(prefix: string): Array<[string, T]>;
+  put(key: string, value: unknown): Promise<void>;
+  /** writes only if the key does not exist yet; false when it did */
+  create(key: string, value: unknown): Promise<boolean>;
+  delete(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+function listOf<T>(m: ReadonlyMap<string, unknown>, prefix: string): Array<[string, T]> {
+  const out: Array<[string, T]> = [];
+  for (const [k, v] of m) if (k.startsWith(prefix)) out.push([k, v as T]);
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+}
+
+export class FileState implements HubState {
+  readonly describe: string;
+  private readonly file: string;
+  private mirror = new Map<string, unknown>();
+  private seen: { mtimeMs: number; size: number; ino: number } | undefined;
+
+  constructor(stateDir: string) {
+    this.file = path.join(stateDir, "state.json");
+    this.describe = `file ${this.file}`;
+  }
+
+  /** re-reads the file when it changed (a stat per read; writers replace the file, so its inode changes) */
+  private load(): Map<string, unknown> {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(this.file);
+    } catch {
+      this.mirror = new Map();
+      this.seen = undefined;
+      return this.mirror;
+    }
+    const seen = this.seen;
+    if (seen && seen.mtimeMs === st.mtimeMs && seen.size === st.size && seen.ino === st.ino)
+      return this.mirror;
+    const parsed = JSON.parse(fs.readFileSync(this.file, "utf8")) as { entries?: Record<string, unknown> };
+    this.mirror = new Map(Object.entries(parsed.entries ?? {}));
+    this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
+    return this.mirror;
+  }
+
+  private save(m: Map<string, unknown>): void {
+    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, `${JSON.stringify({ entries: Object.fromEntries(m) }, null, 2)}\n`, {
+      mode: 0o600,
+    });
+    fs.renameSync(tmp, this.file);
+    this.mirror = m;
+    this.seen = undefined;
+  }
+
+  get<T>(key: string): T | undefined {
+    return this.load().get(key) as T | undefined;
+  }
+
+  list<T>(prefix: string): Array<[string, T]> {
+    return listOf<T>(this.load(), prefix);
+  }
+
+  async put(key: string, value: unknown): Promise<void> {
+    const m = new Map(this.load());
+    m.set(key, value);
+    this.save(m);
+  }
+
+  async create(key: string, value: unknown): Promise<boolean> {
+    const m = new Map(this.load());
+    if (m.has(key)) return false;
+    m.set(key, value);
+    this.save(m);
+    return true;
+  }
+
+  async delete(key: string): Promise<void> {
+    const m = new Map(this.load());
+    if (!m.delete(key)) return;
+    this.save(m);
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class KvState implements HubState {
+  readonly describe: string;
+  private readonly nc: NatsConnection;
+  private readonly kv: KV;
+  private readonly mirror = new Map<string, { rev: number; value: unknown }>();
+  private readonly values = new Map<string, unknown>();
+
+  private constructor(nc: NatsConnection, kv: KV, describe: string) {
+    this.nc = nc;
+    this.kv = kv;
+    this.describe = describe;
+  }
+
+  /** Connects, opens (or creates) the bucket, loads it, and keeps the mirror current. */
+  static async open(servers: string[], bucket = "switchyard-hub"): Promise<KvState> {
+    const nc = await connect({ servers, name: "switchyard-hub", maxReconnectAttempts: -1 });
+    try {
+      const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 5 });
+      const s = new KvState(nc, kv, `NATS JetStream KV bucket ${bucket} on ${servers.join(",")}`);
+      // watch first, then load: a change during the load is not lost (revisions decide)
+      const w = await kv.watch({ key: ">", include: "updates" });
+      (async () => {
+        for await (const e of w) s.apply(e.key, e.revision, e.operation === "PUT" ? e.json() : undefined);
+      })().catch(() => {});
+      const keys = await kv.keys();
+      for await (const k of keys) {
+        const e = await kv.get(k);
+        if (e && e.operation === "PUT") s.apply(k, e.revision, e.json());
+      }
+      return s;
+    } catch (e) {
+      await nc.close();
+      throw e;
+    }
+  }
+
+  private apply(key: string, rev: number, value: unknown): void {
+    const cur = this.mirror.get(key);
+    if (cur && cur.rev >= rev) return;
+    this.mirror.set(key, { rev, value });
+    if (value === undefined) this.values.delete(key);
+    else this.values.set(key, value);
+  }
+
+  get<T>(key: string): T | undefined {
+    return this.values.get(key) as T | undefined;
+  }
+
+  list<T>(prefix: string): Array<[string, T]> {
+    return listOf<T>(this.values, prefix);
+  }
+
+  async put(key: string, value: unknown): Promise<void> {
+    const rev = await this.kv.put(key, JSON.stringify(value));
+    this.apply(key, rev, value);
+  }
+
+  async create(key: string, value: unknown): Promise<boolean> {
+    try {
+      const rev = await this.kv.create(key, JSON.stringify(value));
+      this.apply(key, rev, value);
+      return true;
+    } catch (e) {
+      if (/wrong last sequence|exists/i.test(String((e as Error).message))) return false;
+      throw e;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.kv.delete(key);
+    const e = await this.kv.get(key);
+    this.apply(key, e?.revision ?? Number.MAX_SAFE_INTEGER, undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => {});
+  }
+}
