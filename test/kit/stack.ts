@@ -54,8 +54,8 @@ export class Stack {
     return b;
   }
 
-  async startNats(): Promise<NatsServer> {
-    this.nats = await startNatsServer();
+  async startNats(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
+    this.nats = await startNatsServer(opts);
     return this.nats;
   }
 
