@@ -297,7 +297,7 @@ try {
       nonce: "x",
       systemVersion: "",
       welcome: undefined,
-        credential: undefined,
+      credential: undefined,
       resources: resources(n),
       removedResources: [],
     });

@@ -12,7 +12,7 @@ import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../../services/hub/src/model/world.ts";
 import { readObjects } from "../../services/hub/src/sources/directory.ts";
 import { WorldWriter } from "../../services/hub/src/sources/source.ts";
-import { computeViewSnapshot } from "../../services/hub/src/translate/compute-resources.ts";
+import { ViewTranslator } from "../../services/hub/src/translate/compute-resources.ts";
 import { FakeMaps } from "../../services/nodeagent/src/bpf/maps.ts";
 import { formatMapState } from "../../services/nodeagent/src/cli/dump.ts";
 import { computeDesired } from "../../services/nodeagent/src/desired/compute-desired.ts";
@@ -21,31 +21,56 @@ import { planMaps } from "../../services/nodeagent/src/plan/plan-maps.ts";
 const CLUSTERS = path.join(import.meta.dirname, "../../services/hub/src/translate/testdata");
 const GOLDEN = path.join(import.meta.dirname, "testdata");
 
-function dumpFor(objects: unknown[], cluster: string, node: { name: string; addresses: string[] }): string {
+type Tagged = { cluster: string; object: unknown };
+type NodeId = { name: string; addresses: string[]; zone?: string };
+
+/** The view of the first cluster (home), importing the others. */
+function dumpFor(objects: Tagged[], clusters: string[], node: NodeId): string {
   const world = new World();
-  const w = new WorldWriter(world, cluster, silentLogger());
-  for (const o of objects) w.upsert(o);
-  const snap = computeViewSnapshot([world.cluster(cluster)]);
+  const writers = new Map(clusters.map((c) => [c, new WorldWriter(world, c, silentLogger())]));
+  for (const o of objects) writers.get(o.cluster)!.upsert(o.object);
+  const t = new ViewTranslator(clusters[0]);
+  t.rebuild(clusters.map((c) => world.cluster(c)));
+  const snap = t.snapshot();
   const maps = new FakeMaps();
   maps.apply(planMaps(computeDesired(snap.resources.values(), node), maps.read()).ops);
   return formatMapState(maps.read());
 }
 
-function load(dir: string): unknown[] {
+function loadDir(dir: string, cluster: string): Tagged[] {
   return fs
     .readdirSync(dir)
     .filter((f) => f.endsWith(".yaml"))
     .sort()
-    .flatMap((f) => readObjects(fs.readFileSync(path.join(dir, f), "utf8")).objects);
+    .flatMap((f) => readObjects(fs.readFileSync(path.join(dir, f), "utf8")).objects)
+    .map((object) => ({ cluster, object }));
 }
 
+/** A case directory: YAML files (one cluster named after it) or one subdirectory per cluster. */
+function load(dir: string): { clusters: string[]; objects: Tagged[] } {
+  const subdirs = fs
+    .readdirSync(dir)
+    .filter((d) => fs.statSync(path.join(dir, d)).isDirectory())
+    .sort();
+  if (subdirs.length === 0)
+    return { clusters: [path.basename(dir)], objects: loadDir(dir, path.basename(dir)) };
+  return { clusters: subdirs, objects: subdirs.flatMap((c) => loadDir(path.join(dir, c), c)) };
+}
+
+/** The agent whose maps are dumped: a node of the case's home cluster. */
+const NODES: Record<string, NodeId> = {
+  multicluster: { name: "east-1", addresses: ["192.0.2.31"], zone: "east-a" },
+};
+const DEFAULT_NODE: NodeId = { name: "k3s-server-0", addresses: ["192.0.2.10"] };
+
 describe("golden: cluster YAML in, canonical BPF map dump out", () => {
-  const node = { name: "k3s-server-0", addresses: ["192.0.2.10"] };
   for (const cluster of fs
     .readdirSync(CLUSTERS)
     .filter((d) => fs.statSync(path.join(CLUSTERS, d)).isDirectory())) {
+    const node = NODES[cluster] ?? DEFAULT_NODE;
     it(`${cluster}: maps of an agent on ${node.name}`, () => {
-      const dump = dumpFor(load(path.join(CLUSTERS, cluster)), cluster, node);
+      const { clusters, objects } = load(path.join(CLUSTERS, cluster));
+      const dump = dumpFor(objects, clusters, node);
       const file = path.join(GOLDEN, `${cluster}.maps.golden`);
       if (process.env["UPDATE_GOLDEN"] === "1") {
         fs.mkdirSync(GOLDEN, { recursive: true });
@@ -54,8 +79,8 @@ describe("golden: cluster YAML in, canonical BPF map dump out", () => {
       assert.equal(dump, fs.readFileSync(file, "utf8"));
     });
     it(`${cluster}: the same objects reversed give the same maps`, () => {
-      const objects = load(path.join(CLUSTERS, cluster));
-      assert.equal(dumpFor([...objects].reverse(), cluster, node), dumpFor(objects, cluster, node));
+      const { clusters, objects } = load(path.join(CLUSTERS, cluster));
+      assert.equal(dumpFor([...objects].reverse(), clusters, node), dumpFor(objects, clusters, node));
     });
   }
 });

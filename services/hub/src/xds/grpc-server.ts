@@ -200,12 +200,18 @@ export class AssignmentServer {
     let tokenId: string;
     if (isCredential(bearer)) {
       const v = this.opts.credentials.verify(bearer);
-      if (!v.ok) return this.refuse(call, peer, v.error);
+      if (!v.ok) {
+        this.refuse(call, peer, v.error);
+        return;
+      }
       auth = { kind: "credential", identity: v.value, rotating: false };
       ({ cluster, reach, tokenId } = v.value);
     } else {
       const grant = this.opts.tokens.verify(bearer);
-      if (!grant.ok) return this.refuse(call, peer, grant.error);
+      if (!grant.ok) {
+        this.refuse(call, peer, grant.error);
+        return;
+      }
       auth = { kind: "token", tokenId: grant.value.id };
       ({ cluster, reach, id: tokenId } = grant.value);
     }

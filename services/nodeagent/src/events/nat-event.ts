@@ -85,9 +85,10 @@ export function subjectToken(s: string): string {
 
 /** switchyard.nat.<cluster>.<node>.<namespace>.<service> — subscribers filter with wildcards. */
 export function computeEventSubject(prefix: string, ev: NatEvent): string {
+  // "<cluster>/<ns>/<name>", or "mcs/<cluster>/<ns>/<name>" for a clusterset IP
   const parts = ev.service.split("/");
-  const ns = parts.length === 3 ? parts[1]! : "_";
-  const svc = parts.length === 3 ? parts[2]! : ev.service;
+  const ns = parts.length >= 3 ? parts[parts.length - 2]! : "_";
+  const svc = parts.length >= 3 ? parts[parts.length - 1]! : ev.service;
   return [prefix, subjectToken(ev.cluster), subjectToken(ev.node), subjectToken(ns), subjectToken(svc)].join(
     ".",
   );
