@@ -129,6 +129,11 @@ describe("assignment protocol", () => {
       writesBefore,
       "resume after failover must not touch the maps",
     );
+    assert.match(
+      stack.hub!.output(),
+      /"resumed":"in sync at [0-9a-f]{16}"/,
+      "the agent proved it holds the view with one version, not a list",
+    );
     fs.writeFileSync(path.join(dir, "api.yaml"), clusterYaml("198.18.20.12"));
     await reaches("two");
   });
@@ -189,7 +194,13 @@ describe("assignment protocol", () => {
     call.write({
       kind: {
         $case: "hello",
-        value: { nodeName: "node-2", agentVersion: "x", initialResourceVersions: {}, nodeAddresses: [] },
+        value: {
+          nodeName: "node-2",
+          agentVersion: "x",
+          initialResourceVersions: {},
+          nodeAddresses: [],
+          heldViewVersion: "",
+        },
       },
     });
     const st = await status;

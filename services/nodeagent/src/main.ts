@@ -224,6 +224,7 @@ async function main(argv: string[]): Promise<void> {
     caFile,
     log: log.child({ component: "hubclient" }),
     heldVersions: () => core.store.versions(),
+    heldViewVersion: () => core.store.viewVersion,
     onWelcome: (w) => {
       core.cluster = w.cluster;
       const zone = values.zone ?? (w.nodeZone || undefined);

@@ -209,6 +209,17 @@ export interface Hello {
   initialResourceVersions: { [key: string]: string };
   /** The node's own addresses, for locality and node-port frontends. */
   nodeAddresses: string[];
+  /**
+   * Resume shortcut: the view version (system_version) of exactly the
+   * resources the agent holds, computed by the agent (XOR of a hash of each
+   * "name@version", see lib/src/view-digest.ts). When it equals the hub's
+   * version of the agent's view, the agent is in sync and nothing is sent;
+   * the agent may then leave initial_resource_versions empty. When it does
+   * not match and the versions were left out, the hub ends the stream with
+   * FAILED_PRECONDITION ("resend versions") and the agent reconnects
+   * listing them.
+   */
+  heldViewVersion: string;
 }
 
 export interface Hello_InitialResourceVersionsEntry {
@@ -481,7 +492,7 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
 };
 
 function createBaseHello(): Hello {
-  return { nodeName: "", agentVersion: "", initialResourceVersions: {}, nodeAddresses: [] };
+  return { nodeName: "", agentVersion: "", initialResourceVersions: {}, nodeAddresses: [], heldViewVersion: "" };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -497,6 +508,9 @@ export const Hello: MessageFns<Hello> = {
     });
     for (const v of message.nodeAddresses) {
       writer.uint32(34).string(v!);
+    }
+    if (message.heldViewVersion !== "") {
+      writer.uint32(42).string(message.heldViewVersion);
     }
     return writer;
   },
@@ -547,6 +561,14 @@ export const Hello: MessageFns<Hello> = {
             }
 
             message.nodeAddresses.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.heldViewVersion = reader.string();
             continue;
           }
         }
@@ -605,6 +627,11 @@ export const Hello: MessageFns<Hello> = {
         : globalThis.Array.isArray(object?.node_addresses)
         ? object.node_addresses.map((e: any) => globalThis.String(e))
         : [],
+      heldViewVersion: isSet(object.heldViewVersion)
+        ? globalThis.String(object.heldViewVersion)
+        : isSet(object.held_view_version)
+        ? globalThis.String(object.held_view_version)
+        : "",
     };
   },
 
@@ -628,6 +655,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.nodeAddresses?.length) {
       obj.nodeAddresses = message.nodeAddresses;
     }
+    if (message.heldViewVersion !== "") {
+      obj.heldViewVersion = message.heldViewVersion;
+    }
     return obj;
   },
 
@@ -649,6 +679,7 @@ export const Hello: MessageFns<Hello> = {
         {},
       );
     message.nodeAddresses = object.nodeAddresses?.map((e) => e) || [];
+    message.heldViewVersion = object.heldViewVersion ?? "";
     return message;
   },
 };

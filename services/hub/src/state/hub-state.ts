@@ -43,14 +43,17 @@ export class FileState implements HubState {
   private readonly file: string;
   private mirror = new Map<string, unknown>();
   private seen: { mtimeMs: number; size: number; ino: number } | undefined;
+  /** writes not yet on disk: many writes in one turn of the event loop become one file write */
+  private pending: Array<{ resolve: () => void; reject: (e: unknown) => void }> | undefined;
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, "state.json");
     this.describe = `file ${this.file}`;
   }
 
-  /** re-reads the file when it changed (a stat per read; writers replace the file, so its inode changes) */
+  /** re-reads the file when someone else changed it (a stat per read; writers replace the file) */
   private load(): Map<string, unknown> {
+    if (this.pending) return this.mirror;
     let st: fs.Stats;
     try {
       st = fs.statSync(this.file);
@@ -68,15 +71,36 @@ export class FileState implements HubState {
     return this.mirror;
   }
 
-  private save(m: Map<string, unknown>): void {
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, `${JSON.stringify({ entries: Object.fromEntries(m) }, null, 2)}\n`, {
-      mode: 0o600,
+  /** Applies a change to the mirror now and to the file at the end of this turn. */
+  private write(change: (m: Map<string, unknown>) => boolean): Promise<boolean> {
+    const m = this.load();
+    if (!change(m)) return Promise.resolve(false);
+    return new Promise<boolean>((resolve, reject) => {
+      if (!this.pending) {
+        this.pending = [];
+        setImmediate(() => this.flush());
+      }
+      this.pending.push({ resolve: () => resolve(true), reject });
     });
-    fs.renameSync(tmp, this.file);
-    this.mirror = m;
-    this.seen = undefined;
+  }
+
+  private flush(): void {
+    const waiters = this.pending ?? [];
+    this.pending = undefined;
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      const tmp = `${this.file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, `${JSON.stringify({ entries: Object.fromEntries(this.mirror) }, null, 2)}\n`, {
+        mode: 0o600,
+      });
+      fs.renameSync(tmp, this.file);
+      const st = fs.statSync(this.file);
+      this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
+      for (const w of waiters) w.resolve();
+    } catch (e) {
+      this.seen = undefined;
+      for (const w of waiters) w.reject(e);
+    }
   }
 
   get<T>(key: string): T | undefined {
@@ -88,26 +112,27 @@ export class FileState implements HubState {
   }
 
   async put(key: string, value: unknown): Promise<void> {
-    const m = new Map(this.load());
-    m.set(key, value);
-    this.save(m);
+    await this.write((m) => {
+      m.set(key, value);
+      return true;
+    });
   }
 
-  async create(key: string, value: unknown): Promise<boolean> {
-    const m = new Map(this.load());
-    if (m.has(key)) return false;
-    m.set(key, value);
-    this.save(m);
-    return true;
+  create(key: string, value: unknown): Promise<boolean> {
+    return this.write((m) => {
+      if (m.has(key)) return false;
+      m.set(key, value);
+      return true;
+    });
   }
 
   async delete(key: string): Promise<void> {
-    const m = new Map(this.load());
-    if (!m.delete(key)) return;
-    this.save(m);
+    await this.write((m) => m.delete(key));
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    if (this.pending) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 export class KvState implements HubState {

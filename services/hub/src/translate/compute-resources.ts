@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
+import { formatDigest, resourceDigest } from "@switchyard/lib/view-digest";
 import {
   BackendSlice,
   type BackendTier,
@@ -351,7 +352,7 @@ export class ViewTranslator {
   snapshot(): ViewSnapshot {
     const all = this.diagnostics;
     return {
-      version: this.acc.toString(16).padStart(16, "0"),
+      version: formatDigest(this.acc),
       resources: this.resources,
       get diagnostics() {
         const out: Diagnostic[] = [];
@@ -619,5 +620,5 @@ export function importSkipReason(imp: ServiceImport): string | undefined {
 }
 
 function digest(r: Resource): bigint {
-  return BigInt(`0x${createHash("sha256").update(`${r.name}@${r.version}`).digest("hex").slice(0, 16)}`);
+  return resourceDigest(r.name, r.version);
 }

@@ -51,6 +51,7 @@ export type AssignmentServerOptions = {
   viewOf: (cluster: string, reach: Reach) => View;
   /** the topology zone of a node of a cluster ("" when unknown) */
   nodeZone?: (cluster: string, node: string) => string;
+  maxResourcesPerMessage?: number;
   log: Logger;
 };
 
@@ -78,10 +79,13 @@ export class AssignmentServer {
   private readonly opts: AssignmentServerOptions;
   readonly agents = new Map<Stream, Agent>();
   private streamSeq = 0;
+  /** resources per message: bounds what one agent's stream buffers at once */
+  readonly maxResourcesPerMessage: number;
   private readonly recheck: NodeJS.Timeout;
 
   constructor(opts: AssignmentServerOptions) {
     this.opts = opts;
+    this.maxResourcesPerMessage = opts.maxResourcesPerMessage ?? 500;
     // revoked or expired tokens and credentials lose their streams within a second; credentials rotate
     this.recheck = setInterval(() => this.recheckAuth(), 1000);
     this.recheck.unref();
@@ -270,7 +274,23 @@ export class AssignmentServer {
         if (!admitted.ok) return fail(grpc.status.PERMISSION_DENIED, admitted.error);
       }
       if (closed) return;
-      const s = new AgentSession(hello.initialResourceVersions, `${this.opts.hubId}-${++this.streamSeq}`);
+      // resume shortcut: an agent that holds exactly the current view says so with one version
+      let inSyncWith: string | undefined;
+      if (hello.heldViewVersion && Object.keys(hello.initialResourceVersions).length === 0) {
+        const current = this.opts.snapshots.get(view).version;
+        if (hello.heldViewVersion !== current)
+          return fail(
+            grpc.status.FAILED_PRECONDITION,
+            `resend versions: the agent holds view version ${hello.heldViewVersion}, the view is at ${current}`,
+          );
+        inSyncWith = current;
+      }
+      const s = new AgentSession(
+        hello.initialResourceVersions,
+        `${this.opts.hubId}-${++this.streamSeq}`,
+        this.maxResourcesPerMessage,
+        inSyncWith,
+      );
       const agent: Agent = {
         session: s,
         auth,
@@ -291,7 +311,15 @@ export class AssignmentServer {
       };
       this.agents.set(call, agent);
       log.info(
-        { peer, node, cluster, auth: auth.kind, resumed: Object.keys(hello.initialResourceVersions).length },
+        {
+          peer,
+          node,
+          cluster,
+          auth: auth.kind,
+          resumed: inSyncWith
+            ? `in sync at ${inSyncWith}`
+            : Object.keys(hello.initialResourceVersions).length,
+        },
         "agent joined",
       );
       call.write({

@@ -129,4 +129,65 @@ describe("AgentSession message bounds", () => {
     assert.ok(!seen.includes("r00") && !seen.includes("r01"));
     assert.equal(s.behind, false);
   });
+
+  it("starts in sync with an agent that proved it holds the view (resume shortcut), then sends only changes", () => {
+    const s = new AgentSession({}, "h", 1000, "v1");
+    assert.equal(s.next(snap("v1", res("a", "1"), res("b", "1"))), undefined, "nothing to send");
+    assert.equal(s.pending, 0);
+    assert.equal(s.ackedVersion, "v1");
+    s.markDirty(["b"]);
+    const m = s.next(snap("v2", res("a", "1"), res("b", "2")))!;
+    assert.deepEqual(
+      m.resources.map((r) => `${r.name}@${r.version}`),
+      ["b@2"],
+    );
+  });
+});
+
+describe("view version", () => {
+  it("is the same whether the hub's translator or an agent's store computes it", async () => {
+    const { World } = await import("../model/world.ts");
+    const { WorldWriter } = await import("../sources/source.ts");
+    const { computeViewSnapshot } = await import("../translate/compute-resources.ts");
+    const { ResourceStore } = await import("../../../nodeagent/src/desired/resources.ts");
+    const { silentLogger } = await import("@switchyard/lib/log");
+    const world = new World();
+    const w = new WorldWriter(world, "c", silentLogger());
+    w.upsert({
+      kind: "Service",
+      metadata: { name: "a", namespace: "n" },
+      spec: { clusterIP: "10.0.0.1", ports: [{ port: 80 }] },
+    });
+    w.upsert({
+      kind: "Service",
+      metadata: { name: "b", namespace: "n" },
+      spec: { clusterIP: "10.0.0.2", ports: [{ port: 80 }] },
+    });
+    const snapA = computeViewSnapshot([world.cluster("c")]);
+    const store = new ResourceStore();
+    const base = {
+      nonce: "1",
+      systemVersion: "",
+      welcome: undefined,
+      credential: undefined,
+      removedResources: [],
+    };
+    store.applyDelta({ ...base, resources: [...snapA.resources.values()] });
+    assert.equal(store.viewVersion, snapA.version);
+    // a change and a removal keep them equal
+    world.remove("c", "Service", "n", "a");
+    w.upsert({
+      kind: "Service",
+      metadata: { name: "b", namespace: "n" },
+      spec: { clusterIP: "10.0.0.3", ports: [{ port: 80 }] },
+    });
+    const snapB = computeViewSnapshot([world.cluster("c")]);
+    store.applyDelta({
+      ...base,
+      resources: [snapB.resources.get("svc/c/n/b")!],
+      removedResources: ["svc/c/n/a"],
+    });
+    assert.equal(store.viewVersion, snapB.version);
+    assert.notEqual(snapB.version, snapA.version);
+  });
 });

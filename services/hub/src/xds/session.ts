@@ -40,8 +40,22 @@ export class AgentSession {
   acks = 0;
   nacks = 0;
 
-  constructor(initialVersions: Record<string, string>, noncePrefix: string, maxResourcesPerMessage = 1000) {
-    this.initial = new Map(Object.entries(initialVersions));
+  /**
+   * `initialVersions` is what the agent holds. `inSyncWith` is set when the
+   * agent proved (Hello.held_view_version) that it holds exactly that view
+   * version: nothing is compared and nothing sent until the view changes.
+   */
+  constructor(
+    initialVersions: Record<string, string>,
+    noncePrefix: string,
+    maxResourcesPerMessage = 1000,
+    inSyncWith?: string,
+  ) {
+    if (inSyncWith !== undefined) {
+      this.initial = undefined;
+      this.initialScanned = true;
+      this.ackedVersion = inSyncWith;
+    } else this.initial = new Map(Object.entries(initialVersions));
     this.noncePrefix = noncePrefix;
     this.maxResourcesPerMessage = maxResourcesPerMessage;
   }

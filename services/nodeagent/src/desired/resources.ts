@@ -4,6 +4,7 @@
  * (the last good version stays) and named in the NACK.
  */
 import { ipFamily } from "@switchyard/lib/ip";
+import { ViewDigest } from "@switchyard/lib/view-digest";
 import {
   NatMode,
   Protocol,
@@ -45,6 +46,12 @@ function validateResource(r: Resource): string | undefined {
 
 export class ResourceStore {
   readonly resources = new Map<string, Resource>();
+  private readonly digest = new ViewDigest();
+
+  /** The view version of exactly what is held (Hello.held_view_version). */
+  get viewVersion(): string {
+    return this.digest.version;
+  }
 
   versions(): Record<string, string> {
     const out: Record<string, string> = {};
@@ -62,11 +69,18 @@ export class ResourceStore {
         errors.push({ name: r.name || "(unnamed)", message: problem });
         continue;
       }
-      if (this.resources.get(r.name)?.version !== r.version) changed = true;
+      const old = this.resources.get(r.name);
+      if (old?.version !== r.version) changed = true;
+      if (old) this.digest.remove(old.name, old.version);
+      this.digest.add(r.name, r.version);
       this.resources.set(r.name, r);
     }
     for (const name of msg.removedResources) {
-      if (this.resources.delete(name)) changed = true;
+      const old = this.resources.get(name);
+      if (!old) continue;
+      this.digest.remove(old.name, old.version);
+      this.resources.delete(name);
+      changed = true;
     }
     return { errors, changed };
   }

@@ -32,8 +32,10 @@ export type HubClientOptions = {
   /** PEM CA bundle that signs the hub's certificate; insecure when absent */
   caFile: string | undefined;
   log: Logger;
-  /** versions held, sent as initial_resource_versions on each (re)connect */
+  /** versions held, sent as initial_resource_versions when the hub asks for them */
   heldVersions: () => Record<string, string>;
+  /** the view version of what is held ("" when nothing is): the resume shortcut */
+  heldViewVersion?: () => string;
   onWelcome: (w: Welcome) => void;
   onDelta: (m: StreamAssignmentsResponse) => Promise<ResourceError[]> | ResourceError[];
   onRefused?: (message: string) => void;
@@ -49,6 +51,8 @@ export class HubClient {
   private client: AssignmentServiceClient | undefined;
   private call: grpc.ClientDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse> | undefined;
   connectedHub: string | undefined;
+  /** the hub said our held view version is not its view's: list every version next time */
+  private resendVersions = false;
 
   constructor(opts: HubClientOptions) {
     if (opts.hubs.length === 0) throw new Error("at least one hub address is needed");
@@ -94,6 +98,7 @@ export class HubClient {
         gotWelcome = true;
         this.backoffMs = 250;
         this.connectedHub = hub;
+        this.resendVersions = false;
         log.info({ hubId: m.welcome.hubId, cluster: m.welcome.cluster }, "joined hub");
         this.opts.onWelcome(m.welcome);
       }
@@ -136,6 +141,12 @@ export class HubClient {
         if (usingCredential && this.opts.token) this.opts.credentials?.clear();
         this.opts.onRefused?.(e.details);
         this.backoffMs = Math.max(this.backoffMs, 5000);
+      } else if (e.code === grpc.status.FAILED_PRECONDITION && e.details.startsWith("resend versions")) {
+        // the view moved on while we were away: list every version held, at once, to the same hub
+        log.info({ reason: e.details }, "hub asks for the versions held");
+        this.resendVersions = true;
+        this.hubIndex--;
+        this.backoffMs = 0;
       } else {
         log.warn(
           { code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome },
@@ -147,14 +158,18 @@ export class HubClient {
     call.on("end", () => {
       if (!this.stopped && call === this.call) this.retry();
     });
+    // resume: one version for everything held, unless the hub asked for the list
+    const held = this.opts.heldViewVersion?.() ?? "";
+    const shortcut = held !== "" && held !== "0000000000000000" && !this.resendVersions;
     call.write({
       kind: {
         $case: "hello",
         value: {
           nodeName: this.opts.nodeName,
           agentVersion: this.opts.agentVersion,
-          initialResourceVersions: this.opts.heldVersions(),
+          initialResourceVersions: shortcut ? {} : this.opts.heldVersions(),
           nodeAddresses: this.opts.nodeAddresses,
+          heldViewVersion: shortcut ? held : "",
         },
       },
     });
