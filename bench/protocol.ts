@@ -2,8 +2,9 @@
  * `npm run bench:protocol` — 1,000 agents on one hub, 10,000 Services /
  * 100,000 endpoints in a cluster served by the test Kubernetes API server
  * (HTTPS list/watch through the hub's real client). The agents are
- * lightweight simulated clients (one gRPC channel each, real TLS, real
- * protocol: Hello with resume versions, ACK per delta).
+ * lightweight simulated clients spread over --workers processes
+ * (bench/protocol-sims.ts: one gRPC channel each, real TLS, real protocol:
+ * Hello, ACK per delta, resume with the held view version).
  *
  * Measures: cold start (hub up → every agent holds every resource), one
  * EndpointSlice change → all agents ACKed (p50/p99 over CHANGES changes),
@@ -11,14 +12,14 @@
  * restart (time and bytes resent), hub RSS and CPU. Writes
  * bench/results/protocol.json.
  *
- *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 20]
+ *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 20] [--workers 4]
  */
+
+import { type ChildProcess, fork } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import * as grpc from "@grpc/grpc-js";
-import { StreamAssignmentsRequest, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { makeCa, makeServerCert } from "../test/kit/certs.ts";
 import { FakeKubeApiServer } from "../test/kit/kube-apiserver.ts";
 import { type Proc, REPO, startNode, waitUntil } from "../test/kit/proc.ts";
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     agents: { type: "string", default: "1000" },
     services: { type: "string", default: "10000" },
     changes: { type: "string", default: "20" },
+    workers: { type: "string", default: "4" },
   },
 });
 const AGENTS = Number(values.agents);
@@ -103,18 +105,42 @@ function hubStats(p: Proc): { rssMiB: number; cpuS: number } {
   return { rssMiB: Math.round(rss), cpuS: ticks / 100 };
 }
 
-// --- simulated agents ---
-type Sim = {
-  name: string;
-  held: Map<string, string>;
-  synced: boolean;
-  lastMsgAt: number;
-  bytes: number;
-  call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
-  client: grpc.Client | undefined;
-};
-const RawClient = grpc.makeGenericClientConstructor({}, "Raw");
-let expectedResources = 0;
+// --- simulated agents, spread over worker processes (bench/protocol-sims.ts) ---
+const WORKERS = Number(values.workers);
+type WorkerEv =
+  | { ev: "ready" }
+  | { ev: "synced"; at: number; bytes: number }
+  | { ev: "changed"; latencies: number[]; bytes: number }
+  | { ev: "reset" }
+  | { ev: "reattached"; at: number; bytes: number; resends: number };
+type Worker = { cp: ChildProcess; next: (ev: WorkerEv["ev"]) => Promise<WorkerEv> };
+
+function startWorker(): Worker {
+  const cp = fork(path.join(REPO, "bench/protocol-sims.ts"), [], {
+    execArgv: ["--max-old-space-size=4096"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const queue: WorkerEv[] = [];
+  const waiters: Array<{ ev: string; resolve: (e: WorkerEv) => void }> = [];
+  cp.on("message", (m: WorkerEv) => {
+    const i = waiters.findIndex((w) => w.ev === m.ev);
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
+    else queue.push(m);
+  });
+  return {
+    cp,
+    next: (ev) =>
+      new Promise((resolve) => {
+        const i = queue.findIndex((q) => q.ev === ev);
+        if (i >= 0) resolve(queue.splice(i, 1)[0]!);
+        else waiters.push({ ev, resolve });
+      }),
+  };
+}
+
+const all = <T extends WorkerEv>(ws: Worker[], ev: T["ev"]) =>
+  Promise.all(ws.map((w) => w.next(ev) as Promise<T>));
+
 const token = (await import("node:child_process"))
   .execFileSync(
     process.execPath,
@@ -123,89 +149,41 @@ const token = (await import("node:child_process"))
   )
   .trim();
 
-function connectSim(s: Sim, address: string): void {
-  s.client?.close();
-  const client = new RawClient(address, grpc.credentials.createSsl(caPem), {
-    "grpc.max_receive_message_length": 512 * 1024 * 1024,
-  });
-  s.client = client;
-  const md = new grpc.Metadata();
-  md.set("authorization", `Bearer ${token}`);
-  const call = client.makeBidiStreamRequest<Buffer, Buffer>(
-    "/switchyard.v1.AssignmentService/StreamAssignments",
-    (b: Buffer) => b,
-    (b: Buffer) => b,
-    md,
-  );
-  s.call = call;
-  call.on("data", (buf: Buffer) => {
-    s.bytes += buf.length;
-    const m = StreamAssignmentsResponse.decode(buf);
-    if (!m.nonce) return;
-    for (const r of m.resources) s.held.set(r.name, r.version);
-    for (const r of m.removedResources) s.held.delete(r);
-    s.lastMsgAt = performance.now();
-    if (s.held.size >= expectedResources) s.synced = true;
-    call.write(
-      Buffer.from(
-        StreamAssignmentsRequest.encode({
-          kind: { $case: "ack", value: { responseNonce: m.nonce, error: undefined } },
-        }).finish(),
-      ),
-    );
-  });
-  call.on("error", () => {});
-  const versions: Record<string, string> = {};
-  for (const [k, v] of s.held) versions[k] = v;
-  call.write(
-    Buffer.from(
-      StreamAssignmentsRequest.encode({
-        kind: {
-          $case: "hello",
-          value: {
-            nodeName: s.name,
-            agentVersion: "sim",
-            initialResourceVersions: versions,
-            nodeAddresses: [],
-          },
-        },
-      }).finish(),
-    ),
-  );
-}
-
-const gens: number[] = [];
+const wall = () => performance.timeOrigin + performance.now();
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const results: Record<string, number | string> = {};
 let hub: Proc | undefined;
-const sims: Sim[] = [];
+const workers: Worker[] = [];
+const changeNames = Array.from({ length: CHANGES }, (_, c) => ((c + 1) * 7919) % SERVICES).map(
+  (i) => `eps/bench/bench/s${i}-abcde`,
+);
 try {
-  expectedResources = SERVICES * 2;
+  for (let w = 0; w < WORKERS; w++) workers.push(startWorker());
+  await all(workers, "ready");
   const port = 20000 + Math.floor(Math.random() * 20000);
-  let t0 = performance.now();
+  let t0 = wall();
   hub = startHub(port);
   await hub.waitFor(/listening 127\.0\.0\.1:\d+/, 300_000);
-  const hubUpMs = performance.now() - t0;
-  results["hub_start_to_listening_ms"] = Math.round(hubUpMs);
+  results["hub_start_to_listening_ms"] = Math.round(wall() - t0);
   const address = `127.0.0.1:${port}`;
-  t0 = performance.now();
-  for (let i = 0; i < AGENTS; i++) {
-    const s: Sim = {
-      name: `sim-${String(i).padStart(4, "0")}`,
-      held: new Map(),
-      synced: false,
-      lastMsgAt: 0,
-      bytes: 0,
-      call: undefined,
-      client: undefined,
-    };
-    sims.push(s);
-    connectSim(s, address);
-  }
-  await waitUntil("all agents synced", () => (sims.every((s) => s.synced) ? true : undefined), 600_000, 100);
-  results["cold_start_agents_synced_ms"] = Math.round(performance.now() - t0);
-  results["cold_start_bytes_per_agent"] = Math.round(sims.reduce((a, s) => a + s.bytes, 0) / AGENTS);
+  t0 = wall();
+  workers.forEach((w, k) =>
+    w.cp.send({
+      cmd: "connect",
+      address,
+      token,
+      ca: pki.caCert,
+      names: Array.from({ length: AGENTS }, (_, i) => i)
+        .filter((i) => i % WORKERS === k)
+        .map((i) => `sim-${String(i).padStart(4, "0")}`),
+      expected: SERVICES * 2,
+      watch: changeNames,
+    }),
+  );
+  const synced = await all<Extract<WorkerEv, { ev: "synced" }>>(workers, "synced");
+  results["cold_start_agents_synced_ms"] = Math.round(Math.max(...synced.map((x) => x.at)) - t0);
+  results["cold_start_bytes_per_agent"] = Math.round(synced.reduce((a, x) => a + x.bytes, 0) / AGENTS);
   const afterSync = hubStats(hub);
   results["hub_rss_mib_synced"] = afterSync.rssMiB;
   results["hub_cpu_s_start_and_cold_sync"] = afterSync.cpuS;
@@ -214,30 +192,20 @@ try {
   const p50s: number[] = [];
   const p99s: number[] = [];
   const bytesPerChange: number[] = [];
+  const gens: number[] = [];
   for (let c = 1; c <= CHANGES; c++) {
-    for (const s of sims) s.bytes = 0;
+    for (const w of workers) w.cp.send({ cmd: "reset" });
+    await all(workers, "reset");
     const i = (c * 7919) % SERVICES;
-    const name = `eps/bench/bench/s${i}-abcde`;
-    const before = new Map(sims.map((s) => [s, s.held.get(name)]));
-    const start = performance.now();
+    const since = wall();
+    for (const w of workers) w.cp.send({ cmd: "watch", name: `eps/bench/bench/s${i}-abcde`, since });
     gens[i] = (gens[i] ?? 0) + 1; // flips endpoint 0's readiness: one endpoint changes
     api.apply(slice(i, gens[i]!));
-    await waitUntil(
-      "every agent to receive the change",
-      () => (sims.every((s) => s.held.get(name) !== before.get(s)) ? true : undefined),
-      60_000,
-      2,
-    ).catch((e) => {
-      console.error(
-        name,
-        JSON.stringify(sims.map((s) => [s.held.get(name), before.get(s), s.held.size, s.bytes])),
-      );
-      throw e;
-    });
-    const lat = sims.map((s) => s.lastMsgAt - start);
+    const got = await all<Extract<WorkerEv, { ev: "changed" }>>(workers, "changed");
+    const lat = got.flatMap((g) => g.latencies);
     p50s.push(pct(lat, 50));
     p99s.push(pct(lat, 99));
-    bytesPerChange.push(sims.reduce((a, s) => a + s.bytes, 0) / AGENTS);
+    bytesPerChange.push(got.reduce((a, g) => a + g.bytes, 0) / AGENTS);
   }
   results["change_all_agents_p50_ms"] = Math.round(pct(p50s, 50) * 10) / 10;
   results["change_all_agents_p99_ms"] = Math.round(pct(p99s, 50) * 10) / 10;
@@ -245,39 +213,30 @@ try {
   results["bytes_per_agent_per_endpoint_change"] = Math.round(pct(bytesPerChange, 50));
   results["hub_cpu_ms_per_change"] = Math.round(((hubStats(hub).cpuS - afterSync.cpuS) * 1000) / CHANGES);
 
-  // reconnect storm: hub killed and restarted
+  // reconnect storm: hub killed and restarted; every agent resumes at once
   await hub.stop("SIGKILL");
-  for (const s of sims) s.bytes = 0;
-  t0 = performance.now();
+  for (const w of workers) w.cp.send({ cmd: "reset" });
+  await all(workers, "reset");
+  t0 = wall();
   hub = startHub(port);
   await hub.waitFor(/listening 127\.0\.0\.1:\d+/, 300_000);
-  const restartListen = performance.now() - t0;
-  const tReconnect = performance.now();
-  for (const s of sims) {
-    s.synced = false;
-    connectSim(s, address);
-  }
-  // resynced = the hub knows each agent's versions; with nothing changed it sends nothing but Welcome
-  await waitUntil(
-    "all agents reattached",
-    () => (sims.every((s) => s.bytes > 0) ? true : undefined),
-    300_000,
-    50,
-  );
-  results["reconnect_storm_hub_restart_to_listening_ms"] = Math.round(restartListen);
-  results["reconnect_storm_resync_ms"] = Math.round(performance.now() - tReconnect);
+  results["reconnect_storm_hub_restart_to_listening_ms"] = Math.round(wall() - t0);
+  const tReconnect = wall();
+  for (const w of workers) w.cp.send({ cmd: "reconnect", address });
+  const back = await all<Extract<WorkerEv, { ev: "reattached" }>>(workers, "reattached");
+  results["reconnect_storm_resync_ms"] = Math.round(Math.max(...back.map((b) => b.at)) - tReconnect);
   results["reconnect_storm_bytes_resent_per_agent"] = Math.round(
-    sims.reduce((a, s) => a + s.bytes, 0) / AGENTS,
+    back.reduce((a, b) => a + b.bytes, 0) / AGENTS,
   );
+  results["reconnect_storm_agents_asked_to_resend_versions"] = back.reduce((a, b) => a + b.resends, 0);
   const end = hubStats(hub);
   results["hub_rss_mib_after_storm"] = end.rssMiB;
 } catch (e) {
   console.error(hub?.output().slice(-3000));
   throw e;
 } finally {
-  for (const s of sims) {
-    s.call?.cancel();
-    s.client?.close();
+  for (const w of workers) {
+    w.cp.send({ cmd: "stop" });
   }
   await hub?.stop();
   await api.stop();
@@ -288,6 +247,7 @@ const out = {
   machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.arch()}`,
   date: new Date().toISOString(),
   agents: AGENTS,
+  agent_worker_processes: WORKERS,
   services: SERVICES,
   endpoints: SERVICES * EPS,
   ...results,

@@ -3,7 +3,9 @@
  * next, what is in flight, what the agent refused.
  *
  * - On a new stream the agent's `initial_resource_versions` are compared
- *   with the snapshot once: only differences are sent (resume).
+ *   with the snapshot once, lazily: a cursor walks the snapshot as messages
+ *   are sent, so a cold start holds no per-agent list of 20,000 names; only
+ *   differences are sent (resume).
  * - After that the session keeps only the names that changed since its last
  *   message (`markDirty`), not a copy of every version the agent holds: a
  *   hub with 1,000 agents × 20,000 resources keeps no million-entry maps.
@@ -29,6 +31,10 @@ export class AgentSession {
   private initialScanned = false;
   /** names to look at on the next send */
   private readonly dirty = new Set<string>();
+  /** the initial comparison's walk over the (live) snapshot */
+  private cursor: Iterator<[string, Resource]> | undefined;
+  private cursorTotal = 0;
+  private cursorSeen = 0;
   private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
@@ -66,7 +72,7 @@ export class AgentSession {
 
   /** Names that changed in the snapshot since the last send (only these are compared next time). */
   markDirty(names: Iterable<string>): void {
-    if (this.initial && !this.initialScanned) return; // the first scan compares everything anyway
+    // during the initial walk too: the cursor may already have passed them
     for (const n of names) this.dirty.add(n);
   }
 
@@ -74,24 +80,43 @@ export class AgentSession {
   next(snap: Snapshot): StreamAssignmentsResponse | undefined {
     if (this.inflight) return undefined;
     const initial = this.initial;
-    if (initial && !this.initialScanned) {
-      for (const [name, r] of snap.resources) if (initial.get(name) !== r.version) this.dirty.add(name);
-      for (const name of initial.keys()) if (!snap.resources.has(name)) this.dirty.add(name);
-      this.initialScanned = true;
-    }
     const resources: Resource[] = [];
     const removed: string[] = [];
-    // bounded messages: a cold start is sent in chunks, one in flight at a time
+    const max = this.maxResourcesPerMessage;
+    const wanted = (name: string, r: Resource) =>
+      initial?.get(name) !== r.version && this.rejected.get(name) !== r.version;
+    // names that changed since the last send
     for (const name of this.dirty) {
-      if (resources.length >= this.maxResourcesPerMessage) break;
+      if (resources.length >= max) break;
       this.dirty.delete(name);
       const r = snap.resources.get(name);
       if (!r) removed.push(name);
-      else if (initial?.get(name) !== r.version && this.rejected.get(name) !== r.version) resources.push(r);
+      else if (wanted(name, r)) resources.push(r);
     }
-    if (this.dirty.size === 0) this.initial = undefined;
+    // the initial comparison, a chunk at a time
+    if (!this.initialScanned && resources.length < max) {
+      if (!this.cursor) {
+        this.cursor = snap.resources.entries();
+        this.cursorTotal = snap.resources.size;
+      }
+      for (;;) {
+        if (resources.length >= max) break;
+        const n = this.cursor.next();
+        if (n.done) {
+          this.initialScanned = true;
+          this.cursor = undefined;
+          // what the agent holds that the view no longer has
+          if (initial) for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
+          break;
+        }
+        this.cursorSeen++;
+        const [name, r] = n.value;
+        if (wanted(name, r)) resources.push(r);
+      }
+    }
+    if (this.initialScanned && this.dirty.size === 0) this.initial = undefined;
     if (resources.length === 0 && removed.length === 0) {
-      this.ackedVersion = snap.version;
+      if (this.initialScanned && this.dirty.size === 0) this.ackedVersion = snap.version;
       return undefined;
     }
     const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
@@ -114,12 +139,13 @@ export class AgentSession {
 
   /** Resources still to send or to be acknowledged (0 = the agent holds the snapshot). */
   get pending(): number {
-    return this.dirty.size + (this.inflight?.sent.size ?? 0) + (this.initialScanned ? 0 : 1);
+    const walk = this.initialScanned ? 0 : Math.max(1, this.cursorTotal - this.cursorSeen);
+    return this.dirty.size + (this.inflight?.sent.size ?? 0) + walk;
   }
 
   /** Whether more of the current difference waits to be sent (after the in-flight message is answered). */
   get behind(): boolean {
-    return this.dirty.size > 0;
+    return this.dirty.size > 0 || !this.initialScanned;
   }
 
   /** Handles an Ack; returns false for a stale or unknown nonce (ignored). */
