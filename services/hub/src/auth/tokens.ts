@@ -126,21 +126,23 @@ export class TokenStore {
 
   /** Admits a node under a token's scope (name pattern, node limit) and records it. */
   async admitNode(id: string, node: string): Promise<Result<true>> {
-    const rec = this.record(id);
+    const rec = this.state.get<TokenRecord>(`token/${id}`);
     if (!rec) return err(`join token ${id} was revoked`);
     const pattern = rec.nodePattern ?? "*";
     if (!globMatch(pattern, node))
       return err(`join token ${id} admits nodes named "${pattern}", not "${node}"`);
-    if (rec.nodes?.includes(node)) return ok(true);
+    const key = `tokennode/${id}/${node}`;
+    if (this.state.get(key) !== undefined) return ok(true);
     const tooMany = () =>
       err(
         `join token ${id} has already admitted its ${rec.maxNodes} node(s); create another token for "${node}"`,
       );
-    if (rec.maxNodes && (rec.nodes?.length ?? 0) >= rec.maxNodes) return tooMany();
-    await this.state.create(`tokennode/${id}/${node}`, { at: new Date().toISOString() });
+    // the node list is counted only for tokens with a limit
+    if (rec.maxNodes && this.nodesOf(id).length >= rec.maxNodes) return tooMany();
+    await this.state.create(key, { at: new Date().toISOString() });
     // another replica may have admitted a node at the same moment: the limit still holds
     if (rec.maxNodes && this.nodesOf(id).length > rec.maxNodes) {
-      await this.state.delete(`tokennode/${id}/${node}`);
+      await this.state.delete(key);
       return tooMany();
     }
     return ok(true);

@@ -30,14 +30,34 @@ function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
+/**
+ * The encoded resources part of a message, reused while the same resource
+ * objects go out in the same order (keyed by the first): a cold start walks
+ * the snapshot in one order for every agent, so its chunks repeat, and one
+ * change sends the same resources to all.
+ */
+const partsByFirst = new WeakMap<Resource, { resources: readonly Resource[]; body: Buffer }>();
+
+function resourcesPart(resources: readonly Resource[]): Buffer {
+  const first = resources[0]!;
+  const hit = partsByFirst.get(first);
+  if (hit && hit.resources.length === resources.length && hit.resources.every((r, i) => r === resources[i]))
+    return hit.body;
+  const parts: Buffer[] = [];
+  for (const r of resources) {
+    const body = encodeResource(r);
+    parts.push(Buffer.from([RESOURCES_TAG]), varint(body.length), body);
+  }
+  const body = Buffer.concat(parts);
+  partsByFirst.set(first, { resources: [...resources], body });
+  return body;
+}
+
 export function encodeResponse(
   m: StreamAssignmentsResponse,
   encodeHead: (m: StreamAssignmentsResponse) => Uint8Array,
 ): Buffer {
-  const parts: Buffer[] = [Buffer.from(encodeHead({ ...m, resources: [] }))];
-  for (const r of m.resources) {
-    const body = encodeResource(r);
-    parts.push(Buffer.from([RESOURCES_TAG]), varint(body.length), body);
-  }
-  return Buffer.concat(parts);
+  const head = encodeHead({ ...m, resources: [] });
+  if (m.resources.length === 0) return Buffer.from(head);
+  return Buffer.concat([head, resourcesPart(m.resources)]);
 }
