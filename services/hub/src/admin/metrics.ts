@@ -111,6 +111,25 @@ export function createHubMetrics(deps: {
       });
     },
   });
+  const convergence = new client.Histogram({
+    name: "switchyard_hub_view_convergence_seconds",
+    help: "from a view change in the hub to the last connected agent of the view acknowledging it",
+    labelNames: ["view"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const lastConvergence = new client.Gauge({
+    name: "switchyard_hub_view_convergence_last_seconds",
+    help: "the latest view change's convergence time",
+    labelNames: ["view"],
+    registers: [registry],
+  });
+  const prev = assignments.convergence.onConverged;
+  assignments.convergence.onConverged = (view, ms, agents) => {
+    prev?.(view, ms, agents);
+    convergence.observe({ view }, ms / 1000);
+    lastConvergence.set({ view }, ms / 1000);
+  };
   return registry;
 }
 

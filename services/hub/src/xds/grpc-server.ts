@@ -16,6 +16,7 @@ import {
 import { type AgentIdentity, type CredentialAuthority, isCredential } from "../auth/credentials.ts";
 import type { TokenStore } from "../auth/tokens.ts";
 import type { Reach } from "../translate/compute-resources.ts";
+import { ConvergenceTracker } from "./convergence.ts";
 import { encodeResponse } from "./encode.ts";
 import { AgentSession } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
@@ -79,6 +80,9 @@ export class AssignmentServer {
   private readonly opts: AssignmentServerOptions;
   readonly agents = new Map<Stream, Agent>();
   private streamSeq = 0;
+  /** view change → every agent of the view ACKed it (the metric switchyard_hub_view_convergence_seconds) */
+  readonly convergence = new ConvergenceTracker();
+  private readonly trackedViews = new Set<string>();
   /** resources per message: bounds what one agent's stream buffers at once */
   readonly maxResourcesPerMessage: number;
   private readonly recheck: NodeJS.Timeout;
@@ -235,6 +239,7 @@ export class AssignmentServer {
       closed = true;
       unsubscribe?.();
       this.agents.delete(call);
+      this.convergence.gone(view.key, call);
       call.end();
     };
     const pump = () => {
@@ -339,6 +344,7 @@ export class AssignmentServer {
       if (auth.kind === "token") await this.issueTo(agent, { cluster, node, reach, tokenId });
       if (closed) return;
       session = s;
+      this.trackView(view);
       unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
         s.markDirty(changed);
         pump();
@@ -375,6 +381,7 @@ export class AssignmentServer {
       if (error)
         log.warn({ node: this.agents.get(call)?.status.node, cluster, error }, "agent rejected resources");
       pump();
+      this.convergence.acked(view.key, call, session.ackedVersion);
     });
     call.on("error", (e) => {
       log.debug({ peer, err: e.message }, "agent stream error");
@@ -382,6 +389,18 @@ export class AssignmentServer {
     });
     call.on("end", cleanup);
     call.on("cancelled", cleanup);
+  }
+
+  /** One listener per view: each change starts waiting for the view's agents to ACK it. */
+  private trackView(view: View): void {
+    if (this.trackedViews.has(view.key)) return;
+    this.trackedViews.add(view.key);
+    this.opts.snapshots.subscribe(view, (snap) => {
+      const agents: Array<{ key: unknown; acked: string }> = [];
+      for (const [call, a] of this.agents)
+        if (a.view.key === view.key) agents.push({ key: call, acked: a.session.ackedVersion });
+      this.convergence.viewChanged(view.key, snap.version, agents);
+    });
   }
 
   private refuse(call: Stream, peer: string, reason: string): void {
