@@ -231,7 +231,7 @@ try {
         return c.count > before.count ? c : undefined;
       },
       30_000,
-      25,
+      100,
     );
     hubConv.push(conv.last * 1000);
     const lat = got.flatMap((g) => g.latencies);

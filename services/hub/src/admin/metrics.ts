@@ -92,9 +92,8 @@ export function createHubMetrics(deps: {
     registers: [registry],
     collect() {
       each(this, () => {
-        const by = new Map<string, number>();
-        for (const a of assignments.status()) by.set(a.cluster, (by.get(a.cluster) ?? 0) + 1);
-        for (const cluster of world.clusters.keys()) this.set({ cluster }, by.get(cluster) ?? 0);
+        const by = assignments.countsByCluster();
+        for (const cluster of world.clusters.keys()) this.set({ cluster }, by.get(cluster)?.agents ?? 0);
       });
     },
   });
@@ -105,9 +104,7 @@ export function createHubMetrics(deps: {
     registers: [registry],
     collect() {
       each(this, () => {
-        const by = new Map<string, number>();
-        for (const a of assignments.status()) by.set(a.cluster, (by.get(a.cluster) ?? 0) + a.nacks);
-        for (const [cluster, n] of by) this.set({ cluster }, n);
+        for (const [cluster, c] of assignments.countsByCluster()) this.set({ cluster }, c.nacks);
       });
     },
   });

@@ -177,6 +177,18 @@ export class AssignmentServer {
     server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
   }
 
+  /** Agents and their NACKs per home cluster: cheap enough for every metrics scrape. */
+  countsByCluster(): Map<string, { agents: number; nacks: number }> {
+    const out = new Map<string, { agents: number; nacks: number }>();
+    for (const a of this.agents.values()) {
+      const c = out.get(a.status.cluster) ?? { agents: 0, nacks: 0 };
+      c.agents++;
+      c.nacks += a.session.nacks;
+      out.set(a.status.cluster, c);
+    }
+    return out;
+  }
+
   status(now = Date.now()): AgentStatus[] {
     return [...this.agents.values()].map((a) => {
       const pending = a.session.pending;
