@@ -512,6 +512,8 @@ async function serve(argv: string[]): Promise<void> {
     log: log.child({ component: "assignments" }),
   });
   assignments.register(server);
+  assignments.convergence.onConverged = (view, ms, agents) =>
+    log.info({ component: "assignments", view, agents, ms: Math.round(ms * 10) / 10 }, "view converged");
   const health = addIntrospection(server);
 
   const creds = values["tls-cert"]
