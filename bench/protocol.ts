@@ -41,7 +41,6 @@ const EPS = 10;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sy-bench-proto-"));
 const pki = makeCa(path.join(tmp, "pki"));
 const cert = makeServerCert(pki, "hub", { ips: ["127.0.0.1"] });
-const caPem = fs.readFileSync(pki.caCert);
 
 const api = new FakeKubeApiServer();
 await api.start();
@@ -174,7 +173,7 @@ try {
 
   const address = `127.0.0.1:${port}`;
   t0 = wall();
-  workers.forEach((w, k) =>
+  for (const [k, w] of workers.entries())
     w.cp.send({
       cmd: "connect",
       address,
@@ -185,8 +184,8 @@ try {
         .map((i) => `sim-${String(i).padStart(4, "0")}`),
       expected: SERVICES * 2,
       watch: changeNames,
-    }),
-  );
+    });
+
   const synced = await all<Extract<WorkerEv, { ev: "synced" }>>(workers, "synced");
   results["cold_start_agents_synced_ms"] = Math.round(Math.max(...synced.map((x) => x.at)) - t0);
   results["cold_start_bytes_per_agent"] = Math.round(synced.reduce((a, x) => a + x.bytes, 0) / AGENTS);
