@@ -96,6 +96,7 @@ function checkProgress(): void {
       ev: "synced",
       at: Math.max(...sims.map((s) => s.lastMsgAt)),
       bytes: sims.reduce((a, s) => a + s.bytes, 0),
+      cpuS: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
     });
   }
   const w = pendingWatch;

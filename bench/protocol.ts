@@ -113,7 +113,7 @@ function hubStats(p: Proc): { rssMiB: number; cpuS: number } {
 const WORKERS = Number(values.workers);
 type WorkerEv =
   | { ev: "ready" }
-  | { ev: "synced"; at: number; bytes: number }
+  | { ev: "synced"; at: number; bytes: number; cpuS: number }
   | { ev: "changed"; latencies: number[]; bytes: number }
   | { ev: "reset" }
   | { ev: "reattached"; at: number; bytes: number; resends: number };
@@ -189,6 +189,8 @@ try {
   const synced = await all<Extract<WorkerEv, { ev: "synced" }>>(workers, "synced");
   results["cold_start_agents_synced_ms"] = Math.round(Math.max(...synced.map((x) => x.at)) - t0);
   results["cold_start_bytes_per_agent"] = Math.round(synced.reduce((a, x) => a + x.bytes, 0) / AGENTS);
+  // what receiving costs the simulated agents (TLS, HTTP/2, a light parse), on the same 2 cores as the hub
+  results["sim_agents_cpu_s_cold_sync"] = Math.round(synced.reduce((a, x) => a + x.cpuS, 0) * 10) / 10;
   const afterSync = hubStats(hub);
   results["hub_rss_mib_synced"] = afterSync.rssMiB;
   results["hub_cpu_s_start_and_cold_sync"] = afterSync.cpuS;
