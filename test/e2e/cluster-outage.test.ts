@@ -94,6 +94,22 @@ describe("clusters from a config file: cross-cluster services, an outage and its
     );
     west.apply(slice("pay-1", "pay", "10.53.0.5", 8080, "west-1"));
     west.apply(service("cart", "10.97.53.20", {}, GLOBAL));
+    // MCS: west exports pay; east imports it under a clusterset IP
+    west.apply({
+      apiVersion: "multicluster.x-k8s.io/v1alpha1",
+      kind: "ServiceExport",
+      metadata: { name: "pay", namespace: "shop" },
+    });
+    east.apply({
+      apiVersion: "multicluster.x-k8s.io/v1alpha1",
+      kind: "ServiceImport",
+      metadata: { name: "pay", namespace: "shop" },
+      spec: {
+        type: "ClusterSetIP",
+        ips: ["10.99.53.10"],
+        ports: [{ name: "http", port: 80, protocol: "TCP" }],
+      },
+    });
     west.apply(slice("cart-1", "cart", "10.53.0.6", 8080, "west-1"));
 
     // pods as the host sees them (a routable pod network), and west's node port as the edge sees it
@@ -133,6 +149,10 @@ clusters:
   it("resolves the home cluster's ClusterIP and the imported cluster's, from a host", async () => {
     await replyOf(host, "10.96.52.10", "east-front");
     await replyOf(host, "10.97.53.10", "west-pay");
+  });
+
+  it("resolves an MCS ServiceImport's clusterset IP to the exporting cluster's pods", async () => {
+    await replyOf(host, "10.99.53.10", "west-pay");
   });
 
   it("resolves a ClusterIP to the pod's node IP and NodePort, from an edge node", async () => {

@@ -54,6 +54,8 @@ describe("a Kubernetes cluster through the test API server", () => {
   before(async () => {
     stack = Stack.create("e2ekube");
     api = new FakeKubeApiServer();
+    // a cluster without the MCS CRDs: their 404s are not an outage
+    api.mcsInstalled = false;
     await api.start();
     stack.onCleanup(() => api.stop());
     api.apply({
@@ -77,6 +79,12 @@ describe("a Kubernetes cluster through the test API server", () => {
 
   it("resolves a Service listed from the API server", async () => {
     await reaches(stack, "pod-a");
+    assert.match(stack.hub!.output(), /"kind":"ServiceImport"[^\n]*CRD not installed/);
+    assert.doesNotMatch(
+      stack.hub!.output(),
+      /cluster unreachable/,
+      "missing optional CRDs are not an outage",
+    );
   });
 
   it("moves new connections when the EndpointSlice changes, through the watch", async () => {
