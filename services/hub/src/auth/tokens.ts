@@ -104,6 +104,11 @@ export class TokenStore {
     return this.record(id);
   }
 
+  /** When the token was created (cheap: no node list). */
+  createdAt(id: string): string | undefined {
+    return this.state.get<TokenRecord>(`token/${id}`)?.createdAt;
+  }
+
   exists(id: string): boolean {
     return this.state.get(`token/${id}`) !== undefined;
   }

@@ -43,7 +43,7 @@ export class FileState implements HubState {
   private readonly file: string;
   private mirror = new Map<string, unknown>();
   private seen: { mtimeMs: number; size: number; ino: number } | undefined;
-  /** writes not yet on disk: the writes of 10 ms become one file write */
+  /** writes not yet on disk: the writes of 50 ms become one file write */
   private pending: Array<{ resolve: () => void; reject: (e: unknown) => void }> | undefined;
 
   constructor(stateDir: string) {
@@ -78,8 +78,8 @@ export class FileState implements HubState {
     return new Promise<boolean>((resolve, reject) => {
       if (!this.pending) {
         this.pending = [];
-        // 10 ms of writes (a thousand agents joining at once) become one file write
-        setTimeout(() => this.flush(), 10);
+        // 50 ms of writes (a thousand agents joining at once) become one file write
+        setTimeout(() => this.flush(), 50);
       }
       this.pending.push({ resolve: () => resolve(true), reject });
     });
@@ -91,7 +91,9 @@ export class FileState implements HubState {
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
       const tmp = `${this.file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, `${JSON.stringify({ entries: Object.fromEntries(this.mirror) }, null, 2)}\n`, {
+      // one entry per line: readable, and far cheaper to write than indented JSON
+      const lines = [...this.mirror].map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
+      fs.writeFileSync(tmp, `{"entries": {\n${lines.join(",\n")}\n}}\n`, {
         mode: 0o600,
       });
       fs.renameSync(tmp, this.file);
@@ -132,7 +134,7 @@ export class FileState implements HubState {
   }
 
   async close(): Promise<void> {
-    if (this.pending) await new Promise<void>((resolve) => setTimeout(resolve, 20));
+    if (this.pending) await new Promise<void>((resolve) => setTimeout(resolve, 60));
   }
 }
 

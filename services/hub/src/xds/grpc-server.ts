@@ -281,7 +281,7 @@ export class AssignmentServer {
       if (auth.kind === "token") {
         // a revoked agent comes back only with a join token created after its revocation
         const revokedAt = this.opts.credentials.revokedAt(cluster, node);
-        const created = this.opts.tokens.get(tokenId)?.createdAt;
+        const created = this.opts.tokens.createdAt(tokenId);
         if (revokedAt !== undefined && created !== undefined && new Date(created).getTime() <= revokedAt)
           return fail(
             grpc.status.PERMISSION_DENIED,
