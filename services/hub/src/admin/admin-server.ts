@@ -160,6 +160,9 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
     }),
   });
   const sock = adminSocketPath(stateDir);
+  // Unix socket paths are limited to 107 bytes
+  if (Buffer.byteLength(sock) > 100)
+    throw new Error(`the admin socket path ${sock} is too long for a Unix socket; use a shorter --state-dir`);
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   fs.rmSync(sock, { force: true });
   await new Promise<void>((resolve, reject) =>

@@ -103,8 +103,13 @@ export class HubClient {
         this.opts.onWelcome(m.welcome);
       }
       if (m.credential?.token) {
-        this.opts.credentials?.save(m.credential.token, m.credential.expiresAt);
-        log.info({ expiresAt: m.credential.expiresAt }, "agent credential received");
+        try {
+          this.opts.credentials?.save(m.credential.token, m.credential.expiresAt);
+          log.info({ expiresAt: m.credential.expiresAt }, "agent credential received");
+        } catch (e) {
+          // the stream goes on; the next connect presents the join token again
+          log.error({ err: (e as Error).message }, "cannot keep the agent credential in the state directory");
+        }
       }
       if (!m.nonce) return;
       // deltas are applied one at a time, in order
