@@ -95,28 +95,24 @@ export function computeServiceAssignment(s: Service, backendTiers: BackendTier[]
 
 /** An MCS ServiceImport: its clusterset IPs resolve to the exporting clusters' backends. */
 export function computeImportAssignment(imp: ServiceImport, backendTiers: BackendTier[]): ServiceAssignment {
-  const frontends: ServiceAssignment["frontends"] = [];
-  for (const ip of imp.ips)
-    for (const p of imp.ports)
-      frontends.push({
-        ip,
-        port: p.port,
-        protocol: PROTO[p.protocol],
-        mode: NatMode.NAT_MODE_CLUSTER_IP,
-        portName: p.name,
-      });
-  sortFrontends(frontends);
-  return {
+  // a ClusterIP Service whose ClusterIPs are the clusterset IPs
+  const asService: Service = {
     cluster: imp.cluster,
     namespace: imp.namespace,
     name: imp.name,
-    frontends,
+    type: "ClusterIP",
+    clusterIPs: imp.ips,
+    headless: imp.headless,
+    ports: imp.ports,
+    externalIPs: [],
+    loadBalancerIPs: [],
     externalTrafficLocal: false,
     internalTrafficLocal: false,
     affinityTimeoutSeconds: imp.affinityTimeoutSeconds,
-    backendTiers,
-    trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+    global: false,
+    trafficDistribution: "",
   };
+  return computeServiceAssignment(asService, backendTiers);
 }
 
 /**
