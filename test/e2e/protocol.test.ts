@@ -293,6 +293,38 @@ describe("assignment protocol", () => {
     assert.equal(p.ok, true);
   });
 
+  it("shows an agent's NACK, with its reason, in the hub's agent status", async () => {
+    // a second Service: an agent whose frontend map holds one entry cannot take both
+    fs.writeFileSync(
+      path.join(dir, "extra.yaml"),
+      `apiVersion: v1
+kind: Service
+metadata: { name: extra, namespace: p }
+spec: { clusterIP: 10.96.20.99, ports: [{ name: http, port: 80 }] }
+`,
+    );
+    const tiny = stack.startExtraAgent("tiny", stack.createToken("prod"), [
+      "--hub-ca",
+      pki.caCert,
+      "--max-frontends",
+      "1",
+    ]);
+    await tiny.waitFor(/"msg":"map update failed; will retry"/);
+    const row = await waitUntil("the hub to show tiny's NACK", () => {
+      const agents = JSON.parse(hubCli("agents", "--json")) as Array<{
+        node: string;
+        nacks: number;
+        lastNack: string;
+      }>;
+      const a = agents.find((x) => x.node === "tiny");
+      return a && a.nacks > 0 ? a : undefined;
+    });
+    assert.match(row.lastNack, /resource\(s\) not applied: .*map full/);
+    assert.match(hubCli("agents"), /tiny\s+prod[^\n]*resource\(s\) not applied/);
+    fs.rmSync(path.join(dir, "extra.yaml"));
+    await tiny.stop();
+  });
+
   it("lets an agent pin the hub's CA by hash on first join, and refuses a wrong hash", async () => {
     await stack.startHub([`prod=dir:${dir}`], [...tlsArgs, "--tls-ca", pki.caCert]);
     const hash = computeCaHash(fs.readFileSync(pki.caCert));

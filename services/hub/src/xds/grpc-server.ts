@@ -18,7 +18,7 @@ import type { TokenStore } from "../auth/tokens.ts";
 import type { Reach } from "../translate/compute-resources.ts";
 import { ConvergenceTracker } from "./convergence.ts";
 import { encodeResponse } from "./encode.ts";
-import { AgentSession } from "./session.ts";
+import { AgentSession, type NackRecord } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
 const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -57,6 +57,15 @@ export type AssignmentServerOptions = {
 };
 
 type Stream = grpc.ServerDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse>;
+
+/** "2 resource(s) not applied: svc/c/ns/a: writing … failed: E2BIG (map full: raise its size) (+1 more)" */
+function describeNack(n: NackRecord | undefined): string | undefined {
+  if (!n) return undefined;
+  const first = n.resources[0];
+  if (!first) return n.message;
+  const more = n.resources.length > 1 ? ` (+${n.resources.length - 1} more)` : "";
+  return `${n.message}: ${first.name}: ${first.message}${more}`;
+}
 
 type Auth =
   | { kind: "token"; tokenId: string }
@@ -204,7 +213,7 @@ export class AssignmentServer {
         lagMs: pending > 0 && a.behindSince !== undefined ? now - a.behindSince : 0,
         acks: a.session.acks,
         nacks: a.session.nacks,
-        lastNack: a.session.lastNack?.message,
+        lastNack: describeNack(a.session.lastNack),
       };
     });
   }
