@@ -124,6 +124,7 @@ describe("clusters from a config file: cross-cluster services, an outage and its
     fs.writeFileSync(
       config,
       `staleGrace: 2s
+apiTimeout: 1s
 metricsListen: 127.0.0.1:0
 clusters:
   - name: east
@@ -211,5 +212,25 @@ clusters:
       / 0$/,
       "stale cleared",
     );
+  });
+
+  it("notices a partition that drops packets (nothing fails, nothing answers) and recovers from it", async () => {
+    await replyOf(host, "10.97.53.10", "west-pay-moved");
+    const before = host.hub!.output().length;
+    west.hang();
+    await waitUntil("west withdrawn while hung", async () =>
+      (await metric(metricsUrl, 'switchyard_hub_cluster_withdrawn{cluster="west"}')).endsWith(" 1")
+        ? true
+        : undefined,
+    );
+    assert.match(host.hub!.output().slice(before), /the API server did not answer within 1000 ms/);
+    await waitUntil("east's host to lose west's backends", async () => {
+      const p = await host.probe("10.97.53.10", 80);
+      return !p.ok && p.code === "ECONNREFUSED" ? p : undefined;
+    });
+    // the pod moves back while the partition lasts; the hub learns it when the partition heals
+    west.apply(slice("pay-1", "pay", "10.53.0.5", 8080, "west-1"));
+    west.recover();
+    await replyOf(host, "10.97.53.10", "west-pay");
   });
 });

@@ -14,7 +14,10 @@
  * - `failNext(n)` answers the next n requests with 500;
  * - `outage()` cuts every connection and refuses new ones (a cluster gone
  *   from the network) until `recover()`; objects applied meanwhile are seen
- *   by the hub only after recovery, as with a real partition.
+ *   by the hub only after recovery, as with a real partition;
+ * - `hang()` keeps connections open but answers nothing and sends no watch
+ *   events (a partition that drops packets) until `recover()`;
+ * - GET /version answers like a real API server (clients probe it).
  *
  * Tests drive it in-process; the hub talks to it through the real
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
@@ -80,6 +83,8 @@ export class FakeKubeApiServer {
   /** false: the MCS CRDs are not installed (404) */
   mcsInstalled = true;
   private down = false;
+  private hung = false;
+  private readonly hungRequests = new Set<http.ServerResponse>();
 
   /** Serves HTTPS with a fresh CA, as a real API server does. */
   async start(): Promise<void> {
@@ -98,6 +103,7 @@ export class FakeKubeApiServer {
   }
 
   async stop(): Promise<void> {
+    for (const r of this.hungRequests) r.destroy();
     for (const w of this.watchers) w.res.destroy();
     this.watchers.clear();
     this.server?.closeAllConnections();
@@ -181,8 +187,20 @@ users:
     this.server?.closeAllConnections();
   }
 
+  /** Nothing answers any more, nothing is cut: requests and watches just go quiet. */
+  hang(): void {
+    this.hung = true;
+  }
+
   recover(): void {
     this.down = false;
+    if (this.hung) {
+      this.hung = false;
+      // what was held is dropped, as a partition that heals leaves dead connections behind
+      for (const r of this.hungRequests) r.destroy();
+      this.hungRequests.clear();
+      this.dropWatches();
+    }
   }
 
   failNext(n: number): void {
@@ -205,6 +223,7 @@ users:
 
   private emit(ev: WatchEvent): void {
     this.history.push(ev);
+    if (this.hung) return;
     for (const w of this.watchers) this.send(w, ev);
   }
 
@@ -221,6 +240,15 @@ users:
     const url = new URL(req.url ?? "/", "http://x");
     this.requests.push(`${req.method} ${url.pathname}${url.search}`);
     res.on("error", () => {});
+    if (this.hung) {
+      this.hungRequests.add(res);
+      return;
+    }
+    if (url.pathname === "/version") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ major: "1", minor: "33", gitVersion: "v1.33.0-switchyard-test" }));
+      return;
+    }
     if (this.failures > 0) {
       this.failures--;
       this.status(res, 500, "InternalError", "injected failure");

@@ -64,6 +64,7 @@ export type HubFileConfig = {
   stateDir: string | undefined;
   metricsListen: string | undefined;
   staleGraceMs: number | undefined;
+  apiTimeoutMs: number | undefined;
   debounceMs: number | undefined;
 };
 
@@ -76,6 +77,7 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     listen: 127.0.0.1:7443
  *     metricsListen: 127.0.0.1:9464
  *     staleGrace: 60s
+ *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     clusters:
  *       - name: east
  *         kubeconfig: /etc/switchyard/east.kubeconfig   # or inCluster: true, or directory: PATH
@@ -92,7 +94,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   }
   if (doc === null || doc === undefined) doc = {};
   if (!isObj(doc)) return err(`${file}: must be a mapping with a "clusters" list`);
-  const known = ["clusters", "listen", "stateDir", "metricsListen", "staleGrace", "debounceMs"];
+  const known = ["clusters", "listen", "stateDir", "metricsListen", "staleGrace", "apiTimeout", "debounceMs"];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
   const str = (k: string): Result<string | undefined> => {
@@ -165,6 +167,15 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     if (!d.ok) return err(`${file}: staleGrace: ${d.error}`);
     staleGraceMs = d.value;
   }
+  let apiTimeoutMs: number | undefined;
+  const apiTimeout = str("apiTimeout");
+  if (!apiTimeout.ok) return apiTimeout;
+  if (apiTimeout.value !== undefined) {
+    const d = parseDuration(apiTimeout.value);
+    if (!d.ok || d.value < 100)
+      return err(`${file}: apiTimeout: give a duration of at least 100ms (got "${apiTimeout.value}")`);
+    apiTimeoutMs = d.value;
+  }
   const debounce = doc["debounceMs"];
   if (debounce !== undefined && (typeof debounce !== "number" || !(debounce >= 0)))
     return err(`${file}: debounceMs must be a number of milliseconds`);
@@ -175,6 +186,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     stateDir: stateDir.value,
     metricsListen: metricsListen.value,
     staleGraceMs,
+    apiTimeoutMs,
     debounceMs: debounce as number | undefined,
   });
 }

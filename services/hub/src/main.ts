@@ -82,6 +82,8 @@ serve flags:
                           so agents can join with --hub-ca-hash instead of a copy of the CA
   --debounce-ms N         coalescing window for changes (default 20)
   --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
+  --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
+                          within this is unreachable, as when a partition drops packets (default 10s)
   --stale-grace DURATION  how long an unreachable cluster's last known backends stay with other
                           clusters' agents before they are withdrawn (default 60s; its own agents keep them)
   --print-join-token      create a join token for the first cluster and print it on stdout
@@ -358,6 +360,7 @@ type ServeSettings = {
   stateDir: string;
   metricsListen: string | undefined;
   staleGraceMs: number;
+  apiTimeoutMs: number;
   debounceMs: number;
 };
 
@@ -409,6 +412,12 @@ function resolveSettings(
     if (!d.ok) return err(`--stale-grace: ${d.error}`);
     staleGraceMs = d.value;
   }
+  let apiTimeoutMs = fromFile?.apiTimeoutMs ?? 10_000;
+  if (values["api-timeout"] !== undefined) {
+    const d = parseDuration(values["api-timeout"] as string);
+    if (!d.ok || d.value < 100) return err("--api-timeout: give a duration of at least 100ms");
+    apiTimeoutMs = d.value;
+  }
   let debounceMs = fromFile?.debounceMs ?? 20;
   if (values["debounce-ms"] !== undefined) {
     debounceMs = Number(values["debounce-ms"]);
@@ -422,6 +431,7 @@ function resolveSettings(
     stateDir: pick("state-dir", fromFile?.stateDir, "/var/lib/switchyard-hub"),
     metricsListen,
     staleGraceMs,
+    apiTimeoutMs,
     debounceMs,
   });
 }
@@ -439,6 +449,7 @@ async function serve(argv: string[]): Promise<void> {
       "credential-ttl": { type: "string", default: "24h" },
       "metrics-listen": { type: "string" },
       "stale-grace": { type: "string" },
+      "api-timeout": { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "tls-ca": { type: "string" },
@@ -477,7 +488,7 @@ async function serve(argv: string[]): Promise<void> {
   const tokens = new TokenStore(state);
   const credentials = await CredentialAuthority.open(state, credentialTtl.value);
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
-  const clusters = new ClusterManager(world, tracker, log);
+  const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs);
 
   snapshots.onRebuild = (view, snap, changed, ms) => {
     const tlog = log.child({ component: "translate", view });
@@ -603,6 +614,7 @@ async function serve(argv: string[]): Promise<void> {
         log.warn({ file: configFile }, "metricsListen changes take effect at the next restart");
       current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };
       tracker.graceMs = next.value.staleGraceMs;
+      clusters.apiTimeoutMs = next.value.apiTimeoutMs;
       try {
         const r = await clusters.apply(next.value.clusters);
         if (r.added.length || r.removed.length) log.info(r, "clusters changed");

@@ -7,7 +7,10 @@
  * ServiceImports when those CRDs are installed.
  *
  * Health: any required kind failing marks the cluster unreachable (the last
- * known objects stay); every kind watching again marks it reachable.
+ * known objects stay); every kind watching again marks it reachable. A
+ * partition that drops packets fails nothing (watches just go quiet), so the
+ * API server is also probed (GET /version) every `apiTimeoutMs`: no answer
+ * within that time marks the cluster unreachable too.
  */
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
@@ -16,7 +19,13 @@ import type { ClusterSource, WorldWriter } from "./source.ts";
 
 type AnyObj = k8s.KubernetesObject;
 
-export type KubeSourceOptions = { kubeconfig?: string; inCluster?: boolean; maxBackoffMs?: number };
+export type KubeSourceOptions = {
+  kubeconfig?: string;
+  inCluster?: boolean;
+  maxBackoffMs?: number;
+  /** how often the API server is probed, and how long an answer may take (default 10 s) */
+  apiTimeoutMs?: number;
+};
 
 type Spec = {
   kind: KubeKind;
@@ -43,14 +52,17 @@ export class KubeSource implements ClusterSource {
   private stopped = false;
   private readonly maxBackoffMs: number;
   private readonly timers = new Set<NodeJS.Timeout>();
-  /** required kinds whose watch is failing, with the last reason */
-  private readonly down = new Map<KubeKind, string>();
+  /** required kinds whose watch is failing (and "probe"), with the last reason */
+  private readonly down = new Map<string, string>();
+  private readonly apiTimeoutMs: number;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   constructor(writer: WorldWriter, log: Logger, opts: KubeSourceOptions) {
     this.writer = writer;
     this.cluster = writer.cluster;
     this.log = log;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
+    this.apiTimeoutMs = opts.apiTimeoutMs ?? 10_000;
     this.kc = new k8s.KubeConfig();
     if (opts.inCluster) this.kc.loadFromCluster();
     else if (opts.kubeconfig) this.kc.loadFromFile(opts.kubeconfig);
@@ -96,15 +108,41 @@ export class KubeSource implements ClusterSource {
       },
     ];
     const results = await Promise.all(specs.map((s) => this.watchKind(s)));
+    this.scheduleProbe(this.kc.makeApiClient(k8s.VersionApi));
     return results.every(Boolean);
   }
 
-  private setDown(kind: KubeKind, reason: string | undefined): void {
+  /** GET /version every apiTimeoutMs; no answer in time = unreachable, an answer = reachable again. */
+  private scheduleProbe(version: k8s.VersionApi): void {
+    if (this.stopped) return;
+    this.probeTimer = setTimeout(async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the API server did not answer within ${this.apiTimeoutMs} ms`)),
+          this.apiTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([version.getCode(), timeout]);
+        if (this.down.has("probe")) this.log.info({}, "API server answers again");
+        this.setDown("probe", undefined);
+      } catch (e) {
+        if (!this.stopped) this.setDown("probe", `probe: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+      this.scheduleProbe(version);
+    }, this.apiTimeoutMs);
+    this.probeTimer.unref();
+  }
+
+  private setDown(what: string, reason: string | undefined): void {
     const wasDown = this.down.size > 0;
-    if (reason === undefined) this.down.delete(kind);
-    else this.down.set(kind, reason);
+    if (reason === undefined) this.down.delete(what);
+    else this.down.set(what, reason);
     const isDown = this.down.size > 0;
-    if (isDown && !wasDown) this.writer.health(false, `${kind} watch: ${reason}`);
+    if (isDown && !wasDown) this.writer.health(false, what === "probe" ? reason : `${what} watch: ${reason}`);
     else if (!isDown && wasDown) this.writer.health(true);
   }
 
@@ -167,6 +205,7 @@ export class KubeSource implements ClusterSource {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.probeTimer);
     for (const t of this.timers) clearTimeout(t);
     await Promise.all(this.informers.map((i) => i.stop()));
   }

@@ -19,11 +19,14 @@ export class ClusterManager {
   private readonly tracker: ClusterHealthTracker;
   private readonly log: Logger;
   private readonly running = new Map<string, Running>();
+  /** how long an API server may take to answer a probe before its cluster is stale */
+  apiTimeoutMs: number;
 
-  constructor(world: World, tracker: ClusterHealthTracker, log: Logger) {
+  constructor(world: World, tracker: ClusterHealthTracker, log: Logger, apiTimeoutMs = 10_000) {
     this.world = world;
     this.tracker = tracker;
     this.log = log;
+    this.apiTimeoutMs = apiTimeoutMs;
   }
 
   get clusters(): string[] {
@@ -63,11 +66,10 @@ export class ClusterManager {
       const source: ClusterSource =
         c.kind === "dir"
           ? new DirectorySource(c.path, writer, clog)
-          : new KubeSource(
-              writer,
-              clog,
-              c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path },
-            );
+          : new KubeSource(writer, clog, {
+              ...(c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path }),
+              apiTimeoutMs: this.apiTimeoutMs,
+            });
       try {
         const synced = await source.start();
         this.running.set(c.name, { config: c, source, writer });
