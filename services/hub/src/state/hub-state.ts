@@ -208,8 +208,10 @@ export class KvState implements HubState {
 
   async delete(key: string): Promise<void> {
     await this.kv.delete(key);
-    const e = await this.kv.get(key);
-    this.apply(key, e?.revision ?? Number.MAX_SAFE_INTEGER, undefined);
+    // gone now; the watch brings the delete's own revision, and any later write wins over it
+    const cur = this.mirror.get(key);
+    this.mirror.set(key, { rev: cur?.rev ?? 0, value: undefined });
+    this.values.delete(key);
   }
 
   async close(): Promise<void> {
