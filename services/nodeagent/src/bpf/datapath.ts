@@ -20,6 +20,7 @@ import {
   decodeSettings,
   decodeSvcName,
   EVENTS_DRAIN_MS,
+  EVENTS_RING_BYTES,
   encodeBackend,
   encodeBackendKey,
   encodeDeadKey,
@@ -39,6 +40,7 @@ import {
   errnoName,
   ffi,
   koffi,
+  loadRingDrain,
   type Ptr,
   routeLibbpfLogs,
   sampleFnProto,
@@ -323,9 +325,19 @@ export class LibbpfDatapath {
   private iterLink: Ptr | undefined;
   readonly cgroupPath: string;
   private readonly log: Logger;
+  /** the BPF object file; libsyring.so is built beside it */
+  private readonly objectPath: string;
 
-  private constructor(obj: Ptr, maps: LibbpfMaps, pinDir: string, cgroupPath: string, log: Logger) {
+  private constructor(
+    obj: Ptr,
+    maps: LibbpfMaps,
+    pinDir: string,
+    cgroupPath: string,
+    log: Logger,
+    objectPath: string,
+  ) {
     this.obj = obj;
+    this.objectPath = objectPath;
     this.cgroupPath = cgroupPath;
     this.maps = maps;
     this.pinDir = pinDir;
@@ -386,7 +398,14 @@ export class LibbpfDatapath {
         );
       }
       for (const name of MAPS) fds[name] = checkRc(ffi.mapFd(mapPtrs[name]) as number, `fd of ${name}`);
-      const dp = new LibbpfDatapath(obj, new LibbpfMaps(fds), opts.pinDir, opts.cgroupPath, log);
+      const dp = new LibbpfDatapath(
+        obj,
+        new LibbpfMaps(fds),
+        opts.pinDir,
+        opts.cgroupPath,
+        log,
+        opts.objectPath,
+      );
       dp.attach(opts.cgroupPath, linkDir);
       if (canDestroy)
         dp.iterLink = checkPtr(ffi.attachIter(iterProg, null), `attaching iterator ${ITER_PROGRAM}`);
@@ -429,8 +448,69 @@ export class LibbpfDatapath {
     }
   }
 
-  /** Calls `onEvent` with a private copy of every ring-buffer record, from the event loop. */
+  /**
+   * Calls `onEvent` with every ring-buffer record, from the event loop. The
+   * record is a view into a reused buffer, valid only during the call: copy
+   * it to keep it. Records are drained in batches through libsyring.so
+   * (bpf/ringdrain.c, next to the BPF object): one FFI call per wakeup, not
+   * one per event.
+   */
   readEvents(onEvent: (record: Buffer) => void): EventReader {
+    const libPath = path.join(path.dirname(this.objectPath), "libsyring.so");
+    if (!fs.existsSync(libPath)) {
+      this.log.warn(
+        { libPath },
+        "libsyring.so not found next to the BPF object: events are read one call per record",
+      );
+      return this.readEventsPerRecord(onEvent);
+    }
+    const ring = loadRingDrain(libPath);
+    const h = checkPtr(ring.open(this.maps.fds.sy_events), "creating ring buffer reader");
+    // the whole ring fits (records carry an 8-byte header there, a 4-byte length here)
+    const out = Buffer.allocUnsafe(EVENTS_RING_BYTES);
+    let lostReported = 0n;
+    const drain = () => {
+      const n = Number(ring.drain(h, out, out.length));
+      if (n < 0) {
+        this.log.error({ err: errnoName(-n) }, "draining the events ring buffer failed");
+        return;
+      }
+      let off = 0;
+      while (off + 4 <= n) {
+        const len = out.readUInt32LE(off);
+        off += 4;
+        try {
+          onEvent(out.subarray(off, off + len));
+        } catch (e) {
+          this.log.error({ err: e }, "event handler failed");
+        }
+        off += len;
+      }
+      const lost = BigInt(ring.lost(h) as number | bigint);
+      if (lost > lostReported) {
+        this.log.error({ lost: String(lost) }, "events lost: the drain buffer was smaller than the ring");
+        lostReported = lost;
+      }
+    };
+    const handle = koffi.node.poll(ring.epollFd(h) as number, { readable: true }, drain);
+    // the programs wake us only per batch (SY_EVENTS_WAKEUP_BYTES): drain the rest on a short timer
+    const timer = setInterval(drain, EVENTS_DRAIN_MS);
+    timer.unref();
+    let closed = false;
+    return {
+      close: () => {
+        if (closed) return;
+        closed = true;
+        handle.close();
+        clearInterval(timer);
+        drain();
+        ring.free(h);
+      },
+    };
+  }
+
+  /** The same, through libbpf's per-record callback (when libsyring.so is missing). */
+  private readEventsPerRecord(onEvent: (record: Buffer) => void): EventReader {
     const cb = koffi.register((_ctx: unknown, data: unknown, size: number) => {
       const copy = Buffer.from(new Uint8Array(koffi.view(data, size)));
       try {
@@ -445,7 +525,6 @@ export class LibbpfDatapath {
     const handle = koffi.node.poll(epfd, { readable: true }, () => {
       ffi.ringConsume(rb);
     });
-    // the programs wake us only per batch (SY_EVENTS_WAKEUP_BYTES): drain the rest on a short timer
     const timer = setInterval(() => ffi.ringConsume(rb), EVENTS_DRAIN_MS);
     timer.unref();
     let closed = false;

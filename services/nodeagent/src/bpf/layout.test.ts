@@ -5,9 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { LAYOUT } from "./layout.ts";
+import { EVENTS_DRAIN_MS, EVENTS_RING_BYTES, LAYOUT } from "./layout.ts";
 
 const OBJECT = path.resolve(import.meta.dirname, "../../../../bpf/build/switchyard.bpf.o");
 
@@ -63,4 +64,22 @@ describe("shared struct layout", () => {
       });
     });
   }
+});
+
+describe("constants shared with switchyard.h", () => {
+  it("agree on the events ring size and drain period", () => {
+    const h = fs.readFileSync(
+      path.resolve(import.meta.dirname, "../../../../bpf/include/switchyard.h"),
+      "utf8",
+    );
+    const define = (name: string) => {
+      const m = new RegExp(`#define ${name} \\(?([^\\n/]+?)\\)?\\s*(?:/|\\n)`).exec(h);
+      assert.ok(m, `${name} is defined`);
+      const v = m[1]!.replace(/\s/g, "");
+      const shift = /^1<<(\d+)$/.exec(v);
+      return shift ? 2 ** Number(shift[1]) : Number(v);
+    };
+    assert.equal(define("SY_EVENTS_BYTES"), EVENTS_RING_BYTES);
+    assert.equal(define("SY_EVENTS_DRAIN_MS"), EVENTS_DRAIN_MS);
+  });
 });

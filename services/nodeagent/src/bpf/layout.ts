@@ -117,6 +117,8 @@ export const LAYOUT = {
 export const SY_NAME_LEN = 128;
 /** SY_EVENTS_DRAIN_MS in switchyard.h */
 export const EVENTS_DRAIN_MS = 50;
+/** SY_EVENTS_BYTES in switchyard.h: the events ring buffer's size */
+export const EVENTS_RING_BYTES = 4 * 1024 * 1024;
 export const SY_SETTINGS_EVENTS_ON = 1;
 export const COUNTER_NAMES = [
   "translated",

@@ -51,6 +51,21 @@ export const ffi = {
   close_fd: libc.func("int close(int fd)"),
 };
 
+/**
+ * bpf/build/libsyring.so (bpf/ringdrain.c, built with the BPF object):
+ * drains the events ring buffer into one buffer per call.
+ */
+export function loadRingDrain(libPath: string) {
+  const ring = koffi.load(libPath);
+  return {
+    open: ring.func("void *sy_ring_new(int map_fd)"),
+    drain: ring.func("long sy_ring_drain(void *r, uint8_t *out, size_t cap)"),
+    epollFd: ring.func("int sy_ring_epoll_fd(void *r)"),
+    lost: ring.func("uint64_t sy_ring_lost(void *r)"),
+    free: ring.func("void sy_ring_free(void *r)"),
+  };
+}
+
 export { koffi, sampleFnProto };
 
 export function errnoNow(): number {
