@@ -41,7 +41,9 @@ export class ClusterHealthTracker {
 
   /** A source says whether it reaches its cluster now. */
   report(cluster: string, up: boolean, reason?: string): void {
-    const h = this.world.cluster(cluster).health;
+    // a cluster that left the configuration has no health to keep
+    const h = this.world.clusters.get(cluster)?.health;
+    if (!h) return;
     if (up) {
       if (!h.stale) return;
       this.cancel(cluster);

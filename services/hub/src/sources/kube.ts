@@ -138,6 +138,8 @@ export class KubeSource implements ClusterSource {
   }
 
   private setDown(what: string, reason: string | undefined): void {
+    // a late answer after stop() must not bring a removed cluster back
+    if (this.stopped) return;
     const wasDown = this.down.size > 0;
     if (reason === undefined) this.down.delete(what);
     else this.down.set(what, reason);
