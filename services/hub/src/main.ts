@@ -27,7 +27,7 @@ import { adminClient, adminSocketPath, call, serveAdmin, tokenInfo } from "./adm
 import { addIntrospection } from "./admin/introspection.ts";
 import { createHubMetrics, serveMetrics } from "./admin/metrics.ts";
 import { CredentialAuthority } from "./auth/credentials.ts";
-import { TokenStore } from "./auth/tokens.ts";
+import { checkTokenScope, TokenStore } from "./auth/tokens.ts";
 import {
   type ClusterConfig,
   type HubFileConfig,
@@ -205,12 +205,8 @@ async function tokenCommand(argv: string[]): Promise<void> {
       const maxNodes = Number(values["max-nodes"]);
       if (!Number.isInteger(maxNodes) || maxNodes < 0)
         fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = no limit)`);
-      if (!/^[a-z0-9.*-]+$/.test(values["node-pattern"]))
-        fail(
-          `--node-pattern "${values["node-pattern"]}" may hold lowercase letters, digits, '-', '.' and '*'`,
-        );
-      if (values.reach !== "pod" && values.reach !== "nodeport")
-        fail(`--reach "${values.reach}" must be pod or nodeport`);
+      const scopeError = checkTokenScope({ nodePattern: values["node-pattern"], reach: values.reach });
+      if (scopeError) fail(scopeError);
       const req = {
         cluster: values.cluster,
         ttlMs,
@@ -227,7 +223,7 @@ async function tokenCommand(argv: string[]): Promise<void> {
               description: req.description,
               nodePattern: req.nodePattern,
               maxNodes,
-              reach: values.reach,
+              reach: values.reach === "nodeport" ? "nodeport" : "pod",
             })
           ).token;
       process.stdout.write(`${token}\n`);

@@ -15,7 +15,7 @@ import {
   type TokenInfo,
 } from "@switchyard/proto/admin";
 import type { CredentialAuthority } from "../auth/credentials.ts";
-import type { TokenRecord, TokenStore } from "../auth/tokens.ts";
+import { checkTokenScope, type TokenRecord, type TokenStore } from "../auth/tokens.ts";
 import type { ClusterConfig } from "../config.ts";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
@@ -124,12 +124,11 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
       }) => {
         if (!deps.clusterConfigs().clusters.some((c) => c.name === req.cluster))
           throw invalid(`cluster "${req.cluster}" is not a cluster of this hub`);
-        if (req.reach !== "" && req.reach !== "pod" && req.reach !== "nodeport")
-          throw invalid(`reach "${req.reach}" must be pod or nodeport`);
-        if (req.nodePattern !== "" && !/^[a-z0-9.*-]+$/.test(req.nodePattern))
-          throw invalid(
-            `node pattern "${req.nodePattern}" may hold lowercase letters, digits, '-', '.' and '*'`,
-          );
+        const scopeError = checkTokenScope({
+          nodePattern: req.nodePattern || "*",
+          reach: req.reach || "pod",
+        });
+        if (scopeError) throw invalid(scopeError);
         const { token, record } = await deps.tokens.create(req.cluster, {
           ...(req.ttlMs ? { ttlMs: Number(req.ttlMs) } : {}),
           description: req.description,

@@ -42,6 +42,15 @@ function sha256(s: string): string {
 
 export { parseDuration } from "@switchyard/lib/duration";
 
+/** Checks what a new token admits (CLI and admin API alike); the reason names the field. */
+export function checkTokenScope(scope: { nodePattern: string; reach: string }): string | undefined {
+  if (!/^[a-z0-9.*-]+$/.test(scope.nodePattern))
+    return `node pattern "${scope.nodePattern}" may hold lowercase letters, digits, '-', '.' and '*'`;
+  if (scope.reach !== "pod" && scope.reach !== "nodeport")
+    return `reach "${scope.reach}" must be pod or nodeport`;
+  return undefined;
+}
+
 /**
  * Join tokens in the hub's shared state ("token/<id>", and
  * "tokennode/<id>/<node>" for each node a token admitted).

@@ -518,11 +518,7 @@ export class ViewTranslator {
             `cluster ${cluster} is unreachable (${h.reason ?? "stale"}) for longer than its grace period; its backends are withdrawn`,
           );
         }
-        resource = {
-          name: resName,
-          version: hash(ServiceAssignment.encode(body).finish()),
-          body: { $case: "service", value: body },
-        };
+        resource = serviceResource(resName, body);
       }
     }
     this.put(resName, resource, changed);
@@ -567,11 +563,7 @@ export class ViewTranslator {
             : computeTiers(exporters, serviceResourceName({ cluster: local, namespace, name }));
         const body = computeImportAssignment(imp, tiers);
         this.ownFrontends(resName, body, notes);
-        resource = {
-          name: resName,
-          version: hash(ServiceAssignment.encode(body).finish()),
-          body: { $case: "service", value: body },
-        };
+        resource = serviceResource(resName, body);
       }
     }
     this.put(resName, resource, changed);
@@ -595,16 +587,29 @@ export class ViewTranslator {
             : undefined
           : computeBackendSlice(sl);
       if (body && body.ports.length > 0 && this.resources.has(body.service)) {
-        resource = {
-          name: resName,
-          version: hash(BackendSlice.encode(body).finish()),
-          body: { $case: "backendSlice", value: body },
-        };
+        resource = sliceResource(resName, body);
       }
     }
     this.put(resName, resource, changed);
     return changed;
   }
+}
+
+/** A named resource whose version is the hash of its encoded body. */
+function serviceResource(name: string, body: ServiceAssignment): Resource {
+  return {
+    name,
+    version: hash(ServiceAssignment.encode(body).finish()),
+    body: { $case: "service", value: body },
+  };
+}
+
+function sliceResource(name: string, body: BackendSlice): Resource {
+  return {
+    name,
+    version: hash(BackendSlice.encode(body).finish()),
+    body: { $case: "backendSlice", value: body },
+  };
 }
 
 /** Why a ServiceImport yields no resource, or undefined when it does. */

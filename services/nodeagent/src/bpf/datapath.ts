@@ -43,7 +43,6 @@ import {
   loadRingDrain,
   type Ptr,
   routeLibbpfLogs,
-  sampleFnProto,
 } from "./libbpf.ts";
 import {
   type DatapathMaps,
@@ -457,13 +456,11 @@ export class LibbpfDatapath {
    */
   readEvents(onEvent: (record: Buffer) => void): EventReader {
     const libPath = path.join(path.dirname(this.objectPath), "libsyring.so");
-    if (!fs.existsSync(libPath)) {
-      this.log.warn(
-        { libPath },
-        "libsyring.so not found next to the BPF object: events are read one call per record",
+    if (!fs.existsSync(libPath))
+      throw new SwitchyardError(
+        "bpf",
+        `${libPath} not found: it is built beside the BPF object by "npm run setup" (make -C bpf)`,
       );
-      return this.readEventsPerRecord(onEvent);
-    }
     const ring = loadRingDrain(libPath);
     const h = checkPtr(ring.open(this.maps.fds.sy_events), "creating ring buffer reader");
     // the whole ring fits (records carry an 8-byte header there, a 4-byte length here)
@@ -505,38 +502,6 @@ export class LibbpfDatapath {
         clearInterval(timer);
         drain();
         ring.free(h);
-      },
-    };
-  }
-
-  /** The same, through libbpf's per-record callback (when libsyring.so is missing). */
-  private readEventsPerRecord(onEvent: (record: Buffer) => void): EventReader {
-    const cb = koffi.register((_ctx: unknown, data: unknown, size: number) => {
-      const copy = Buffer.from(new Uint8Array(koffi.view(data, size)));
-      try {
-        onEvent(copy);
-      } catch (e) {
-        this.log.error({ err: e }, "event handler failed");
-      }
-      return 0;
-    }, koffi.pointer(sampleFnProto));
-    const rb = checkPtr(ffi.ringNew(this.maps.fds.sy_events, cb, null, null), "creating ring buffer reader");
-    const epfd = ffi.ringEpollFd(rb) as number;
-    const handle = koffi.node.poll(epfd, { readable: true }, () => {
-      ffi.ringConsume(rb);
-    });
-    const timer = setInterval(() => ffi.ringConsume(rb), EVENTS_DRAIN_MS);
-    timer.unref();
-    let closed = false;
-    return {
-      close: () => {
-        if (closed) return;
-        closed = true;
-        handle.close();
-        clearInterval(timer);
-        ffi.ringConsume(rb);
-        ffi.ringFree(rb);
-        koffi.unregister(cb);
       },
     };
   }

@@ -13,7 +13,6 @@ export type Ptr = unknown;
 const lib = koffi.load("libbpf.so.1");
 const libc = koffi.load("libc.so.6");
 
-const sampleFnProto = koffi.proto("int sy_ring_sample_fn(void *ctx, void *data, size_t size)");
 const printFnProto = koffi.proto("int sy_libbpf_print_fn(int level, const char *fmt, void *args)");
 
 export const ffi = {
@@ -42,10 +41,6 @@ export const ffi = {
   linkFd: lib.func("int bpf_link__fd(void *link)"),
   iterCreate: lib.func("int bpf_iter_create(int link_fd)"),
   setns: libc.func("int setns(int fd, int nstype)"),
-  ringNew: lib.func("void *ring_buffer__new(int map_fd, sy_ring_sample_fn *cb, void *ctx, void *opts)"),
-  ringConsume: lib.func("int ring_buffer__consume(void *rb)"),
-  ringEpollFd: lib.func("int ring_buffer__epoll_fd(void *rb)"),
-  ringFree: lib.func("void ring_buffer__free(void *rb)"),
   setPrint: lib.func("void *libbpf_set_print(sy_libbpf_print_fn *fn)"),
   vsnprintf: libc.func("int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *args)"),
   close_fd: libc.func("int close(int fd)"),
@@ -66,7 +61,7 @@ export function loadRingDrain(libPath: string) {
   };
 }
 
-export { koffi, sampleFnProto };
+export { koffi };
 
 export function errnoNow(): number {
   return koffi.errno();
