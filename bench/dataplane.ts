@@ -300,6 +300,8 @@ try {
       credential: undefined,
       resources: resources(n),
       removedResources: [],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
     results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);

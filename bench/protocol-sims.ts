@@ -2,7 +2,7 @@
  * A worker process of `bench:protocol`: a share of the simulated agents
  * (one gRPC channel each, real TLS, the real protocol). Each agent reads
  * responses with a light protobuf walk (nonce, resource names, removals;
- * bodies skipped) and ACKs every delta; it keeps versions only of the
+ * bodies skipped; packed batches inflated first) and ACKs every delta; it keeps versions only of the
  * resources the driver watches, so 1,000 agents × 20,000 resources fit in
  * memory. On a reconnect it resumes the way a real agent does when it holds
  * the whole view: Hello.held_view_version (the view version of its last
@@ -11,9 +11,10 @@
  * (performance.timeOrigin + now) so processes agree.
  */
 import fs from "node:fs";
+import zlib from "node:zlib";
 import { BinaryReader, type WireType } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
-import { StreamAssignmentsRequest } from "@switchyard/proto/assignment";
+import { ResourceEncoding, StreamAssignmentsRequest } from "@switchyard/proto/assignment";
 
 type Sim = {
   name: string;
@@ -37,6 +38,8 @@ type Cmd =
       names: string[];
       expected: number;
       watch: string[];
+      /** do not accept zstd-packed batches */
+      plain: boolean;
     }
   | { cmd: "watch"; name: string; since: number }
   | { cmd: "reset" }
@@ -57,7 +60,33 @@ function send(m: unknown): void {
   process.send!(m);
 }
 
-/** nonce, system_version, resource names/versions (field 4), removals (field 5), welcome present */
+/**
+ * Name of one resource (after its field-4 tag), and its version when the
+ * driver watches that name; the body is skipped. Names are ASCII: latin1
+ * is the cheap exact decoding.
+ */
+function readResource(r: BinaryReader, raw: Buffer): [string, string] {
+  const end = r.uint32() + r.pos;
+  let name = "";
+  let version = "";
+  while (r.pos < end) {
+    const [f, w] = r.tag();
+    if (f === 1 || (f === 2 && watchSet.has(name))) {
+      const len = r.uint32();
+      const text = raw.toString("latin1", r.pos, r.pos + len);
+      r.pos += len;
+      if (f === 1) name = text;
+      else version = text;
+    } else r.skip(w);
+  }
+  return [name, version];
+}
+
+/**
+ * nonce, system_version, resource names/versions (field 4, and field 7 —
+ * resources_zstd — inflated and read the same way), removals (field 5),
+ * welcome present
+ */
 function readResponse(buf: Buffer) {
   const r = new BinaryReader(buf);
   let nonce = "";
@@ -65,6 +94,7 @@ function readResponse(buf: Buffer) {
   let welcome = false;
   const resources: Array<[string, string]> = [];
   const removed: string[] = [];
+  let packedSize = 0;
   while (r.pos < r.len) {
     const [no, wt] = r.tag();
     if (no === 1) nonce = r.string();
@@ -72,19 +102,22 @@ function readResponse(buf: Buffer) {
     else if (no === 3) {
       welcome = true;
       r.skip(wt);
-    } else if (no === 4) {
-      const end = r.uint32() + r.pos;
-      let name = "";
-      let version = "";
-      while (r.pos < end) {
-        const [f, w] = r.tag();
-        if (f === 1) name = r.string();
-        else if (f === 2) version = r.string();
-        else r.skip(w);
+    } else if (no === 4) resources.push(readResource(r, buf));
+    else if (no === 5) removed.push(r.string());
+    else if (no === 8) packedSize = r.uint32();
+    else if (no === 7) {
+      // a ResourceBatch (the same field-4 entries), inflated into one buffer of the size the hub announced (field 8, sent first)
+      const raw = zlib.zstdDecompressSync(r.bytes(), {
+        chunkSize: packedSize + 64,
+        maxOutputLength: packedSize,
+      });
+      const b = new BinaryReader(raw);
+      while (b.pos < b.len) {
+        const [f, w] = b.tag();
+        if (f === 4) resources.push(readResource(b, raw));
+        else b.skip(w);
       }
-      resources.push([name, version]);
-    } else if (no === 5) removed.push(r.string());
-    else r.skip(wt as WireType);
+    } else r.skip(wt as WireType);
   }
   return { nonce, systemVersion, welcome, resources, removed };
 }
@@ -173,6 +206,7 @@ function connect(s: Sim, address: string, resume: boolean): void {
             initialResourceVersions: {},
             nodeAddresses: [],
             heldViewVersion: resume ? s.lastSystemVersion : "",
+            acceptEncodings: cfg.plain ? [] : [ResourceEncoding.RESOURCE_ENCODING_ZSTD],
           },
         },
       }).finish(),

@@ -13,6 +13,7 @@
  * bench/results/protocol.json.
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 20] [--workers 4]
+ *                          [--plain] [--until cold|changes|storm]
  */
 
 import { type ChildProcess, fork } from "node:child_process";
@@ -31,6 +32,10 @@ const { values } = parseArgs({
     services: { type: "string", default: "10000" },
     changes: { type: "string", default: "20" },
     workers: { type: "string", default: "4" },
+    // stop after this phase (cold | changes | storm); with HUB_NODE_OPTIONS="--cpu-prof" the hub then exits cleanly and writes its profile
+    until: { type: "string", default: "storm" },
+    // the agents do not accept zstd-packed batches (the plain protocol, for comparison)
+    plain: { type: "boolean", default: false },
   },
 });
 const AGENTS = Number(values.agents);
@@ -78,21 +83,27 @@ const kubeconfig = api.writeKubeconfig(tmp, "bench");
 const stateDir = path.join(tmp, "state");
 
 function startHub(port: number): Proc {
-  return startNode(HUB, [
-    "serve",
-    "--cluster",
-    `bench=kubeconfig:${kubeconfig}`,
-    "--listen",
-    `127.0.0.1:${port}`,
-    "--state-dir",
-    stateDir,
-    "--tls-cert",
-    cert.cert,
-    "--tls-key",
-    cert.key,
-    "--log-level",
-    process.env["HUB_LOG"] ?? "info",
-  ]);
+  return startNode(
+    HUB,
+    [
+      "serve",
+      "--cluster",
+      `bench=kubeconfig:${kubeconfig}`,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--state-dir",
+      stateDir,
+      "--tls-cert",
+      cert.cert,
+      "--tls-key",
+      cert.key,
+      "--log-level",
+      process.env["HUB_LOG"] ?? "info",
+    ],
+    process.env["HUB_NODE_OPTIONS"]
+      ? { env: { ...process.env, NODE_OPTIONS: process.env["HUB_NODE_OPTIONS"] } }
+      : {},
+  );
 }
 
 /** The hub's own convergence figures, from its log: view change → every agent ACKed. */
@@ -121,7 +132,7 @@ type Worker = { cp: ChildProcess; next: (ev: WorkerEv["ev"]) => Promise<WorkerEv
 
 function startWorker(): Worker {
   const cp = fork(path.join(REPO, "bench/protocol-sims.ts"), [], {
-    execArgv: ["--max-old-space-size=4096"],
+    execArgv: ["--max-old-space-size=4096", "--max-semi-space-size=64"],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const queue: WorkerEv[] = [];
@@ -157,6 +168,8 @@ const wall = () => performance.timeOrigin + performance.now();
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const results: Record<string, number | string> = {};
+/** the run stops early (--until) */
+class Done extends Error {}
 let hub: Proc | undefined;
 const workers: Worker[] = [];
 const changeNames = Array.from({ length: CHANGES }, (_, c) => ((c + 1) * 7919) % SERVICES).map(
@@ -184,6 +197,7 @@ try {
         .map((i) => `sim-${String(i).padStart(4, "0")}`),
       expected: SERVICES * 2,
       watch: changeNames,
+      plain: values.plain,
     });
 
   const synced = await all<Extract<WorkerEv, { ev: "synced" }>>(workers, "synced");
@@ -194,6 +208,7 @@ try {
   const afterSync = hubStats(hub);
   results["hub_rss_mib_synced"] = afterSync.rssMiB;
   results["hub_cpu_s_start_and_cold_sync"] = afterSync.cpuS;
+  if (values.until === "cold") throw new Done();
 
   // one endpoint change at a time
   const p50s: number[] = [];
@@ -235,6 +250,7 @@ try {
   results["hub_view_change_to_all_acked_p50_ms"] = Math.round(pct(hubConv, 50) * 10) / 10;
   results["hub_view_change_to_all_acked_p99_ms"] = Math.round(pct(hubConv, 99) * 10) / 10;
   results["hub_cpu_ms_per_change"] = Math.round(((hubStats(hub).cpuS - afterSync.cpuS) * 1000) / CHANGES);
+  if (values.until === "changes") throw new Done();
 
   // reconnect storm: hub killed and restarted; every agent resumes at once
   await hub.stop("SIGKILL");
@@ -255,8 +271,10 @@ try {
   const end = hubStats(hub);
   results["hub_rss_mib_after_storm"] = end.rssMiB;
 } catch (e) {
-  console.error(hub?.output().slice(-3000));
-  throw e;
+  if (!(e instanceof Done)) {
+    console.error(hub?.output().slice(-3000));
+    throw e;
+  }
 } finally {
   for (const w of workers) {
     w.cp.send({ cmd: "stop" });
@@ -276,7 +294,9 @@ const out = {
   ...results,
 };
 for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(48)} ${v}`);
-fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
-fs.writeFileSync(path.join(REPO, "bench/results/protocol.json"), `${JSON.stringify(out, null, 2)}\n`);
-console.log("wrote bench/results/protocol.json");
+if (values.until === "storm") {
+  fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
+  fs.writeFileSync(path.join(REPO, "bench/results/protocol.json"), `${JSON.stringify(out, null, 2)}\n`);
+  console.log("wrote bench/results/protocol.json");
+} else console.log(`partial run (--until ${values.until}): bench/results/protocol.json not written`);
 process.exit(0);

@@ -16,7 +16,7 @@ import { StreamAssignmentsRequest } from "@switchyard/proto/assignment";
 import { protoPath as healthProto } from "grpc-health-check";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
 import { REPO, waitUntil } from "../kit/proc.ts";
-import { HUB, Stack } from "../kit/stack.ts";
+import { AGENT, HUB, Stack } from "../kit/stack.ts";
 
 const VIP = "10.96.20.10";
 
@@ -200,6 +200,7 @@ describe("assignment protocol", () => {
           initialResourceVersions: {},
           nodeAddresses: [],
           heldViewVersion: "",
+          acceptEncodings: [],
         },
       },
     });
@@ -323,6 +324,50 @@ spec: { clusterIP: 10.96.20.99, ports: [{ name: http, port: 80 }] }
     assert.match(hubCli("agents"), /tiny\s+prod[^\n]*resource\(s\) not applied/);
     fs.rmSync(path.join(dir, "extra.yaml"));
     await tiny.stop();
+  });
+
+  it("sends a large view packed (zstd) to an agent, whose maps then hold every Service of it", async () => {
+    // 300 Services, ~40 KiB of resources: above the hub's packing threshold
+    const many = Array.from(
+      { length: 300 },
+      (_, i) => `apiVersion: v1
+kind: Service
+metadata: { name: bulk-${i}, namespace: bulk }
+spec: { clusterIP: 10.97.${Math.floor(i / 200)}.${(i % 200) + 1}, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: bulk-${i}-1, namespace: bulk, labels: { kubernetes.io/service-name: bulk-${i} } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints: [{ addresses: [198.18.20.12] }]
+`,
+    ).join("---\n");
+    fs.writeFileSync(path.join(dir, "bulk.yaml"), many);
+    const bulk = stack.startExtraAgent("bulk", stack.createToken("prod"), [
+      "--hub-ca",
+      pki.caCert,
+      "--log-level",
+      "debug",
+    ]);
+    try {
+      const [line] = await bulk.waitFor(/\{[^\n]*"msg":"packed batch unpacked"/);
+      const m = /"packedBytes":(\d+),"bytes":(\d+)/.exec(line)!;
+      assert.ok(Number(m[1]) * 3 < Number(m[2]), `packed ${m[1]} B for ${m[2]} B of resources`);
+      // every Service of the view lands in the agent's maps (the last one too)
+      await waitUntil("the last bulk Service in the agent's maps", () => {
+        const dump = execFileSync(
+          process.execPath,
+          [path.join(REPO, AGENT), "dump", "--pin-dir", `${stack.pinDir}-bulk`],
+          { encoding: "utf8" },
+        );
+        return /10\.97\.1\.100:80/.test(dump) && /10\.97\.0\.1:80/.test(dump) ? true : undefined;
+      });
+      assert.doesNotMatch(bulk.output(), /resource rejected|not applied/);
+    } finally {
+      fs.rmSync(path.join(dir, "bulk.yaml"));
+      await bulk.stop();
+    }
   });
 
   it("lets an agent pin the hub's CA by hash on first join, and refuses a wrong hash", async () => {

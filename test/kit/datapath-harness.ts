@@ -171,6 +171,8 @@ export class DatapathHarness {
       credential: undefined,
       resources: changed,
       removedResources: removed,
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
   }
 

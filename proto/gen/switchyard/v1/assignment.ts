@@ -33,6 +33,49 @@ export const protobufFileName = "switchyard/v1/assignment.proto";
  * Hello.initial_resource_versions and receives only what differs.
  */
 
+/** ResourceEncoding names a packed form of a batch of resources. */
+export const ResourceEncoding = {
+  RESOURCE_ENCODING_UNSPECIFIED: 0,
+  /** RESOURCE_ENCODING_ZSTD - A zstd frame (RFC 8878) holding a serialized ResourceBatch. */
+  RESOURCE_ENCODING_ZSTD: 1,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type ResourceEncoding = typeof ResourceEncoding[keyof typeof ResourceEncoding];
+
+export namespace ResourceEncoding {
+  export type RESOURCE_ENCODING_UNSPECIFIED = typeof ResourceEncoding.RESOURCE_ENCODING_UNSPECIFIED;
+  export type RESOURCE_ENCODING_ZSTD = typeof ResourceEncoding.RESOURCE_ENCODING_ZSTD;
+  export type UNRECOGNIZED = typeof ResourceEncoding.UNRECOGNIZED;
+}
+
+export function resourceEncodingFromJSON(object: any): ResourceEncoding {
+  switch (object) {
+    case 0:
+    case "RESOURCE_ENCODING_UNSPECIFIED":
+      return ResourceEncoding.RESOURCE_ENCODING_UNSPECIFIED;
+    case 1:
+    case "RESOURCE_ENCODING_ZSTD":
+      return ResourceEncoding.RESOURCE_ENCODING_ZSTD;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ResourceEncoding.UNRECOGNIZED;
+  }
+}
+
+export function resourceEncodingToJSON(object: ResourceEncoding): string {
+  switch (object) {
+    case ResourceEncoding.RESOURCE_ENCODING_UNSPECIFIED:
+      return "RESOURCE_ENCODING_UNSPECIFIED";
+    case ResourceEncoding.RESOURCE_ENCODING_ZSTD:
+      return "RESOURCE_ENCODING_ZSTD";
+    case ResourceEncoding.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Protocol of a frontend or backend port. */
 export const Protocol = { PROTOCOL_UNSPECIFIED: 0, PROTOCOL_TCP: 1, PROTOCOL_UDP: 2, UNRECOGNIZED: -1 } as const;
 
@@ -220,11 +263,25 @@ export interface Hello {
    * listing them.
    */
   heldViewVersion: string;
+  /**
+   * Encodings the agent can read in StreamAssignmentsResponse besides plain
+   * `resources` (see `resources_zstd`). A hub sends only what is listed.
+   */
+  acceptEncodings: ResourceEncoding[];
 }
 
 export interface Hello_InitialResourceVersionsEntry {
   key: string;
   value: string;
+}
+
+/**
+ * ResourceBatch is the payload of StreamAssignmentsResponse.resources_zstd.
+ * Field 4, as in StreamAssignmentsResponse: a packed batch is, byte for
+ * byte, the `resources` field of a plain message.
+ */
+export interface ResourceBatch {
+  resources: Resource[];
 }
 
 /**
@@ -267,7 +324,25 @@ export interface StreamAssignmentsResponse {
    * again before the current one expires (rotation). A message that carries
    * only a credential has no nonce and is not acknowledged.
    */
-  credential: AgentCredential | undefined;
+  credential:
+    | AgentCredential
+    | undefined;
+  /**
+   * More resources added or changed, packed: a zstd frame of a serialized
+   * ResourceBatch, sent only to agents whose Hello accepts
+   * RESOURCE_ENCODING_ZSTD, and only for large batches (a cold start or a
+   * resync; one change travels plain). Same meaning as `resources`: the
+   * agent applies both and answers the nonce once. A hub packs each batch
+   * once for every agent that receives it. An agent that cannot unpack it
+   * NACKs the whole message.
+   */
+  resourcesZstd: Buffer;
+  /**
+   * The exact size of `resources_zstd` unpacked: the agent allocates it once
+   * (and refuses a frame that unpacks to anything else, or a size above its
+   * limit) instead of growing its output while it inflates.
+   */
+  resourcesZstdSize: number;
 }
 
 /** AgentCredential is a hub-signed token for one agent (cluster + node name). */
@@ -492,7 +567,14 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
 };
 
 function createBaseHello(): Hello {
-  return { nodeName: "", agentVersion: "", initialResourceVersions: {}, nodeAddresses: [], heldViewVersion: "" };
+  return {
+    nodeName: "",
+    agentVersion: "",
+    initialResourceVersions: {},
+    nodeAddresses: [],
+    heldViewVersion: "",
+    acceptEncodings: [],
+  };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -511,6 +593,13 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.heldViewVersion !== "") {
       writer.uint32(42).string(message.heldViewVersion);
+    }
+    if (message.acceptEncodings.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.acceptEncodings) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -570,6 +659,24 @@ export const Hello: MessageFns<Hello> = {
 
             message.heldViewVersion = reader.string();
             continue;
+          }
+          case 6: {
+            if (tag === 48) {
+              message.acceptEncodings.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.acceptEncodings.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
           }
         }
         if ((tag & 7) === 4 || tag === 0) {
@@ -632,6 +739,11 @@ export const Hello: MessageFns<Hello> = {
         : isSet(object.held_view_version)
         ? globalThis.String(object.held_view_version)
         : "",
+      acceptEncodings: globalThis.Array.isArray(object?.acceptEncodings)
+        ? object.acceptEncodings.map((e: any) => resourceEncodingFromJSON(e))
+        : globalThis.Array.isArray(object?.accept_encodings)
+        ? object.accept_encodings.map((e: any) => resourceEncodingFromJSON(e))
+        : [],
     };
   },
 
@@ -658,6 +770,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.heldViewVersion !== "") {
       obj.heldViewVersion = message.heldViewVersion;
     }
+    if (message.acceptEncodings?.length) {
+      obj.acceptEncodings = message.acceptEncodings.map((e) => resourceEncodingToJSON(e));
+    }
     return obj;
   },
 
@@ -680,6 +795,7 @@ export const Hello: MessageFns<Hello> = {
       );
     message.nodeAddresses = object.nodeAddresses?.map((e) => e) || [];
     message.heldViewVersion = object.heldViewVersion ?? "";
+    message.acceptEncodings = object.acceptEncodings?.map((e) => e) || [];
     return message;
   },
 };
@@ -769,6 +885,77 @@ export const Hello_InitialResourceVersionsEntry: MessageFns<Hello_InitialResourc
     const message = createBaseHello_InitialResourceVersionsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseResourceBatch(): ResourceBatch {
+  return { resources: [] };
+}
+
+export const ResourceBatch: MessageFns<ResourceBatch> = {
+  encode(message: ResourceBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.resources) {
+      Resource.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.resources.push(Resource.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceBatch {
+    return {
+      resources: globalThis.Array.isArray(object?.resources)
+        ? object.resources.map((e: any) => Resource.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ResourceBatch): unknown {
+    const obj: any = {};
+    if (message.resources?.length) {
+      obj.resources = message.resources.map((e) => Resource.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResourceBatch>, I>>(base?: I): ResourceBatch {
+    return ResourceBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResourceBatch>, I>>(object: I): ResourceBatch {
+    const message = createBaseResourceBatch();
+    message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1046,6 +1233,8 @@ function createBaseStreamAssignmentsResponse(): StreamAssignmentsResponse {
     resources: [],
     removedResources: [],
     credential: undefined,
+    resourcesZstd: Buffer.alloc(0),
+    resourcesZstdSize: 0,
   };
 }
 
@@ -1068,6 +1257,12 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     }
     if (message.credential !== undefined) {
       AgentCredential.encode(message.credential, writer.uint32(50).fork()).join();
+    }
+    if (message.resourcesZstd.length !== 0) {
+      writer.uint32(58).bytes(message.resourcesZstd);
+    }
+    if (message.resourcesZstdSize !== 0) {
+      writer.uint32(64).uint32(message.resourcesZstdSize);
     }
     return writer;
   },
@@ -1133,6 +1328,22 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
             message.credential = AgentCredential.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.resourcesZstd = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.resourcesZstdSize = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1163,6 +1374,16 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
         ? object.removed_resources.map((e: any) => globalThis.String(e))
         : [],
       credential: isSet(object.credential) ? AgentCredential.fromJSON(object.credential) : undefined,
+      resourcesZstd: isSet(object.resourcesZstd)
+        ? Buffer.from(bytesFromBase64(object.resourcesZstd))
+        : isSet(object.resources_zstd)
+        ? Buffer.from(bytesFromBase64(object.resources_zstd))
+        : Buffer.alloc(0),
+      resourcesZstdSize: isSet(object.resourcesZstdSize)
+        ? globalThis.Number(object.resourcesZstdSize)
+        : isSet(object.resources_zstd_size)
+        ? globalThis.Number(object.resources_zstd_size)
+        : 0,
     };
   },
 
@@ -1186,6 +1407,12 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     if (message.credential !== undefined) {
       obj.credential = AgentCredential.toJSON(message.credential);
     }
+    if (message.resourcesZstd.length !== 0) {
+      obj.resourcesZstd = base64FromBytes(message.resourcesZstd);
+    }
+    if (message.resourcesZstdSize !== 0) {
+      obj.resourcesZstdSize = Math.round(message.resourcesZstdSize);
+    }
     return obj;
   },
 
@@ -1204,6 +1431,8 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     message.credential = (object.credential !== undefined && object.credential !== null)
       ? AgentCredential.fromPartial(object.credential)
       : undefined;
+    message.resourcesZstd = object.resourcesZstd ?? Buffer.alloc(0);
+    message.resourcesZstdSize = object.resourcesZstdSize ?? 0;
     return message;
   },
 };
@@ -2438,6 +2667,14 @@ export const AssignmentServiceClient = makeGenericClientConstructor(
   service: typeof AssignmentServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -46,6 +46,8 @@ export class FileState implements HubState {
   private checkedThisTurn = false;
   /** writes not yet on disk: the writes of 50 ms become one file write */
   private pending: Array<{ resolve: () => void; reject: (e: unknown) => void }> | undefined;
+  /** each entry's line in the file, kept while its value (stored values are replaced, never mutated) is the same */
+  private lines = new Map<string, { value: unknown; line: string }>();
 
   constructor(stateDir: string) {
     this.file = path.join(stateDir, "state.json");
@@ -100,9 +102,20 @@ export class FileState implements HubState {
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
       const tmp = `${this.file}.${process.pid}.tmp`;
-      // one entry per line: readable, and far cheaper to write than indented JSON
-      const lines = [...this.mirror].map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`);
-      fs.writeFileSync(tmp, `{"entries": {\n${lines.join(",\n")}\n}}\n`, {
+      // one entry per line: readable, and far cheaper to write than indented JSON; only changed entries are serialized again
+      const lines = new Map<string, { value: unknown; line: string }>();
+      for (const [k, v] of this.mirror) {
+        const had = this.lines.get(k);
+        lines.set(
+          k,
+          had !== undefined && had.value === v
+            ? had
+            : { value: v, line: `${JSON.stringify(k)}: ${JSON.stringify(v)}` },
+        );
+      }
+      this.lines = lines;
+      const text = Array.from(lines.values(), (l) => l.line).join(",\n");
+      fs.writeFileSync(tmp, `{"entries": {\n${text}\n}}\n`, {
         mode: 0o600,
       });
       fs.renameSync(tmp, this.file);

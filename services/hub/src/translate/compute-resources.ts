@@ -241,6 +241,7 @@ export class ViewTranslator {
   private states = new Map<string, ClusterState>();
   /** XOR of per-resource digests: an order-free version of the whole view, O(1) to update */
   private acc = 0n;
+  private lastSnapshot: { acc: bigint; snap: ViewSnapshot } | undefined;
 
   rebuild(clusters: readonly ClusterState[]): Set<string> {
     const before = new Set(this.resources.keys());
@@ -344,10 +345,15 @@ export class ViewTranslator {
     return changed;
   }
 
-  /** Cheap: the resource map is shared and live; diagnostics are listed only when asked for. */
+  /**
+   * Cheap: the resource map is shared and live; diagnostics are listed only
+   * when asked for; the same object until the version changes (every pump of
+   * every agent asks for it).
+   */
   snapshot(): ViewSnapshot {
+    if (this.lastSnapshot?.acc === this.acc) return this.lastSnapshot.snap;
     const all = this.diagnostics;
-    return {
+    const snap: ViewSnapshot = {
       version: formatDigest(this.acc),
       resources: this.resources,
       get diagnostics() {
@@ -357,6 +363,8 @@ export class ViewTranslator {
       },
       diagnosticsOf: (name: string) => all.get(name) ?? [],
     };
+    this.lastSnapshot = { acc: this.acc, snap };
+    return snap;
   }
 
   private indexSlice(cluster: string, sl: EndpointSlice): void {

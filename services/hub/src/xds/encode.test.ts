@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
-import { encodeResponse } from "./encode.ts";
+import zlib from "node:zlib";
+import { type Resource, ResourceBatch, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+import { encodeResponse, PACK_MIN_BYTES } from "./encode.ts";
 
 const res = (name: string, n: number): Resource => ({
   name,
@@ -33,10 +34,47 @@ describe("encodeResponse", () => {
       credential: undefined,
       resources: [res("eps/c/ns/a", 1), res("eps/c/ns/b", 3000)],
       removedResources: ["eps/c/ns/gone"],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     };
     const ours = StreamAssignmentsResponse.decode(
       encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()),
     );
     assert.deepEqual(ours, StreamAssignmentsResponse.decode(StreamAssignmentsResponse.encode(m).finish()));
+  });
+
+  it("packs a large batch for an agent that accepts zstd: the same resources, a fraction of the bytes, packed once", () => {
+    const m = StreamAssignmentsResponse.fromPartial({
+      nonce: "h-2",
+      systemVersion: "v",
+      resources: Array.from({ length: 200 }, (_, i) => res(`eps/c/ns/s${i}`, 10)),
+      removedResources: ["eps/c/ns/gone"],
+    });
+    const head = (x: StreamAssignmentsResponse) => StreamAssignmentsResponse.encode(x).finish();
+    const plain = encodeResponse(m, head);
+    const wire = encodeResponse(m, head, true);
+    assert.ok(plain.length > PACK_MIN_BYTES);
+    assert.ok(wire.length * 4 < plain.length, `packed ${wire.length} B vs plain ${plain.length} B`);
+    const got = StreamAssignmentsResponse.decode(wire);
+    assert.deepEqual(got.resources, [], "nothing plain");
+    assert.deepEqual(got.removedResources, ["eps/c/ns/gone"]);
+    const raw = zlib.zstdDecompressSync(got.resourcesZstd);
+    assert.equal(raw.length, got.resourcesZstdSize);
+    assert.deepEqual(ResourceBatch.decode(raw).resources, StreamAssignmentsResponse.decode(plain).resources);
+    // a second agent receiving the same batch gets the same frame, not a second compression
+    assert.ok(
+      encodeResponse({ ...m, nonce: "h-3" }, head, true)
+        .subarray(-got.resourcesZstd.length)
+        .equals(got.resourcesZstd),
+    );
+  });
+
+  it("sends a small batch plain even to an agent that accepts zstd", () => {
+    const m = StreamAssignmentsResponse.fromPartial({ nonce: "h-4", resources: [res("eps/c/ns/one", 2)] });
+    const got = StreamAssignmentsResponse.decode(
+      encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish(), true),
+    );
+    assert.equal(got.resources.length, 1);
+    assert.equal(got.resourcesZstd.length, 0);
   });
 });

@@ -10,6 +10,7 @@ import type { Logger } from "@switchyard/lib/log";
 import {
   AssignmentServiceService,
   type Hello,
+  ResourceEncoding,
   type StreamAssignmentsRequest,
   StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
@@ -22,6 +23,8 @@ import { AgentSession, type NackRecord } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
 const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** messages for agents that accept zstd-packed batches (read by the response serializer) */
+const packable = new WeakSet<StreamAssignmentsResponse>();
 
 export type AgentStatus = {
   node: string;
@@ -140,6 +143,8 @@ export class AssignmentServer {
       credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString() },
       resources: [],
       removedResources: [],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     return c;
   }
@@ -180,7 +185,7 @@ export class AssignmentServer {
       streamAssignments: {
         ...AssignmentServiceService.streamAssignments,
         responseSerialize: (m: StreamAssignmentsResponse) =>
-          encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()),
+          encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish(), packable.has(m)),
       },
     };
     server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
@@ -245,6 +250,8 @@ export class AssignmentServer {
       ({ cluster, reach, id: tokenId } = grant.value);
     }
     let session: AgentSession | undefined;
+    /** the agent reads zstd-packed batches (Hello.accept_encodings) */
+    let packs = false;
     let helloSeen = false;
     let unsubscribe: (() => void) | undefined;
     let closed = false;
@@ -266,7 +273,10 @@ export class AssignmentServer {
     const pump = () => {
       if (!session || closed) return;
       const msg = session.next(this.opts.snapshots.get(view));
-      if (msg) call.write(msg);
+      if (msg) {
+        if (packs) packable.add(msg);
+        call.write(msg);
+      }
       const a = this.agents.get(call);
       if (a) {
         if (session.pending === 0) a.behindSince = undefined;
@@ -360,11 +370,14 @@ export class AssignmentServer {
         credential: undefined,
         resources: [],
         removedResources: [],
+        resourcesZstd: Buffer.alloc(0),
+        resourcesZstdSize: 0,
       });
       // an agent that joined with a join token gets its own credential for every later stream
       if (auth.kind === "token") await this.issueTo(agent, { cluster, node, reach, tokenId });
       if (closed) return;
       session = s;
+      packs = hello.acceptEncodings.includes(ResourceEncoding.RESOURCE_ENCODING_ZSTD);
       this.trackView(view);
       unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
         s.markDirty(changed);

@@ -171,6 +171,8 @@ describe("view version", () => {
       welcome: undefined,
       credential: undefined,
       removedResources: [],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     };
     store.applyDelta({ ...base, resources: [...snapA.resources.values()] });
     assert.equal(store.viewVersion, snapA.version);
@@ -186,6 +188,8 @@ describe("view version", () => {
       ...base,
       resources: [snapB.resources.get("svc/c/n/b")!],
       removedResources: ["svc/c/n/a"],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     assert.equal(store.viewVersion, snapB.version);
     assert.notEqual(snapB.version, snapA.version);

@@ -32,13 +32,14 @@ export class AgentSession {
   /** names to look at on the next send */
   private readonly dirty = new Set<string>();
   /** the initial comparison's walk over the (live) snapshot */
-  private cursor: Iterator<[string, Resource]> | undefined;
+  private cursor: Iterator<Resource> | undefined;
   private cursorTotal = 0;
   private cursorSeen = 0;
   private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
-  private inflight: { nonce: string; systemVersion: string; sent: Map<string, string> } | undefined;
+  /** the message awaiting its ACK; `sent` is what it carried (the versions a NACK refers to) */
+  private inflight: { nonce: string; systemVersion: string; sent: readonly Resource[] } | undefined;
   private nonceSeq = 0;
   private readonly noncePrefix: string;
   ackedVersion = "";
@@ -96,12 +97,15 @@ export class AgentSession {
     // the initial comparison, a chunk at a time
     if (!this.initialScanned && resources.length < max) {
       if (!this.cursor) {
-        this.cursor = snap.resources.entries();
+        this.cursor = snap.resources.values();
         this.cursorTotal = snap.resources.size;
       }
+      // a cold start (nothing held, nothing refused) takes everything: no per-resource lookups
+      const all = (initial === undefined || initial.size === 0) && this.rejected.size === 0;
+      const cursor = this.cursor;
       for (;;) {
         if (resources.length >= max) break;
-        const n = this.cursor.next();
+        const n = cursor.next();
         if (n.done) {
           this.initialScanned = true;
           this.cursor = undefined;
@@ -110,8 +114,8 @@ export class AgentSession {
           break;
         }
         this.cursorSeen++;
-        const [name, r] = n.value;
-        if (wanted(name, r)) resources.push(r);
+        const r = n.value;
+        if (all || wanted(r.name, r)) resources.push(r);
       }
     }
     if (this.initialScanned && this.dirty.size === 0) this.initial = undefined;
@@ -120,13 +124,11 @@ export class AgentSession {
       return undefined;
     }
     const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
-    const sent = new Map<string, string>();
-    for (const r of resources) {
-      sent.set(r.name, r.version);
-      this.rejected.delete(r.name);
+    if (this.rejected.size > 0) {
+      for (const r of resources) this.rejected.delete(r.name);
+      for (const n of removed) this.rejected.delete(n);
     }
-    for (const n of removed) this.rejected.delete(n);
-    this.inflight = { nonce, systemVersion: snap.version, sent };
+    this.inflight = { nonce, systemVersion: snap.version, sent: resources };
     return {
       nonce,
       systemVersion: snap.version,
@@ -134,13 +136,15 @@ export class AgentSession {
       credential: undefined,
       resources,
       removedResources: removed,
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     };
   }
 
   /** Resources still to send or to be acknowledged (0 = the agent holds the snapshot). */
   get pending(): number {
     const walk = this.initialScanned ? 0 : Math.max(1, this.cursorTotal - this.cursorSeen);
-    return this.dirty.size + (this.inflight?.sent.size ?? 0) + walk;
+    return this.dirty.size + (this.inflight?.sent.length ?? 0) + walk;
   }
 
   /** Whether more of the current difference waits to be sent (after the in-flight message is answered). */
@@ -158,8 +162,9 @@ export class AgentSession {
       this.nacks++;
       this.lastNack = { nonce, message: error.message, resources: error.resources };
       // the agent kept its old version of these; remember the refused one so it is not resent
+      const sent = new Map(this.inflight.sent.map((r) => [r.name, r.version]));
       for (const r of error.resources) {
-        const v = this.inflight.sent.get(r.name);
+        const v = sent.get(r.name);
         if (v !== undefined) this.rejected.set(r.name, v);
       }
     } else {

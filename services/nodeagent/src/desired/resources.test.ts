@@ -37,6 +37,8 @@ describe("ResourceStore", () => {
         credential: undefined,
         resources: [svc("v1", "10.0.0.1")],
         removedResources: [],
+        resourcesZstd: Buffer.alloc(0),
+        resourcesZstdSize: 0,
       }).errors,
       [],
     );
@@ -47,6 +49,8 @@ describe("ResourceStore", () => {
       credential: undefined,
       resources: [svc("v2", "not-an-ip")],
       removedResources: [],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     assert.equal(out.errors.length, 1);
     assert.equal(out.errors[0]!.name, "svc/c/ns/a");
@@ -63,6 +67,8 @@ describe("ResourceStore", () => {
       credential: undefined,
       resources: [svc("v1", "10.0.0.1")],
       removedResources: [],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     assert.deepEqual(s.versions(), { "svc/c/ns/a": "v1" });
     const out = s.applyDelta({
@@ -72,6 +78,8 @@ describe("ResourceStore", () => {
       credential: undefined,
       resources: [],
       removedResources: ["svc/c/ns/a"],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
     });
     assert.equal(out.changed, true);
     assert.deepEqual(s.versions(), {});

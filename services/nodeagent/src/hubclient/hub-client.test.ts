@@ -7,11 +7,14 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import zlib from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { silentLogger } from "@switchyard/lib/log";
 import {
   AssignmentServiceService,
   type Hello,
+  ResourceBatch,
+  ResourceEncoding,
   type StreamAssignmentsRequest,
   type StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
@@ -63,6 +66,8 @@ const welcome = (
       : undefined,
     resources: [],
     removedResources: [],
+    resourcesZstd: Buffer.alloc(0),
+    resourcesZstdSize: 0,
   });
 
 function client(address: string, opts: { token?: string; stateDir?: string; held?: string }) {
@@ -136,5 +141,74 @@ describe("HubClient resume", () => {
     assert.equal(new CredentialStore(stateDir, "n1").load()?.token, "sya1.payload.sig");
     assert.equal(new CredentialStore(stateDir, "other-node").load(), undefined, "only for its own node");
     fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+});
+
+describe("HubClient packed batches (resources_zstd)", () => {
+  const resource = (i: number) => ({ name: `svc/c/n/s${i}`, version: String(i), body: undefined });
+  const packed = (n: number) => {
+    const raw = Buffer.from(
+      ResourceBatch.encode({ resources: Array.from({ length: n }, (_, i) => resource(i)) }).finish(),
+    );
+    return { zstd: zlib.zstdCompressSync(raw), size: raw.length };
+  };
+  const delta = (nonce: string, zstd: Buffer, size: number): StreamAssignmentsResponse => ({
+    nonce,
+    systemVersion: "v",
+    welcome: undefined,
+    credential: undefined,
+    resources: [resource(999)],
+    removedResources: [],
+    resourcesZstd: zstd,
+    resourcesZstdSize: size,
+  });
+
+  it("asks for them, applies them with the plain resources, and NACKs a bad frame whole without applying it", async () => {
+    const good = packed(300);
+    const acks: Array<{ nonce: string; error: string | undefined }> = [];
+    const hub = await fakeHub((_hello, _auth, call) => {
+      welcome(call);
+      call.on("data", (m: StreamAssignmentsRequest) => {
+        if (m.kind?.$case === "ack")
+          acks.push({
+            nonce: m.kind.value.responseNonce,
+            error: m.kind.value.error?.resourceErrors[0]?.message,
+          });
+      });
+      call.write(delta("d1", good.zstd, good.size));
+      call.write(delta("d2", good.zstd, good.size + 1)); // the announced size is wrong
+      call.write(delta("d3", Buffer.from("not zstd at all"), 100));
+    });
+    const applied: string[][] = [];
+    const c = new HubClient({
+      hubs: [hub.address],
+      token: "abcdef.0123456789abcdef",
+      nodeName: "n1",
+      nodeAddresses: [],
+      agentVersion: "test",
+      caFile: undefined,
+      log: silentLogger(),
+      heldVersions: () => ({}),
+      heldViewVersion: () => "",
+      onWelcome: () => {},
+      onDelta: (m) => {
+        applied.push(m.resources.map((r) => r.name));
+        return [];
+      },
+      maxBackoffMs: 50,
+    });
+    c.start();
+    await until("three answers", () => acks.length === 3);
+    c.stop();
+    hub.stop();
+    assert.deepEqual(hub.hellos[0]!.hello.acceptEncodings, [ResourceEncoding.RESOURCE_ENCODING_ZSTD]);
+    assert.equal(applied.length, 1, "only the good batch reached the agent");
+    assert.equal(applied[0]!.length, 301, "the plain resource and the 300 packed ones");
+    assert.ok(applied[0]!.includes("svc/c/n/s999") && applied[0]!.includes("svc/c/n/s299"));
+    assert.deepEqual(acks[0], { nonce: "d1", error: undefined });
+    assert.equal(acks[1]!.nonce, "d2");
+    assert.match(acks[1]!.error ?? "", /not a zstd frame that unpacks to \d+ bytes|not the announced/);
+    assert.equal(acks[2]!.nonce, "d3");
+    assert.match(acks[2]!.error ?? "", /resources_zstd \(15 bytes\) is not a zstd frame/);
   });
 });

@@ -14,12 +14,14 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@switchyard/lib/log";
 import {
   AssignmentServiceClient,
+  ResourceEncoding,
   type StreamAssignmentsRequest,
   type StreamAssignmentsResponse,
   type Welcome,
 } from "@switchyard/proto/assignment";
 import type { ResourceError } from "../desired/resources.ts";
 import type { CredentialStore } from "./credential-store.ts";
+import { unpackResources } from "./unpack.ts";
 
 export type HubClientOptions = {
   hubs: string[];
@@ -116,7 +118,16 @@ export class HubClient {
       queue = queue.then(async () => {
         let errors: ResourceError[];
         try {
-          errors = await this.opts.onDelta(m);
+          const delta = unpackResources(m);
+          if (delta.ok && m.resourcesZstd.length > 0)
+            log.debug(
+              { nonce: m.nonce, packedBytes: m.resourcesZstd.length, bytes: m.resourcesZstdSize },
+              "packed batch unpacked",
+            );
+          // a batch that cannot be unpacked changes nothing: NACKed whole, the last good state stays
+          errors = delta.ok
+            ? await this.opts.onDelta(delta.value)
+            : [{ name: "(resources_zstd)", message: delta.error }];
         } catch (e) {
           errors = [{ name: "(agent)", message: `applying assignments failed: ${(e as Error).message}` }];
         }
@@ -175,6 +186,7 @@ export class HubClient {
           initialResourceVersions: shortcut ? {} : this.opts.heldVersions(),
           nodeAddresses: this.opts.nodeAddresses,
           heldViewVersion: shortcut ? held : "",
+          acceptEncodings: [ResourceEncoding.RESOURCE_ENCODING_ZSTD],
         },
       },
     });
