@@ -40,6 +40,7 @@ function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
+/** `packed`: fields 8 and 7 (size, zstd frame) ready to follow any head */
 type Part = { resources: readonly Resource[]; body: Buffer; packed: Buffer | undefined };
 
 /**
@@ -78,15 +79,17 @@ export function encodeResponse(
   if (m.resources.length === 0) return Buffer.from(head);
   const part = resourcesPart(m.resources);
   if (pack && part.body.length >= PACK_MIN_BYTES) {
-    part.packed ??= zlib.zstdCompressSync(part.body, { pledgedSrcSize: part.body.length });
-    return Buffer.concat([
-      head,
-      Buffer.from([RESOURCES_ZSTD_SIZE_TAG]),
-      varint(part.body.length),
-      Buffer.from([RESOURCES_ZSTD_TAG]),
-      varint(part.packed.length),
-      part.packed,
-    ]);
+    if (!part.packed) {
+      const frame = zlib.zstdCompressSync(part.body, { pledgedSrcSize: part.body.length });
+      part.packed = Buffer.concat([
+        Buffer.from([RESOURCES_ZSTD_SIZE_TAG]),
+        varint(part.body.length),
+        Buffer.from([RESOURCES_ZSTD_TAG]),
+        varint(frame.length),
+        frame,
+      ]);
+    }
+    return Buffer.concat([head, part.packed]);
   }
   return Buffer.concat([head, part.body]);
 }
