@@ -396,4 +396,37 @@ endpoints: [{ addresses: [198.18.20.12] }]
       "the pinned CA is kept for later joins",
     );
   });
+
+  it("rotates the hub signing key: agents hold credentials of the new key within seconds; --retire-now cuts the old key's streams", async () => {
+    // the default credential lifetime (24h): no credential would be renewed on its own during this test
+    await stack.startHub([`prod=dir:${dir}`], tlsArgs);
+    const agent = stack.startExtraAgent("keyed", stack.createToken("prod"), ["--hub-ca", pki.caCert]);
+    await agent.waitFor(/"msg":"agent credential received"/);
+    const authOf = () =>
+      (JSON.parse(hubCli("agents", "--json")) as Array<{ node: string; auth: string }>).find(
+        (a) => a.node === "keyed",
+      )?.auth;
+    const rotated = hubCli("signing-key", "rotate");
+    const m =
+      /signing key ([0-9a-f]{8}) is current; credentials of ([0-9a-f]{8}) are accepted until \S+; 0 stream\(s\) cut off/.exec(
+        rotated,
+      );
+    assert.ok(m, rotated);
+    await waitUntil("the agent to hold a credential of the new key", () =>
+      authOf()?.includes(`key ${m[1]},`) ? true : undefined,
+    );
+    assert.doesNotMatch(agent.output(), /hub refused this agent/, "rotation did not interrupt the agent");
+    // a leaked key: retired at once; the agent (which still has a join token) is cut off and rejoins
+    const retired = hubCli("signing-key", "rotate", "--retire-now");
+    const r =
+      /signing key ([0-9a-f]{8}) is current; credentials of ([0-9a-f]{8}) are accepted until \S+; ([1-9]\d*) stream\(s\) cut off/.exec(
+        retired,
+      );
+    assert.ok(r, retired);
+    assert.equal(r[2], m[1]);
+    await agent.waitFor(new RegExp(`signed with hub key ${m[1]}, retired at`));
+    await waitUntil("the agent to rejoin with a credential of the newest key", () =>
+      authOf()?.includes(`key ${r[1]},`) ? true : undefined,
+    );
+  });
 });

@@ -21,6 +21,7 @@ import type {
   ListTokensResponse,
   RevokeAgentResponse,
   RevokeTokenResponse,
+  RotateSigningKeyResponse,
   TokenInfo,
 } from "@switchyard/proto/admin";
 import { adminClient, adminSocketPath, call, serveAdmin, tokenInfo } from "./admin/admin-server.ts";
@@ -53,6 +54,10 @@ Usage:
   switchyard-hub agents [flags]             connected agents: auth, acked version, pending, lag, NACKs
   switchyard-hub clusters [flags]           clusters: source, view, health, objects
   switchyard-hub agent revoke CLUSTER/NODE  revoke an agent's credentials and cut its stream
+  switchyard-hub signing-key rotate         new key for agent credentials; connected agents get new
+                                            ones within a second; the old key's credentials work until
+                                            they expire (--credential-ttl, default 24h), or not at all
+                                            with --retire-now (a leaked key: its agents must rejoin)
 
 The other commands talk to the running hub through its admin socket
 (STATE-DIR/admin.sock, mode 0600); token and agent commands also work with
@@ -115,6 +120,7 @@ async function main(argv: string[]): Promise<void> {
   }
   if (cmd === "token") return tokenCommand(rest);
   if (cmd === "agent") return agentCommand(rest);
+  if (cmd === "signing-key") return signingKeyCommand(rest);
   if (cmd === "agents" || cmd === "clusters") return statusCommand(cmd, rest);
   if (cmd === "serve") return serve(rest);
   fail(`unknown command "${cmd}"; see --help`);
@@ -278,6 +284,52 @@ async function agentCommand(argv: string[]): Promise<void> {
     process.stdout.write(
       `revoked ${cluster}/${node} (no hub running here; hubs cut it off within a second)\n`,
     );
+  } catch (e) {
+    fail((e as { details?: string }).details ?? (e as Error).message);
+  } finally {
+    hub?.close();
+  }
+}
+
+async function signingKeyCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...STATE_FLAGS,
+      "retire-now": { type: "boolean", default: false },
+      "credential-ttl": { type: "string", default: "24h" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return void process.stdout.write(HELP);
+  if (positionals[0] !== "rotate" || positionals.length !== 1)
+    fail(`unknown signing-key command "${positionals.join(" ")}": use rotate [--retire-now]`);
+  const ttl = parseDuration(values["credential-ttl"]);
+  if (!ttl.ok) fail(`--credential-ttl: ${ttl.error}`);
+  const hub = await runningHub(values["state-dir"]);
+  const report = (r: { keyId: string; previousKeyId: string; previousValidUntil: string }, extra: string) =>
+    process.stdout.write(
+      `signing key ${r.keyId} is current; credentials of ${r.previousKeyId} are accepted until ${r.previousValidUntil}${extra}\n`,
+    );
+  try {
+    if (hub) {
+      const r = await call<RotateSigningKeyResponse>((cb) =>
+        hub.rotateSigningKey({ retireNow: values["retire-now"] }, cb),
+      );
+      report(r, `; ${r.agentsCutOff} stream(s) cut off, the others get new credentials within a second`);
+      return;
+    }
+    const state = await openState(values["state-dir"], values["state-nats"]);
+    try {
+      const ca = await CredentialAuthority.open(state, ttl.value);
+      report(
+        await ca.rotate({ retireNow: values["retire-now"] }),
+        " (no hub running here; hubs follow within a second)",
+      );
+    } finally {
+      await state.close();
+    }
   } catch (e) {
     fail((e as { details?: string }).details ?? (e as Error).message);
   } finally {

@@ -42,7 +42,7 @@ export interface ListAgentsResponse {
 export interface AgentInfo {
   node: string;
   cluster: string;
-  /** "join-token <id>" or "credential (expires <time>)". */
+  /** "join-token <id>" or "credential (key <signing key id>, expires <time>)". */
   auth: string;
   peer: string;
   connectedAt: string;
@@ -143,6 +143,24 @@ export interface RevokeAgentRequest {
 
 /** RevokeAgentResponse reports how many streams were cut. */
 export interface RevokeAgentResponse {
+  agentsCutOff: number;
+}
+
+/**
+ * RotateSigningKeyRequest: retire_now refuses the previous key's
+ * credentials at once (a leaked key) instead of when they would expire.
+ */
+export interface RotateSigningKeyRequest {
+  retireNow: boolean;
+}
+
+/** RotateSigningKeyResponse names the new and the previous key. */
+export interface RotateSigningKeyResponse {
+  keyId: string;
+  previousKeyId: string;
+  /** RFC 3339: until then credentials of the previous key are accepted. */
+  previousValidUntil: string;
+  /** Streams cut because their credential's key was retired at once. */
   agentsCutOff: number;
 }
 
@@ -1857,6 +1875,212 @@ export const RevokeAgentResponse: MessageFns<RevokeAgentResponse> = {
   },
 };
 
+function createBaseRotateSigningKeyRequest(): RotateSigningKeyRequest {
+  return { retireNow: false };
+}
+
+export const RotateSigningKeyRequest: MessageFns<RotateSigningKeyRequest> = {
+  encode(message: RotateSigningKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.retireNow !== false) {
+      writer.uint32(8).bool(message.retireNow);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSigningKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSigningKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.retireNow = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSigningKeyRequest {
+    return {
+      retireNow: isSet(object.retireNow)
+        ? globalThis.Boolean(object.retireNow)
+        : isSet(object.retire_now)
+        ? globalThis.Boolean(object.retire_now)
+        : false,
+    };
+  },
+
+  toJSON(message: RotateSigningKeyRequest): unknown {
+    const obj: any = {};
+    if (message.retireNow !== false) {
+      obj.retireNow = message.retireNow;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateSigningKeyRequest>, I>>(base?: I): RotateSigningKeyRequest {
+    return RotateSigningKeyRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSigningKeyRequest>, I>>(object: I): RotateSigningKeyRequest {
+    const message = createBaseRotateSigningKeyRequest();
+    message.retireNow = object.retireNow ?? false;
+    return message;
+  },
+};
+
+function createBaseRotateSigningKeyResponse(): RotateSigningKeyResponse {
+  return { keyId: "", previousKeyId: "", previousValidUntil: "", agentsCutOff: 0 };
+}
+
+export const RotateSigningKeyResponse: MessageFns<RotateSigningKeyResponse> = {
+  encode(message: RotateSigningKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.previousKeyId !== "") {
+      writer.uint32(18).string(message.previousKeyId);
+    }
+    if (message.previousValidUntil !== "") {
+      writer.uint32(26).string(message.previousValidUntil);
+    }
+    if (message.agentsCutOff !== 0) {
+      writer.uint32(32).uint32(message.agentsCutOff);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RotateSigningKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRotateSigningKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.previousKeyId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.previousValidUntil = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.agentsCutOff = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RotateSigningKeyResponse {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      previousKeyId: isSet(object.previousKeyId)
+        ? globalThis.String(object.previousKeyId)
+        : isSet(object.previous_key_id)
+        ? globalThis.String(object.previous_key_id)
+        : "",
+      previousValidUntil: isSet(object.previousValidUntil)
+        ? globalThis.String(object.previousValidUntil)
+        : isSet(object.previous_valid_until)
+        ? globalThis.String(object.previous_valid_until)
+        : "",
+      agentsCutOff: isSet(object.agentsCutOff)
+        ? globalThis.Number(object.agentsCutOff)
+        : isSet(object.agents_cut_off)
+        ? globalThis.Number(object.agents_cut_off)
+        : 0,
+    };
+  },
+
+  toJSON(message: RotateSigningKeyResponse): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.previousKeyId !== "") {
+      obj.previousKeyId = message.previousKeyId;
+    }
+    if (message.previousValidUntil !== "") {
+      obj.previousValidUntil = message.previousValidUntil;
+    }
+    if (message.agentsCutOff !== 0) {
+      obj.agentsCutOff = Math.round(message.agentsCutOff);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RotateSigningKeyResponse>, I>>(base?: I): RotateSigningKeyResponse {
+    return RotateSigningKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RotateSigningKeyResponse>, I>>(object: I): RotateSigningKeyResponse {
+    const message = createBaseRotateSigningKeyResponse();
+    message.keyId = object.keyId ?? "";
+    message.previousKeyId = object.previousKeyId ?? "";
+    message.previousValidUntil = object.previousValidUntil ?? "";
+    message.agentsCutOff = object.agentsCutOff ?? 0;
+    return message;
+  },
+};
+
 /** AdminService is served by the hub on its admin socket. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -1921,6 +2145,22 @@ export const AdminServiceService = {
     responseSerialize: (value: RevokeAgentResponse): Buffer => Buffer.from(RevokeAgentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RevokeAgentResponse => RevokeAgentResponse.decode(value),
   },
+  /**
+   * RotateSigningKey makes a new hub signing key current (every replica
+   * follows through the shared state); open streams get credentials of the
+   * new key within a second.
+   */
+  rotateSigningKey: {
+    path: "/switchyard.v1.AdminService/RotateSigningKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RotateSigningKeyRequest): Buffer =>
+      Buffer.from(RotateSigningKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RotateSigningKeyRequest => RotateSigningKeyRequest.decode(value),
+    responseSerialize: (value: RotateSigningKeyResponse): Buffer =>
+      Buffer.from(RotateSigningKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RotateSigningKeyResponse => RotateSigningKeyResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1936,6 +2176,12 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
   /** RevokeAgent invalidates an agent's credentials and cuts its stream. */
   revokeAgent: handleUnaryCall<RevokeAgentRequest, RevokeAgentResponse>;
+  /**
+   * RotateSigningKey makes a new hub signing key current (every replica
+   * follows through the shared state); open streams get credentials of the
+   * new key within a second.
+   */
+  rotateSigningKey: handleUnaryCall<RotateSigningKeyRequest, RotateSigningKeyResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2034,6 +2280,26 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeAgentResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RotateSigningKey makes a new hub signing key current (every replica
+   * follows through the shared state); open streams get credentials of the
+   * new key within a second.
+   */
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  rotateSigningKey(
+    request: RotateSigningKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -146,6 +146,10 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         agentsCutOff: deps.assignments.cutOffToken(req.id, `join token ${req.id} was revoked`),
       };
     }),
+    rotateSigningKey: unary(async (req: { retireNow: boolean }) => {
+      const r = await deps.credentials.rotate({ retireNow: req.retireNow });
+      return { ...r, agentsCutOff: deps.assignments.recheckAuth() };
+    }),
     revokeAgent: unary(async (req: { cluster: string; node: string }) => {
       if (!req.cluster || !req.node) throw invalid("name the agent as CLUSTER/NODE");
       await deps.credentials.revokeAgent(req.cluster, req.node);

@@ -11,6 +11,14 @@
  * when it is expired, forged, for another node, when its agent was revoked
  * after it was issued, or when the join token that admitted the agent was
  * revoked (revoking a token removes everything it let in).
+ *
+ * Signing-key rotation (`switchyard-hub signing-key rotate`): a new key
+ * becomes current for every replica (shared state); every open stream whose
+ * credential was signed with another key gets a fresh one within a second
+ * (the rotation check); credentials of the previous key stay valid until
+ * they would expire anyway (one credential lifetime), or not at all with
+ * `--retire-now` (a leaked key: those agents are cut off and must join
+ * again with a join token).
  */
 import {
   createPrivateKey,
@@ -33,6 +41,8 @@ export type AgentIdentity = {
   /** ms since epoch */
   issuedAt: number;
   expiresAt: number;
+  /** the hub signing key it was signed with */
+  keyId: string;
 };
 
 type Payload = {
@@ -58,6 +68,21 @@ export type AgentRecord = {
 
 const PREFIX = "sya1.";
 
+/** The current key: `signing-key` in the shared state (private, PKCS#8 PEM). */
+type StoredKey = { pem: string; id: string };
+/** A key that was current before a rotation: `signing-key-previous/<id>`, public only. */
+export type PreviousKey = { id: string; publicPem: string; retiredAt: string; validUntil: string };
+
+export type Rotation = { keyId: string; previousKeyId: string; previousValidUntil: string };
+
+function newKey(): StoredKey {
+  const { privateKey } = generateKeyPairSync("ed25519");
+  return {
+    pem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
+    id: randomBytes(4).toString("hex"),
+  };
+}
+
 export function isCredential(bearer: string): boolean {
   return bearer.startsWith(PREFIX);
 }
@@ -65,33 +90,86 @@ export function isCredential(bearer: string): boolean {
 export class CredentialAuthority {
   private readonly state: HubState;
   readonly ttlMs: number;
-  private readonly key: KeyObject;
-  private readonly pub: KeyObject;
-  private readonly keyId: string;
+  /** parsed keys by id (private for the current key, public for previous ones) */
+  private readonly parsed = new Map<string, { pem: string; key: KeyObject }>();
 
-  private constructor(state: HubState, ttlMs: number, pem: string, keyId: string) {
+  private constructor(state: HubState, ttlMs: number) {
     this.state = state;
     this.ttlMs = ttlMs;
-    this.key = createPrivateKey(pem);
-    this.pub = createPublicKey(this.key);
-    this.keyId = keyId;
   }
 
   /** Loads the shared signing key, creating it if this is the first hub (replicas race safely). */
   static async open(state: HubState, ttlMs: number): Promise<CredentialAuthority> {
-    type Stored = { pem: string; id: string };
-    let k = state.get<Stored>("signing-key");
-    if (!k) {
-      const { privateKey } = generateKeyPairSync("ed25519");
-      const fresh = {
-        pem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
-        id: randomBytes(4).toString("hex"),
-      };
-      if (await state.create("signing-key", fresh)) k = fresh;
-      else k = state.get<Stored>("signing-key");
-      if (!k) throw new Error("the shared state holds no signing key and none could be created");
+    if (!state.get<StoredKey>("signing-key")) {
+      await state.create("signing-key", newKey());
+      if (!state.get<StoredKey>("signing-key"))
+        throw new Error("the shared state holds no signing key and none could be created");
     }
-    return new CredentialAuthority(state, ttlMs, k.pem, k.id);
+    return new CredentialAuthority(state, ttlMs);
+  }
+
+  private keyObject(id: string, pem: string, kind: "private" | "public"): KeyObject {
+    const had = this.parsed.get(`${kind}/${id}`);
+    if (had?.pem === pem) return had.key;
+    const key = kind === "private" ? createPrivateKey(pem) : createPublicKey(pem);
+    this.parsed.set(`${kind}/${id}`, { pem, key });
+    return key;
+  }
+
+  /** The current signing key (read from the shared state each time: another replica may have rotated it). */
+  private current(): { id: string; key: KeyObject; pub: KeyObject } {
+    const k = this.state.get<StoredKey>("signing-key");
+    if (!k) throw new Error("the shared state lost the hub signing key");
+    const key = this.keyObject(k.id, k.pem, "private");
+    let pub = this.parsed.get(`public-of/${k.id}`);
+    if (pub?.pem !== k.pem) {
+      pub = { pem: k.pem, key: createPublicKey(key) };
+      this.parsed.set(`public-of/${k.id}`, pub);
+    }
+    return { id: k.id, key, pub: pub.key };
+  }
+
+  get keyId(): string {
+    return this.current().id;
+  }
+
+  /** The public key a credential signed with key `id` is checked against, or why there is none. */
+  private verifyingKey(id: string, now: Date): Result<KeyObject> {
+    const cur = this.current();
+    if (id === cur.id) return ok(cur.pub);
+    const prev = this.state.get<PreviousKey>(`signing-key-previous/${id}`);
+    if (!prev) return err(`agent credential was signed with hub key ${id}, which these hubs do not have`);
+    if (new Date(prev.validUntil).getTime() <= now.getTime())
+      return err(`agent credential was signed with hub key ${id}, retired at ${prev.retiredAt}`);
+    return ok(this.keyObject(id, prev.publicPem, "public"));
+  }
+
+  /**
+   * Makes a new key current. The previous one still verifies the credentials
+   * it signed until they expire (one credential lifetime), or no longer at
+   * all with `retireNow`. Open streams get credentials of the new key within
+   * a second (needsRotation).
+   */
+  async rotate(opts: { retireNow?: boolean } = {}, now: Date = new Date()): Promise<Rotation> {
+    const old = this.state.get<StoredKey>("signing-key");
+    if (!old) throw new Error("the shared state holds no signing key to rotate");
+    const validUntil = new Date(opts.retireNow ? now.getTime() : now.getTime() + this.ttlMs).toISOString();
+    const previous: PreviousKey = {
+      id: old.id,
+      publicPem: createPublicKey(createPrivateKey(old.pem))
+        .export({ type: "spki", format: "pem" })
+        .toString(),
+      retiredAt: now.toISOString(),
+      validUntil,
+    };
+    // the old key is recorded before the new one takes over: no moment where its credentials are unknown
+    await this.state.put(`signing-key-previous/${old.id}`, previous);
+    const fresh = newKey();
+    await this.state.put("signing-key", fresh);
+    // keys whose credentials have all expired are forgotten
+    for (const [k, p] of this.state.list<PreviousKey>("signing-key-previous/"))
+      if (new Date(p.validUntil).getTime() + this.ttlMs < now.getTime()) await this.state.delete(k);
+    return { keyId: fresh.id, previousKeyId: old.id, previousValidUntil: validUntil };
   }
 
   /** Signs a credential for an admitted agent and records it (for `switchyard-hub agents`). */
@@ -100,6 +178,7 @@ export class CredentialAuthority {
     now: Date = new Date(),
   ): Promise<IssuedCredential> {
     const iat = now.getTime();
+    const key = this.current();
     const payload: Payload = {
       c: who.cluster,
       n: who.node,
@@ -107,11 +186,11 @@ export class CredentialAuthority {
       t: who.tokenId,
       iat,
       exp: iat + this.ttlMs,
-      k: this.keyId,
+      k: key.id,
       j: randomBytes(6).toString("hex"),
     };
     const body = Buffer.from(JSON.stringify(payload)).toString("base64url");
-    const sig = sign(null, Buffer.from(body), this.key).toString("base64url");
+    const sig = sign(null, Buffer.from(body), key.key).toString("base64url");
     const record: AgentRecord = {
       cluster: who.cluster,
       node: who.node,
@@ -122,7 +201,7 @@ export class CredentialAuthority {
     await this.state.put(`agent/${who.cluster}/${who.node}`, record);
     return {
       token: `${PREFIX}${body}.${sig}`,
-      identity: { ...who, issuedAt: iat, expiresAt: payload.exp },
+      identity: { ...who, issuedAt: iat, expiresAt: payload.exp, keyId: key.id },
     };
   }
 
@@ -132,22 +211,27 @@ export class CredentialAuthority {
     const parts = token.slice(PREFIX.length).split(".");
     if (parts.length !== 2) return err("agent credential is malformed");
     const [body, sig] = parts as [string, string];
-    let good = false;
-    try {
-      good = verify(null, Buffer.from(body), this.pub, Buffer.from(sig, "base64url"));
-    } catch {
-      good = false;
-    }
-    if (!good)
-      return err(
-        "agent credential has a bad signature (not issued by these hubs); join again with a join token",
-      );
+    // the payload names the key to check the signature with; nothing in it is trusted before that
     let p: Payload;
     try {
       p = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as Payload;
     } catch {
       return err("agent credential is malformed");
     }
+    if (typeof p !== "object" || p === null || typeof p.k !== "string")
+      return err("agent credential is malformed");
+    const key = this.verifyingKey(p.k, now);
+    let good = false;
+    try {
+      good = key.ok && verify(null, Buffer.from(body), key.value, Buffer.from(sig, "base64url"));
+    } catch {
+      good = false;
+    }
+    if (!key.ok) return err(`${key.error}; join again with a join token`);
+    if (!good)
+      return err(
+        "agent credential has a bad signature (not issued by these hubs); join again with a join token",
+      );
     const id: AgentIdentity = {
       cluster: p.c,
       node: p.n,
@@ -155,6 +239,7 @@ export class CredentialAuthority {
       tokenId: p.t,
       issuedAt: p.iat,
       expiresAt: p.exp,
+      keyId: p.k,
     };
     const still = this.stillValid(id, now);
     if (!still.ok) return err(`${still.error}; join again with a join token`);
@@ -165,6 +250,8 @@ export class CredentialAuthority {
   stillValid(id: AgentIdentity, now: Date = new Date()): Result<true> {
     const who = `${id.cluster}/${id.node}`;
     if (id.expiresAt <= now.getTime()) return err(`agent credential of ${who} expired`);
+    const key = this.verifyingKey(id.keyId, now);
+    if (!key.ok) return err(key.error);
     const revoked = this.state.get<{ at: string }>(`revoked/${id.cluster}/${id.node}`);
     if (revoked && new Date(revoked.at).getTime() >= id.issuedAt)
       return err(`agent ${who} was revoked at ${revoked.at}`);
@@ -173,9 +260,9 @@ export class CredentialAuthority {
     return ok(true);
   }
 
-  /** Time to send a fresh credential: less than a third of its lifetime left. */
+  /** Time to send a fresh credential: less than a third of its lifetime left, or signed with a key no longer current. */
   needsRotation(id: AgentIdentity, now: Date = new Date()): boolean {
-    return id.expiresAt - now.getTime() < (id.expiresAt - id.issuedAt) / 3;
+    return id.expiresAt - now.getTime() < (id.expiresAt - id.issuedAt) / 3 || id.keyId !== this.current().id;
   }
 
   /** Every credential of the agent issued until now stops working. */

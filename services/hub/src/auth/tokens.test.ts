@@ -101,7 +101,7 @@ describe("agent credentials", () => {
       Buffer.from(body, "base64url").toString().replace('"n1"', '"n2"'),
     ).toString("base64url");
     const cases: Array<[string, Date, RegExp]> = [
-      [forged, at(1), /bad signature/],
+      [forged, at(1), /signed with hub key [0-9a-f]{8}, which these hubs do not have/],
       [`sya1.${tamperedBody}.${sig}`, at(1), /bad signature/],
       ["sya1.garbage", at(1), /malformed/],
       [c.token, at(60_001), /expired/],
@@ -136,5 +136,39 @@ describe("agent credentials", () => {
     const replica = await CredentialAuthority.open(state, 60_000);
     const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
     assert.ok(replica.verify(c.token, at(1)).ok);
+  });
+
+  it("rotates the signing key: old credentials verify until they expire, streams are asked to rotate, every replica follows", async () => {
+    const { state, ca, tokenId } = await setup();
+    const replica = await CredentialAuthority.open(state, 60_000);
+    const old = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    const r = await replica.rotate({}, at(1000));
+    assert.equal(r.previousKeyId, old.identity.keyId);
+    assert.notEqual(r.keyId, r.previousKeyId);
+    assert.equal(r.previousValidUntil, at(61_000).toISOString(), "one credential lifetime");
+    assert.equal(ca.keyId, r.keyId, "the other replica signs with the new key at once");
+    assert.ok(ca.verify(old.token, at(2000)).ok, "the old key's credentials still work");
+    assert.equal(ca.needsRotation(old.identity, at(2000)), true, "but their streams get new ones now");
+    const fresh = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, at(2000));
+    assert.equal(fresh.identity.keyId, r.keyId);
+    assert.equal(ca.needsRotation(fresh.identity, at(3000)), false);
+    assert.ok(replica.verify(fresh.token, at(3000)).ok);
+  });
+
+  it("retires a leaked key at once: its credentials are refused and their streams cut", async () => {
+    const { ca, tokenId } = await setup();
+    const old = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
+    await ca.rotate({ retireNow: true }, at(1000));
+    const v = ca.verify(old.token, at(1001));
+    assert.ok(!v.ok);
+    assert.match(v.error, /signed with hub key [0-9a-f]{8}, retired at 2026-01-01T00:00:01.000Z; join again/);
+    const still = ca.stillValid(old.identity, at(1001));
+    assert.ok(!still.ok, "an open stream with it is cut at the next check");
+    assert.ok(
+      ca.verify(
+        (await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, at(1001))).token,
+        at(1002),
+      ).ok,
+    );
   });
 });

@@ -107,30 +107,48 @@ export class AssignmentServer {
     this.recheck.unref();
   }
 
-  recheckAuth(now: Date = new Date()): void {
+  /** Cuts streams whose token or credential no longer holds (returns how many) and rotates credentials. */
+  recheckAuth(now: Date = new Date()): number {
+    let cut = 0;
     for (const a of [...this.agents.values()]) {
       if (a.auth.kind === "token") {
         const r = this.opts.tokens.stillValid(a.auth.tokenId, now);
-        if (!r.ok) a.cutOff(r.error);
+        if (!r.ok) {
+          a.cutOff(r.error);
+          cut++;
+        }
         continue;
       }
       const auth = a.auth;
       const r = this.opts.credentials.stillValid(auth.identity, now);
       if (!r.ok) {
         a.cutOff(r.error);
+        cut++;
         continue;
       }
       if (!auth.rotating && this.opts.credentials.needsRotation(auth.identity, now)) {
         auth.rotating = true;
-        this.issueTo(a, auth.identity, now).finally(() => {
-          auth.rotating = false;
-        });
+        this.issueTo(a, auth.identity, now)
+          .catch((e: unknown) =>
+            this.opts.log.error(
+              { node: a.status.node, err: (e as Error).message },
+              "could not renew an agent credential; will retry",
+            ),
+          )
+          .finally(() => {
+            auth.rotating = false;
+          });
       }
     }
+    return cut;
   }
 
   /** Signs a credential for the agent and sends it on its stream (no nonce: not acknowledged). */
-  private async issueTo(a: Agent, who: Omit<AgentIdentity, "issuedAt" | "expiresAt">, now = new Date()) {
+  private async issueTo(
+    a: Agent,
+    who: Pick<AgentIdentity, "cluster" | "node" | "reach" | "tokenId">,
+    now = new Date(),
+  ) {
     const c = await this.opts.credentials.issue(
       { cluster: who.cluster, node: who.node, reach: who.reach, tokenId: who.tokenId },
       now,
@@ -211,7 +229,7 @@ export class AssignmentServer {
         auth:
           a.auth.kind === "token"
             ? `join-token ${a.auth.tokenId}`
-            : `credential (expires ${new Date(a.auth.identity.expiresAt).toISOString()})`,
+            : `credential (key ${a.auth.identity.keyId}, expires ${new Date(a.auth.identity.expiresAt).toISOString()})`,
         viewVersion: this.opts.snapshots.get(a.view).version,
         ackedVersion: a.session.ackedVersion,
         pending,
