@@ -41,6 +41,31 @@ describe("shared hub state", () => {
     }
   });
 
+  it("file: writes of two processes at the same moment are both kept (none overwrites the other)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-state-"));
+    try {
+      const a = new FileState(dir);
+      const b = new FileState(dir);
+      await a.put("seed", 1);
+      assert.equal(b.get("seed"), 1);
+      // both read the same file, then write within the same window
+      const [, , createdByB] = await Promise.all([
+        a.put("token/a", { by: "a" }),
+        b.put("token/b", { by: "b" }),
+        b.create("token/a", { by: "b" }),
+      ]);
+      assert.equal(createdByB, false, "b's create loses to a's write it had not seen");
+      const fresh = new FileState(dir);
+      assert.deepEqual(
+        fresh.list<{ by: string }>("token/").map(([k, v]) => `${k}=${v.by}`),
+        ["token/a=a", "token/b=b"],
+      );
+      assert.equal(fs.existsSync(path.join(dir, "state.json.lock")), false, "the lock is released");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe("JetStream KV", () => {
     let nats: Awaited<ReturnType<typeof startNatsServer>>;
     before(async () => {

@@ -6,7 +6,10 @@
  *
  * - FileState: one JSON file in --state-dir (the embedded default); the
  *   mirror is re-read when the file changes, so the CLI can write it while
- *   no hub runs.
+ *   no hub runs. Several processes may write it (hubs on one state
+ *   directory, the CLI): a write holds a lock file for the few ms of
+ *   read-merge-replace, and changes are applied on top of what another
+ *   process wrote meanwhile, so none is lost.
  * - KvState: a NATS JetStream KV bucket; every replica watches it, so a
  *   token created or revoked through one replica holds on all of them.
  *
@@ -38,6 +41,43 @@ function listOf<T>(m: ReadonlyMap<string, unknown>, prefix: string): Array<[stri
   return out.sort((a, b) => (a[0] < b[0] ? -1 : 1));
 }
 
+function readEntries(file: string): Map<string, unknown> {
+  const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as { entries?: Record<string, unknown> };
+  return new Map(Object.entries(parsed.entries ?? {}));
+}
+
+function statOrUndefined(file: string): fs.Stats | undefined {
+  try {
+    return fs.statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * An exclusive lock between processes for a read-merge-replace of the state
+ * file (held for a few ms). A lock left by a crashed process is broken after
+ * 10 s.
+ */
+function lockFile(lock: string): () => void {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      fs.closeSync(fs.openSync(lock, "wx", 0o600));
+      return () => fs.rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    const st = statOrUndefined(lock);
+    if (st && Date.now() - st.mtimeMs > 10_000) fs.rmSync(lock, { force: true });
+    else if (Date.now() > deadline)
+      throw new Error(`the state file is locked (${lock}); remove it if no hub or CLI is writing`);
+    else Atomics.wait(sleeper, 0, 0, 2);
+  }
+}
+
 export class FileState implements HubState {
   readonly describe: string;
   private readonly file: string;
@@ -45,7 +85,13 @@ export class FileState implements HubState {
   private seen: { mtimeMs: number; size: number; ino: number } | undefined;
   private checkedThisTurn = false;
   /** writes not yet on disk: the writes of 50 ms become one file write */
-  private pending: Array<{ resolve: () => void; reject: (e: unknown) => void }> | undefined;
+  private pending:
+    | Array<{
+        change: (m: Map<string, unknown>) => boolean;
+        resolve: (applied: boolean) => void;
+        reject: (e: unknown) => void;
+      }>
+    | undefined;
   /** each entry's line in the file, kept while its value (stored values are replaced, never mutated) is the same */
   private lines = new Map<string, { value: unknown; line: string }>();
 
@@ -76,8 +122,7 @@ export class FileState implements HubState {
     const seen = this.seen;
     if (seen && seen.mtimeMs === st.mtimeMs && seen.size === st.size && seen.ino === st.ino)
       return this.mirror;
-    const parsed = JSON.parse(fs.readFileSync(this.file, "utf8")) as { entries?: Record<string, unknown> };
-    this.mirror = new Map(Object.entries(parsed.entries ?? {}));
+    this.mirror = readEntries(this.file);
     this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
     return this.mirror;
   }
@@ -92,15 +137,27 @@ export class FileState implements HubState {
         // 50 ms of writes (a thousand agents joining at once) become one file write
         setTimeout(() => this.flush(), 50);
       }
-      this.pending.push({ resolve: () => resolve(true), reject });
+      this.pending.push({ change, resolve, reject });
     });
   }
 
   private flush(): void {
     const waiters = this.pending ?? [];
     this.pending = undefined;
+    let unlock: (() => void) | undefined;
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      unlock = lockFile(`${this.file}.lock`);
+      // another process wrote since we read: our changes go on top of its file
+      const results = waiters.map(() => true);
+      const st = statOrUndefined(this.file);
+      const seen = this.seen;
+      if (st && !(seen && seen.mtimeMs === st.mtimeMs && seen.size === st.size && seen.ino === st.ino)) {
+        this.mirror = readEntries(this.file);
+        waiters.forEach((w, i) => {
+          results[i] = w.change(this.mirror);
+        });
+      }
       const tmp = `${this.file}.${process.pid}.tmp`;
       // one entry per line: readable, and far cheaper to write than indented JSON; only changed entries are serialized again
       const lines = new Map<string, { value: unknown; line: string }>();
@@ -119,12 +176,16 @@ export class FileState implements HubState {
         mode: 0o600,
       });
       fs.renameSync(tmp, this.file);
-      const st = fs.statSync(this.file);
-      this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
-      for (const w of waiters) w.resolve();
+      const after = fs.statSync(this.file);
+      this.seen = { mtimeMs: after.mtimeMs, size: after.size, ino: after.ino };
+      waiters.forEach((w, i) => {
+        w.resolve(results[i]!);
+      });
     } catch (e) {
       this.seen = undefined;
       for (const w of waiters) w.reject(e);
+    } finally {
+      unlock?.();
     }
   }
 
