@@ -13,7 +13,7 @@
  * bench/results/protocol.json.
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 20] [--workers 4]
- *                          [--plain] [--until cold|changes|storm]
+ *                          [--plain] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
 
 import { type ChildProcess, fork } from "node:child_process";
@@ -38,6 +38,8 @@ const { values } = parseArgs({
     plain: { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
+    // where to write the figures (a partial run writes only when this is given)
+    out: { type: "string" },
   },
 });
 const AGENTS = Number(values.agents);
@@ -300,9 +302,14 @@ const out = {
   ...results,
 };
 for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(48)} ${v}`);
-if (values.until === "storm") {
-  fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
-  fs.writeFileSync(path.join(REPO, "bench/results/protocol.json"), `${JSON.stringify(out, null, 2)}\n`);
-  console.log("wrote bench/results/protocol.json");
-} else console.log(`partial run (--until ${values.until}): bench/results/protocol.json not written`);
+const outFile = values.out ?? (values.until === "storm" ? "bench/results/protocol.json" : undefined);
+if (outFile) {
+  const file = path.resolve(REPO, outFile);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(
+    file,
+    `${JSON.stringify({ ...out, plain_agents: values.plain, until: values.until }, null, 2)}\n`,
+  );
+  console.log(`wrote ${path.relative(REPO, file)}`);
+} else console.log(`partial run (--until ${values.until}): no results file written (give --out FILE)`);
 process.exit(0);
