@@ -16,7 +16,7 @@
  *                          [--plain] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
 
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,7 +24,8 @@ import { parseArgs } from "node:util";
 import { makeCa, makeServerCert } from "../test/kit/certs.ts";
 import { FakeKubeApiServer } from "../test/kit/kube-apiserver.ts";
 import { type Proc, REPO, startNode, waitUntil } from "../test/kit/proc.ts";
-import { HUB } from "../test/kit/stack.ts";
+import { Sandbox } from "../test/kit/sandbox.ts";
+import { AGENT, HUB } from "../test/kit/stack.ts";
 
 const { values } = parseArgs({
   options: {
@@ -38,6 +39,8 @@ const { values } = parseArgs({
     plain: { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
+    // real agents (the switchyard-agent binary, BPF maps in a sandbox cgroup) among the simulated ones
+    "real-agents": { type: "string", default: "2" },
     // where to write the figures (a partial run writes only when this is given)
     out: { type: "string" },
   },
@@ -161,13 +164,69 @@ function startWorker(): Worker {
 const all = <T extends WorkerEv>(ws: Worker[], ev: T["ev"]) =>
   Promise.all(ws.map((w) => w.next(ev) as Promise<T>));
 
-const token = (await import("node:child_process"))
-  .execFileSync(
-    process.execPath,
-    [path.join(REPO, HUB), "token", "create", "--state-dir", stateDir, "--cluster", "bench", "--ttl", "0"],
-    { encoding: "utf8" },
-  )
-  .trim();
+// --- real agents: the agent binary with its BPF maps, each in its own sandbox cgroup ---
+type Real = { name: string; sandbox: Sandbox; pinDir: string; proc: Proc };
+const reals: Real[] = [];
+function startReal(i: number, address: string): Real {
+  const sandbox = Sandbox.create(`sy-bench-real${i}`);
+  const name = `real-${i}`;
+  const pinDir = `/sys/fs/bpf/${sandbox.name}`;
+  const proc = startNode(
+    AGENT,
+    [
+      "run",
+      "--hub",
+      address,
+      "--token",
+      token,
+      "--hub-ca",
+      pki.caCert,
+      "--cgroup",
+      sandbox.cgroup,
+      "--pin-dir",
+      pinDir,
+      "--node-name",
+      name,
+      "--state-dir",
+      path.join(tmp, name),
+    ],
+    process.env["REAL_NODE_OPTIONS"]
+      ? { env: { ...process.env, NODE_OPTIONS: process.env["REAL_NODE_OPTIONS"] } }
+      : {},
+  );
+  return { name, sandbox, pinDir, proc };
+}
+type LogLine = { time: number; msg: string; changed?: number; ms?: number };
+const logLines = (r: Real): LogLine[] =>
+  r.proc
+    .output()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogLine);
+/** wall time (ms) at which a real agent had applied `total` resources into its maps */
+async function realSyncedAt(r: Real, total: number): Promise<number> {
+  return waitUntil(
+    `${r.name} to hold ${total} resources`,
+    () => {
+      let n = 0;
+      for (const l of logLines(r))
+        if (l.msg === "delta applied") {
+          n += l.changed ?? 0;
+          if (n >= total) return l.time;
+        }
+      return undefined;
+    },
+    300_000,
+    200,
+  );
+}
+const deltaLines = (r: Real) => logLines(r).filter((l) => l.msg === "delta applied");
+
+const token = execFileSync(
+  process.execPath,
+  [path.join(REPO, HUB), "token", "create", "--state-dir", stateDir, "--cluster", "bench", "--ttl", "0"],
+  { encoding: "utf8" },
+).trim();
 
 const wall = () => performance.timeOrigin + performance.now();
 const pct = (xs: number[], p: number) =>
@@ -180,6 +239,31 @@ const workers: Worker[] = [];
 const changeNames = Array.from({ length: CHANGES }, (_, c) => ((c + 1) * 7919) % SERVICES).map(
   (i) => `eps/bench/bench/s${i}-abcde`,
 );
+/** Everything the run started: real agents (their pins and sandboxes), workers, hub, API server. */
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  for (const r of reals) {
+    await r.proc.stop();
+    try {
+      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", r.pinDir], {
+        stdio: "ignore",
+      });
+    } catch {}
+    r.sandbox.cleanup();
+  }
+  for (const w of workers) if (w.cp.connected) w.cp.send({ cmd: "stop" });
+  await hub?.stop();
+  await api.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+// an interrupted run (Ctrl-C, a timeout) leaves nothing behind either
+for (const sig of ["SIGINT", "SIGTERM"] as const)
+  process.on(sig, () => {
+    console.error(`${sig}: cleaning up`);
+    cleanup().finally(() => process.exit(130));
+  });
 try {
   for (let w = 0; w < WORKERS; w++) workers.push(startWorker());
   await all(workers, "ready");
@@ -205,8 +289,19 @@ try {
       plain: values.plain,
     });
 
+  for (let i = 0; i < Number(values["real-agents"]); i++) reals.push(startReal(i, address));
   const synced = await all<Extract<WorkerEv, { ev: "synced" }>>(workers, "synced");
   results["cold_start_agents_synced_ms"] = Math.round(Math.max(...synced.map((x) => x.at)) - t0);
+  if (reals.length > 0) {
+    const at = await Promise.all(reals.map((r) => realSyncedAt(r, SERVICES * 2)));
+    results["real_agents"] = reals.length;
+    // hub up → the agent binary holds all 20,000 resources and wrote them into its BPF maps
+    results["real_agent_cold_start_maps_written_ms"] = Math.round(Math.max(...at) - t0);
+    const applies = reals.flatMap((r) => deltaLines(r).map((l) => l.ms ?? 0));
+    results["real_agent_cold_start_apply_ms_total"] = Math.round(
+      applies.reduce((a, b) => a + b, 0) / reals.length,
+    );
+  }
   results["cold_start_bytes_per_agent"] = Math.round(synced.reduce((a, x) => a + x.bytes, 0) / AGENTS);
   // what receiving costs the simulated agents (TLS, HTTP/2, a light parse), on the same 2 cores as the hub
   results["sim_agents_cpu_s_cold_sync"] = Math.round(synced.reduce((a, x) => a + x.cpuS, 0) * 10) / 10;
@@ -224,6 +319,8 @@ try {
   const bytesPerChange: number[] = [];
   const hubConv: number[] = [];
   const gens: number[] = [];
+  const realLat: number[] = [];
+  const realApply: number[] = [];
   for (let c = 1; c <= CHANGES; c++) {
     for (const w of workers) w.cp.send({ cmd: "reset" });
     await all(workers, "reset");
@@ -233,7 +330,18 @@ try {
     for (const w of workers) w.cp.send({ cmd: "watch", name: `eps/bench/bench/s${i}-abcde`, since });
     gens[i] = (gens[i] ?? 0) + 1; // flips endpoint 0's readiness: one endpoint changes
     api.apply(slice(i, gens[i]!));
+    const realBefore = reals.map((r) => deltaLines(r).length);
     const got = await all<Extract<WorkerEv, { ev: "changed" }>>(workers, "changed");
+    for (const [k, r] of reals.entries()) {
+      const d = await waitUntil(
+        `${r.name} to apply the change`,
+        () => deltaLines(r)[realBefore[k]!],
+        30_000,
+        20,
+      );
+      realLat.push(d.time - since);
+      realApply.push(d.ms ?? 0);
+    }
     const h = hub;
     const conv = await waitUntil(
       "the hub to see every ACK",
@@ -257,10 +365,17 @@ try {
   // measured inside the hub: its view changed → the last of the 1,000 ACKs arrived
   results["hub_view_change_to_all_acked_p50_ms"] = Math.round(pct(hubConv, 50) * 10) / 10;
   results["hub_view_change_to_all_acked_p99_ms"] = Math.round(pct(hubConv, 99) * 10) / 10;
+  if (reals.length > 0) {
+    // the change applied to a real agent's BPF maps (its log time; ms resolution)
+    results["real_agent_change_maps_written_p50_ms"] = Math.round(pct(realLat, 50));
+    results["real_agent_change_maps_written_p99_ms"] = Math.round(pct(realLat, 99));
+    results["real_agent_apply_one_change_p50_ms"] = pct(realApply, 50);
+  }
   results["hub_cpu_ms_per_change"] = Math.round(((hubStats(hub).cpuS - afterSync.cpuS) * 1000) / CHANGES);
   if (values.until === "changes") throw new Done();
 
   // reconnect storm: hub killed and restarted; every agent resumes at once
+  const realWritesBefore = reals.map((r) => logLines(r).filter((l) => l.msg === "maps updated").length);
   await hub.stop("SIGKILL");
   for (const w of workers) w.cp.send({ cmd: "reset" });
   await all(workers, "reset");
@@ -276,6 +391,23 @@ try {
     back.reduce((a, b) => a + b.bytes, 0) / AGENTS,
   );
   results["reconnect_storm_agents_asked_to_resend_versions"] = back.reduce((a, b) => a + b.resends, 0);
+  if (reals.length > 0) {
+    await Promise.all(
+      reals.map((r) =>
+        waitUntil(
+          `${r.name} to rejoin`,
+          () => (logLines(r).filter((l) => l.msg === "joined hub").length >= 2 ? true : undefined),
+          120_000,
+          100,
+        ),
+      ),
+    );
+    // a hub restart must cost the data plane nothing
+    results["reconnect_storm_real_agent_map_writes"] = reals.reduce(
+      (a, r, k) => a + logLines(r).filter((l) => l.msg === "maps updated").length - realWritesBefore[k]!,
+      0,
+    );
+  }
   const end = hubStats(hub);
   results["hub_rss_mib_after_storm"] = end.rssMiB;
 } catch (e) {
@@ -284,12 +416,7 @@ try {
     throw e;
   }
 } finally {
-  for (const w of workers) {
-    w.cp.send({ cmd: "stop" });
-  }
-  await hub?.stop();
-  await api.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
+  await cleanup();
 }
 
 const out = {

@@ -7,18 +7,24 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import { applyOpToState, type Backend, cloneMapState, type DatapathMaps, type MapState } from "./bpf/maps.ts";
-import { computeDesired } from "./desired/compute-desired.ts";
-import { type ResourceError, ResourceStore } from "./desired/resources.ts";
+import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
+import { DesiredIndex } from "./desired/compute-desired.ts";
+import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
 import type { EventPublisher } from "./events/publisher.ts";
-import { planMaps } from "./plan/plan-maps.ts";
+import { type PlanScope, planMaps } from "./plan/plan-maps.ts";
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
 
 export class AgentCore {
   readonly store = new ResourceStore();
   private mirror: MapState;
+  /** how many backend-set slots hold each backend ("ip|port"): a backend at 0 left the maps */
+  private backendRefs: Map<string, number>;
+  /** the desired frontends, kept up to date delta by delta */
+  private desired: DesiredIndex | undefined;
+  /** false after a failed write until a full reconcile succeeded: plan everything, not a scope */
+  private mirrorTrusted = true;
   private readonly maps: DatapathMaps;
   private readonly log: Logger;
   cluster = "";
@@ -39,6 +45,7 @@ export class AgentCore {
     this.log = log;
     // what a previous run left in the pinned maps: kept, and diffed against
     this.mirror = maps.read();
+    this.backendRefs = countBackends(this.mirror);
     log.info(
       { frontends: this.mirror.frontends.size, services: this.mirror.names.size },
       "maps adopted from pins",
@@ -47,11 +54,13 @@ export class AgentCore {
 
   /** Handles one hub delta; the returned errors become the NACK (empty = ACK). */
   onDelta(msg: StreamAssignmentsResponse): ResourceError[] {
+    const t0 = performance.now();
     this.stats.deltas++;
     const outcome = this.store.applyDelta(msg);
     for (const e of outcome.errors)
       this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
-    const failure = this.reconcile();
+    const failure = outcome.changed ? this.reconcile(outcome.changes) : undefined;
+    if (!outcome.changed) this.stats.lastPlanOps = 0;
     this.log.info(
       {
         nonce: msg.nonce,
@@ -59,42 +68,63 @@ export class AgentCore {
         removed: msg.removedResources.length,
         ops: this.stats.lastPlanOps,
         rejected: outcome.errors.length,
+        ms: Math.round((performance.now() - t0) * 10) / 10,
       },
       "delta applied",
     );
     return failure ? [...outcome.errors, { name: "(datapath)", message: failure }] : outcome.errors;
   }
 
-  /** Makes the maps match the accepted resources; returns an error text when a write failed. */
-  reconcile(): string | undefined {
-    const desired = computeDesired(this.store.resources.values(), {
-      name: this.node,
-      addresses: this.nodeAddresses,
-      zone: this.zone,
-    });
-    for (const p of desired.problems) this.log.warn({ reason: p }, "frontend conflict");
-    const plan = planMaps(desired, this.mirror);
+  /**
+   * Makes the maps match the accepted resources; returns an error text when a
+   * write failed. With `changes` (one delta's accepted changes) only the
+   * Services they touch are recomputed and only their frontends planned;
+   * without, everything is (start, resync, retry, a new node identity).
+   */
+  reconcile(changes?: readonly ResourceChange[]): string | undefined {
+    const node = { name: this.node, addresses: this.nodeAddresses, zone: this.zone };
+    let keys: Set<string> | undefined;
+    if (!this.desired?.isFor(node)) {
+      // first time, or the node's addresses or zone changed: every Service is computed again
+      this.desired = new DesiredIndex(node);
+      this.desired.update(
+        Array.from(this.store.resources.values(), (r) => ({ before: undefined, after: r })),
+      );
+    } else if (changes) keys = this.desired.update(changes);
+    const index = this.desired;
+    const scope: PlanScope | undefined =
+      keys && this.mirrorTrusted ? { keys, ownsFrontends: (s) => index.ownsFrontends(s) } : undefined;
+    for (const p of index.problems(keys)) this.log.warn({ reason: p }, "frontend conflict");
+    const plan = planMaps({ frontends: index.frontends, nodeIps: index.nodeIps }, this.mirror, scope);
     this.stats.lastPlanOps = plan.ops.length;
-    if (plan.ops.length === 0) return undefined;
-    const next = cloneMapState(this.mirror);
+    if (plan.ops.length === 0) {
+      if (!scope) this.mirrorTrusted = true;
+      return undefined;
+    }
     try {
       this.maps.apply(plan.ops);
-      for (const o of plan.ops) applyOpToState(next, o);
-      const dead = computeRemovedBackends(this.mirror, next);
-      this.mirror = next;
+      const dead = applyTracked(this.mirror, this.backendRefs, plan.ops);
       if (dead.length > 0) this.onBackendsRemoved?.(dead);
       this.stats.writes += plan.ops.length;
-      this.log.info({ ops: plan.ops.length, frontends: desired.frontends.size }, "maps updated");
+      this.log.info({ ops: plan.ops.length, frontends: index.frontends.size }, "maps updated");
+      if (!scope) this.mirrorTrusted = true;
       return undefined;
     } catch (e) {
       this.stats.failures++;
-      // some ops may have landed: trust the maps, not our guess, and try again soon
-      this.mirror = this.maps.read();
+      // some ops may have landed: trust the maps, not our guess, and try again soon (in full)
+      this.adopt(this.maps.read());
+      this.mirrorTrusted = false;
       const msg = (e as Error).message;
       this.log.error({ reason: msg }, "map update failed; will retry");
       this.scheduleRetry();
       return msg;
     }
+  }
+
+  /** Takes what the maps hold as the truth to plan against. */
+  private adopt(state: MapState): void {
+    this.mirror = state;
+    this.backendRefs = countBackends(state);
   }
 
   /**
@@ -103,7 +133,7 @@ export class AgentCore {
    * changed or removed by anyone else); writes nothing when there is none.
    */
   resync(): number {
-    this.mirror = this.maps.read();
+    this.adopt(this.maps.read());
     const failure = this.reconcile();
     if (failure) return -1;
     if (this.stats.lastPlanOps > 0)
@@ -142,17 +172,39 @@ export class AgentCore {
   }
 }
 
-/** Pure: backends in some set before and in no set after. */
-export function computeRemovedBackends(before: MapState, after: MapState): Backend[] {
-  const live = new Set<string>();
-  for (const set of after.backendSets.values()) for (const b of set) if (b) live.add(`${b.ip}|${b.port}`);
-  const out = new Map<string, Backend>();
-  for (const set of before.backendSets.values()) {
-    for (const b of set) {
-      if (!b) continue;
-      const k = `${b.ip}|${b.port}`;
-      if (!live.has(k)) out.set(k, b);
-    }
+const backendKey = (b: Backend) => `${b.ip}|${b.port}`;
+
+/** Pure: how many backend-set slots hold each backend. */
+export function countBackends(state: MapState): Map<string, number> {
+  const refs = new Map<string, number>();
+  for (const set of state.backendSets.values())
+    for (const b of set) if (b) refs.set(backendKey(b), (refs.get(backendKey(b)) ?? 0) + 1);
+  return refs;
+}
+
+/**
+ * Applies ops (already written to the maps) to the mirror and the backend
+ * counts; returns the backends that are in no set any more (for UDP sockets
+ * to let go of them). Costs the ops, not the size of the maps.
+ */
+export function applyTracked(state: MapState, refs: Map<string, number>, ops: readonly MapOp[]): Backend[] {
+  const dropped = new Map<string, Backend>();
+  const dec = (b: Backend | undefined) => {
+    if (!b) return;
+    const k = backendKey(b);
+    const n = (refs.get(k) ?? 1) - 1;
+    if (n <= 0) {
+      refs.delete(k);
+      dropped.set(k, b);
+    } else refs.set(k, n);
+  };
+  for (const o of ops) {
+    if (o.op === "put-backend") {
+      dec(state.backendSets.get(o.setId)?.[o.index]);
+      const k = backendKey(o.backend);
+      refs.set(k, (refs.get(k) ?? 0) + 1);
+    } else if (o.op === "delete-backend") dec(state.backendSets.get(o.setId)?.[o.index]);
+    applyOpToState(state, o);
   }
-  return [...out.values()];
+  return [...dropped].filter(([k]) => !refs.has(k)).map(([, b]) => b);
 }

@@ -14,7 +14,10 @@ import {
 
 export type ResourceError = { name: string; message: string };
 
-export type DeltaOutcome = { errors: ResourceError[]; changed: boolean };
+/** One accepted change: what was held before (undefined: new) and after (undefined: removed). */
+export type ResourceChange = { before: Resource | undefined; after: Resource | undefined };
+
+export type DeltaOutcome = { errors: ResourceError[]; changed: boolean; changes: ResourceChange[] };
 
 function validateResource(r: Resource): string | undefined {
   if (!r.name) return "resource has no name";
@@ -62,7 +65,7 @@ export class ResourceStore {
   /** Applies one hub delta; returns per-resource errors (empty = ACK). */
   applyDelta(msg: StreamAssignmentsResponse): DeltaOutcome {
     const errors: ResourceError[] = [];
-    let changed = false;
+    const changes: ResourceChange[] = [];
     for (const r of msg.resources) {
       const problem = validateResource(r);
       if (problem) {
@@ -70,7 +73,7 @@ export class ResourceStore {
         continue;
       }
       const old = this.resources.get(r.name);
-      if (old?.version !== r.version) changed = true;
+      if (old?.version !== r.version) changes.push({ before: old, after: r });
       if (old) this.digest.remove(old.name, old.version);
       this.digest.add(r.name, r.version);
       this.resources.set(r.name, r);
@@ -80,8 +83,8 @@ export class ResourceStore {
       if (!old) continue;
       this.digest.remove(old.name, old.version);
       this.resources.delete(name);
-      changed = true;
+      changes.push({ before: old, after: undefined });
     }
-    return { errors, changed };
+    return { errors, changed: changes.length > 0, changes };
   }
 }

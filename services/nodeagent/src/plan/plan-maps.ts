@@ -11,12 +11,25 @@
  *
  * Nothing that already matches is written, so an agent restarted against
  * unchanged assignments performs zero writes.
+ *
+ * With a scope (the frontend keys a delta may have changed) only those
+ * frontends, their backend sets and their Services' names are compared:
+ * one endpoint change plans one frontend, not the whole view. Orphans
+ * outside any scope (left by someone else) are for the full plan of a
+ * resync.
  */
 
 import type { Backend, FrontendModel, MapOp, MapState } from "../bpf/maps.ts";
-import type { DesiredState } from "../desired/compute-desired.ts";
+import type { DesiredFrontend } from "../desired/compute-desired.ts";
 
 export type Plan = { ops: MapOp[]; svcIds: Map<string, number> };
+
+function deleteSet(setId: number, set: ReadonlyArray<Backend | undefined>, out: MapOp[]): void {
+  for (let i = set.length - 1; i >= 0; i--) {
+    const backend = set[i];
+    if (backend) out.push({ op: "delete-backend", setId, index: i, backend });
+  }
+}
 
 function sameBackends(a: readonly Backend[] | undefined, b: readonly Backend[]): boolean {
   if (!a || a.length !== b.length) return false;
@@ -25,14 +38,18 @@ function sameBackends(a: readonly Backend[] | undefined, b: readonly Backend[]):
 }
 
 class IdAllocator {
-  private readonly used: Set<number>;
-  private cursor: number;
-  constructor(used: Iterable<number>) {
-    this.used = new Set(used);
-    this.cursor = 1;
-    for (const u of this.used) if (u >= this.cursor) this.cursor = u + 1;
+  private used: Set<number> | undefined;
+  private cursor = 1;
+  private readonly source: () => Iterable<number>;
+  /** the used ids are collected on the first allocation only */
+  constructor(used: () => Iterable<number>) {
+    this.source = used;
   }
   next(): number {
+    if (!this.used) {
+      this.used = new Set(this.source());
+      for (const u of this.used) if (u >= this.cursor) this.cursor = u + 1;
+    }
     for (;;) {
       if (this.cursor > 0xffffffff) this.cursor = 1;
       const id = this.cursor++;
@@ -44,13 +61,25 @@ class IdAllocator {
   }
 }
 
-export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actual: MapState): Plan {
-  const desired = want.frontends;
+/** A partial plan: these frontend keys only; `ownsFrontends` tells whether a Service still needs its name. */
+export type PlanScope = { keys: ReadonlySet<string>; ownsFrontends: (service: string) => boolean };
+
+export function planMaps(
+  want: { frontends: ReadonlyMap<string, DesiredFrontend>; nodeIps: ReadonlySet<string> },
+  actual: MapState,
+  scope?: PlanScope,
+): Plan {
+  const all = want.frontends;
+  const desired: ReadonlyMap<string, DesiredFrontend> = scope
+    ? new Map([...scope.keys].flatMap((ks) => (all.has(ks) ? [[ks, all.get(ks)!] as const] : [])))
+    : all;
   const putNodeIps: MapOp[] = [];
   const delNodeIps: MapOp[] = [];
-  for (const ip of [...want.nodeIps].sort())
-    if (!actual.nodeIps.has(ip)) putNodeIps.push({ op: "put-node-ip", ip });
-  for (const ip of actual.nodeIps) if (!want.nodeIps.has(ip)) delNodeIps.push({ op: "delete-node-ip", ip });
+  if (!scope) {
+    for (const ip of [...want.nodeIps].sort())
+      if (!actual.nodeIps.has(ip)) putNodeIps.push({ op: "put-node-ip", ip });
+    for (const ip of actual.nodeIps) if (!want.nodeIps.has(ip)) delNodeIps.push({ op: "delete-node-ip", ip });
+  }
   const putNames: MapOp[] = [];
   const putBackends: MapOp[] = [];
   const putFrontends: MapOp[] = [];
@@ -61,7 +90,7 @@ export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actu
   // service ids: reuse what the maps already name
   const idByName = new Map<string, number>();
   for (const [id, name] of actual.names) if (!idByName.has(name)) idByName.set(name, id);
-  const svcIdAlloc = new IdAllocator(actual.names.keys());
+  const svcIdAlloc = new IdAllocator(() => actual.names.keys());
   const svcIds = new Map<string, number>();
   for (const fe of desired.values()) {
     if (svcIds.has(fe.service)) continue;
@@ -73,7 +102,7 @@ export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actu
     svcIds.set(fe.service, id);
   }
 
-  const setAlloc = new IdAllocator(actual.backendSets.keys());
+  const setAlloc = new IdAllocator(() => actual.backendSets.keys());
   const liveSets = new Set<number>();
   for (const [ks, fe] of desired) {
     const svcId = svcIds.get(fe.service)!;
@@ -110,19 +139,32 @@ export function planMaps(want: Pick<DesiredState, "frontends" | "nodeIps">, actu
     if (!same) putFrontends.push({ op: "put-frontend", key: fe.key, value });
   }
 
-  for (const [ks, cur] of actual.frontends) {
-    if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
-  }
-  for (const [setId, set] of actual.backendSets) {
-    if (liveSets.has(setId)) continue;
-    for (let i = set.length - 1; i >= 0; i--) {
-      const backend = set[i];
-      if (backend) delBackends.push({ op: "delete-backend", setId, index: i, backend });
+  if (scope) {
+    const names = new Set<number>();
+    for (const ks of scope.keys) {
+      const cur = actual.frontends.get(ks);
+      if (!cur) continue;
+      if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
+      const setId = cur.value.setId;
+      if (setId !== 0 && !liveSets.has(setId))
+        deleteSet(setId, actual.backendSets.get(setId) ?? [], delBackends);
+      names.add(cur.value.svcId);
     }
-  }
-  const usedNames = new Set(svcIds.keys());
-  for (const [id, name] of actual.names) {
-    if (!usedNames.has(name) || idByName.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
+    for (const id of names) {
+      const name = actual.names.get(id);
+      if (name !== undefined && !scope.ownsFrontends(name) && !svcIds.has(name))
+        delNames.push({ op: "delete-name", svcId: id });
+    }
+  } else {
+    for (const [ks, cur] of actual.frontends) {
+      if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
+    }
+    for (const [setId, set] of actual.backendSets)
+      if (!liveSets.has(setId)) deleteSet(setId, set, delBackends);
+    const usedNames = new Set(svcIds.keys());
+    for (const [id, name] of actual.names) {
+      if (!usedNames.has(name) || idByName.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
+    }
   }
 
   return {
