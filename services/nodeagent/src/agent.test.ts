@@ -11,7 +11,7 @@ import {
   NatMode,
   Protocol,
   type Resource,
-  type StreamAssignmentsResponse,
+  StreamAssignmentsResponse,
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
 import { AgentCore } from "./agent.ts";
@@ -86,16 +86,13 @@ function slice(name: string, svc: string, ips: string[], v: number): Resource {
   };
 }
 
-const delta = (resources: Resource[], removed: string[] = []): StreamAssignmentsResponse => ({
-  nonce: "n",
-  systemVersion: "v",
-  welcome: undefined,
-  credential: undefined,
-  resources,
-  removedResources: removed,
-  resourcesZstd: Buffer.alloc(0),
-  resourcesZstdSize: 0,
-});
+const delta = (resources: Resource[], removed: string[] = []): StreamAssignmentsResponse =>
+  StreamAssignmentsResponse.fromPartial({
+    nonce: "n",
+    systemVersion: "v",
+    resources,
+    removedResources: removed,
+  });
 
 /** The maps without their ids: frontend → service name, mode, backends; plus what is unreferenced. */
 function canonical(s: MapState): { frontends: string[]; orphanSets: number[]; orphanNames: string[] } {
