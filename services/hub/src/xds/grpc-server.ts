@@ -115,6 +115,8 @@ export class AssignmentServer {
     // revoked or expired tokens and credentials lose their streams within a second; credentials rotate
     this.recheck = setInterval(() => this.recheckAuth(), 1000);
     this.recheck.unref();
+    // a dropped view is tracked again when an agent of it comes back
+    opts.snapshots.onEvict = (key) => this.trackedViews.delete(key);
   }
 
   /** Cuts streams whose token or credential no longer holds (returns how many) and rotates credentials. */
@@ -458,12 +460,17 @@ export class AssignmentServer {
   private trackView(view: View): void {
     if (this.trackedViews.has(view.key)) return;
     this.trackedViews.add(view.key);
-    this.opts.snapshots.subscribe(view, (snap) => {
-      const agents: Array<{ key: unknown; acked: string }> = [];
-      for (const [call, a] of this.agents)
-        if (a.view.key === view.key) agents.push({ key: call, acked: a.session.ackedVersion });
-      this.convergence.viewChanged(view.key, snap.version, agents);
-    });
+    // passive: bookkeeping does not keep a view alive once its agents are gone
+    this.opts.snapshots.subscribe(
+      view,
+      (snap) => {
+        const agents: Array<{ key: unknown; acked: string }> = [];
+        for (const [call, a] of this.agents)
+          if (a.view.key === view.key) agents.push({ key: call, acked: a.session.ackedVersion });
+        this.convergence.viewChanged(view.key, snap.version, agents);
+      },
+      { passive: true },
+    );
   }
 
   private refuse(call: Stream, peer: string, reason: string): void {

@@ -24,15 +24,28 @@ export class SnapshotCache {
   private readonly debounceMs: number;
   private readonly views = new Map<string, ViewState>();
   private readonly listeners = new Map<string, Set<SnapshotListener>>();
+  /** agent streams subscribed per view (passive listeners do not count) */
+  private readonly users = new Map<string, number>();
+  /** views without users, since when (ms) */
+  private readonly idleSince = new Map<string, number>();
+  private readonly idleMs: number;
+  private readonly now: () => number;
+  private readonly sweeper: NodeJS.Timeout;
   private timer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
+  /** a view was dropped (whoever keeps per-view state drops theirs) */
+  onEvict: ((view: string) => void) | undefined;
   onRebuild:
     | ((view: string, snap: ViewSnapshot, changed: ReadonlySet<string>, ms: number) => void)
     | undefined;
 
-  constructor(world: World, debounceMs: number) {
+  constructor(world: World, debounceMs: number, opts: { idleMs?: number; now?: () => number } = {}) {
     this.world = world;
     this.debounceMs = debounceMs;
+    this.idleMs = opts.idleMs ?? 10 * 60_000;
+    this.now = opts.now ?? Date.now;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1000, this.idleMs / 2));
+    this.sweeper.unref();
     this.unsubscribe = world.onChange((cluster, change) => {
       let any = false;
       for (const v of this.views.values()) {
@@ -85,6 +98,7 @@ export class SnapshotCache {
         pending: [],
       };
       this.views.set(view.key, v);
+      if (!this.users.get(view.key)) this.idleSince.set(view.key, this.now());
     }
     if (!v.built) {
       const t0 = performance.now();
@@ -100,19 +114,59 @@ export class SnapshotCache {
     return this.state(view).translator.snapshot();
   }
 
-  subscribe(view: View, fn: SnapshotListener): () => void {
+  /**
+   * Listens to a view's updates. An agent stream's subscription keeps the
+   * view alive; a `passive` one (bookkeeping about the view) does not and
+   * ends when the view is dropped.
+   */
+  subscribe(view: View, fn: SnapshotListener, opts: { passive?: boolean } = {}): () => void {
+    const key = view.key;
     this.state(view);
-    let set = this.listeners.get(view.key);
+    let set = this.listeners.get(key);
     if (!set) {
       set = new Set();
-      this.listeners.set(view.key, set);
+      this.listeners.set(key, set);
     }
     set.add(fn);
-    return () => set.delete(fn);
+    if (opts.passive) return () => set.delete(fn);
+    this.users.set(key, (this.users.get(key) ?? 0) + 1);
+    this.idleSince.delete(key);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      set.delete(fn);
+      const n = (this.users.get(key) ?? 1) - 1;
+      if (n > 0) this.users.set(key, n);
+      else {
+        this.users.delete(key);
+        this.idleSince.set(key, this.now());
+      }
+    };
+  }
+
+  /** Drops the views unused for idleMs; returns their keys. */
+  sweep(now: number = this.now()): string[] {
+    const dropped: string[] = [];
+    for (const [key, since] of this.idleSince) {
+      if (now - since < this.idleMs || this.users.get(key)) continue;
+      this.idleSince.delete(key);
+      this.views.delete(key);
+      this.listeners.delete(key);
+      dropped.push(key);
+      this.onEvict?.(key);
+    }
+    return dropped;
+  }
+
+  /** The views held now (for status and tests). */
+  get viewKeys(): string[] {
+    return [...this.views.keys()];
   }
 
   close(): void {
     this.unsubscribe();
+    clearInterval(this.sweeper);
     if (this.timer) clearTimeout(this.timer);
   }
 }
