@@ -23,8 +23,9 @@ import { AgentSession, type NackRecord } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
 const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-/** messages for agents that accept zstd-packed batches (read by the response serializer) */
-const packable = new WeakSet<StreamAssignmentsResponse>();
+/** marks a message for an agent that accepts zstd-packed batches (read by the response serializer) */
+const PACK = Symbol("pack");
+type Outgoing = StreamAssignmentsResponse & { [PACK]?: true };
 
 export type AgentStatus = {
   node: string;
@@ -215,7 +216,11 @@ export class AssignmentServer {
       streamAssignments: {
         ...AssignmentServiceService.streamAssignments,
         responseSerialize: (m: StreamAssignmentsResponse) =>
-          encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish(), packable.has(m)),
+          encodeResponse(
+            m,
+            (x) => StreamAssignmentsResponse.encode(x).finish(),
+            (m as Outgoing)[PACK] === true,
+          ),
       },
     };
     server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
@@ -304,7 +309,7 @@ export class AssignmentServer {
       if (!session || closed) return;
       const msg = session.next(this.opts.snapshots.get(view));
       if (msg) {
-        if (packs) packable.add(msg);
+        if (packs) (msg as Outgoing)[PACK] = true;
         call.write(msg);
       }
       const a = this.agents.get(call);

@@ -17,6 +17,9 @@
  */
 import type { Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 
+/** shared by every message: a zero-length buffer never changes */
+const NO_BYTES = Buffer.alloc(0);
+
 export type Snapshot = { version: string; resources: ReadonlyMap<string, Resource> };
 
 export type NackRecord = {
@@ -136,7 +139,7 @@ export class AgentSession {
       credential: undefined,
       resources,
       removedResources: removed,
-      resourcesZstd: Buffer.alloc(0),
+      resourcesZstd: NO_BYTES,
       resourcesZstdSize: 0,
     };
   }
