@@ -2,13 +2,23 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import { FileState } from "../state/hub-state.ts";
 import { CredentialAuthority } from "./credentials.ts";
 import { TokenStore } from "./tokens.ts";
 
+const dirs: string[] = [];
+function tmpDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-"));
+  dirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function tmpState(): FileState {
-  return new FileState(fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-")));
+  return new FileState(tmpDir());
 }
 
 function store(): TokenStore {
@@ -48,7 +58,7 @@ describe("join tokens", () => {
   });
 
   it("sees tokens created by another process (the CLI) without a restart", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-tokens-"));
+    const dir = tmpDir();
     const hub = new TokenStore(new FileState(dir));
     assert.equal(hub.list().length, 0);
     const { token } = await new TokenStore(new FileState(dir)).create("west");
