@@ -21,7 +21,13 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
-import { NatMode, Protocol, type Resource, TrafficDistribution } from "@switchyard/proto/assignment";
+import {
+  NatMode,
+  Protocol,
+  type Resource,
+  StreamAssignmentsResponse,
+  TrafficDistribution,
+} from "@switchyard/proto/assignment";
 import { AgentCore } from "../services/nodeagent/src/agent.ts";
 import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
@@ -293,16 +299,7 @@ try {
     // Switchyard: load through the agent's own planner and map writer
     core.store.resources.clear();
     const t0 = performance.now();
-    const errs = core.onDelta({
-      nonce: "x",
-      systemVersion: "",
-      welcome: undefined,
-      credential: undefined,
-      resources: resources(n),
-      removedResources: [],
-      resourcesZstd: Buffer.alloc(0),
-      resourcesZstdSize: 0,
-    });
+    const errs = core.onDelta(StreamAssignmentsResponse.fromPartial({ nonce: "x", resources: resources(n) }));
     if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
     results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);
 

@@ -165,44 +165,54 @@ const all = <T extends WorkerEv>(ws: Worker[], ev: T["ev"]) =>
   Promise.all(ws.map((w) => w.next(ev) as Promise<T>));
 
 // --- real agents: the agent binary with its BPF maps, each in its own sandbox cgroup ---
-type Real = { name: string; sandbox: Sandbox; pinDir: string; proc: Proc };
+type LogLine = { time: number; msg: string; changed?: number; ms?: number };
+type Real = {
+  name: string;
+  sandbox: Sandbox;
+  pinDir: string;
+  proc: Proc;
+  lines: LogLine[];
+  parsedTo: number;
+};
 const reals: Real[] = [];
 function startReal(i: number, address: string): Real {
   const sandbox = Sandbox.create(`sy-bench-real${i}`);
   const name = `real-${i}`;
   const pinDir = `/sys/fs/bpf/${sandbox.name}`;
-  const proc = startNode(
-    AGENT,
-    [
-      "run",
-      "--hub",
-      address,
-      "--token",
-      token,
-      "--hub-ca",
-      pki.caCert,
-      "--cgroup",
-      sandbox.cgroup,
-      "--pin-dir",
-      pinDir,
-      "--node-name",
-      name,
-      "--state-dir",
-      path.join(tmp, name),
-    ],
-    process.env["REAL_NODE_OPTIONS"]
-      ? { env: { ...process.env, NODE_OPTIONS: process.env["REAL_NODE_OPTIONS"] } }
-      : {},
-  );
-  return { name, sandbox, pinDir, proc };
+  const proc = startNode(AGENT, [
+    "run",
+    "--hub",
+    address,
+    "--token",
+    token,
+    "--hub-ca",
+    pki.caCert,
+    "--cgroup",
+    sandbox.cgroup,
+    "--pin-dir",
+    pinDir,
+    "--node-name",
+    name,
+    "--state-dir",
+    path.join(tmp, name),
+  ]);
+  return { name, sandbox, pinDir, proc, lines: [], parsedTo: 0 };
 }
-type LogLine = { time: number; msg: string; changed?: number; ms?: number };
-const logLines = (r: Real): LogLine[] =>
-  r.proc
-    .output()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as LogLine);
+/**
+ * The agent's log lines so far, parsed once each (the driver polls while
+ * the hub and agents share its 2 cores: re-parsing the whole log per poll
+ * would take CPU from what is measured).
+ */
+function logLines(r: Real): LogLine[] {
+  const out = r.proc.output();
+  const end = out.lastIndexOf("\n") + 1;
+  if (end > r.parsedTo) {
+    for (const l of out.slice(r.parsedTo, end).split("\n"))
+      if (l.startsWith("{")) r.lines.push(JSON.parse(l) as LogLine);
+    r.parsedTo = end;
+  }
+  return r.lines;
+}
 /** wall time (ms) at which a real agent had applied `total` resources into its maps */
 async function realSyncedAt(r: Real, total: number): Promise<number> {
   return waitUntil(
@@ -239,24 +249,37 @@ const workers: Worker[] = [];
 const changeNames = Array.from({ length: CHANGES }, (_, c) => ((c + 1) * 7919) % SERVICES).map(
   (i) => `eps/bench/bench/s${i}-abcde`,
 );
-/** Everything the run started: real agents (their pins and sandboxes), workers, hub, API server. */
-let cleaned = false;
-async function cleanup(): Promise<void> {
-  if (cleaned) return;
-  cleaned = true;
-  for (const r of reals) {
-    await r.proc.stop();
-    try {
-      execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", r.pinDir], {
-        stdio: "ignore",
-      });
-    } catch {}
-    r.sandbox.cleanup();
-  }
-  for (const w of workers) if (w.cp.connected) w.cp.send({ cmd: "stop" });
-  await hub?.stop();
-  await api.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
+/**
+ * Everything the run started: real agents (their pins and sandboxes),
+ * workers, hub, API server. One cleanup, however many callers: a signal
+ * (Ctrl-C reaches the whole process group, so the hub may die first and the
+ * run's own `finally` comes too) waits for the same one to finish.
+ */
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    const step = async (what: string, fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`cleanup: ${what}: ${(e as Error).message}`);
+      }
+    };
+    for (const r of reals) {
+      await step(`stop ${r.name}`, () => r.proc.stop());
+      await step(`unpin ${r.name}`, () =>
+        execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", r.pinDir], {
+          stdio: "ignore",
+        }),
+      );
+      await step(`sandbox of ${r.name}`, () => r.sandbox.cleanup());
+    }
+    for (const w of workers) if (w.cp.connected) w.cp.send({ cmd: "stop" });
+    await step("hub", () => hub?.stop());
+    await step("API server", () => api.stop());
+    fs.rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
 }
 // an interrupted run (Ctrl-C, a timeout) leaves nothing behind either
 for (const sig of ["SIGINT", "SIGTERM"] as const)

@@ -10,6 +10,7 @@ import {
   Protocol,
   type Resource,
   type ServiceAssignment,
+  StreamAssignmentsResponse,
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
 import { AgentCore } from "../../services/nodeagent/src/agent.ts";
@@ -164,16 +165,13 @@ export class DatapathHarness {
     const removed = [...this.current.keys()].filter((n) => !next.has(n));
     const changed = resources.filter((r) => this.current.get(r.name)?.version !== r.version);
     this.current = next;
-    return this.core.onDelta({
-      nonce: String(++this.nonce),
-      systemVersion: "",
-      welcome: undefined,
-      credential: undefined,
-      resources: changed,
-      removedResources: removed,
-      resourcesZstd: Buffer.alloc(0),
-      resourcesZstdSize: 0,
-    });
+    return this.core.onDelta(
+      StreamAssignmentsResponse.fromPartial({
+        nonce: String(++this.nonce),
+        resources: changed,
+        removedResources: removed,
+      }),
+    );
   }
 
   async startBackend(name: string, ip: string, port: number): Promise<void> {

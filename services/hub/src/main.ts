@@ -151,6 +151,29 @@ async function runningHub(stateDir: string) {
   return undefined;
 }
 
+type AdminClient = NonNullable<Awaited<ReturnType<typeof runningHub>>>;
+
+/**
+ * Runs a CLI command through the running hub's admin API (streams are cut
+ * at once), else directly on the shared state; errors end the CLI with
+ * their reason; both are closed afterwards.
+ */
+async function viaHubOrState(
+  flags: { "state-dir": string; "state-nats": string[] },
+  run: (on: { hub: AdminClient; state?: undefined } | { hub?: undefined; state: HubState }) => Promise<void>,
+): Promise<void> {
+  const hub = await runningHub(flags["state-dir"]);
+  const state = hub ? undefined : await openState(flags["state-dir"], flags["state-nats"]);
+  try {
+    await run(hub ? { hub } : { state: state! });
+  } catch (e) {
+    fail((e as { details?: string }).details ?? (e as Error).message);
+  } finally {
+    hub?.close();
+    await state?.close();
+  }
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   return `${rows
@@ -196,10 +219,8 @@ async function tokenCommand(argv: string[]): Promise<void> {
   const [sub, arg] = positionals;
   if (sub !== "create" && sub !== "list" && sub !== "revoke")
     fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);
-  const hub = await runningHub(values["state-dir"]);
-  const state = hub ? undefined : await openState(values["state-dir"], values["state-nats"]);
-  const store = state ? new TokenStore(state) : undefined;
-  try {
+  await viaHubOrState(values, async ({ hub, state }) => {
+    const store = state ? new TokenStore(state) : undefined;
     if (sub === "create") {
       if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
       let ttlMs = 0;
@@ -251,12 +272,7 @@ async function tokenCommand(argv: string[]): Promise<void> {
       if (!(await store!.revoke(arg))) fail(`no token with id ${arg}`);
       process.stdout.write(`revoked ${arg}\n`);
     }
-  } catch (e) {
-    fail((e as { details?: string }).details ?? (e as Error).message);
-  } finally {
-    hub?.close();
-    await state?.close();
-  }
+  });
 }
 
 async function agentCommand(argv: string[]): Promise<void> {
@@ -271,24 +287,17 @@ async function agentCommand(argv: string[]): Promise<void> {
   const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(who ?? "");
   if (!m) fail(`agent revoke needs CLUSTER/NODE, e.g. prod/edge-7 (got "${who ?? ""}")`);
   const [cluster, node] = [m[1]!, m[2]!];
-  const hub = await runningHub(values["state-dir"]);
-  try {
+  await viaHubOrState(values, async ({ hub, state }) => {
     if (hub) {
       const r = await call<RevokeAgentResponse>((cb) => hub.revokeAgent({ cluster, node }, cb));
       process.stdout.write(`revoked ${cluster}/${node}; ${r.agentsCutOff} stream(s) cut off\n`);
       return;
     }
-    const state = await openState(values["state-dir"], values["state-nats"]);
     await state.put(`revoked/${cluster}/${node}`, { at: new Date().toISOString() });
-    await state.close();
     process.stdout.write(
       `revoked ${cluster}/${node} (no hub running here; hubs cut it off within a second)\n`,
     );
-  } catch (e) {
-    fail((e as { details?: string }).details ?? (e as Error).message);
-  } finally {
-    hub?.close();
-  }
+  });
 }
 
 async function signingKeyCommand(argv: string[]): Promise<void> {
@@ -307,12 +316,11 @@ async function signingKeyCommand(argv: string[]): Promise<void> {
     fail(`unknown signing-key command "${positionals.join(" ")}": use rotate [--retire-now]`);
   const ttl = parseDuration(values["credential-ttl"]);
   if (!ttl.ok) fail(`--credential-ttl: ${ttl.error}`);
-  const hub = await runningHub(values["state-dir"]);
   const report = (r: { keyId: string; previousKeyId: string; previousValidUntil: string }, extra: string) =>
     process.stdout.write(
       `signing key ${r.keyId} is current; credentials of ${r.previousKeyId} are accepted until ${r.previousValidUntil}${extra}\n`,
     );
-  try {
+  await viaHubOrState(values, async ({ hub, state }) => {
     if (hub) {
       const r = await call<RotateSigningKeyResponse>((cb) =>
         hub.rotateSigningKey({ retireNow: values["retire-now"] }, cb),
@@ -320,21 +328,12 @@ async function signingKeyCommand(argv: string[]): Promise<void> {
       report(r, `; ${r.agentsCutOff} stream(s) cut off, the others get new credentials within a second`);
       return;
     }
-    const state = await openState(values["state-dir"], values["state-nats"]);
-    try {
-      const ca = await CredentialAuthority.open(state, ttl.value);
-      report(
-        await ca.rotate({ retireNow: values["retire-now"] }),
-        " (no hub running here; hubs follow within a second)",
-      );
-    } finally {
-      await state.close();
-    }
-  } catch (e) {
-    fail((e as { details?: string }).details ?? (e as Error).message);
-  } finally {
-    hub?.close();
-  }
+    const ca = await CredentialAuthority.open(state, ttl.value);
+    report(
+      await ca.rotate({ retireNow: values["retire-now"] }),
+      " (no hub running here; hubs follow within a second)",
+    );
+  });
 }
 
 /** `agents` and `clusters`: tables from the running hub. */

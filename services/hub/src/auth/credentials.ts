@@ -90,8 +90,8 @@ export function isCredential(bearer: string): boolean {
 export class CredentialAuthority {
   private readonly state: HubState;
   readonly ttlMs: number;
-  /** parsed keys by id (private for the current key, public for previous ones) */
-  private readonly parsed = new Map<string, { pem: string; key: KeyObject }>();
+  /** parsed keys by PEM (the shared state holds PEM text; parsing it per stream would be waste) */
+  private readonly parsed = new Map<string, { key: KeyObject; pub: KeyObject }>();
 
   private constructor(state: HubState, ttlMs: number) {
     this.state = state;
@@ -108,25 +108,22 @@ export class CredentialAuthority {
     return new CredentialAuthority(state, ttlMs);
   }
 
-  private keyObject(id: string, pem: string, kind: "private" | "public"): KeyObject {
-    const had = this.parsed.get(`${kind}/${id}`);
-    if (had?.pem === pem) return had.key;
-    const key = kind === "private" ? createPrivateKey(pem) : createPublicKey(pem);
-    this.parsed.set(`${kind}/${id}`, { pem, key });
-    return key;
+  /** The key a PEM holds (private or public) and its public half. */
+  private parse(pem: string): { key: KeyObject; pub: KeyObject } {
+    let k = this.parsed.get(pem);
+    if (!k) {
+      const key = pem.includes("PRIVATE KEY") ? createPrivateKey(pem) : createPublicKey(pem);
+      k = { key, pub: key.type === "private" ? createPublicKey(key) : key };
+      this.parsed.set(pem, k);
+    }
+    return k;
   }
 
   /** The current signing key (read from the shared state each time: another replica may have rotated it). */
   private current(): { id: string; key: KeyObject; pub: KeyObject } {
     const k = this.state.get<StoredKey>("signing-key");
     if (!k) throw new Error("the shared state lost the hub signing key");
-    const key = this.keyObject(k.id, k.pem, "private");
-    let pub = this.parsed.get(`public-of/${k.id}`);
-    if (pub?.pem !== k.pem) {
-      pub = { pem: k.pem, key: createPublicKey(key) };
-      this.parsed.set(`public-of/${k.id}`, pub);
-    }
-    return { id: k.id, key, pub: pub.key };
+    return { id: k.id, ...this.parse(k.pem) };
   }
 
   get keyId(): string {
@@ -141,7 +138,7 @@ export class CredentialAuthority {
     if (!prev) return err(`agent credential was signed with hub key ${id}, which these hubs do not have`);
     if (new Date(prev.validUntil).getTime() <= now.getTime())
       return err(`agent credential was signed with hub key ${id}, retired at ${prev.retiredAt}`);
-    return ok(this.keyObject(id, prev.publicPem, "public"));
+    return ok(this.parse(prev.publicPem).pub);
   }
 
   /**

@@ -119,12 +119,20 @@ export class FileState implements HubState {
       this.seen = undefined;
       return this.mirror;
     }
-    const seen = this.seen;
-    if (seen && seen.mtimeMs === st.mtimeMs && seen.size === st.size && seen.ino === st.ino)
-      return this.mirror;
+    if (!this.isNew(st)) return this.mirror;
     this.mirror = readEntries(this.file);
-    this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
+    this.remember(st);
     return this.mirror;
+  }
+
+  /** Whether the file is another than the one we last read or wrote (a writer replaces it). */
+  private isNew(st: fs.Stats): boolean {
+    const s = this.seen;
+    return !(s && s.mtimeMs === st.mtimeMs && s.size === st.size && s.ino === st.ino);
+  }
+
+  private remember(st: fs.Stats): void {
+    this.seen = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino };
   }
 
   /** Applies a change to the mirror now and to the file at the end of this turn. */
@@ -151,8 +159,7 @@ export class FileState implements HubState {
       // another process wrote since we read: our changes go on top of its file
       const results = waiters.map(() => true);
       const st = statOrUndefined(this.file);
-      const seen = this.seen;
-      if (st && !(seen && seen.mtimeMs === st.mtimeMs && seen.size === st.size && seen.ino === st.ino)) {
+      if (st && this.isNew(st)) {
         this.mirror = readEntries(this.file);
         waiters.forEach((w, i) => {
           results[i] = w.change(this.mirror);
@@ -176,8 +183,7 @@ export class FileState implements HubState {
         mode: 0o600,
       });
       fs.renameSync(tmp, this.file);
-      const after = fs.statSync(this.file);
-      this.seen = { mtimeMs: after.mtimeMs, size: after.size, ino: after.ino };
+      this.remember(fs.statSync(this.file));
       waiters.forEach((w, i) => {
         w.resolve(results[i]!);
       });

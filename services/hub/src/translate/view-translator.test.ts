@@ -13,14 +13,21 @@ function svc(name: string, ip: string) {
   };
 }
 
-function setup() {
+/** Two empty clusters, east and west, in one world. */
+function eastWest() {
   const world = new World();
   const east = new WorldWriter(world, "east", silentLogger());
   const west = new WorldWriter(world, "west", silentLogger());
+  return { world, east, west, states: () => [world.cluster("east"), world.cluster("west")] };
+}
+
+function setup() {
+  const w = eastWest();
+  const { east, west } = w;
   east.upsert(svc("api", "10.96.0.1"));
   west.upsert(svc("zeta", "10.96.0.1"));
   west.upsert(svc("only-west", "10.96.0.2"));
-  return { world, east, west, states: () => [world.cluster("east"), world.cluster("west")] };
+  return w;
 }
 
 const frontendsOf = (t: ViewTranslator, name: string) => {
@@ -170,10 +177,7 @@ describe("global services, MCS and source health", () => {
   };
 
   it("merges a global Service across clusters with the home cluster first, and follows opt-in changes", () => {
-    const world = new World();
-    const east = new WorldWriter(world, "east", silentLogger());
-    const west = new WorldWriter(world, "west", silentLogger());
-    const states = () => [world.cluster("east"), world.cluster("west")];
+    const { world, east, west, states } = eastWest();
     east.upsert(globalSvc("10.96.1.10"));
     east.upsert(sliceOf("cart-e", "10.1.0.1"));
     west.upsert(globalSvc("10.97.1.10", false));
@@ -197,10 +201,7 @@ describe("global services, MCS and source health", () => {
   });
 
   it("resolves a ServiceImport's clusterset IP to the exporting clusters, and follows exports", () => {
-    const world = new World();
-    const east = new WorldWriter(world, "east", silentLogger());
-    const west = new WorldWriter(world, "west", silentLogger());
-    const states = () => [world.cluster("east"), world.cluster("west")];
+    const { east, west, states } = eastWest();
     east.upsert({
       kind: "ServiceImport",
       metadata: { name: "cart", namespace: "shop" },
@@ -219,10 +220,7 @@ describe("global services, MCS and source health", () => {
   });
 
   it("withdraws a stale cluster's backends from other clusters' agents only, and brings them back", () => {
-    const world = new World();
-    const east = new WorldWriter(world, "east", silentLogger());
-    const west = new WorldWriter(world, "west", silentLogger());
-    const states = () => [world.cluster("east"), world.cluster("west")];
+    const { world, east, west, states } = eastWest();
     east.upsert(globalSvc("10.96.1.10"));
     east.upsert(sliceOf("cart-e", "10.1.0.1"));
     west.upsert(globalSvc("10.97.1.10"));

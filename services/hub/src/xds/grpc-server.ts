@@ -167,16 +167,11 @@ export class AssignmentServer {
       now,
     );
     a.auth = { kind: "credential", identity: c.identity, rotating: false };
-    a.send({
-      nonce: "",
-      systemVersion: "",
-      welcome: undefined,
-      credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString() },
-      resources: [],
-      removedResources: [],
-      resourcesZstd: Buffer.alloc(0),
-      resourcesZstdSize: 0,
-    });
+    a.send(
+      StreamAssignmentsResponse.fromPartial({
+        credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString() },
+      }),
+    );
     return c;
   }
 
@@ -356,11 +351,11 @@ export class AssignmentServer {
           );
         inSyncWith = current;
       }
-      const packing = hello.acceptEncodings.includes(ResourceEncoding.RESOURCE_ENCODING_ZSTD);
+      packs = hello.acceptEncodings.includes(ResourceEncoding.RESOURCE_ENCODING_ZSTD);
       const s = new AgentSession(
         hello.initialResourceVersions,
         `${this.opts.hubId}-${++this.streamSeq}`,
-        packing ? this.maxResourcesPerPackedMessage : this.maxResourcesPerMessage,
+        packs ? this.maxResourcesPerPackedMessage : this.maxResourcesPerMessage,
         inSyncWith,
       );
       const agent: Agent = {
@@ -394,26 +389,20 @@ export class AssignmentServer {
         },
         "agent joined",
       );
-      call.write({
-        nonce: "",
-        systemVersion: "",
-        welcome: {
-          hubId: this.opts.hubId,
-          cluster,
-          viewClusters: view.clusters,
-          nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
-        },
-        credential: undefined,
-        resources: [],
-        removedResources: [],
-        resourcesZstd: Buffer.alloc(0),
-        resourcesZstdSize: 0,
-      });
+      call.write(
+        StreamAssignmentsResponse.fromPartial({
+          welcome: {
+            hubId: this.opts.hubId,
+            cluster,
+            viewClusters: view.clusters,
+            nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
+          },
+        }),
+      );
       // an agent that joined with a join token gets its own credential for every later stream
       if (auth.kind === "token") await this.issueTo(agent, { cluster, node, reach, tokenId });
       if (closed) return;
       session = s;
-      packs = packing;
       this.trackView(view);
       unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
         s.markDirty(changed);
