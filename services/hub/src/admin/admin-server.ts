@@ -147,8 +147,11 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
       };
     }),
     rotateSigningKey: unary(async (req: { retireNow: boolean }) => {
+      // the streams a retired key loses: counted before, since the hub's own re-check may cut them first
+      const cut = req.retireNow ? deps.assignments.countWithCredentialKey(deps.credentials.keyId) : 0;
       const r = await deps.credentials.rotate({ retireNow: req.retireNow });
-      return { ...r, agentsCutOff: deps.assignments.recheckAuth() };
+      deps.assignments.recheckAuth();
+      return { ...r, agentsCutOff: cut };
     }),
     revokeAgent: unary(async (req: { cluster: string; node: string }) => {
       if (!req.cluster || !req.node) throw invalid("name the agent as CLUSTER/NODE");

@@ -120,23 +120,26 @@ export class AssignmentServer {
     opts.snapshots.onEvict = (key) => this.trackedViews.delete(key);
   }
 
-  /** Cuts streams whose token or credential no longer holds (returns how many) and rotates credentials. */
-  recheckAuth(now: Date = new Date()): number {
-    let cut = 0;
+  /** Streams whose agent credential was signed with this hub key. */
+  countWithCredentialKey(keyId: string): number {
+    let n = 0;
+    for (const a of this.agents.values())
+      if (a.auth.kind === "credential" && a.auth.identity.keyId === keyId) n++;
+    return n;
+  }
+
+  /** Cuts streams whose token or credential no longer holds and rotates credentials. */
+  recheckAuth(now: Date = new Date()): void {
     for (const a of [...this.agents.values()]) {
       if (a.auth.kind === "token") {
         const r = this.opts.tokens.stillValid(a.auth.tokenId, now);
-        if (!r.ok) {
-          a.cutOff(r.error);
-          cut++;
-        }
+        if (!r.ok) a.cutOff(r.error);
         continue;
       }
       const auth = a.auth;
       const r = this.opts.credentials.stillValid(auth.identity, now);
       if (!r.ok) {
         a.cutOff(r.error);
-        cut++;
         continue;
       }
       if (!auth.rotating && this.opts.credentials.needsRotation(auth.identity, now)) {
@@ -153,7 +156,6 @@ export class AssignmentServer {
           });
       }
     }
-    return cut;
   }
 
   /** Signs a credential for the agent and sends it on its stream (no nonce: not acknowledged). */
