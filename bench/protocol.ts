@@ -13,7 +13,7 @@
  * bench/results/protocol.json.
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 20] [--workers 4]
- *                          [--plain] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
+ *                          [--plain] [--sim-full-decode] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
 
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
@@ -37,6 +37,8 @@ const { values } = parseArgs({
     until: { type: "string", default: "storm" },
     // the agents do not accept zstd-packed batches (the plain protocol, for comparison)
     plain: { type: "boolean", default: false },
+    // simulated agents inflate and walk every packed batch, even one byte for byte the same as one their process already read
+    "sim-full-decode": { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
     // real agents (the switchyard-agent binary, BPF maps in a sandbox cgroup) among the simulated ones
@@ -118,20 +120,27 @@ function hubConvergences(p: Proc): number[] {
   return [...p.output().matchAll(/"ms":([\d.]+),"msg":"view converged"/g)].map((m) => Number(m[1]));
 }
 
-function hubStats(p: Proc): { rssMiB: number; cpuS: number } {
+function hubStats(p: Proc): { rssMiB: number; cpuS: number; mainThreadCpuS: number } {
   const pid = p.cp.pid!;
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  return { rssMiB: Math.round(rss), cpuS: ticks / 100 };
+  const ticks = (file: string) => {
+    const stat = fs.readFileSync(file, "utf8").split(") ")[1]!.split(" ");
+    return Number(stat[11]) + Number(stat[12]);
+  };
+  return {
+    rssMiB: Math.round(rss),
+    cpuS: ticks(`/proc/${pid}/stat`) / 100,
+    // the event loop's own thread (the rest: V8's GC and compiler threads, libuv's pool)
+    mainThreadCpuS: ticks(`/proc/${pid}/task/${pid}/stat`) / 100,
+  };
 }
 
 // --- simulated agents, spread over worker processes (bench/protocol-sims.ts) ---
 const WORKERS = Number(values.workers);
 type WorkerEv =
   | { ev: "ready" }
-  | { ev: "synced"; at: number; bytes: number; cpuS: number; inflateS: number }
+  | { ev: "synced"; at: number; bytes: number; cpuS: number; inflateS: number; framesReused: number }
   | { ev: "changed"; latencies: number[]; bytes: number }
   | { ev: "reset" }
   | { ev: "reattached"; at: number; bytes: number; resends: number };
@@ -139,7 +148,12 @@ type Worker = { cp: ChildProcess; next: (ev: WorkerEv["ev"]) => Promise<WorkerEv
 
 function startWorker(): Worker {
   const cp = fork(path.join(REPO, "bench/protocol-sims.ts"), [], {
-    execArgv: ["--max-old-space-size=4096", "--max-semi-space-size=64"],
+    execArgv: [
+      "--max-old-space-size=4096",
+      "--max-semi-space-size=64",
+      // SIM_CPU_PROF=DIR: each simulated agents' process writes a CPU profile there
+      ...(process.env["SIM_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["SIM_CPU_PROF"]}`] : []),
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   if (Number(values["sim-nice"]) !== 0) os.setPriority(cp.pid!, Number(values["sim-nice"]));
@@ -276,6 +290,8 @@ function cleanup(): Promise<void> {
     }
     for (const w of workers) if (w.cp.connected) w.cp.send({ cmd: "stop" });
     await step("hub", () => hub?.stop());
+    // HUB_OUTPUT=FILE: what the (last) hub printed, e.g. with HUB_NODE_OPTIONS="--trace-gc"
+    if (process.env["HUB_OUTPUT"] && hub) fs.writeFileSync(process.env["HUB_OUTPUT"], hub.output());
     await step("API server", () => api.stop());
     fs.rmSync(tmp, { recursive: true, force: true });
   })();
@@ -295,6 +311,8 @@ try {
   hub = startHub(port);
   await hub.waitFor(/listening 127\.0\.0\.1:\d+/, 300_000);
   results["hub_start_to_listening_ms"] = Math.round(wall() - t0);
+  // listing 10,000 Services and their slices through the Kubernetes client, translating the view
+  results["hub_cpu_s_at_listening"] = hubStats(hub).cpuS;
 
   const address = `127.0.0.1:${port}`;
   t0 = wall();
@@ -310,6 +328,7 @@ try {
       expected: SERVICES * 2,
       watch: changeNames,
       plain: values.plain,
+      fullDecode: values["sim-full-decode"],
     });
 
   for (let i = 0; i < Number(values["real-agents"]); i++) reals.push(startReal(i, address));
@@ -331,9 +350,12 @@ try {
   // of which inflating packed batches (wall time inside zstd, so it includes waiting for the CPU)
   results["sim_agents_inflate_s_cold_sync"] =
     Math.round(synced.reduce((a, x) => a + x.inflateS, 0) * 10) / 10;
+  // packed batches a simulated agent recognised (Buffer.equals) as one its process had already read, and did not inflate again
+  results["sim_agents_packed_batches_reused"] = synced.reduce((a, x) => a + x.framesReused, 0);
   const afterSync = hubStats(hub);
   results["hub_rss_mib_synced"] = afterSync.rssMiB;
   results["hub_cpu_s_start_and_cold_sync"] = afterSync.cpuS;
+  results["hub_main_thread_cpu_s_start_and_cold_sync"] = afterSync.mainThreadCpuS;
   if (values.until === "cold") throw new Done();
 
   // one endpoint change at a time
@@ -394,7 +416,11 @@ try {
     results["real_agent_change_maps_written_p99_ms"] = Math.round(pct(realLat, 99));
     results["real_agent_apply_one_change_p50_ms"] = pct(realApply, 50);
   }
-  results["hub_cpu_ms_per_change"] = Math.round(((hubStats(hub).cpuS - afterSync.cpuS) * 1000) / CHANGES);
+  const afterChanges = hubStats(hub);
+  results["hub_cpu_ms_per_change"] = Math.round(((afterChanges.cpuS - afterSync.cpuS) * 1000) / CHANGES);
+  results["hub_main_thread_cpu_ms_per_change"] = Math.round(
+    ((afterChanges.mainThreadCpuS - afterSync.mainThreadCpuS) * 1000) / CHANGES,
+  );
   if (values.until === "changes") throw new Done();
 
   // reconnect storm: hub killed and restarted; every agent resumes at once

@@ -41,6 +41,7 @@ import { World } from "./model/world.ts";
 import { ClusterHealthTracker } from "./sources/health.ts";
 import { ClusterManager } from "./sources/manager.ts";
 import { FileState, type HubState, KvState } from "./state/hub-state.ts";
+import { tuneGcForStreaming } from "./xds/gc-tuning.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
 import { SnapshotCache } from "./xds/snapshots.ts";
 
@@ -484,6 +485,7 @@ function resolveSettings(
 }
 
 async function serve(argv: string[]): Promise<void> {
+  tuneGcForStreaming();
   const { values } = parseArgs({
     args: argv,
     options: {

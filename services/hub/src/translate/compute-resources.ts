@@ -241,11 +241,14 @@ export class ViewTranslator {
   private states = new Map<string, ClusterState>();
   /** XOR of per-resource digests: an order-free version of the whole view, O(1) to update */
   private acc = 0n;
-  private lastSnapshot: { acc: bigint; snap: ViewSnapshot } | undefined;
+  /** bumped on every change to the resource map (its order too: a delete and re-add moves an entry) */
+  private mutations = 0;
+  private lastSnapshot: { acc: bigint; mutations: number; snap: ViewSnapshot } | undefined;
 
   rebuild(clusters: readonly ClusterState[]): Set<string> {
     const before = new Set(this.resources.keys());
     this.resources.clear();
+    this.mutations++;
     this.diagnostics.clear();
     this.claims.clear();
     this.claimedBy.clear();
@@ -347,11 +350,14 @@ export class ViewTranslator {
 
   /**
    * Cheap: the resource map is shared and live; diagnostics are listed only
-   * when asked for; the same object until the version changes (every pump of
-   * every agent asks for it).
+   * when asked for; the same object until the resource map changes (every
+   * pump of every agent asks for it), so the object stands for one exact
+   * content and order of the map — a new object even when a change and its
+   * undo leave the version as it was.
    */
   snapshot(): ViewSnapshot {
-    if (this.lastSnapshot?.acc === this.acc) return this.lastSnapshot.snap;
+    const last = this.lastSnapshot;
+    if (last?.acc === this.acc && last.mutations === this.mutations) return last.snap;
     const all = this.diagnostics;
     const snap: ViewSnapshot = {
       version: formatDigest(this.acc),
@@ -363,7 +369,7 @@ export class ViewTranslator {
       },
       diagnosticsOf: (name: string) => all.get(name) ?? [],
     };
-    this.lastSnapshot = { acc: this.acc, snap };
+    this.lastSnapshot = { acc: this.acc, mutations: this.mutations, snap };
     return snap;
   }
 
@@ -456,6 +462,7 @@ export class ViewTranslator {
     const cur = this.resources.get(name);
     if (cur?.version === r?.version) return;
     if (cur) this.acc ^= digest(cur);
+    this.mutations++;
     if (r) {
       this.resources.set(name, r);
       this.acc ^= digest(r);

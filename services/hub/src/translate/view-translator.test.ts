@@ -63,6 +63,29 @@ describe("views across clusters", () => {
     assert.deepEqual(frontendsOf(t, "svc/west/ns/zeta"), ["10.96.0.1"]);
     assert.equal(t.resources.has("svc/east/ns/api"), false);
   });
+
+  it("hands out a new snapshot object whenever the map changes, even when an undo leaves the version as it was", () => {
+    const { world, east, states } = setup();
+    const t = new ViewTranslator("east");
+    t.rebuild(states());
+    const before = t.snapshot();
+    assert.equal(t.snapshot(), before, "the same object while nothing changes");
+    const order = () => [...t.snapshot().resources.keys()];
+    const orderBefore = order();
+    const api = { cluster: "east", kind: "Service", namespace: "ns", name: "api" } as const;
+    world.remove("east", "Service", "ns", "api");
+    t.update(states(), [api]);
+    east.upsert(svc("api", "10.96.0.1"));
+    t.update(states(), [api]);
+    const after = t.snapshot();
+    assert.equal(after.version, before.version, "same content, same version");
+    assert.notDeepEqual(order(), orderBefore, "but the entry moved in the map");
+    assert.notEqual(
+      after,
+      before,
+      "so it is another snapshot object (cold-walk chunks are cached per object)",
+    );
+  });
 });
 
 describe("node-port views (edge nodes without CNI, hosts that cannot route to pods)", () => {

@@ -46,14 +46,16 @@ type Part = { resources: readonly Resource[]; body: Buffer; packed: Buffer | und
 /**
  * The encoded resources part of a message, reused while the same resource
  * objects go out in the same order (keyed by the first): a cold start walks
- * the snapshot in one order for every agent, so its chunks repeat, and one
- * change sends the same resources to all.
+ * the snapshot in one order for every agent, so its chunks repeat (as the
+ * same arrays), and one change sends the same resources to all.
  */
 const partsByFirst = new WeakMap<Resource, Part>();
 
 function resourcesPart(resources: readonly Resource[]): Part {
   const first = resources[0]!;
   const hit = partsByFirst.get(first);
+  // a cold start's chunks are shared arrays (session.ts): one comparison, not 2,000
+  if (hit?.resources === resources) return hit;
   if (hit && hit.resources.length === resources.length && hit.resources.every((r, i) => r === resources[i]))
     return hit;
   const parts: Buffer[] = [];
@@ -61,7 +63,8 @@ function resourcesPart(resources: readonly Resource[]): Part {
     const body = encodeResource(r);
     parts.push(Buffer.from([RESOURCES_TAG]), varint(body.length), body);
   }
-  const part = { resources: [...resources], body: Buffer.concat(parts), packed: undefined };
+  // kept as given: a message's resources are never changed once it is built
+  const part = { resources, body: Buffer.concat(parts), packed: undefined };
   partsByFirst.set(first, part);
   return part;
 }

@@ -130,6 +130,71 @@ describe("AgentSession message bounds", () => {
     assert.equal(s.behind, false);
   });
 
+  it("gives every cold-starting agent on an unchanged snapshot the same chunk arrays (built once)", () => {
+    const snapshot = snap("s1", ...Array.from({ length: 25 }, (_, i) => res(`r${i}`, "1")));
+    const walk = (s: AgentSession) => {
+      const chunks: (readonly Resource[])[] = [];
+      for (let m = s.next(snapshot); m; m = s.next(snapshot)) {
+        chunks.push(m.resources);
+        s.onAck(m.nonce, undefined);
+      }
+      return chunks;
+    };
+    const a = walk(new AgentSession({}, "a", 10));
+    const b = walk(new AgentSession({}, "b", 10));
+    assert.deepEqual(
+      a.map((c) => c.length),
+      [10, 10, 5],
+    );
+    assert.ok(
+      a.every((c, i) => c === b[i]),
+      "the same arrays",
+    );
+    assert.deepEqual(a.flat(), [...snapshot.resources.values()]);
+    // another chunk size is another walk
+    const c = walk(new AgentSession({}, "c", 7));
+    assert.deepEqual(
+      c.map((x) => x.length),
+      [7, 7, 7, 4],
+    );
+  });
+
+  it("ends a cold start holding exactly the map when it changes mid-walk (an undo that moves an entry included)", () => {
+    // as the translator does: one live map, a new snapshot object after every change
+    const live = new Map(Array.from({ length: 30 }, (_, i) => [`r${i}`, res(`r${i}`, "1")]));
+    const held = new Map<string, string>();
+    const s = new AgentSession({}, "h", 10);
+    const other = new AgentSession({}, "o", 10);
+    const apply = (m: NonNullable<ReturnType<AgentSession["next"]>>) => {
+      for (const r of m.resources) held.set(r.name, r.version);
+      for (const n of m.removedResources) held.delete(n);
+    };
+    const first = snap("v1");
+    Object.assign(first, { resources: live });
+    const m1 = s.next(first)!;
+    apply(m1);
+    s.onAck(m1.nonce, undefined);
+    other.onAck(other.next(first)!.nonce, undefined);
+    // r12 (not yet sent) deleted and put back: same version, now last in the map; r3 (sent) changes; r25 goes; r40 comes
+    const r12 = live.get("r12")!;
+    live.delete("r12");
+    live.set("r12", r12);
+    live.set("r3", res("r3", "2"));
+    live.delete("r25");
+    live.set("r40", res("r40", "1"));
+    const second = { version: "v2", resources: live };
+    for (const x of [s, other]) x.markDirty(["r12", "r3", "r25", "r40"]);
+    for (let m = s.next(second); m; m = s.next(second)) {
+      apply(m);
+      s.onAck(m.nonce, undefined);
+    }
+    assert.deepEqual(
+      new Map([...held].sort()),
+      new Map([...live].map(([n, r]) => [n, r.version] as const).sort()),
+    );
+    assert.equal(s.pending, 0);
+  });
+
   it("starts in sync with an agent that proved it holds the view (resume shortcut), then sends only changes", () => {
     const s = new AgentSession({}, "h", 1000, "v1");
     assert.equal(s.next(snap("v1", res("a", "1"), res("b", "1"))), undefined, "nothing to send");

@@ -20,7 +20,19 @@ import type { Resource, StreamAssignmentsResponse } from "@switchyard/proto/assi
 /** shared by every message: a zero-length buffer never changes */
 const NO_BYTES = Buffer.alloc(0);
 
+/**
+ * A view's resources at one version. The translator hands out a new object
+ * whenever the map changes (content or order), so an object stands for one
+ * exact map while it is current.
+ */
 export type Snapshot = { version: string; resources: ReadonlyMap<string, Resource> };
+
+/**
+ * Cold-walk chunks per snapshot object: every agent that starts from nothing
+ * walks the same map in the same order, so its k-th message carries the same
+ * resources as everyone's — one array, encoded and packed once (encode.ts).
+ */
+const coldChunks = new WeakMap<Snapshot, Map<string, readonly Resource[]>>();
 
 export type NackRecord = {
   nonce: string;
@@ -38,6 +50,8 @@ export class AgentSession {
   private cursor: Iterator<Resource> | undefined;
   private cursorTotal = 0;
   private cursorSeen = 0;
+  /** the snapshot object the walk began on (a new object means the map changed since) */
+  private walkSnap: Snapshot | undefined;
   private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
@@ -98,50 +112,91 @@ export class AgentSession {
       else if (wanted(name, r)) resources.push(r);
     }
     // the initial comparison, a chunk at a time
+    let out: readonly Resource[] = resources;
     if (!this.initialScanned && resources.length < max) {
       if (!this.cursor) {
         this.cursor = snap.resources.values();
         this.cursorTotal = snap.resources.size;
+        this.walkSnap = snap;
       }
       // a cold start (nothing held, nothing refused) takes everything: no per-resource lookups
       const all = (initial === undefined || initial.size === 0) && this.rejected.size === 0;
       const cursor = this.cursor;
-      for (;;) {
-        if (resources.length >= max) break;
-        const n = cursor.next();
-        if (n.done) {
-          this.initialScanned = true;
-          this.cursor = undefined;
-          // what the agent holds that the view no longer has
-          if (initial) for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
-          break;
+      if (all && resources.length === 0 && removed.length === 0 && this.walkSnap === snap) {
+        // the map is as it was when the walk began: this chunk is every cold-starting agent's chunk
+        out = this.sharedChunk(snap, cursor, max);
+        this.cursorSeen += out.length;
+        if (this.cursorSeen >= this.cursorTotal) this.walkDone(snap, initial, removed);
+      } else
+        for (;;) {
+          if (resources.length >= max) break;
+          const n = cursor.next();
+          if (n.done) {
+            this.walkDone(snap, initial, removed);
+            break;
+          }
+          this.cursorSeen++;
+          const r = n.value;
+          if (all || wanted(r.name, r)) resources.push(r);
         }
-        this.cursorSeen++;
-        const r = n.value;
-        if (all || wanted(r.name, r)) resources.push(r);
-      }
     }
     if (this.initialScanned && this.dirty.size === 0) this.initial = undefined;
-    if (resources.length === 0 && removed.length === 0) {
+    if (out.length === 0 && removed.length === 0) {
       if (this.initialScanned && this.dirty.size === 0) this.ackedVersion = snap.version;
       return undefined;
     }
     const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
     if (this.rejected.size > 0) {
-      for (const r of resources) this.rejected.delete(r.name);
+      for (const r of out) this.rejected.delete(r.name);
       for (const n of removed) this.rejected.delete(n);
     }
-    this.inflight = { nonce, systemVersion: snap.version, sent: resources };
+    this.inflight = { nonce, systemVersion: snap.version, sent: out };
     return {
       nonce,
       systemVersion: snap.version,
       welcome: undefined,
       credential: undefined,
-      resources,
+      // a shared chunk: nobody writes into a message's resources
+      resources: out as Resource[],
       removedResources: removed,
       resourcesZstd: NO_BYTES,
       resourcesZstdSize: 0,
     };
+  }
+
+  /** The walk reached the end of the map: what the agent holds that the view no longer has goes as removals. */
+  private walkDone(snap: Snapshot, initial: Map<string, string> | undefined, removed: string[]): void {
+    this.initialScanned = true;
+    this.cursor = undefined;
+    this.walkSnap = undefined;
+    if (initial) for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
+  }
+
+  /**
+   * The next `max` resources of an unchanged map from the walk's position,
+   * the same array for every agent there (built by the first; the others
+   * only step their cursor past it).
+   */
+  private sharedChunk(snap: Snapshot, cursor: Iterator<Resource>, max: number): readonly Resource[] {
+    let chunks = coldChunks.get(snap);
+    if (!chunks) {
+      chunks = new Map();
+      coldChunks.set(snap, chunks);
+    }
+    const key = `${this.cursorSeen}/${max}`;
+    const hit = chunks.get(key);
+    if (hit) {
+      for (let i = 0; i < hit.length; i++) cursor.next();
+      return hit;
+    }
+    const chunk: Resource[] = [];
+    while (chunk.length < max) {
+      const n = cursor.next();
+      if (n.done) break;
+      chunk.push(n.value);
+    }
+    chunks.set(key, chunk);
+    return chunk;
   }
 
   /** Resources still to send or to be acknowledged (0 = the agent holds the snapshot). */
