@@ -115,9 +115,33 @@ function startHub(port: number): Proc {
   );
 }
 
-/** The hub's own convergence figures, from its log: view change → every agent ACKed. */
+/**
+ * The hub's own convergence figures, from its log: view change → every agent
+ * ACKed. Read incrementally (the driver polls while the hub and agents share
+ * its 2 cores; matching the whole log per poll would take CPU from them).
+ */
+const convergences = new WeakMap<Proc, { parsedTo: number; ms: number[] }>();
 function hubConvergences(p: Proc): number[] {
-  return [...p.output().matchAll(/"ms":([\d.]+),"msg":"view converged"/g)].map((m) => Number(m[1]));
+  let c = convergences.get(p);
+  if (!c) {
+    c = { parsedTo: 0, ms: [] };
+    convergences.set(p, c);
+  }
+  const out = p.output();
+  const end = out.lastIndexOf("\n") + 1;
+  if (end > c.parsedTo) {
+    for (const m of out.slice(c.parsedTo, end).matchAll(/"ms":([\d.]+),"msg":"view converged"/g))
+      c.ms.push(Number(m[1]));
+    c.parsedTo = end;
+  }
+  return c.ms;
+}
+
+/** CPU time (s) the whole machine spent busy so far, from /proc/stat (every process: hub, agents, this driver) */
+function machineBusyS(): number {
+  const f = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / 100;
 }
 
 function hubStats(p: Proc): { rssMiB: number; cpuS: number; mainThreadCpuS: number } {
@@ -141,7 +165,7 @@ const WORKERS = Number(values.workers);
 type WorkerEv =
   | { ev: "ready" }
   | { ev: "synced"; at: number; bytes: number; cpuS: number; inflateS: number; framesReused: number }
-  | { ev: "changed"; latencies: number[]; bytes: number }
+  | { ev: "changed"; latencies: number[]; bytes: number; cpuS: number }
   | { ev: "reset" }
   | { ev: "reattached"; at: number; bytes: number; resends: number };
 type Worker = { cp: ChildProcess; next: (ev: WorkerEv["ev"]) => Promise<WorkerEv> };
@@ -366,6 +390,9 @@ try {
   const gens: number[] = [];
   const realLat: number[] = [];
   const realApply: number[] = [];
+  const simCpu: number[] = [];
+  let simCpuBefore: number | undefined;
+  const machineBefore = machineBusyS();
   for (let c = 1; c <= CHANGES; c++) {
     for (const w of workers) w.cp.send({ cmd: "reset" });
     await all(workers, "reset");
@@ -377,6 +404,9 @@ try {
     api.apply(slice(i, gens[i]!));
     const realBefore = reals.map((r) => deltaLines(r).length);
     const got = await all<Extract<WorkerEv, { ev: "changed" }>>(workers, "changed");
+    const cpu = got.reduce((a, g) => a + g.cpuS, 0);
+    if (simCpuBefore !== undefined) simCpu.push(cpu - simCpuBefore);
+    simCpuBefore = cpu;
     for (const [k, r] of reals.entries()) {
       const d = await waitUntil(
         `${r.name} to apply the change`,
@@ -417,6 +447,10 @@ try {
     results["real_agent_apply_one_change_p50_ms"] = pct(realApply, 50);
   }
   const afterChanges = hubStats(hub);
+  // every process on the machine (hub, simulated and real agents, this driver, the API server): the 2 cores' budget per change
+  results["machine_cpu_ms_per_change"] = Math.round(((machineBusyS() - machineBefore) * 1000) / CHANGES);
+  // the simulated agents' share: receiving one change and ACKing it, 1,000 times
+  results["sim_agents_cpu_ms_per_change"] = Math.round(pct(simCpu, 50) * 1000);
   results["hub_cpu_ms_per_change"] = Math.round(((afterChanges.cpuS - afterSync.cpuS) * 1000) / CHANGES);
   results["hub_main_thread_cpu_ms_per_change"] = Math.round(
     ((afterChanges.mainThreadCpuS - afterSync.mainThreadCpuS) * 1000) / CHANGES,
