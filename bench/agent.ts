@@ -9,7 +9,6 @@
  *   node bench/agent.ts [--services 10000]
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "@switchyard/lib/log";
@@ -22,6 +21,7 @@ import { FakeMaps } from "../services/nodeagent/src/bpf/maps.ts";
 import { computeDesired } from "../services/nodeagent/src/desired/compute-desired.ts";
 import { planMaps } from "../services/nodeagent/src/plan/plan-maps.ts";
 import { REPO } from "../test/kit/proc.ts";
+import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({ options: { services: { type: "string", default: "10000" } } });
 const SERVICES = Number(values.services);
@@ -80,20 +80,19 @@ for (let r = 1; r <= CHANGES; r++) {
   full.push(performance.now() - t0);
   if (ops.length !== 0) throw new Error(`change ${r}: the incremental apply left ${ops.length} ops undone`);
 }
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length * p) / 100)]!;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const out = {
-  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.arch()}`,
+  machine: machine(),
   date: new Date().toISOString(),
   services: SERVICES,
   endpoints: SERVICES * 10,
   changes: CHANGES,
   cold_apply_whole_view_ms: Math.round(coldMs),
-  one_endpoint_change_incremental_p50_ms: r3(pct(inc, 50)),
-  one_endpoint_change_incremental_p99_ms: r3(pct(inc, 99)),
-  one_endpoint_change_full_recompute_p50_ms: r3(pct(full, 50)),
-  one_endpoint_change_full_recompute_p99_ms: r3(pct(full, 99)),
-  full_over_incremental_p50_ratio: Math.round((pct(full, 50) / pct(inc, 50)) * 10) / 10,
+  one_endpoint_change_incremental_p50_ms: r3(percentile(inc, 50)),
+  one_endpoint_change_incremental_p99_ms: r3(percentile(inc, 99)),
+  one_endpoint_change_full_recompute_p50_ms: r3(percentile(full, 50)),
+  one_endpoint_change_full_recompute_p99_ms: r3(percentile(full, 99)),
+  full_over_incremental_p50_ratio: Math.round((percentile(full, 50) / percentile(inc, 50)) * 10) / 10,
 };
 for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(44)} ${v}`);
 fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });

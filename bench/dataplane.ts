@@ -16,7 +16,6 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "@switchyard/lib/log";
@@ -33,6 +32,7 @@ import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/dat
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
 import { REPO, watchProcess } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
+import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {
@@ -128,7 +128,7 @@ async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port:
   return res.ops / res.seconds;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => percentile(xs, 50);
 
 /** Measures several variants interleaved, ROUNDS times each; returns medians. */
 async function measure(variants: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
@@ -377,7 +377,7 @@ const header = ["", "direct", "switchyard (÷direct)", "switchyard events on", "
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
 for (const row of [header, ...table]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
 const out = {
-  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, kernel ${os.release()}, ${os.arch()}`,
+  machine: machine(),
   date: new Date().toISOString(),
   duration_ms_per_run: DURATION,
   rounds: ROUNDS,

@@ -9,7 +9,6 @@
  *   node --expose-gc bench/hub.ts [--services 10000]
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { silentLogger } from "@switchyard/lib/log";
@@ -21,6 +20,7 @@ import { encodeResponse } from "../services/hub/src/xds/encode.ts";
 import { AgentSession } from "../services/hub/src/xds/session.ts";
 
 import { REPO } from "../test/kit/proc.ts";
+import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({ options: { services: { type: "string", default: "10000" } } });
 const SERVICES = Number(values.services);
@@ -121,7 +121,7 @@ for (let r = 1; r <= WARMUP + 1000; r++) {
 }
 times.sort((a, b) => a - b);
 const out = {
-  machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.arch()}`,
+  machine: machine(),
   date: new Date().toISOString(),
   services: SERVICES,
   endpoints: ENDPOINTS_TOTAL,
@@ -132,10 +132,8 @@ const out = {
   rss_mib_process_start: rssStart,
   rss_mib_world_loaded: rssWorld,
   rss_mib_after_full_build: rssBuilt,
-  one_endpoint_change_in_10k_endpoint_service_p50_ms:
-    Math.round(times[Math.floor(times.length / 2)]! * 1000) / 1000,
-  one_endpoint_change_in_10k_endpoint_service_p99_ms:
-    Math.round(times[Math.floor(times.length * 0.99)]! * 1000) / 1000,
+  one_endpoint_change_in_10k_endpoint_service_p50_ms: Math.round(percentile(times, 50) * 1000) / 1000,
+  one_endpoint_change_in_10k_endpoint_service_p99_ms: Math.round(percentile(times, 99) * 1000) / 1000,
   one_endpoint_change_in_10k_endpoint_service_max_ms: Math.round(times[times.length - 1]! * 1000) / 1000,
   one_endpoint_change_samples: times.length,
   one_endpoint_change_bytes_on_the_wire: bytes[0],
