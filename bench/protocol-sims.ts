@@ -340,18 +340,22 @@ function connect(s: Sim, address: string, resume: boolean): void {
   stream.on("response", status);
   stream.on("trailers", status);
   stream.on("error", () => {});
-  // length-prefixed messages, split across DATA frames as they come
-  let pending: Buffer | undefined;
+  // length-prefixed messages, split across DATA frames as they come: a message's chunks are joined once, when it is whole
+  let chunks: Buffer[] = [];
+  let have = 0;
   stream.on("data", (chunk: Buffer) => {
-    let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-    pending = undefined;
-    while (buf.length >= 5) {
-      const len = buf.readUInt32BE(1);
-      if (buf.length < 5 + len) break;
-      onMessage(s, buf.subarray(5, 5 + len), (b) => stream.write(b));
-      buf = buf.subarray(5 + len);
+    chunks.push(chunk);
+    have += chunk.length;
+    for (;;) {
+      if (have < 5) return;
+      const head = chunks[0]!.length >= 5 ? chunks[0]! : Buffer.concat(chunks);
+      const need = 5 + head.readUInt32BE(1);
+      if (have < need) return;
+      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
+      onMessage(s, buf.subarray(5, need), (b) => stream.write(b));
+      chunks = have > need ? [buf.subarray(need)] : [];
+      have -= need;
     }
-    if (buf.length > 0) pending = buf;
   });
   stream.write(
     frame(
