@@ -77,4 +77,31 @@ describe("encodeResponse", () => {
     assert.equal(got.resources.length, 1);
     assert.equal(got.resourcesZstd.length, 0);
   });
+
+  it("hands every agent the same buffer for the same message (a cold-start chunk with its shared nonce), and another for another head", () => {
+    const resources = Array.from({ length: 200 }, (_, i) => res(`eps/c/ns/s${i}`, 10));
+    const head = (x: StreamAssignmentsResponse) => StreamAssignmentsResponse.encode(x).finish();
+    // the same resource objects every time, as the hub's snapshot hands them out (fromPartial would copy them)
+    const base = StreamAssignmentsResponse.fromPartial({ systemVersion: "v1", resources });
+    const msg = (nonce: string, extra: Partial<StreamAssignmentsResponse> = {}) => ({
+      ...base,
+      nonce,
+      ...extra,
+    });
+    const a = encodeResponse(msg("cold1.0.2000"), head, true);
+    assert.equal(encodeResponse(msg("cold1.0.2000"), head, true), a, "the very same buffer");
+    for (const [what, other] of [
+      ["another nonce", encodeResponse(msg("h-7"), head, true)],
+      ["plain", encodeResponse(msg("cold1.0.2000"), head, false)],
+      ["another version", encodeResponse(msg("cold1.0.2000", { systemVersion: "v2" }), head, true)],
+      ["removals", encodeResponse(msg("cold1.0.2000", { removedResources: ["x"] }), head, true)],
+    ] as const) {
+      assert.notEqual(other, a, what);
+      const got = StreamAssignmentsResponse.decode(other);
+      assert.equal(got.nonce, what === "another nonce" ? "h-7" : "cold1.0.2000", what);
+    }
+    const again = StreamAssignmentsResponse.decode(encodeResponse(msg("cold1.0.2000"), head, true));
+    assert.equal(again.nonce, "cold1.0.2000");
+    assert.equal(again.systemVersion, "v1");
+  });
 });

@@ -40,8 +40,18 @@ function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
-/** `packed`: fields 8 and 7 (size, zstd frame) ready to follow any head */
-type Part = { resources: readonly Resource[]; body: Buffer; packed: Buffer | undefined };
+/**
+ * `packed`: fields 8 and 7 (size, zstd frame) ready to follow any head;
+ * `last`: the last whole message built on this part, reused when the next
+ * one has the same head (a cold start's chunk goes to every agent with the
+ * same nonce: one buffer for all, no copy per agent)
+ */
+type Part = {
+  resources: readonly Resource[];
+  body: Buffer;
+  packed: Buffer | undefined;
+  last: { nonce: string; systemVersion: string; pack: boolean; wire: Buffer } | undefined;
+};
 
 /**
  * The encoded resources part of a message, reused while the same resource
@@ -64,7 +74,7 @@ function resourcesPart(resources: readonly Resource[]): Part {
     parts.push(Buffer.from([RESOURCES_TAG]), varint(body.length), body);
   }
   // kept as given: a message's resources are never changed once it is built
-  const part = { resources, body: Buffer.concat(parts), packed: undefined };
+  const part: Part = { resources, body: Buffer.concat(parts), packed: undefined, last: undefined };
   partsByFirst.set(first, part);
   return part;
 }
@@ -78,9 +88,15 @@ export function encodeResponse(
   encodeHead: (m: StreamAssignmentsResponse) => Uint8Array,
   pack = false,
 ): Buffer {
-  const head = encodeHead({ ...m, resources: [] });
-  if (m.resources.length === 0) return Buffer.from(head);
+  if (m.resources.length === 0) return Buffer.from(encodeHead(m));
   const part = resourcesPart(m.resources);
+  // only nonce and version besides the resources: the same head as the last message on this part?
+  const plainHead = m.removedResources.length === 0 && !m.welcome && !m.credential;
+  const last = part.last;
+  if (plainHead && last?.nonce === m.nonce && last.systemVersion === m.systemVersion && last.pack === pack)
+    return last.wire;
+  const head = encodeHead({ ...m, resources: [] });
+  let wire: Buffer;
   if (pack && part.body.length >= PACK_MIN_BYTES) {
     if (!part.packed) {
       const frame = zlib.zstdCompressSync(part.body, { pledgedSrcSize: part.body.length });
@@ -92,7 +108,8 @@ export function encodeResponse(
         frame,
       ]);
     }
-    return Buffer.concat([head, part.packed]);
-  }
-  return Buffer.concat([head, part.body]);
+    wire = Buffer.concat([head, part.packed]);
+  } else wire = Buffer.concat([head, part.body]);
+  if (plainHead) part.last = { nonce: m.nonce, systemVersion: m.systemVersion, pack, wire };
+  return wire;
 }

@@ -132,16 +132,26 @@ describe("AgentSession message bounds", () => {
 
   it("gives every cold-starting agent on an unchanged snapshot the same chunk arrays (built once)", () => {
     const snapshot = snap("s1", ...Array.from({ length: 25 }, (_, i) => res(`r${i}`, "1")));
-    const walk = (s: AgentSession) => {
+    const nonces = new Map<string, string[]>();
+    const walk = (s: AgentSession, who: string) => {
       const chunks: (readonly Resource[])[] = [];
       for (let m = s.next(snapshot); m; m = s.next(snapshot)) {
         chunks.push(m.resources);
+        nonces.set(who, [...(nonces.get(who) ?? []), m.nonce]);
         s.onAck(m.nonce, undefined);
       }
       return chunks;
     };
-    const a = walk(new AgentSession({}, "a", 10));
-    const b = walk(new AgentSession({}, "b", 10));
+    const sa = new AgentSession({}, "a", 10);
+    const a = walk(sa, "a");
+    const b = walk(new AgentSession({}, "b", 10), "b");
+    // the same message for both, nonce included (a nonce is unique within its stream, where it names the chunk)
+    assert.deepEqual(nonces.get("a"), nonces.get("b"));
+    assert.equal(new Set(nonces.get("a")).size, 3);
+    // a later change on the same stream gets a stream nonce, not one of the chunks'
+    sa.markDirty(["r3"]);
+    const later = sa.next({ version: "s2", resources: new Map([["r3", res("r3", "2")]]) })!;
+    assert.ok(!nonces.get("a")!.includes(later.nonce), later.nonce);
     assert.deepEqual(
       a.map((c) => c.length),
       [10, 10, 5],
@@ -152,7 +162,7 @@ describe("AgentSession message bounds", () => {
     );
     assert.deepEqual(a.flat(), [...snapshot.resources.values()]);
     // another chunk size is another walk
-    const c = walk(new AgentSession({}, "c", 7));
+    const c = walk(new AgentSession({}, "c", 7), "c");
     assert.deepEqual(
       c.map((x) => x.length),
       [7, 7, 7, 4],

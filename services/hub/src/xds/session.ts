@@ -32,7 +32,16 @@ export type Snapshot = { version: string; resources: ReadonlyMap<string, Resourc
  * walks the same map in the same order, so its k-th message carries the same
  * resources as everyone's — one array, encoded and packed once (encode.ts).
  */
-const coldChunks = new WeakMap<Snapshot, Map<string, readonly Resource[]>>();
+const coldChunks = new WeakMap<Snapshot, Map<string, SharedChunk>>();
+/**
+ * A cold-start chunk and its nonce, the same for every agent: a nonce need
+ * only be unique within its stream, where a walk visits each chunk of a
+ * snapshot once (and stream nonces look otherwise: `<prefix>-<n>`), so the
+ * whole message is byte for byte everyone's and is encoded once (encode.ts).
+ */
+type SharedChunk = { resources: readonly Resource[]; nonce: string };
+let snapshotSeq = 0;
+const snapshotIds = new WeakMap<Snapshot, number>();
 
 export type NackRecord = {
   nonce: string;
@@ -113,6 +122,7 @@ export class AgentSession {
     }
     // the initial comparison, a chunk at a time
     let out: readonly Resource[] = resources;
+    let sharedNonce: string | undefined;
     if (!this.initialScanned && resources.length < max) {
       if (!this.cursor) {
         this.cursor = snap.resources.values();
@@ -124,7 +134,9 @@ export class AgentSession {
       const cursor = this.cursor;
       if (all && resources.length === 0 && removed.length === 0 && this.walkSnap === snap) {
         // the map is as it was when the walk began: this chunk is every cold-starting agent's chunk
-        out = this.sharedChunk(snap, cursor, max);
+        const chunk = this.sharedChunk(snap, cursor, max);
+        out = chunk.resources;
+        sharedNonce = chunk.nonce;
         this.cursorSeen += out.length;
         if (this.cursorSeen >= this.cursorTotal) this.walkDone(snap, initial, removed);
       } else
@@ -145,7 +157,7 @@ export class AgentSession {
       if (this.initialScanned && this.dirty.size === 0) this.ackedVersion = snap.version;
       return undefined;
     }
-    const nonce = `${this.noncePrefix}-${++this.nonceSeq}`;
+    const nonce = sharedNonce ?? `${this.noncePrefix}-${++this.nonceSeq}`;
     if (this.rejected.size > 0) {
       for (const r of out) this.rejected.delete(r.name);
       for (const n of removed) this.rejected.delete(n);
@@ -177,24 +189,26 @@ export class AgentSession {
    * the same array for every agent there (built by the first; the others
    * only step their cursor past it).
    */
-  private sharedChunk(snap: Snapshot, cursor: Iterator<Resource>, max: number): readonly Resource[] {
+  private sharedChunk(snap: Snapshot, cursor: Iterator<Resource>, max: number): SharedChunk {
     let chunks = coldChunks.get(snap);
     if (!chunks) {
       chunks = new Map();
       coldChunks.set(snap, chunks);
+      snapshotIds.set(snap, ++snapshotSeq);
     }
-    const key = `${this.cursorSeen}/${max}`;
+    const key = `${this.cursorSeen}.${max}`;
     const hit = chunks.get(key);
     if (hit) {
-      for (let i = 0; i < hit.length; i++) cursor.next();
+      for (let i = 0; i < hit.resources.length; i++) cursor.next();
       return hit;
     }
-    const chunk: Resource[] = [];
-    while (chunk.length < max) {
+    const resources: Resource[] = [];
+    while (resources.length < max) {
       const n = cursor.next();
       if (n.done) break;
-      chunk.push(n.value);
+      resources.push(n.value);
     }
+    const chunk = { resources, nonce: `cold${snapshotIds.get(snap)}.${key}` };
     chunks.set(key, chunk);
     return chunk;
   }
