@@ -146,19 +146,21 @@ function machineBusyS(): number {
   return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / 100;
 }
 
+/** CPU time (s) a process (or one of its threads: /proc/PID/task/TID) has used so far */
+function cpuOf(procDir: string): number {
+  const stat = fs.readFileSync(`${procDir}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(stat[11]) + Number(stat[12])) / 100;
+}
+
 function hubStats(p: Proc): { rssMiB: number; cpuS: number; mainThreadCpuS: number } {
   const pid = p.cp.pid!;
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
-  const ticks = (file: string) => {
-    const stat = fs.readFileSync(file, "utf8").split(") ")[1]!.split(" ");
-    return Number(stat[11]) + Number(stat[12]);
-  };
   return {
     rssMiB: Math.round(rss),
-    cpuS: ticks(`/proc/${pid}/stat`) / 100,
+    cpuS: cpuOf(`/proc/${pid}`),
     // the event loop's own thread (the rest: V8's GC and compiler threads, libuv's pool)
-    mainThreadCpuS: ticks(`/proc/${pid}/task/${pid}/stat`) / 100,
+    mainThreadCpuS: cpuOf(`/proc/${pid}/task/${pid}`),
   };
 }
 
@@ -393,6 +395,8 @@ try {
   const simCpu: number[] = [];
   let simCpuBefore: number | undefined;
   const machineBefore = machineBusyS();
+  const realCpuBefore = reals.map((r) => cpuOf(`/proc/${r.proc.cp.pid}`));
+  const driverCpuBefore = process.cpuUsage();
   for (let c = 1; c <= CHANGES; c++) {
     for (const w of workers) w.cp.send({ cmd: "reset" });
     await all(workers, "reset");
@@ -439,8 +443,11 @@ try {
   results["bytes_per_agent_per_endpoint_change"] = Math.round(percentile(bytesPerChange, 50));
   // measured inside the hub: its view changed → the last of the 1,000 ACKs arrived
   results["hub_view_change_to_all_acked_p50_ms"] = Math.round(percentile(hubConv, 50) * 10) / 10;
+  results["hub_view_change_to_all_acked_p90_ms"] = Math.round(percentile(hubConv, 90) * 10) / 10;
   results["hub_view_change_to_all_acked_p99_ms"] = Math.round(percentile(hubConv, 99) * 10) / 10;
   results["hub_view_change_to_all_acked_max_ms"] = Math.round(Math.max(...hubConv) * 10) / 10;
+  if (process.env["BENCH_VERBOSE"])
+    console.error(`hub convergence per change (ms, sorted): ${[...hubConv].sort((a, b) => a - b).join(" ")}`);
   if (reals.length > 0) {
     // the change applied to a real agent's BPF maps (its log time; ms resolution)
     results["real_agent_change_maps_written_p50_ms"] = Math.round(percentile(realLat, 50));
@@ -452,6 +459,15 @@ try {
   results["machine_cpu_ms_per_change"] = Math.round(((machineBusyS() - machineBefore) * 1000) / CHANGES);
   // the simulated agents' share: receiving one change and ACKing it, 1,000 times
   results["sim_agents_cpu_ms_per_change"] = Math.round(percentile(simCpu, 50) * 1000);
+  if (reals.length > 0)
+    results["real_agent_cpu_ms_per_change"] = Math.round(
+      (reals.reduce((a, r, k) => a + cpuOf(`/proc/${r.proc.cp.pid}`) - realCpuBefore[k]!, 0) * 1000) /
+        reals.length /
+        CHANGES,
+    );
+  // this driver: the test API server's watch, the agents' logs, IPC
+  const driverCpu = process.cpuUsage(driverCpuBefore);
+  results["driver_cpu_ms_per_change"] = Math.round((driverCpu.user + driverCpu.system) / 1000 / CHANGES);
   results["hub_cpu_ms_per_change"] = Math.round(((afterChanges.cpuS - afterSync.cpuS) * 1000) / CHANGES);
   results["hub_main_thread_cpu_ms_per_change"] = Math.round(
     ((afterChanges.mainThreadCpuS - afterSync.mainThreadCpuS) * 1000) / CHANGES,
