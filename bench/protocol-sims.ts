@@ -1,11 +1,11 @@
 /**
  * A worker process of `bench:protocol`: a share of the simulated agents
- * (one TLS connection each, the real protocol). They speak gRPC straight
- * over node:http2 — a gRPC call is an HTTP/2 POST whose body is
- * length-prefixed messages and whose trailers carry the status — because a
- * grpc-js client per agent cost the 2 shared cores more than the hub itself
- * (130 ms of CPU per change for 1,000 agents against the hub's 84). The real
- * agents in the run use grpc-js, as always. Each agent reads
+ * (one TLS connection each, the real protocol). They speak gRPC through
+ * bench/h2-lite.ts, a minimal HTTP/2 client for one call (a gRPC call is an
+ * HTTP/2 POST whose body is length-prefixed messages), because the clients
+ * share the hub's 2 cores: a grpc-js client each cost 130 ms of CPU per
+ * change for 1,000 agents (the hub: 84), node:http2 ~60. The real agents in
+ * the run use grpc-js, as always. Each agent reads
  * responses with a light protobuf walk (nonce, resource names, removals;
  * bodies skipped; packed batches inflated first) and ACKs every delta; it keeps versions only of the
  * resources the driver watches, so 1,000 agents × 20,000 resources fit in
@@ -16,10 +16,10 @@
  * (performance.timeOrigin + now) so processes agree.
  */
 import fs from "node:fs";
-import http2 from "node:http2";
 import tls from "node:tls";
 import zlib from "node:zlib";
 import { ResourceEncoding, StreamAssignmentsRequest } from "@switchyard/proto/assignment";
+import { GrpcCall, grpcFrame } from "./h2-lite.ts";
 
 type Sim = {
   name: string;
@@ -33,7 +33,7 @@ type Sim = {
   /** counted among the synced / the changed (once per watch) */
   synced: boolean;
   sawChange: boolean;
-  session: http2.ClientHttp2Session | undefined;
+  call: GrpcCall | undefined;
 };
 
 type Cmd =
@@ -56,8 +56,6 @@ type Cmd =
   | { cmd: "stop" };
 
 const now = () => performance.timeOrigin + performance.now();
-/** gRPC status FAILED_PRECONDITION: the hub asks for the held versions */
-const FAILED_PRECONDITION = 9;
 const sims: Sim[] = [];
 let cfg: Extract<Cmd, { cmd: "connect" }>;
 /** one TLS context (the hub's CA) for every agent of the process: parsing the CA per connection cost ~1 CPU-s per cold start */
@@ -269,15 +267,6 @@ function checkProgress(): void {
   }
 }
 
-/** A gRPC message on the wire: 1 byte "not compressed", 4 bytes length, the message. */
-function frame(msg: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + msg.length);
-  out[0] = 0;
-  out.writeUInt32BE(msg.length, 1);
-  out.set(msg, 5);
-  return out;
-}
-
 /** Ack{response_nonce} inside StreamAssignmentsRequest.ack (field 2), framed (nonces are short ASCII) */
 function ackFrame(nonce: string): Buffer {
   const n = Buffer.byteLength(nonce, "latin1");
@@ -287,7 +276,7 @@ function ackFrame(nonce: string): Buffer {
   ack[2] = (1 << 3) | 2;
   ack[3] = n;
   ack.write(nonce, 4, "latin1");
-  return frame(ack);
+  return grpcFrame(ack);
 }
 
 function onMessage(s: Sim, buf: Buffer, ack: (b: Buffer) => void): void {
@@ -321,44 +310,25 @@ function onMessage(s: Sim, buf: Buffer, ack: (b: Buffer) => void): void {
 }
 
 function connect(s: Sim, address: string, resume: boolean): void {
-  s.session?.destroy();
+  s.call?.close();
   if (s.welcomed) welcomedCount--;
   s.welcomed = false;
-  const session = http2.connect(`https://${address}`, { secureContext });
-  s.session = session;
-  session.on("error", () => {});
-  const stream = session.request({
-    ":method": "POST",
-    ":path": "/switchyard.v1.AssignmentService/StreamAssignments",
-    "content-type": "application/grpc",
-    te: "trailers",
-    authorization: `Bearer ${cfg.token}`,
-  });
-  const status = (h: http2.IncomingHttpHeaders) => {
-    if (Number(h["grpc-status"]) === FAILED_PRECONDITION) s.resends++;
-  };
-  stream.on("response", status);
-  stream.on("trailers", status);
-  stream.on("error", () => {});
-  // length-prefixed messages, split across DATA frames as they come: a message's chunks are joined once, when it is whole
-  let chunks: Buffer[] = [];
-  let have = 0;
-  stream.on("data", (chunk: Buffer) => {
-    chunks.push(chunk);
-    have += chunk.length;
-    for (;;) {
-      if (have < 5) return;
-      const head = chunks[0]!.length >= 5 ? chunks[0]! : Buffer.concat(chunks);
-      const need = 5 + head.readUInt32BE(1);
-      if (have < need) return;
-      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
-      onMessage(s, buf.subarray(5, need), (b) => stream.write(b));
-      chunks = have > need ? [buf.subarray(need)] : [];
-      have -= need;
-    }
-  });
-  stream.write(
-    frame(
+  const call = new GrpcCall(
+    address,
+    secureContext,
+    "/switchyard.v1.AssignmentService/StreamAssignments",
+    { authorization: `Bearer ${cfg.token}` },
+    {
+      onMessage: (msg) => onMessage(s, msg, (b) => call.write(b)),
+      // ended before the hub welcomed it: refused (FAILED_PRECONDITION, "resend your versions", is the one expected)
+      onEnd: () => {
+        if (!s.welcomed) s.resends++;
+      },
+    },
+  );
+  s.call = call;
+  call.write(
+    grpcFrame(
       StreamAssignmentsRequest.encode({
         kind: {
           $case: "hello",
@@ -393,7 +363,7 @@ process.on("message", (m: Cmd) => {
         resends: 0,
         synced: false,
         sawChange: false,
-        session: undefined,
+        call: undefined,
       };
       sims.push(s);
       connect(s, m.address, false);
@@ -414,7 +384,7 @@ process.on("message", (m: Cmd) => {
     reattachPending = true;
     for (const s of sims) connect(s, m.address, true);
   } else if (m.cmd === "stop") {
-    for (const s of sims) s.session?.destroy();
+    for (const s of sims) s.call?.close();
     process.exit(0);
   }
 });

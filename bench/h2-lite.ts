@@ -1,0 +1,225 @@
+/**
+ * The smallest HTTP/2 client that can hold one bidirectional gRPC call, for
+ * bench:protocol's simulated agents (a thousand of them share the hub's 2
+ * cores, so each byte of client CPU is taken from what is measured; node:http2
+ * spent ~60 µs per agent per change, most of it in its stream layers).
+ *
+ * One TLS connection (ALPN h2), one stream (id 1). Flow control is set out
+ * of the way instead of run: the client announces a 2 GiB stream window and
+ * raises the connection window to match, which outlasts any benchmark; its
+ * own sending (a Hello and ACKs, a few KB) is counted against the hub's
+ * windows and fails loudly rather than overrun them. Request headers are
+ * HPACK literals without indexing (no table); response headers are not
+ * decoded (nothing read from them): a HEADERS frame that ends the stream, or
+ * RST_STREAM, ends the call. SETTINGS and PING are acknowledged.
+ */
+import tls from "node:tls";
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+const DATA = 0x0;
+const HEADERS = 0x1;
+const RST_STREAM = 0x3;
+const SETTINGS = 0x4;
+const PING = 0x6;
+const WINDOW_UPDATE = 0x8;
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const END_HEADERS = 0x4;
+const PADDED = 0x8;
+const SETTINGS_ENABLE_PUSH = 0x2;
+const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+const DEFAULT_WINDOW = 65_535;
+const BIG_WINDOW = 2 ** 31 - 1;
+const STREAM = 1;
+
+function h2frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(9 + payload.length);
+  out.writeUIntBE(payload.length, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(stream, 5);
+  payload.copy(out, 9);
+  return out;
+}
+
+/** HPACK integer with a 7-bit prefix (RFC 7541 §5.1), first byte's high bit 0 (no Huffman) */
+function hpackLength(n: number): number[] {
+  if (n < 127) return [n];
+  const out = [127];
+  let v = n - 127;
+  while (v >= 128) {
+    out.push((v & 127) | 128);
+    v >>>= 7;
+  }
+  out.push(v);
+  return out;
+}
+
+/** Literal header field without indexing, new name (RFC 7541 §6.2.2) */
+function literal(name: string, value: string): Buffer {
+  const n = Buffer.from(name, "latin1");
+  const v = Buffer.from(value, "latin1");
+  return Buffer.concat([
+    Buffer.from([0, ...hpackLength(n.length)]),
+    n,
+    Buffer.from(hpackLength(v.length)),
+    v,
+  ]);
+}
+
+/** A gRPC message on the wire: 1 byte "not compressed", 4 bytes length, the message. */
+export function grpcFrame(msg: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + msg.length);
+  out[0] = 0;
+  out.writeUInt32BE(msg.length, 1);
+  out.set(msg, 5);
+  return out;
+}
+
+export type CallHandlers = {
+  /** one whole gRPC message (without its 5-byte prefix) */
+  onMessage: (msg: Buffer) => void;
+  /** the hub ended the call (trailers or RST_STREAM) or the connection went */
+  onEnd: () => void;
+};
+
+/** Joins chunks only when a unit of `need(head)` bytes is whole (a 70 KB message arrives in 16 KB frames). */
+class Reassembler {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private readonly headLen: number;
+  private readonly need: (head: Buffer) => number;
+  private readonly take: (unit: Buffer) => void;
+  constructor(headLen: number, need: (head: Buffer) => number, take: (unit: Buffer) => void) {
+    this.headLen = headLen;
+    this.need = need;
+    this.take = take;
+  }
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    for (;;) {
+      if (this.have < this.headLen) return;
+      const first = this.chunks[0]!;
+      const need = this.need(first.length >= this.headLen ? first : Buffer.concat(this.chunks));
+      if (this.have < need) return;
+      const buf = this.chunks.length === 1 ? first : Buffer.concat(this.chunks, this.have);
+      this.chunks = this.have > need ? [buf.subarray(need)] : [];
+      this.have -= need;
+      this.take(buf.subarray(0, need));
+    }
+  }
+}
+
+export class GrpcCall {
+  private readonly sock: tls.TLSSocket;
+  private ended = false;
+  /** what the hub lets us send: connection and stream windows */
+  private connWindow = DEFAULT_WINDOW;
+  private streamWindow = DEFAULT_WINDOW;
+  private peerInitialWindow = DEFAULT_WINDOW;
+  private readonly h: CallHandlers;
+
+  constructor(
+    address: string,
+    secureContext: tls.SecureContext,
+    path: string,
+    headers: Record<string, string>,
+    h: CallHandlers,
+  ) {
+    this.h = h;
+    const [host, port] = [
+      address.slice(0, address.lastIndexOf(":")),
+      Number(address.slice(address.lastIndexOf(":") + 1)),
+    ];
+    this.sock = tls.connect({ host, port, secureContext, ALPNProtocols: ["h2"] });
+    this.sock.setNoDelay(true);
+    const messages = new Reassembler(
+      5,
+      (head) => 5 + head.readUInt32BE(1),
+      (m) => h.onMessage(m.subarray(5)),
+    );
+    const frames = new Reassembler(
+      9,
+      (head) => 9 + head.readUIntBE(0, 3),
+      (f) => this.onFrame(f, messages),
+    );
+    this.sock.on("data", (chunk: Buffer) => frames.push(chunk));
+    this.sock.on("error", () => this.end());
+    this.sock.on("close", () => this.end());
+    const settings = Buffer.alloc(12);
+    settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 0);
+    settings.writeUInt32BE(0, 2);
+    settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
+    settings.writeUInt32BE(BIG_WINDOW, 8);
+    const raise = Buffer.alloc(4);
+    raise.writeUInt32BE(BIG_WINDOW - DEFAULT_WINDOW, 0);
+    const block = Buffer.concat([
+      literal(":method", "POST"),
+      literal(":scheme", "https"),
+      literal(":path", path),
+      literal(":authority", address),
+      literal("content-type", "application/grpc"),
+      literal("te", "trailers"),
+      ...Object.entries(headers).map(([k, v]) => literal(k, v)),
+    ]);
+    this.sock.write(
+      Buffer.concat([
+        PREFACE,
+        h2frame(SETTINGS, 0, 0, settings),
+        h2frame(WINDOW_UPDATE, 0, 0, raise),
+        h2frame(HEADERS, END_HEADERS, STREAM, block),
+      ]),
+    );
+  }
+
+  /** Sends one gRPC message (already framed with grpcFrame) on the call. */
+  write(framed: Buffer): void {
+    if (this.ended) return;
+    if (framed.length > this.connWindow || framed.length > this.streamWindow)
+      throw new Error(`h2-lite: the hub's flow-control window is exhausted (${framed.length} B to send)`);
+    this.connWindow -= framed.length;
+    this.streamWindow -= framed.length;
+    this.sock.write(h2frame(DATA, 0, STREAM, framed));
+  }
+
+  close(): void {
+    this.ended = true;
+    this.sock.destroy();
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.sock.destroy();
+    this.h.onEnd();
+  }
+
+  private onFrame(f: Buffer, messages: Reassembler): void {
+    const type = f[3]!;
+    const flags = f[4]!;
+    const stream = f.readUInt32BE(5) & 0x7fffffff;
+    let payload = f.subarray(9);
+    if (type === DATA && stream === STREAM) {
+      if (flags & PADDED) payload = payload.subarray(1, payload.length - payload[0]!);
+      if (payload.length > 0) messages.push(payload);
+      if (flags & END_STREAM) this.end();
+    } else if (type === HEADERS && stream === STREAM) {
+      if (flags & END_STREAM) this.end();
+    } else if (type === RST_STREAM && stream === STREAM) this.end();
+    else if (type === SETTINGS && !(flags & ACK)) {
+      for (let i = 0; i + 6 <= payload.length; i += 6)
+        if (payload.readUInt16BE(i) === SETTINGS_INITIAL_WINDOW_SIZE) {
+          const v = payload.readUInt32BE(i + 2);
+          this.streamWindow += v - this.peerInitialWindow;
+          this.peerInitialWindow = v;
+        }
+      this.sock.write(h2frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+    } else if (type === PING && !(flags & ACK)) this.sock.write(h2frame(PING, ACK, 0, payload));
+    else if (type === WINDOW_UPDATE) {
+      const inc = payload.readUInt32BE(0) & 0x7fffffff;
+      if (stream === 0) this.connWindow += inc;
+      else if (stream === STREAM) this.streamWindow += inc;
+    }
+  }
+}
