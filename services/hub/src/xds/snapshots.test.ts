@@ -62,3 +62,51 @@ describe("SnapshotCache views", () => {
     cache.close();
   });
 });
+
+describe("SnapshotCache updates", () => {
+  it("sends the first change after a quiet window at once, then at most one update per window with everything since", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    east.upsert(service("a", "10.96.0.1"));
+    let now = 1_000_000;
+    const timers: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
+    const cache = new SnapshotCache(world, 20, {
+      now: () => now,
+      schedule: (fn, ms) => {
+        const t = { fn, ms, cancelled: false };
+        timers.push(t);
+        return () => {
+          t.cancelled = true;
+        };
+      },
+    });
+    const updates: string[][] = [];
+    cache.subscribe({ key: "east|pod", clusters: ["east"], reach: "pod" }, (_s, changed) =>
+      updates.push([...changed].sort()),
+    );
+    const fire = () => {
+      const t = timers.shift()!;
+      assert.ok(!t.cancelled);
+      t.fn();
+      return t.ms;
+    };
+
+    east.upsert(service("b", "10.96.0.2"));
+    assert.equal(timers.length, 1);
+    assert.equal(fire(), 0, "a change after a quiet window goes out at once");
+    assert.deepEqual(updates, [["svc/east/ns/b"]]);
+
+    now += 5;
+    east.upsert(service("c", "10.96.0.3"));
+    east.upsert(service("d", "10.96.0.4"));
+    assert.equal(timers.length, 1, "one update scheduled for the burst");
+    assert.equal(fire(), 15, "the rest of the window since the last update");
+    assert.deepEqual(updates[1], ["svc/east/ns/c", "svc/east/ns/d"], "the burst in one update");
+
+    now += 100;
+    east.upsert(service("e", "10.96.0.5"));
+    assert.equal(fire(), 0, "quiet again: at once");
+    assert.equal(updates.length, 3);
+    cache.close();
+  });
+});

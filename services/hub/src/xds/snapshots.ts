@@ -1,8 +1,10 @@
 /**
  * Keeps one incrementally translated snapshot per view. Bursts are
- * coalesced: a change schedules one update after `debounceMs`, and every
- * change inside that window rides along. Listeners (the streams of that
- * view's agents) are told once per update, with the names that changed.
+ * coalesced, at most one update per `debounceMs`: the first change after a
+ * quiet window goes out at once (on the next turn of the event loop, with
+ * whatever else that turn brought), later ones wait for the window to end
+ * and ride along together. Listeners (the streams of that view's agents) are
+ * told once per update, with the names that changed.
  */
 import type { World, WorldChange } from "../model/world.ts";
 import { type Reach, type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
@@ -10,6 +12,12 @@ import { type Reach, type ViewSnapshot, ViewTranslator } from "../translate/comp
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
 export type View = { key: string; clusters: string[]; reach: Reach };
 export type SnapshotListener = (snap: ViewSnapshot, changed: ReadonlySet<string>) => void;
+/** setTimeout, injectable for tests; returns a cancel function */
+export type Schedule = (fn: () => void, ms: number) => () => void;
+const realSchedule: Schedule = (fn, ms) => {
+  const t = setTimeout(fn, ms);
+  return () => clearTimeout(t);
+};
 
 type ViewState = {
   view: View;
@@ -31,7 +39,10 @@ export class SnapshotCache {
   private readonly idleMs: number;
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly setTimer: Schedule;
+  /** cancels the scheduled update */
+  private timer: (() => void) | undefined;
+  private lastFlushAt = Number.NEGATIVE_INFINITY;
   private readonly unsubscribe: () => void;
   /** a view was dropped (whoever keeps per-view state drops theirs) */
   onEvict: ((view: string) => void) | undefined;
@@ -39,11 +50,16 @@ export class SnapshotCache {
     | ((view: string, snap: ViewSnapshot, changed: ReadonlySet<string>, ms: number) => void)
     | undefined;
 
-  constructor(world: World, debounceMs: number, opts: { idleMs?: number; now?: () => number } = {}) {
+  constructor(
+    world: World,
+    debounceMs: number,
+    opts: { idleMs?: number; now?: () => number; schedule?: Schedule } = {},
+  ) {
     this.world = world;
     this.debounceMs = debounceMs;
     this.idleMs = opts.idleMs ?? 10 * 60_000;
     this.now = opts.now ?? Date.now;
+    this.setTimer = opts.schedule ?? realSchedule;
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, this.idleMs / 2));
     this.sweeper.unref();
     this.unsubscribe = world.onChange((cluster, change) => {
@@ -60,10 +76,12 @@ export class SnapshotCache {
 
   private schedule(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => {
+    // at once after a quiet window; else when the window since the last update ends
+    const wait = Math.max(0, this.lastFlushAt + this.debounceMs - this.now());
+    this.timer = this.setTimer(() => {
       this.timer = undefined;
       this.flush();
-    }, this.debounceMs);
+    }, wait);
   }
 
   private states(view: View) {
@@ -72,6 +90,7 @@ export class SnapshotCache {
 
   /** Applies every pending change now and notifies listeners of what changed. */
   flush(): void {
+    this.lastFlushAt = this.now();
     for (const v of this.views.values()) {
       if (!v.built || (!v.full && v.pending.length === 0)) continue;
       const t0 = performance.now();
@@ -167,6 +186,6 @@ export class SnapshotCache {
   close(): void {
     this.unsubscribe();
     clearInterval(this.sweeper);
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.();
   }
 }
