@@ -13,6 +13,7 @@
  * decoded (nothing read from them): a HEADERS frame that ends the stream, or
  * RST_STREAM, ends the call. SETTINGS and PING are acknowledged.
  */
+import type net from "node:net";
 import tls from "node:tls";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -90,23 +91,39 @@ class Reassembler {
   private readonly headLen: number;
   private readonly need: (head: Buffer) => number;
   private readonly take: (unit: Buffer) => void;
-  constructor(headLen: number, need: (head: Buffer) => number, take: (unit: Buffer) => void) {
+  /** the socket's read buffer: what points into it is valid only until the next read */
+  private readonly volatile: ArrayBufferLike;
+  constructor(
+    volatile: ArrayBufferLike,
+    headLen: number,
+    need: (head: Buffer) => number,
+    take: (unit: Buffer) => void,
+  ) {
+    this.volatile = volatile;
     this.headLen = headLen;
     this.need = need;
     this.take = take;
   }
+  /** Feeds bytes; those in the socket's read buffer that wait for more are copied. */
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.have += chunk.length;
     for (;;) {
-      if (this.have < this.headLen) return;
-      const first = this.chunks[0]!;
-      const need = this.need(first.length >= this.headLen ? first : Buffer.concat(this.chunks));
-      if (this.have < need) return;
-      const buf = this.chunks.length === 1 ? first : Buffer.concat(this.chunks, this.have);
-      this.chunks = this.have > need ? [buf.subarray(need)] : [];
-      this.have -= need;
-      this.take(buf.subarray(0, need));
+      if (this.have >= this.headLen) {
+        const first = this.chunks[0]!;
+        const need = this.need(first.length >= this.headLen ? first : Buffer.concat(this.chunks));
+        if (this.have >= need) {
+          const buf = this.chunks.length === 1 ? first : Buffer.concat(this.chunks, this.have);
+          this.chunks = this.have > need ? [buf.subarray(need)] : [];
+          this.have -= need;
+          this.take(buf.subarray(0, need));
+          continue;
+        }
+      }
+      // bytes still in the read buffer are copied before the next read overwrites them
+      for (let i = 0; i < this.chunks.length; i++)
+        if (this.chunks[i]!.buffer === this.volatile) this.chunks[i] = Buffer.from(this.chunks[i]!);
+      return;
     }
   }
 }
@@ -132,19 +149,36 @@ export class GrpcCall {
       address.slice(0, address.lastIndexOf(":")),
       Number(address.slice(address.lastIndexOf(":") + 1)),
     ];
-    this.sock = tls.connect({ host, port, secureContext, ALPNProtocols: ["h2"] });
+    // reads land in one buffer per connection, handed over without Node's stream layer (copied only when a frame waits for more)
+    const readBuf = Buffer.alloc(64 * 1024);
+    // Node reads TLS into a static buffer too (since v15), though its typings list onread only for net
+    const options: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
+      host,
+      port,
+      secureContext,
+      ALPNProtocols: ["h2"],
+      onread: {
+        buffer: readBuf,
+        callback: (n: number, buf: Uint8Array) => {
+          frames.push(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        },
+      },
+    };
+    this.sock = tls.connect(options);
     this.sock.setNoDelay(true);
     const messages = new Reassembler(
+      readBuf.buffer,
       5,
       (head) => 5 + head.readUInt32BE(1),
       (m) => h.onMessage(m.subarray(5)),
     );
     const frames = new Reassembler(
+      readBuf.buffer,
       9,
       (head) => 9 + head.readUIntBE(0, 3),
       (f) => this.onFrame(f, messages),
     );
-    this.sock.on("data", (chunk: Buffer) => frames.push(chunk));
     this.sock.on("error", () => this.end());
     this.sock.on("close", () => this.end());
     const settings = Buffer.alloc(12);
