@@ -155,12 +155,14 @@ function cpuOf(procDir: string): number {
   return (Number(stat[11]) + Number(stat[12])) / 100;
 }
 
-function hubStats(p: Proc): { rssMiB: number; cpuS: number; mainThreadCpuS: number } {
+function hubStats(p: Proc): { rssMiB: number; peakRssMiB: number; cpuS: number; mainThreadCpuS: number } {
   const pid = p.cp.pid!;
   const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+  const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)![1]);
   return {
-    rssMiB: Math.round(rss),
+    rssMiB: Math.round(kib("VmRSS") / 1024),
+    // the most it ever held (VmHWM), e.g. mid cold start
+    peakRssMiB: Math.round(kib("VmHWM") / 1024),
     cpuS: cpuOf(`/proc/${pid}`),
     // the event loop's own thread (the rest: V8's GC and compiler threads, libuv's pool)
     mainThreadCpuS: cpuOf(`/proc/${pid}/task/${pid}`),
@@ -383,6 +385,7 @@ try {
   results["sim_agents_packed_batches_reused"] = synced.reduce((a, x) => a + x.framesReused, 0);
   const afterSync = hubStats(hub);
   results["hub_rss_mib_synced"] = afterSync.rssMiB;
+  results["hub_rss_mib_peak_cold_start"] = afterSync.peakRssMiB;
   results["hub_cpu_s_start_and_cold_sync"] = afterSync.cpuS;
   results["hub_main_thread_cpu_s_start_and_cold_sync"] = afterSync.mainThreadCpuS;
   if (values.until === "cold") throw new Done();
@@ -519,6 +522,7 @@ try {
   }
   const end = hubStats(hub);
   results["hub_rss_mib_after_storm"] = end.rssMiB;
+  results["hub_rss_mib_peak_storm"] = end.peakRssMiB;
 } catch (e) {
   if (!(e instanceof Done)) {
     console.error(hub?.output().slice(-3000));
