@@ -205,6 +205,22 @@ describe("AgentSession message bounds", () => {
     assert.equal(s.pending, 0);
   });
 
+  it("names a change after its snapshot for agents that were in sync (one nonce for all), and never repeats a nonce in a stream", () => {
+    const v2 = snap("v2", res("a", "1"), res("b", "2"));
+    const sessions = [new AgentSession({}, "h-1", 1000, "v1"), new AgentSession({}, "h-2", 1000, "v1")];
+    for (const s of sessions) s.markDirty(["b"]);
+    const [m1, m2] = sessions.map((s) => s.next(v2)!);
+    assert.equal(m1!.nonce, m2!.nonce, "the same message for both");
+    // a NACK leaves b refused; a fix on the same snapshot object goes with a nonce of the stream
+    const s = sessions[0]!;
+    s.onAck(m1!.nonce, { message: "no", resources: [{ name: "b", message: "bad" }] });
+    (v2.resources as Map<string, Resource>).set("b", res("b", "3"));
+    s.markDirty(["b"]);
+    const again = s.next(v2)!;
+    assert.notEqual(again.nonce, m1!.nonce);
+    assert.match(again.nonce, /^h-1-/);
+  });
+
   it("starts in sync with an agent that proved it holds the view (resume shortcut), then sends only changes", () => {
     const s = new AgentSession({}, "h", 1000, "v1");
     assert.equal(s.next(snap("v1", res("a", "1"), res("b", "1"))), undefined, "nothing to send");

@@ -34,14 +34,24 @@ export type Snapshot = { version: string; resources: ReadonlyMap<string, Resourc
  */
 const coldChunks = new WeakMap<Snapshot, Map<string, SharedChunk>>();
 /**
- * A cold-start chunk and its nonce, the same for every agent: a nonce need
- * only be unique within its stream, where a walk visits each chunk of a
- * snapshot once (and stream nonces look otherwise: `<prefix>-<n>`), so the
- * whole message is byte for byte everyone's and is encoded once (encode.ts).
+ * A cold-start chunk and its nonce, the same for every agent. A nonce need
+ * only be unique within its stream, so messages that are the same for many
+ * agents are named after what they carry — `cold<snapshot>.<start>.<size>`
+ * (a walk sends each chunk of a snapshot once) and `d<snapshot>` (the first
+ * delta of a stream on a snapshot) — and are then byte for byte everyone's,
+ * encoded once (encode.ts); any other message gets `<stream prefix>-<n>`.
  */
 type SharedChunk = { resources: readonly Resource[]; nonce: string };
 let snapshotSeq = 0;
 const snapshotIds = new WeakMap<Snapshot, number>();
+function snapshotId(snap: Snapshot): number {
+  let id = snapshotIds.get(snap);
+  if (id === undefined) {
+    id = ++snapshotSeq;
+    snapshotIds.set(snap, id);
+  }
+  return id;
+}
 
 export type NackRecord = {
   nonce: string;
@@ -59,6 +69,8 @@ export class AgentSession {
   private cursor: Iterator<Resource> | undefined;
   private cursorTotal = 0;
   private cursorSeen = 0;
+  /** the snapshot of the last message named after its snapshot (`d<id>`): a stream uses each such nonce once */
+  private lastDeltaSnap: Snapshot | undefined;
   /** the snapshot object the walk began on (a new object means the map changed since) */
   private walkSnap: Snapshot | undefined;
   private readonly maxResourcesPerMessage: number;
@@ -157,6 +169,11 @@ export class AgentSession {
       if (this.initialScanned && this.dirty.size === 0) this.ackedVersion = snap.version;
       return undefined;
     }
+    // the first message of a stream on a snapshot is, for every agent that was in sync, the same delta: the same nonce makes it the same bytes (encoded once)
+    if (sharedNonce === undefined && this.initialScanned && this.lastDeltaSnap !== snap) {
+      sharedNonce = `d${snapshotId(snap)}`;
+      this.lastDeltaSnap = snap;
+    }
     const nonce = sharedNonce ?? `${this.noncePrefix}-${++this.nonceSeq}`;
     if (this.rejected.size > 0) {
       for (const r of out) this.rejected.delete(r.name);
@@ -194,7 +211,6 @@ export class AgentSession {
     if (!chunks) {
       chunks = new Map();
       coldChunks.set(snap, chunks);
-      snapshotIds.set(snap, ++snapshotSeq);
     }
     const key = `${this.cursorSeen}.${max}`;
     const hit = chunks.get(key);
@@ -208,7 +224,7 @@ export class AgentSession {
       if (n.done) break;
       resources.push(n.value);
     }
-    const chunk = { resources, nonce: `cold${snapshotIds.get(snap)}.${key}` };
+    const chunk = { resources, nonce: `cold${snapshotId(snap)}.${key}` };
     chunks.set(key, chunk);
     return chunk;
   }
