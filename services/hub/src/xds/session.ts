@@ -44,6 +44,16 @@ const coldChunks = new WeakMap<Snapshot, Map<string, SharedChunk>>();
 type SharedChunk = { resources: readonly Resource[]; nonce: string };
 let snapshotSeq = 0;
 const snapshotIds = new WeakMap<Snapshot, number>();
+/** `d<snapshot>`, one string per snapshot (a fan-out asks 1,000 times) */
+const deltaNonces = new WeakMap<Snapshot, string>();
+function deltaNonce(snap: Snapshot): string {
+  let n = deltaNonces.get(snap);
+  if (n === undefined) {
+    n = `d${snapshotId(snap)}`;
+    deltaNonces.set(snap, n);
+  }
+  return n;
+}
 function snapshotId(snap: Snapshot): number {
   let id = snapshotIds.get(snap);
   if (id === undefined) {
@@ -118,6 +128,12 @@ export class AgentSession {
   /** The next message for this agent, or undefined (nothing differs, or one is in flight). */
   next(snap: Snapshot): StreamAssignmentsResponse | undefined {
     if (this.inflight) return undefined;
+    // in sync and nothing changed (every ACK asks): no work, nothing allocated
+    if (this.initialScanned && this.dirty.size === 0) {
+      this.initial = undefined;
+      this.ackedVersion = snap.version;
+      return undefined;
+    }
     const initial = this.initial;
     const resources: Resource[] = [];
     const removed: string[] = [];
@@ -171,7 +187,7 @@ export class AgentSession {
     }
     // the first message of a stream on a snapshot is, for every agent that was in sync, the same delta: the same nonce makes it the same bytes (encoded once)
     if (sharedNonce === undefined && this.initialScanned && this.lastDeltaSnap !== snap) {
-      sharedNonce = `d${snapshotId(snap)}`;
+      sharedNonce = deltaNonce(snap);
       this.lastDeltaSnap = snap;
     }
     const nonce = sharedNonce ?? `${this.noncePrefix}-${++this.nonceSeq}`;
