@@ -84,10 +84,15 @@ export type CallHandlers = {
   onEnd: () => void;
 };
 
-/** Joins chunks only when a unit of `need(head)` bytes is whole (a 70 KB message arrives in 16 KB frames). */
+/**
+ * Cuts a byte stream into units of `need(head)` bytes (frames, messages),
+ * handing over units that lie whole in a chunk without copying; only a unit
+ * split across chunks is joined, once, when its last piece arrives.
+ */
 class Reassembler {
-  private chunks: Buffer[] = [];
-  private have = 0;
+  /** the start of a unit split across chunks, owned (copied out of the read buffer) */
+  private parts: Buffer[] = [];
+  private pending = 0;
   private readonly headLen: number;
   private readonly need: (head: Buffer) => number;
   private readonly take: (unit: Buffer) => void;
@@ -104,27 +109,36 @@ class Reassembler {
     this.need = need;
     this.take = take;
   }
-  /** Feeds bytes; those in the socket's read buffer that wait for more are copied. */
+
+  private keep(b: Buffer): void {
+    this.parts.push(b.buffer === this.volatile ? Buffer.from(b) : b);
+    this.pending += b.length;
+  }
+
   push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.have += chunk.length;
-    for (;;) {
-      if (this.have >= this.headLen) {
-        const first = this.chunks[0]!;
-        const need = this.need(first.length >= this.headLen ? first : Buffer.concat(this.chunks));
-        if (this.have >= need) {
-          const buf = this.chunks.length === 1 ? first : Buffer.concat(this.chunks, this.have);
-          this.chunks = this.have > need ? [buf.subarray(need)] : [];
-          this.have -= need;
-          this.take(buf.subarray(0, need));
-          continue;
-        }
-      }
-      // bytes still in the read buffer are copied before the next read overwrites them
-      for (let i = 0; i < this.chunks.length; i++)
-        if (this.chunks[i]!.buffer === this.volatile) this.chunks[i] = Buffer.from(this.chunks[i]!);
-      return;
+    let c = chunk;
+    if (this.pending > 0) {
+      const first = this.parts[0]!;
+      let need: number | undefined;
+      if (first.length >= this.headLen) need = this.need(first);
+      else if (this.pending + c.length >= this.headLen) need = this.need(Buffer.concat([...this.parts, c]));
+      if (need === undefined || this.pending + c.length < need) return this.keep(c);
+      const missing = need - this.pending;
+      this.parts.push(c.subarray(0, missing));
+      const unit = Buffer.concat(this.parts, need);
+      this.parts = [];
+      this.pending = 0;
+      c = c.subarray(missing);
+      this.take(unit);
     }
+    let pos = 0;
+    while (c.length - pos >= this.headLen) {
+      const need = this.need(c.subarray(pos, pos + this.headLen));
+      if (c.length - pos < need) break;
+      this.take(c.subarray(pos, pos + need));
+      pos += need;
+    }
+    if (pos < c.length) this.keep(c.subarray(pos));
   }
 }
 
