@@ -26,7 +26,7 @@ import { FakeKubeApiServer } from "../test/kit/kube-apiserver.ts";
 import { type Proc, REPO, startNode, waitUntil } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
 import { AGENT, HUB } from "../test/kit/stack.ts";
-import { machine, percentile } from "./stats.ts";
+import { machine, percentile, speedProbe } from "./stats.ts";
 
 const { values } = parseArgs({
   options: {
@@ -334,6 +334,10 @@ for (const sig of ["SIGINT", "SIGTERM"] as const)
     console.error(`${sig}: cleaning up`);
     cleanup().finally(() => process.exit(130));
   });
+// this machine's speed before the run (and after it, below): compare runs by it
+const probeBefore = await speedProbe();
+results["machine_probe_sha256_64mb_ms_before"] = probeBefore.cpuMs;
+results["machine_probe_loopback_20k_round_trips_ms_before"] = probeBefore.loopbackMs;
 try {
   for (let w = 0; w < WORKERS; w++) workers.push(startWorker());
   await all(workers, "ready");
@@ -532,6 +536,9 @@ try {
   await cleanup();
 }
 
+const probeAfter = await speedProbe();
+results["machine_probe_sha256_64mb_ms_after"] = probeAfter.cpuMs;
+results["machine_probe_loopback_20k_round_trips_ms_after"] = probeAfter.loopbackMs;
 const out = {
   machine: machine(),
   date: new Date().toISOString(),
