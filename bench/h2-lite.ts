@@ -122,7 +122,10 @@ class Reassembler {
       let need: number | undefined;
       if (first.length >= this.headLen) need = this.need(first);
       else if (this.pending + c.length >= this.headLen) need = this.need(Buffer.concat([...this.parts, c]));
-      if (need === undefined || this.pending + c.length < need) return this.keep(c);
+      if (need === undefined || this.pending + c.length < need) {
+        this.keep(c);
+        return;
+      }
       const missing = need - this.pending;
       this.parts.push(c.subarray(0, missing));
       const unit = Buffer.concat(this.parts, need);
