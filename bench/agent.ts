@@ -21,6 +21,7 @@ import { FakeMaps } from "../services/nodeagent/src/bpf/maps.ts";
 import { computeDesired } from "../services/nodeagent/src/desired/compute-desired.ts";
 import { planMaps } from "../services/nodeagent/src/plan/plan-maps.ts";
 import { REPO } from "../test/kit/proc.ts";
+import { benchService, benchSlice, ENDPOINTS_PER_SERVICE } from "./cluster.ts";
 import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({ options: { services: { type: "string", default: "10000" } } });
@@ -28,26 +29,9 @@ const SERVICES = Number(values.services);
 const CHANGES = 500;
 const world = new World();
 const w = new WorldWriter(world, "bench", silentLogger());
-const podIp = (k: number) => `10.${64 + ((k >> 16) & 63)}.${(k >> 8) & 255}.${k & 255}`;
-const slice = (i: number, unready: number) => ({
-  apiVersion: "discovery.k8s.io/v1",
-  kind: "EndpointSlice",
-  metadata: { name: `s${i}-abcde`, namespace: "bench", labels: { "kubernetes.io/service-name": `s${i}` } },
-  addressType: "IPv4",
-  ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-  endpoints: Array.from({ length: 10 }, (_, j) => ({
-    addresses: [podIp(i * 10 + j + 1)],
-    nodeName: `node-${(i * 10 + j) % 1000}`,
-    conditions: { ready: j !== unready, serving: true, terminating: false },
-  })),
-});
 for (let i = 0; i < SERVICES; i++) {
-  w.upsert({
-    kind: "Service",
-    metadata: { name: `s${i}`, namespace: "bench" },
-    spec: { clusterIP: `10.96.${i >> 8}.${i & 255}`, ports: [{ name: "http", port: 80, protocol: "TCP" }] },
-  });
-  w.upsert(slice(i, -1));
+  w.upsert(benchService(i));
+  w.upsert(benchSlice(i));
 }
 const t = new ViewTranslator();
 t.rebuild([world.cluster("bench")]);
@@ -64,7 +48,7 @@ const inc: number[] = [];
 const full: number[] = [];
 for (let r = 1; r <= CHANGES; r++) {
   const i = (r * 7919) % SERVICES;
-  w.upsert(slice(i, r % 10));
+  w.upsert(benchSlice(i, r % ENDPOINTS_PER_SERVICE));
   const changed = t.update([world.cluster("bench")], pending.splice(0));
   const rs = [...changed].flatMap((n) => t.snapshot().resources.get(n) ?? []);
   t0 = performance.now();

@@ -26,6 +26,7 @@ import { FakeKubeApiServer } from "../test/kit/kube-apiserver.ts";
 import { type Proc, REPO, startNode, waitUntil } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
 import { AGENT, HUB } from "../test/kit/stack.ts";
+import { benchService, benchSlice, ENDPOINTS_PER_SERVICE } from "./cluster.ts";
 import { machine, percentile, speedProbe } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -52,7 +53,6 @@ const { values } = parseArgs({
 const AGENTS = Number(values.agents);
 const SERVICES = Number(values.services);
 const CHANGES = Number(values.changes);
-const EPS = 10;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sy-bench-proto-"));
 const pki = makeCa(path.join(tmp, "pki"));
@@ -60,26 +60,10 @@ const cert = makeServerCert(pki, "hub", { ips: ["127.0.0.1"] });
 
 const api = new FakeKubeApiServer();
 await api.start();
-const podIp = (k: number) => `10.${64 + ((k >> 16) & 63)}.${(k >> 8) & 255}.${k & 255}`;
-const slice = (i: number, gen: number) => ({
-  apiVersion: "discovery.k8s.io/v1",
-  kind: "EndpointSlice",
-  metadata: { name: `s${i}-abcde`, namespace: "bench", labels: { "kubernetes.io/service-name": `s${i}` } },
-  addressType: "IPv4",
-  ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-  endpoints: Array.from({ length: EPS }, (_, j) => ({
-    addresses: [podIp(i * EPS + j + 1)],
-    nodeName: `node-${(i * EPS + j) % 1000}`,
-    conditions: { ready: j !== 0 || gen % 2 === 0, serving: true, terminating: false },
-  })),
-});
+// one endpoint (the first) flips readiness with each generation of a slice
+const slice = (i: number, gen: number) => benchSlice(i, gen % 2 === 0 ? -1 : 0);
 for (let i = 0; i < SERVICES; i++) {
-  api.apply({
-    apiVersion: "v1",
-    kind: "Service",
-    metadata: { name: `s${i}`, namespace: "bench" },
-    spec: { clusterIP: `10.96.${i >> 8}.${i & 255}`, ports: [{ name: "http", port: 80, protocol: "TCP" }] },
-  });
+  api.apply(benchService(i));
   api.apply(slice(i, 0));
 }
 for (let n = 0; n < 1000; n++) {
@@ -117,30 +101,9 @@ function startHub(port: number): Proc {
   );
 }
 
-/**
- * The hub's own convergence figures, from its log: view change → every agent
- * ACKed. Read incrementally (the driver polls while the hub and agents share
- * its 2 cores; matching the whole log per poll would take CPU from them).
- */
-const convergences = new WeakMap<Proc, { parsedTo: number; seen: Array<{ time: number; ms: number }> }>();
-function hubConvergences(p: Proc): Array<{ time: number; ms: number }> {
-  let c = convergences.get(p);
-  if (!c) {
-    c = { parsedTo: 0, seen: [] };
-    convergences.set(p, c);
-  }
-  const out = p.output();
-  const end = out.lastIndexOf("\n") + 1;
-  if (end > c.parsedTo) {
-    for (const line of out.slice(c.parsedTo, end).split("\n"))
-      if (line.includes('"msg":"view converged"')) {
-        const l = JSON.parse(line) as { time: number; ms: number };
-        c.seen.push({ time: l.time, ms: l.ms });
-      }
-    c.parsedTo = end;
-  }
-  return c.seen;
-}
+/** The hub's own convergence figures, from its log: view change → every agent ACKed (`ms`), logged at `time`. */
+const hubConvergences = (p: Proc) =>
+  logLines(p).flatMap((l) => (l.msg === "view converged" ? [{ time: l.time, ms: l.ms ?? 0 }] : []));
 
 /** CPU time (s) the whole machine spent busy so far, from /proc/stat (every process: hub, agents, this driver) */
 function machineBusyS(): number {
@@ -218,8 +181,6 @@ type Real = {
   sandbox: Sandbox;
   pinDir: string;
   proc: Proc;
-  lines: LogLine[];
-  parsedTo: number;
 };
 const reals: Real[] = [];
 function startReal(i: number, address: string): Real {
@@ -243,22 +204,28 @@ function startReal(i: number, address: string): Real {
     "--state-dir",
     path.join(tmp, name),
   ]);
-  return { name, sandbox, pinDir, proc, lines: [], parsedTo: 0 };
+  return { name, sandbox, pinDir, proc };
 }
 /**
- * The agent's log lines so far, parsed once each (the driver polls while
- * the hub and agents share its 2 cores: re-parsing the whole log per poll
- * would take CPU from what is measured).
+ * A process's JSON log lines so far, parsed once each (the driver polls
+ * while the hub and agents share its 2 cores: re-parsing a whole log per
+ * poll would take CPU from what is measured).
  */
-function logLines(r: Real): LogLine[] {
-  const out = r.proc.output();
-  const end = out.lastIndexOf("\n") + 1;
-  if (end > r.parsedTo) {
-    for (const l of out.slice(r.parsedTo, end).split("\n"))
-      if (l.startsWith("{")) r.lines.push(JSON.parse(l) as LogLine);
-    r.parsedTo = end;
+const parsedLogs = new WeakMap<Proc, { parsedTo: number; lines: LogLine[] }>();
+function logLines(p: Proc): LogLine[] {
+  let c = parsedLogs.get(p);
+  if (!c) {
+    c = { parsedTo: 0, lines: [] };
+    parsedLogs.set(p, c);
   }
-  return r.lines;
+  const out = p.output();
+  const end = out.lastIndexOf("\n") + 1;
+  if (end > c.parsedTo) {
+    for (const l of out.slice(c.parsedTo, end).split("\n"))
+      if (l.startsWith("{")) c.lines.push(JSON.parse(l) as LogLine);
+    c.parsedTo = end;
+  }
+  return c.lines;
 }
 /** wall time (ms) at which a real agent had applied `total` resources into its maps */
 async function realSyncedAt(r: Real, total: number): Promise<number> {
@@ -266,7 +233,7 @@ async function realSyncedAt(r: Real, total: number): Promise<number> {
     `${r.name} to hold ${total} resources`,
     () => {
       let n = 0;
-      for (const l of logLines(r))
+      for (const l of logLines(r.proc))
         if (l.msg === "delta applied") {
           n += l.changed ?? 0;
           if (n >= total) return l.time;
@@ -277,7 +244,7 @@ async function realSyncedAt(r: Real, total: number): Promise<number> {
     200,
   );
 }
-const deltaLines = (r: Real) => logLines(r).filter((l) => l.msg === "delta applied");
+const deltaLines = (r: Real) => logLines(r.proc).filter((l) => l.msg === "delta applied");
 
 const token = execFileSync(
   process.execPath,
@@ -491,7 +458,7 @@ try {
   if (values.until === "changes") throw new Done();
 
   // reconnect storm: hub killed and restarted; every agent resumes at once
-  const realWritesBefore = reals.map((r) => logLines(r).filter((l) => l.msg === "maps updated").length);
+  const realWritesBefore = reals.map((r) => logLines(r.proc).filter((l) => l.msg === "maps updated").length);
   await hub.stop("SIGKILL");
   for (const w of workers) w.cp.send({ cmd: "reset" });
   await all(workers, "reset");
@@ -512,7 +479,7 @@ try {
       reals.map((r) =>
         waitUntil(
           `${r.name} to rejoin`,
-          () => (logLines(r).filter((l) => l.msg === "joined hub").length >= 2 ? true : undefined),
+          () => (logLines(r.proc).filter((l) => l.msg === "joined hub").length >= 2 ? true : undefined),
           120_000,
           100,
         ),
@@ -520,7 +487,7 @@ try {
     );
     // a hub restart must cost the data plane nothing
     results["reconnect_storm_real_agent_map_writes"] = reals.reduce(
-      (a, r, k) => a + logLines(r).filter((l) => l.msg === "maps updated").length - realWritesBefore[k]!,
+      (a, r, k) => a + logLines(r.proc).filter((l) => l.msg === "maps updated").length - realWritesBefore[k]!,
       0,
     );
   }
@@ -545,7 +512,7 @@ const out = {
   agents: AGENTS,
   agent_worker_processes: WORKERS,
   services: SERVICES,
-  endpoints: SERVICES * EPS,
+  endpoints: SERVICES * ENDPOINTS_PER_SERVICE,
   ...results,
 };
 for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(48)} ${v}`);

@@ -43,24 +43,16 @@ const coldChunks = new WeakMap<Snapshot, Map<string, SharedChunk>>();
  */
 type SharedChunk = { resources: readonly Resource[]; nonce: string };
 let snapshotSeq = 0;
-const snapshotIds = new WeakMap<Snapshot, number>();
-/** `d<snapshot>`, one string per snapshot (a fan-out asks 1,000 times) */
-const deltaNonces = new WeakMap<Snapshot, string>();
-function deltaNonce(snap: Snapshot): string {
-  let n = deltaNonces.get(snap);
-  if (n === undefined) {
-    n = `d${snapshotId(snap)}`;
-    deltaNonces.set(snap, n);
+/** each snapshot's number and its delta nonce `d<number>` (one string: a fan-out asks 1,000 times) */
+const snapshotNames = new WeakMap<Snapshot, { id: number; delta: string }>();
+function snapshotName(snap: Snapshot): { id: number; delta: string } {
+  let n = snapshotNames.get(snap);
+  if (!n) {
+    const id = ++snapshotSeq;
+    n = { id, delta: `d${id}` };
+    snapshotNames.set(snap, n);
   }
   return n;
-}
-function snapshotId(snap: Snapshot): number {
-  let id = snapshotIds.get(snap);
-  if (id === undefined) {
-    id = ++snapshotSeq;
-    snapshotIds.set(snap, id);
-  }
-  return id;
 }
 
 export type NackRecord = {
@@ -187,7 +179,7 @@ export class AgentSession {
     }
     // the first message of a stream on a snapshot is, for every agent that was in sync, the same delta: the same nonce makes it the same bytes (encoded once)
     if (sharedNonce === undefined && this.initialScanned && this.lastDeltaSnap !== snap) {
-      sharedNonce = deltaNonce(snap);
+      sharedNonce = snapshotName(snap).delta;
       this.lastDeltaSnap = snap;
     }
     const nonce = sharedNonce ?? `${this.noncePrefix}-${++this.nonceSeq}`;
@@ -240,7 +232,7 @@ export class AgentSession {
       if (n.done) break;
       resources.push(n.value);
     }
-    const chunk = { resources, nonce: `cold${snapshotId(snap)}.${key}` };
+    const chunk = { resources, nonce: `cold${snapshotName(snap).id}.${key}` };
     chunks.set(key, chunk);
     return chunk;
   }
