@@ -68,14 +68,8 @@ function literal(name: string, value: string): Buffer {
   ]);
 }
 
-/** A gRPC message on the wire: 1 byte "not compressed", 4 bytes length, the message. */
-export function grpcFrame(msg: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(5 + msg.length);
-  out[0] = 0;
-  out.writeUInt32BE(msg.length, 1);
-  out.set(msg, 5);
-  return out;
-}
+/** A gRPC message on the wire (the hub's own framing). */
+export { grpcFrame } from "../services/hub/src/transport/grpc-call.ts";
 
 export type CallHandlers = {
   /** one whole gRPC message (without its 5-byte prefix) */

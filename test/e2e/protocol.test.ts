@@ -103,6 +103,38 @@ describe("assignment protocol", () => {
     assert.equal(res.status, "SERVING");
   });
 
+  it("lists its services through server reflection, as grpcurl does", async () => {
+    const reflectionProto = path.join(
+      REPO,
+      "node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto",
+    );
+    const def = grpc.loadPackageDefinition(loadSync(reflectionProto)) as unknown as {
+      grpc: {
+        reflection: {
+          v1: { ServerReflection: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client };
+        };
+      };
+    };
+    const client = new def.grpc.reflection.v1.ServerReflection(
+      stack.hubAddress,
+      grpc.credentials.createSsl(fs.readFileSync(pki.caCert)),
+    ) as grpc.Client & { serverReflectionInfo: () => grpc.ClientDuplexStream<unknown, unknown> };
+    const call = client.serverReflectionInfo();
+    const answer = new Promise<{ listServicesResponse?: { service: Array<{ name: string }> } }>(
+      (resolve, reject) => {
+        call.on("data", resolve);
+        call.on("error", reject);
+      },
+    );
+    call.write({ listServices: "" });
+    const res = await answer;
+    call.end();
+    client.close();
+    const names = (res.listServicesResponse?.service ?? []).map((x) => x.name);
+    assert.ok(names.includes("switchyard.v1.AssignmentService"), names.join(", "));
+    assert.ok(names.includes("grpc.health.v1.Health"), names.join(", "));
+  });
+
   it("fails over to a second hub without a single failed connect or map write, and follows it afterwards", async () => {
     const first = stack.hubs[0]!;
     const firstAddress = stack.hubAddress;

@@ -41,6 +41,7 @@ import { World } from "./model/world.ts";
 import { ClusterHealthTracker } from "./sources/health.ts";
 import { ClusterManager } from "./sources/manager.ts";
 import { FileState, type HubState, KvState } from "./state/hub-state.ts";
+import { serveFront } from "./transport/front.ts";
 import { tuneGcForStreaming } from "./xds/gc-tuning.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
 import { SnapshotCache } from "./xds/snapshots.ts";
@@ -555,10 +556,9 @@ async function serve(argv: string[]): Promise<void> {
         tlog.info({ object: name, reason }, "service not assigned");
   };
 
+  // health checking and reflection (grpc-js, reached through the front in process); the agents' streams are the front's own
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 16 * 1024 * 1024,
-    "grpc.keepalive_time_ms": 30_000,
-    // no channelz bookkeeping (timestamps and counters per message and per connection): nothing here reads it, and at 1,000 agents it is CPU on every change
     "grpc.enable_channelz": 0,
   });
   const assignments = new AssignmentServer({
@@ -573,23 +573,20 @@ async function serve(argv: string[]): Promise<void> {
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
     log: log.child({ component: "assignments" }),
   });
-  assignments.register(server);
   assignments.convergence.onConverged = (view, ms, agents) =>
     log.info({ component: "assignments", view, agents, ms: Math.round(ms * 10) / 10 }, "view converged");
   const health = addIntrospection(server);
 
-  const creds = values["tls-cert"]
-    ? grpc.ServerCredentials.createSsl(null, [
-        {
-          // with --tls-ca the chain carries the CA, so agents can pin it by hash on first join
-          cert_chain: Buffer.concat([
-            fs.readFileSync(values["tls-cert"]),
-            ...(values["tls-ca"] ? [fs.readFileSync(values["tls-ca"])] : []),
-          ]),
-          private_key: fs.readFileSync(values["tls-key"]!),
-        },
-      ])
-    : grpc.ServerCredentials.createInsecure();
+  const tls = values["tls-cert"]
+    ? {
+        // with --tls-ca the chain carries the CA, so agents can pin it by hash on first join
+        cert: Buffer.concat([
+          fs.readFileSync(values["tls-cert"]),
+          ...(values["tls-ca"] ? [fs.readFileSync(values["tls-ca"])] : []),
+        ]),
+        key: fs.readFileSync(values["tls-key"]!),
+      }
+    : undefined;
   if (!values["tls-cert"])
     log.warn(
       {},
@@ -597,11 +594,15 @@ async function serve(argv: string[]): Promise<void> {
     );
 
   await clusters.apply(current.clusters).catch((e: unknown) => fail((e as Error).message));
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${listen.value.host}:${listen.value.port}`, creds, (e, p) =>
-      e ? reject(e) : resolve(p),
-    ),
-  ).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
+  const front = await serveFront({
+    host: listen.value.host,
+    port: listen.value.port,
+    tls,
+    routes: new Map([assignments.route()]),
+    fallback: server,
+    maxMessageBytes: 16 * 1024 * 1024,
+  }).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
+  const port = front.port;
   log.info(
     { hubId, address: `${listen.value.host}:${port}`, tls: Boolean(values["tls-cert"]) },
     "hub serving",
@@ -712,6 +713,7 @@ async function serve(argv: string[]): Promise<void> {
     } catch {}
     await clusters.stop();
     await state.close();
+    await front.close();
     server.forceShutdown();
     process.exit(0);
   };

@@ -25,6 +25,13 @@ const res = (name: string, n: number): Resource => ({
   },
 });
 
+/** a gRPC length-prefixed message (flag 0, its exact length), decoded */
+function decodeWire(wire: Buffer): StreamAssignmentsResponse {
+  assert.equal(wire[0], 0, "not compressed");
+  assert.equal(wire.readUInt32BE(1), wire.length - 5, "the prefix holds the message's length");
+  return StreamAssignmentsResponse.decode(wire.subarray(5));
+}
+
 describe("encodeResponse", () => {
   it("decodes to the same message as the generated encoder, for small and large resources", () => {
     const m: StreamAssignmentsResponse = {
@@ -37,9 +44,7 @@ describe("encodeResponse", () => {
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
     };
-    const ours = StreamAssignmentsResponse.decode(
-      encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()),
-    );
+    const ours = decodeWire(encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()));
     assert.deepEqual(ours, StreamAssignmentsResponse.decode(StreamAssignmentsResponse.encode(m).finish()));
   });
 
@@ -55,12 +60,12 @@ describe("encodeResponse", () => {
     const wire = encodeResponse(m, head, true);
     assert.ok(plain.length > PACK_MIN_BYTES);
     assert.ok(wire.length * 4 < plain.length, `packed ${wire.length} B vs plain ${plain.length} B`);
-    const got = StreamAssignmentsResponse.decode(wire);
+    const got = decodeWire(wire);
     assert.deepEqual(got.resources, [], "nothing plain");
     assert.deepEqual(got.removedResources, ["eps/c/ns/gone"]);
     const raw = zlib.zstdDecompressSync(got.resourcesZstd);
     assert.equal(raw.length, got.resourcesZstdSize);
-    assert.deepEqual(ResourceBatch.decode(raw).resources, StreamAssignmentsResponse.decode(plain).resources);
+    assert.deepEqual(ResourceBatch.decode(raw).resources, decodeWire(plain).resources);
     // a second agent receiving the same batch gets the same frame, not a second compression
     assert.ok(
       encodeResponse({ ...m, nonce: "h-3" }, head, true)
@@ -71,9 +76,7 @@ describe("encodeResponse", () => {
 
   it("sends a small batch plain even to an agent that accepts zstd", () => {
     const m = StreamAssignmentsResponse.fromPartial({ nonce: "h-4", resources: [res("eps/c/ns/one", 2)] });
-    const got = StreamAssignmentsResponse.decode(
-      encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish(), true),
-    );
+    const got = decodeWire(encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish(), true));
     assert.equal(got.resources.length, 1);
     assert.equal(got.resourcesZstd.length, 0);
   });
@@ -97,10 +100,10 @@ describe("encodeResponse", () => {
       ["removals", encodeResponse(msg("cold1.0.2000", { removedResources: ["x"] }), head, true)],
     ] as const) {
       assert.notEqual(other, a, what);
-      const got = StreamAssignmentsResponse.decode(other);
+      const got = decodeWire(other);
       assert.equal(got.nonce, what === "another nonce" ? "h-7" : "cold1.0.2000", what);
     }
-    const again = StreamAssignmentsResponse.decode(encodeResponse(msg("cold1.0.2000"), head, true));
+    const again = decodeWire(encodeResponse(msg("cold1.0.2000"), head, true));
     assert.equal(again.nonce, "cold1.0.2000");
     assert.equal(again.systemVersion, "v1");
   });

@@ -12,6 +12,7 @@
  */
 import zlib from "node:zlib";
 import { Resource, type StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+import { grpcFrame } from "../transport/grpc-call.ts";
 
 const cache = new WeakMap<Resource, Buffer>();
 const RESOURCES_TAG = (4 << 3) | 2;
@@ -80,15 +81,16 @@ function resourcesPart(resources: readonly Resource[]): Part {
 }
 
 /**
- * One response on the wire. `pack`: the agent accepts RESOURCE_ENCODING_ZSTD;
- * a batch of at least PACK_MIN_BYTES then goes as `resources_zstd`.
+ * One response as it goes on the wire: a gRPC length-prefixed message.
+ * `pack`: the agent accepts RESOURCE_ENCODING_ZSTD; a batch of at least
+ * PACK_MIN_BYTES then goes as `resources_zstd`.
  */
 export function encodeResponse(
   m: StreamAssignmentsResponse,
   encodeHead: (m: StreamAssignmentsResponse) => Uint8Array,
   pack = false,
 ): Buffer {
-  if (m.resources.length === 0) return Buffer.from(encodeHead(m));
+  if (m.resources.length === 0) return grpcFrame(encodeHead(m));
   const part = resourcesPart(m.resources);
   // only nonce and version besides the resources: the same head as the last message on this part?
   const plainHead = m.removedResources.length === 0 && !m.welcome && !m.credential;
@@ -108,8 +110,8 @@ export function encodeResponse(
         frame,
       ]);
     }
-    wire = Buffer.concat([head, part.packed]);
-  } else wire = Buffer.concat([head, part.body]);
+    wire = grpcFrame(head, part.packed);
+  } else wire = grpcFrame(head, part.body);
   if (plainHead) part.last = { nonce: m.nonce, systemVersion: m.systemVersion, pack, wire };
   return wire;
 }

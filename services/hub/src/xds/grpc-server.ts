@@ -5,27 +5,26 @@
  * changes and the agent's Acks. One bad or hostile stream is closed with a clear status and
  * never affects the others.
  */
-import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@switchyard/lib/log";
 import {
-  AssignmentServiceService,
   type Hello,
   ResourceEncoding,
-  type StreamAssignmentsRequest,
+  StreamAssignmentsRequest,
   StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
 import { type AgentIdentity, type CredentialAuthority, isCredential } from "../auth/credentials.ts";
 import type { TokenStore } from "../auth/tokens.ts";
 import type { Reach } from "../translate/compute-resources.ts";
+import { type GrpcCall, Status, type StatusCode } from "../transport/grpc-call.ts";
 import { ConvergenceTracker } from "./convergence.ts";
 import { encodeResponse } from "./encode.ts";
 import { AgentSession, type NackRecord } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
 const NODE_NAME_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-/** marks a message for an agent that accepts zstd-packed batches (read by the response serializer) */
-const PACK = Symbol("pack");
-type Outgoing = StreamAssignmentsResponse & { [PACK]?: true };
+/** the gRPC method agents call (proto/switchyard/v1/assignment.proto) */
+export const STREAM_ASSIGNMENTS_PATH = "/switchyard.v1.AssignmentService/StreamAssignments";
+const encodeHead = (x: StreamAssignmentsResponse) => StreamAssignmentsResponse.encode(x).finish();
 
 export type AgentStatus = {
   node: string;
@@ -62,7 +61,7 @@ export type AssignmentServerOptions = {
   log: Logger;
 };
 
-type Stream = grpc.ServerDuplexStream<StreamAssignmentsRequest, StreamAssignmentsResponse>;
+type Stream = GrpcCall;
 
 /** "2 resource(s) not applied: svc/c/ns/a: writing … failed: E2BIG (map full: raise its size) (+1 more)" */
 function describeNack(n: NackRecord | undefined): string | undefined {
@@ -87,7 +86,7 @@ type Agent = {
   session: AgentSession;
   /** when the agent last went from in sync to behind */
   behindSince: number | undefined;
-  cutOff: (reason: string, code?: grpc.status) => void;
+  cutOff: (reason: string, code?: StatusCode) => void;
   send: (m: StreamAssignmentsResponse) => void;
 };
 
@@ -179,7 +178,7 @@ export class AssignmentServer {
 
   /** Ends the streams of a cluster's agents (e.g. its view changed); they reconnect and resume. */
   cutOffCluster(cluster: string, reason: string): number {
-    return this.cutOffWhere((a) => a.status.cluster === cluster, reason, grpc.status.UNAVAILABLE);
+    return this.cutOffWhere((a) => a.status.cluster === cluster, reason, Status.UNAVAILABLE);
   }
 
   /** Ends the streams of the agents a join token admitted (it was revoked). */
@@ -192,7 +191,7 @@ export class AssignmentServer {
     return this.cutOffWhere((a) => a.status.cluster === cluster && a.status.node === node, reason);
   }
 
-  private cutOffWhere(pred: (a: Agent) => boolean, reason: string, code?: grpc.status): number {
+  private cutOffWhere(pred: (a: Agent) => boolean, reason: string, code?: StatusCode): number {
     let n = 0;
     for (const a of [...this.agents.values()])
       if (pred(a)) {
@@ -206,21 +205,9 @@ export class AssignmentServer {
     clearInterval(this.recheck);
   }
 
-  register(server: grpc.Server): void {
-    // the generated definition, with responses built from once-encoded resources
-    const service = {
-      ...AssignmentServiceService,
-      streamAssignments: {
-        ...AssignmentServiceService.streamAssignments,
-        responseSerialize: (m: StreamAssignmentsResponse) =>
-          encodeResponse(
-            m,
-            (x) => StreamAssignmentsResponse.encode(x).finish(),
-            (m as Outgoing)[PACK] === true,
-          ),
-      },
-    };
-    server.addService(service, { streamAssignments: (call: Stream) => this.handle(call) });
+  /** The hub's front serves StreamAssignments with this (transport/front.ts). */
+  route(): [path: string, handler: (call: GrpcCall) => void] {
+    return [STREAM_ASSIGNMENTS_PATH, (call) => this.handle(call)];
   }
 
   /** Agents and their NACKs per home cluster: cheap enough for every metrics scrape. */
@@ -257,9 +244,9 @@ export class AssignmentServer {
 
   private handle(call: Stream): void {
     const log = this.opts.log;
-    const peer = call.getPeer();
-    const authz = call.metadata.get("authorization")[0];
-    const bearer = typeof authz === "string" && authz.startsWith("Bearer ") ? authz.slice(7) : "";
+    const peer = call.peer;
+    const authz = call.metadata("authorization");
+    const bearer = authz?.startsWith("Bearer ") ? authz.slice(7) : "";
     let auth: Auth;
     let cluster: string;
     let reach: Reach;
@@ -288,27 +275,27 @@ export class AssignmentServer {
     let unsubscribe: (() => void) | undefined;
     let closed = false;
     const view = this.opts.viewOf(cluster, reach);
-    const fail = (code: grpc.status, details: string) => {
+    const fail = (code: StatusCode, details: string) => {
       if (closed) return;
       log.warn({ peer, cluster, details }, "agent stream closed by hub");
-      call.emit("error", { code, details });
-      cleanup();
+      cleanup(code, details);
     };
-    const cleanup = () => {
+    const cleanup = (code: StatusCode = Status.OK, details = "") => {
       if (closed) return;
       closed = true;
       unsubscribe?.();
       this.agents.delete(call);
       this.convergence.gone(view.key, call);
-      call.end();
+      call.finish(code, details);
+    };
+    /** one response; `pack`: the agent reads zstd-packed batches */
+    const send = (m: StreamAssignmentsResponse) => {
+      if (!closed) call.write(encodeResponse(m, encodeHead, packs));
     };
     const pump = () => {
       if (!session || closed) return;
       const msg = session.next(this.opts.snapshots.get(view));
-      if (msg) {
-        if (packs) (msg as Outgoing)[PACK] = true;
-        call.write(msg);
-      }
+      if (msg) send(msg);
       const a = this.agents.get(call);
       if (a) {
         if (session.pending === 0) a.behindSince = undefined;
@@ -320,13 +307,13 @@ export class AssignmentServer {
       const node = hello.nodeName;
       if (!NODE_NAME_RE.test(node)) {
         return fail(
-          grpc.status.INVALID_ARGUMENT,
+          Status.INVALID_ARGUMENT,
           `node name "${node.slice(0, 64)}" is not a DNS subdomain (lowercase letters, digits, '-' and '.')`,
         );
       }
       if (auth.kind === "credential" && auth.identity.node !== node)
         return fail(
-          grpc.status.PERMISSION_DENIED,
+          Status.PERMISSION_DENIED,
           `this credential belongs to node ${auth.identity.cluster}/${auth.identity.node}; node "${node}" may not use it`,
         );
       if (auth.kind === "token") {
@@ -335,11 +322,11 @@ export class AssignmentServer {
         const created = this.opts.tokens.createdAt(tokenId);
         if (revokedAt !== undefined && created !== undefined && new Date(created).getTime() <= revokedAt)
           return fail(
-            grpc.status.PERMISSION_DENIED,
+            Status.PERMISSION_DENIED,
             `agent ${cluster}/${node} was revoked at ${new Date(revokedAt).toISOString()}; only a join token created after that readmits it`,
           );
         const admitted = await this.opts.tokens.admitNode(tokenId, node);
-        if (!admitted.ok) return fail(grpc.status.PERMISSION_DENIED, admitted.error);
+        if (!admitted.ok) return fail(Status.PERMISSION_DENIED, admitted.error);
       }
       if (closed) return;
       // resume shortcut: an agent that holds exactly the current view says so with one version
@@ -348,7 +335,7 @@ export class AssignmentServer {
         const current = this.opts.snapshots.get(view).version;
         if (hello.heldViewVersion !== current)
           return fail(
-            grpc.status.FAILED_PRECONDITION,
+            Status.FAILED_PRECONDITION,
             `resend versions: the agent holds view version ${hello.heldViewVersion}, the view is at ${current}`,
           );
         inSyncWith = current;
@@ -365,10 +352,8 @@ export class AssignmentServer {
         auth,
         view,
         behindSince: Date.now(),
-        cutOff: (reason, code = grpc.status.PERMISSION_DENIED) => fail(code, reason),
-        send: (m) => {
-          if (!closed) call.write(m);
-        },
+        cutOff: (reason, code = Status.PERMISSION_DENIED) => fail(code, reason),
+        send,
         status: {
           node,
           cluster,
@@ -391,7 +376,7 @@ export class AssignmentServer {
         },
         "agent joined",
       );
-      call.write(
+      send(
         StreamAssignmentsResponse.fromPartial({
           welcome: {
             hubId: this.opts.hubId,
@@ -413,18 +398,27 @@ export class AssignmentServer {
       pump();
     };
 
-    call.on("data", (m: StreamAssignmentsRequest) => {
+    const onMessage = (bytes: Buffer) => {
+      let m: StreamAssignmentsRequest;
+      try {
+        m = StreamAssignmentsRequest.decode(bytes);
+      } catch (e) {
+        return fail(
+          Status.INVALID_ARGUMENT,
+          `malformed StreamAssignmentsRequest (${bytes.length} bytes): ${(e as Error).message}`,
+        );
+      }
       const kind = m.kind;
-      if (!kind) return fail(grpc.status.INVALID_ARGUMENT, "message has neither hello nor ack");
+      if (!kind) return fail(Status.INVALID_ARGUMENT, "message has neither hello nor ack");
       if (kind.$case === "hello") {
-        if (helloSeen) return fail(grpc.status.INVALID_ARGUMENT, "hello sent twice on one stream");
+        if (helloSeen) return fail(Status.INVALID_ARGUMENT, "hello sent twice on one stream");
         helloSeen = true;
         onHello(kind.value).catch((e: unknown) =>
-          fail(grpc.status.INTERNAL, `could not admit the agent: ${(e as Error).message}`),
+          fail(Status.INTERNAL, `could not admit the agent: ${(e as Error).message}`),
         );
         return;
       }
-      if (!session) return fail(grpc.status.FAILED_PRECONDITION, "ack before hello was answered");
+      if (!session) return fail(Status.FAILED_PRECONDITION, "ack before hello was answered");
       const ack = kind.value;
       const error = ack.error
         ? {
@@ -443,13 +437,8 @@ export class AssignmentServer {
         log.warn({ node: this.agents.get(call)?.status.node, cluster, error }, "agent rejected resources");
       pump();
       this.convergence.acked(view.key, call, session.ackedVersion);
-    });
-    call.on("error", (e) => {
-      log.debug({ peer, err: e.message }, "agent stream error");
-      cleanup();
-    });
-    call.on("end", cleanup);
-    call.on("cancelled", cleanup);
+    };
+    call.start({ onMessage, onClose: () => cleanup() });
   }
 
   /** One listener per view: each change starts waiting for the view's agents to ACK it. */
@@ -471,7 +460,6 @@ export class AssignmentServer {
 
   private refuse(call: Stream, peer: string, reason: string): void {
     this.opts.log.warn({ peer, reason }, "agent refused");
-    call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: reason });
-    call.end();
+    call.finish(Status.UNAUTHENTICATED, reason);
   }
 }

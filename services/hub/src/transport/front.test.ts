@@ -1,0 +1,192 @@
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import net from "node:net";
+import { after, before, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { type Front, serveFront } from "./front.ts";
+import { type GrpcCall, grpcFrame, parseGrpcTimeout, Status } from "./grpc-call.ts";
+
+const ECHO = "/test.Echo/Chat";
+const id = (b: Buffer) => b;
+
+/**
+ * A routed bidi method that answers each message with its length (4 bytes)
+ * and refuses on request: first byte 0xee → PERMISSION_DENIED with a
+ * non-ASCII reason, before any response (trailers-only).
+ */
+function echo(call: GrpcCall): void {
+  if (call.metadata("x-refuse")) {
+    call.finish(Status.PERMISSION_DENIED, "refusé: node “n1” is not yours");
+    return;
+  }
+  call.start({
+    onMessage: (m) => {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(m.length, 0);
+      call.write(grpcFrame(out));
+    },
+    onClose: () => {},
+  });
+}
+
+type Result = { lengths: number[]; code: number; details: string };
+
+function chat(client: grpc.Client, messages: Buffer[], md = new grpc.Metadata()): Promise<Result> {
+  return new Promise((resolve) => {
+    const lengths: number[] = [];
+    const call = client.makeBidiStreamRequest(ECHO, id, id, md);
+    call.on("data", (b: Buffer) => lengths.push(b.readUInt32BE(0)));
+    call.on("error", (e: grpc.ServiceError) => resolve({ lengths, code: e.code, details: e.details }));
+    call.on("status", (s: grpc.StatusObject) => {
+      if (s.code === 0) resolve({ lengths, code: 0, details: s.details });
+    });
+    for (const m of messages) call.write(m);
+    call.end();
+  });
+}
+
+describe("the hub's front (HTTP/2: routed gRPC calls, the rest through grpc-js)", () => {
+  let front: Front;
+  let client: grpc.Client;
+  const fallback = new grpc.Server();
+  fallback.addService(
+    {
+      hello: {
+        path: "/test.Other/Hello",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+      },
+    },
+    {
+      hello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, Buffer.concat([Buffer.from("hello "), call.request])),
+    },
+  );
+
+  before(async () => {
+    front = await serveFront({
+      host: "127.0.0.1",
+      port: 0,
+      routes: new Map([[ECHO, echo]]),
+      fallback,
+      maxMessageBytes: 1024 * 1024,
+      keepaliveIntervalMs: 200,
+      keepaliveTimeoutMs: 200,
+    });
+    client = new grpc.Client(`127.0.0.1:${front.port}`, grpc.credentials.createInsecure());
+  });
+  after(async () => {
+    client.close();
+    await front.close();
+    fallback.forceShutdown();
+  });
+
+  it("delivers whole messages, however HTTP/2 splits them, and ends with OK on half-close", async () => {
+    const r = await chat(client, [
+      Buffer.alloc(3),
+      Buffer.alloc(300_000, 1),
+      Buffer.alloc(0),
+      Buffer.alloc(70_000),
+    ]);
+    assert.deepEqual(r, { lengths: [3, 300_000, 0, 70_000], code: Status.OK, details: "" });
+  });
+
+  it("refuses a message over the limit with RESOURCE_EXHAUSTED, naming both sizes", async () => {
+    const r = await chat(client, [Buffer.alloc(5), Buffer.alloc(2 * 1024 * 1024)]);
+    assert.equal(r.code, Status.RESOURCE_EXHAUSTED);
+    assert.match(r.details, /2097152 bytes exceeds the hub's limit of 1048576/);
+    assert.deepEqual(r.lengths, [5], "what came before is answered");
+  });
+
+  it("sends a refusal before any message as a status, its reason intact (percent-encoded on the wire)", async () => {
+    const md = new grpc.Metadata();
+    md.set("x-refuse", "1");
+    const r = await chat(client, [Buffer.alloc(1)], md);
+    assert.deepEqual(r, {
+      lengths: [],
+      code: Status.PERMISSION_DENIED,
+      details: "refusé: node “n1” is not yours",
+    });
+  });
+
+  it("refuses a compressed message with UNIMPLEMENTED", async () => {
+    const s = http2.connect(`http://127.0.0.1:${front.port}`);
+    try {
+      const req = s.request({
+        ":method": "POST",
+        ":path": ECHO,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const framed = grpcFrame(Buffer.from("zz"));
+      framed[0] = 1;
+      req.end(framed);
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) => {
+        req.on("response", (h) => {
+          if (h["grpc-status"] !== undefined) resolve(h);
+        });
+        req.on("trailers", resolve);
+        req.resume();
+      });
+      assert.equal(trailers["grpc-status"], String(Status.UNIMPLEMENTED));
+      assert.match(
+        decodeURIComponent(String(trailers["grpc-message"])),
+        /compressed messages are not supported/,
+      );
+    } finally {
+      s.close();
+    }
+  });
+
+  it("serves every other method through the grpc-js server, which answers unknown ones UNIMPLEMENTED", async () => {
+    const hello = await new Promise<Buffer>((resolve, reject) =>
+      client.makeUnaryRequest("/test.Other/Hello", id, id, Buffer.from("hub"), (e, v) =>
+        e ? reject(e) : resolve(v!),
+      ),
+    );
+    assert.equal(hello.toString(), "hello hub");
+    const err = await new Promise<grpc.ServiceError>((resolve) =>
+      client.makeUnaryRequest("/test.Nope/Nothing", id, id, Buffer.alloc(0), (e) => resolve(e!)),
+    );
+    assert.equal(err.code, Status.UNIMPLEMENTED);
+  });
+
+  it("answers a request that is not gRPC with 415", async () => {
+    const s = http2.connect(`http://127.0.0.1:${front.port}`);
+    try {
+      const status = await new Promise<number>((resolve) => {
+        const req = s.request({ ":method": "GET", ":path": "/" });
+        req.on("response", (h) => resolve(Number(h[":status"])));
+        req.resume();
+      });
+      assert.equal(status, 415);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("drops a connection whose peer stops answering keepalive pings", async () => {
+    const sock = net.connect(front.port, "127.0.0.1");
+    // the HTTP/2 preface and an empty SETTINGS frame, then silence: no SETTINGS ACK, no PING ACK
+    sock.write(
+      Buffer.concat([
+        Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+        Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+      ]),
+    );
+    sock.resume();
+    await new Promise<void>((resolve) => sock.on("close", () => resolve()));
+  });
+
+  it("reads grpc-timeout values", () => {
+    assert.equal(parseGrpcTimeout("5S"), 5000);
+    assert.equal(parseGrpcTimeout("250m"), 250);
+    assert.equal(parseGrpcTimeout("1H"), 3_600_000);
+    assert.equal(parseGrpcTimeout("12x"), undefined);
+    assert.equal(parseGrpcTimeout(undefined), undefined);
+  });
+});
