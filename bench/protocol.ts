@@ -95,10 +95,14 @@ function startHub(port: number): Proc {
       "--log-level",
       process.env["HUB_LOG"] ?? "info",
     ],
-    process.env["HUB_NODE_OPTIONS"]
-      ? { env: { ...process.env, NODE_OPTIONS: process.env["HUB_NODE_OPTIONS"] } }
-      : {},
+    nodeOptions("HUB_NODE_OPTIONS"),
   );
+}
+
+/** HUB_NODE_OPTIONS / AGENT_NODE_OPTIONS: NODE_OPTIONS for the hub or the real agents (e.g. "--cpu-prof") */
+function nodeOptions(variable: string): { env?: NodeJS.ProcessEnv } {
+  const v = process.env[variable];
+  return v ? { env: { ...process.env, NODE_OPTIONS: v } } : {};
 }
 
 /** The hub's own convergence figures, from its log: view change → every agent ACKed (`ms`), logged at `time`. */
@@ -187,23 +191,27 @@ function startReal(i: number, address: string): Real {
   const sandbox = Sandbox.create(`sy-bench-real${i}`);
   const name = `real-${i}`;
   const pinDir = `/sys/fs/bpf/${sandbox.name}`;
-  const proc = startNode(AGENT, [
-    "run",
-    "--hub",
-    address,
-    "--token",
-    token,
-    "--hub-ca",
-    pki.caCert,
-    "--cgroup",
-    sandbox.cgroup,
-    "--pin-dir",
-    pinDir,
-    "--node-name",
-    name,
-    "--state-dir",
-    path.join(tmp, name),
-  ]);
+  const proc = startNode(
+    AGENT,
+    [
+      "run",
+      "--hub",
+      address,
+      "--token",
+      token,
+      "--hub-ca",
+      pki.caCert,
+      "--cgroup",
+      sandbox.cgroup,
+      "--pin-dir",
+      pinDir,
+      "--node-name",
+      name,
+      "--state-dir",
+      path.join(tmp, name),
+    ],
+    nodeOptions("AGENT_NODE_OPTIONS"),
+  );
   return { name, sandbox, pinDir, proc };
 }
 /**

@@ -12,7 +12,7 @@ import { DesiredIndex } from "./desired/compute-desired.ts";
 import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
 import type { EventPublisher } from "./events/publisher.ts";
-import { type PlanScope, planMaps } from "./plan/plan-maps.ts";
+import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
 
@@ -21,6 +21,8 @@ export class AgentCore {
   private mirror: MapState;
   /** how many backend-set slots hold each backend ("ip|port"): a backend at 0 left the maps */
   private backendRefs: Map<string, number>;
+  /** names and free ids of the mirror, for scoped plans */
+  private mirrorIndex: MapStateIndex;
   /** the desired frontends, kept up to date delta by delta */
   private desired: DesiredIndex | undefined;
   /** false after a failed write until a full reconcile succeeded: plan everything, not a scope */
@@ -46,6 +48,7 @@ export class AgentCore {
     // what a previous run left in the pinned maps: kept, and diffed against
     this.mirror = maps.read();
     this.backendRefs = countBackends(this.mirror);
+    this.mirrorIndex = MapStateIndex.of(this.mirror);
     log.info(
       { frontends: this.mirror.frontends.size, services: this.mirror.names.size },
       "maps adopted from pins",
@@ -93,7 +96,9 @@ export class AgentCore {
     } else if (changes) keys = this.desired.update(changes);
     const index = this.desired;
     const scope: PlanScope | undefined =
-      keys && this.mirrorTrusted ? { keys, ownsFrontends: (s) => index.ownsFrontends(s) } : undefined;
+      keys && this.mirrorTrusted
+        ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirrorIndex }
+        : undefined;
     for (const p of index.problems(keys)) this.log.warn({ reason: p }, "frontend conflict");
     const plan = planMaps({ frontends: index.frontends, nodeIps: index.nodeIps }, this.mirror, scope);
     this.stats.lastPlanOps = plan.ops.length;
@@ -103,7 +108,7 @@ export class AgentCore {
     }
     try {
       this.maps.apply(plan.ops);
-      const dead = applyTracked(this.mirror, this.backendRefs, plan.ops);
+      const dead = applyTracked(this.mirror, this.backendRefs, plan.ops, this.mirrorIndex);
       if (dead.length > 0) this.onBackendsRemoved?.(dead);
       this.stats.writes += plan.ops.length;
       this.log.info({ ops: plan.ops.length, frontends: index.frontends.size }, "maps updated");
@@ -125,6 +130,7 @@ export class AgentCore {
   private adopt(state: MapState): void {
     this.mirror = state;
     this.backendRefs = countBackends(state);
+    this.mirrorIndex = MapStateIndex.of(state);
   }
 
   /**
@@ -187,7 +193,12 @@ export function countBackends(state: MapState): Map<string, number> {
  * counts; returns the backends that are in no set any more (for UDP sockets
  * to let go of them). Costs the ops, not the size of the maps.
  */
-export function applyTracked(state: MapState, refs: Map<string, number>, ops: readonly MapOp[]): Backend[] {
+export function applyTracked(
+  state: MapState,
+  refs: Map<string, number>,
+  ops: readonly MapOp[],
+  index?: MapStateIndex,
+): Backend[] {
   const dropped = new Map<string, Backend>();
   const dec = (b: Backend | undefined) => {
     if (!b) return;
@@ -204,6 +215,7 @@ export function applyTracked(state: MapState, refs: Map<string, number>, ops: re
       const k = backendKey(o.backend);
       refs.set(k, (refs.get(k) ?? 0) + 1);
     } else if (o.op === "delete-backend") dec(state.backendSets.get(o.setId)?.[o.index]);
+    index?.note(state, o);
     applyOpToState(state, o);
   }
   return [...dropped].filter(([k]) => !refs.has(k)).map(([, b]) => b);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FakeMaps, type MapOp } from "../bpf/maps.ts";
+import { FakeMaps, type MapOp, type MapState } from "../bpf/maps.ts";
 import type { DesiredFrontend } from "../desired/compute-desired.ts";
-import { planMaps } from "./plan-maps.ts";
+import { MapStateIndex, planMaps } from "./plan-maps.ts";
 
 function fe(
   service: string,
@@ -117,5 +117,61 @@ describe("planMaps", () => {
       { ip: "192.0.2.1", port: 8080 },
       { ip: "192.0.2.2", port: 8080 },
     ]);
+  });
+
+  it("plans one changed Service without reading the others' entries: new ids come from the index, not a scan", () => {
+    const maps = new FakeMaps();
+    const desired = Array.from({ length: 50 }, (_, i) =>
+      fe(`svc/c/ns/s${i}`, `10.0.1.${i}`, 80, [[`192.0.2.${i}`, 8080]]),
+    );
+    sync(maps, desired);
+    const actual = maps.read();
+    const index = MapStateIndex.of(actual);
+    // the Service s7 gets a second backend; s50 is new
+    const changed = [
+      fe("svc/c/ns/s7", "10.0.1.7", 80, [
+        ["192.0.2.7", 8080],
+        ["192.0.2.99", 8080],
+      ]),
+      fe("svc/c/ns/s50", "10.0.1.50", 80, [["192.0.2.50", 8080]]),
+    ];
+    // every whole-map walk throws: only lookups by key are allowed
+    const noWalk = <M extends Map<unknown, unknown>>(m: M): M =>
+      new Proxy(m, {
+        get(target, prop) {
+          if (
+            prop === Symbol.iterator ||
+            prop === "keys" ||
+            prop === "values" ||
+            prop === "entries" ||
+            prop === "forEach"
+          )
+            throw new Error(`a scoped plan walked a whole map (${String(prop)})`);
+          const v = Reflect.get(target, prop, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    const guarded: MapState = {
+      names: noWalk(actual.names),
+      frontends: noWalk(actual.frontends),
+      backendSets: noWalk(actual.backendSets),
+      nodeIps: actual.nodeIps,
+    };
+    const all = new Map([...desired, ...changed]);
+    const plan = planMaps({ frontends: all, nodeIps: new Set() }, guarded, {
+      keys: new Set(changed.map(([k]) => k)),
+      ownsFrontends: (s) => [...all.values()].some((f) => f.service === s),
+      index,
+    });
+    maps.apply(plan.ops);
+    for (const o of plan.ops) index.note(actual, o);
+    // the result is what a full plan would have reached: nothing left to do
+    assert.deepEqual(planMaps({ frontends: all, nodeIps: new Set() }, maps.read()).ops, []);
+    const newSets = plan.ops.flatMap((o) => (o.op === "put-backend" ? [o.setId] : []));
+    assert.ok(
+      newSets.every((id) => id > 50),
+      `new sets beside the 50 live ones: ${newSets.join(",")}`,
+    );
+    assert.equal(index.svcIdOf("svc/c/ns/s50"), plan.svcIds.get("svc/c/ns/s50"));
   });
 });

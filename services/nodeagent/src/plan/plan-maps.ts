@@ -37,32 +37,84 @@ function sameBackends(a: readonly Backend[] | undefined, b: readonly Backend[]):
   return true;
 }
 
+/**
+ * Hands out ids not taken in the maps nor earlier in this plan, from `start`
+ * upward (wrapping at 2^32 − 1; 0 is never an id). `start` is read on the
+ * first allocation only: a plan that allocates nothing costs nothing.
+ */
 class IdAllocator {
-  private used: Set<number> | undefined;
-  private cursor = 1;
-  private readonly source: () => Iterable<number>;
-  /** the used ids are collected on the first allocation only */
-  constructor(used: () => Iterable<number>) {
-    this.source = used;
+  private readonly mine = new Set<number>();
+  private cursor: number | undefined;
+  private readonly start: () => number;
+  private readonly taken: (id: number) => boolean;
+  constructor(start: () => number, taken: (id: number) => boolean) {
+    this.start = start;
+    this.taken = taken;
   }
   next(): number {
-    if (!this.used) {
-      this.used = new Set(this.source());
-      for (const u of this.used) if (u >= this.cursor) this.cursor = u + 1;
-    }
+    this.cursor ??= this.start();
     for (;;) {
-      if (this.cursor > 0xffffffff) this.cursor = 1;
+      if (this.cursor > 0xffffffff || this.cursor < 1) this.cursor = 1;
       const id = this.cursor++;
-      if (!this.used.has(id)) {
-        this.used.add(id);
+      if (!this.taken(id) && !this.mine.has(id)) {
+        this.mine.add(id);
         return id;
       }
     }
   }
 }
 
-/** A partial plan: these frontend keys only; `ownsFrontends` tells whether a Service still needs its name. */
-export type PlanScope = { keys: ReadonlySet<string>; ownsFrontends: (service: string) => boolean };
+/** one past the largest id (1 when there is none): where a full plan starts allocating */
+function pastLargest(ids: Iterable<number>): number {
+  let max = 0;
+  for (const id of ids) if (id > max) max = id;
+  return max + 1;
+}
+
+/**
+ * What a scoped plan needs to know of the whole maps without reading them
+ * all: a Service's id by name and where to start looking for free ids. The
+ * caller keeps it in step as ops land (`note`), so one endpoint change costs
+ * the change, not the 10,000 Services beside it.
+ */
+export class MapStateIndex {
+  private readonly idByName = new Map<string, number>();
+  nextSvcId = 1;
+  nextSetId = 1;
+
+  static of(state: MapState): MapStateIndex {
+    const x = new MapStateIndex();
+    for (const [id, name] of state.names) if (!x.idByName.has(name)) x.idByName.set(name, id);
+    x.nextSvcId = pastLargest(state.names.keys());
+    x.nextSetId = pastLargest(state.backendSets.keys());
+    return x;
+  }
+
+  svcIdOf(name: string): number | undefined {
+    return this.idByName.get(name);
+  }
+
+  /** One op, before it is applied to `state` (a deleted name is looked up there). */
+  note(state: MapState, o: MapOp): void {
+    if (o.op === "put-name") {
+      if (!this.idByName.has(o.name)) this.idByName.set(o.name, o.svcId);
+      if (o.svcId >= this.nextSvcId) this.nextSvcId = o.svcId + 1;
+    } else if (o.op === "delete-name") {
+      const name = state.names.get(o.svcId);
+      if (name !== undefined && this.idByName.get(name) === o.svcId) this.idByName.delete(name);
+    } else if (o.op === "put-backend" && o.setId >= this.nextSetId) this.nextSetId = o.setId + 1;
+  }
+}
+
+/**
+ * A partial plan: these frontend keys only; `ownsFrontends` tells whether a
+ * Service still needs its name; `index` is kept in step with `actual`.
+ */
+export type PlanScope = {
+  keys: ReadonlySet<string>;
+  ownsFrontends: (service: string) => boolean;
+  index: MapStateIndex;
+};
 
 export function planMaps(
   want: { frontends: ReadonlyMap<string, DesiredFrontend>; nodeIps: ReadonlySet<string> },
@@ -87,14 +139,21 @@ export function planMaps(
   const delBackends: MapOp[] = [];
   const delNames: MapOp[] = [];
 
-  // service ids: reuse what the maps already name
-  const idByName = new Map<string, number>();
-  for (const [id, name] of actual.names) if (!idByName.has(name)) idByName.set(name, id);
-  const svcIdAlloc = new IdAllocator(() => actual.names.keys());
+  // service ids: reuse what the maps already name (a full plan reads every name; a scoped one asks the index)
+  let idByName: Map<string, number> | undefined;
+  if (!scope) {
+    idByName = new Map<string, number>();
+    for (const [id, name] of actual.names) if (!idByName.has(name)) idByName.set(name, id);
+  }
+  const idOf = (name: string) => (idByName ? idByName.get(name) : scope!.index.svcIdOf(name));
+  const svcIdAlloc = new IdAllocator(
+    () => (scope ? scope.index.nextSvcId : pastLargest(actual.names.keys())),
+    (id) => actual.names.has(id),
+  );
   const svcIds = new Map<string, number>();
   for (const fe of desired.values()) {
     if (svcIds.has(fe.service)) continue;
-    let id = idByName.get(fe.service);
+    let id = idOf(fe.service);
     if (id === undefined) {
       id = svcIdAlloc.next();
       putNames.push({ op: "put-name", svcId: id, name: fe.service });
@@ -102,7 +161,10 @@ export function planMaps(
     svcIds.set(fe.service, id);
   }
 
-  const setAlloc = new IdAllocator(() => actual.backendSets.keys());
+  const setAlloc = new IdAllocator(
+    () => (scope ? scope.index.nextSetId : pastLargest(actual.backendSets.keys())),
+    (id) => actual.backendSets.has(id),
+  );
   const liveSets = new Set<number>();
   for (const [ks, fe] of desired) {
     const svcId = svcIds.get(fe.service)!;
@@ -163,7 +225,7 @@ export function planMaps(
       if (!liveSets.has(setId)) deleteSet(setId, set, delBackends);
     const usedNames = new Set(svcIds.keys());
     for (const [id, name] of actual.names) {
-      if (!usedNames.has(name) || idByName.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
+      if (!usedNames.has(name) || idByName?.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
     }
   }
 
