@@ -21,6 +21,13 @@ function echo(call: GrpcCall): void {
   }
   call.start({
     onMessage: (m) => {
+      // 0xbb + a length: answer with that many bytes (each its index mod 251), else with the length received
+      if (m[0] === 0xbb && m.length === 5) {
+        const big = Buffer.alloc(m.readUInt32BE(1));
+        for (let i = 0; i < big.length; i++) big[i] = i % 251;
+        call.write(grpcFrame(big));
+        return;
+      }
       const out = Buffer.alloc(4);
       out.writeUInt32BE(m.length, 0);
       call.write(grpcFrame(out));
@@ -93,6 +100,36 @@ describe("the hub's front (HTTP/2: routed gRPC calls, the rest through grpc-js)"
       Buffer.alloc(70_000),
     ]);
     assert.deepEqual(r, { lengths: [3, 300_000, 0, 70_000], code: Status.OK, details: "" });
+  });
+
+  it("sends messages larger than the client's flow-control window whole and in order, on several streams at once", async () => {
+    const ask = (n: number) => {
+      const m = Buffer.alloc(5, 0xbb);
+      m.writeUInt32BE(n, 1);
+      return m;
+    };
+    const sizes = [200_000, 70_000, 1, 3 * 65_535 + 7];
+    const replies = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<Buffer[]>((resolve, reject) => {
+            const got: Buffer[] = [];
+            const call = client.makeBidiStreamRequest(ECHO, id, id, new grpc.Metadata());
+            call.on("data", (b: Buffer) => got.push(b));
+            call.on("error", reject);
+            call.on("status", (st: grpc.StatusObject) => (st.code === 0 ? resolve(got) : reject(new Error(st.details))));
+            for (const n of sizes) call.write(ask(n));
+            call.end();
+          }),
+      ),
+    );
+    for (const got of replies) {
+      assert.deepEqual(
+        got.map((b) => b.length),
+        sizes,
+      );
+      for (const b of got) assert.ok(b.every((x, i) => x === i % 251), "bytes intact");
+    }
   });
 
   it("refuses a message over the limit with RESOURCE_EXHAUSTED, naming both sizes", async () => {

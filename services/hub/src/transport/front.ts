@@ -1,20 +1,23 @@
 /**
- * The hub's listening port: one HTTP/2 server (node:http2, TLS with ALPN h2,
- * or cleartext h2 with prior knowledge) that serves the hot gRPC methods
- * itself (GrpcCall) and hands every other call — health checking,
- * reflection, anything added later — to a grpc-js server through an
- * in-process connection (no socket, no file). So `grpcurl` and load-balancer
- * health checks see one ordinary gRPC server, and the agents' streams skip
- * grpc-js's per-message layers.
+ * The hub's listening port: the hub's own HTTP/2 server (h2/connection.ts;
+ * TLS with ALPN h2, or cleartext h2 with prior knowledge) that serves the
+ * hot gRPC methods itself (GrpcCall) and hands every other call — health
+ * checking, reflection, anything added later — to a grpc-js server through
+ * an in-process connection (no socket, no file). So `grpcurl` and
+ * load-balancer health checks see one ordinary gRPC server, and the agents'
+ * streams skip grpc-js's and node:http2's per-message layers.
  *
  * Also what grpc-js did for the whole port: keepalive pings (a peer that does
  * not answer within the timeout loses its connection and its calls), a cap on
  * concurrent streams per connection, and a 415 for requests that are not gRPC.
  */
 import http2 from "node:http2";
+import net from "node:net";
 import { duplexPair } from "node:stream";
+import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcCall, Status } from "./grpc-call.ts";
+import { H2Connection, type H2Stream } from "./h2/connection.ts";
 
 export type FrontOptions = {
   host: string;
@@ -35,74 +38,61 @@ export type Front = { port: number; close: () => Promise<void> };
 const HOP_HEADERS = new Set([":method", ":path", ":authority", ":scheme", "connection", "host"]);
 
 export async function serveFront(opts: FrontOptions): Promise<Front> {
-  const settings = { maxConcurrentStreams: 100 };
-  const server = opts.tls
-    ? http2.createSecureServer({
-        cert: opts.tls.cert,
-        key: opts.tls.key,
-        ALPNProtocols: ["h2"],
-        allowHTTP1: false,
-        settings,
-      })
-    : http2.createServer({ settings });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const interval = opts.keepaliveIntervalMs ?? 30_000;
-  const timeout = opts.keepaliveTimeoutMs ?? 20_000;
-
-  server.on("session", (session) => {
-    sessions.add(session);
-    const ping = setInterval(() => {
-      if (session.destroyed) return;
-      const dead = setTimeout(() => session.destroy(), timeout);
-      dead.unref();
-      try {
-        session.ping((err) => {
-          clearTimeout(dead);
-          if (err) session.destroy();
-        });
-      } catch {
-        clearTimeout(dead);
-        session.destroy();
-      }
-    }, interval);
-    ping.unref();
-    session.on("close", () => {
-      clearInterval(ping);
-      sessions.delete(session);
-    });
-    session.on("error", () => session.destroy());
-  });
-  // a TLS handshake that fails (wrong CA, not TLS) is the client's problem, not the hub's
-  server.on("sessionError", () => {});
-  server.on("tlsClientError", () => {});
-
+  const connections = new Set<H2Connection>();
   const inner = innerClient(opts.fallback);
-  server.on("stream", (stream, headers) => {
-    stream.on("error", () => {});
-    const ct = headers["content-type"] ?? "";
-    if (headers[":method"] !== "POST" || !/^application\/grpc([+;]|$)/.test(ct)) {
-      stream.respond({ ":status": 415, "content-type": "text/plain" }, { endStream: false });
-      stream.end("this port speaks gRPC (POST, content-type application/grpc)\n");
+  const onStream = (s: H2Stream) => {
+    const ct = s.header("content-type") ?? "";
+    if (s.header(":method") !== "POST" || !/^application\/grpc([+;]|$)/.test(ct)) {
+      s.respond([
+        [":status", "415"],
+        ["content-type", "text/plain"],
+      ]);
+      s.write(Buffer.from("this port speaks gRPC (POST, content-type application/grpc)\n"));
+      s.end();
       return;
     }
-    const route = opts.routes.get(headers[":path"] ?? "");
-    if (route) route(new GrpcCall(stream, headers, opts.maxMessageBytes));
-    else proxy(stream, headers, inner);
-  });
+    const route = opts.routes.get(s.header(":path") ?? "");
+    if (route) route(new GrpcCall(s, opts.maxMessageBytes));
+    else proxy(s, inner);
+  };
+  const accept = (sock: net.Socket) => {
+    sock.on("error", () => {});
+    const c = new H2Connection(sock, {
+      onStream,
+      maxConcurrentStreams: 100,
+      keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 30_000,
+      keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 20_000,
+    });
+    connections.add(c);
+    sock.on("close", () => connections.delete(c));
+  };
+  const server = opts.tls
+    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ["h2"] }, (sock) => {
+        // a client that did not negotiate h2 (or no ALPN at all) is not a gRPC client
+        if (sock.alpnProtocol !== "h2") {
+          sock.destroy();
+          return;
+        }
+        accept(sock);
+      })
+    : net.createServer(accept);
+  // a TLS handshake that fails (wrong CA, not TLS) is the client's problem, not the hub's
+  server.on("tlsClientError", () => {});
 
   const port = await new Promise<number>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.host, () => {
       server.off("error", reject);
-      resolve((server.address() as { port: number }).port);
+      resolve((server.address() as net.AddressInfo).port);
     });
   });
   return {
     port,
     close: async () => {
-      for (const s of sessions) s.destroy();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const c of connections) c.close();
       inner.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await closed;
     },
   };
 }
@@ -134,49 +124,45 @@ function innerClient(fallback: grpc.Server): Inner {
 }
 
 /** One call relayed to the grpc-js server: headers, messages both ways, trailers. */
-function proxy(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, inner: Inner): void {
-  const out: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": headers[":path"] };
-  for (const [k, v] of Object.entries(headers)) if (!HOP_HEADERS.has(k) && v !== undefined) out[k] = v;
+function proxy(stream: H2Stream, inner: Inner): void {
+  const out: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": stream.header(":path") };
+  for (const [k, v] of stream.headers) if (!HOP_HEADERS.has(k)) out[k] = v;
   let req: http2.ClientHttp2Stream;
   try {
     req = inner.session().request(out);
   } catch {
     stream.respond(
-      {
-        ":status": 200,
-        "content-type": "application/grpc",
-        "grpc-status": String(Status.UNAVAILABLE),
-        "grpc-message": "the hub's service is restarting",
-      },
-      { endStream: true },
+      [
+        [":status", "200"],
+        ["content-type", "application/grpc"],
+        ["grpc-status", String(Status.UNAVAILABLE)],
+        ["grpc-message", "the hub's service is restarting"],
+      ],
+      true,
     );
     return;
   }
+  const pairs = (h: http2.IncomingHttpHeaders, pseudo: boolean): Array<[string, string]> =>
+    Object.entries(h).flatMap(([k, v]) =>
+      v === undefined || (!pseudo && k.startsWith(":"))
+        ? []
+        : (Array.isArray(v) ? v : [String(v)]).map((x) => [k, x] as [string, string]),
+    );
   let trailers: http2.IncomingHttpHeaders | undefined;
   req.on("response", (h, flags) => {
-    if (stream.destroyed) return;
-    const res = { ...h };
-    if (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) {
-      stream.respond(res, { endStream: true });
-      return;
-    }
-    stream.respond(res, { waitForTrailers: true });
-    req.pipe(stream);
+    stream.respond(pairs(h, true), (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);
   });
+  req.on("data", (d: Buffer) => stream.write(d));
   req.on("trailers", (t) => {
     trailers = t;
   });
-  stream.on("wantTrailers", () => {
-    const t: http2.OutgoingHttpHeaders = {};
-    for (const [k, v] of Object.entries(trailers ?? { "grpc-status": String(Status.INTERNAL) }))
-      if (!k.startsWith(":") && v !== undefined) t[k] = v;
-    stream.sendTrailers(t);
-  });
-  stream.pipe(req);
-  req.on("error", () => {
-    if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-  });
-  stream.on("close", () => {
-    if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
+  req.on("end", () => stream.end(pairs(trailers ?? { "grpc-status": String(Status.INTERNAL) }, false)));
+  req.on("error", () => stream.reset());
+  stream.start({
+    onData: (d) => req.write(d),
+    onEnd: () => req.end(),
+    onClose: () => {
+      if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
+    },
   });
 }
