@@ -601,6 +601,8 @@ async function serve(argv: string[]): Promise<void> {
     routes: new Map([assignments.route()]),
     fallback: server,
     maxMessageBytes: 16 * 1024 * 1024,
+    onInternalError: (e) =>
+      log.error({ err: e.stack ?? e.message }, "a connection was closed after an internal error"),
   }).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
   const port = front.port;
   log.info(

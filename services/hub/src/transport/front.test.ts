@@ -117,7 +117,9 @@ describe("the hub's front (HTTP/2: routed gRPC calls, the rest through grpc-js)"
             const call = client.makeBidiStreamRequest(ECHO, id, id, new grpc.Metadata());
             call.on("data", (b: Buffer) => got.push(b));
             call.on("error", reject);
-            call.on("status", (st: grpc.StatusObject) => (st.code === 0 ? resolve(got) : reject(new Error(st.details))));
+            call.on("status", (st: grpc.StatusObject) =>
+              st.code === 0 ? resolve(got) : reject(new Error(st.details)),
+            );
             for (const n of sizes) call.write(ask(n));
             call.end();
           }),
@@ -128,7 +130,11 @@ describe("the hub's front (HTTP/2: routed gRPC calls, the rest through grpc-js)"
         got.map((b) => b.length),
         sizes,
       );
-      for (const b of got) assert.ok(b.every((x, i) => x === i % 251), "bytes intact");
+      for (const b of got)
+        assert.ok(
+          b.every((x, i) => x === i % 251),
+          "bytes intact",
+        );
     }
   });
 
@@ -217,6 +223,31 @@ describe("the hub's front (HTTP/2: routed gRPC calls, the rest through grpc-js)"
     );
     sock.resume();
     await new Promise<void>((resolve) => sock.on("close", () => resolve()));
+  });
+
+  it("survives HTTP/2-level garbage: the bad connection is closed, the others are served", async () => {
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed;
+    };
+    for (let round = 0; round < 30; round++) {
+      const junk = Buffer.alloc(9 + (rand() % 300));
+      for (let i = 0; i < junk.length; i++) junk[i] = rand() & 0xff;
+      // a valid frame header now and then: known types with nonsense payloads
+      if (round % 2 === 0) {
+        junk.writeUIntBE(junk.length - 9, 0, 3);
+        junk[3] = round % 10;
+      }
+      const sock = net.connect(front.port, "127.0.0.1");
+      sock.on("error", () => {});
+      sock.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), junk, junk]));
+      sock.resume();
+      // closed by the hub, or still open and harmless: either way a well-formed call works meanwhile
+      const r = await chat(client, [Buffer.alloc(9)]);
+      assert.deepEqual(r.lengths, [9], `round ${round}`);
+      sock.destroy();
+    }
   });
 
   it("reads grpc-timeout values", () => {

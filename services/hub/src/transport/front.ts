@@ -30,6 +30,8 @@ export type FrontOptions = {
   maxMessageBytes: number;
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
+  /** an exception from a handler: its connection was closed */
+  onInternalError?: (e: Error) => void;
 };
 
 export type Front = { port: number; close: () => Promise<void> };
@@ -62,6 +64,7 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
       maxConcurrentStreams: 100,
       keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 30_000,
       keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 20_000,
+      onInternalError: opts.onInternalError ?? ((e) => process.stderr.write(`${e.stack ?? e}\n`)),
     });
     connections.add(c);
     sock.on("close", () => connections.delete(c));

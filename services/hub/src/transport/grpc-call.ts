@@ -10,8 +10,9 @@
  * compressed messages with UNIMPLEMENTED (the hub announces identity only);
  * a `grpc-timeout` ends the call with DEADLINE_EXCEEDED.
  */
-import { encodeHeaders } from "./h2/hpack.ts";
+
 import type { H2Stream } from "./h2/connection.ts";
+import { encodeHeaders } from "./h2/hpack.ts";
 
 /** gRPC status codes (the subset the hub uses; values from the gRPC spec) */
 export const Status = {
@@ -143,14 +144,7 @@ export class GrpcCall {
     if (!this.headersSent) {
       // trailers-only response: one HEADERS frame that ends the stream
       this.headersSent = true;
-      this.stream.respond(
-        [
-          [":status", "200"],
-          ["content-type", "application/grpc+proto"],
-          ...status,
-        ],
-        true,
-      );
+      this.stream.respond([[":status", "200"], ["content-type", "application/grpc+proto"], ...status], true);
     } else this.stream.end(status);
     this.h?.onClose();
   }

@@ -166,6 +166,8 @@ export type ConnectionOptions = {
   maxConcurrentStreams: number;
   keepaliveIntervalMs: number;
   keepaliveTimeoutMs: number;
+  /** an exception from a stream's handler (the connection is closed) */
+  onInternalError: (e: Error) => void;
 };
 
 export class H2Connection {
@@ -239,7 +241,10 @@ export class H2Connection {
   private ping(): void {
     if (this.dead || this.pingDeadline) return;
     this.sock.write(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
-    this.pingDeadline = setTimeout(() => this.close(ErrorCode.NO_ERROR, "keepalive timeout"), this.opts.keepaliveTimeoutMs);
+    this.pingDeadline = setTimeout(
+      () => this.close(ErrorCode.NO_ERROR, "keepalive timeout"),
+      this.opts.keepaliveTimeoutMs,
+    );
     this.pingDeadline.unref();
   }
 
@@ -250,7 +255,8 @@ export class H2Connection {
     try {
       if (!this.prefaceSeen) {
         if (c.length < PREFACE.length) {
-          if (!PREFACE.subarray(0, c.length).equals(c)) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "not HTTP/2");
+          if (!PREFACE.subarray(0, c.length).equals(c))
+            throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "not HTTP/2");
           this.pending = c;
           return;
         }
@@ -262,7 +268,8 @@ export class H2Connection {
       let pos = 0;
       while (c.length - pos >= 9 && !this.dead) {
         const len = (c[pos]! << 16) | (c[pos + 1]! << 8) | c[pos + 2]!;
-        if (len > OUR_MAX_FRAME) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `a frame of ${len} bytes`);
+        if (len > OUR_MAX_FRAME)
+          throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, `a frame of ${len} bytes`);
         if (c.length - pos < 9 + len) break;
         const type = c[pos + 3]!;
         const flags = c[pos + 4]!;
@@ -274,7 +281,11 @@ export class H2Connection {
     } catch (e) {
       if (e instanceof ConnectionError) this.close(e.code, e.message);
       else if (e instanceof HpackError) this.close(ErrorCode.COMPRESSION_ERROR, e.message);
-      else throw e;
+      else {
+        // a bug in a handler: this connection goes, the hub and every other connection stay
+        this.opts.onInternalError(e as Error);
+        this.close(ErrorCode.INTERNAL_ERROR, "internal error");
+      }
     }
   }
 
@@ -283,7 +294,8 @@ export class H2Connection {
       throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "a header block was interrupted");
     switch (type) {
       case FrameType.DATA:
-        return this.onData(flags, id, p);
+        this.onData(flags, id, p);
+        return;
       case FrameType.HEADERS: {
         if (id === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0");
         let start = 0;
@@ -295,16 +307,21 @@ export class H2Connection {
         if (flags & PRIORITY_FLAG) start += 5;
         if (start > end) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "bad HEADERS padding");
         const fragment = p.subarray(start, end);
-        if (flags & END_HEADERS) return this.onHeaderBlock(id, flags, fragment);
+        if (flags & END_HEADERS) {
+          this.onHeaderBlock(id, flags, fragment);
+          return;
+        }
         this.headerBlock = { stream: id, flags, parts: [Buffer.from(fragment)], length: fragment.length };
         return;
       }
       case FrameType.CONTINUATION: {
         const hb = this.headerBlock;
-        if (!hb || hb.stream !== id) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
+        if (!hb || hb.stream !== id)
+          throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
         hb.parts.push(Buffer.from(p));
         hb.length += p.length;
-        if (hb.length > MAX_HEADER_BLOCK) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
+        if (hb.length > MAX_HEADER_BLOCK)
+          throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
         if (flags & END_HEADERS) {
           this.headerBlock = undefined;
           this.onHeaderBlock(id, hb.flags, Buffer.concat(hb.parts, hb.length));
@@ -346,7 +363,8 @@ export class H2Connection {
         if (id === 0) {
           if (inc === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "zero window increment");
           this.connSendWindow += inc;
-          if (this.connSendWindow > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "window overflow");
+          if (this.connSendWindow > MAX_WINDOW)
+            throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "window overflow");
           this.flushBlocked();
         } else {
           const s = this.streams.get(id);
@@ -364,7 +382,8 @@ export class H2Connection {
 
   private onSetting(key: number, value: number): void {
     if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
-      if (value > MAX_WINDOW) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large");
+      if (value > MAX_WINDOW)
+        throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large");
       const delta = value - this.peerInitialWindow;
       this.peerInitialWindow = value;
       for (const s of this.streams.values()) s.sendWindow += delta;
@@ -382,10 +401,12 @@ export class H2Connection {
     const existing = this.streams.get(id);
     if (existing) {
       // trailers from the client: they must end its side
-      if (!(flags & END_STREAM)) return this.resetStream(existing, ErrorCode.PROTOCOL_ERROR);
-      return this.remoteEnd(existing);
+      if (!(flags & END_STREAM)) this.resetStream(existing, ErrorCode.PROTOCOL_ERROR);
+      else this.remoteEnd(existing);
+      return;
     }
-    if (id % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `stream ${id} cannot be opened by a client`);
+    if (id % 2 === 0)
+      throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `stream ${id} cannot be opened by a client`);
     // a stream the hub already finished (the client's trailers crossed its reset): nothing to do
     if (id <= this.lastStreamId) return;
     this.lastStreamId = id;
@@ -408,14 +429,21 @@ export class H2Connection {
     }
     const s = this.streams.get(id);
     if (!s || s.remoteEnded) {
-      if (id === 0 || id > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
+      if (id === 0 || id > this.lastStreamId)
+        throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
       return; // a stream the hub already closed: dropped
     }
     s.recvUnacked += p.length;
-    if (s.recvUnacked > OUR_STREAM_WINDOW) return this.resetStream(s, ErrorCode.FLOW_CONTROL_ERROR);
+    if (s.recvUnacked > OUR_STREAM_WINDOW) {
+      this.resetStream(s, ErrorCode.FLOW_CONTROL_ERROR);
+      return;
+    }
     let body = p;
     if (flags & PADDED) {
-      if (p.length < 1 || p[0]! >= p.length) return this.resetStream(s, ErrorCode.PROTOCOL_ERROR);
+      if (p.length < 1 || p[0]! >= p.length) {
+        this.resetStream(s, ErrorCode.PROTOCOL_ERROR);
+        return;
+      }
       body = p.subarray(1, p.length - p[0]!);
     }
     if (s.recvUnacked > OUR_STREAM_WINDOW / 2 && !(flags & END_STREAM)) {
