@@ -94,6 +94,27 @@ describe("running the data plane", () => {
     assert.equal(attached.filter((p) => p.name === "neighbour_connect4").length, 1);
   });
 
+  it("a start whose load fails says so and leaves no empty pin directories behind", () => {
+    const pinDir = `/sys/fs/bpf/sy-failed-${process.pid}-${Date.now()}`;
+    try {
+      assert.throws(
+        () =>
+          LibbpfDatapath.open({
+            objectPath: BPF_OBJECT,
+            pinDir,
+            cgroupPath: "/nonexistent",
+            log: silentLogger(),
+            // more entries than the kernel will allocate: the load fails before anything is pinned
+            maxFrontends: 2 ** 31,
+          }),
+        /loading .* failed: \w+/,
+      );
+      assert.equal(fs.existsSync(pinDir), false, `${pinDir} was left behind`);
+    } finally {
+      fs.rmSync(pinDir, { recursive: true, force: true });
+    }
+  });
+
   it("reports a full backend map (NACK with the reason) and keeps what it had", async () => {
     const h = DatapathHarness.create("full", { maxBackends: 4 });
     cleanups.push(() => h.cleanup());

@@ -359,8 +359,8 @@ export class LibbpfDatapath {
     ensureBpffs(opts.pinDir);
     const mapDir = path.join(opts.pinDir, "maps");
     const linkDir = path.join(opts.pinDir, "links");
-    fs.mkdirSync(mapDir, { recursive: true });
-    fs.mkdirSync(linkDir, { recursive: true });
+    // the first directory each call created (undefined: it was there): removed again if the start fails
+    const created = [fs.mkdirSync(mapDir, { recursive: true }), fs.mkdirSync(linkDir, { recursive: true })];
 
     const obj = checkPtr(ffi.openFile(opts.objectPath, null), `opening BPF object ${opts.objectPath}`);
     try {
@@ -411,6 +411,7 @@ export class LibbpfDatapath {
       return dp;
     } catch (e) {
       ffi.close(obj);
+      removeIfEmpty([linkDir, mapDir, opts.pinDir], created);
       throw e;
     }
   }
@@ -565,6 +566,21 @@ export class LibbpfDatapath {
     }
     this.links = [];
     ffi.close(this.obj);
+  }
+}
+
+/**
+ * After a failed start: removes the pin directories this start created, if
+ * nothing was pinned in them (pins of an earlier run, or of another process,
+ * keep their directories).
+ */
+function removeIfEmpty(dirs: string[], created: Array<string | undefined>): void {
+  const roots = created.filter((c): c is string => c !== undefined);
+  for (const d of dirs) {
+    if (!roots.some((r) => d === r || d.startsWith(`${r}/`))) continue;
+    try {
+      fs.rmdirSync(d); // fails, and keeps it, unless it is empty
+    } catch {}
   }
 }
 
