@@ -15,58 +15,20 @@
  */
 import type net from "node:net";
 import tls from "node:tls";
+import {
+  DEFAULT_WINDOW,
+  Flag,
+  FrameType,
+  frame,
+  MAX_WINDOW,
+  PREFACE,
+  Setting,
+} from "../services/hub/src/transport/h2/connection.ts";
+import { encodeHeaders } from "../services/hub/src/transport/h2/hpack.ts";
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST_STREAM = 0x3;
-const SETTINGS = 0x4;
-const PING = 0x6;
-const WINDOW_UPDATE = 0x8;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const SETTINGS_ENABLE_PUSH = 0x2;
-const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
-const DEFAULT_WINDOW = 65_535;
-const BIG_WINDOW = 2 ** 31 - 1;
+const { DATA, HEADERS, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE } = FrameType;
+const { END_STREAM, ACK, END_HEADERS, PADDED } = Flag;
 const STREAM = 1;
-
-function h2frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(9 + payload.length);
-  out.writeUIntBE(payload.length, 0, 3);
-  out[3] = type;
-  out[4] = flags;
-  out.writeUInt32BE(stream, 5);
-  payload.copy(out, 9);
-  return out;
-}
-
-/** HPACK integer with a 7-bit prefix (RFC 7541 §5.1), first byte's high bit 0 (no Huffman) */
-function hpackLength(n: number): number[] {
-  if (n < 127) return [n];
-  const out = [127];
-  let v = n - 127;
-  while (v >= 128) {
-    out.push((v & 127) | 128);
-    v >>>= 7;
-  }
-  out.push(v);
-  return out;
-}
-
-/** Literal header field without indexing, new name (RFC 7541 §6.2.2) */
-function literal(name: string, value: string): Buffer {
-  const n = Buffer.from(name, "latin1");
-  const v = Buffer.from(value, "latin1");
-  return Buffer.concat([
-    Buffer.from([0, ...hpackLength(n.length)]),
-    n,
-    Buffer.from(hpackLength(v.length)),
-    v,
-  ]);
-}
 
 /** A gRPC message on the wire (the hub's own framing). */
 export { grpcFrame } from "../services/hub/src/transport/grpc-call.ts";
@@ -193,27 +155,27 @@ export class GrpcCall {
     this.sock.on("error", () => this.end());
     this.sock.on("close", () => this.end());
     const settings = Buffer.alloc(12);
-    settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 0);
+    settings.writeUInt16BE(Setting.ENABLE_PUSH, 0);
     settings.writeUInt32BE(0, 2);
-    settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
-    settings.writeUInt32BE(BIG_WINDOW, 8);
+    settings.writeUInt16BE(Setting.INITIAL_WINDOW_SIZE, 6);
+    settings.writeUInt32BE(MAX_WINDOW, 8);
     const raise = Buffer.alloc(4);
-    raise.writeUInt32BE(BIG_WINDOW - DEFAULT_WINDOW, 0);
-    const block = Buffer.concat([
-      literal(":method", "POST"),
-      literal(":scheme", "https"),
-      literal(":path", path),
-      literal(":authority", address),
-      literal("content-type", "application/grpc"),
-      literal("te", "trailers"),
-      ...Object.entries(headers).map(([k, v]) => literal(k, v)),
+    raise.writeUInt32BE(MAX_WINDOW - DEFAULT_WINDOW, 0);
+    const block = encodeHeaders([
+      [":method", "POST"],
+      [":scheme", "https"],
+      [":path", path],
+      [":authority", address],
+      ["content-type", "application/grpc"],
+      ["te", "trailers"],
+      ...Object.entries(headers),
     ]);
     this.sock.write(
       Buffer.concat([
         PREFACE,
-        h2frame(SETTINGS, 0, 0, settings),
-        h2frame(WINDOW_UPDATE, 0, 0, raise),
-        h2frame(HEADERS, END_HEADERS, STREAM, block),
+        frame(SETTINGS, 0, 0, settings),
+        frame(WINDOW_UPDATE, 0, 0, raise),
+        frame(HEADERS, END_HEADERS, STREAM, block),
       ]),
     );
   }
@@ -225,7 +187,7 @@ export class GrpcCall {
       throw new Error(`h2-lite: the hub's flow-control window is exhausted (${framed.length} B to send)`);
     this.connWindow -= framed.length;
     this.streamWindow -= framed.length;
-    this.sock.write(h2frame(DATA, 0, STREAM, framed));
+    this.sock.write(frame(DATA, 0, STREAM, framed));
   }
 
   close(): void {
@@ -254,13 +216,13 @@ export class GrpcCall {
     } else if (type === RST_STREAM && stream === STREAM) this.end();
     else if (type === SETTINGS && !(flags & ACK)) {
       for (let i = 0; i + 6 <= payload.length; i += 6)
-        if (payload.readUInt16BE(i) === SETTINGS_INITIAL_WINDOW_SIZE) {
+        if (payload.readUInt16BE(i) === Setting.INITIAL_WINDOW_SIZE) {
           const v = payload.readUInt32BE(i + 2);
           this.streamWindow += v - this.peerInitialWindow;
           this.peerInitialWindow = v;
         }
-      this.sock.write(h2frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
-    } else if (type === PING && !(flags & ACK)) this.sock.write(h2frame(PING, ACK, 0, payload));
+      this.sock.write(frame(SETTINGS, ACK, 0, Buffer.alloc(0)));
+    } else if (type === PING && !(flags & ACK)) this.sock.write(frame(PING, ACK, 0, payload));
     else if (type === WINDOW_UPDATE) {
       const inc = payload.readUInt32BE(0) & 0x7fffffff;
       if (stream === 0) this.connWindow += inc;

@@ -11,25 +11,13 @@
  * a `grpc-timeout` ends the call with DEADLINE_EXCEEDED.
  */
 
+import { status } from "@grpc/grpc-js";
 import type { H2Stream } from "./h2/connection.ts";
 import { encodeHeaders } from "./h2/hpack.ts";
 
-/** gRPC status codes (the subset the hub uses; values from the gRPC spec) */
-export const Status = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  INVALID_ARGUMENT: 3,
-  DEADLINE_EXCEEDED: 4,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  FAILED_PRECONDITION: 9,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  UNAUTHENTICATED: 16,
-} as const;
-export type StatusCode = (typeof Status)[keyof typeof Status];
+/** gRPC status codes: grpc-js's own enum (the hub still links grpc-js for health and reflection) */
+export { status as Status } from "@grpc/grpc-js";
+export type StatusCode = status;
 
 /** `grpc-message` is percent-encoded (gRPC over HTTP/2: bytes outside 0x20–0x7E, and '%') */
 export function encodeGrpcMessage(s: string): string {
@@ -114,12 +102,12 @@ export class GrpcCall {
     this.stream.start({
       onData: (chunk) => this.onData(chunk),
       // the agent half-closed: a bidi call ends with it
-      onEnd: () => this.finish(Status.OK),
+      onEnd: () => this.finish(status.OK),
       onClose: () => this.closed(),
     });
     const ms = parseGrpcTimeout(this.metadata("grpc-timeout"));
     if (ms !== undefined) {
-      this.deadline = setTimeout(() => this.finish(Status.DEADLINE_EXCEEDED, "deadline exceeded"), ms);
+      this.deadline = setTimeout(() => this.finish(status.DEADLINE_EXCEEDED, "deadline exceeded"), ms);
       this.deadline.unref();
     }
   }
@@ -129,7 +117,7 @@ export class GrpcCall {
     if (this.done) return;
     if (!this.headersSent) {
       this.headersSent = true;
-      this.stream.respondEncoded(RESPONSE_HEADERS);
+      this.stream.respond(RESPONSE_HEADERS);
     }
     this.stream.write(framed);
   }
@@ -139,13 +127,16 @@ export class GrpcCall {
     if (this.done) return;
     this.done = true;
     clearTimeout(this.deadline);
-    const status: Array<[string, string]> = [["grpc-status", String(code)]];
-    if (details) status.push(["grpc-message", encodeGrpcMessage(details)]);
+    const trailers: Array<[string, string]> = [["grpc-status", String(code)]];
+    if (details) trailers.push(["grpc-message", encodeGrpcMessage(details)]);
     if (!this.headersSent) {
       // trailers-only response: one HEADERS frame that ends the stream
       this.headersSent = true;
-      this.stream.respond([[":status", "200"], ["content-type", "application/grpc+proto"], ...status], true);
-    } else this.stream.end(status);
+      this.stream.respond(
+        [[":status", "200"], ["content-type", "application/grpc+proto"], ...trailers],
+        true,
+      );
+    } else this.stream.end(trailers);
     this.h?.onClose();
   }
 
@@ -191,7 +182,7 @@ export class GrpcCall {
   private acceptable(head: Buffer): boolean {
     if (head[0] !== 0) {
       this.finish(
-        Status.UNIMPLEMENTED,
+        status.UNIMPLEMENTED,
         "compressed messages are not supported: send them uncompressed (grpc-encoding identity)",
       );
       return false;
@@ -199,7 +190,7 @@ export class GrpcCall {
     const len = head.readUInt32BE(1);
     if (len > this.maxMessageBytes) {
       this.finish(
-        Status.RESOURCE_EXHAUSTED,
+        status.RESOURCE_EXHAUSTED,
         `a message of ${len} bytes exceeds the hub's limit of ${this.maxMessageBytes}`,
       );
       return false;

@@ -16,7 +16,7 @@
 import type net from "node:net";
 import { encodeHeaders, type HeaderList, HpackDecoder, HpackError } from "./hpack.ts";
 
-const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 export const FrameType = {
   DATA: 0,
   HEADERS: 1,
@@ -29,11 +29,8 @@ export const FrameType = {
   WINDOW_UPDATE: 8,
   CONTINUATION: 9,
 } as const;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY_FLAG = 0x20;
+export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
+const { END_STREAM, ACK, END_HEADERS, PADDED } = Flag;
 export const ErrorCode = {
   NO_ERROR: 0,
   PROTOCOL_ERROR: 1,
@@ -46,12 +43,15 @@ export const ErrorCode = {
   COMPRESSION_ERROR: 9,
   ENHANCE_YOUR_CALM: 11,
 } as const;
-const SETTINGS_MAX_CONCURRENT_STREAMS = 3;
-const SETTINGS_INITIAL_WINDOW_SIZE = 4;
-const SETTINGS_MAX_FRAME_SIZE = 5;
-const SETTINGS_MAX_HEADER_LIST_SIZE = 6;
-const DEFAULT_WINDOW = 65_535;
-const MAX_WINDOW = 2 ** 31 - 1;
+export const Setting = {
+  ENABLE_PUSH: 2,
+  MAX_CONCURRENT_STREAMS: 3,
+  INITIAL_WINDOW_SIZE: 4,
+  MAX_FRAME_SIZE: 5,
+  MAX_HEADER_LIST_SIZE: 6,
+} as const;
+export const DEFAULT_WINDOW = 65_535;
+export const MAX_WINDOW = 2 ** 31 - 1;
 /** what the hub reads per frame (the protocol's default and minimum) */
 const OUR_MAX_FRAME = 16_384;
 /** the window the hub gives each stream and the connection (agents send little; a 16 MB message still flows) */
@@ -67,15 +67,21 @@ class ConnectionError extends Error {
   }
 }
 
-function frame(type: number, flags: number, stream: number, payload?: Uint8Array): Buffer {
-  const len = payload?.length ?? 0;
-  const out = Buffer.allocUnsafe(9 + len);
-  out[0] = (len >>> 16) & 0xff;
-  out[1] = (len >>> 8) & 0xff;
-  out[2] = len & 0xff;
+/** A frame header (9 bytes) for a payload of `length` bytes at the start of `out`. */
+function putHead(out: Buffer, length: number, type: number, flags: number, stream: number): Buffer {
+  out[0] = (length >>> 16) & 0xff;
+  out[1] = (length >>> 8) & 0xff;
+  out[2] = length & 0xff;
   out[3] = type;
   out[4] = flags;
   out.writeUInt32BE(stream, 5);
+  return out;
+}
+
+/** One frame: 9-byte header, then the payload (copied in). */
+export function frame(type: number, flags: number, stream: number, payload?: Uint8Array): Buffer {
+  const len = payload?.length ?? 0;
+  const out = putHead(Buffer.allocUnsafe(9 + len), len, type, flags, stream);
   if (payload) out.set(payload, 9);
   return out;
 }
@@ -132,16 +138,13 @@ export class H2Stream {
     return this.conn.peer;
   }
 
-  /** Response headers; `endStream` makes them the whole response (gRPC's trailers-only). */
-  respond(fields: HeaderList, endStream = false): void {
+  /**
+   * Response headers (fields, or a block already HPACK-encoded once);
+   * `endStream` makes them the whole response (gRPC's trailers-only).
+   */
+  respond(fields: HeaderList | Buffer, endStream = false): void {
     if (this.closed || this.localEnded) return;
-    this.conn.sendHeaders(this, encodeHeaders(fields), endStream);
-  }
-
-  /** Response headers already HPACK-encoded (a constant block, encoded once). */
-  respondEncoded(block: Buffer, endStream = false): void {
-    if (this.closed || this.localEnded) return;
-    this.conn.sendHeaders(this, block, endStream);
+    this.conn.sendHeaders(this, Buffer.isBuffer(fields) ? fields : encodeHeaders(fields), endStream);
   }
 
   write(data: Buffer): void {
@@ -198,11 +201,11 @@ export class H2Connection {
     this.peer = `${sock.remoteAddress}:${sock.remotePort}`;
     sock.setNoDelay(true);
     const settings = Buffer.allocUnsafe(18);
-    settings.writeUInt16BE(SETTINGS_MAX_CONCURRENT_STREAMS, 0);
+    settings.writeUInt16BE(Setting.MAX_CONCURRENT_STREAMS, 0);
     settings.writeUInt32BE(opts.maxConcurrentStreams, 2);
-    settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 6);
+    settings.writeUInt16BE(Setting.INITIAL_WINDOW_SIZE, 6);
     settings.writeUInt32BE(OUR_STREAM_WINDOW, 8);
-    settings.writeUInt16BE(SETTINGS_MAX_HEADER_LIST_SIZE, 12);
+    settings.writeUInt16BE(Setting.MAX_HEADER_LIST_SIZE, 12);
     settings.writeUInt32BE(MAX_HEADER_BLOCK, 14);
     sock.write(
       Buffer.concat([
@@ -304,7 +307,7 @@ export class H2Connection {
           start = 1;
           end -= p[0]!;
         }
-        if (flags & PRIORITY_FLAG) start += 5;
+        if (flags & Flag.PRIORITY) start += 5;
         if (start > end) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, "bad HEADERS padding");
         const fragment = p.subarray(start, end);
         if (flags & END_HEADERS) {
@@ -381,13 +384,13 @@ export class H2Connection {
   }
 
   private onSetting(key: number, value: number): void {
-    if (key === SETTINGS_INITIAL_WINDOW_SIZE) {
+    if (key === Setting.INITIAL_WINDOW_SIZE) {
       if (value > MAX_WINDOW)
         throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "initial window too large");
       const delta = value - this.peerInitialWindow;
       this.peerInitialWindow = value;
       for (const s of this.streams.values()) s.sendWindow += delta;
-    } else if (key === SETTINGS_MAX_FRAME_SIZE) {
+    } else if (key === Setting.MAX_FRAME_SIZE) {
       if (value < OUR_MAX_FRAME || value > 16_777_215)
         throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `max frame size ${value}`);
       this.peerMaxFrame = value;
@@ -533,25 +536,16 @@ export class H2Connection {
     while (off < total) {
       const room = Math.min(this.connSendWindow, s.sendWindow, this.peerMaxFrame, total - off);
       if (room <= 0) break;
-      const head = Buffer.allocUnsafe(9);
-      head[0] = (room >>> 16) & 0xff;
-      head[1] = (room >>> 8) & 0xff;
-      head[2] = room & 0xff;
-      head[3] = FrameType.DATA;
-      head[4] = 0;
-      head.writeUInt32BE(s.id, 5);
       if (off === 0 && room === total) {
         // the common case, a whole small message: one buffer, one write
-        const out = Buffer.allocUnsafe(9 + room);
-        head.copy(out, 0);
-        data.copy(out, 9);
-        this.sock.write(out);
+        this.sock.write(frame(FrameType.DATA, 0, s.id, data));
       } else {
+        // pieces of a large message: headers and slices, handed to TLS together
         if (!corked) {
           this.sock.cork();
           corked = true;
         }
-        this.sock.write(head);
+        this.sock.write(putHead(Buffer.allocUnsafe(9), room, FrameType.DATA, 0, s.id));
         this.sock.write(data.subarray(off, off + room));
       }
       off += room;
