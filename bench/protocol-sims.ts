@@ -36,7 +36,8 @@ type Sim = {
   call: GrpcCall | undefined;
 };
 
-type Cmd =
+/** what the driver (bench/protocol.ts) tells a worker; bench/c/sims.c takes the same as lines */
+export type Cmd =
   | {
       cmd: "connect";
       address: string;

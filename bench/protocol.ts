@@ -16,10 +16,11 @@
  *                          [--plain] [--sim-full-decode] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
 
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { parseArgs } from "node:util";
 import { makeCa, makeServerCert } from "../test/kit/certs.ts";
 import { FakeKubeApiServer } from "../test/kit/kube-apiserver.ts";
@@ -27,6 +28,7 @@ import { type Proc, REPO, startNode, waitUntil } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
 import { AGENT, HUB } from "../test/kit/stack.ts";
 import { benchService, benchSlice, ENDPOINTS_PER_SERVICE } from "./cluster.ts";
+import type { Cmd as WorkerCmd } from "./protocol-sims.ts";
 import { machine, percentile, speedProbe } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -44,6 +46,8 @@ const { values } = parseArgs({
     "sim-full-decode": { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
+    // the simulated agents: c (bench/c/sims.c, one epoll loop per process) or node (bench/protocol-sims.ts)
+    sims: { type: "string", default: "c" },
     // real agents (the switchyard-agent binary, BPF maps in a sandbox cgroup) among the simulated ones
     "real-agents": { type: "string", default: "2" },
     // where to write the figures (a partial run writes only when this is given)
@@ -136,7 +140,7 @@ function hubStats(p: Proc): { rssMiB: number; peakRssMiB: number; cpuS: number; 
   };
 }
 
-// --- simulated agents, spread over worker processes (bench/protocol-sims.ts) ---
+// --- simulated agents, spread over worker processes (bench/c/sims.c, or bench/protocol-sims.ts with --sims node) ---
 const WORKERS = Number(values.workers);
 type WorkerEv =
   | { ev: "ready" }
@@ -144,28 +148,93 @@ type WorkerEv =
   | { ev: "changed"; latencies: number[]; bytes: number; cpuS: number }
   | { ev: "reset" }
   | { ev: "reattached"; at: number; bytes: number; resends: number };
-type Worker = { cp: ChildProcess; next: (ev: WorkerEv["ev"]) => Promise<WorkerEv> };
+type Worker = {
+  cp: ChildProcess;
+  send: (c: WorkerCmd) => void;
+  next: (ev: WorkerEv["ev"]) => Promise<WorkerEv>;
+};
+
+const SIMS_BIN = path.join(REPO, "bench/build/sims");
+if (values.sims !== "c" && values.sims !== "node") throw new Error(`--sims c|node, not ${values.sims}`);
+if (values.sims === "c") {
+  fs.mkdirSync(path.dirname(SIMS_BIN), { recursive: true });
+  execFileSync("cc", [
+    "-O2",
+    "-o",
+    SIMS_BIN,
+    path.join(REPO, "bench/c/sims.c"),
+    "-lssl",
+    "-lcrypto",
+    "-lzstd",
+  ]);
+}
+
+/** a command as one line of words for sims.c (names, tokens and paths hold no spaces) */
+function simsLine(c: WorkerCmd): string {
+  const host = (a: string) => [a.slice(0, a.lastIndexOf(":")), a.slice(a.lastIndexOf(":") + 1)];
+  switch (c.cmd) {
+    case "connect":
+      return [
+        `W ${c.watch.join(" ")}`,
+        [
+          "C",
+          ...host(c.address),
+          c.token,
+          c.ca,
+          c.expected,
+          Number(c.plain),
+          Number(c.fullDecode),
+          ...c.names,
+        ].join(" "),
+      ].join("\n");
+    case "watch":
+      return `w ${c.name} ${c.since}`;
+    case "reset":
+      return "r";
+    case "reconnect":
+      return `R ${host(c.address).join(" ")}`;
+    case "stop":
+      return "q";
+  }
+}
 
 function startWorker(): Worker {
-  const cp = fork(path.join(REPO, "bench/protocol-sims.ts"), [], {
-    execArgv: [
-      "--max-old-space-size=4096",
-      "--max-semi-space-size=64",
-      // SIM_CPU_PROF=DIR: each simulated agents' process writes a CPU profile there
-      ...(process.env["SIM_CPU_PROF"] ? ["--cpu-prof", `--cpu-prof-dir=${process.env["SIM_CPU_PROF"]}`] : []),
-    ],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
+  const cp =
+    values.sims === "c"
+      ? spawn(SIMS_BIN, [], { stdio: ["pipe", "pipe", "inherit"] })
+      : fork(path.join(REPO, "bench/protocol-sims.ts"), [], {
+          execArgv: [
+            "--max-old-space-size=4096",
+            "--max-semi-space-size=64",
+            // SIM_CPU_PROF=DIR: each simulated agents' process writes a CPU profile there
+            ...(process.env["SIM_CPU_PROF"]
+              ? ["--cpu-prof", `--cpu-prof-dir=${process.env["SIM_CPU_PROF"]}`]
+              : []),
+          ],
+          stdio: ["ignore", "inherit", "inherit", "ipc"],
+        });
   if (Number(values["sim-nice"]) !== 0) os.setPriority(cp.pid!, Number(values["sim-nice"]));
   const queue: WorkerEv[] = [];
   const waiters: Array<{ ev: string; resolve: (e: WorkerEv) => void }> = [];
-  cp.on("message", (m: WorkerEv) => {
+  const deliver = (m: WorkerEv) => {
     const i = waiters.findIndex((w) => w.ev === m.ev);
     if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
     else queue.push(m);
-  });
+  };
+  let send: (c: WorkerCmd) => void;
+  if (values.sims === "c") {
+    readline.createInterface({ input: cp.stdout! }).on("line", (l) => deliver(JSON.parse(l) as WorkerEv));
+    send = (c) => {
+      if (cp.exitCode === null) cp.stdin!.write(`${simsLine(c)}\n`);
+    };
+  } else
+    send = (c) => {
+      if (cp.connected) cp.send(c);
+    };
+  cp.on("message", deliver);
   return {
     cp,
+    send,
     next: (ev) =>
       new Promise((resolve) => {
         const i = queue.findIndex((q) => q.ev === ev);
@@ -294,7 +363,7 @@ function cleanup(): Promise<void> {
       );
       await step(`sandbox of ${r.name}`, () => r.sandbox.cleanup());
     }
-    for (const w of workers) if (w.cp.connected) w.cp.send({ cmd: "stop" });
+    for (const w of workers) w.send({ cmd: "stop" });
     await step("hub", () => hub?.stop());
     // HUB_OUTPUT=FILE: what the (last) hub printed, e.g. with HUB_NODE_OPTIONS="--trace-gc"
     if (process.env["HUB_OUTPUT"] && hub) fs.writeFileSync(process.env["HUB_OUTPUT"], hub.output());
@@ -327,7 +396,7 @@ try {
   const address = `127.0.0.1:${port}`;
   t0 = wall();
   for (const [k, w] of workers.entries())
-    w.cp.send({
+    w.send({
       cmd: "connect",
       address,
       token,
@@ -380,16 +449,18 @@ try {
   const realApply: number[] = [];
   const simCpu: number[] = [];
   let simCpuBefore: number | undefined;
+  if (process.env["BENCH_VERBOSE"])
+    console.error(`${new Date().toISOString()} cold sync done; ${CHANGES} changes start`);
   const machineBefore = machineBusyS();
   const realCpuBefore = reals.map((r) => cpuOf(`/proc/${r.proc.cp.pid}`));
   const driverCpuBefore = process.cpuUsage();
   for (let c = 1; c <= CHANGES; c++) {
-    for (const w of workers) w.cp.send({ cmd: "reset" });
+    for (const w of workers) w.send({ cmd: "reset" });
     await all(workers, "reset");
     const i = (c * 7919) % SERVICES;
     const before = hubConvergences(hub).length;
     const since = wall();
-    for (const w of workers) w.cp.send({ cmd: "watch", name: `eps/bench/bench/s${i}-abcde`, since });
+    for (const w of workers) w.send({ cmd: "watch", name: `eps/bench/bench/s${i}-abcde`, since });
     gens[i] = (gens[i] ?? 0) + 1; // flips endpoint 0's readiness: one endpoint changes
     api.apply(slice(i, gens[i]!));
     const realBefore = reals.map((r) => deltaLines(r).length);
@@ -468,14 +539,14 @@ try {
   // reconnect storm: hub killed and restarted; every agent resumes at once
   const realWritesBefore = reals.map((r) => logLines(r.proc).filter((l) => l.msg === "maps updated").length);
   await hub.stop("SIGKILL");
-  for (const w of workers) w.cp.send({ cmd: "reset" });
+  for (const w of workers) w.send({ cmd: "reset" });
   await all(workers, "reset");
   t0 = wall();
   hub = startHub(port);
   await hub.waitFor(/listening 127\.0\.0\.1:\d+/, 300_000);
   results["reconnect_storm_hub_restart_to_listening_ms"] = Math.round(wall() - t0);
   const tReconnect = wall();
-  for (const w of workers) w.cp.send({ cmd: "reconnect", address });
+  for (const w of workers) w.send({ cmd: "reconnect", address });
   const back = await all<Extract<WorkerEv, { ev: "reattached" }>>(workers, "reattached");
   results["reconnect_storm_resync_ms"] = Math.round(Math.max(...back.map((b) => b.at)) - tReconnect);
   results["reconnect_storm_bytes_resent_per_agent"] = Math.round(
