@@ -46,6 +46,8 @@ const { values } = parseArgs({
     "sim-full-decode": { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
+    // the hub's --io-threads (default: the hub's own default)
+    "io-threads": { type: "string" },
     // the simulated agents: c (bench/c/sims.c, one epoll loop per process) or node (bench/protocol-sims.ts)
     sims: { type: "string", default: "c" },
     // real agents (the switchyard-agent binary, BPF maps in a sandbox cgroup) among the simulated ones
@@ -98,6 +100,7 @@ function startHub(port: number): Proc {
       cert.key,
       "--log-level",
       process.env["HUB_LOG"] ?? "info",
+      ...(values["io-threads"] !== undefined ? ["--io-threads", values["io-threads"]] : []),
     ],
     nodeOptions("HUB_NODE_OPTIONS"),
   );

@@ -8,6 +8,7 @@ describe("hub config file", () => {
       `listen: 0.0.0.0:7443
 metricsListen: 127.0.0.1:9464
 staleGrace: 90s
+ioThreads: 3
 clusters:
   - { name: east, kubeconfig: /etc/east.kubeconfig, imports: [west, edge] }
   - { name: west, inCluster: true }
@@ -23,6 +24,7 @@ clusters:
     assert.deepEqual(r.value.imports.get("east"), ["west", "edge"]);
     assert.equal(r.value.staleGraceMs, 90_000);
     assert.equal(r.value.metricsListen, "127.0.0.1:9464");
+    assert.equal(r.value.ioThreads, 3);
   });
 
   it("names the file, the entry and what to write for each mistake", () => {
@@ -38,6 +40,8 @@ clusters:
       ["listen: nowhere\nclusters: []", /listen: --listen "nowhere" must be HOST:PORT/],
       ["clusters: [a: [", /not valid YAML/],
       ["lisen: 1.2.3.4:5", /unknown field "lisen"/],
+      ["ioThreads: two\nclusters: []", /ioThreads must be a whole number from 0 .* not "two"/],
+      ["ioThreads: -1\nclusters: []", /ioThreads must be a whole number/],
     ];
     for (const [text, re] of cases) {
       const r = parseHubConfig(text, "hub.yaml");

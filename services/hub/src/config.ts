@@ -66,7 +66,15 @@ export type HubFileConfig = {
   staleGraceMs: number | undefined;
   apiTimeoutMs: number | undefined;
   debounceMs: number | undefined;
+  ioThreads: number | undefined;
 };
+
+/** I/O threads for the agents' connections: a whole number, 0 (the main thread) to 64 */
+export function checkIoThreads(n: unknown): string | undefined {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 64)
+    return `must be a whole number from 0 (connections on the main thread) to 64, not ${JSON.stringify(n)}`;
+  return undefined;
+}
 
 type Raw = Record<string, unknown>;
 const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -78,6 +86,7 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     metricsListen: 127.0.0.1:9464
  *     staleGrace: 60s
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
+ *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     clusters:
  *       - name: east
  *         kubeconfig: /etc/switchyard/east.kubeconfig   # or inCluster: true, or directory: PATH
@@ -94,7 +103,16 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   }
   if (doc === null || doc === undefined) doc = {};
   if (!isObj(doc)) return err(`${file}: must be a mapping with a "clusters" list`);
-  const known = ["clusters", "listen", "stateDir", "metricsListen", "staleGrace", "apiTimeout", "debounceMs"];
+  const known = [
+    "clusters",
+    "listen",
+    "stateDir",
+    "metricsListen",
+    "staleGrace",
+    "apiTimeout",
+    "debounceMs",
+    "ioThreads",
+  ];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
   const str = (k: string): Result<string | undefined> => {
@@ -179,6 +197,9 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   const debounce = doc["debounceMs"];
   if (debounce !== undefined && (typeof debounce !== "number" || !(debounce >= 0)))
     return err(`${file}: debounceMs must be a number of milliseconds`);
+  const ioThreads = doc["ioThreads"];
+  const ioError = ioThreads === undefined ? undefined : checkIoThreads(ioThreads);
+  if (ioError) return err(`${file}: ioThreads ${ioError}`);
   return ok({
     clusters,
     imports,
@@ -188,6 +209,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     staleGraceMs,
     apiTimeoutMs,
     debounceMs: debounce as number | undefined,
+    ioThreads: ioThreads as number | undefined,
   });
 }
 

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
@@ -31,6 +32,7 @@ import { CredentialAuthority } from "./auth/credentials.ts";
 import { checkTokenScope, TokenStore } from "./auth/tokens.ts";
 import {
   type ClusterConfig,
+  checkIoThreads,
   type HubFileConfig,
   parseClusterFlag,
   parseHubConfig,
@@ -88,6 +90,8 @@ serve flags:
   --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
                           so agents can join with --hub-ca-hash instead of a copy of the CA
   --debounce-ms N         coalescing window for changes (default 20)
+  --io-threads N          threads that serve the agents' connections (TLS, HTTP/2), sharing the port;
+                          0 = on the main thread (default: 2 with 2 or more CPUs, else 0)
   --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
   --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
                           within this is unreachable, as when a partition drops packets (default 10s)
@@ -402,6 +406,11 @@ async function statusCommand(what: "agents" | "clusters", argv: string[]): Promi
   }
 }
 
+/** I/O threads by default: two when the machine has the cores for them (bench:protocol: convergence at 1,000 agents) */
+function defaultIoThreads(): number {
+  return os.availableParallelism() >= 2 ? 2 : 0;
+}
+
 type ServeSettings = {
   clusters: ClusterConfig[];
   imports: Map<string, string[]>;
@@ -411,6 +420,7 @@ type ServeSettings = {
   staleGraceMs: number;
   apiTimeoutMs: number;
   debounceMs: number;
+  ioThreads: number;
 };
 
 /** Flags over the config file: flag clusters and views add to the file's; other flags win. */
@@ -473,7 +483,14 @@ function resolveSettings(
     if (!Number.isFinite(debounceMs) || debounceMs < 0)
       return err(`--debounce-ms "${String(values["debounce-ms"])}" is not a number of milliseconds`);
   }
+  let ioThreads = fromFile?.ioThreads ?? defaultIoThreads();
+  if (values["io-threads"] !== undefined) {
+    ioThreads = Number(values["io-threads"]);
+    const e = checkIoThreads(/^\d+$/.test(values["io-threads"] as string) ? ioThreads : values["io-threads"]);
+    if (e) return err(`--io-threads ${e}`);
+  }
   return ok({
+    ioThreads,
     clusters,
     imports,
     listen,
@@ -504,6 +521,7 @@ async function serve(argv: string[]): Promise<void> {
       "tls-key": { type: "string" },
       "tls-ca": { type: "string" },
       "debounce-ms": { type: "string" },
+      "io-threads": { type: "string" },
       "print-join-token": { type: "boolean", default: false },
       "log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -601,6 +619,7 @@ async function serve(argv: string[]): Promise<void> {
     routes: new Map([assignments.route()]),
     fallback: server,
     maxMessageBytes: 16 * 1024 * 1024,
+    ioThreads: current.ioThreads,
     onInternalError: (e) =>
       log.error({ err: e.stack ?? e.message }, "a connection was closed after an internal error"),
   }).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));

@@ -12,12 +12,12 @@
  * concurrent streams per connection, and a 415 for requests that are not gRPC.
  */
 import http2 from "node:http2";
-import net from "node:net";
 import { duplexPair } from "node:stream";
-import tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcCall, Status } from "./grpc-call.ts";
-import { H2Connection, type H2Stream } from "./h2/connection.ts";
+import type { ServerStream } from "./h2/connection.ts";
+import { startIoThreads } from "./io-threads/pool.ts";
+import { listenH2 } from "./listener.ts";
 
 export type FrontOptions = {
   host: string;
@@ -30,6 +30,11 @@ export type FrontOptions = {
   maxMessageBytes: number;
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * connections (TLS, HTTP/2) served by this many I/O threads sharing the
+   * port; 0: on the main thread (io-threads/)
+   */
+  ioThreads?: number;
   /** an exception from a handler: its connection was closed */
   onInternalError?: (e: Error) => void;
 };
@@ -40,9 +45,8 @@ export type Front = { port: number; close: () => Promise<void> };
 const HOP_HEADERS = new Set([":method", ":path", ":authority", ":scheme", "connection", "host"]);
 
 export async function serveFront(opts: FrontOptions): Promise<Front> {
-  const connections = new Set<H2Connection>();
   const inner = innerClient(opts.fallback);
-  const onStream = (s: H2Stream) => {
+  const onStream = (s: ServerStream) => {
     const ct = s.header("content-type") ?? "";
     if (s.header(":method") !== "POST" || !/^application\/grpc([+;]|$)/.test(ct)) {
       s.respond([
@@ -57,45 +61,23 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
     if (route) route(new GrpcCall(s, opts.maxMessageBytes));
     else proxy(s, inner);
   };
-  const accept = (sock: net.Socket) => {
-    sock.on("error", () => {});
-    const c = new H2Connection(sock, {
-      onStream,
-      maxConcurrentStreams: 100,
-      keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 30_000,
-      keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 20_000,
-      onInternalError: opts.onInternalError ?? ((e) => process.stderr.write(`${e.stack ?? e}\n`)),
-    });
-    connections.add(c);
-    sock.on("close", () => connections.delete(c));
+  const common = {
+    host: opts.host,
+    port: opts.port,
+    tls: opts.tls,
+    keepaliveIntervalMs: opts.keepaliveIntervalMs,
+    keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
+    onStream,
+    onInternalError: opts.onInternalError ?? ((e: Error) => process.stderr.write(`${e.stack ?? e}\n`)),
   };
-  const server = opts.tls
-    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ["h2"] }, (sock) => {
-        // a client that did not negotiate h2 (or no ALPN at all) is not a gRPC client
-        if (sock.alpnProtocol !== "h2") {
-          sock.destroy();
-          return;
-        }
-        accept(sock);
-      })
-    : net.createServer(accept);
-  // a TLS handshake that fails (wrong CA, not TLS) is the client's problem, not the hub's
-  server.on("tlsClientError", () => {});
-
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off("error", reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
+  const served = opts.ioThreads
+    ? await startIoThreads({ ...common, threads: opts.ioThreads })
+    : await listenH2(common);
   return {
-    port,
+    port: served.port,
     close: async () => {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const c of connections) c.close();
+      await served.close();
       inner.close();
-      await closed;
     },
   };
 }
@@ -127,7 +109,7 @@ function innerClient(fallback: grpc.Server): Inner {
 }
 
 /** One call relayed to the grpc-js server: headers, messages both ways, trailers. */
-function proxy(stream: H2Stream, inner: Inner): void {
+function proxy(stream: ServerStream, inner: Inner): void {
   const out: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": stream.header(":path") };
   for (const [k, v] of stream.headers) if (!HOP_HEADERS.has(k)) out[k] = v;
   let req: http2.ClientHttp2Stream;

@@ -12,7 +12,7 @@
  */
 
 import { status } from "@grpc/grpc-js";
-import type { H2Stream } from "./h2/connection.ts";
+import type { ServerStream } from "./h2/connection.ts";
 import { encodeHeaders } from "./h2/hpack.ts";
 
 /** gRPC status codes: grpc-js's own enum (the hub still links grpc-js for health and reflection) */
@@ -72,7 +72,7 @@ export type CallHandlers = {
 };
 
 export class GrpcCall {
-  private readonly stream: H2Stream;
+  private readonly stream: ServerStream;
   private readonly maxMessageBytes: number;
   private h: CallHandlers | undefined;
   private headersSent = false;
@@ -82,7 +82,7 @@ export class GrpcCall {
   private partsLength = 0;
   private deadline: NodeJS.Timeout | undefined;
 
-  constructor(stream: H2Stream, maxMessageBytes: number) {
+  constructor(stream: ServerStream, maxMessageBytes: number) {
     this.stream = stream;
     this.maxMessageBytes = maxMessageBytes;
   }

@@ -101,8 +101,34 @@ export type StreamHandlers = {
   onClose: () => void;
 };
 
+/**
+ * A request stream as the hub's handlers see it, wherever its connection
+ * lives: an H2Stream on this thread, or a stream of an I/O thread
+ * (io-threads/pool.ts).
+ */
+export interface ServerStream {
+  readonly headers: HeaderList;
+  readonly peer: string;
+  /** The last value of a header, or undefined. */
+  header(name: string): string | undefined;
+  start(h: StreamHandlers): void;
+  /** Response headers (fields or a block HPACK-encoded once); `endStream` makes them the whole response. */
+  respond(fields: HeaderList | Buffer, endStream?: boolean): void;
+  write(data: Buffer): void;
+  /** Ends the response with trailers (fields or an encoded block), after any queued data. */
+  end(trailers?: HeaderList | Buffer): void;
+  reset(code?: number): void;
+}
+
+/** The last value of a header in a list, or undefined. */
+export function lastHeader(headers: HeaderList, name: string): string | undefined {
+  let v: string | undefined;
+  for (const [n, x] of headers) if (n === name) v = x;
+  return v;
+}
+
 /** One request stream; the owner answers with respond / write / end. */
-export class H2Stream {
+export class H2Stream implements ServerStream {
   readonly id: number;
   readonly headers: HeaderList;
   private readonly conn: H2Connection;
@@ -125,9 +151,7 @@ export class H2Stream {
 
   /** The last value of a header, or undefined. */
   header(name: string): string | undefined {
-    let v: string | undefined;
-    for (const [n, x] of this.headers) if (n === name) v = x;
-    return v;
+    return lastHeader(this.headers, name);
   }
 
   start(h: StreamHandlers): void {
@@ -153,9 +177,15 @@ export class H2Stream {
   }
 
   /** Ends the response with trailers (after any queued data). */
-  end(trailers?: HeaderList): void {
+  end(trailers?: HeaderList | Buffer): void {
     if (this.closed || this.localEnded) return;
-    this.conn.endStream(this, trailers ? encodeHeaders(trailers) : null);
+    const block = trailers === undefined || Buffer.isBuffer(trailers) ? trailers : encodeHeaders(trailers);
+    this.conn.endStream(this, block ?? null);
+  }
+
+  /** Closes the whole connection (GOAWAY): what an exception in a stream's handler costs. */
+  closeConnection(): void {
+    this.conn.close(ErrorCode.INTERNAL_ERROR, "internal error");
   }
 
   reset(code: number = ErrorCode.CANCEL): void {
@@ -218,6 +248,14 @@ export class H2Connection {
     sock.on("close", () => this.teardown());
     this.pingTimer = setInterval(() => this.ping(), opts.keepaliveIntervalMs);
     this.pingTimer.unref();
+  }
+
+  /** Stops reading the socket (the reader is behind), and starts again. */
+  pauseReading(): void {
+    this.sock.pause();
+  }
+  resumeReading(): void {
+    this.sock.resume();
   }
 
   /** Closes the connection: GOAWAY, then the socket. */

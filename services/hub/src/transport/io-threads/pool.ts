@@ -1,0 +1,268 @@
+/**
+ * The main thread's side of the hub's I/O threads (io-thread.ts): starts
+ * them on one port (SO_REUSEPORT), and turns the streams they relay into
+ * ServerStreams, so the front's routing, GrpcCall and the grpc-js fallback
+ * run unchanged on the main thread. Writes of one turn of the event loop go
+ * to each thread in one batch (relay.ts), a buffer written to many streams
+ * once.
+ *
+ * A thread that dies (a bug) loses its connections — their calls see
+ * onClose, the agents reconnect to the other threads — and is started again.
+ */
+import net from "node:net";
+import { Worker } from "node:worker_threads";
+import { ErrorCode, lastHeader, type ServerStream, type StreamHandlers } from "../h2/connection.ts";
+import { encodeHeaders, type HeaderList } from "../h2/hpack.ts";
+import type { FromIoThread, IoThreadData, ToIoThread } from "./io-thread.ts";
+import { BatchWriter, Down, readBatch, Up } from "./relay.ts";
+
+export type IoThreadsOptions = {
+  threads: number;
+  host: string;
+  port: number;
+  tls?: { cert: Buffer; key: Buffer } | undefined;
+  keepaliveIntervalMs?: number | undefined;
+  keepaliveTimeoutMs?: number | undefined;
+  onStream: (s: ServerStream) => void;
+  onInternalError: (e: Error) => void;
+};
+
+export type IoThreads = { port: number; close: () => Promise<void> };
+
+const EMPTY = Buffer.alloc(0);
+const THREAD_URL = new URL("./io-thread.ts", import.meta.url);
+
+/** A stream of a connection an I/O thread owns. */
+class RemoteStream implements ServerStream {
+  readonly key: number;
+  readonly peer: string;
+  readonly headers: HeaderList;
+  h: StreamHandlers | undefined;
+  /** ended, reset or gone: nothing more is sent or delivered */
+  done = false;
+  private readonly thread: IoThread;
+
+  constructor(thread: IoThread, key: number, peer: string, headers: HeaderList) {
+    this.thread = thread;
+    this.key = key;
+    this.peer = peer;
+    this.headers = headers;
+  }
+
+  header(name: string): string | undefined {
+    return lastHeader(this.headers, name);
+  }
+
+  start(h: StreamHandlers): void {
+    this.h = h;
+  }
+
+  respond(fields: HeaderList | Buffer, endStream = false): void {
+    if (this.done) return;
+    const block = Buffer.isBuffer(fields) ? fields : encodeHeaders(fields);
+    this.thread.send(Down.RESPOND, this.key, endStream ? 1 : 0, block, true);
+    if (endStream) this.thread.forget(this);
+  }
+
+  write(data: Buffer): void {
+    if (!this.done) this.thread.send(Down.WRITE, this.key, 0, data, true);
+  }
+
+  end(trailers?: HeaderList | Buffer): void {
+    if (this.done) return;
+    const block =
+      trailers === undefined ? EMPTY : Buffer.isBuffer(trailers) ? trailers : encodeHeaders(trailers);
+    this.thread.send(Down.END, this.key, 0, block);
+    this.thread.forget(this);
+  }
+
+  reset(code: number = ErrorCode.CANCEL): void {
+    if (this.done) return;
+    this.thread.send(Down.RESET, this.key, code);
+    this.thread.forget(this);
+  }
+}
+
+class IoThread {
+  readonly worker: Worker;
+  private readonly streams = new Map<number, RemoteStream>();
+  private readonly out = new BatchWriter();
+  private flushing = false;
+  private readonly opts: IoThreadsOptions;
+
+  constructor(worker: Worker, opts: IoThreadsOptions) {
+    this.worker = worker;
+    this.opts = opts;
+  }
+
+  send(op: number, key: number, flags: number, payload?: Uint8Array, share = false): void {
+    this.out.add(op, key, flags, payload, share);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushing = false;
+    if (this.out.empty) return;
+    const batch = this.out.take();
+    this.worker.postMessage({ batch } satisfies ToIoThread, [batch]);
+  }
+
+  forget(s: RemoteStream): void {
+    s.done = true;
+    this.streams.delete(s.key);
+  }
+
+  /** An exception from a stream's handler: its connection goes, every other stays. */
+  private fault(s: RemoteStream, e: unknown): void {
+    this.opts.onInternalError(e instanceof Error ? e : new Error(String(e)));
+    if (!s.done) this.send(Down.CLOSE_CONNECTION, s.key, 0);
+    this.forget(s);
+  }
+
+  onBatch(batch: ArrayBuffer): void {
+    let consumed = 0;
+    readBatch(batch, (op, key, _flags, p) => {
+      if (op === Up.ERROR) {
+        this.opts.onInternalError(new Error(`I/O thread ${this.worker.threadId}: ${p.toString()}`));
+        return;
+      }
+      if (op === Up.OPEN) {
+        const [peer, headers] = JSON.parse(p.toString()) as [string, HeaderList];
+        const s = new RemoteStream(this, key, peer, headers);
+        this.streams.set(key, s);
+        try {
+          this.opts.onStream(s);
+        } catch (e) {
+          this.fault(s, e);
+        }
+        return;
+      }
+      if (op === Up.DATA) consumed += p.length;
+      const s = this.streams.get(key);
+      if (!s) return; // ended here meanwhile
+      try {
+        if (op === Up.DATA) s.h?.onData(p);
+        else if (op === Up.END) s.h?.onEnd();
+        else if (op === Up.CLOSED) {
+          this.forget(s);
+          s.h?.onClose();
+        }
+      } catch (e) {
+        this.fault(s, e);
+      }
+    });
+    if (consumed > 0) {
+      const n = Buffer.allocUnsafe(4);
+      n.writeUInt32LE(consumed, 0);
+      this.send(Down.CONSUMED, 0, 0, n);
+    }
+  }
+
+  /** The thread is gone: its streams' calls end. */
+  dropAll(): void {
+    for (const s of [...this.streams.values()]) {
+      this.forget(s);
+      try {
+        s.h?.onClose();
+      } catch (e) {
+        this.opts.onInternalError(e as Error);
+      }
+    }
+  }
+}
+
+/** Fails with the address in use when anything listens there already (SO_REUSEPORT would share it with another hub). */
+async function portIsFree(host: string, port: number): Promise<void> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen({ host, port }, () => resolve());
+  });
+  await new Promise<void>((r) => probe.close(() => r()));
+}
+
+export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads> {
+  if (!Number.isInteger(opts.threads) || opts.threads < 1)
+    throw new Error(`I/O threads must be a whole number ≥ 1, not ${opts.threads}`);
+  if (opts.port !== 0) await portIsFree(opts.host, opts.port);
+  let closing = false;
+  const threads: Array<IoThread | undefined> = [];
+
+  const start = (i: number, port: number): Promise<{ thread: IoThread; port: number }> => {
+    const worker = new Worker(THREAD_URL, {
+      name: `switchyard-io-${i}`,
+      workerData: {
+        host: opts.host,
+        port,
+        tls: opts.tls,
+        keepaliveIntervalMs: opts.keepaliveIntervalMs,
+        keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
+      } satisfies IoThreadData,
+    });
+    const thread = new IoThread(worker, opts);
+    return new Promise((resolve, reject) => {
+      let listening = false;
+      worker.on("message", (m: FromIoThread) => {
+        if ("batch" in m) thread.onBatch(m.batch);
+        else if ("listening" in m) {
+          listening = true;
+          resolve({ thread, port: m.listening });
+        }
+      });
+      worker.on("error", (e) => {
+        if (!listening) reject(e);
+        else opts.onInternalError(new Error(`I/O thread ${i} failed: ${e.stack ?? e.message}`));
+      });
+      worker.on("exit", (code) => {
+        thread.dropAll();
+        if (!listening) {
+          reject(new Error(`I/O thread ${i} exited (${code}) before it listened`));
+          return;
+        }
+        if (closing || threads[i] !== thread) return;
+        threads[i] = undefined;
+        // its agents reconnect to the other threads meanwhile; a new one takes its share of new connections
+        setTimeout(() => {
+          if (closing) return;
+          start(i, port).then(
+            (t) => {
+              if (closing) t.thread.worker.terminate();
+              else threads[i] = t.thread;
+            },
+            (e: Error) =>
+              opts.onInternalError(new Error(`I/O thread ${i} could not start again: ${e.message}`)),
+          );
+        }, 1000).unref();
+      });
+    });
+  };
+
+  const first = await start(0, opts.port);
+  threads.push(first.thread);
+  try {
+    for (let i = 1; i < opts.threads; i++) threads.push((await start(i, first.port)).thread);
+  } catch (e) {
+    closing = true;
+    await Promise.all(threads.map((t) => t?.worker.terminate()));
+    throw e;
+  }
+  return {
+    port: first.port,
+    close: async () => {
+      closing = true;
+      await Promise.all(
+        threads.map(async (t) => {
+          if (!t) return;
+          const exited = new Promise<void>((r) => t.worker.once("exit", () => r()));
+          t.worker.postMessage({ close: true } satisfies ToIoThread);
+          const timer = setTimeout(() => t.worker.terminate(), 5000);
+          await exited;
+          clearTimeout(timer);
+        }),
+      );
+    },
+  };
+}
