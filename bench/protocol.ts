@@ -3,8 +3,9 @@
  * 100,000 endpoints in a cluster served by the test Kubernetes API server
  * (HTTPS list/watch through the hub's real client). The agents are
  * lightweight simulated clients spread over --workers processes
- * (bench/protocol-sims.ts: one gRPC channel each, real TLS, real protocol:
- * Hello, ACK per delta, resume with the held view version).
+ * (bench/c/sims.c, or bench/protocol-sims.ts with --sims node: one TLS
+ * connection each, real protocol: Hello, ACK per delta, resume with the held
+ * view version), and --real-agents real ones.
  *
  * Measures: cold start (hub up → every agent holds every resource), one
  * EndpointSlice change → all agents ACKed (p50/p99 over CHANGES changes),
@@ -13,7 +14,8 @@
  * bench/results/protocol.json.
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 100] [--workers 4]
- *                          [--plain] [--sim-full-decode] [--until cold|changes|storm] [--sim-nice N] [--out FILE]
+ *                          [--sims c|node] [--io-threads N] [--real-agents 2] [--plain] [--sim-full-decode]
+ *                          [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
 
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
@@ -593,6 +595,9 @@ const out = {
   date: new Date().toISOString(),
   agents: AGENTS,
   agent_worker_processes: WORKERS,
+  // which simulated agents (c: bench/c/sims.c, node: bench/protocol-sims.ts) and the hub's --io-threads
+  sim_agents: values.sims,
+  hub_io_threads: values["io-threads"] ?? "default",
   services: SERVICES,
   endpoints: SERVICES * ENDPOINTS_PER_SERVICE,
   ...results,

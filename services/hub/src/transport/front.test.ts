@@ -291,6 +291,49 @@ for (const ioThreads of [0, 2])
       }
     });
 
+    // (with connections on the main thread there is no thread to lose)
+    if (ioThreads > 0)
+      it("serves again after an I/O thread dies: its calls end, a new thread takes new connections", async () => {
+        const victims = front.ioWorkers();
+        assert.equal(victims.length, ioThreads);
+        const c = new grpc.Client(`127.0.0.1:${front.port}`, grpc.credentials.createInsecure());
+        try {
+          const call = c.makeBidiStreamRequest(ECHO, id, id);
+          const ended = new Promise<number>((resolve) => {
+            call.on("error", (e: grpc.ServiceError) => resolve(e.code));
+            call.on("status", (st: grpc.StatusObject) => resolve(st.code));
+          });
+          call.on("data", () => {});
+          call.write(Buffer.alloc(2));
+          await Promise.all(victims.map((w) => w.terminate()));
+          assert.notEqual(await ended, Status.OK, "a call of a dead thread ends with an error");
+          // new threads come up on the same port; a new connection is served
+          for (let i = 0; ; i++) {
+            const fresh = new grpc.Client(`127.0.0.1:${front.port}`, grpc.credentials.createInsecure());
+            const r = await chat(fresh, [Buffer.alloc(4)]);
+            fresh.close();
+            if (r.code === 0) {
+              assert.deepEqual(r.lengths, [4]);
+              break;
+            }
+            assert.ok(i < 100, `no I/O thread came back: ${r.details}`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          // every thread comes back (they start one by one)
+          for (let i = 0; front.ioWorkers().length < ioThreads; i++) {
+            assert.ok(i < 100, `${front.ioWorkers().length} of ${ioThreads} I/O threads came back`);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          const back = front.ioWorkers();
+          assert.ok(back.every((w) => !victims.includes(w)));
+          // the client of the earlier tests reconnects too
+          client.close();
+          client = new grpc.Client(`127.0.0.1:${front.port}`, grpc.credentials.createInsecure());
+        } finally {
+          c.close();
+        }
+      });
+
     it("reads grpc-timeout values", () => {
       assert.equal(parseGrpcTimeout("5S"), 5000);
       assert.equal(parseGrpcTimeout("250m"), 250);

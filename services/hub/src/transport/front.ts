@@ -13,6 +13,7 @@
  */
 import http2 from "node:http2";
 import { duplexPair } from "node:stream";
+import type { Worker } from "node:worker_threads";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcCall, Status } from "./grpc-call.ts";
 import type { ServerStream } from "./h2/connection.ts";
@@ -39,7 +40,12 @@ export type FrontOptions = {
   onInternalError?: (e: Error) => void;
 };
 
-export type Front = { port: number; close: () => Promise<void> };
+export type Front = {
+  port: number;
+  /** the I/O threads serving the connections (none when they are on the main thread) */
+  ioWorkers: () => Worker[];
+  close: () => Promise<void>;
+};
 
 /** headers that belong to one HTTP/2 hop, not to the call */
 const HOP_HEADERS = new Set([":method", ":path", ":authority", ":scheme", "connection", "host"]);
@@ -75,6 +81,7 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
     : await listenH2(common);
   return {
     port: served.port,
+    ioWorkers: () => ("workers" in served ? served.workers() : []),
     close: async () => {
       await served.close();
       inner.close();

@@ -27,7 +27,12 @@ export type IoThreadsOptions = {
   onInternalError: (e: Error) => void;
 };
 
-export type IoThreads = { port: number; close: () => Promise<void> };
+export type IoThreads = {
+  port: number;
+  /** the running I/O threads (what a test kills to see one come back) */
+  workers: () => Worker[];
+  close: () => Promise<void>;
+};
 
 const EMPTY = Buffer.alloc(0);
 const THREAD_URL = new URL("./io-thread.ts", import.meta.url);
@@ -251,6 +256,7 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
   }
   return {
     port: first.port,
+    workers: () => threads.flatMap((t) => (t ? [t.worker] : [])),
     close: async () => {
       closing = true;
       await Promise.all(
