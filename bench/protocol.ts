@@ -48,6 +48,8 @@ const { values } = parseArgs({
     "sim-full-decode": { type: "boolean", default: false },
     // scheduling niceness of the simulated agents' processes (0 = same as the hub)
     "sim-nice": { type: "string", default: "0" },
+    // the real agents' --resync-seconds (their periodic full reconcile; default: the agent's own, 60)
+    "real-agent-resync-seconds": { type: "string" },
     // the hub's --io-threads (default: the hub's own default)
     "io-threads": { type: "string" },
     // the simulated agents: c (bench/c/sims.c, one epoll loop per process) or node (bench/protocol-sims.ts)
@@ -283,6 +285,9 @@ function startReal(i: number, address: string): Real {
       name,
       "--state-dir",
       path.join(tmp, name),
+      ...(values["real-agent-resync-seconds"]
+        ? ["--resync-seconds", values["real-agent-resync-seconds"]]
+        : []),
     ],
     nodeOptions("AGENT_NODE_OPTIONS"),
   );
