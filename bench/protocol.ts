@@ -13,7 +13,7 @@
  * restart (time and bytes resent), hub RSS and CPU. Writes
  * bench/results/protocol.json.
  *
- *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 100] [--workers 4]
+ *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 100] [--workers 2]
  *                          [--sims c|node] [--io-threads N] [--real-agents 2] [--plain] [--sim-full-decode]
  *                          [--until cold|changes|storm] [--sim-nice N] [--out FILE]
  */
@@ -39,7 +39,8 @@ const { values } = parseArgs({
     services: { type: "string", default: "10000" },
     // one-endpoint changes, one at a time: 100 so that a p99 is not simply the worst of a handful
     changes: { type: "string", default: "100" },
-    workers: { type: "string", default: "4" },
+    // processes of simulated agents (default: 2 for the C ones, one per core; 4 for the Node ones)
+    workers: { type: "string" },
     // stop after this phase (cold | changes | storm); with HUB_NODE_OPTIONS="--cpu-prof" the hub then exits cleanly and writes its profile
     until: { type: "string", default: "storm" },
     // the agents do not accept zstd-packed batches (the plain protocol, for comparison)
@@ -148,7 +149,7 @@ function hubStats(p: Proc): { rssMiB: number; peakRssMiB: number; cpuS: number; 
 }
 
 // --- simulated agents, spread over worker processes (bench/c/sims.c, or bench/protocol-sims.ts with --sims node) ---
-const WORKERS = Number(values.workers);
+const WORKERS = Number(values.workers ?? (values.sims === "c" ? 2 : 4));
 type WorkerEv =
   | { ev: "ready" }
   | { ev: "synced"; at: number; bytes: number; cpuS: number; inflateS: number; framesReused: number }

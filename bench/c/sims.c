@@ -738,6 +738,8 @@ static void flush_out(struct sim *s)
 		watch_events(s, 0);
 }
 
+static void on_readable(struct sim *s);
+
 static void handshake(struct sim *s)
 {
 	int r = SSL_connect(s->ssl);
@@ -752,6 +754,8 @@ static void handshake(struct sim *s)
 		}
 		s->state = OPEN;
 		flush_out(s);
+		if (s->state == OPEN && SSL_has_pending(s->ssl))
+			on_readable(s); /* read ahead with the handshake's last flight */
 		return;
 	}
 	int e = SSL_get_error(s->ssl, r);
@@ -777,6 +781,9 @@ static void on_readable(struct sim *s)
 			buf_put(&s->in, chunk, n);
 			if (on_frames(s))
 				return;
+			/* nothing buffered in OpenSSL: epoll says when the socket has more (no read for EAGAIN) */
+			if (!SSL_has_pending(s->ssl))
+				break;
 			continue;
 		}
 		int e = SSL_get_error(s->ssl, n);
@@ -883,6 +890,8 @@ static void command(char *line)
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x02h2", 3);
+		/* read whole records (and what follows) in one read(), not a header and then a body */
+		SSL_CTX_set_read_ahead(ctx, 1);
 		int cap = 0;
 		for (char *w; (w = strsep(&line, " "));) {
 			if (!*w)
