@@ -211,8 +211,14 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
     return new Promise((resolve, reject) => {
       let listening = false;
       worker.on("message", (m: FromIoThread) => {
-        if ("batch" in m) thread.onBatch(m.batch);
-        else if ("listening" in m) {
+        if ("batch" in m) {
+          try {
+            thread.onBatch(m.batch);
+          } catch (e) {
+            // a malformed batch is a bug of the hub's own: reported, the hub stays up
+            opts.onInternalError(e as Error);
+          }
+        } else if ("listening" in m) {
           listening = true;
           resolve({ thread, port: m.listening });
         }

@@ -42,14 +42,17 @@ describe("the I/O threads' relay batches", () => {
     assert.ok(got.every((r, i) => r.key === i + 1 && r.payload === delta.toString()));
   });
 
-  it("grows past its first buffer for large payloads", () => {
+  it("grows past its first buffer for large payloads, then starts small again", () => {
     const w = new BatchWriter();
-    const big = Buffer.alloc(300_000, 1);
+    const big = Buffer.alloc(5_000_000, 1);
     w.add(Down.WRITE, 9, 0, big);
     w.add(Down.WRITE, 10, 0, Buffer.from("x"));
     const got: Buffer[] = [];
     readBatch(w.take(), (_op, _key, _flags, p) => got.push(Buffer.from(p)));
     assert.deepEqual(got, [big, Buffer.from("x")]);
+    // and a small batch after it (the writer gives the large buffer back)
+    w.add(Down.WRITE, 11, 0, Buffer.from("after"));
+    assert.deepEqual(records(w.take()), [{ op: Down.WRITE, key: 11, flags: 0, payload: "after" }]);
   });
 
   it("refuses a batch cut short or pointing outside itself", () => {

@@ -85,6 +85,8 @@ export class BatchWriter {
     out.set(this.buf.subarray(0, this.len));
     this.len = 0;
     this.carried.clear();
+    // a cold start's batches are large; the quiet ones after it need no such buffer
+    if (this.buf.length > 4 << 20) this.buf = Buffer.allocUnsafeSlow(64 * 1024);
     return out.buffer;
   }
 
