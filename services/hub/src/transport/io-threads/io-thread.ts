@@ -14,7 +14,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { H2Stream } from "../h2/connection.ts";
 import { listenH2 } from "../listener.ts";
-import { BatchWriter, Down, readBatch, Up } from "./relay.ts";
+import { BatchSender, Down, readBatch, Up } from "./relay.ts";
 
 export type IoThreadData = {
   host: string;
@@ -38,24 +38,10 @@ const streams = new Map<number, H2Stream>();
 let nextKey = 0;
 let unconsumed = 0;
 let paused = false;
-const out = new BatchWriter();
-let flushing = false;
-
-/** everything of this turn of the event loop goes in one message */
-function queue(op: number, key: number, flags?: number, payload?: Uint8Array): void {
+/** everything of one turn of the event loop goes to the main thread in one message */
+const out = new BatchSender((batch) => port.postMessage({ batch } satisfies FromIoThread, [batch]));
+const queue = (op: number, key: number, flags?: number, payload?: Uint8Array) =>
   out.add(op, key, flags, payload);
-  if (!flushing) {
-    flushing = true;
-    setImmediate(flush);
-  }
-}
-
-function flush(): void {
-  flushing = false;
-  if (out.empty) return;
-  const batch = out.take();
-  port.postMessage({ batch } satisfies FromIoThread, [batch]);
-}
 
 function throttle(): void {
   const over = unconsumed > MAX_UNCONSUMED;
@@ -133,7 +119,7 @@ port.on("message", (m: ToIoThread) => {
     return;
   }
   listener.close().then(() => {
-    flush();
+    out.flush();
     port.postMessage({ closed: true } satisfies FromIoThread);
     port.close();
   });

@@ -14,7 +14,7 @@ import { Worker } from "node:worker_threads";
 import { ErrorCode, lastHeader, type ServerStream, type StreamHandlers } from "../h2/connection.ts";
 import { encodeHeaders, type HeaderList } from "../h2/hpack.ts";
 import type { FromIoThread, IoThreadData, ToIoThread } from "./io-thread.ts";
-import { BatchWriter, Down, readBatch, Up } from "./relay.ts";
+import { BatchSender, Down, readBatch, Up } from "./relay.ts";
 
 export type IoThreadsOptions = {
   threads: number;
@@ -91,28 +91,18 @@ class RemoteStream implements ServerStream {
 class IoThread {
   readonly worker: Worker;
   private readonly streams = new Map<number, RemoteStream>();
-  private readonly out = new BatchWriter();
-  private flushing = false;
+  private readonly out: BatchSender;
   private readonly opts: IoThreadsOptions;
 
   constructor(worker: Worker, opts: IoThreadsOptions) {
     this.worker = worker;
     this.opts = opts;
+    // the writes of one turn (a view change to every agent of this thread) go in one message
+    this.out = new BatchSender((batch) => worker.postMessage({ batch } satisfies ToIoThread, [batch]));
   }
 
   send(op: number, key: number, flags: number, payload?: Uint8Array, share = false): void {
     this.out.add(op, key, flags, payload, share);
-    if (!this.flushing) {
-      this.flushing = true;
-      setImmediate(() => this.flush());
-    }
-  }
-
-  private flush(): void {
-    this.flushing = false;
-    if (this.out.empty) return;
-    const batch = this.out.take();
-    this.worker.postMessage({ batch } satisfies ToIoThread, [batch]);
   }
 
   forget(s: RemoteStream): void {

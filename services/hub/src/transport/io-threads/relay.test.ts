@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BatchWriter, Down, RelayError, readBatch, Up } from "./relay.ts";
+import { BatchSender, BatchWriter, Down, RelayError, readBatch, Up } from "./relay.ts";
 
 type Rec = { op: number; key: number; flags: number; payload: string };
 
@@ -53,6 +53,22 @@ describe("the I/O threads' relay batches", () => {
     // and a small batch after it (the writer gives the large buffer back)
     w.add(Down.WRITE, 11, 0, Buffer.from("after"));
     assert.deepEqual(records(w.take()), [{ op: Down.WRITE, key: 11, flags: 0, payload: "after" }]);
+  });
+
+  it("sends everything of one turn of the event loop as one batch, and nothing when there is nothing", async () => {
+    const posts: ArrayBuffer[] = [];
+    const sender = new BatchSender((b) => posts.push(b));
+    for (let k = 1; k <= 3; k++) sender.add(Up.DATA, k, 0, Buffer.from(`m${k}`));
+    assert.equal(posts.length, 0, "not before the turn ends");
+    await new Promise((r) => setImmediate(r));
+    assert.equal(posts.length, 1);
+    assert.deepEqual(
+      records(posts[0]!).map((r) => `${r.key}:${r.payload}`),
+      ["1:m1", "2:m2", "3:m3"],
+    );
+    sender.flush();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(posts.length, 1, "an empty batch is not sent");
   });
 
   it("refuses a batch cut short or pointing outside itself", () => {

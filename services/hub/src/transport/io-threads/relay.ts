@@ -100,6 +100,36 @@ export class BatchWriter {
   }
 }
 
+/**
+ * A BatchWriter that sends itself: the first record of a turn of the event
+ * loop schedules one `post` of the whole batch after the turn's I/O
+ * (setImmediate), so the records of every socket read in that turn go
+ * together.
+ */
+export class BatchSender {
+  private readonly out = new BatchWriter();
+  private scheduled = false;
+  private readonly post: (batch: ArrayBuffer) => void;
+
+  constructor(post: (batch: ArrayBuffer) => void) {
+    this.post = post;
+  }
+
+  add(op: number, key: number, flags?: number, payload?: Uint8Array, share?: boolean): void {
+    this.out.add(op, key, flags, payload, share);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Sends what is queued now (also what the scheduled send does). */
+  flush(): void {
+    this.scheduled = false;
+    if (!this.out.empty) this.post(this.out.take());
+  }
+}
+
 export class RelayError extends Error {}
 
 /** Calls `each` for every record of a batch; payloads are views of the batch (no copy). */
