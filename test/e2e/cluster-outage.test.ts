@@ -168,6 +168,18 @@ clusters:
     await replyOf(host, "10.96.52.20", "east-cart");
   });
 
+  it("counts the agents' streams per thread that serves them", async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    const sum = (re: RegExp) => [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+    const agents = sum(/^switchyard_hub_agents_connected\{[^}]*\} (\d+)$/gm);
+    const streams = sum(/^switchyard_hub_streams\{thread="[^"]+"\} (\d+)$/gm);
+    assert.equal(agents, 2, "host-1 and edge-1");
+    assert.ok(
+      streams >= agents,
+      `${streams} streams for ${agents} agents:\n${text.match(/^switchyard_hub_streams.*$/gm)}`,
+    );
+  });
+
   it("keeps, then withdraws, then restores an unreachable cluster's backends, as configured", async () => {
     west.outage();
     await waitUntil("west marked stale", async () =>

@@ -633,7 +633,7 @@ async function serve(argv: string[]): Promise<void> {
     const m = parseListen(current.metricsListen);
     if (!m.ok) fail(m.error);
     metricsServer = await serveMetrics(
-      createHubMetrics({ world, clusters, assignments }),
+      createHubMetrics({ world, clusters, assignments, front }),
       m.value.host,
       m.value.port,
     ).catch((e: unknown) =>

@@ -7,15 +7,18 @@ import http from "node:http";
 import client from "prom-client";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
+import type { Front } from "../transport/front.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
 
 export function createHubMetrics(deps: {
   world: World;
   clusters: ClusterManager;
   assignments: AssignmentServer;
+  /** the port's streams per serving thread */
+  front?: Pick<Front, "openStreams">;
   now?: () => number;
 }): client.Registry {
-  const { world, clusters, assignments } = deps;
+  const { world, clusters, assignments, front } = deps;
   const now = deps.now ?? Date.now;
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: "switchyard_hub_" });
@@ -94,6 +97,17 @@ export function createHubMetrics(deps: {
       each(this, () => {
         const by = assignments.countsByCluster();
         for (const cluster of world.clusters.keys()) this.set({ cluster }, by.get(cluster)?.agents ?? 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_streams",
+    help: "gRPC streams open on the hub's port (agents' assignment streams and other calls), per thread serving their connections: an I/O thread's number, or main",
+    labelNames: ["thread"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const [thread, n] of front?.openStreams() ?? []) this.set({ thread }, n);
       });
     },
   });

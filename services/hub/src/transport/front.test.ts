@@ -334,6 +334,29 @@ for (const ioThreads of [0, 2])
         }
       });
 
+    it("counts open streams per thread that serves them", async () => {
+      const total = () => [...front.openStreams().values()].reduce((a, n) => a + n, 0);
+      assert.deepEqual(
+        [...front.openStreams().keys()],
+        ioThreads ? Array.from({ length: ioThreads }, (_, i) => String(i)) : ["main"],
+      );
+      const before = total();
+      const call = client.makeBidiStreamRequest(ECHO, id, id);
+      const replied = new Promise<void>((resolve) => call.once("data", () => resolve()));
+      call.write(Buffer.alloc(1));
+      await replied;
+      assert.equal(total(), before + 1);
+      const ended = new Promise<void>((resolve) => call.on("status", () => resolve()));
+      call.resume();
+      call.end();
+      await ended;
+      // the hub forgets a finished stream at once (main thread) or when the I/O thread's word arrives
+      for (let i = 0; total() !== before; i++) {
+        assert.ok(i < 100, `still ${total()} streams open, ${before} before the call`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+
     it("reads grpc-timeout values", () => {
       assert.equal(parseGrpcTimeout("5S"), 5000);
       assert.equal(parseGrpcTimeout("250m"), 250);

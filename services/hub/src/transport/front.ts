@@ -44,6 +44,8 @@ export type Front = {
   port: number;
   /** the I/O threads serving the connections (none when they are on the main thread) */
   ioWorkers: () => Worker[];
+  /** streams open now per thread that serves their connections: "0", "1", … or "main" */
+  openStreams: () => Map<string, number>;
   close: () => Promise<void>;
 };
 
@@ -82,6 +84,10 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
   return {
     port: served.port,
     ioWorkers: () => ("workers" in served ? served.workers() : []),
+    openStreams: () =>
+      "workers" in served
+        ? new Map(served.openStreams().map((n, i) => [String(i), n]))
+        : new Map([["main", served.openStreams()]]),
     close: async () => {
       await served.close();
       inner.close();

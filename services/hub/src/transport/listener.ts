@@ -25,6 +25,8 @@ export type ListenerOptions = {
 export type Listener = {
   port: number;
   readonly connections: ReadonlySet<H2Connection>;
+  /** streams open now on all its connections */
+  openStreams: () => number;
   /** stops accepting and closes every connection (GOAWAY) */
   close: () => Promise<void>;
 };
@@ -65,6 +67,11 @@ export async function listenH2(opts: ListenerOptions): Promise<Listener> {
   return {
     port,
     connections,
+    openStreams: () => {
+      let n = 0;
+      for (const c of connections) n += c.openStreams;
+      return n;
+    },
     close: async () => {
       const closed = new Promise<void>((r) => server.close(() => r()));
       for (const c of connections) c.close();

@@ -250,6 +250,11 @@ export class H2Connection {
     this.pingTimer.unref();
   }
 
+  /** Streams open now. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   /** Stops reading the socket (the reader is behind), and starts again. */
   pauseReading(): void {
     this.sock.pause();

@@ -31,6 +31,8 @@ export type IoThreads = {
   port: number;
   /** the running I/O threads (what a test kills to see one come back) */
   workers: () => Worker[];
+  /** streams open now, relayed from each thread (by thread number) */
+  openStreams: () => number[];
   close: () => Promise<void>;
 };
 
@@ -103,6 +105,10 @@ class IoThread {
 
   send(op: number, key: number, flags: number, payload?: Uint8Array, share = false): void {
     this.out.add(op, key, flags, payload, share);
+  }
+
+  get openStreams(): number {
+    return this.streams.size;
   }
 
   forget(s: RemoteStream): void {
@@ -253,6 +259,7 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
   return {
     port: first.port,
     workers: () => threads.flatMap((t) => (t ? [t.worker] : [])),
+    openStreams: () => threads.map((t) => t?.openStreams ?? 0),
     close: async () => {
       closing = true;
       await Promise.all(
