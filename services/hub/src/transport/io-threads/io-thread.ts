@@ -80,7 +80,7 @@ const listener = await listenH2({
 
 function apply(op: number, key: number, flags: number, p: Buffer): void {
   if (op === Down.CONSUMED) {
-    unconsumed -= p.length === 4 ? p.readUInt32LE(0) : 0;
+    unconsumed -= key;
     throttle();
     return;
   }

@@ -13,18 +13,14 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { ErrorCode, lastHeader, type ServerStream, type StreamHandlers } from "../h2/connection.ts";
 import { encodeHeaders, type HeaderList } from "../h2/hpack.ts";
+import type { ListenerOptions } from "../listener.ts";
 import type { FromIoThread, IoThreadData, ToIoThread } from "./io-thread.ts";
 import { BatchSender, Down, readBatch, Up } from "./relay.ts";
 
-export type IoThreadsOptions = {
+/** a listener's options (each thread runs one), for streams that reach the main thread as ServerStreams */
+export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream"> & {
   threads: number;
-  host: string;
-  port: number;
-  tls?: { cert: Buffer; key: Buffer } | undefined;
-  keepaliveIntervalMs?: number | undefined;
-  keepaliveTimeoutMs?: number | undefined;
   onStream: (s: ServerStream) => void;
-  onInternalError: (e: Error) => void;
 };
 
 export type IoThreads = {
@@ -155,11 +151,8 @@ class IoThread {
         this.fault(s, e);
       }
     });
-    if (consumed > 0) {
-      const n = Buffer.allocUnsafe(4);
-      n.writeUInt32LE(consumed, 0);
-      this.send(Down.CONSUMED, 0, 0, n);
-    }
+    // input credit: the count rides in the record's key
+    if (consumed > 0) this.send(Down.CONSUMED, consumed, 0);
   }
 
   /** The thread is gone: its streams' calls end. */

@@ -36,7 +36,7 @@ export const Down = {
   RESET: 14,
   /** close the stream's whole connection (an exception in its handler) */
   CLOSE_CONNECTION: 15,
-  /** the main thread has handled this many DATA bytes (key 0, length only): input credit */
+  /** input credit: the main thread has handled `key` more DATA bytes (no payload) */
   CONSUMED: 16,
 } as const;
 
