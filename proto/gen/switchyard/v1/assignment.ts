@@ -343,6 +343,15 @@ export interface StreamAssignmentsResponse {
    * limit) instead of growing its output while it inflates.
    */
   resourcesZstdSize: number;
+  /**
+   * Set when, with this message applied, the agent holds the hub's whole
+   * view at `system_version`: the initial walk of the stream is done and
+   * nothing changed is left to send. Until an agent has received one, what
+   * it holds may be a part of the view (a cold start's first chunks), so it
+   * prunes nothing; and it applies the messages before one together, so a
+   * Service and its slices sent in different chunks land as one change.
+   */
+  viewComplete: boolean;
 }
 
 /** AgentCredential is a hub-signed token for one agent (cluster + node name). */
@@ -366,6 +375,11 @@ export interface Welcome {
    * unknown (an agent may set its own with --zone).
    */
   nodeZone: string;
+  /**
+   * The agent's Hello.held_view_version is the view's current version: the
+   * agent holds the whole view and no delta follows until the view changes.
+   */
+  inSync: boolean;
 }
 
 /** Resource is one named, versioned unit of assignment. */
@@ -410,6 +424,15 @@ export interface ServiceAssignment {
    * to the agent (same zone, or same node then same zone), else all.
    */
   trafficDistribution: TrafficDistribution;
+  /**
+   * With external_traffic_local: also connects that start on this node use
+   * only this node's backends on external frontends (the original system's
+   * strict behaviour; annotation switchyard.io/external-traffic-strict or
+   * the hub's externalTrafficStrict setting). Without it, as kube-proxy and
+   * Cilium's socket LB do for local sources, external frontends of an
+   * eTP=Local Service follow the internal traffic policy on the agent.
+   */
+  externalTrafficStrict: boolean;
 }
 
 /** BackendTier names resources whose backend slices serve together. */
@@ -1235,6 +1258,7 @@ function createBaseStreamAssignmentsResponse(): StreamAssignmentsResponse {
     credential: undefined,
     resourcesZstd: Buffer.alloc(0),
     resourcesZstdSize: 0,
+    viewComplete: false,
   };
 }
 
@@ -1263,6 +1287,9 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     }
     if (message.resourcesZstdSize !== 0) {
       writer.uint32(64).uint32(message.resourcesZstdSize);
+    }
+    if (message.viewComplete !== false) {
+      writer.uint32(72).bool(message.viewComplete);
     }
     return writer;
   },
@@ -1344,6 +1371,14 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
             message.resourcesZstdSize = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.viewComplete = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1384,6 +1419,11 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
         : isSet(object.resources_zstd_size)
         ? globalThis.Number(object.resources_zstd_size)
         : 0,
+      viewComplete: isSet(object.viewComplete)
+        ? globalThis.Boolean(object.viewComplete)
+        : isSet(object.view_complete)
+        ? globalThis.Boolean(object.view_complete)
+        : false,
     };
   },
 
@@ -1413,6 +1453,9 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
     if (message.resourcesZstdSize !== 0) {
       obj.resourcesZstdSize = Math.round(message.resourcesZstdSize);
     }
+    if (message.viewComplete !== false) {
+      obj.viewComplete = message.viewComplete;
+    }
     return obj;
   },
 
@@ -1433,6 +1476,7 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
       : undefined;
     message.resourcesZstd = object.resourcesZstd ?? Buffer.alloc(0);
     message.resourcesZstdSize = object.resourcesZstdSize ?? 0;
+    message.viewComplete = object.viewComplete ?? false;
     return message;
   },
 };
@@ -1527,7 +1571,7 @@ export const AgentCredential: MessageFns<AgentCredential> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { hubId: "", cluster: "", viewClusters: [], nodeZone: "" };
+  return { hubId: "", cluster: "", viewClusters: [], nodeZone: "", inSync: false };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -1543,6 +1587,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.nodeZone !== "") {
       writer.uint32(34).string(message.nodeZone);
+    }
+    if (message.inSync !== false) {
+      writer.uint32(40).bool(message.inSync);
     }
     return writer;
   },
@@ -1592,6 +1639,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.nodeZone = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.inSync = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1622,6 +1677,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.node_zone)
         ? globalThis.String(object.node_zone)
         : "",
+      inSync: isSet(object.inSync)
+        ? globalThis.Boolean(object.inSync)
+        : isSet(object.in_sync)
+        ? globalThis.Boolean(object.in_sync)
+        : false,
     };
   },
 
@@ -1639,6 +1699,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.nodeZone !== "") {
       obj.nodeZone = message.nodeZone;
     }
+    if (message.inSync !== false) {
+      obj.inSync = message.inSync;
+    }
     return obj;
   },
 
@@ -1651,6 +1714,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.cluster = object.cluster ?? "";
     message.viewClusters = object.viewClusters?.map((e) => e) || [];
     message.nodeZone = object.nodeZone ?? "";
+    message.inSync = object.inSync ?? false;
     return message;
   },
 };
@@ -1801,6 +1865,7 @@ function createBaseServiceAssignment(): ServiceAssignment {
     affinityTimeoutSeconds: 0,
     backendTiers: [],
     trafficDistribution: 0,
+    externalTrafficStrict: false,
   };
 }
 
@@ -1832,6 +1897,9 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     }
     if (message.trafficDistribution !== 0) {
       writer.uint32(72).int32(message.trafficDistribution);
+    }
+    if (message.externalTrafficStrict !== false) {
+      writer.uint32(80).bool(message.externalTrafficStrict);
     }
     return writer;
   },
@@ -1921,6 +1989,14 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
             message.trafficDistribution = reader.int32() as any;
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.externalTrafficStrict = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1966,6 +2042,11 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
         : isSet(object.traffic_distribution)
         ? trafficDistributionFromJSON(object.traffic_distribution)
         : 0,
+      externalTrafficStrict: isSet(object.externalTrafficStrict)
+        ? globalThis.Boolean(object.externalTrafficStrict)
+        : isSet(object.external_traffic_strict)
+        ? globalThis.Boolean(object.external_traffic_strict)
+        : false,
     };
   },
 
@@ -1998,6 +2079,9 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     if (message.trafficDistribution !== 0) {
       obj.trafficDistribution = trafficDistributionToJSON(message.trafficDistribution);
     }
+    if (message.externalTrafficStrict !== false) {
+      obj.externalTrafficStrict = message.externalTrafficStrict;
+    }
     return obj;
   },
 
@@ -2015,6 +2099,7 @@ export const ServiceAssignment: MessageFns<ServiceAssignment> = {
     message.affinityTimeoutSeconds = object.affinityTimeoutSeconds ?? 0;
     message.backendTiers = object.backendTiers?.map((e) => BackendTier.fromPartial(e)) || [];
     message.trafficDistribution = object.trafficDistribution ?? 0;
+    message.externalTrafficStrict = object.externalTrafficStrict ?? false;
     return message;
   },
 };
