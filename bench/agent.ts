@@ -35,7 +35,8 @@ for (let i = 0; i < SERVICES; i++) {
 }
 const t = new ViewTranslator();
 t.rebuild([world.cluster("bench")]);
-const msg = (resources: Resource[]) => StreamAssignmentsResponse.fromPartial({ nonce: "n", resources });
+const msg = (resources: Resource[]) =>
+  StreamAssignmentsResponse.fromPartial({ nonce: "n", resources, viewComplete: true });
 const maps = new FakeMaps();
 const core = new AgentCore(maps, "node-0", [], silentLogger());
 let t0 = performance.now();

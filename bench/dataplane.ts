@@ -172,6 +172,7 @@ function resources(n: number): Resource[] {
       affinityTimeoutSeconds: 0,
       backendTiers: [],
       trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+      externalTrafficStrict: false,
     };
     out.push({ name, version: "1", body: { $case: "service", value: svcBody } });
     out.push({
@@ -299,7 +300,9 @@ try {
     // Switchyard: load through the agent's own planner and map writer
     core.store.resources.clear();
     const t0 = performance.now();
-    const errs = core.onDelta(StreamAssignmentsResponse.fromPartial({ nonce: "x", resources: resources(n) }));
+    const errs = core.onDelta(
+      StreamAssignmentsResponse.fromPartial({ nonce: "x", resources: resources(n), viewComplete: true }),
+    );
     if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
     results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);
 

@@ -74,6 +74,7 @@ export function serviceResource(
         affinityTimeoutSeconds: extra.affinityTimeoutSeconds ?? 0,
         backendTiers: [],
         trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+        externalTrafficStrict: false,
       },
     },
   };
@@ -170,6 +171,7 @@ export class DatapathHarness {
         nonce: String(++this.nonce),
         resources: changed,
         removedResources: removed,
+        viewComplete: true,
       }),
     );
   }

@@ -58,6 +58,7 @@ function service(
         affinityTimeoutSeconds: 0,
         backendTiers: (opts.tiers ?? []).map((services) => ({ services })),
         trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+        externalTrafficStrict: false,
       },
     },
   };
@@ -86,12 +87,17 @@ function slice(name: string, svc: string, ips: string[], v: number): Resource {
   };
 }
 
-const delta = (resources: Resource[], removed: string[] = []): StreamAssignmentsResponse =>
+const delta = (
+  resources: Resource[],
+  removed: string[] = [],
+  viewComplete = true,
+): StreamAssignmentsResponse =>
   StreamAssignmentsResponse.fromPartial({
     nonce: "n",
     systemVersion: "v",
     resources,
     removedResources: removed,
+    viewComplete,
   });
 
 /** The maps without their ids: frontend → service name, mode, backends; plus what is unreferenced. */
@@ -195,5 +201,105 @@ describe("AgentCore: incremental deltas", () => {
     );
     core.onDelta(delta([], ["eps/c/ns/g-1"]));
     assert.match(canonical(maps.read()).frontends[0]!, /-> 10\.65\.0\.1:8080$/, "and fails over again");
+  });
+});
+
+/** A view of n Services with one slice each, and maps that hold it (as a previous run left them). */
+function pinnedView(n: number): { view: Resource[]; maps: FakeMaps } {
+  const view: Resource[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `svc/c/ns/s${i}`;
+    view.push(
+      service(name, `10.96.${i >> 8}.${i & 255}`),
+      slice(`eps/c/ns/s${i}-a`, name, [`10.64.0.${(i % 200) + 1}`], 1),
+    );
+  }
+  const maps = new FakeMaps();
+  const first = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+  first.onDelta(delta(view));
+  return { view, maps };
+}
+
+describe("AgentCore: prune only after a complete sync", () => {
+  it("a restarted agent with no hub (or a silent one) keeps its pinned maps through any number of resyncs", () => {
+    const { maps } = pinnedView(20);
+    const before = maps.read();
+    const writes = maps.writes;
+    const restarted = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    assert.equal(restarted.syncState.state, "pinned");
+    for (let i = 0; i < 3; i++) assert.equal(restarted.resync(), 0);
+    assert.equal(maps.writes, writes, "nothing written");
+    assert.deepEqual(maps.read(), before);
+  });
+
+  it("a restarted agent receiving the view in chunks writes nothing until the last one, then nothing at all when nothing changed", () => {
+    const { view, maps } = pinnedView(30);
+    const before = maps.read();
+    const writes = maps.writes;
+    const restarted = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    // Services first, their slices later (as a cold walk may cut them)
+    const services = view.filter((r) => r.body?.$case === "service");
+    const slices = view.filter((r) => r.body?.$case === "backendSlice");
+    assert.deepEqual(restarted.onDelta(delta(services.slice(0, 20), [], false)), []);
+    assert.equal(maps.writes, writes, "a first chunk is not the whole view: nothing pruned or emptied");
+    assert.deepEqual(
+      restarted.onDelta(delta([...services.slice(20), ...slices.slice(0, 10)], [], false)),
+      [],
+    );
+    assert.equal(maps.writes, writes);
+    assert.equal(restarted.syncState.state, "pinned");
+    assert.deepEqual(restarted.onDelta(delta(slices.slice(10), [], true)), []);
+    assert.equal(restarted.syncState.state, "synced");
+    assert.equal(maps.writes, writes, "the complete view equals the maps: zero writes");
+    assert.deepEqual(canonical(maps.read()), canonical(before));
+  });
+
+  it("prunes what the complete view does not hold, once it is complete", () => {
+    const { view, maps } = pinnedView(5);
+    const restarted = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    const kept = view.filter((r) => !r.name.includes("/s4"));
+    restarted.onDelta(delta(kept.slice(0, 3), [], false));
+    assert.equal(canonical(maps.read()).frontends.length, 5, "s4 stays while the view is partial");
+    restarted.onDelta(delta(kept.slice(3), [], true));
+    const after = canonical(maps.read());
+    assert.equal(after.frontends.length, 4);
+    assert.ok(!after.frontends.some((f) => f.includes("svc/c/ns/s4")), "s4 pruned after the complete view");
+    assert.deepEqual(after.orphanSets, []);
+    assert.deepEqual(after.orphanNames, []);
+  });
+
+  it("applies a Service and its slices together when they arrive in different messages of one change", () => {
+    const maps = new FakeMaps();
+    const core = new AgentCore(maps, NODE, [], silentLogger());
+    core.onDelta(delta([service("svc/c/ns/a", "10.96.0.1")]));
+    const writes = maps.writes;
+    const b = service("svc/c/ns/b", "10.96.0.2");
+    core.onDelta(delta([b], [], false));
+    assert.equal(maps.writes, writes, "the Service alone is not written (it would refuse connects)");
+    core.onDelta(delta([slice("eps/c/ns/b-1", "svc/c/ns/b", ["10.64.0.2"], 1)], [], true));
+    assert.ok(canonical(maps.read()).frontends.some((f) => /svc\/c\/ns\/b .* -> 10\.64\.0\.2:8080$/.test(f)));
+  });
+
+  it("resumes from a held view: the hub saying it is in sync plans everything once and writes nothing", () => {
+    const { view, maps } = pinnedView(10);
+    const first = new AgentCore(new FakeMaps(), NODE, ["192.0.2.1"], silentLogger());
+    first.onDelta(delta(view));
+    const writes = maps.writes;
+    const restarted = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    assert.equal(restarted.loadHeldView(view, first.store.viewVersion), undefined);
+    assert.equal(restarted.store.viewVersion, first.store.viewVersion, "the Hello carries the held version");
+    assert.equal(restarted.syncState.heldViewFromDisk, true);
+    assert.equal(restarted.resync(), 0, "no hub yet: nothing compared, nothing written");
+    assert.equal(restarted.onViewInSync(), undefined);
+    assert.equal(restarted.syncState.state, "synced");
+    assert.equal(maps.writes, writes);
+  });
+
+  it("refuses a held view whose resources do not make its version, and holds nothing", () => {
+    const { view } = pinnedView(3);
+    const core = new AgentCore(new FakeMaps(), NODE, [], silentLogger());
+    assert.match(core.loadHeldView(view, "0123456789abcdef") ?? "", /header says 0123456789abcdef/);
+    assert.equal(core.store.resources.size, 0);
+    assert.equal(core.store.viewVersion, "0000000000000000");
   });
 });

@@ -3,9 +3,17 @@
  * plan against what the maps hold → map writes; ring buffer → named NAT
  * events → publisher. Map write failures are retried here and never reach
  * the hub as anything but a NACK with the reason.
+ *
+ * Prune only after a complete sync. Until a hub has given this agent a
+ * complete view (a message with `view_complete`, or a Welcome saying the
+ * view the agent resumed with is current), the agent serves what its pinned
+ * maps hold and writes nothing: no plan, no resync, no "drift repair" from a
+ * store that holds only part of the view. Messages are applied together when
+ * one completes the view, so a cold start's chunks (a Service in one, its
+ * slices in the next) land as one change.
  */
 import type { Logger } from "@switchyard/lib/log";
-import type { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+import { type Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
 import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
 import { DesiredIndex } from "./desired/compute-desired.ts";
@@ -15,6 +23,13 @@ import type { EventPublisher } from "./events/publisher.ts";
 import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
+
+/**
+ * `pinned`: no complete view from a hub yet — the maps are served as they
+ * were found; `synced`: a complete view was received and applied (it stays
+ * so when the hub goes away: the maps keep the last complete view).
+ */
+export type SyncState = { state: "pinned" | "synced"; since: string; heldViewFromDisk: boolean };
 
 export class AgentCore {
   readonly store = new ResourceStore();
@@ -39,6 +54,14 @@ export class AgentCore {
   zone: string | undefined;
   /** called with backends no frontend uses any more, after the maps stopped pointing at them */
   onBackendsRemoved: ((dead: Backend[]) => void) | undefined;
+  /** called after a complete view was planned into the maps (to keep it on disk) */
+  onViewApplied: (() => void) | undefined;
+  /** whether a complete view has been received (until then nothing is planned or pruned) */
+  private synced = false;
+  private syncSince = new Date().toISOString();
+  private heldViewFromDisk = false;
+  /** changes accepted since the last plan: applied together when a message completes the view */
+  private pending: ResourceChange[] = [];
 
   constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
     this.maps = maps;
@@ -55,6 +78,38 @@ export class AgentCore {
     );
   }
 
+  get syncState(): SyncState {
+    return {
+      state: this.synced ? "synced" : "pinned",
+      since: this.syncSince,
+      heldViewFromDisk: this.heldViewFromDisk,
+    };
+  }
+
+  /**
+   * Takes a view kept on disk by an earlier run as what is held: its version
+   * goes in the Hello, so the hub sends only what changed. Nothing is written
+   * to the maps: they may be newer than the file, and the hub decides.
+   * Returns an error text when the resources do not add up to the file's
+   * view version (the store is then left empty).
+   */
+  loadHeldView(resources: Resource[], viewVersion: string): string | undefined {
+    const outcome = this.store.applyDelta(StreamAssignmentsResponse.fromPartial({ resources }));
+    const problem =
+      outcome.errors.length > 0
+        ? `${outcome.errors.length} resource(s) refused, first ${outcome.errors[0]!.name}: ${outcome.errors[0]!.message}`
+        : this.store.viewVersion !== viewVersion
+          ? `its resources make view version ${this.store.viewVersion}, its header says ${viewVersion}`
+          : undefined;
+    if (problem) {
+      this.store.clear();
+      return problem;
+    }
+    this.heldViewFromDisk = true;
+    this.log.info({ resources: resources.length, viewVersion }, "held view resumed from the state directory");
+    return undefined;
+  }
+
   /** Handles one hub delta; the returned errors become the NACK (empty = ACK). */
   onDelta(msg: StreamAssignmentsResponse): ResourceError[] {
     const t0 = performance.now();
@@ -62,20 +117,55 @@ export class AgentCore {
     const outcome = this.store.applyDelta(msg);
     for (const e of outcome.errors)
       this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
-    const failure = outcome.changed ? this.reconcile(outcome.changes) : undefined;
-    if (!outcome.changed) this.stats.lastPlanOps = 0;
+    for (const c of outcome.changes) this.pending.push(c);
+    let failure: string | undefined;
+    this.stats.lastPlanOps = 0;
+    if (msg.viewComplete) failure = this.applyCompleteView();
     this.log.info(
       {
         nonce: msg.nonce,
         changed: msg.resources.length,
         removed: msg.removedResources.length,
+        complete: msg.viewComplete,
+        held: msg.viewComplete ? 0 : this.pending.length,
         ops: this.stats.lastPlanOps,
         rejected: outcome.errors.length,
         ms: Math.round((performance.now() - t0) * 10) / 10,
       },
-      "delta applied",
+      msg.viewComplete ? "delta applied" : "delta held until the view is complete",
     );
     return failure ? [...outcome.errors, { name: "(datapath)", message: failure }] : outcome.errors;
+  }
+
+  /**
+   * The hub says the agent holds its whole view (a resume whose version is
+   * current): the first time, plan everything against the maps.
+   */
+  onViewInSync(): string | undefined {
+    return this.applyCompleteView();
+  }
+
+  /** The store holds a complete view: plan what changed since the last plan (everything, the first time). */
+  private applyCompleteView(): string | undefined {
+    const changes = this.pending;
+    this.pending = [];
+    let failure: string | undefined;
+    if (!this.synced) {
+      this.synced = true;
+      this.syncSince = new Date().toISOString();
+      this.log.info(
+        { resources: this.store.resources.size },
+        "complete view from the hub; maps follow it from now on (pruning what it does not hold)",
+      );
+      failure = this.reconcile();
+    } else if (changes.length > 0) failure = this.reconcile(changes);
+    if (!failure) this.onViewApplied?.();
+    return failure;
+  }
+
+  /** A full plan when a complete view is held (a new zone, say); nothing before. */
+  reconcileIfSynced(): string | undefined {
+    return this.synced ? this.reconcile() : undefined;
   }
 
   /**
@@ -139,6 +229,14 @@ export class AgentCore {
    * changed or removed by anyone else); writes nothing when there is none.
    */
   resync(): number {
+    if (!this.synced) {
+      // nothing to compare with: what the store holds may be a part of the view
+      this.log.info(
+        { since: this.syncSince, resources: this.store.resources.size },
+        "no complete view from a hub yet; serving the pinned maps as they are",
+      );
+      return 0;
+    }
     this.adopt(this.maps.read());
     const failure = this.reconcile();
     if (failure) return -1;

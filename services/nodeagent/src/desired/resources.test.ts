@@ -21,6 +21,7 @@ function svc(version: string, ip: string): Resource {
         affinityTimeoutSeconds: 0,
         backendTiers: [],
         trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+        externalTrafficStrict: false,
       },
     },
   };
@@ -39,6 +40,7 @@ describe("ResourceStore", () => {
         removedResources: [],
         resourcesZstd: Buffer.alloc(0),
         resourcesZstdSize: 0,
+        viewComplete: true,
       }).errors,
       [],
     );
@@ -51,6 +53,7 @@ describe("ResourceStore", () => {
       removedResources: [],
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
+      viewComplete: true,
     });
     assert.equal(out.errors.length, 1);
     assert.equal(out.errors[0]!.name, "svc/c/ns/a");
@@ -69,6 +72,7 @@ describe("ResourceStore", () => {
       removedResources: [],
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
+      viewComplete: true,
     });
     assert.deepEqual(s.versions(), { "svc/c/ns/a": "v1" });
     const out = s.applyDelta({
@@ -80,6 +84,7 @@ describe("ResourceStore", () => {
       removedResources: ["svc/c/ns/a"],
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
+      viewComplete: true,
     });
     assert.equal(out.changed, true);
     assert.deepEqual(s.versions(), {});

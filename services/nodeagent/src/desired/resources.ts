@@ -56,6 +56,12 @@ export class ResourceStore {
     return this.digest.version;
   }
 
+  /** Forgets everything held (a held view from disk that did not check out). */
+  clear(): void {
+    for (const r of this.resources.values()) this.digest.remove(r.name, r.version);
+    this.resources.clear();
+  }
+
   versions(): Record<string, string> {
     const out: Record<string, string> = {};
     for (const [k, v] of this.resources) out[k] = v.version;

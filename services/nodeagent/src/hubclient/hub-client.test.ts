@@ -60,7 +60,7 @@ const welcome = (
   call.write({
     nonce: "",
     systemVersion: "",
-    welcome: { hubId: "fake", cluster: "c", viewClusters: ["c"], nodeZone: "" },
+    welcome: { hubId: "fake", cluster: "c", viewClusters: ["c"], nodeZone: "", inSync: false },
     credential: credential
       ? { token: credential, expiresAt: new Date(Date.now() + 3_600_000).toISOString() }
       : undefined,
@@ -68,6 +68,7 @@ const welcome = (
     removedResources: [],
     resourcesZstd: Buffer.alloc(0),
     resourcesZstdSize: 0,
+    viewComplete: true,
   });
 
 function client(address: string, opts: { token?: string; stateDir?: string; held?: string }) {
@@ -161,6 +162,7 @@ describe("HubClient packed batches (resources_zstd)", () => {
     removedResources: [],
     resourcesZstd: zstd,
     resourcesZstdSize: size,
+    viewComplete: true,
   });
 
   it("asks for them, applies them with the plain resources, and NACKs a bad frame whole without applying it", async () => {
