@@ -21,10 +21,13 @@ import { formatMapState } from "./cli/dump.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
+import { HeldViewKeeper, readHeldView } from "./state/held-view.ts";
+import { formatSyncStatus, writeSyncStatus } from "./state/sync-status.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DEFAULT_OBJECT = path.resolve(here, "../../../bpf/build/switchyard.bpf.o");
 const DEFAULT_PIN_DIR = "/sys/fs/bpf/switchyard";
+const DEFAULT_STATE_DIR = "/var/lib/switchyard-agent";
 
 const HELP = `switchyard-agent — resolves Kubernetes Services at the socket with eBPF
 
@@ -41,8 +44,9 @@ run flags:
   --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
   --hub-ca-hash sha256:H pin the hub's CA by the hash the hub prints (first join fetches and checks it,
                          then keeps it in --state-dir; TLS from then on)
-  --state-dir DIR        where the pinned hub CA and this agent's credential are kept (default
-                         /var/lib/switchyard-agent); with a credential there, --token is not needed
+  --state-dir DIR        where the pinned hub CA, this agent's credential and the last complete view
+                         it applied are kept (default /var/lib/switchyard-agent); with a credential
+                         there, --token is not needed; with a held view there, a restart resumes
   --node-name NAME       this node's name (default: the host name)
   --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
@@ -63,6 +67,7 @@ run flags:
 
 dump / uninstall flags:
   --pin-dir DIR          as above
+  --state-dir DIR        as above (dump's first line says whether the agent follows a hub)
 `;
 
 function fail(msg: string): never {
@@ -108,6 +113,7 @@ async function main(argv: string[]): Promise<void> {
       options: {
         "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
         "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+        "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
       },
     });
     if (cmd === "uninstall") {
@@ -121,6 +127,7 @@ async function main(argv: string[]): Promise<void> {
     }
     const { openPinnedMaps } = await import("./bpf/pinned.ts");
     const maps = openPinnedMaps(values["pin-dir"]);
+    process.stdout.write(formatSyncStatus(values["state-dir"]));
     process.stdout.write(formatMapState(maps.read()));
     const c = maps.counters();
     process.stdout.write(
@@ -138,7 +145,7 @@ async function main(argv: string[]): Promise<void> {
       token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
       "hub-ca": { type: "string" },
       "hub-ca-hash": { type: "string" },
-      "state-dir": { type: "string", default: "/var/lib/switchyard-agent" },
+      "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
       "node-name": { type: "string", default: os.hostname().toLowerCase() },
       cgroup: { type: "string" },
       "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
@@ -199,7 +206,58 @@ async function main(argv: string[]): Promise<void> {
     maxFrontends,
     maxBackends,
   });
+  const stateDir = values["state-dir"];
   const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
+  // the last complete view an earlier run applied: resume from it (the maps are not touched until a hub answers)
+  const held = readHeldView(stateDir, node);
+  if (held && !held.ok)
+    log.warn(
+      { file: stateDir, reason: held.error },
+      "held view in the state directory not used; starting without it",
+    );
+  else if (held?.ok) {
+    const problem = core.loadHeldView(held.value.resources, held.value.header.viewVersion);
+    if (problem)
+      log.warn(
+        { file: stateDir, reason: problem },
+        "held view in the state directory not used; starting without it",
+      );
+  }
+  let connectedHub: string | undefined;
+  const saveStatus = () => {
+    try {
+      writeSyncStatus(stateDir, {
+        ...core.syncState,
+        hub: connectedHub,
+        updatedAt: new Date().toISOString(),
+      });
+    } catch (e) {
+      log.warn({ reason: (e as Error).message }, "cannot write the sync status in the state directory");
+    }
+  };
+  saveStatus();
+  const keeper = new HeldViewKeeper(
+    stateDir,
+    () => ({
+      header: {
+        node,
+        cluster: core.cluster,
+        viewVersion: core.store.viewVersion,
+        savedAt: new Date().toISOString(),
+        count: core.store.resources.size,
+      },
+      resources: [...core.store.resources.values()],
+    }),
+    (reason) =>
+      log.warn(
+        { reason },
+        "cannot keep the held view in the state directory; a restart will walk the view again",
+      ),
+  );
+  core.onViewApplied = () => {
+    keeper.schedule();
+    saveStatus();
+  };
   core.onBackendsRemoved = (dead) => {
     const n = dp.destroyUdpSockets(dead);
     if (n > 0)
@@ -227,12 +285,16 @@ async function main(argv: string[]): Promise<void> {
     heldViewVersion: () => core.store.viewVersion,
     onWelcome: (w) => {
       core.cluster = w.cluster;
+      connectedHub = client.connectedHub;
       const zone = values.zone ?? (w.nodeZone || undefined);
       if (zone !== core.zone) {
         core.zone = zone;
         log.info({ zone: zone ?? "(none)" }, "node zone");
-        if (core.store.resources.size > 0) core.reconcile();
+        core.reconcileIfSynced();
       }
+      // the view this agent resumed with is the hub's: it is complete
+      if (w.inSync) core.onViewInSync();
+      saveStatus();
     },
     onDelta: (m) => core.onDelta(m),
   });
@@ -249,6 +311,7 @@ async function main(argv: string[]): Promise<void> {
     log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
     client.stop();
     core.stop();
+    keeper.flush();
     reader?.close();
     await publisher?.close().catch(() => {});
     dp.close();

@@ -105,3 +105,46 @@ export function writeHeldView(stateDir: string, view: HeldView): void {
   }
   fs.renameSync(tmp, file);
 }
+
+/**
+ * Keeps the held view on disk after views are applied: at most one write per
+ * `delayMs` (a burst of deltas costs one write), and once more at stop.
+ * A failed write is logged and retried with the next view; it never stops
+ * the agent (the maps are what resolve; the file only saves a resume).
+ */
+export class HeldViewKeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly stateDir: string;
+  private readonly snapshot: () => HeldView;
+  private readonly onError: (message: string) => void;
+  private readonly delayMs: number;
+  constructor(
+    stateDir: string,
+    snapshot: () => HeldView,
+    onError: (message: string) => void,
+    delayMs = 1000,
+  ) {
+    this.stateDir = stateDir;
+    this.snapshot = snapshot;
+    this.onError = onError;
+    this.delayMs = delayMs;
+  }
+
+  schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.flush(), this.delayMs);
+    this.timer.unref();
+  }
+
+  /** Writes now if a write is due. */
+  flush(): void {
+    if (!this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      writeHeldView(this.stateDir, this.snapshot());
+    } catch (e) {
+      this.onError((e as Error).message);
+    }
+  }
+}
