@@ -15,7 +15,7 @@
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 100] [--workers 2]
  *                          [--sims c|node] [--io-threads N] [--real-agents 2] [--plain] [--sim-full-decode]
- *                          [--until cold|changes|storm] [--sim-nice N] [--out FILE]
+ *                          [--until cold|changes|restart|storm] [--sim-nice N] [--out FILE]
  */
 
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
@@ -41,7 +41,7 @@ const { values } = parseArgs({
     changes: { type: "string", default: "100" },
     // processes of simulated agents (default: 2 for the C ones, one per core; 4 for the Node ones)
     workers: { type: "string" },
-    // stop after this phase (cold | changes | storm); with HUB_NODE_OPTIONS="--cpu-prof" the hub then exits cleanly and writes its profile
+    // stop after this phase (cold | changes | restart | storm); with HUB_NODE_OPTIONS="--cpu-prof" the hub then exits cleanly and writes its profile
     until: { type: "string", default: "storm" },
     // the agents do not accept zstd-packed batches (the plain protocol, for comparison)
     plain: { type: "boolean", default: false },
@@ -268,7 +268,11 @@ function startReal(i: number, address: string): Real {
   const sandbox = Sandbox.create(`sy-bench-real${i}`);
   const name = `real-${i}`;
   const pinDir = `/sys/fs/bpf/${sandbox.name}`;
-  const proc = startNode(
+  return { name, sandbox, pinDir, proc: runReal(name, sandbox, pinDir, address) };
+}
+/** The agent binary of a real agent (again, on a restart: same pins, same state directory). */
+function runReal(name: string, sandbox: Sandbox, pinDir: string, address: string): Proc {
+  return startNode(
     AGENT,
     [
       "run",
@@ -292,7 +296,6 @@ function startReal(i: number, address: string): Real {
     ],
     nodeOptions("AGENT_NODE_OPTIONS"),
   );
-  return { name, sandbox, pinDir, proc };
 }
 /**
  * A process's JSON log lines so far, parsed once each (the driver polls
@@ -321,10 +324,11 @@ async function realSyncedAt(r: Real, total: number): Promise<number> {
     `${r.name} to hold ${total} resources`,
     () => {
       let n = 0;
+      // a cold start's first chunks are held (stored, not planned) until the one that completes the view
       for (const l of logLines(r.proc))
-        if (l.msg === "delta applied") {
+        if (l.msg === "delta applied" || l.msg === "delta held until the view is complete") {
           n += l.changed ?? 0;
-          if (n >= total) return l.time;
+          if (n >= total && l.msg === "delta applied") return l.time;
         }
       return undefined;
     },
@@ -546,6 +550,39 @@ try {
     ((afterChanges.mainThreadCpuS - afterSync.mainThreadCpuS) * 1000) / CHANGES,
   );
   if (values.until === "changes") throw new Done();
+
+  // every agent restarted with the hub up (a rolling restart, all at once): each resumes from what it holds
+  // (a real agent from its held view on disk), so the hub sends a Welcome and nothing else
+  for (const w of workers) w.send({ cmd: "reset" });
+  await all(workers, "reset");
+  const restartCpuBefore = hubStats(hub);
+  const realWritesBeforeRestart = reals.map(
+    (r) => logLines(r.proc).filter((l) => l.msg === "maps updated").length,
+  );
+  const tRestart = wall();
+  for (const w of workers) w.send({ cmd: "reconnect", address });
+  const restarted = await all<Extract<WorkerEv, { ev: "reattached" }>>(workers, "reattached");
+  results["agents_restart_all_resumed_ms"] = Math.round(Math.max(...restarted.map((b) => b.at)) - tRestart);
+  results["agents_restart_bytes_per_agent"] = Math.round(restarted.reduce((a, b) => a + b.bytes, 0) / AGENTS);
+  results["agents_restart_hub_cpu_s"] = Math.round((hubStats(hub).cpuS - restartCpuBefore.cpuS) * 100) / 100;
+  if (reals.length > 0) {
+    let realWrites = 0;
+    let realDeltas = 0;
+    for (const [k, r] of reals.entries()) {
+      realWrites +=
+        logLines(r.proc).filter((l) => l.msg === "maps updated").length - realWritesBeforeRestart[k]!;
+      await r.proc.stop();
+      r.proc = runReal(r.name, r.sandbox, r.pinDir, address);
+      await r.proc.waitFor(/complete view from the hub/, 300_000);
+      const lines = logLines(r.proc);
+      realWrites += lines.filter((l) => l.msg === "maps updated").length;
+      realDeltas += lines.filter((l) => String(l.msg).startsWith("delta ")).length;
+    }
+    // the agent binary restarted: resumes from its held view (in sync), writes nothing
+    results["agents_restart_real_agent_map_writes"] = realWrites;
+    results["agents_restart_real_agent_deltas_received"] = realDeltas;
+  }
+  if (values.until === "restart") throw new Done();
 
   // reconnect storm: hub killed and restarted; every agent resumes at once
   const realWritesBefore = reals.map((r) => logLines(r.proc).filter((l) => l.msg === "maps updated").length);
