@@ -463,8 +463,13 @@ extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
 /*
  * Socket iterator (kernel >= 6.5): destroys connected UDP sockets whose peer
  * is a backend that was just removed, so a client (a DNS resolver, say)
- * does not keep sending to a dead pod. The agent runs it once per network
- * namespace of the processes in its cgroup.
+ * does not keep sending to a dead pod. Only sockets this agent translated
+ * are touched: their connect left sy_sock_nats on them (so they live in the
+ * cgroup the programs are attached to), and they are still connected to the
+ * backend it chose. A socket of another process that connects to the same
+ * address by itself is left alone. The agent runs the iterator once per
+ * network namespace of the processes in its cgroup; each destroyed socket's
+ * peer is written to the iterator's output, which the agent counts.
  */
 SEC("iter/udp")
 int sy_destroy_udp(struct bpf_iter__udp *ctx)
@@ -472,9 +477,13 @@ int sy_destroy_udp(struct bpf_iter__udp *ctx)
 	struct udp_sock *udp = ctx->udp_sk;
 	struct sock *sk = (struct sock *)udp;
 	struct sy_dead_key k = {};
+	struct sy_sock_nat *st;
 	__u16 family;
 
 	if (!sk)
+		return 0;
+	st = bpf_sk_storage_get(&sy_sock_nats, sk, NULL, 0);
+	if (!st)
 		return 0;
 	family = sk->__sk_common.skc_family;
 	if (family == SY_AF_INET) {
@@ -489,9 +498,14 @@ int sy_destroy_udp(struct bpf_iter__udp *ctx)
 		return 0;
 	}
 	k.port = sk->__sk_common.skc_dport;
-	if (k.port && bpf_map_lookup_elem(&sy_dead_backends, &k)) {
-		bpf_sock_destroy((struct sock_common *)sk);
+	/* a later connect to an address that is no frontend leaves the storage behind */
+	if (!k.port || k.port != st->back_port || !sy_same_peer(k.addr, st->back_addr))
+		return 0;
+	if (!bpf_map_lookup_elem(&sy_dead_backends, &k))
+		return 0;
+	if (bpf_sock_destroy((struct sock_common *)sk) == 0) {
 		sy_count(SY_CNT_UDP_DESTROYED);
+		bpf_seq_write(ctx->meta->seq, &k, sizeof(k));
 	}
 	return 0;
 }

@@ -43,6 +43,7 @@ describe("encodeResponse", () => {
       removedResources: ["eps/c/ns/gone"],
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
+      viewComplete: true,
     };
     const ours = decodeWire(encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish()));
     assert.deepEqual(ours, StreamAssignmentsResponse.decode(StreamAssignmentsResponse.encode(m).finish()));
@@ -98,11 +99,15 @@ describe("encodeResponse", () => {
       ["plain", encodeResponse(msg("cold1.0.2000"), head, false)],
       ["another version", encodeResponse(msg("cold1.0.2000", { systemVersion: "v2" }), head, true)],
       ["removals", encodeResponse(msg("cold1.0.2000", { removedResources: ["x"] }), head, true)],
+      ["view complete", encodeResponse(msg("cold1.0.2000", { viewComplete: true }), head, true)],
     ] as const) {
       assert.notEqual(other, a, what);
       const got = decodeWire(other);
       assert.equal(got.nonce, what === "another nonce" ? "h-7" : "cold1.0.2000", what);
+      assert.equal(got.viewComplete, what === "view complete", what);
     }
+    // and back: the incomplete message is not taken for the complete one either
+    assert.equal(decodeWire(encodeResponse(msg("cold1.0.2000"), head, true)).viewComplete, false);
     const again = decodeWire(encodeResponse(msg("cold1.0.2000"), head, true));
     assert.equal(again.nonce, "cold1.0.2000");
     assert.equal(again.systemVersion, "v1");

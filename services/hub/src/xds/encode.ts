@@ -51,7 +51,9 @@ type Part = {
   resources: readonly Resource[];
   body: Buffer;
   packed: Buffer | undefined;
-  last: { nonce: string; systemVersion: string; pack: boolean; wire: Buffer } | undefined;
+  last:
+    | { nonce: string; systemVersion: string; viewComplete: boolean; pack: boolean; wire: Buffer }
+    | undefined;
 };
 
 /**
@@ -92,10 +94,16 @@ export function encodeResponse(
 ): Buffer {
   if (m.resources.length === 0) return grpcFrame(encodeHead(m));
   const part = resourcesPart(m.resources);
-  // only nonce and version besides the resources: the same head as the last message on this part?
+  // only nonce, version and view_complete besides the resources: the same head as the last message on this part?
   const plainHead = m.removedResources.length === 0 && !m.welcome && !m.credential;
   const last = part.last;
-  if (plainHead && last?.nonce === m.nonce && last.systemVersion === m.systemVersion && last.pack === pack)
+  if (
+    plainHead &&
+    last?.nonce === m.nonce &&
+    last.systemVersion === m.systemVersion &&
+    last.viewComplete === m.viewComplete &&
+    last.pack === pack
+  )
     return last.wire;
   const head = encodeHead({ ...m, resources: [] });
   let wire: Buffer;
@@ -112,6 +120,7 @@ export function encodeResponse(
     }
     wire = grpcFrame(head, part.packed);
   } else wire = grpcFrame(head, part.body);
-  if (plainHead) part.last = { nonce: m.nonce, systemVersion: m.systemVersion, pack, wire };
+  if (plainHead)
+    part.last = { nonce: m.nonce, systemVersion: m.systemVersion, viewComplete: m.viewComplete, pack, wire };
   return wire;
 }

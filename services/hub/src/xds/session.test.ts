@@ -19,6 +19,7 @@ function res(name: string, version: string): Resource {
         affinityTimeoutSeconds: 0,
         backendTiers: [],
         trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+        externalTrafficStrict: false,
       },
     },
   };
@@ -27,6 +28,67 @@ function res(name: string, version: string): Resource {
 function snap(version: string, ...rs: Resource[]): Snapshot {
   return { version, resources: new Map(rs.map((r) => [r.name, r])) };
 }
+
+type Message = NonNullable<ReturnType<AgentSession["next"]>>;
+
+/** What an agent holds after applying messages (names → versions), as the node agent's store does. */
+class HeldView {
+  readonly held: Map<string, string>;
+  readonly messages: Message[] = [];
+  constructor(initial: Record<string, string> = {}) {
+    this.held = new Map(Object.entries(initial));
+  }
+  apply(m: Message): void {
+    this.messages.push(m);
+    for (const r of m.resources) this.held.set(r.name, r.version);
+    for (const n of m.removedResources) this.held.delete(n);
+  }
+  /** The session's next message, applied and ACKed (there must be one). */
+  step(s: AgentSession, snapshot: Snapshot): Message {
+    const m = s.next(snapshot);
+    assert.ok(m, "a message");
+    this.apply(m);
+    assert.ok(s.onAck(m.nonce, undefined));
+    return m;
+  }
+  /** Sends, applies and ACKs until the session has nothing more to say. */
+  drain(s: AgentSession, snapshot: Snapshot): Message[] {
+    const got: Message[] = [];
+    while (s.behind) got.push(this.step(s, snapshot));
+    assert.equal(s.next(snapshot), undefined);
+    return got;
+  }
+  sorted(): Array<[string, string]> {
+    return [...this.held].sort();
+  }
+}
+
+/** The versions of a map, sorted: what an agent holding it would hold. */
+function versionsOf(resources: ReadonlyMap<string, Resource>): Array<[string, string]> {
+  return [...resources].map(([n, r]) => [n, r.version] as [string, string]).sort();
+}
+
+/** A view as the translator keeps it: one live map, a new snapshot object after every change. */
+class LiveView {
+  readonly map = new Map<string, Resource>();
+  private seq = 0;
+  snap: Snapshot = { version: "v0", resources: this.map };
+  constructor(rs: Resource[]) {
+    for (const r of rs) this.map.set(r.name, r);
+  }
+  /** Applies changes (a version, or undefined to remove) and tells the sessions what changed. */
+  change(sessions: AgentSession[], changes: Record<string, string | undefined>): Snapshot {
+    for (const [name, v] of Object.entries(changes)) {
+      if (v === undefined) this.map.delete(name);
+      else this.map.set(name, res(name, v));
+    }
+    this.snap = { version: `v${++this.seq}`, resources: this.map };
+    for (const s of sessions) s.markDirty(Object.keys(changes));
+    return this.snap;
+  }
+}
+
+const others = (n: number) => Array.from({ length: n }, (_, i) => res(`r${i}`, "1"));
 
 describe("AgentSession", () => {
   it("sends everything to a new agent, then nothing until the snapshot changes", () => {
@@ -62,10 +124,11 @@ describe("AgentSession", () => {
     );
     assert.deepEqual(m.removedResources, ["gone"]);
     const unchanged = new AgentSession({ a: "1" }, "h");
-    assert.equal(
-      unchanged.next(snap("s1", res("a", "1"))),
-      undefined,
-      "nothing at all is sent when nothing changed",
+    const none = unchanged.next(snap("s1", res("a", "1")))!;
+    assert.deepEqual(
+      [none.resources, none.removedResources, none.viewComplete],
+      [[], [], true],
+      "no resource is sent when nothing changed, only that the agent holds the view",
     );
   });
 
@@ -235,6 +298,215 @@ describe("AgentSession message bounds", () => {
   });
 });
 
+describe("AgentSession resume bookkeeping", () => {
+  // each step: a change of the view, then what the next message must carry ("name@version", "-name": removed)
+  const cases: Array<
+    [string, Resource[], Record<string, string>, Array<[Record<string, string | undefined>, string]>]
+  > = [
+    [
+      // a readiness flap: content-hash versions repeat
+      "a resource that changes and changes back (flap-and-return)",
+      [res("a", "1"), ...others(6)],
+      { a: "1" },
+      [
+        [{ a: "2" }, "a@2"],
+        [{ a: "1" }, "a@1"],
+      ],
+    ],
+    [
+      "a resource removed and re-added (remove-and-re-add)",
+      [...others(6), res("x", "1")],
+      { x: "1" },
+      [
+        [{ x: undefined }, "-x"],
+        [{ x: "1" }, "x@1"],
+      ],
+    ],
+  ];
+  for (const [what, rs, held, steps] of cases)
+    it(`sends ${what} while the resume walk is under way`, () => {
+      const view = new LiveView(rs);
+      const agent = new HeldView(held);
+      const s = new AgentSession(held, "h", 2);
+      agent.step(s, view.snap);
+      for (const [change, expected] of steps) {
+        view.change([s], change);
+        const m = agent.step(s, view.snap);
+        const carried = [
+          ...m.resources.map((r) => `${r.name}@${r.version}`),
+          ...m.removedResources.map((n) => `-${n}`),
+        ];
+        assert.ok(carried.includes(expected), `${expected} in ${carried.join(" ")}`);
+      }
+      agent.drain(s, view.snap);
+      assert.deepEqual(agent.sorted(), versionsOf(view.map));
+      assert.equal(s.pending, 0);
+    });
+
+  it("ends every walk holding exactly the view, whatever changes while it runs (seeded random changes)", () => {
+    // mulberry32: the same sequence every run
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const names = Array.from({ length: 40 }, (_, i) => `n${i}`);
+    for (let round = 0; round < 200; round++) {
+      const view = new LiveView(names.filter(() => rand(4) > 0).map((n) => res(n, String(1 + rand(2)))));
+      // the agent holds some names (some at the view's version, some not, some the view lacks)
+      const initial: Record<string, string> = {};
+      for (const n of names) if (rand(3) === 0) initial[n] = String(1 + rand(2));
+      const agent = new HeldView(initial);
+      const s = new AgentSession(initial, `h${round}`, 1 + rand(8));
+      for (let step = 0; step < 30; step++) {
+        const m = s.next(view.snap);
+        if (m) {
+          agent.apply(m);
+          if (m.viewComplete)
+            assert.deepEqual(agent.sorted(), versionsOf(view.map), `round ${round} step ${step}`);
+          s.onAck(m.nonce, undefined);
+        }
+        const changes: Record<string, string | undefined> = {};
+        for (let k = rand(4); k > 0; k--) {
+          const n = names[rand(names.length)]!;
+          changes[n] = rand(4) === 0 ? undefined : String(1 + rand(2));
+        }
+        if (Object.keys(changes).length > 0) view.change([s], changes);
+      }
+      const rest = agent.drain(s, view.snap);
+      const last = rest.at(-1) ?? agent.messages.at(-1);
+      assert.ok(last?.viewComplete, `round ${round}: the last message completes the view`);
+      assert.deepEqual(agent.sorted(), versionsOf(view.map), `round ${round}`);
+      assert.equal(s.pending, 0);
+    }
+  });
+});
+
+describe("AgentSession ACK bookkeeping", () => {
+  it("does not show an agent that refused a resource as in sync until a fixed version is ACKed (NACK-then-idle)", () => {
+    const s = new AgentSession({}, "h");
+    const v1 = snap("s1", res("a", "1"), res("b", "1"));
+    const m = s.next(v1)!;
+    s.onAck(m.nonce, { message: "1 resource(s) not applied", resources: [{ name: "b", message: "bad ip" }] });
+    // every pump asks; nothing is dirty
+    assert.equal(s.next(v1), undefined);
+    assert.equal(s.next(v1), undefined);
+    assert.notEqual(s.ackedVersion, "s1", "the agent refused b@1: it does not hold view s1");
+    assert.equal(s.pending, 1, "the refused resource is still pending");
+    s.markDirty(["b"]);
+    const v2 = snap("s2", res("a", "1"), res("b", "2"));
+    const fix = s.next(v2)!;
+    assert.deepEqual(
+      fix.resources.map((r) => `${r.name}@${r.version}`),
+      ["b@2"],
+    );
+    assert.ok(fix.viewComplete);
+    s.onAck(fix.nonce, undefined);
+    assert.equal(s.ackedVersion, "s2");
+    assert.equal(s.pending, 0);
+  });
+
+  it("counts an agent acked at a version only when it holds the whole view (not after a cold walk's first chunk)", () => {
+    const s = new AgentSession({}, "h", 10);
+    const v1 = snap("s1", ...others(25));
+    const first = s.next(v1)!;
+    s.onAck(first.nonce, undefined);
+    assert.equal(s.ackedVersion, "", "one chunk of three");
+    new HeldView().drain(s, v1);
+    assert.equal(s.ackedVersion, "s1");
+  });
+});
+
+describe("AgentSession view_complete", () => {
+  it("marks only the last chunk of a cold walk, the same message for every cold agent", () => {
+    const v1 = snap("s1", ...others(25));
+    const walks = ["a", "b"].map((who) => new HeldView().drain(new AgentSession({}, who, 10), v1));
+    for (const w of walks)
+      assert.deepEqual(
+        w.map((m) => m.viewComplete),
+        [false, false, true],
+      );
+    assert.deepEqual(
+      walks[0]!.map((m) => m.nonce),
+      walks[1]!.map((m) => m.nonce),
+      "shared chunks, flag included",
+    );
+  });
+
+  it("marks the last message of a resume walk that had differences", () => {
+    const v1 = snap("s1", ...others(25));
+    const agent = new HeldView({ r0: "1", r1: "0", gone: "7" });
+    const got = agent.drain(new AgentSession({ r0: "1", r1: "0", gone: "7" }, "h", 10), v1);
+    assert.deepEqual(
+      got.map((m) => m.viewComplete),
+      [false, false, true],
+    );
+    assert.deepEqual(got.at(-1)!.removedResources, ["gone"]);
+    assert.deepEqual(agent.sorted(), versionsOf(v1.resources));
+  });
+
+  it("tells an agent whose resume differs in nothing, or whose view is empty, that it holds the view (an empty complete message)", () => {
+    for (const [initial, view] of [
+      [{ r0: "1", r1: "1" }, snap("s1", ...others(2))],
+      [{}, snap("s0")],
+    ] as const) {
+      const s = new AgentSession(initial, "h", 10);
+      const m = s.next(view)!;
+      assert.ok(m, "one message");
+      assert.deepEqual([m.resources, m.removedResources, m.viewComplete], [[], [], true]);
+      assert.equal(m.systemVersion, view.version);
+      s.onAck(m.nonce, undefined);
+      assert.equal(s.next(view), undefined, "and nothing after it");
+      assert.equal(s.ackedVersion, view.version);
+    }
+  });
+
+  it("marks a steady-state change complete", () => {
+    const view = new LiveView(others(5));
+    const s = new AgentSession({}, "h", 10);
+    new HeldView().drain(s, view.snap);
+    view.change([s], { r2: "2" });
+    const m = s.next(view.snap)!;
+    assert.equal(m.resources.length, 1);
+    assert.equal(m.viewComplete, true);
+  });
+
+  it("marks a walk complete only once a change that arrived during it has been sent too", () => {
+    const view = new LiveView(others(25));
+    const s = new AgentSession({}, "h", 10);
+    const agent = new HeldView();
+    assert.equal(agent.step(s, view.snap).viewComplete, false);
+    // 12 changes: more than one message holds
+    const changes = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`r${i * 2}`, "2"]));
+    view.change([s], changes);
+    const rest = agent.drain(s, view.snap);
+    assert.deepEqual(
+      rest.map((m) => m.viewComplete),
+      rest.map((_, i) => i === rest.length - 1),
+    );
+    assert.deepEqual(agent.sorted(), versionsOf(view.map));
+  });
+
+  it("tells an agent the view is complete by an empty message when what remained was a version it refused", () => {
+    const view = new LiveView(others(12));
+    const s = new AgentSession({}, "h", 10);
+    const agent = new HeldView();
+    agent.drain(s, view.snap);
+    view.change([s], { r11: "2" });
+    const bad = s.next(view.snap)!;
+    s.onAck(bad.nonce, { message: "no", resources: [{ name: "r11", message: "bad" }] });
+    // ten changes, then r11 looked at again at its refused version: the ten fill a message, r11 waits
+    view.change([s], { ...Object.fromEntries(others(10).map((r) => [r.name, "3"])), r11: "2" });
+    const ten = agent.step(s, view.snap);
+    assert.equal(ten.resources.length, 10);
+    assert.equal(ten.viewComplete, false);
+    const done = agent.step(s, view.snap);
+    assert.deepEqual([done.resources, done.removedResources, done.viewComplete], [[], [], true]);
+  });
+});
+
 describe("view version", () => {
   it("is the same whether the hub's translator or an agent's store computes it", async () => {
     const { World } = await import("../model/world.ts");
@@ -264,6 +536,7 @@ describe("view version", () => {
       removedResources: [],
       resourcesZstd: Buffer.alloc(0),
       resourcesZstdSize: 0,
+      viewComplete: true,
     };
     store.applyDelta({ ...base, resources: [...snapA.resources.values()] });
     assert.equal(store.viewVersion, snapA.version);

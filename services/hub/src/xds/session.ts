@@ -5,14 +5,22 @@
  * - On a new stream the agent's `initial_resource_versions` are compared
  *   with the snapshot once, lazily: a cursor walks the snapshot as messages
  *   are sent, so a cold start holds no per-agent list of 20,000 names; only
- *   differences are sent (resume).
+ *   differences are sent (resume). A held version counts only until the
+ *   agent is told otherwise: a name sent, removed or passed by the walk
+ *   leaves that list, and the list is dropped when the walk ends.
  * - After that the session keeps only the names that changed since its last
  *   message (`markDirty`), not a copy of every version the agent holds: a
  *   hub with 1,000 agents × 20,000 resources keeps no million-entry maps.
  * - At most one response is in flight; changes that arrive meanwhile are
  *   folded into the next response (latest state wins, nothing queues).
+ * - A message after which the agent holds the whole view (walk done, nothing
+ *   changed left to send) carries `view_complete`; an agent told "not yet" is
+ *   always told "complete" later, by an empty message if nothing else is due.
  * - An ACK confirms the in-flight message; a NACK records the error and
  *   remembers the refused versions, which are not resent until they change.
+ *   `ackedVersion` is the last view version the agent acknowledged holding
+ *   whole: the ACK of a complete message while nothing it refused is
+ *   outstanding.
  * - A reply with a stale nonce is ignored.
  */
 import type { Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
@@ -62,7 +70,11 @@ export type NackRecord = {
 };
 
 export class AgentSession {
-  /** what the agent said it holds; used once, for the first message */
+  /**
+   * What the agent said it holds, for the names the hub has not told it
+   * about since (sent, removed, or passed by the walk: then the entry goes).
+   * Used only during the initial walk; undefined after it.
+   */
   private initial: Map<string, string> | undefined;
   private initialScanned = false;
   /** names to look at on the next send */
@@ -78,10 +90,28 @@ export class AgentSession {
   private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
   private readonly rejected = new Map<string, string>();
+  /**
+   * The agent has not been told that it holds the whole view since its last
+   * message said otherwise (or since the stream began): it holds what it got
+   * until it is, so it is told even when nothing else is left to send.
+   */
+  private owesComplete: boolean;
   /** the message awaiting its ACK; `sent` is what it carried (the versions a NACK refers to) */
-  private inflight: { nonce: string; systemVersion: string; sent: readonly Resource[] } | undefined;
+  private inflight:
+    | {
+        nonce: string;
+        systemVersion: string;
+        sent: readonly Resource[];
+        removed: number;
+        complete: boolean;
+      }
+    | undefined;
   private nonceSeq = 0;
   private readonly noncePrefix: string;
+  /**
+   * The last view version the agent acknowledged holding whole (the ACK of a
+   * `view_complete` message with no refused version outstanding); "" until then.
+   */
   ackedVersion = "";
   lastNack: NackRecord | undefined;
   acks = 0;
@@ -102,7 +132,12 @@ export class AgentSession {
       this.initial = undefined;
       this.initialScanned = true;
       this.ackedVersion = inSyncWith;
-    } else this.initial = new Map(Object.entries(initialVersions));
+      // the Welcome says so (in_sync)
+      this.owesComplete = false;
+    } else {
+      this.initial = new Map(Object.entries(initialVersions));
+      this.owesComplete = true;
+    }
     this.noncePrefix = noncePrefix;
     this.maxResourcesPerMessage = maxResourcesPerMessage;
   }
@@ -117,28 +152,32 @@ export class AgentSession {
     for (const n of names) this.dirty.add(n);
   }
 
+  /** Whether the agent lacks `r` at its current version: not held (as far as the hub knows) and not refused. */
+  private wanted(r: Resource): boolean {
+    return this.initial?.get(r.name) !== r.version && this.rejected.get(r.name) !== r.version;
+  }
+
   /** The next message for this agent, or undefined (nothing differs, or one is in flight). */
   next(snap: Snapshot): StreamAssignmentsResponse | undefined {
     if (this.inflight) return undefined;
     // in sync and nothing changed (every ACK asks): no work, nothing allocated
-    if (this.initialScanned && this.dirty.size === 0) {
-      this.initial = undefined;
-      this.ackedVersion = snap.version;
-      return undefined;
-    }
+    if (this.initialScanned && this.dirty.size === 0 && !this.owesComplete) return undefined;
     const initial = this.initial;
     const resources: Resource[] = [];
     const removed: string[] = [];
     const max = this.maxResourcesPerMessage;
-    const wanted = (name: string, r: Resource) =>
-      initial?.get(name) !== r.version && this.rejected.get(name) !== r.version;
-    // names that changed since the last send
+    // names that changed since the last send; whatever goes out about a name replaces what the agent said it held
     for (const name of this.dirty) {
       if (resources.length >= max) break;
       this.dirty.delete(name);
       const r = snap.resources.get(name);
-      if (!r) removed.push(name);
-      else if (wanted(name, r)) resources.push(r);
+      if (!r) {
+        removed.push(name);
+        initial?.delete(name);
+      } else if (this.wanted(r)) {
+        resources.push(r);
+        initial?.delete(name);
+      }
     }
     // the initial comparison, a chunk at a time
     let out: readonly Resource[] = resources;
@@ -149,7 +188,7 @@ export class AgentSession {
         this.cursorTotal = snap.resources.size;
         this.walkSnap = snap;
       }
-      // a cold start (nothing held, nothing refused) takes everything: no per-resource lookups
+      // nothing held (any more), nothing refused: everything ahead of the cursor goes, no per-resource lookups
       const all = (initial === undefined || initial.size === 0) && this.rejected.size === 0;
       const cursor = this.cursor;
       if (all && resources.length === 0 && removed.length === 0 && this.walkSnap === snap) {
@@ -158,25 +197,28 @@ export class AgentSession {
         out = chunk.resources;
         sharedNonce = chunk.nonce;
         this.cursorSeen += out.length;
-        if (this.cursorSeen >= this.cursorTotal) this.walkDone(snap, initial, removed);
+        if (this.cursorSeen >= this.cursorTotal) this.walkDone(snap, removed);
       } else
         for (;;) {
           if (resources.length >= max) break;
           const n = cursor.next();
           if (n.done) {
-            this.walkDone(snap, initial, removed);
+            this.walkDone(snap, removed);
             break;
           }
           this.cursorSeen++;
           const r = n.value;
-          if (all || wanted(r.name, r)) resources.push(r);
+          if (all) resources.push(r);
+          else {
+            if (this.wanted(r)) resources.push(r);
+            // the walk has passed it: from now on a change of it is dirty, and is sent
+            initial?.delete(r.name);
+          }
         }
     }
-    if (this.initialScanned && this.dirty.size === 0) this.initial = undefined;
-    if (out.length === 0 && removed.length === 0) {
-      if (this.initialScanned && this.dirty.size === 0) this.ackedVersion = snap.version;
-      return undefined;
-    }
+    // with this message applied the agent holds the whole view at snap.version
+    const complete = this.initialScanned && this.dirty.size === 0;
+    if (out.length === 0 && removed.length === 0 && !(complete && this.owesComplete)) return undefined;
     // the first message of a stream on a snapshot is, for every agent that was in sync, the same delta: the same nonce makes it the same bytes (encoded once)
     if (sharedNonce === undefined && this.initialScanned && this.lastDeltaSnap !== snap) {
       sharedNonce = snapshotName(snap).delta;
@@ -187,7 +229,8 @@ export class AgentSession {
       for (const r of out) this.rejected.delete(r.name);
       for (const n of removed) this.rejected.delete(n);
     }
-    this.inflight = { nonce, systemVersion: snap.version, sent: out };
+    this.owesComplete = !complete;
+    this.inflight = { nonce, systemVersion: snap.version, sent: out, removed: removed.length, complete };
     return {
       nonce,
       systemVersion: snap.version,
@@ -198,21 +241,37 @@ export class AgentSession {
       removedResources: removed,
       resourcesZstd: NO_BYTES,
       resourcesZstdSize: 0,
+      viewComplete: complete,
     };
   }
 
-  /** The walk reached the end of the map: what the agent holds that the view no longer has goes as removals. */
-  private walkDone(snap: Snapshot, initial: Map<string, string> | undefined, removed: string[]): void {
+  /**
+   * The walk reached the end of the map: what the agent still says it holds
+   * that the view no longer has goes as removals, and the held versions are
+   * dropped (from now on only changes are compared).
+   */
+  private walkDone(snap: Snapshot, removed: string[]): void {
     this.initialScanned = true;
     this.cursor = undefined;
     this.walkSnap = undefined;
-    if (initial) for (const name of initial.keys()) if (!snap.resources.has(name)) removed.push(name);
+    const initial = this.initial;
+    this.initial = undefined;
+    if (!initial) return;
+    for (const [name, version] of initial) {
+      const r = snap.resources.get(name);
+      if (!r) removed.push(name);
+      // only when the walk went over another map than the live one (never with the translator's): compared as a change
+      else if (r.version !== version) this.dirty.add(name);
+    }
   }
 
   /**
    * The next `max` resources of an unchanged map from the walk's position,
    * the same array for every agent there (built by the first; the others
-   * only step their cursor past it).
+   * only step their cursor past it). Only an agent that holds nothing and
+   * has nothing dirty takes one, so whether it completes the view (it ends
+   * the walk) is the chunk's own property: the same message for everyone,
+   * `view_complete` included.
    */
   private sharedChunk(snap: Snapshot, cursor: Iterator<Resource>, max: number): SharedChunk {
     let chunks = coldChunks.get(snap);
@@ -237,15 +296,20 @@ export class AgentSession {
     return chunk;
   }
 
-  /** Resources still to send or to be acknowledged (0 = the agent holds the snapshot). */
+  /**
+   * Resources the agent does not hold at the view's version yet: still to
+   * send, awaiting their ACK (a message in flight counts at least one), or
+   * refused (0 = the agent holds the snapshot).
+   */
   get pending(): number {
     const walk = this.initialScanned ? 0 : Math.max(1, this.cursorTotal - this.cursorSeen);
-    return this.dirty.size + (this.inflight?.sent.length ?? 0) + walk;
+    const inflight = this.inflight ? Math.max(1, this.inflight.sent.length + this.inflight.removed) : 0;
+    return this.dirty.size + inflight + walk + this.rejected.size;
   }
 
   /** Whether more of the current difference waits to be sent (after the in-flight message is answered). */
   get behind(): boolean {
-    return this.dirty.size > 0 || !this.initialScanned;
+    return this.dirty.size > 0 || !this.initialScanned || this.owesComplete;
   }
 
   /** Handles an Ack; returns false for a stale or unknown nonce (ignored). */
@@ -253,19 +317,22 @@ export class AgentSession {
     nonce: string,
     error: { message: string; resources: Array<{ name: string; message: string }> } | undefined,
   ): boolean {
-    if (!this.inflight || this.inflight.nonce !== nonce) return false;
+    const inflight = this.inflight;
+    if (!inflight || inflight.nonce !== nonce) return false;
     if (error) {
       this.nacks++;
       this.lastNack = { nonce, message: error.message, resources: error.resources };
       // the agent kept its old version of these; remember the refused one so it is not resent
-      const sent = new Map(this.inflight.sent.map((r) => [r.name, r.version]));
+      const sent = new Map(inflight.sent.map((r) => [r.name, r.version]));
       for (const r of error.resources) {
         const v = sent.get(r.name);
         if (v !== undefined) this.rejected.set(r.name, v);
       }
+      // not acknowledged: ackedVersion stays where the agent last held the whole view
     } else {
       this.acks++;
-      this.ackedVersion = this.inflight.systemVersion;
+      // a refused version outstanding: the agent holds old versions of those, not this view
+      if (inflight.complete && this.rejected.size === 0) this.ackedVersion = inflight.systemVersion;
     }
     this.inflight = undefined;
     return true;

@@ -23,7 +23,6 @@ import {
   EVENTS_RING_BYTES,
   encodeBackend,
   encodeBackendKey,
-  encodeDeadKey,
   encodeFrontend,
   encodeFrontendKey,
   encodeMemberKey,
@@ -52,6 +51,12 @@ import {
   type MapOp,
   type MapState,
 } from "./maps.ts";
+import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
+import {
+  ThreadUdpSocketWalker,
+  type ThreadUdpSocketWalkerOptions,
+  WALK_SKIP_PROCESS_LEFT,
+} from "./udp-walker.ts";
 
 export const PROGRAMS = [
   "sy_connect4",
@@ -79,7 +84,6 @@ export const MAPS = [
 ] as const;
 /** not attached to the cgroup: run on demand to destroy connected UDP sockets to removed backends */
 export const ITER_PROGRAM = "sy_destroy_udp";
-const CLONE_NEWNET = 0x40000000;
 
 /** bpf_sock_destroy arrived in Linux 6.5; its name is in the kernel's BTF when it is there. */
 function kernelHasSockDestroy(): boolean {
@@ -90,30 +94,6 @@ function kernelHasSockDestroy(): boolean {
   }
 }
 
-/** The network namespaces of the processes in a cgroup subtree (deduplicated), as /proc/PID/ns/net paths. */
-export function netnsOfCgroup(cgroupPath: string): string[] {
-  const seen = new Map<string, string>();
-  const walk = (dir: string) => {
-    let procs: string[] = [];
-    try {
-      procs = fs.readFileSync(path.join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean);
-    } catch {
-      return;
-    }
-    for (const pid of procs) {
-      const ns = `/proc/${pid}/ns/net`;
-      try {
-        const st = fs.statSync(ns);
-        const id = `${st.dev}:${st.ino}`;
-        if (!seen.has(id)) seen.set(id, ns);
-      } catch {}
-    }
-    for (const e of fs.readdirSync(dir, { withFileTypes: true }))
-      if (e.isDirectory()) walk(path.join(dir, e.name));
-  };
-  walk(cgroupPath);
-  return [...seen.values()];
-}
 type MapName = (typeof MAPS)[number];
 
 export type DatapathOptions = {
@@ -123,6 +103,8 @@ export type DatapathOptions = {
   log: Logger;
   maxFrontends?: number;
   maxBackends?: number;
+  /** the UDP socket walk (default: ThreadUdpSocketWalker, on a thread of its own) */
+  udpWalker?: (opts: ThreadUdpSocketWalkerOptions) => UdpSocketWalker;
 };
 
 const libc = koffi.load("libc.so.6");
@@ -322,6 +304,7 @@ export class LibbpfDatapath {
   private obj: Ptr;
   private links: Ptr[] = [];
   private iterLink: Ptr | undefined;
+  private reaper: UdpSocketReaper | undefined;
   readonly cgroupPath: string;
   private readonly log: Logger;
   /** the BPF object file; libsyring.so is built beside it */
@@ -406,8 +389,10 @@ export class LibbpfDatapath {
         opts.objectPath,
       );
       dp.attach(opts.cgroupPath, linkDir);
-      if (canDestroy)
+      if (canDestroy) {
         dp.iterLink = checkPtr(ffi.attachIter(iterProg, null), `attaching iterator ${ITER_PROGRAM}`);
+        dp.reaper = dp.startUdpReaper(dp.iterLink, opts.udpWalker);
+      }
       return dp;
     } catch (e) {
       ffi.close(obj);
@@ -507,57 +492,53 @@ export class LibbpfDatapath {
     };
   }
 
+  private startUdpReaper(iterLink: Ptr, make: DatapathOptions["udpWalker"]): UdpSocketReaper {
+    const o: ThreadUdpSocketWalkerOptions = {
+      cgroupPath: this.cgroupPath,
+      iterLinkFd: checkRc(ffi.linkFd(iterLink) as number, `fd of iterator ${ITER_PROGRAM}`),
+      deadMapFd: this.maps.fds.sy_dead_backends,
+    };
+    return new UdpSocketReaper(make ? make(o) : new ThreadUdpSocketWalker(o), {
+      onWalk: (r, backends) => {
+        for (const s of r.skipped)
+          this.log[s.reason === WALK_SKIP_PROCESS_LEFT ? "debug" : "warn"](
+            { netns: s.netns, reason: s.reason },
+            "network namespace skipped by the udp socket walk",
+          );
+        if (r.destroyed > 0)
+          this.log.info(
+            { sockets: r.destroyed, backends: backends.length, namespaces: r.namespaces, tid: r.tid },
+            "connected udp sockets to removed backends destroyed",
+          );
+      },
+      onError: (e, backends) =>
+        this.log.error(
+          { err: e, backends: backends.length },
+          "udp socket walk failed: connected sockets to these removed backends were not destroyed",
+        ),
+    });
+  }
+
   /**
-   * Destroys connected UDP sockets whose peer is one of `dead`, in every
-   * network namespace of the processes in our cgroup. Returns how many.
+   * Destroys, off the main thread, the connected UDP sockets this agent
+   * translated to one of `dead` (in the namespaces of the processes in its
+   * cgroup). Returns at once; removals during a walk fold into the next one.
+   * `udpReaper.idle()` resolves when every walk asked for has run.
    */
-  destroyUdpSockets(
-    dead: ReadonlyArray<{ ip: string; port: number }>,
-    namespaces = netnsOfCgroup(this.cgroupPath),
-  ): number {
-    if (!this.iterLink || dead.length === 0) return 0;
-    const fd = this.maps.fds.sy_dead_backends;
-    const keys = dead.map((b) => encodeDeadKey(ip16(b.ip), b.port));
-    for (const k of keys) ffi.mapUpdate(fd, k, Buffer.from([1]), 0);
-    const before = this.maps.counters()["udp_destroyed"] ?? 0n;
-    const home = fs.openSync("/proc/self/ns/net", "r");
-    try {
-      for (const ns of namespaces) {
-        let nsfd: number;
-        try {
-          nsfd = fs.openSync(ns, "r");
-        } catch {
-          continue; // the process left
-        }
-        let iterFd = -1;
-        try {
-          // the iterator walks the sockets of the namespace it is created in
-          if ((ffi.setns(nsfd, CLONE_NEWNET) as number) !== 0) continue;
-          iterFd = ffi.iterCreate(ffi.linkFd(this.iterLink)) as number;
-        } finally {
-          ffi.setns(home, CLONE_NEWNET);
-          fs.closeSync(nsfd);
-        }
-        if (iterFd < 0) {
-          this.log.warn({ netns: ns, errno: -iterFd }, "udp socket iterator not created");
-          continue;
-        }
-        const buf = Buffer.alloc(4096);
-        try {
-          while (fs.readSync(iterFd, buf) > 0) {}
-        } finally {
-          fs.closeSync(iterFd);
-        }
-      }
-    } finally {
-      fs.closeSync(home);
-      for (const k of keys) ffi.mapDelete(fd, k);
-    }
-    return Number((this.maps.counters()["udp_destroyed"] ?? 0n) - before);
+  destroyUdpSockets(dead: ReadonlyArray<{ ip: string; port: number }>): void {
+    if (dead.length > 0) this.reaper?.add(dead);
+  }
+
+  /** The UDP socket walks (undefined when the kernel has no bpf_sock_destroy). */
+  get udpReaper(): UdpSocketReaper | undefined {
+    return this.reaper;
   }
 
   /** Releases this process's handles; pinned maps and links stay (resolution keeps working). */
   close(): void {
+    // the walk thread holds its own copies of the fds: it ends on its own time
+    void this.reaper?.close();
+    this.reaper = undefined;
     if (this.iterLink) ffi.linkDestroy(this.iterLink);
     this.iterLink = undefined;
     for (const l of this.links) {

@@ -6,8 +6,12 @@
  *   the slice ports, so a named targetPort resolves per endpoint.
  * - Ready endpoints are used; when none is ready, serving-and-terminating
  *   ones (KEP-1669, as kube-proxy does).
- * - Local traffic policies (internal for ClusterIP, external for NodePort,
- *   LoadBalancer and external IPs) keep only this node's backends. An
+ * - Local traffic policies keep only this node's backends: the internal one
+ *   for ClusterIPs; for external frontends (NodePort, LoadBalancer and
+ *   external IPs) of an externalTrafficPolicy: Local Service, the internal
+ *   one too, because every connect seen here starts on this node (as
+ *   kube-proxy treats local sources, and Cilium's socket LB) — unless the
+ *   Service is strict (external_traffic_strict), then the external one. An
  *   endpoint without nodeName is local when its address is one of this
  *   node's addresses, else remote.
  * - NodePort frontends become one port-keyed entry that applies to every
@@ -77,8 +81,10 @@ export function computePortId(service: string, portName: string, protocol: Proto
   return createHash("sha256").update(`${service}\n${portName}\n${protocol}`).digest().readUInt32LE(0);
 }
 
+/** Whether a frontend keeps only this node's backends. */
 function isLocalPolicy(svc: ServiceAssignment, mode: NatMode): boolean {
-  return mode === NatMode.NAT_MODE_CLUSTER_IP ? svc.internalTrafficLocal : svc.externalTrafficLocal;
+  if (mode === NatMode.NAT_MODE_CLUSTER_IP) return svc.internalTrafficLocal;
+  return svc.externalTrafficLocal && (svc.externalTrafficStrict || svc.internalTrafficLocal);
 }
 
 /** The frontends one Service (or ServiceImport) asks for, before frontend conflicts are settled. */
