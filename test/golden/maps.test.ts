@@ -12,7 +12,7 @@ import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../../services/hub/src/model/world.ts";
 import { readObjects } from "../../services/hub/src/sources/directory.ts";
 import { WorldWriter } from "../../services/hub/src/sources/source.ts";
-import { ViewTranslator } from "../../services/hub/src/translate/compute-resources.ts";
+import { type Reach, ViewTranslator } from "../../services/hub/src/translate/compute-resources.ts";
 import { FakeMaps } from "../../services/nodeagent/src/bpf/maps.ts";
 import { formatMapState } from "../../services/nodeagent/src/cli/dump.ts";
 import { computeDesired } from "../../services/nodeagent/src/desired/compute-desired.ts";
@@ -25,11 +25,11 @@ type Tagged = { cluster: string; object: unknown };
 type NodeId = { name: string; addresses: string[]; zone?: string };
 
 /** The view of the first cluster (home), importing the others. */
-function dumpFor(objects: Tagged[], clusters: string[], node: NodeId): string {
+function dumpFor(objects: Tagged[], clusters: string[], node: NodeId, reach: Reach = "pod"): string {
   const world = new World();
   const writers = new Map(clusters.map((c) => [c, new WorldWriter(world, c, silentLogger())]));
   for (const o of objects) writers.get(o.cluster)!.upsert(o.object);
-  const t = new ViewTranslator(clusters[0]);
+  const t = new ViewTranslator(clusters[0], reach);
   t.rebuild(clusters.map((c) => world.cluster(c)));
   const snap = t.snapshot();
   const maps = new FakeMaps();
@@ -60,17 +60,25 @@ function load(dir: string): { clusters: string[]; objects: Tagged[] } {
 /** The agent whose maps are dumped: a node of the case's home cluster. */
 const NODES: Record<string, NodeId> = {
   multicluster: { name: "east-1", addresses: ["192.0.2.31"], zone: "east-a" },
+  // a node without a ready endpoint of the eTP=Local ingress
+  "traffic-policy": { name: "worker-b", addresses: ["192.0.2.52"], zone: "zone-b" },
 };
 const DEFAULT_NODE: NodeId = { name: "k3s-server-0", addresses: ["192.0.2.10"] };
+/** And a plain host outside the cluster, in the node-port view of the same cluster. */
+const HOST: NodeId = { name: "host-1", addresses: ["198.51.100.200"] };
+
+function dumpBoth(objects: Tagged[], clusters: string[], node: NodeId): string {
+  return `${dumpFor(objects, clusters, node)}=== ${HOST.name}, a host in the node-port view\n${dumpFor(objects, clusters, HOST, "nodeport")}`;
+}
 
 describe("golden: cluster YAML in, canonical BPF map dump out", () => {
   for (const cluster of fs
     .readdirSync(CLUSTERS)
     .filter((d) => fs.statSync(path.join(CLUSTERS, d)).isDirectory())) {
     const node = NODES[cluster] ?? DEFAULT_NODE;
-    it(`${cluster}: maps of an agent on ${node.name}`, () => {
+    it(`${cluster}: maps of an agent on ${node.name}, and of a host in the node-port view`, () => {
       const { clusters, objects } = load(path.join(CLUSTERS, cluster));
-      const dump = dumpFor(objects, clusters, node);
+      const dump = dumpBoth(objects, clusters, node);
       const file = path.join(GOLDEN, `${cluster}.maps.golden`);
       if (process.env["UPDATE_GOLDEN"] === "1") {
         fs.mkdirSync(GOLDEN, { recursive: true });
@@ -80,7 +88,7 @@ describe("golden: cluster YAML in, canonical BPF map dump out", () => {
     });
     it(`${cluster}: the same objects reversed give the same maps`, () => {
       const { clusters, objects } = load(path.join(CLUSTERS, cluster));
-      assert.equal(dumpFor([...objects].reverse(), clusters, node), dumpFor(objects, clusters, node));
+      assert.equal(dumpBoth([...objects].reverse(), clusters, node), dumpBoth(objects, clusters, node));
     });
   }
 });

@@ -27,6 +27,12 @@ export type Service = {
   loadBalancerIPs: string[];
   externalTrafficLocal: boolean;
   internalTrafficLocal: boolean;
+  /**
+   * externalTrafficPolicy Local applies to connects that start on the agent's
+   * node too (annotation switchyard.io/external-traffic-strict: "true");
+   * without it they follow the internal policy, as kube-proxy does
+   */
+  externalTrafficStrict: boolean;
   /** sessionAffinity ClientIP timeout; 0 = no affinity */
   affinityTimeoutSeconds: number;
   /** opted in to cross-cluster merging (annotation switchyard.io/global: "true") */

@@ -137,6 +137,44 @@ describe("parsing Kubernetes objects", () => {
     assert.match(c.value.warnings.join("\n"), /switchyard.io\/global is "yes"/);
   });
 
+  it("reads the external-traffic-strict annotation, and says when its value or the policy makes it moot", () => {
+    const svc = (strict: string | undefined, etp = "Local") =>
+      parseService(
+        {
+          kind: "Service",
+          metadata: {
+            name: "ingress",
+            namespace: "shop",
+            annotations: strict === undefined ? {} : { "switchyard.io/external-traffic-strict": strict },
+          },
+          spec: {
+            type: "LoadBalancer",
+            clusterIP: "10.0.0.9",
+            externalTrafficPolicy: etp,
+            ports: [{ port: 80, nodePort: 30080 }],
+          },
+        },
+        "c",
+      );
+    const strictOf = (r: ReturnType<typeof svc>) => {
+      assert.ok(r.ok && r.value.object.kind === "Service");
+      return { strict: r.value.object.value.externalTrafficStrict, warnings: r.value.warnings.join("\n") };
+    };
+    assert.deepEqual(strictOf(svc("true")), { strict: true, warnings: "" });
+    assert.deepEqual(strictOf(svc(undefined)), { strict: false, warnings: "" });
+    assert.deepEqual(strictOf(svc("false")), { strict: false, warnings: "" });
+    const bad = strictOf(svc("yes"));
+    assert.equal(bad.strict, false);
+    assert.match(
+      bad.warnings,
+      /Service shop\/ingress in cluster c: annotation switchyard.io\/external-traffic-strict is "yes"; write "true" or "false"/,
+    );
+    assert.match(
+      strictOf(svc("true", "Cluster")).warnings,
+      /has no effect: spec.externalTrafficPolicy is not Local/,
+    );
+  });
+
   it("parses MCS ServiceImports and rejects bad clusterset IPs by name", () => {
     const good = parseKubeObject(
       {

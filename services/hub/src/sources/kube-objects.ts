@@ -47,6 +47,9 @@ export const KINDS: readonly KubeKind[] = [
 /** Annotation that opts a Service into cross-cluster merging; Cilium's name is accepted for migration. */
 export const GLOBAL_ANNOTATIONS = ["switchyard.io/global", "service.cilium.io/global"] as const;
 
+/** Annotation that keeps externalTrafficPolicy: Local strict for connects that start on the agent's node. */
+export const EXTERNAL_TRAFFIC_STRICT_ANNOTATION = "switchyard.io/external-traffic-strict";
+
 export function describeObject(o: unknown): string {
   if (!isObj(o)) return "object";
   const kind = str(o["kind"]) ?? "object";
@@ -141,6 +144,15 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
   const globalValue = GLOBAL_ANNOTATIONS.map((a) => m.value.annotations[a]).find((v) => v !== undefined);
   if (globalValue !== undefined && globalValue !== "true" && globalValue !== "false")
     warnings.push(`${what}: annotation switchyard.io/global is "${globalValue}"; write "true" or "false"`);
+  const strictValue = m.value.annotations[EXTERNAL_TRAFFIC_STRICT_ANNOTATION];
+  if (strictValue !== undefined && strictValue !== "true" && strictValue !== "false")
+    warnings.push(
+      `${what}: annotation ${EXTERNAL_TRAFFIC_STRICT_ANNOTATION} is "${strictValue}"; write "true" or "false" (taken as "false")`,
+    );
+  else if (strictValue === "true" && spec["externalTrafficPolicy"] !== "Local")
+    warnings.push(
+      `${what}: annotation ${EXTERNAL_TRAFFIC_STRICT_ANNOTATION} has no effect: spec.externalTrafficPolicy is not Local`,
+    );
   const svc: Service = {
     cluster,
     namespace: m.value.namespace,
@@ -153,6 +165,7 @@ export function parseService(o: Raw, cluster: string): Result<Parsed> {
     loadBalancerIPs,
     externalTrafficLocal: spec["externalTrafficPolicy"] === "Local",
     internalTrafficLocal: spec["internalTrafficPolicy"] === "Local",
+    externalTrafficStrict: strictValue === "true",
     affinityTimeoutSeconds: affinity.value,
     global: globalValue === "true",
     trafficDistribution,

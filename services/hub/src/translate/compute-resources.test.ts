@@ -1,7 +1,8 @@
 /**
  * Golden test: cluster YAML in → canonical dump of the resources an agent of
- * that view receives. The same objects fed in another order give the same
- * dump. UPDATE_GOLDEN=1 rewrites the .golden files.
+ * that view receives (a one-cluster case: as pod agents, then as node-port
+ * agents — hosts and edge nodes — see it). The same objects fed in another
+ * order give the same dump. UPDATE_GOLDEN=1 rewrites the .golden files.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -11,7 +12,7 @@ import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../model/world.ts";
 import { readObjects } from "../sources/directory.ts";
 import { WorldWriter } from "../sources/source.ts";
-import { computeViewSnapshot, type Reach, type ViewSnapshot, ViewTranslator } from "./compute-resources.ts";
+import { type Reach, type ViewSnapshot, ViewTranslator } from "./compute-resources.ts";
 
 const TESTDATA = path.join(import.meta.dirname, "testdata");
 
@@ -28,11 +29,13 @@ function loadObjects(dir: string): unknown[] {
   return out;
 }
 
-function snapshotOf(cluster: string, objects: unknown[]): ViewSnapshot {
+function snapshotOf(cluster: string, objects: unknown[], reach: Reach): ViewSnapshot {
   const world = new World();
   const w = new WorldWriter(world, cluster, silentLogger());
   for (const o of objects) w.upsert(o);
-  return computeViewSnapshot([world.cluster(cluster)]);
+  const t = new ViewTranslator(cluster, reach);
+  t.rebuild([world.cluster(cluster)]);
+  return t.snapshot();
 }
 
 type Tagged = { cluster: string; object: unknown };
@@ -65,13 +68,8 @@ function caseDump(dir: string, order: (xs: Tagged[]) => Tagged[]): string {
     .sort();
   if (subdirs.length === 0) {
     const cluster = path.basename(dir);
-    const objects = order(loadObjects(dir).map((object) => ({ cluster, object })));
-    return canonicalDump(
-      snapshotOf(
-        cluster,
-        objects.map((o) => o.object),
-      ),
-    );
+    const objects = order(loadObjects(dir).map((object) => ({ cluster, object }))).map((o) => o.object);
+    return `${canonicalDump(snapshotOf(cluster, objects, "pod"))}=== reach nodeport\n${canonicalDump(snapshotOf(cluster, objects, "nodeport"))}`;
   }
   const objects = subdirs.flatMap((c) =>
     loadObjects(path.join(dir, c)).map((object) => ({ cluster: c, object })),

@@ -58,7 +58,21 @@ function sortFrontends(frontends: ServiceAssignment["frontends"]): void {
   frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
 }
 
-export function computeServiceAssignment(s: Service, backendTiers: BackendTier[] = []): ServiceAssignment {
+/** Hub-wide settings of translation (the hub's config file). */
+export type TranslateOptions = {
+  /**
+   * externalTrafficPolicy: Local stays strict for connects that start on an
+   * agent's node, for every Service (else only for those annotated
+   * switchyard.io/external-traffic-strict: "true")
+   */
+  externalTrafficStrict?: boolean;
+};
+
+export function computeServiceAssignment(
+  s: Service,
+  backendTiers: BackendTier[] = [],
+  options: TranslateOptions = {},
+): ServiceAssignment {
   const frontends: ServiceAssignment["frontends"] = [];
   const add = (ip: string, mode: NatMode) => {
     for (const p of s.ports)
@@ -90,6 +104,9 @@ export function computeServiceAssignment(s: Service, backendTiers: BackendTier[]
     affinityTimeoutSeconds: s.affinityTimeoutSeconds,
     backendTiers,
     trafficDistribution: DISTRIBUTION[s.trafficDistribution],
+    // only where it means something, so the hub setting changes no other Service's version
+    externalTrafficStrict:
+      s.externalTrafficLocal && (s.externalTrafficStrict || options.externalTrafficStrict === true),
   };
 }
 
@@ -108,6 +125,7 @@ export function computeImportAssignment(imp: ServiceImport, backendTiers: Backen
     loadBalancerIPs: [],
     externalTrafficLocal: false,
     internalTrafficLocal: false,
+    externalTrafficStrict: false,
     affinityTimeoutSeconds: imp.affinityTimeoutSeconds,
     global: false,
     trafficDistribution: "",
@@ -189,22 +207,62 @@ function nsName(namespace: string, name: string): string {
  */
 export type Reach = "pod" | "nodeport";
 
-/** A slice as a node-port agent sees it: one backend per node that hosts endpoints, on the Service's NodePorts. */
-export function computeBackendSliceViaNodePorts(
+/** The resource of a slice's endpoints on node addresses, in a node-port view (beside the slice's own). */
+export function hostNetworkSliceName(sliceResource: string): string {
+  return `${sliceResource}/host-network`;
+}
+
+/** A slice as a node-port agent sees it. */
+export type NodePortSlices = {
+  /** endpoints on pod IPs: one backend per node that hosts any, its node IP and the Service's NodePorts */
+  viaNodePorts: BackendSlice;
+  /** endpoints on node addresses (host network, the API servers): their own address and port, as in a pod view */
+  hostNetwork: BackendSlice;
+  /** endpoints on pod IPs of a Service without NodePort: unreachable for node-port agents */
+  unreachable: number;
+};
+
+/**
+ * A slice as a node-port agent sees it. An endpoint is on the host network
+ * when its address is an address of its Node — or, when it names no node
+ * (the API servers' endpoints of default/kubernetes), of any Node of the
+ * cluster (`nodeOfAddress`); such an endpoint is reached directly, whether
+ * or not the Service has a NodePort. The others go through their node's
+ * NodePorts, one backend per node: ready when the node has a ready
+ * endpoint, which is what a NodePort of an externalTrafficPolicy: Local
+ * Service needs (a node without one drops the connection).
+ */
+export function computeNodePortSlices(
   slice: EndpointSlice,
   svc: Service,
   nodes: ReadonlyMap<string, Node>,
-): BackendSlice {
+  nodeOfAddress: (address: string) => string | undefined,
+): NodePortSlices {
   const family = slice.addressType === "IPv6" ? 6 : 4;
   const ports = svc.ports
     .filter((p) => p.nodePort !== undefined)
     .map((p) => ({ name: p.name, port: p.nodePort!, protocol: PROTO[p.protocol] }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.protocol - b.protocol));
   const byNode = new Map<string, BackendSlice["endpoints"][number]>();
+  const direct: EndpointSlice["endpoints"] = [];
+  let unreachable = 0;
   for (const e of slice.endpoints) {
+    const address = e.addresses[0];
+    if (address === undefined) continue;
+    const onNodeAddress = e.nodeName
+      ? (nodes.get(e.nodeName)?.addresses.includes(address) ?? false)
+      : nodeOfAddress(address) !== undefined;
+    if (onNodeAddress) {
+      direct.push(e);
+      continue;
+    }
     const node = e.nodeName ? nodes.get(e.nodeName) : undefined;
     const ip = node?.addresses.find((a) => ipFamily(a) === family);
     if (!node || !ip) continue;
+    if (ports.length === 0) {
+      unreachable++;
+      continue;
+    }
     const cur = byNode.get(ip);
     byNode.set(ip, {
       addresses: [ip],
@@ -217,19 +275,31 @@ export function computeBackendSliceViaNodePorts(
     });
   }
   const endpoints = [...byNode.values()].sort((a, b) => (a.addresses[0]! < b.addresses[0]! ? -1 : 1));
-  return { service: serviceResourceName(svc), ports, endpoints };
+  return {
+    viaNodePorts: { service: serviceResourceName(svc), ports, endpoints },
+    hostNetwork: computeBackendSlice({ ...slice, endpoints: direct }),
+    unreachable,
+  };
 }
 
 export class ViewTranslator {
   private readonly home: string | undefined;
   private readonly reach: Reach;
-  constructor(homeCluster?: string, reach: Reach = "pod") {
+  /** settings; a change takes a rebuild */
+  options: TranslateOptions;
+  constructor(homeCluster?: string, reach: Reach = "pod", options: TranslateOptions = {}) {
     this.home = homeCluster;
     this.reach = reach;
+    this.options = options;
   }
   /** slice key → its service's resource name, and node key → slices with endpoints on it (node-port views) */
   private readonly serviceOfSlice = new Map<string, string>();
   private readonly slicesOnNode = new Map<string, Set<string>>();
+  /** node-port views: cluster|address → slices with an endpoint at that address that names no node */
+  private readonly slicesOnAddress = new Map<string, Set<string>>();
+  /** node-port views: cluster|address → the Nodes that have it, and cluster|node → its addresses as indexed */
+  private readonly nodesOfAddress = new Map<string, Set<string>>();
+  private readonly addressesOfNode = new Map<string, readonly string[]>();
   readonly resources = new Map<string, Resource>();
   private readonly diagnostics = new Map<string, string[]>();
   /** frontend key → services claiming it */
@@ -255,11 +325,15 @@ export class ViewTranslator {
     this.slicesOf.clear();
     this.serviceOfSlice.clear();
     this.slicesOnNode.clear();
+    this.slicesOnAddress.clear();
+    this.nodesOfAddress.clear();
+    this.addressesOfNode.clear();
     this.acc = 0n;
     this.states = new Map(clusters.map((c) => [c.name, c]));
     const changed = new Set<string>(before);
     for (const c of clusters) {
       for (const sl of c.slices.values()) this.indexSlice(c.name, sl);
+      if (this.reach === "nodeport") for (const n of c.nodes.keys()) this.indexNode(c.name, n);
     }
     // claims first, so owners are known before any service is computed
     for (const c of clusters) {
@@ -304,8 +378,11 @@ export class ViewTranslator {
         if (sl) this.indexSlice(ch.cluster, sl);
         for (const n of this.computeSlice(ch.cluster, ch.namespace, ch.name)) changed.add(n);
       } else if (ch.kind === "Node" && this.reach === "nodeport") {
-        // a node's IP is every node-port backend on it: recompute those slices
-        for (const key of this.slicesOnNode.get(`${ch.cluster}|${ch.name}`) ?? []) {
+        // a node's IP is every node-port backend on it, and says which endpoints are on the host network
+        const keys = new Set(this.slicesOnNode.get(`${ch.cluster}|${ch.name}`));
+        for (const a of this.indexNode(ch.cluster, ch.name))
+          for (const key of this.slicesOnAddress.get(`${ch.cluster}|${a}`) ?? []) keys.add(key);
+        for (const key of keys) {
           const [c, nn] = key.split("|") as [string, string];
           const [ns, sn] = nn.split("/") as [string, string];
           for (const n of this.computeSlice(c, ns, sn)) changed.add(n);
@@ -382,13 +459,41 @@ export class ViewTranslator {
     this.serviceOfSlice.set(key, svc);
     if (this.reach === "nodeport") {
       for (const e of sl.endpoints) {
-        if (!e.nodeName) continue;
-        const nk = `${cluster}|${e.nodeName}`;
-        const on = this.slicesOnNode.get(nk) ?? new Set<string>();
+        const address = e.addresses[0];
+        if (!e.nodeName && address === undefined) continue;
+        const index = e.nodeName ? this.slicesOnNode : this.slicesOnAddress;
+        const nk = `${cluster}|${e.nodeName || address}`;
+        const on = index.get(nk) ?? new Set<string>();
         on.add(key);
-        this.slicesOnNode.set(nk, on);
+        index.set(nk, on);
       }
     }
+  }
+
+  /** Indexes a Node's addresses as the world holds them now; returns the addresses gained or lost. */
+  private indexNode(cluster: string, name: string): string[] {
+    const key = `${cluster}|${name}`;
+    const before = this.addressesOfNode.get(key) ?? [];
+    const after = this.states.get(cluster)?.nodes.get(name)?.addresses ?? [];
+    const moved = [...before.filter((a) => !after.includes(a)), ...after.filter((a) => !before.includes(a))];
+    for (const a of before) {
+      const set = this.nodesOfAddress.get(`${cluster}|${a}`);
+      if (set?.delete(name) && set.size === 0) this.nodesOfAddress.delete(`${cluster}|${a}`);
+    }
+    for (const a of after) {
+      const set = this.nodesOfAddress.get(`${cluster}|${a}`) ?? new Set<string>();
+      set.add(name);
+      this.nodesOfAddress.set(`${cluster}|${a}`, set);
+    }
+    if (after.length > 0) this.addressesOfNode.set(key, [...after]);
+    else this.addressesOfNode.delete(key);
+    return moved;
+  }
+
+  /** A Node of the cluster that has this address, if any. */
+  private nodeOfAddress(cluster: string, address: string): string | undefined {
+    const set = this.nodesOfAddress.get(`${cluster}|${address}`);
+    return set === undefined ? undefined : set.values().next().value;
   }
 
   private unindexSlice(key: string): void {
@@ -399,8 +504,8 @@ export class ViewTranslator {
       this.serviceOfSlice.delete(key);
     }
     if (this.reach === "nodeport") {
-      for (const [nk, on] of this.slicesOnNode)
-        if (on.delete(key) && on.size === 0) this.slicesOnNode.delete(nk);
+      for (const index of [this.slicesOnNode, this.slicesOnAddress])
+        for (const [nk, on] of index) if (on.delete(key) && on.size === 0) index.delete(nk);
     }
   }
 
@@ -520,13 +625,8 @@ export class ViewTranslator {
             tiers = computeTiers(peers, serviceResourceName({ cluster: local, namespace, name }));
           }
         }
-        const body = computeServiceAssignment(s, tiers);
+        const body = computeServiceAssignment(s, tiers, this.options);
         this.ownFrontends(resName, body, notes);
-        if (this.reach === "nodeport" && !s.ports.some((p) => p.nodePort !== undefined)) {
-          notes.push(
-            "unreachable for agents that reach backends through node ports: the Service has no NodePort; connects are refused",
-          );
-        }
         if (this.isWithdrawn(cluster)) {
           const h = this.states.get(cluster)!.health;
           notes.push(
@@ -593,19 +693,31 @@ export class ViewTranslator {
       ? undefined
       : this.states.get(cluster)?.slices.get(nsName(namespace, name));
     let resource: Resource | undefined;
-    if (sl) {
+    let hostNetwork: Resource | undefined;
+    const notes: string[] = [];
+    if (sl && this.reach === "pod") {
+      const body = computeBackendSlice(sl);
+      if (body.ports.length > 0 && this.resources.has(body.service)) resource = sliceResource(resName, body);
+    } else if (sl) {
       const svc = this.states.get(cluster)?.services.get(nsName(namespace, sl.service));
-      const body =
-        this.reach === "nodeport"
-          ? svc
-            ? computeBackendSliceViaNodePorts(sl, svc, this.states.get(cluster)!.nodes)
-            : undefined
-          : computeBackendSlice(sl);
-      if (body && body.ports.length > 0 && this.resources.has(body.service)) {
-        resource = sliceResource(resName, body);
+      if (svc && this.resources.has(serviceResourceName(svc))) {
+        const parts = computeNodePortSlices(sl, svc, this.states.get(cluster)!.nodes, (a) =>
+          this.nodeOfAddress(cluster, a),
+        );
+        if (parts.viaNodePorts.ports.length > 0) resource = sliceResource(resName, parts.viaNodePorts);
+        if (parts.hostNetwork.ports.length > 0 && parts.hostNetwork.endpoints.length > 0)
+          hostNetwork = sliceResource(hostNetworkSliceName(resName), parts.hostNetwork);
+        if (parts.unreachable > 0)
+          notes.push(
+            `${parts.unreachable} endpoint(s) on pod IPs are unreachable for agents that reach backends through node ports: Service ${svc.namespace}/${svc.name} has no NodePort (only endpoints on node addresses, the host network, are reached directly)`,
+          );
       }
     }
     this.put(resName, resource, changed);
+    if (this.reach === "nodeport") {
+      this.put(hostNetworkSliceName(resName), hostNetwork, changed);
+      this.note(resName, notes, changed);
+    }
     return changed;
   }
 }

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../model/world.ts";
 import { WorldWriter } from "../sources/source.ts";
-import { ViewTranslator } from "./compute-resources.ts";
+import { type Reach, ViewTranslator } from "./compute-resources.ts";
 
 function svc(name: string, ip: string) {
   return {
@@ -28,6 +28,21 @@ function setup() {
   west.upsert(svc("zeta", "10.96.0.1"));
   west.upsert(svc("only-west", "10.96.0.2"));
   return w;
+}
+
+function sameAsRebuild(
+  t: ViewTranslator,
+  home: string,
+  states: () => ReturnType<World["cluster"]>[],
+  reach: Reach = "pod",
+): void {
+  const fresh = new ViewTranslator(home, reach);
+  fresh.rebuild(states());
+  assert.deepEqual(
+    new Map([...t.resources].map(([k, v]) => [k, v.version])),
+    new Map([...fresh.resources].map(([k, v]) => [k, v.version])),
+    "incremental update equals a full rebuild",
+  );
 }
 
 const frontendsOf = (t: ViewTranslator, name: string) => {
@@ -145,12 +160,92 @@ describe("node-port views (edge nodes without CNI, hosts that cannot route to po
     );
   });
 
-  it("reports a Service without NodePort as unreachable for such agents, with the reason", () => {
+  it("reports the pod endpoints of a Service without NodePort as unreachable for such agents, with the reason", () => {
     const { states } = cluster();
     const t = new ViewTranslator("cloud", "nodeport");
     t.rebuild(states());
     assert.equal(slice(t, "eps/cloud/ns/internal-1"), undefined);
-    assert.match(t.snapshot().diagnosticsOf("svc/cloud/ns/internal").join(), /no NodePort/);
+    assert.match(
+      t.snapshot().diagnosticsOf("eps/cloud/ns/internal-1").join(),
+      /3 endpoint\(s\) on pod IPs are unreachable .* Service ns\/internal has no NodePort/,
+    );
+  });
+
+  const hostNetworkSlice = (name: string, endpoints: Array<{ addresses: string[]; nodeName?: string }>) => ({
+    kind: "EndpointSlice",
+    metadata: { name, namespace: "ns", labels: { "kubernetes.io/service-name": "internal" } },
+    addressType: "IPv4",
+    ports: [{ name: "http", port: 6443 }],
+    endpoints,
+  });
+  it("reaches endpoints on node addresses directly, with or without NodePort, the others per endpoint", () => {
+    const { w, states } = cluster();
+    // a hostNetwork pod on n1 beside a pod on n2, and the API servers' endpoint (no nodeName) on n2's address
+    w.upsert(
+      hostNetworkSlice("internal-2", [
+        { addresses: ["192.0.2.1"], nodeName: "n1" },
+        { addresses: ["10.42.1.9"], nodeName: "n2" },
+        { addresses: ["192.0.2.2"] },
+      ]),
+    );
+    const t = new ViewTranslator("cloud", "nodeport");
+    t.rebuild(states());
+    const direct = slice(t, "eps/cloud/ns/internal-2/host-network")!;
+    assert.deepEqual(direct.ports, [{ name: "http", port: 6443, protocol: 1 }], "the endpoint's own port");
+    assert.deepEqual(
+      direct.endpoints.map((e) => `${e.addresses[0]}@${e.nodeName}`),
+      ["192.0.2.1@n1", "192.0.2.2@"],
+    );
+    assert.equal(slice(t, "eps/cloud/ns/internal-2"), undefined, "no NodePort for the pod on n2");
+    assert.match(t.snapshot().diagnosticsOf("eps/cloud/ns/internal-2").join(), /^1 endpoint\(s\) on pod IPs/);
+    // a pod-IP endpoint whose node address matches nothing stays a pod endpoint; a host-network one on a NodePort Service
+    w.upsert({
+      kind: "EndpointSlice",
+      metadata: { name: "web-2", namespace: "ns", labels: { "kubernetes.io/service-name": "web" } },
+      addressType: "IPv4",
+      ports: [{ name: "http", port: 8080 }],
+      endpoints: [
+        { addresses: ["192.0.2.2"], nodeName: "n2" },
+        { addresses: ["10.42.0.9"], nodeName: "n1" },
+      ],
+    });
+    t.update(states(), [{ cluster: "cloud", kind: "EndpointSlice", namespace: "ns", name: "web-2" }]);
+    assert.deepEqual(
+      slice(t, "eps/cloud/ns/web-2/host-network")!.endpoints.map((e) => e.addresses[0]),
+      ["192.0.2.2"],
+    );
+    assert.deepEqual(
+      slice(t, "eps/cloud/ns/web-2")!.endpoints.map((e) => e.addresses[0]),
+      ["192.0.2.1"],
+    );
+    assert.deepEqual(slice(t, "eps/cloud/ns/web-2")!.ports, [{ name: "http", port: 30080, protocol: 1 }]);
+    sameAsRebuild(t, "cloud", states, "nodeport");
+  });
+
+  it("follows Nodes that gain or lose the address of an endpoint without nodeName", () => {
+    const { w, world, states } = cluster();
+    w.upsert(hostNetworkSlice("kubernetes", [{ addresses: ["192.0.2.9"] }]));
+    const t = new ViewTranslator("cloud", "nodeport");
+    t.rebuild(states());
+    assert.equal(slice(t, "eps/cloud/ns/kubernetes/host-network"), undefined, "not a node address (yet)");
+    const node = {
+      kind: "Node",
+      metadata: { name: "cp" },
+      status: { addresses: [{ type: "InternalIP", address: "192.0.2.9" }] },
+    };
+    w.upsert(node);
+    let changed = t.update(states(), [{ cluster: "cloud", kind: "Node", namespace: "", name: "cp" }]);
+    assert.ok(changed.has("eps/cloud/ns/kubernetes/host-network"));
+    assert.deepEqual(
+      slice(t, "eps/cloud/ns/kubernetes/host-network")!.endpoints.map((e) => e.addresses[0]),
+      ["192.0.2.9"],
+    );
+    sameAsRebuild(t, "cloud", states, "nodeport");
+    world.remove("cloud", "Node", "", "cp");
+    changed = t.update(states(), [{ cluster: "cloud", kind: "Node", namespace: "", name: "cp" }]);
+    assert.ok(changed.has("eps/cloud/ns/kubernetes/host-network"));
+    assert.equal(slice(t, "eps/cloud/ns/kubernetes/host-network"), undefined);
+    sameAsRebuild(t, "cloud", states, "nodeport");
   });
 
   it("follows a node's IP change to every backend on that node", () => {
@@ -172,6 +267,47 @@ describe("node-port views (edge nodes without CNI, hosts that cannot route to po
   });
 });
 
+describe("externalTrafficPolicy: Local strict (annotation or hub setting)", () => {
+  const service = (name: string, etp: string, annotations: Record<string, string> = {}) => ({
+    kind: "Service",
+    metadata: { name, namespace: "ns", annotations },
+    spec: {
+      type: "NodePort",
+      clusterIP: "10.96.0.9",
+      externalTrafficPolicy: etp,
+      ports: [{ name: "http", port: 80, nodePort: 30080 }],
+    },
+  });
+  const strictOf = (t: ViewTranslator, name: string) => {
+    const r = t.resources.get(`svc/c/ns/${name}`);
+    return r?.body?.$case === "service" ? r.body.value.externalTrafficStrict : undefined;
+  };
+  it("marks eTP=Local Services strict when annotated, or all of them with the hub setting, and no other", () => {
+    const world = new World();
+    const w = new WorldWriter(world, "c", silentLogger());
+    w.upsert(service("local", "Local"));
+    w.upsert(service("annotated", "Local", { "switchyard.io/external-traffic-strict": "true" }));
+    w.upsert(service("cluster", "Cluster", { "switchyard.io/external-traffic-strict": "true" }));
+    const plain = new ViewTranslator("c");
+    plain.rebuild([world.cluster("c")]);
+    assert.deepEqual(
+      ["local", "annotated", "cluster"].map((n) => strictOf(plain, n)),
+      [false, true, false],
+    );
+    const strict = new ViewTranslator("c", "nodeport", { externalTrafficStrict: true });
+    strict.rebuild([world.cluster("c")]);
+    assert.deepEqual(
+      ["local", "annotated", "cluster"].map((n) => strictOf(strict, n)),
+      [true, true, false],
+    );
+    assert.equal(
+      plain.resources.get("svc/c/ns/cluster")!.version,
+      strict.resources.get("svc/c/ns/cluster")!.version,
+      "the setting changes only eTP=Local Services",
+    );
+  });
+});
+
 describe("global services, MCS and source health", () => {
   const globalSvc = (ip: string, global = true) => ({
     kind: "Service",
@@ -188,15 +324,6 @@ describe("global services, MCS and source health", () => {
   const tiersOf = (t: ViewTranslator, name: string) => {
     const r = t.resources.get(name);
     return r?.body?.$case === "service" ? r.body.value.backendTiers.map((x) => x.services) : undefined;
-  };
-  const sameAsRebuild = (t: ViewTranslator, home: string, states: () => ReturnType<World["cluster"]>[]) => {
-    const fresh = new ViewTranslator(home);
-    fresh.rebuild(states());
-    assert.deepEqual(
-      new Map([...t.resources].map(([k, v]) => [k, v.version])),
-      new Map([...fresh.resources].map(([k, v]) => [k, v.version])),
-      "incremental update equals a full rebuild",
-    );
   };
 
   it("merges a global Service across clusters with the home cluster first, and follows opt-in changes", () => {

@@ -7,6 +7,7 @@ import {
   type ServiceAssignment,
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
+import { SY_FE_LOCAL_ONLY } from "../bpf/layout.ts";
 import { computeDesired } from "./compute-desired.ts";
 
 const NODE = { name: "node-1", addresses: ["192.0.2.100"] };
@@ -35,6 +36,7 @@ function svc(over: Partial<ServiceAssignment> = {}): Resource {
         affinityTimeoutSeconds: 0,
         backendTiers: [],
         trafficDistribution: TrafficDistribution.TRAFFIC_DISTRIBUTION_UNSPECIFIED,
+        externalTrafficStrict: false,
         ...over,
       },
     },
@@ -173,10 +175,199 @@ describe("computeDesired", () => {
     );
     assert.deepEqual(
       v4!.backends,
-      [],
-      "externalTrafficPolicy Local with no local backend: empty set, connects refused",
+      [{ ip: "192.0.2.9", port: 9100 }],
+      "externalTrafficPolicy Local, connect from this node: the internal policy (Cluster) applies",
     );
     assert.deepEqual([...d.nodeIps], ["192.0.2.100"]);
+  });
+
+  describe("traffic policies: external frontends of an eTP=Local Service follow the internal policy unless strict", () => {
+    const frontends: ServiceAssignment["frontends"] = [
+      {
+        ip: "10.0.0.1",
+        port: 80,
+        protocol: Protocol.PROTOCOL_TCP,
+        mode: NatMode.NAT_MODE_CLUSTER_IP,
+        portName: "metrics",
+      },
+      {
+        ip: "198.51.100.7",
+        port: 80,
+        protocol: Protocol.PROTOCOL_TCP,
+        mode: NatMode.NAT_MODE_EXTERNAL_IP,
+        portName: "metrics",
+      },
+      {
+        ip: "203.0.113.7",
+        port: 80,
+        protocol: Protocol.PROTOCOL_TCP,
+        mode: NatMode.NAT_MODE_LOAD_BALANCER,
+        portName: "metrics",
+      },
+      {
+        ip: "",
+        port: 30080,
+        protocol: Protocol.PROTOCOL_TCP,
+        mode: NatMode.NAT_MODE_NODE_PORT,
+        portName: "metrics",
+      },
+    ];
+    const remote: Ep = { ip: "192.0.2.2", ready: true, node: "node-2" };
+    const local: Ep = { ip: "192.0.2.1", ready: true, node: "node-1" };
+    /** per frontend kind: backend IPs, and "local" when the frontend is marked local-only */
+    const resolve = (policy: Partial<ServiceAssignment>, eps: Ep[]) => {
+      const d = computeDesired([svc({ frontends, ...policy }), slice("eps/a", 9100, eps)], NODE);
+      const out: Record<string, string> = {};
+      for (const f of d.frontends.values()) {
+        if (f.key.ip === "::") continue;
+        const kind = f.key.ip === "0.0.0.0" ? "nodePort" : f.key.ip === "10.0.0.1" ? "clusterIP" : f.key.ip;
+        out[kind] =
+          `${f.backends.map((b) => b.ip).join(",") || "-"}${f.flags & SY_FE_LOCAL_ONLY ? " local" : ""}`;
+      }
+      return out;
+    };
+    const external = (v: string) => ({ "198.51.100.7": v, "203.0.113.7": v, nodePort: v });
+    const cases: Array<[string, Partial<ServiceAssignment>, Ep[], Record<string, string>]> = [
+      [
+        "eTP=Local, iTP=Cluster, no local endpoint: every ready endpoint (kube-proxy's local sources, Cilium's socket LB)",
+        { externalTrafficLocal: true },
+        [remote],
+        { clusterIP: "192.0.2.2", ...external("192.0.2.2") },
+      ],
+      [
+        "eTP=Local, iTP=Cluster, a local endpoint: still every ready endpoint",
+        { externalTrafficLocal: true },
+        [local, remote],
+        { clusterIP: "192.0.2.1,192.0.2.2", ...external("192.0.2.1,192.0.2.2") },
+      ],
+      [
+        "eTP=Local strict, no local endpoint: external frontends refused (empty set, local-only)",
+        { externalTrafficLocal: true, externalTrafficStrict: true },
+        [remote],
+        { clusterIP: "192.0.2.2", ...external("- local") },
+      ],
+      [
+        "eTP=Local strict, a local endpoint: external frontends use it alone",
+        { externalTrafficLocal: true, externalTrafficStrict: true },
+        [local, remote],
+        { clusterIP: "192.0.2.1,192.0.2.2", ...external("192.0.2.1 local") },
+      ],
+      [
+        "eTP=Local, iTP=Local: this node's endpoints everywhere",
+        { externalTrafficLocal: true, internalTrafficLocal: true },
+        [remote],
+        { clusterIP: "- local", ...external("- local") },
+      ],
+      [
+        "eTP=Cluster, iTP=Local: external frontends keep every endpoint (the external policy is Cluster)",
+        { internalTrafficLocal: true },
+        [local, remote],
+        { clusterIP: "192.0.2.1 local", ...external("192.0.2.1,192.0.2.2") },
+      ],
+      [
+        "the strict flag alone (eTP=Cluster) changes nothing",
+        { externalTrafficStrict: true },
+        [remote],
+        { clusterIP: "192.0.2.2", ...external("192.0.2.2") },
+      ],
+    ];
+    for (const [name, policy, eps, want] of cases)
+      it(name, () => assert.deepEqual(resolve(policy, eps), want));
+  });
+
+  describe("a host in a node-port view (slices as the hub sends them)", () => {
+    const HOST = { name: "host-1", addresses: ["198.51.100.200"] };
+    const backendSlice = (
+      name: string,
+      service: string,
+      port: number,
+      endpoints: Array<{ ip: string; node: string; ready: boolean }>,
+    ): Resource => ({
+      name,
+      version: "1",
+      body: {
+        $case: "backendSlice",
+        value: {
+          service,
+          ports: [{ name: "http", port, protocol: Protocol.PROTOCOL_TCP }],
+          endpoints: endpoints.map((e) => ({
+            addresses: [e.ip],
+            nodeName: e.node,
+            ready: e.ready,
+            serving: e.ready,
+            terminating: false,
+            zone: "",
+            forZones: [],
+          })),
+        },
+      },
+    });
+    const service = (name: string, over: Partial<ServiceAssignment>): Resource => {
+      const r = svc({
+        name,
+        frontends: [
+          {
+            ip: "10.96.7.1",
+            port: 80,
+            protocol: Protocol.PROTOCOL_TCP,
+            mode: NatMode.NAT_MODE_CLUSTER_IP,
+            portName: "http",
+          },
+          {
+            ip: "198.51.100.7",
+            port: 80,
+            protocol: Protocol.PROTOCOL_TCP,
+            mode: NatMode.NAT_MODE_EXTERNAL_IP,
+            portName: "http",
+          },
+        ],
+        ...over,
+      });
+      return { ...r, name: `svc/c/ns/${name}` };
+    };
+    const byIp = (rs: Resource[]) =>
+      Object.fromEntries(
+        [...computeDesired(rs, HOST).frontends.values()].map((f) => [
+          f.key.ip,
+          `${f.backends.map((b) => `${b.ip}:${b.port}`).join(",") || "-"}${f.flags & SY_FE_LOCAL_ONLY ? " local" : ""}`,
+        ]),
+      );
+    // ingress's node-port slice: worker-a has a ready endpoint, worker-b none
+    const ingressSlice = backendSlice("eps/c/ns/ingress-1", "svc/c/ns/ingress", 30780, [
+      { ip: "192.0.2.51", node: "worker-a", ready: true },
+      { ip: "192.0.2.52", node: "worker-b", ready: false },
+    ]);
+
+    it("eTP=Local: the NodePort of nodes with a ready endpoint, from every frontend", () => {
+      assert.deepEqual(byIp([service("ingress", { externalTrafficLocal: true }), ingressSlice]), {
+        "10.96.7.1": "192.0.2.51:30780",
+        "198.51.100.7": "192.0.2.51:30780",
+      });
+    });
+
+    it("eTP=Local strict: external frontends refused on a host (no endpoint is on it)", () => {
+      assert.deepEqual(
+        byIp([service("ingress", { externalTrafficLocal: true, externalTrafficStrict: true }), ingressSlice]),
+        { "10.96.7.1": "192.0.2.51:30780", "198.51.100.7": "- local" },
+      );
+    });
+
+    it("endpoints on node addresses directly (default/kubernetes: no nodeName), mixed with node ports per endpoint", () => {
+      const mixed = [
+        service("mixed", {}),
+        backendSlice("eps/c/ns/mixed-1", "svc/c/ns/mixed", 30800, [
+          { ip: "192.0.2.52", node: "worker-b", ready: true },
+        ]),
+        backendSlice("eps/c/ns/mixed-1/host-network", "svc/c/ns/mixed", 8081, [
+          { ip: "192.0.2.51", node: "worker-a", ready: true },
+          { ip: "192.0.2.50", node: "", ready: true },
+        ]),
+      ];
+      assert.deepEqual(byIp(mixed), {
+        "10.96.7.1": "192.0.2.50:8081,192.0.2.51:8081,192.0.2.52:30800",
+        "198.51.100.7": "192.0.2.50:8081,192.0.2.51:8081,192.0.2.52:30800",
+      });
+    });
   });
 
   it("gives every frontend of one service port the same affinity scope", () => {
