@@ -43,6 +43,7 @@ import { World } from "./model/world.ts";
 import { ClusterHealthTracker } from "./sources/health.ts";
 import { ClusterManager } from "./sources/manager.ts";
 import { FileState, type HubState, KvState } from "./state/hub-state.ts";
+import { LastKnownStore, LastKnownWriter } from "./state/last-known.ts";
 import { serveFront } from "./transport/front.ts";
 import { tuneGcForStreaming } from "./xds/gc-tuning.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
@@ -556,7 +557,18 @@ async function serve(argv: string[]): Promise<void> {
   const tokens = new TokenStore(state);
   const credentials = await CredentialAuthority.open(state, credentialTtl.value);
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
-  const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs);
+  // each cluster's last known state, shared like the tokens: a restart or a fresh replica starts from it
+  const lastKnown = new LastKnownStore(state);
+  const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs, lastKnown);
+  const lastKnownWriter = new LastKnownWriter(world, lastKnown, log.child({ component: "last-known" }));
+  snapshots.onHold = (view, waitingFor) => {
+    if (waitingFor.length > 0)
+      log.warn(
+        { component: "assignments", view, waitingFor },
+        "view held back: clusters not seen yet; its agents are sent nothing and keep what they hold",
+      );
+    else log.info({ component: "assignments", view }, "view released: every cluster of it seen");
+  };
 
   snapshots.onRebuild = (view, snap, changed, ms) => {
     const tlog = log.child({ component: "translate", view });
@@ -633,7 +645,7 @@ async function serve(argv: string[]): Promise<void> {
     const m = parseListen(current.metricsListen);
     if (!m.ok) fail(m.error);
     metricsServer = await serveMetrics(
-      createHubMetrics({ world, clusters, assignments, front }),
+      createHubMetrics({ world, clusters, assignments, snapshots, front }),
       m.value.host,
       m.value.port,
     ).catch((e: unknown) =>
@@ -648,6 +660,7 @@ async function serve(argv: string[]): Promise<void> {
       world,
       clusters,
       clusterConfigs: () => current,
+      snapshots,
       tokens,
       credentials,
       assignments,
@@ -732,6 +745,8 @@ async function serve(argv: string[]): Promise<void> {
       if (fs.statSync(adminSocketPath(current.stateDir)).ino === adminIno)
         fs.rmSync(adminSocketPath(current.stateDir), { force: true });
     } catch {}
+    // healthy clusters were seen until now
+    await lastKnownWriter.close().catch(() => {});
     await clusters.stop();
     await state.close();
     await front.close();

@@ -20,6 +20,7 @@ import type { ClusterConfig } from "../config.ts";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
+import type { SnapshotCache } from "../xds/snapshots.ts";
 
 export function adminSocketPath(stateDir: string): string {
   return path.join(stateDir, "admin.sock");
@@ -44,6 +45,7 @@ type Deps = {
   world: World;
   clusters: ClusterManager;
   clusterConfigs: () => { clusters: ClusterConfig[]; imports: Map<string, string[]> };
+  snapshots?: Pick<SnapshotCache, "held">;
   tokens: TokenStore;
   credentials: CredentialAuthority;
   assignments: AssignmentServer;
@@ -91,9 +93,11 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
   const listClusters = (): ClusterInfo[] => {
     const { clusters, imports } = deps.clusterConfigs();
     const rejected = deps.clusters.rejected();
+    const held = deps.snapshots?.held() ?? new Map<string, readonly string[]>();
     return clusters.map((c) => {
       const st = deps.world.clusters.get(c.name);
       const h = st?.health;
+      const holding = [...held].filter(([, waiting]) => waiting.includes(c.name)).map(([view]) => view);
       return {
         name: c.name,
         source: c.kind,
@@ -101,7 +105,14 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         stale: h?.stale ?? false,
         withdrawn: h?.withdrawn ?? false,
         staleSince: h?.staleSince ? new Date(h.staleSince).toISOString() : "",
-        reason: h?.reason ?? "",
+        reason: [
+          h?.reason,
+          st?.sync === "pending" ? "not listed since the hub started" : undefined,
+          st?.sync === "restored" ? "serving its last known state until it is listed" : undefined,
+          holding.length ? `views held back until it is seen: ${holding.join(", ")}` : undefined,
+        ]
+          .filter((x) => x !== undefined)
+          .join("; "),
         services: st?.services.size ?? 0,
         endpointSlices: st?.slices.size ?? 0,
         nodes: st?.nodes.size ?? 0,

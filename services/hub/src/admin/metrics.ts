@@ -9,16 +9,19 @@ import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
 import type { Front } from "../transport/front.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
+import type { SnapshotCache } from "../xds/snapshots.ts";
 
 export function createHubMetrics(deps: {
   world: World;
   clusters: ClusterManager;
   assignments: AssignmentServer;
+  /** views held back (a cluster of them not seen yet) */
+  snapshots?: Pick<SnapshotCache, "held" | "viewKeys">;
   /** the port's streams per serving thread */
   front?: Pick<Front, "openStreams">;
   now?: () => number;
 }): client.Registry {
-  const { world, clusters, assignments, front } = deps;
+  const { world, clusters, assignments, snapshots, front } = deps;
   const now = deps.now ?? Date.now;
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, prefix: "switchyard_hub_" });
@@ -57,6 +60,29 @@ export function createHubMetrics(deps: {
       each(this, () => {
         for (const c of world.clusters.values())
           this.set({ cluster: c.name }, c.health.staleSince ? (now() - c.health.staleSince) / 1000 : 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_cluster_synced",
+    help: "1 once the cluster was listed since the hub started; 0 while only its last known state is served, or nothing of it",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values()) this.set({ cluster: c.name }, c.sync === "synced" ? 1 : 0);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_view_held",
+    help: "1 while a view waits for a cluster the hub has not seen yet: its agents are sent nothing and keep what they hold",
+    labelNames: ["view"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        const held = snapshots?.held() ?? new Map();
+        for (const view of snapshots?.viewKeys ?? []) this.set({ view }, held.has(view) ? 1 : 0);
       });
     },
   });

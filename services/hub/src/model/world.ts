@@ -20,9 +20,19 @@ export type ClusterHealth = {
   reason: string | undefined;
 };
 
+/**
+ * Whether the hub has the cluster's objects: "pending" — not listed since
+ * the source started and nothing restored (views holding it are held back,
+ * xds/view-hold.ts); "restored" — its last known state was loaded (from the
+ * shared state, or kept across a source restart), not yet confirmed by a
+ * listing; "synced" — every kind was listed once.
+ */
+export type ClusterSync = "pending" | "restored" | "synced";
+
 export type ClusterState = {
   name: string;
   generation: number;
+  sync: ClusterSync;
   services: Map<string, Service>;
   slices: Map<string, EndpointSlice>;
   nodes: Map<string, Node>;
@@ -31,7 +41,7 @@ export type ClusterState = {
   health: ClusterHealth;
 };
 
-/** kind "Cluster": the cluster's health changed (name is the cluster's). */
+/** kind "Cluster": the cluster's health or sync changed (name is the cluster's). */
 export type WorldChange = { cluster: string; kind: KubeKind | "Cluster"; namespace: string; name: string };
 
 export type ModelObject =
@@ -45,7 +55,23 @@ function nsName(namespace: string, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
 
-function mapOf(c: ClusterState, kind: KubeKind): Map<string, unknown> {
+/** An object's key in its cluster's map of that kind ("namespace/name"; a Node's name). */
+export function objectKey(o: ModelObject): string {
+  return nsName("namespace" in o.value ? o.value.namespace : "", o.value.name);
+}
+
+/** Every object of a cluster, kind by kind (for the last known state). */
+export function objectsOf(c: ClusterState): ModelObject[] {
+  return [
+    ...[...c.services.values()].map((value) => ({ kind: "Service" as const, value })),
+    ...[...c.slices.values()].map((value) => ({ kind: "EndpointSlice" as const, value })),
+    ...[...c.nodes.values()].map((value) => ({ kind: "Node" as const, value })),
+    ...[...c.exports.values()].map((value) => ({ kind: "ServiceExport" as const, value })),
+    ...[...c.imports.values()].map((value) => ({ kind: "ServiceImport" as const, value })),
+  ];
+}
+
+export function mapOf(c: ClusterState, kind: KubeKind): Map<string, unknown> {
   switch (kind) {
     case "Service":
       return c.services;
@@ -83,6 +109,7 @@ export class World {
       c = {
         name,
         generation: 0,
+        sync: "pending",
         services: new Map(),
         slices: new Map(),
         nodes: new Map(),
@@ -108,11 +135,19 @@ export class World {
     this.changed(cluster, { cluster, kind: "Cluster", namespace: "", name: cluster });
   }
 
+  /** Sets whether the hub has a cluster's objects; listeners hear of it (views may be held or released). */
+  setSync(cluster: string, sync: ClusterSync): void {
+    const c = this.cluster(cluster);
+    if (c.sync === sync) return;
+    c.sync = sync;
+    this.changed(cluster, { cluster, kind: "Cluster", namespace: "", name: cluster });
+  }
+
   upsert(cluster: string, o: ModelObject): void {
     const c = this.cluster(cluster);
     const v = o.value;
     const namespace = "namespace" in v ? v.namespace : "";
-    mapOf(c, o.kind).set(nsName(namespace, v.name), v);
+    mapOf(c, o.kind).set(objectKey(o), v);
     this.changed(cluster, { cluster, kind: o.kind, namespace, name: v.name });
   }
 

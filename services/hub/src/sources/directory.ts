@@ -57,6 +57,7 @@ export class DirectorySource implements ClusterSource {
     this.watcher = fs.watch(this.dir, () => this.schedule());
     this.watcher.on("error", (e) => this.log.error({ err: e, dir: this.dir }, "directory watch failed"));
     this.rescan();
+    for (const kind of KINDS) this.writer.listed(kind);
     return true;
   }
 

@@ -10,7 +10,12 @@
  * known objects stay); every kind watching again marks it reachable. A
  * partition that drops packets fails nothing (watches just go quiet), so the
  * API server is also probed (GET /version) every `apiTimeoutMs`: no answer
- * within that time marks the cluster unreachable too.
+ * within that time marks the cluster unreachable too. The probe runs from
+ * the start, so an API server that never answers the first listing is
+ * noticed as well.
+ *
+ * Each kind's first complete listing is reported to the writer (restored
+ * objects it did not list are removed then; every kind listed = synced).
  */
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
@@ -107,8 +112,8 @@ export class KubeSource implements ClusterSource {
         optional: true,
       },
     ];
-    const results = await Promise.all(specs.map((s) => this.watchKind(s)));
     this.scheduleProbe(this.kc.makeApiClient(k8s.VersionApi));
+    const results = await Promise.all(specs.map((s) => this.watchKind(s)));
     return results.every(Boolean);
   }
 
@@ -176,6 +181,8 @@ export class KubeSource implements ClusterSource {
         // the CRD is not installed: not an outage; look again now and then
         if (!crdMissing) this.log.info({ kind }, "CRD not installed in this cluster; checking again later");
         crdMissing = true;
+        // none of that kind can exist: restored ones are gone
+        this.writer.listed(kind);
         retryMs = this.maxBackoffMs;
       } else {
         if (!optional) this.setDown(kind, String((e as Error)?.message ?? e));
@@ -195,6 +202,7 @@ export class KubeSource implements ClusterSource {
               crdMissing = false;
               this.log.info({ kind }, "CRD found; watching");
             }
+            this.writer.listed(kind);
             if (!optional) this.setDown(kind, undefined);
           })
           .catch(() => {});
@@ -202,7 +210,9 @@ export class KubeSource implements ClusterSource {
       this.timers.add(t);
     });
     await informer.start();
-    return errors === 0 || (optional && crdMissing);
+    const listed = errors === 0 || (optional && crdMissing);
+    if (listed && !this.stopped) this.writer.listed(kind);
+    return listed;
   }
 
   async stop(): Promise<void> {

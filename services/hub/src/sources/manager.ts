@@ -3,10 +3,18 @@
  * added to the config starts watching; one removed stops and leaves the
  * world (its Services leave every view); one whose source changed is
  * restarted. Clusters that did not change are not touched.
+ *
+ * A cluster starts from its last known state when the shared state has one
+ * (state/last-known.ts), and a restarted source keeps what the world holds
+ * of its cluster: either way the objects are served, as stale when the
+ * cluster cannot be reached, until the source's first listing confirms or
+ * removes them. A cluster with neither is unseen until listed: views that
+ * hold it are held back (xds/view-hold.ts).
  */
 import type { Logger } from "@switchyard/lib/log";
 import { type ClusterConfig, sameSource } from "../config.ts";
 import type { World } from "../model/world.ts";
+import type { LastKnownStore } from "../state/last-known.ts";
 import { DirectorySource } from "./directory.ts";
 import type { ClusterHealthTracker } from "./health.ts";
 import { KubeSource } from "./kube.ts";
@@ -19,14 +27,22 @@ export class ClusterManager {
   private readonly tracker: ClusterHealthTracker;
   private readonly log: Logger;
   private readonly running = new Map<string, Running>();
+  private readonly lastKnown: LastKnownStore | undefined;
   /** how long an API server may take to answer a probe before its cluster is stale */
   apiTimeoutMs: number;
 
-  constructor(world: World, tracker: ClusterHealthTracker, log: Logger, apiTimeoutMs = 10_000) {
+  constructor(
+    world: World,
+    tracker: ClusterHealthTracker,
+    log: Logger,
+    apiTimeoutMs = 10_000,
+    lastKnown?: LastKnownStore,
+  ) {
     this.world = world;
     this.tracker = tracker;
     this.log = log;
     this.apiTimeoutMs = apiTimeoutMs;
+    this.lastKnown = lastKnown;
   }
 
   get clusters(): string[] {
@@ -47,13 +63,18 @@ export class ClusterManager {
     const added: string[] = [];
     const removed: string[] = [];
     const wanted = new Map(configs.map((c) => [c.name, c]));
+    /** restarted clusters whose objects stay in the world: since when they were seen */
+    const kept = new Map<string, number>();
     for (const [name, r] of [...this.running]) {
       const w = wanted.get(name);
       if (w && sameSource(w, r.config)) continue;
       await r.source.stop();
       this.running.delete(name);
       this.tracker.forget(name);
-      this.world.removeCluster(name);
+      const st = this.world.clusters.get(name);
+      if (w && st && st.sync !== "pending") kept.set(name, st.health.staleSince ?? Date.now());
+      else this.world.removeCluster(name);
+      if (!w) await this.lastKnown?.delete(name).catch(() => {});
       removed.push(name);
       this.log.info({ cluster: name }, w ? "cluster source changed; restarting" : "cluster removed");
     }
@@ -63,6 +84,11 @@ export class ClusterManager {
       const clog = this.log.child({ component: "source", cluster: c.name });
       const writer = new WorldWriter(this.world, c.name, clog, this.tracker);
       this.world.cluster(c.name);
+      const keptSince = kept.get(c.name);
+      if (keptSince !== undefined) {
+        writer.restore();
+        this.tracker.track(c.name, keptSince);
+      } else this.restore(c.name, writer, clog);
       const source: ClusterSource =
         c.kind === "dir"
           ? new DirectorySource(c.path, writer, clog)
@@ -71,19 +97,49 @@ export class ClusterManager {
               apiTimeoutMs: this.apiTimeoutMs,
             });
       try {
-        const synced = await source.start();
+        // an API server that never answers must not keep the hub from serving: the source goes on in the background
+        const starting = source.start();
+        starting.catch(() => {}); // a failure after the wait: the source reports it itself
+        const synced = await Promise.race([
+          starting,
+          new Promise<false>((resolve) => setTimeout(() => resolve(false), this.apiTimeoutMs).unref()),
+        ]);
         this.running.set(c.name, { config: c, source, writer });
         added.push(c.name);
         if (synced) this.log.info({ cluster: c.name }, "cluster synced");
         else this.log.warn({ cluster: c.name }, "cluster not reachable yet; retrying in the background");
       } catch (e) {
         await source.stop().catch(() => {});
+        this.tracker.forget(c.name);
         this.world.removeCluster(c.name);
         failures.push(`cluster ${c.name}: ${(e as Error).message}`);
       }
     }
     if (failures.length) throw new Error(failures.join("; "));
     return { added, removed };
+  }
+
+  /** The cluster's last known state from the shared state, if there is a usable one. */
+  private restore(cluster: string, writer: WorldWriter, clog: Logger): void {
+    const r = this.lastKnown?.load(cluster);
+    if (!r) {
+      this.tracker.track(cluster);
+      return;
+    }
+    if (!r.ok) {
+      clog.error(
+        { reason: r.error },
+        "the cluster's stored last known state is not usable; ignored (the cluster is unseen until listed)",
+      );
+      this.tracker.track(cluster);
+      return;
+    }
+    writer.restore(r.value.objects);
+    this.tracker.track(cluster, r.value.lastSeenAt);
+    clog.info(
+      { lastSeen: new Date(r.value.lastSeenAt).toISOString(), objects: r.value.objects.length },
+      "cluster starts from its last known state until it is listed",
+    );
   }
 
   async stop(): Promise<void> {

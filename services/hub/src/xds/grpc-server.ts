@@ -293,7 +293,8 @@ export class AssignmentServer {
       if (!closed) call.write(encodeResponse(m, encodeHead, packs));
     };
     const pump = () => {
-      if (!session || closed) return;
+      // a view waiting for a cluster the hub has not seen yet sends nothing: its agents keep what they hold
+      if (!session || closed || this.opts.snapshots.isHeld(view)) return;
       const msg = session.next(this.opts.snapshots.get(view));
       if (msg) send(msg);
       const a = this.agents.get(call);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "@switchyard/lib/log";
 import { World } from "../model/world.ts";
+import { KINDS } from "../sources/kube-objects.ts";
 import { WorldWriter } from "../sources/source.ts";
 import { SnapshotCache, type View } from "./snapshots.ts";
 
@@ -107,6 +108,71 @@ describe("SnapshotCache updates", () => {
     east.upsert(service("e", "10.96.0.5"));
     assert.equal(fire(), 0, "quiet again: at once");
     assert.equal(updates.length, 3);
+    cache.close();
+  });
+});
+
+describe("SnapshotCache holds views back until every cluster of them is seen", () => {
+  const listedAll = (w: WorldWriter) => {
+    for (const k of KINDS) w.listed(k);
+  };
+
+  it("holds a view while an imported cluster is unlisted, then releases it when the cluster is listed", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    east.upsert(service("a", "10.96.0.1"));
+    listedAll(east);
+    const west = new WorldWriter(world, "west", silentLogger());
+    world.cluster("west");
+    const cache = new SnapshotCache(world, 0);
+    const holds: string[] = [];
+    cache.onHold = (view, waiting) => holds.push(`${view}:${waiting.join(",")}`);
+    const view: View = { key: "east+west|pod", clusters: ["east", "west"], reach: "pod" };
+    const updates: string[][] = [];
+    cache.subscribe(view, (_s, changed) => updates.push([...changed].sort()));
+    assert.equal(cache.isHeld(view), true);
+    assert.deepEqual([...cache.held()], [["east+west|pod", ["west"]]]);
+    assert.deepEqual(holds, ["east+west|pod:west"]);
+
+    west.upsert(service("w", "10.97.0.1"));
+    cache.flush();
+    assert.equal(cache.isHeld(view), true, "objects alone do not release it: the listing is not complete");
+    assert.deepEqual(updates, [["svc/west/ns/w"]], "listeners still hear of changes (streams mark them)");
+
+    listedAll(west);
+    cache.flush();
+    assert.equal(cache.isHeld(view), false);
+    assert.deepEqual(updates.length, 2, "released: the listeners are told, even with nothing changed");
+    assert.deepEqual(holds, ["east+west|pod:west", "east+west|pod:"]);
+    assert.deepEqual([...cache.held()], []);
+    cache.close();
+  });
+
+  it("a cluster restored from its last known state holds nothing", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    listedAll(east);
+    new WorldWriter(world, "west", silentLogger()).restore([]);
+    const cache = new SnapshotCache(world, 0);
+    assert.equal(cache.isHeld({ key: "v", clusters: ["east", "west"], reach: "pod" }), false);
+    cache.close();
+  });
+
+  it("an unseen imported cluster withdrawn after its grace releases other clusters' views, not its own", () => {
+    const world = new World();
+    listedAll(new WorldWriter(world, "east", silentLogger()));
+    world.cluster("west");
+    const cache = new SnapshotCache(world, 0);
+    const eastView: View = { key: "east+west", clusters: ["east", "west"], reach: "pod" };
+    const westView: View = { key: "west+east", clusters: ["west", "east"], reach: "pod" };
+    const told: string[] = [];
+    cache.subscribe(eastView, () => told.push("east"));
+    cache.subscribe(westView, () => told.push("west"));
+    world.setHealth("west", { stale: true, withdrawn: true, staleSince: 1, reason: "not seen" });
+    cache.flush();
+    assert.equal(cache.isHeld(eastView), false);
+    assert.equal(cache.isHeld(westView), true, "its own agents keep their pinned state");
+    assert.deepEqual(told, ["east"], "only the released view's listeners are told");
     cache.close();
   });
 });

@@ -5,9 +5,15 @@
  * whatever else that turn brought), later ones wait for the window to end
  * and ride along together. Listeners (the streams of that view's agents) are
  * told once per update, with the names that changed.
+ *
+ * A view waits for clusters the hub has not seen yet (view-hold.ts): while
+ * it does, its snapshot is kept current but `isHeld` says not to send it;
+ * when it is released, its listeners are told (even with nothing changed),
+ * so each stream sends what its agent lacks.
  */
 import type { World, WorldChange } from "../model/world.ts";
 import { type Reach, type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
+import { computeViewHold } from "./view-hold.ts";
 
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
 export type View = { key: string; clusters: string[]; reach: Reach };
@@ -25,6 +31,8 @@ type ViewState = {
   built: boolean;
   full: boolean;
   pending: WorldChange[];
+  /** clusters the view waits for before anything is sent (empty = serve it) */
+  waitingFor: string[];
 };
 
 export class SnapshotCache {
@@ -49,6 +57,8 @@ export class SnapshotCache {
   onRebuild:
     | ((view: string, snap: ViewSnapshot, changed: ReadonlySet<string>, ms: number) => void)
     | undefined;
+  /** a view was held back (waitingFor: the clusters not seen yet) or released (waitingFor empty) */
+  onHold: ((view: string, waitingFor: readonly string[]) => void) | undefined;
 
   constructor(
     world: World,
@@ -101,7 +111,8 @@ export class SnapshotCache {
       v.pending = [];
       const snap = v.translator.snapshot();
       this.onRebuild?.(v.view.key, snap, changed, performance.now() - t0);
-      if (changed.size === 0) continue;
+      const released = this.updateHold(v);
+      if (changed.size === 0 && !released) continue;
       for (const fn of this.listeners.get(v.view.key) ?? []) fn(snap, changed);
     }
   }
@@ -115,6 +126,7 @@ export class SnapshotCache {
         built: false,
         full: false,
         pending: [],
+        waitingFor: [],
       };
       this.views.set(view.key, v);
       if (!this.users.get(view.key)) this.idleSince.set(view.key, this.now());
@@ -124,8 +136,31 @@ export class SnapshotCache {
       const changed = v.translator.rebuild(this.states(view));
       v.built = true;
       this.onRebuild?.(view.key, v.translator.snapshot(), changed, performance.now() - t0);
+      this.updateHold(v);
     }
     return v;
+  }
+
+  /** Recomputes what the view waits for; true when it was just released. */
+  private updateHold(v: ViewState): boolean {
+    const before = v.waitingFor;
+    const now = computeViewHold(v.view.clusters, this.world.clusters);
+    if (now.join() === before.join()) return false;
+    v.waitingFor = now;
+    this.onHold?.(v.view.key, now);
+    return now.length === 0;
+  }
+
+  /** Whether nothing may be sent to the view's agents yet (a cluster of it was not seen yet). */
+  isHeld(view: View): boolean {
+    return this.state(view).waitingFor.length > 0;
+  }
+
+  /** The views held back now and the clusters each waits for (for health, admin and metrics). */
+  held(): Map<string, readonly string[]> {
+    const out = new Map<string, readonly string[]>();
+    for (const [key, v] of this.views) if (v.waitingFor.length > 0) out.set(key, v.waitingFor);
+    return out;
   }
 
   /** The current snapshot of a view (built on first use). Its resource map is live: read it, do not keep it. */
