@@ -210,7 +210,11 @@ describe("connected UDP sockets and removed backends", () => {
       await victim.waitFor(/"phase":"first","ok":true,"reply":"dead /);
       await bystander.waitFor(/"phase":"first","ok":true,"reply":"alive /);
       h.assign(resources(false));
-      assert.equal(h.destroyed, 1, "exactly the socket connected to the removed backend is destroyed");
+      assert.equal(
+        await h.destroyedUdpSockets(),
+        1,
+        "exactly the socket connected to the removed backend is destroyed",
+      );
       for (const p of [victim, bystander]) if (p.cp.pid) process.kill(p.cp.pid, "SIGUSR1");
       const v = JSON.parse((await victim.waitFor(/\{"phase":"second".*\}/))[0]) as {
         ok: boolean;

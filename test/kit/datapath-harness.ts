@@ -15,6 +15,7 @@ import {
 } from "@switchyard/proto/assignment";
 import { AgentCore } from "../../services/nodeagent/src/agent.ts";
 import {
+  type DatapathOptions,
   type EventReader,
   LibbpfDatapath,
   uninstallPins,
@@ -115,8 +116,6 @@ export class DatapathHarness {
   readonly core: AgentCore;
   readonly pinDir: string;
   readonly events: NatEvent[] = [];
-  /** connected UDP sockets destroyed because their backend was removed */
-  destroyed = 0;
   private readonly reader: EventReader;
   private nonce = 0;
   private current = new Map<string, Resource>();
@@ -129,14 +128,12 @@ export class DatapathHarness {
     dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
     this.reader = dp.readEvents((rec) => core.handleEventRecord(rec, undefined, "test"));
     core.onEventHook = (e) => this.events.push(e);
-    core.onBackendsRemoved = (dead) => {
-      this.destroyed += dp.destroyUdpSockets(dead);
-    };
+    core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
   }
 
   static create(
     prefix: string,
-    opts: { nodeAddresses?: string[]; maxBackends?: number } = {},
+    opts: { nodeAddresses?: string[]; maxBackends?: number; udpWalker?: DatapathOptions["udpWalker"] } = {},
   ): DatapathHarness {
     const sandbox = Sandbox.create(prefix);
     const pinDir = `/sys/fs/bpf/${sandbox.name}`;
@@ -147,6 +144,7 @@ export class DatapathHarness {
         cgroupPath: sandbox.cgroup,
         log: silentLogger(),
         ...(opts.maxBackends ? { maxBackends: opts.maxBackends } : {}),
+        ...(opts.udpWalker ? { udpWalker: opts.udpWalker } : {}),
       });
       const core = new AgentCore(dp.maps, "node-1", opts.nodeAddresses ?? [], silentLogger());
       core.cluster = "test";
@@ -174,6 +172,14 @@ export class DatapathHarness {
         viewComplete: true,
       }),
     );
+  }
+
+  /** Connected UDP sockets destroyed because their backend was removed, once every walk asked for has run. */
+  async destroyedUdpSockets(): Promise<number> {
+    const reaper = this.dp.udpReaper;
+    if (!reaper) throw new Error("this kernel has no bpf_sock_destroy (Linux < 6.5)");
+    await reaper.idle();
+    return reaper.totals.destroyed;
   }
 
   async startBackend(name: string, ip: string, port: number): Promise<void> {

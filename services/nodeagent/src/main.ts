@@ -258,11 +258,8 @@ async function main(argv: string[]): Promise<void> {
     keeper.schedule();
     saveStatus();
   };
-  core.onBackendsRemoved = (dead) => {
-    const n = dp.destroyUdpSockets(dead);
-    if (n > 0)
-      log.info({ sockets: n, backends: dead.length }, "connected udp sockets to removed backends destroyed");
-  };
+  // off the main thread; the datapath logs what each walk destroyed
+  core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
   let publisher: EventPublisher | undefined;
   if (values.nats.length > 0)
     publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
