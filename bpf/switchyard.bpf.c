@@ -53,6 +53,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SY_MAX_SERVICES);
+	/* read only by the agent: entries take memory as they are written, not SY_MAX_SERVICES x 256 bytes up front */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct sy_svc_name);
 } sy_svc_names SEC(".maps");
@@ -241,10 +243,21 @@ static __always_inline int sy_write_addr(struct bpf_sock_addr *ctx, int v6, cons
 	return 0;
 }
 
+static __always_inline int sy_is_loopback6(const __u8 *a)
+{
+	__u64 lo, hi;
+
+	__builtin_memcpy(&lo, a, 8);
+	__builtin_memcpy(&hi, a + 8, 8);
+	return lo == 0 && hi == bpf_cpu_to_be64(1);
+}
+
 static __always_inline int sy_is_node_addr(const __u8 *addr)
 {
-	/* 127.0.0.0/8 and ::1 are always this node's */
+	/* 127.0.0.0/8 (also as ::ffff:127.x from an IPv6 socket) and ::1 are always this node's */
 	if (sy_is_v4mapped(addr) && addr[12] == 127)
+		return 1;
+	if (sy_is_loopback6(addr))
 		return 1;
 	return bpf_map_lookup_elem(&sy_node_ips, addr) != NULL;
 }

@@ -38,7 +38,8 @@
 /* wake the reader when this much is waiting (the agent also drains every SY_EVENTS_DRAIN_MS) */
 #define SY_EVENTS_WAKEUP_BYTES (64 * 1024)
 #define SY_EVENTS_DRAIN_MS 50
-#define SY_NAME_LEN 128
+/* a service name and its NUL; a longer name is stored cut, with a hash of the whole (storedServiceName in layout.ts) */
+#define SY_NAME_LEN 256
 
 /* sy_frontend.nat_type */
 enum sy_nat_type {

@@ -21,6 +21,11 @@ import { type ResourceChange, type ResourceError, ResourceStore } from "./desire
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
 import type { EventPublisher } from "./events/publisher.ts";
 import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
+import { type ApplyOutcome, applyPlan } from "./reconcile/apply-plan.ts";
+import { frontendKeyOfEntry, RetryLedger } from "./reconcile/retry-ledger.ts";
+
+/** entries named one by one in the log per plan (the rest are counted) */
+const LOGGED_ENTRIES = 20;
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
 
@@ -40,8 +45,6 @@ export class AgentCore {
   private mirrorIndex: MapStateIndex;
   /** the desired frontends, kept up to date delta by delta */
   private desired: DesiredIndex | undefined;
-  /** false after a failed write until a full reconcile succeeded: plan everything, not a scope */
-  private mirrorTrusted = true;
   private readonly maps: DatapathMaps;
   private readonly log: Logger;
   cluster = "";
@@ -49,6 +52,11 @@ export class AgentCore {
   nodeAddresses: string[];
   readonly stats: SyncStats = { deltas: 0, writes: 0, lastPlanOps: 0, failures: 0 };
   private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimerAt: number | undefined;
+  /** map entries that failed to be written: why, and when each is tried again (its own backoff) */
+  readonly retries = new RetryLedger();
+  /** the clock of retry backoff (ms); tests set a fake one */
+  clock: () => number = () => Date.now();
   onEventHook: ((e: NatEvent) => void) | undefined;
   /** this node's topology zone (--zone, else the hub's Welcome), for trafficDistribution */
   zone: string | undefined;
@@ -170,13 +178,20 @@ export class AgentCore {
 
   /**
    * Makes the maps match the accepted resources; returns an error text when a
-   * write failed. With `changes` (one delta's accepted changes) only the
-   * Services they touch are recomputed and only their frontends planned;
-   * without, everything is (start, resync, retry, a new node identity).
+   * write failed (for the NACK). With `changes` (one delta's accepted
+   * changes) only the Services they touch are recomputed and only their
+   * frontends planned; with `retryKeys`, only those frontends (failed ones
+   * whose retry is due); with neither, everything (start, resync, a new node
+   * identity, a retry of other entries).
+   *
+   * The plan is applied entry by entry (`applyPlan`): an entry the maps
+   * refuse keeps what it had, is recorded with its reason and retried on its
+   * own backoff, and the others land. The mirror follows exactly what landed,
+   * so nothing is read back after a failure.
    */
-  reconcile(changes?: readonly ResourceChange[]): string | undefined {
+  reconcile(changes?: readonly ResourceChange[], retryKeys?: ReadonlySet<string>): string | undefined {
     const node = { name: this.node, addresses: this.nodeAddresses, zone: this.zone };
-    let keys: Set<string> | undefined;
+    let keys: ReadonlySet<string> | undefined;
     if (!this.desired?.isFor(node)) {
       // first time, or the node's addresses or zone changed: every Service is computed again
       this.desired = new DesiredIndex(node);
@@ -184,36 +199,99 @@ export class AgentCore {
         Array.from(this.store.resources.values(), (r) => ({ before: undefined, after: r })),
       );
     } else if (changes) keys = this.desired.update(changes);
+    else if (retryKeys) keys = retryKeys;
     const index = this.desired;
-    const scope: PlanScope | undefined =
-      keys && this.mirrorTrusted
-        ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirrorIndex }
-        : undefined;
+    const scope: PlanScope | undefined = keys
+      ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirrorIndex }
+      : undefined;
     for (const p of index.problems(keys)) this.log.warn({ reason: p }, "frontend conflict");
     const plan = planMaps({ frontends: index.frontends, nodeIps: index.nodeIps }, this.mirror, scope);
-    this.stats.lastPlanOps = plan.ops.length;
-    if (plan.ops.length === 0) {
-      if (!scope) this.mirrorTrusted = true;
-      return undefined;
-    }
-    try {
-      this.maps.apply(plan.ops);
-      const dead = applyTracked(this.mirror, this.backendRefs, plan.ops, this.mirrorIndex);
+    const now = this.clock();
+    // a delta's or a due retry's entries are tried at once; a full plan leaves failing ones to their backoff
+    const outcome = applyPlan(
+      this.maps,
+      plan.ops,
+      this.mirror,
+      scope ? undefined : (e) => this.retries.isHeld(e, now),
+    );
+    this.stats.lastPlanOps = outcome.triedOps;
+    if (outcome.landed.length > 0) {
+      const dead = applyTracked(this.mirror, this.backendRefs, outcome.landed, this.mirrorIndex);
       if (dead.length > 0) this.onBackendsRemoved?.(dead);
-      this.stats.writes += plan.ops.length;
-      this.log.info({ ops: plan.ops.length, frontends: index.frontends.size }, "maps updated");
-      if (!scope) this.mirrorTrusted = true;
-      return undefined;
-    } catch (e) {
-      this.stats.failures++;
-      // some ops may have landed: trust the maps, not our guess, and try again soon (in full)
-      this.adopt(this.maps.read());
-      this.mirrorTrusted = false;
-      const msg = (e as Error).message;
-      this.log.error({ reason: msg }, "map update failed; will retry");
-      this.scheduleRetry();
-      return msg;
+      this.stats.writes += outcome.landed.length;
+      this.log.info({ ops: outcome.landed.length, frontends: index.frontends.size }, "maps updated");
     }
+    // sy_members as read back serves one full plan; between resyncs it follows from the sets
+    if (!scope) delete this.mirror.members;
+    return this.settleRetries(outcome, keys, now);
+  }
+
+  /**
+   * Records each failed entry (its backoff grows) and each entry the plan
+   * left in step (forgotten: its backoff resets), logs what is news, sets
+   * the retry timer; returns the NACK text when something failed.
+   */
+  private settleRetries(
+    outcome: ApplyOutcome,
+    keys: ReadonlySet<string> | undefined,
+    now: number,
+  ): string | undefined {
+    let logged = 0;
+    for (const [entry, reason] of outcome.failed) {
+      const { retry, news } = this.retries.fail(entry, reason, now);
+      if (news && logged++ < LOGGED_ENTRIES)
+        this.log.warn(
+          {
+            entry,
+            service: this.serviceOfEntry(entry),
+            reason,
+            attempts: retry.attempts,
+            retryInMs: retry.retryAt - now,
+          },
+          "map entry not written; retried with backoff",
+        );
+    }
+    const recovered: string[] = [];
+    if (this.retries.size > outcome.failed.size) {
+      for (const r of this.retries.entries()) {
+        if (outcome.failed.has(r.entry) || outcome.held.has(r.entry)) continue;
+        // in step: tried and landed, or planned (full plan, or its frontend in scope) with nothing to write
+        const key = frontendKeyOfEntry(r.entry);
+        if (outcome.tried.has(r.entry) || !keys || (key !== undefined && keys.has(key))) {
+          this.retries.succeed(r.entry);
+          recovered.push(r.entry);
+        }
+      }
+    }
+    if (recovered.length > 0)
+      this.log.info(
+        { recovered: recovered.length, entries: recovered.slice(0, LOGGED_ENTRIES) },
+        "map entries in step again",
+      );
+    this.scheduleRetry();
+    const first = outcome.failed.entries().next();
+    if (first.done) return undefined;
+    this.stats.failures++;
+    const [entry, reason] = first.value;
+    const next = this.retries.nextRetryAt();
+    this.log.error(
+      {
+        failed: outcome.failed.size,
+        failing: this.retries.size,
+        landed: outcome.landed.length,
+        first: entry,
+        reason,
+        nextRetryInMs: next === undefined ? undefined : next - now,
+      },
+      "map writes failed; the other entries were written",
+    );
+    const n = outcome.failed.size;
+    return `${n} map ${n === 1 ? "entry" : "entries"} not written (retried with backoff); ${entry}: ${reason}`;
+  }
+
+  private serviceOfEntry(entry: string): string | undefined {
+    const key = frontendKeyOfEntry(entry);
+    return key === undefined ? undefined : this.desired?.frontends.get(key)?.service;
   }
 
   /** Takes what the maps hold as the truth to plan against. */
@@ -245,13 +323,42 @@ export class AgentCore {
     return this.stats.lastPlanOps;
   }
 
+  /** Sets the timer for the next entry that falls due (none when nothing is failing). */
   private scheduleRetry(): void {
-    if (this.retryTimer) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.reconcile();
-    }, 1000);
+    const at = this.retries.nextRetryAt();
+    if (this.retryTimer && this.retryTimerAt === at) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryTimerAt = at;
+    if (at === undefined) return;
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.retryDue();
+      },
+      Math.max(0, at - this.clock()),
+    );
     this.retryTimer.unref();
+  }
+
+  /**
+   * Tries again the entries whose backoff ran out: only those frontends when
+   * they all are frontends, else a full plan against the mirror (entries not
+   * yet due stay held). Nothing is read back from the maps.
+   */
+  retryDue(): string | undefined {
+    const due = this.retries.due(this.clock());
+    if (due.length === 0 || !this.desired) {
+      this.scheduleRetry();
+      return undefined;
+    }
+    const keys = new Set<string>();
+    for (const r of due) {
+      const key = frontendKeyOfEntry(r.entry);
+      if (key === undefined) return this.reconcile();
+      keys.add(key);
+    }
+    return this.reconcile(undefined, keys);
   }
 
   serviceName(svcId: number): string | undefined {

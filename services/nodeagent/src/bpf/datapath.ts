@@ -17,6 +17,7 @@ import {
   decodeBackendKey,
   decodeFrontend,
   decodeFrontendKey,
+  decodeMemberKey,
   decodeSettings,
   decodeSvcName,
   EVENTS_DRAIN_MS,
@@ -50,6 +51,7 @@ import {
   frontendKeyString,
   type MapOp,
   type MapState,
+  memberKey,
 } from "./maps.ts";
 import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
 import {
@@ -129,8 +131,22 @@ export function ensureBpffs(pinDir: string): void {
     throw new SwitchyardError("bpf", `mounting bpffs at ${root} failed: ${errnoName(koffi.errno())}`);
 }
 
+/** entries per bpf_map_lookup_batch call (grown if one hash bucket holds more) */
+const READ_BATCH = 4096;
+const ENOENT = 2;
+const ENOSPC = 28;
+
 export class LibbpfMaps implements DatapathMaps {
   readonly fds: Record<MapName, number>;
+  /** bpf() system calls made by `apply` and `read` so far (each map call through libbpf is one) */
+  syscalls = 0;
+  /**
+   * How `read()` walks a map: `batch` (bpf_map_lookup_batch, thousands of
+   * entries a call) or `per-entry` (get_next_key + lookup per entry, two
+   * calls each). Batch falls back to per-entry, for good, on a kernel that
+   * refuses batch lookups.
+   */
+  readMode: "batch" | "per-entry" = "batch";
   constructor(fds: Record<MapName, number>) {
     this.fds = fds;
   }
@@ -150,25 +166,45 @@ export class LibbpfMaps implements DatapathMaps {
         return;
       case "put-backend": {
         const addr = ip16(o.backend.ip);
+        const key = encodeBackendKey({ setId: o.setId, index: o.index });
         this.update(
           f.sy_backends,
-          encodeBackendKey({ setId: o.setId, index: o.index }),
+          key,
           encodeBackend({ addr, port: o.backend.port }),
           "sy_backends",
           `set ${o.setId}`,
         );
-        this.update(
-          f.sy_members,
-          encodeMemberKey(o.setId, addr, o.backend.port),
-          encodeU32(o.index),
-          "sy_members",
-          `set ${o.setId}`,
-        );
+        try {
+          this.update(
+            f.sy_members,
+            encodeMemberKey(o.setId, addr, o.backend.port),
+            encodeU32(o.index),
+            "sy_members",
+            `set ${o.setId}`,
+          );
+        } catch (e) {
+          // the op lands whole or not at all: the set is new, so its entry was not there before
+          this.syscalls++;
+          ffi.mapDelete(f.sy_backends, key);
+          throw e;
+        }
         return;
       }
       case "delete-backend":
         this.remove(f.sy_members, encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port), "sy_members");
         this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
+        return;
+      case "put-member":
+        this.update(
+          f.sy_members,
+          encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port),
+          encodeU32(o.index),
+          "sy_members",
+          `set ${o.setId}`,
+        );
+        return;
+      case "delete-member":
+        this.remove(f.sy_members, encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port), "sy_members");
         return;
       case "put-node-ip":
         this.update(f.sy_node_ips, ip16(o.ip), Buffer.from([1]), "sy_node_ips", o.ip);
@@ -191,6 +227,7 @@ export class LibbpfMaps implements DatapathMaps {
   }
 
   private update(fd: number, key: Buffer, value: Buffer, map: string, what: string): void {
+    this.syscalls++;
     const rc = ffi.mapUpdate(fd, key, value, 0) as number;
     if (rc < 0) {
       const e = -rc;
@@ -203,32 +240,94 @@ export class LibbpfMaps implements DatapathMaps {
   }
 
   private remove(fd: number, key: Buffer, map: string): void {
+    this.syscalls++;
     const rc = ffi.mapDelete(fd, key) as number;
     if (rc < 0 && rc !== -2)
       throw new SwitchyardError("bpf", `deleting from map ${map} failed: ${errnoName(-rc)}`);
   }
 
-  /** Every (key, value) of a hash or array map. */
-  entries(fd: number, keySize: number, valueSize: number): Array<[Buffer, Buffer]> {
-    const out: Array<[Buffer, Buffer]> = [];
+  /**
+   * Calls `each` with every (key, value) of a hash map. The buffers are views
+   * valid only during the call: decode, do not keep.
+   */
+  forEachEntry(
+    fd: number,
+    keySize: number,
+    valueSize: number,
+    each: (key: Buffer, value: Buffer) => void,
+  ): void {
+    if (this.readMode === "batch" && this.batchEntries(fd, keySize, valueSize, each)) return;
     let prev: Buffer | null = null;
+    const value = Buffer.alloc(valueSize);
     for (;;) {
       const next = Buffer.alloc(keySize);
-      const rc = ffi.mapGetNextKey(fd, prev, next) as number;
-      if (rc < 0) break;
-      const value = Buffer.alloc(valueSize);
-      if ((ffi.mapLookup(fd, next, value) as number) === 0) out.push([next, value]);
+      this.syscalls++;
+      if ((ffi.mapGetNextKey(fd, prev, next) as number) < 0) break;
+      this.syscalls++;
+      if ((ffi.mapLookup(fd, next, value) as number) === 0) each(next, value);
       prev = next;
     }
+  }
+
+  /** bpf_map_lookup_batch through the map; false when the kernel refuses it (nothing was read) */
+  private batchEntries(
+    fd: number,
+    keySize: number,
+    valueSize: number,
+    each: (key: Buffer, value: Buffer) => void,
+  ): boolean {
+    let room = READ_BATCH;
+    let keys = Buffer.alloc(room * keySize);
+    let values = Buffer.alloc(room * valueSize);
+    // the kernel's resume token: a bucket number for hash maps (8 bytes leave room)
+    const token = [Buffer.alloc(8), Buffer.alloc(8)] as const;
+    const count = Buffer.alloc(4);
+    let first = true;
+    for (;;) {
+      count.writeUInt32LE(room, 0);
+      this.syscalls++;
+      const rc = ffi.mapLookupBatch(fd, first ? null : token[0], token[1], keys, values, count, null) as number;
+      const n = count.readUInt32LE(0);
+      if (rc < 0 && rc !== -ENOENT) {
+        if (rc === -ENOSPC && n === 0) {
+          // one bucket holds more entries than there is room for
+          room *= 2;
+          keys = Buffer.alloc(room * keySize);
+          values = Buffer.alloc(room * valueSize);
+          continue;
+        }
+        if (first) {
+          this.readMode = "per-entry";
+          return false;
+        }
+        throw new SwitchyardError("bpf", `reading a map in batches failed: ${errnoName(-rc)}`);
+      }
+      for (let i = 0; i < n; i++)
+        each(
+          keys.subarray(i * keySize, (i + 1) * keySize),
+          values.subarray(i * valueSize, (i + 1) * valueSize),
+        );
+      if (rc === -ENOENT) return true;
+      token[1].copy(token[0]);
+      first = false;
+    }
+  }
+
+  /** Every (key, value) of a hash map, copied. */
+  entries(fd: number, keySize: number, valueSize: number): Array<[Buffer, Buffer]> {
+    const out: Array<[Buffer, Buffer]> = [];
+    this.forEachEntry(fd, keySize, valueSize, (k, v) => out.push([Buffer.from(k), Buffer.from(v)]));
     return out;
   }
 
+  /** Reads every map the agent writes, `sy_members` included (in batches: a few calls per map). */
   read(): MapState {
-    const s = emptyMapState();
+    const s: MapState = { ...emptyMapState(), members: new Map() };
     const L = LAYOUT;
-    for (const [k, v] of this.entries(this.fds.sy_svc_names, 4, SY_NAME_LEN))
-      s.names.set(k.readUInt32LE(0), decodeSvcName(v));
-    for (const [k, v] of this.entries(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size)) {
+    this.forEachEntry(this.fds.sy_svc_names, 4, SY_NAME_LEN, (k, v) =>
+      s.names.set(k.readUInt32LE(0), decodeSvcName(v)),
+    );
+    this.forEachEntry(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size, (k, v) => {
       const dk = decodeFrontendKey(k);
       const key: FrontendKeyModel = {
         ip: formatIp16(dk.addr),
@@ -237,15 +336,19 @@ export class LibbpfMaps implements DatapathMaps {
         scope: dk.scope,
       };
       s.frontends.set(frontendKeyString(key), { key, value: decodeFrontend(v) });
-    }
-    for (const [k, v] of this.entries(this.fds.sy_backends, L.sy_backend_key.size, L.sy_backend.size)) {
+    });
+    this.forEachEntry(this.fds.sy_backends, L.sy_backend_key.size, L.sy_backend.size, (k, v) => {
       const bk = decodeBackendKey(k);
       const b = decodeBackend(v);
       const set = s.backendSets.get(bk.setId) ?? [];
       set[bk.index] = { ip: formatIp16(b.addr), port: b.port };
       s.backendSets.set(bk.setId, set);
-    }
-    for (const [k] of this.entries(this.fds.sy_node_ips, 16, 1)) s.nodeIps.add(formatIp16(k));
+    });
+    this.forEachEntry(this.fds.sy_members, L.sy_member_key.size, 4, (k, v) => {
+      const mk = decodeMemberKey(k);
+      s.members!.set(memberKey(mk.setId, { ip: formatIp16(mk.addr), port: mk.port }), v.readUInt32LE(0));
+    });
+    this.forEachEntry(this.fds.sy_node_ips, 16, 1, (k) => s.nodeIps.add(formatIp16(k)));
     return s;
   }
 

@@ -4,6 +4,7 @@
  * against the BTF of the compiled object, so a change on one side fails CI.
  */
 
+import { createHash } from "node:crypto";
 import type { FrontendModel } from "./maps.ts";
 
 export type FieldLayout = { offset: number; size: number };
@@ -90,7 +91,7 @@ export const LAYOUT = {
       pad: { offset: 26, size: 6 },
     },
   },
-  sy_svc_name: { size: 128, fields: { name: { offset: 0, size: 128 } } },
+  sy_svc_name: { size: 256, fields: { name: { offset: 0, size: 256 } } },
   sy_settings: { size: 8, fields: { flags: { offset: 0, size: 4 }, sample_one_in: { offset: 4, size: 4 } } },
   sy_event: {
     size: 72,
@@ -114,7 +115,7 @@ export const LAYOUT = {
   },
 } as const satisfies Record<string, StructLayout>;
 
-export const SY_NAME_LEN = 128;
+export const SY_NAME_LEN = 256;
 /** SY_EVENTS_DRAIN_MS in switchyard.h */
 export const EVENTS_DRAIN_MS = 50;
 /** SY_EVENTS_BYTES in switchyard.h: the events ring buffer's size */
@@ -246,6 +247,15 @@ export function encodeMemberKey(setId: number, addr: Buffer, port: number): Buff
   return b;
 }
 
+export function decodeMemberKey(b: Buffer): { setId: number; addr: Buffer; port: number } {
+  const f = F.sy_member_key.fields;
+  return {
+    setId: b.readUInt32LE(f.set_id.offset),
+    addr: Buffer.from(b.subarray(f.addr.offset, f.addr.offset + 16)),
+    port: b.readUInt16BE(f.port.offset),
+  };
+}
+
 export function encodeDeadKey(addr: Buffer, port: number): Buffer {
   const b = Buffer.alloc(F.sy_dead_key.size);
   addr.copy(b, F.sy_dead_key.fields.addr.offset);
@@ -259,9 +269,39 @@ export function encodeU32(n: number): Buffer {
   return b;
 }
 
+/** the longest name `sy_svc_names` holds whole (one byte stays for the terminating NUL) */
+const NAME_MAX_BYTES = SY_NAME_LEN - 1;
+/** "~" and 16 hex digits of the name's SHA-256 */
+const NAME_HASH_CHARS = 17;
+
+/**
+ * Pure: the form a service name takes in `sy_svc_names`, and so on read-back.
+ * A name that fits is stored whole; a longer one is cut at a character
+ * boundary and ends with "~" and a hash of the whole name, so the same name
+ * always reads back the same (the planner compares this form: the Service
+ * keeps its id, and its affinity, across resyncs) and two long names that
+ * share a prefix stay apart.
+ */
+export function storedServiceName(name: string): string {
+  // fast path: 85 UTF-16 units are at most 255 UTF-8 bytes
+  if (name.length * 3 <= NAME_MAX_BYTES || Buffer.byteLength(name) <= NAME_MAX_BYTES) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, NAME_HASH_CHARS - 1);
+  const room = NAME_MAX_BYTES - NAME_HASH_CHARS;
+  let prefix = "";
+  let bytes = 0;
+  for (const ch of name) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > room) break;
+    prefix += ch;
+    bytes += n;
+  }
+  return `${prefix}~${hash}`;
+}
+
+/** `name` in the form `storedServiceName` gives it, NUL-terminated */
 export function encodeSvcName(name: string): Buffer {
   const b = Buffer.alloc(SY_NAME_LEN);
-  b.write(name.slice(0, SY_NAME_LEN - 1), 0, "utf8");
+  b.write(storedServiceName(name), 0, "utf8");
   return b;
 }
 

@@ -35,6 +35,10 @@ export const ffi = {
   mapLookup: lib.func("int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)"),
   mapDelete: lib.func("int bpf_map_delete_elem(int fd, const void *key)"),
   mapGetNextKey: lib.func("int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next)"),
+  /** count: a 4-byte buffer, in: room in keys/values, out: entries read; ENOENT once the map is done */
+  mapLookupBatch: lib.func(
+    "int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)",
+  ),
   objGet: lib.func("int bpf_obj_get(const char *path)"),
   setAutoload: lib.func("int bpf_program__set_autoload(void *prog, bool autoload)"),
   attachIter: lib.func("void *bpf_program__attach_iter(void *prog, void *opts)"),

@@ -5,6 +5,7 @@
  * the maps hold. `LibbpfMaps` is the kernel one, `FakeMaps` an in-memory one
  * for planner tests and fault injection.
  */
+import { storedServiceName } from "./layout.ts";
 
 export type Backend = { ip: string; port: number };
 
@@ -28,6 +29,12 @@ export type MapState = {
   backendSets: Map<number, Backend[]>;
   /** this node's own addresses (NodePort frontends apply to them) */
   nodeIps: Set<string>;
+  /**
+   * `sy_members` as read back (`memberKey` → index), so a resync can repair
+   * it; absent in the agent's mirror between resyncs (it follows from the
+   * backend sets, and would double the mirror's size at 1 M backends).
+   */
+  members?: Map<string, number>;
 };
 
 export type MapOp =
@@ -38,10 +45,23 @@ export type MapOp =
   | { op: "delete-backend"; setId: number; index: number; backend: Backend }
   | { op: "delete-name"; svcId: number }
   | { op: "put-node-ip"; ip: string }
-  | { op: "delete-node-ip"; ip: string };
+  | { op: "delete-node-ip"; ip: string }
+  /** drift repair of `sy_members` alone (`put-backend` / `delete-backend` write both maps) */
+  | { op: "put-member"; setId: number; index: number; backend: Backend }
+  | { op: "delete-member"; setId: number; backend: Backend };
 
 export function frontendKeyString(k: FrontendKeyModel): string {
   return `${k.ip}|${k.port}|${k.proto}|${k.scope}`;
+}
+
+/** A `sy_members` entry's key as a string: "set|ip|port" (an IP never holds "|"). */
+export function memberKey(setId: number, b: Backend): string {
+  return `${setId}|${b.ip}|${b.port}`;
+}
+
+export function parseMemberKey(k: string): { setId: number; backend: Backend } {
+  const [setId, ip, port] = k.split("|");
+  return { setId: Number(setId), backend: { ip: ip!, port: Number(port) } };
 }
 
 export function emptyMapState(): MapState {
@@ -59,7 +79,7 @@ export interface DatapathMaps {
 export function applyOpToState(state: MapState, o: MapOp): void {
   switch (o.op) {
     case "put-name":
-      state.names.set(o.svcId, o.name);
+      state.names.set(o.svcId, storedServiceName(o.name));
       return;
     case "delete-name":
       state.names.delete(o.svcId);
@@ -80,15 +100,23 @@ export function applyOpToState(state: MapState, o: MapOp): void {
       const set = state.backendSets.get(o.setId) ?? [];
       set[o.index] = o.backend;
       state.backendSets.set(o.setId, set);
+      state.members?.set(memberKey(o.setId, o.backend), o.index);
       return;
     }
     case "delete-backend": {
+      state.members?.delete(memberKey(o.setId, o.backend));
       const set = state.backendSets.get(o.setId);
       if (!set) return;
       set.length = Math.min(set.length, o.index);
       if (set.length === 0) state.backendSets.delete(o.setId);
       return;
     }
+    case "put-member":
+      state.members?.set(memberKey(o.setId, o.backend), o.index);
+      return;
+    case "delete-member":
+      state.members?.delete(memberKey(o.setId, o.backend));
+      return;
   }
 }
 
@@ -98,20 +126,30 @@ export function cloneMapState(s: MapState): MapState {
     frontends: new Map(s.frontends),
     backendSets: new Map([...s.backendSets].map(([k, v]) => [k, [...v]])),
     nodeIps: new Set(s.nodeIps),
+    ...(s.members ? { members: new Map(s.members) } : {}),
   };
 }
 
-/** In-memory maps; `failAfter` makes the n-th next op throw (fault injection). */
+/**
+ * In-memory maps that behave as the kernel's do where the agent can tell:
+ * names stored as `sy_svc_names` stores them, `sy_members` kept beside the
+ * sets. Fault injection: `failAfter` makes the n-th next op throw once;
+ * `rejects` refuses every op it returns a reason for (a full map, say),
+ * until it is cleared.
+ */
 export class FakeMaps implements DatapathMaps {
-  state: MapState = emptyMapState();
+  state: MapState = { ...emptyMapState(), members: new Map() };
   writes = 0;
   failAfter: number | undefined;
+  rejects: ((o: MapOp) => string | undefined) | undefined;
   apply(ops: readonly MapOp[]): void {
     for (const o of ops) {
       if (this.failAfter !== undefined && this.failAfter-- <= 0) {
         this.failAfter = undefined;
         throw new Error(`injected failure at ${o.op}`);
       }
+      const refused = this.rejects?.(o);
+      if (refused) throw new Error(refused);
       applyOpToState(this.state, o);
       this.writes++;
     }

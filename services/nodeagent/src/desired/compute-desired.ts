@@ -38,6 +38,7 @@ import {
   NatType,
   Scope,
   SY_FE_LOCAL_ONLY,
+  storedServiceName,
 } from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
 import { frontendKeyString } from "../bpf/maps.ts";
@@ -177,7 +178,7 @@ export class DesiredIndex {
   private readonly claims = new Map<string, Set<string>>();
   /** the desired state: frontend key → the winning Service's frontend */
   readonly frontends = new Map<string, DesiredFrontend>();
-  /** frontends owned per Service (a name unused by every frontend can go from the maps) */
+  /** frontends owned per Service, by stored name (a name unused by every frontend can go from the maps) */
   private readonly owned = new Map<string, number>();
 
   constructor(node: NodeIdentity) {
@@ -262,14 +263,16 @@ export class DesiredIndex {
     }
     for (const ks of keys) {
       const prev = this.frontends.get(ks);
-      if (prev) this.owned.set(prev.service, (this.owned.get(prev.service) ?? 1) - 1);
+      const prevName = prev && storedServiceName(prev.service);
+      if (prevName) this.owned.set(prevName, (this.owned.get(prevName) ?? 1) - 1);
       const winner = this.winner(ks);
       const fe = winner === undefined ? undefined : this.wanted.get(winner)?.get(ks);
       if (fe) {
         this.frontends.set(ks, fe);
-        this.owned.set(fe.service, (this.owned.get(fe.service) ?? 0) + 1);
+        const name = storedServiceName(fe.service);
+        this.owned.set(name, (this.owned.get(name) ?? 0) + 1);
       } else this.frontends.delete(ks);
-      if (prev && (this.owned.get(prev.service) ?? 0) <= 0) this.owned.delete(prev.service);
+      if (prevName && (this.owned.get(prevName) ?? 0) <= 0) this.owned.delete(prevName);
     }
     return keys;
   }
@@ -280,9 +283,13 @@ export class DesiredIndex {
     return best;
   }
 
-  /** Whether the Service owns any desired frontend (its name is still needed in the maps). */
+  /**
+   * Whether the Service owns any desired frontend (its name is still needed
+   * in the maps). Asked with a name as the maps hold it: whole, or cut with
+   * a hash when too long (`storedServiceName`), and either form answers.
+   */
   ownsFrontends(service: string): boolean {
-    return (this.owned.get(service) ?? 0) > 0;
+    return (this.owned.get(storedServiceName(service)) ?? 0) > 0;
   }
 
   /** Frontends claimed by more than one Service, among `keys` (all when omitted). */

@@ -12,6 +12,13 @@
  * Nothing that already matches is written, so an agent restarted against
  * unchanged assignments performs zero writes.
  *
+ * Names are compared in the form the maps store them (`storedServiceName`:
+ * whole, or cut with a hash when too long), so a long name reads back equal
+ * and keeps its id. When `actual` carries `sy_members` as read back (a
+ * resync), a full plan also repairs it: entries missing or pointing at the
+ * wrong index of a live set are written again, stray ones deleted (first,
+ * before any new set could take their set id).
+ *
  * With a scope (the frontend keys a delta may have changed) only those
  * frontends, their backend sets and their Services' names are compared:
  * one endpoint change plans one frontend, not the whole view. Orphans
@@ -19,7 +26,15 @@
  * resync.
  */
 
-import type { Backend, FrontendModel, MapOp, MapState } from "../bpf/maps.ts";
+import { storedServiceName } from "../bpf/layout.ts";
+import {
+  type Backend,
+  type FrontendModel,
+  type MapOp,
+  type MapState,
+  memberKey,
+  parseMemberKey,
+} from "../bpf/maps.ts";
 import type { DesiredFrontend } from "../desired/compute-desired.ts";
 
 export type Plan = { ops: MapOp[]; svcIds: Map<string, number> };
@@ -90,14 +105,16 @@ export class MapStateIndex {
     return x;
   }
 
+  /** by the name's stored form: `name` may be whole or stored */
   svcIdOf(name: string): number | undefined {
-    return this.idByName.get(name);
+    return this.idByName.get(storedServiceName(name));
   }
 
   /** One op, before it is applied to `state` (a deleted name is looked up there). */
   note(state: MapState, o: MapOp): void {
     if (o.op === "put-name") {
-      if (!this.idByName.has(o.name)) this.idByName.set(o.name, o.svcId);
+      const name = storedServiceName(o.name);
+      if (!this.idByName.has(name)) this.idByName.set(name, o.svcId);
       if (o.svcId >= this.nextSvcId) this.nextSvcId = o.svcId + 1;
     } else if (o.op === "delete-name") {
       const name = state.names.get(o.svcId);
@@ -145,7 +162,8 @@ export function planMaps(
     idByName = new Map<string, number>();
     for (const [id, name] of actual.names) if (!idByName.has(name)) idByName.set(name, id);
   }
-  const idOf = (name: string) => (idByName ? idByName.get(name) : scope!.index.svcIdOf(name));
+  const idOf = (name: string) =>
+    idByName ? idByName.get(storedServiceName(name)) : scope!.index.svcIdOf(name);
   const svcIdAlloc = new IdAllocator(
     () => (scope ? scope.index.nextSvcId : pastLargest(actual.names.keys())),
     (id) => actual.names.has(id),
@@ -166,6 +184,8 @@ export function planMaps(
     (id) => actual.backendSets.has(id),
   );
   const liveSets = new Set<number>();
+  /** live sets kept as they are (their sy_members entries are checked on a resync) */
+  const keptSets = new Set<number>();
   for (const [ks, fe] of desired) {
     const svcId = svcIds.get(fe.service)!;
     const cur = actual.frontends.get(ks);
@@ -177,6 +197,7 @@ export function planMaps(
     let setId: number;
     if (setMatches) {
       setId = cur!.value.setId;
+      if (setId !== 0) keptSets.add(setId);
     } else if (fe.backends.length === 0) {
       setId = 0;
     } else {
@@ -212,9 +233,10 @@ export function planMaps(
         deleteSet(setId, actual.backendSets.get(setId) ?? [], delBackends);
       names.add(cur.value.svcId);
     }
+    const planned = names.size > 0 ? new Set([...svcIds.keys()].map(storedServiceName)) : undefined;
     for (const id of names) {
       const name = actual.names.get(id);
-      if (name !== undefined && !scope.ownsFrontends(name) && !svcIds.has(name))
+      if (name !== undefined && !scope.ownsFrontends(name) && !planned?.has(name))
         delNames.push({ op: "delete-name", svcId: id });
     }
   } else {
@@ -223,15 +245,21 @@ export function planMaps(
     }
     for (const [setId, set] of actual.backendSets)
       if (!liveSets.has(setId)) deleteSet(setId, set, delBackends);
-    const usedNames = new Set(svcIds.keys());
+    const usedNames = new Set([...svcIds.keys()].map(storedServiceName));
     for (const [id, name] of actual.names) {
       if (!usedNames.has(name) || idByName?.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
     }
   }
+  const { putMembers, delMembers } =
+    !scope && actual.members
+      ? planMembers(actual, actual.members, keptSets, delBackends)
+      : { putMembers: [], delMembers: [] };
 
   return {
     ops: [
       ...putNodeIps,
+      ...delMembers,
+      ...putMembers,
       ...putNames,
       ...putBackends,
       ...putFrontends,
@@ -242,4 +270,35 @@ export function planMaps(
     ],
     svcIds,
   };
+}
+
+/**
+ * `sy_members` against the sets: each backend of a kept live set must map to
+ * its index (the last one, should a set hold a backend twice); an entry no
+ * such set accounts for, and no `delete-backend` of this plan removes, is
+ * stray.
+ */
+function planMembers(
+  actual: MapState,
+  members: ReadonlyMap<string, number>,
+  keptSets: ReadonlySet<number>,
+  delBackends: readonly MapOp[],
+): { putMembers: MapOp[]; delMembers: MapOp[] } {
+  const expected = new Map<string, { setId: number; index: number; backend: Backend }>();
+  for (const setId of keptSets) {
+    const set = actual.backendSets.get(setId) ?? [];
+    for (let index = 0; index < set.length; index++) {
+      const backend = set[index];
+      if (backend) expected.set(memberKey(setId, backend), { setId, index, backend });
+    }
+  }
+  const putMembers: MapOp[] = [];
+  for (const [k, m] of expected)
+    if (members.get(k) !== m.index) putMembers.push({ op: "put-member", ...m });
+  const removed = new Set<string>();
+  for (const o of delBackends) if (o.op === "delete-backend") removed.add(memberKey(o.setId, o.backend));
+  const delMembers: MapOp[] = [];
+  for (const k of members.keys())
+    if (!expected.has(k) && !removed.has(k)) delMembers.push({ op: "delete-member", ...parseMemberKey(k) });
+  return { putMembers, delMembers };
 }
