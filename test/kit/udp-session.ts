@@ -42,4 +42,7 @@ process.on("SIGUSR1", () => {
     process.exit(0);
   }, 3000).unref();
 });
-sock.connect(Number(portText), host!, () => sock.send("hello"));
+// a refused connect (no frontend, no backend) is reported, not a crash on send
+sock.connect(Number(portText), host!, (e?: Error) =>
+  e ? print({ ok: false, code: (e as NodeJS.ErrnoException).code ?? e.message }) : sock.send("hello"),
+);
