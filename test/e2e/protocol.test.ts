@@ -12,7 +12,7 @@ import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { computeCaHash } from "@switchyard/lib/ca-pin";
-import { StreamAssignmentsRequest } from "@switchyard/proto/assignment";
+import { StreamAssignmentsRequest, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { protoPath as healthProto } from "grpc-health-check";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
 import { REPO, waitUntil } from "../kit/proc.ts";
@@ -72,6 +72,57 @@ describe("assignment protocol", () => {
     await wrong.stop();
     await stack.startAgent(token, ["--hub-ca", pki.caCert]);
     await reaches("one");
+  });
+
+  it("marks the delta that completes a cold agent's view (view_complete), and tells an agent that resumes at the view's version it is in sync (Welcome.in_sync)", async () => {
+    const token = stack.createToken("prod");
+    const Raw = grpc.makeGenericClientConstructor({}, "Raw");
+    const client = new Raw(stack.hubAddress, grpc.credentials.createSsl(fs.readFileSync(pki.caCert)));
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${token}`);
+    /** a stream that ACKs every delta and hands its messages to `until` until it says stop */
+    const stream = (heldViewVersion: string, until: (m: StreamAssignmentsResponse) => boolean) => {
+      const call = client.makeBidiStreamRequest(
+        "/switchyard.v1.AssignmentService/StreamAssignments",
+        (m: StreamAssignmentsRequest) => Buffer.from(StreamAssignmentsRequest.encode(m).finish()),
+        (b: Buffer) => StreamAssignmentsResponse.decode(b),
+        md,
+      );
+      const got: StreamAssignmentsResponse[] = [];
+      const done = new Promise<StreamAssignmentsResponse[]>((resolve, reject) => {
+        call.on("error", reject);
+        call.on("data", (m: StreamAssignmentsResponse) => {
+          got.push(m);
+          if (m.nonce)
+            call.write(
+              StreamAssignmentsRequest.fromPartial({
+                kind: { $case: "ack", value: { responseNonce: m.nonce } },
+              }),
+            );
+          if (until(m)) {
+            call.cancel();
+            resolve(got);
+          }
+        });
+      });
+      call.write(
+        StreamAssignmentsRequest.fromPartial({
+          kind: { $case: "hello", value: { nodeName: "raw-1", agentVersion: "test", heldViewVersion } },
+        }),
+      );
+      return done;
+    };
+    const cold = await stream("", (m) => m.viewComplete);
+    assert.equal(cold[0]?.welcome?.inSync, false);
+    const deltas = cold.filter((m) => m.nonce);
+    assert.deepEqual(
+      deltas.map((m) => m.viewComplete),
+      deltas.map((_, i) => i === deltas.length - 1),
+    );
+    const version = deltas.at(-1)!.systemVersion;
+    const resumed = await stream(version, (m) => m.welcome !== undefined);
+    assert.equal(resumed[0]?.welcome?.inSync, true);
+    client.close();
   });
 
   it("answers gRPC health checks", async () => {

@@ -377,6 +377,12 @@ export class AssignmentServer {
         },
         "agent joined",
       );
+      // changes from here on are the session's to send, also those made while the credential is signed
+      this.trackView(view);
+      unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
+        s.markDirty(changed);
+        pump();
+      });
       send(
         StreamAssignmentsResponse.fromPartial({
           welcome: {
@@ -384,6 +390,8 @@ export class AssignmentServer {
             cluster,
             viewClusters: view.clusters,
             nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
+            // the agent holds the whole view: it may prune now, no delta follows until the view changes
+            inSync: inSyncWith !== undefined,
           },
         }),
       );
@@ -391,11 +399,6 @@ export class AssignmentServer {
       if (auth.kind === "token") await this.issueTo(agent, { cluster, node, reach, tokenId });
       if (closed) return;
       session = s;
-      this.trackView(view);
-      unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
-        s.markDirty(changed);
-        pump();
-      });
       pump();
     };
 
