@@ -9,6 +9,7 @@ describe("hub config file", () => {
 metricsListen: 127.0.0.1:9464
 staleGrace: 90s
 ioThreads: 3
+externalTrafficStrict: true
 clusters:
   - { name: east, kubeconfig: /etc/east.kubeconfig, imports: [west, edge] }
   - { name: west, inCluster: true }
@@ -25,6 +26,10 @@ clusters:
     assert.equal(r.value.staleGraceMs, 90_000);
     assert.equal(r.value.metricsListen, "127.0.0.1:9464");
     assert.equal(r.value.ioThreads, 3);
+    assert.equal(r.value.externalTrafficStrict, true);
+    const plain = parseHubConfig("clusters: []", "hub.yaml");
+    assert.ok(plain.ok);
+    assert.equal(plain.value.externalTrafficStrict, undefined, "unset: the hub's default (not strict)");
   });
 
   it("names the file, the entry and what to write for each mistake", () => {
@@ -42,6 +47,11 @@ clusters:
       ["lisen: 1.2.3.4:5", /unknown field "lisen"/],
       ["ioThreads: two\nclusters: []", /ioThreads must be a whole number from 0 .* not "two"/],
       ["ioThreads: -1\nclusters: []", /ioThreads must be a whole number/],
+      [
+        'externalTrafficStrict: "yes"\nclusters: []',
+        /externalTrafficStrict must be true or false .* not "yes"/,
+      ],
+      ["externalTrafficStrict: 1\nclusters: []", /externalTrafficStrict must be true or false .* not 1/],
     ];
     for (const [text, re] of cases) {
       const r = parseHubConfig(text, "hub.yaml");

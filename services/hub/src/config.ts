@@ -67,6 +67,8 @@ export type HubFileConfig = {
   apiTimeoutMs: number | undefined;
   debounceMs: number | undefined;
   ioThreads: number | undefined;
+  /** externalTrafficPolicy: Local stays strict for connects that start on an agent's node, for every Service */
+  externalTrafficStrict: boolean | undefined;
 };
 
 /** I/O threads for the agents' connections: a whole number, 0 (the main thread) to 64 */
@@ -87,6 +89,7 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     staleGrace: 60s
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
+ *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
  *     clusters:
  *       - name: east
  *         kubeconfig: /etc/switchyard/east.kubeconfig   # or inCluster: true, or directory: PATH
@@ -112,6 +115,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "apiTimeout",
     "debounceMs",
     "ioThreads",
+    "externalTrafficStrict",
   ];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
@@ -200,6 +204,11 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   const ioThreads = doc["ioThreads"];
   const ioError = ioThreads === undefined ? undefined : checkIoThreads(ioThreads);
   if (ioError) return err(`${file}: ioThreads ${ioError}`);
+  const strict = doc["externalTrafficStrict"];
+  if (strict !== undefined && typeof strict !== "boolean")
+    return err(
+      `${file}: externalTrafficStrict must be true or false (true: connects from an agent's node to external frontends of externalTrafficPolicy: Local Services use only that node's endpoints), not ${JSON.stringify(strict)}`,
+    );
   return ok({
     clusters,
     imports,
@@ -210,6 +219,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     apiTimeoutMs,
     debounceMs: debounce as number | undefined,
     ioThreads: ioThreads as number | undefined,
+    externalTrafficStrict: strict,
   });
 }
 

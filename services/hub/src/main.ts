@@ -70,8 +70,9 @@ no hub running, on the state directly.
 
 serve flags:
   --config FILE           YAML config (clusters with their views, listen, metricsListen, staleGrace,
-                          stateDir, debounceMs); watched: clusters and views change live, a bad edit is
-                          reported and the previous config stays (also reloaded on SIGHUP)
+                          stateDir, debounceMs, externalTrafficStrict); watched: clusters, views and
+                          externalTrafficStrict change live, a bad edit is reported and the previous
+                          config stays (also reloaded on SIGHUP)
   --cluster NAME=SOURCE   a cluster to watch (repeatable; adds to the config file's). SOURCE is one of
                             dir:PATH         a directory of Kubernetes YAML, watched live
                             kubeconfig:PATH  a cluster's API server (K8s, K3s)
@@ -422,6 +423,7 @@ type ServeSettings = {
   apiTimeoutMs: number;
   debounceMs: number;
   ioThreads: number;
+  externalTrafficStrict: boolean;
 };
 
 /** Flags over the config file: flag clusters and views add to the file's; other flags win. */
@@ -500,6 +502,7 @@ function resolveSettings(
     staleGraceMs,
     apiTimeoutMs,
     debounceMs,
+    externalTrafficStrict: fromFile?.externalTrafficStrict ?? false,
   });
 }
 
@@ -549,7 +552,9 @@ async function serve(argv: string[]): Promise<void> {
   const log = createRootLogger("switchyard-hub", values["log-level"]);
   const hubId = `hub-${randomBytes(3).toString("hex")}`;
   const world = new World();
-  const snapshots = new SnapshotCache(world, current.debounceMs);
+  const snapshots = new SnapshotCache(world, current.debounceMs, {
+    translate: { externalTrafficStrict: current.externalTrafficStrict },
+  });
   const credentialTtl = parseDuration(values["credential-ttl"]);
   if (!credentialTtl.ok) fail(`--credential-ttl: ${credentialTtl.error}`);
   const state = await openState(current.stateDir, values["state-nats"]);
@@ -701,6 +706,12 @@ async function serve(argv: string[]): Promise<void> {
       current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };
       tracker.graceMs = next.value.staleGraceMs;
       clusters.apiTimeoutMs = next.value.apiTimeoutMs;
+      if (next.value.externalTrafficStrict !== prev.externalTrafficStrict)
+        log.info(
+          { externalTrafficStrict: next.value.externalTrafficStrict },
+          "traffic policy setting changed",
+        );
+      snapshots.setTranslateOptions({ externalTrafficStrict: next.value.externalTrafficStrict });
       try {
         const r = await clusters.apply(next.value.clusters);
         if (r.added.length || r.removed.length) log.info(r, "clusters changed");

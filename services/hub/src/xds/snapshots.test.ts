@@ -110,6 +110,52 @@ describe("SnapshotCache updates", () => {
     assert.equal(updates.length, 3);
     cache.close();
   });
+
+  it("rebuilds every view with a new externalTrafficStrict setting: only eTP=Local Services change", () => {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    east.upsert(service("plain", "10.96.0.1"));
+    east.upsert({
+      kind: "Service",
+      metadata: { name: "ingress", namespace: "ns" },
+      spec: {
+        type: "NodePort",
+        clusterIP: "10.96.0.2",
+        externalTrafficPolicy: "Local",
+        ports: [{ name: "http", port: 80, nodePort: 30080 }],
+      },
+    });
+    const timers: Array<() => void> = [];
+    const cache = new SnapshotCache(world, 20, {
+      schedule: (fn) => {
+        timers.push(fn);
+        return () => {};
+      },
+    });
+    const view: View = { key: "east|pod", clusters: ["east"], reach: "pod" };
+    const updates: string[][] = [];
+    cache.subscribe(view, (_s, changed) => updates.push([...changed].sort()));
+    const strictOf = () => {
+      const r = cache.get(view).resources.get("svc/east/ns/ingress");
+      return r?.body?.$case === "service" ? r.body.value.externalTrafficStrict : undefined;
+    };
+    const versions = () => new Map([...cache.get(view).resources].map(([k, r]) => [k, r.version]));
+    assert.equal(strictOf(), false);
+    const before = versions();
+    cache.setTranslateOptions({ externalTrafficStrict: true });
+    cache.setTranslateOptions({ externalTrafficStrict: true });
+    assert.equal(timers.length, 1, "one update for a changed setting, none for the same again");
+    timers.shift()!();
+    assert.equal(strictOf(), true);
+    const after = versions();
+    assert.deepEqual(
+      [...after.keys()].filter((k) => after.get(k) !== before.get(k)),
+      ["svc/east/ns/ingress"],
+      "no other resource's version moves",
+    );
+    assert.equal(updates.length, 1);
+    cache.close();
+  });
 });
 
 describe("SnapshotCache holds views back until every cluster of them is seen", () => {

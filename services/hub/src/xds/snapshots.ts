@@ -12,7 +12,12 @@
  * so each stream sends what its agent lacks.
  */
 import type { World, WorldChange } from "../model/world.ts";
-import { type Reach, type ViewSnapshot, ViewTranslator } from "../translate/compute-resources.ts";
+import {
+  type Reach,
+  type TranslateOptions,
+  type ViewSnapshot,
+  ViewTranslator,
+} from "../translate/compute-resources.ts";
 import { computeViewHold } from "./view-hold.ts";
 
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
@@ -48,6 +53,7 @@ export class SnapshotCache {
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly setTimer: Schedule;
+  private translateOptions: TranslateOptions;
   /** cancels the scheduled update */
   private timer: (() => void) | undefined;
   private lastFlushAt = Number.NEGATIVE_INFINITY;
@@ -63,13 +69,14 @@ export class SnapshotCache {
   constructor(
     world: World,
     debounceMs: number,
-    opts: { idleMs?: number; now?: () => number; schedule?: Schedule } = {},
+    opts: { idleMs?: number; now?: () => number; schedule?: Schedule; translate?: TranslateOptions } = {},
   ) {
     this.world = world;
     this.debounceMs = debounceMs;
     this.idleMs = opts.idleMs ?? 10 * 60_000;
     this.now = opts.now ?? Date.now;
     this.setTimer = opts.schedule ?? realSchedule;
+    this.translateOptions = opts.translate ?? {};
     this.sweeper = setInterval(() => this.sweep(), Math.max(1000, this.idleMs / 2));
     this.sweeper.unref();
     this.unsubscribe = world.onChange((cluster, change) => {
@@ -122,7 +129,7 @@ export class SnapshotCache {
     if (!v) {
       v = {
         view,
-        translator: new ViewTranslator(view.clusters[0], view.reach),
+        translator: new ViewTranslator(view.clusters[0], view.reach, this.translateOptions),
         built: false,
         full: false,
         pending: [],
@@ -211,6 +218,17 @@ export class SnapshotCache {
       this.onEvict?.(key);
     }
     return dropped;
+  }
+
+  /** New translation settings (the hub's config file changed): every view is rebuilt with them. */
+  setTranslateOptions(options: TranslateOptions): void {
+    if (JSON.stringify(options) === JSON.stringify(this.translateOptions)) return;
+    this.translateOptions = options;
+    for (const v of this.views.values()) {
+      v.translator.options = options;
+      if (v.built) v.full = true;
+    }
+    this.schedule();
   }
 
   /** The views held now (for status and tests). */
