@@ -316,11 +316,33 @@ static __always_inline int sy_same_peer(const __u8 *a, const __u8 *b)
 	return a0 == b0 && a1 == b1;
 }
 
+/*
+ * Copies one frontend value out of the map under its lock. The agent
+ * rewrites a frontend in place under the same lock (BPF_F_LOCK), so the copy
+ * is one whole value: its set_id and count belong together, and to this
+ * frontend. Everything after the lookup reads the copy, never the map.
+ */
+static __always_inline void sy_read_frontend(struct sy_frontend *slot, struct sy_frontend *out)
+{
+	bpf_spin_lock(&slot->lock);
+	out->svc_id = slot->svc_id;
+	out->set_id = slot->set_id;
+	out->count = slot->count;
+	out->affinity_timeout_s = slot->affinity_timeout_s;
+	out->port_id = slot->port_id;
+	out->nat_type = slot->nat_type;
+	out->nat_mode = slot->nat_mode;
+	out->flags = slot->flags;
+	bpf_spin_unlock(&slot->lock);
+}
+
 /* Forward translation for connect and sendmsg. Returns the hook's verdict. */
 static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 hook, int connected)
 {
 	struct sy_frontend_key key = {};
-	struct sy_frontend *fe;
+	struct sy_frontend copy = {};
+	struct sy_frontend *slot;
+	const struct sy_frontend *fe = &copy;
 	struct sy_backend *be;
 	__u8 proto = sy_proto(ctx);
 
@@ -329,8 +351,8 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	sy_read_addr(ctx, v6, key.addr);
 	key.port = (__u16)ctx->user_port;
 	key.proto = proto;
-	fe = bpf_map_lookup_elem(&sy_frontends, &key);
-	if (!fe) {
+	slot = bpf_map_lookup_elem(&sy_frontends, &key);
+	if (!slot) {
 		struct sy_frontend_key nkey = { .port = key.port, .proto = proto, .scope = SY_SCOPE_NODE_PORT };
 
 		if (!sy_is_node_addr(key.addr)) {
@@ -342,12 +364,13 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			nkey.addr[10] = 0xff;
 			nkey.addr[11] = 0xff;
 		}
-		fe = bpf_map_lookup_elem(&sy_frontends, &nkey);
-		if (!fe) {
+		slot = bpf_map_lookup_elem(&sy_frontends, &nkey);
+		if (!slot) {
 			sy_count(SY_CNT_MISS);
 			return 1;
 		}
 	}
+	sy_read_frontend(slot, &copy);
 	if (fe->count == 0) {
 		sy_count(SY_CNT_FAILED);
 		sy_emit(&key, fe, NULL, hook, (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND);

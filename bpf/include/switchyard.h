@@ -13,6 +13,7 @@
 
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #endif
 
 /* Map sizes; overridable at build time (-DSY_MAX_FRONTENDS=...) and at load. */
@@ -105,6 +106,12 @@ struct sy_frontend_key {
 	__u8 scope; /* enum sy_scope */
 };
 
+/*
+ * A frontend is rewritten in place, under `lock`: the agent writes with
+ * BPF_F_LOCK and the programs copy the value out under the same lock, so a
+ * reader sees one whole value, never a mix of two (docs/dataplane.md,
+ * "Readers and writers").
+ */
 struct sy_frontend {
 	__u32 svc_id;  /* agent-local id of the service (names in sy_svc_names) */
 	__u32 set_id;  /* live backend set; replaced atomically by one update */
@@ -114,6 +121,7 @@ struct sy_frontend {
 	__u8 nat_type; /* enum sy_nat_type */
 	__u8 nat_mode; /* enum sy_nat_mode */
 	__u16 flags;   /* SY_FE_* */
+	struct bpf_spin_lock lock; /* the kernel's; user space writes zeros here and the kernel ignores them */
 };
 
 struct sy_backend_key {
@@ -207,7 +215,7 @@ struct sy_event {
 };
 
 _Static_assert(sizeof(struct sy_frontend_key) == 20, "sy_frontend_key layout");
-_Static_assert(sizeof(struct sy_frontend) == 24, "sy_frontend layout");
+_Static_assert(sizeof(struct sy_frontend) == 28, "sy_frontend layout");
 _Static_assert(sizeof(struct sy_backend_key) == 8, "sy_backend_key layout");
 _Static_assert(sizeof(struct sy_backend) == 20, "sy_backend layout");
 _Static_assert(sizeof(struct sy_member_key) == 24, "sy_member_key layout");

@@ -91,14 +91,17 @@ export class Sandbox {
   }
 
   /** Starts test/kit/echo-server.ts on ip:port inside the namespace (the address is added first). */
-  async startEchoServer(name: string, ip: string, port: number): Promise<Proc> {
-    this.addAddress(ip);
+  startEchoServer(name: string, ip: string, port: number): Promise<Proc> {
+    return this.startEchoServers([{ name, ip, port }]);
+  }
+
+  /** One test/kit/echo-server.ts process serving every backend given (addresses added first). */
+  async startEchoServers(backends: ReadonlyArray<{ name: string; ip: string; port: number }>): Promise<Proc> {
+    for (const ip of new Set(backends.map((b) => b.ip))) this.addAddress(ip);
     const proc = watchProcess(
       this.spawnInNetns(process.execPath, [
         path.join(REPO, "test/kit/echo-server.ts"),
-        name,
-        ip,
-        String(port),
+        ...backends.flatMap((b) => [b.name, b.ip, String(b.port)]),
       ]),
     );
     await proc.waitFor(/ready/);

@@ -53,6 +53,7 @@ import {
   type MapState,
   memberKey,
 } from "./maps.ts";
+import { kernelGracePeriod, ReaderGrace } from "./reader-grace.ts";
 import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
 import {
   ThreadUdpSocketWalker,
@@ -135,6 +136,8 @@ export function ensureBpffs(pinDir: string): void {
 const READ_BATCH = 4096;
 const ENOENT = 2;
 const ENOSPC = 28;
+/** update flag: write the value in place under its bpf_spin_lock */
+const BPF_F_LOCK = 4;
 
 export class LibbpfMaps implements DatapathMaps {
   readonly fds: Record<MapName, number>;
@@ -147,12 +150,26 @@ export class LibbpfMaps implements DatapathMaps {
    * refuses batch lookups.
    */
   readMode: "batch" | "per-entry" = "batch";
-  constructor(fds: Record<MapName, number>) {
+  /** waits for the programs where a write could change an element one of them holds (reader-grace.ts) */
+  readonly grace: ReaderGrace;
+  constructor(fds: Record<MapName, number>, grace: ReaderGrace = new ReaderGrace(kernelGracePeriod())) {
     this.fds = fds;
+    this.grace = grace;
   }
 
   apply(ops: readonly MapOp[]): void {
-    for (const o of ops) this.applyOne(o);
+    try {
+      for (const o of ops) {
+        this.grace.before(o);
+        try {
+          this.applyOne(o);
+        } finally {
+          this.grace.after(o);
+        }
+      }
+    } finally {
+      this.grace.settleSoon();
+    }
   }
 
   private applyOne(o: MapOp): void {
@@ -213,12 +230,14 @@ export class LibbpfMaps implements DatapathMaps {
         this.remove(f.sy_node_ips, ip16(o.ip), "sy_node_ips");
         return;
       case "put-frontend":
+        // in place under the value's lock: a reader copies either the old value or the new one
         this.update(
           f.sy_frontends,
           frontendKey(o.key),
           encodeFrontend(o.value),
           "sy_frontends",
           frontendKeyString(o.key),
+          BPF_F_LOCK,
         );
         return;
       case "delete-frontend":
@@ -226,9 +245,9 @@ export class LibbpfMaps implements DatapathMaps {
     }
   }
 
-  private update(fd: number, key: Buffer, value: Buffer, map: string, what: string): void {
+  private update(fd: number, key: Buffer, value: Buffer, map: string, what: string, flags = 0): void {
     this.syscalls++;
-    const rc = ffi.mapUpdate(fd, key, value, 0) as number;
+    const rc = ffi.mapUpdate(fd, key, value, flags) as number;
     if (rc < 0) {
       const e = -rc;
       const code = e === 7 || e === 28 ? "capacity" : "bpf";
@@ -286,7 +305,15 @@ export class LibbpfMaps implements DatapathMaps {
     for (;;) {
       count.writeUInt32LE(room, 0);
       this.syscalls++;
-      const rc = ffi.mapLookupBatch(fd, first ? null : token[0], token[1], keys, values, count, null) as number;
+      const rc = ffi.mapLookupBatch(
+        fd,
+        first ? null : token[0],
+        token[1],
+        keys,
+        values,
+        count,
+        null,
+      ) as number;
       const n = count.readUInt32LE(0);
       if (rc < 0 && rc !== -ENOENT) {
         if (rc === -ENOSPC && n === 0) {
@@ -492,6 +519,8 @@ export class LibbpfDatapath {
         opts.objectPath,
       );
       dp.attach(opts.cgroupPath, linkDir);
+      if (dp.maps.grace.kind !== "membarrier")
+        log.warn({ gracePeriod: dp.maps.grace.kind }, "map writes wait for the programs with a fixed delay");
       if (canDestroy) {
         dp.iterLink = checkPtr(ffi.attachIter(iterProg, null), `attaching iterator ${ITER_PROGRAM}`);
         dp.reaper = dp.startUdpReaper(dp.iterLink, opts.udpWalker);

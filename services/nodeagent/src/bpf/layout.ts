@@ -21,7 +21,7 @@ export const LAYOUT = {
     },
   },
   sy_frontend: {
-    size: 24,
+    size: 28,
     fields: {
       svc_id: { offset: 0, size: 4 },
       set_id: { offset: 4, size: 4 },
@@ -31,6 +31,8 @@ export const LAYOUT = {
       nat_type: { offset: 20, size: 1 },
       nat_mode: { offset: 21, size: 1 },
       flags: { offset: 22, size: 2 },
+      /** struct bpf_spin_lock: the kernel's, written as zeros (writes to sy_frontends use BPF_F_LOCK) */
+      lock: { offset: 24, size: 4 },
     },
   },
   sy_backend_key: { size: 8, fields: { set_id: { offset: 0, size: 4 }, index: { offset: 4, size: 4 } } },
@@ -285,7 +287,10 @@ const NAME_HASH_CHARS = 17;
 export function storedServiceName(name: string): string {
   // fast path: 85 UTF-16 units are at most 255 UTF-8 bytes
   if (name.length * 3 <= NAME_MAX_BYTES || Buffer.byteLength(name) <= NAME_MAX_BYTES) return name;
-  const hash = createHash("sha256").update(name).digest("hex").slice(0, NAME_HASH_CHARS - 1);
+  const hash = createHash("sha256")
+    .update(name)
+    .digest("hex")
+    .slice(0, NAME_HASH_CHARS - 1);
   const room = NAME_MAX_BYTES - NAME_HASH_CHARS;
   let prefix = "";
   let bytes = 0;
