@@ -140,6 +140,8 @@ export function cloneMapState(s: MapState): MapState {
 export class FakeMaps implements DatapathMaps {
   state: MapState = { ...emptyMapState(), members: new Map() };
   writes = 0;
+  /** whole reads so far (the agent reads back on start and resync only) */
+  reads = 0;
   failAfter: number | undefined;
   rejects: ((o: MapOp) => string | undefined) | undefined;
   apply(ops: readonly MapOp[]): void {
@@ -155,6 +157,7 @@ export class FakeMaps implements DatapathMaps {
     }
   }
   read(): MapState {
+    this.reads++;
     return cloneMapState(this.state);
   }
 }

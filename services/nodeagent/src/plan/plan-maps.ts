@@ -293,8 +293,7 @@ function planMembers(
     }
   }
   const putMembers: MapOp[] = [];
-  for (const [k, m] of expected)
-    if (members.get(k) !== m.index) putMembers.push({ op: "put-member", ...m });
+  for (const [k, m] of expected) if (members.get(k) !== m.index) putMembers.push({ op: "put-member", ...m });
   const removed = new Set<string>();
   for (const o of delBackends) if (o.op === "delete-backend") removed.add(memberKey(o.setId, o.backend));
   const delMembers: MapOp[] = [];
