@@ -165,11 +165,12 @@ describe("HubClient packed batches (resources_zstd)", () => {
     viewComplete: true,
   });
 
-  it("asks for them, applies them with the plain resources, and NACKs a bad frame whole without applying it", async () => {
+  it("asks for them, applies them with the plain resources, NACKs a bad frame whole without applying it, and resumes the stream so nothing after it completes a view it lacks", async () => {
     const good = packed(300);
     const acks: Array<{ nonce: string; error: string | undefined }> = [];
     const hub = await fakeHub((_hello, _auth, call) => {
       welcome(call);
+      if (acks.length > 0) return; // the second stream: nothing more to send
       call.on("data", (m: StreamAssignmentsRequest) => {
         if (m.kind?.$case === "ack")
           acks.push({
@@ -191,7 +192,7 @@ describe("HubClient packed batches (resources_zstd)", () => {
       caFile: undefined,
       log: silentLogger(),
       heldVersions: () => ({}),
-      heldViewVersion: () => "",
+      heldViewVersion: () => "00000000000000ab",
       onWelcome: () => {},
       onDelta: (m) => {
         applied.push(m.resources.map((r) => r.name));
@@ -200,17 +201,22 @@ describe("HubClient packed batches (resources_zstd)", () => {
       maxBackoffMs: 50,
     });
     c.start();
-    await until("three answers", () => acks.length === 3);
+    await until("a second stream", () => hub.hellos.length === 2);
     c.stop();
     hub.stop();
     assert.deepEqual(hub.hellos[0]!.hello.acceptEncodings, [ResourceEncoding.RESOURCE_ENCODING_ZSTD]);
-    assert.equal(applied.length, 1, "only the good batch reached the agent");
+    assert.equal(hub.hellos[0]!.hello.heldViewVersion, "00000000000000ab", "the first Hello: the shortcut");
+    assert.equal(hub.hellos[1]!.hello.heldViewVersion, "", "the second Hello lists versions, no shortcut");
+    assert.equal(
+      applied.length,
+      1,
+      "only the good batch reached the agent; d3, after the bad one, was not applied",
+    );
+    assert.equal(acks.length, 2, `d3 came on a stream given up: not answered ${JSON.stringify(acks)}`);
     assert.equal(applied[0]!.length, 301, "the plain resource and the 300 packed ones");
     assert.ok(applied[0]!.includes("svc/c/n/s999") && applied[0]!.includes("svc/c/n/s299"));
     assert.deepEqual(acks[0], { nonce: "d1", error: undefined });
     assert.equal(acks[1]!.nonce, "d2");
     assert.match(acks[1]!.error ?? "", /not a zstd frame that unpacks to \d+ bytes|not the announced/);
-    assert.equal(acks[2]!.nonce, "d3");
-    assert.match(acks[2]!.error ?? "", /resources_zstd \(15 bytes\) is not a zstd frame/);
   });
 });

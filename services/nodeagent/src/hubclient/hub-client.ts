@@ -116,7 +116,11 @@ export class HubClient {
       if (!m.nonce) return;
       // deltas are applied one at a time, in order
       queue = queue.then(async () => {
+        // a stream given up (below) applies nothing more: its later messages may complete a view it lacks a part of
+        if (call !== this.call) return;
         let errors: ResourceError[];
+        /** the message could not be taken at all: what the agent holds is not what the hub believes */
+        let whole = false;
         try {
           const delta = unpackResources(m);
           if (delta.ok && m.resourcesZstd.length > 0)
@@ -125,14 +129,16 @@ export class HubClient {
               "packed batch unpacked",
             );
           // a batch that cannot be unpacked changes nothing: NACKed whole, the last good state stays
+          whole = !delta.ok;
           errors = delta.ok
             ? await this.opts.onDelta(delta.value)
             : [{ name: "(resources_zstd)", message: delta.error }];
         } catch (e) {
+          whole = true;
           errors = [{ name: "(agent)", message: `applying assignments failed: ${(e as Error).message}` }];
         }
         if (call !== this.call) return;
-        call.write({
+        const ack: StreamAssignmentsRequest = {
           kind: {
             $case: "ack",
             value: {
@@ -143,11 +149,29 @@ export class HubClient {
                   : undefined,
             },
           },
-        });
+        };
+        if (!whole) call.write(ack);
+        else {
+          // the hub would go on and mark the view complete without what this message carried: start
+          // again, listing every version held, so the hub sends what is missing before the view is complete
+          log.warn(
+            { nonce: m.nonce, reason: errors[0]!.message },
+            "message not applied; resuming the stream",
+          );
+          this.resendVersions = true;
+          this.backoffMs = Math.max(this.backoffMs, 1000);
+          this.call = undefined;
+          // the NACK goes out first (the hub records it); the stream is half-closed and, a little later, cancelled
+          call.write(ack);
+          call.end();
+          setTimeout(() => call.cancel(), 2000).unref();
+          this.retry();
+        }
       });
     });
     call.on("error", (e: grpc.ServiceError) => {
-      if (this.stopped) return;
+      // a stream given up on ends with an error too: only the current stream decides what happens next
+      if (this.stopped || (this.call !== undefined && call !== this.call)) return;
       if (e.code === grpc.status.UNAUTHENTICATED || e.code === grpc.status.PERMISSION_DENIED) {
         log.error(
           { reason: e.details, auth: usingCredential ? "credential" : "join token" },
