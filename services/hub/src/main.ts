@@ -29,6 +29,7 @@ import { adminClient, adminSocketPath, call, serveAdmin, tokenInfo } from "./adm
 import { addIntrospection } from "./admin/introspection.ts";
 import { createHubMetrics, serveMetrics } from "./admin/metrics.ts";
 import { CredentialAuthority } from "./auth/credentials.ts";
+import { KEK_ENV, type Kek, loadKek } from "./auth/signing-key.ts";
 import { checkTokenScope, TokenStore } from "./auth/tokens.ts";
 import {
   type ClusterConfig,
@@ -87,6 +88,11 @@ serve flags:
                           JetStream KV instead of a file, so hub replicas share it (repeatable)
   --credential-ttl DUR    lifetime of the per-agent credentials the hub issues (default 24h;
                           a fresh one is sent when a third is left)
+  --signing-key-kek-file FILE
+                          key-encryption key (32 random bytes, base64 or hex: openssl rand -base64 32)
+                          that seals the credential signing key in the shared state; the same on every
+                          replica; required with --state-nats (or env SWITCHYARD_HUB_KEK); without
+                          either, a state file's hub keeps one in STATE-DIR/signing-key.kek
   --tls-cert FILE         server certificate (PEM); with --tls-key enables TLS
   --tls-key FILE          server private key (PEM)
   --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
@@ -109,7 +115,9 @@ token, agent, agents, clusters flags:
   --ttl DURATION          e.g. 24h, 7d (create; default 24h, 0 = never expires)
   --description TEXT      free text (create)
   --node-pattern GLOB     node names the token admits, e.g. edge-* (create; default *)
-  --max-nodes N           how many distinct nodes may join with it (create; default 0 = no limit)
+  --max-nodes N           how many distinct nodes may join with it (create; default 0 = 1000; at most
+                          1000000): each new node name is a write to the shared state
+  --signing-key-kek-file FILE  as for serve (signing-key rotate with no hub running)
   --reach pod|nodeport    how its agents reach backends (create): pod = pod IPs (cluster nodes,
                           hosts on a routable pod network; default); nodeport = the pod's node
                           IP + the Service's NodePort (KubeEdge edge nodes without CNI, other hosts)
@@ -237,10 +245,14 @@ async function tokenCommand(argv: string[]): Promise<void> {
         if (!d.ok) fail(`--ttl: ${d.error}`);
         ttlMs = d.value;
       }
+      if (!/^\d+$/.test(values["max-nodes"]))
+        fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = the default, 1000)`);
       const maxNodes = Number(values["max-nodes"]);
-      if (!Number.isInteger(maxNodes) || maxNodes < 0)
-        fail(`--max-nodes "${values["max-nodes"]}" must be a whole number (0 = no limit)`);
-      const scopeError = checkTokenScope({ nodePattern: values["node-pattern"], reach: values.reach });
+      const scopeError = checkTokenScope({
+        nodePattern: values["node-pattern"],
+        reach: values.reach,
+        maxNodes,
+      });
       if (scopeError) fail(scopeError);
       const req = {
         cluster: values.cluster,
@@ -308,12 +320,28 @@ async function agentCommand(argv: string[]): Promise<void> {
   });
 }
 
+/** The KEK that seals the signing key (flag, env, or the state dir's own); a bad one ends the process. */
+function kekOrFail(
+  values: { "signing-key-kek-file"?: string | undefined; "state-nats": string[] },
+  stateDir: string,
+): { kek: Kek; created: boolean; notes: string[] } {
+  const k = loadKek({
+    file: values["signing-key-kek-file"],
+    env: process.env[KEK_ENV],
+    stateDir,
+    shared: values["state-nats"].length > 0,
+  });
+  if (!k.ok) fail(k.error);
+  return k.value;
+}
+
 async function signingKeyCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       ...STATE_FLAGS,
+      "signing-key-kek-file": { type: "string" },
       "retire-now": { type: "boolean", default: false },
       "credential-ttl": { type: "string", default: "24h" },
       help: { type: "boolean", short: "h" },
@@ -336,7 +364,10 @@ async function signingKeyCommand(argv: string[]): Promise<void> {
       report(r, `; ${r.agentsCutOff} stream(s) cut off, the others get new credentials within a second`);
       return;
     }
-    const ca = await CredentialAuthority.open(state, ttl.value);
+    const { kek } = kekOrFail(values, values["state-dir"]);
+    const ca = await CredentialAuthority.open(state, ttl.value, kek).catch((e: unknown) =>
+      fail((e as Error).message),
+    );
     report(
       await ca.rotate({ retireNow: values["retire-now"] }),
       " (no hub running here; hubs follow within a second)",
@@ -518,6 +549,7 @@ async function serve(argv: string[]): Promise<void> {
       "state-dir": { type: "string" },
       "state-nats": { type: "string", multiple: true, default: [] },
       "credential-ttl": { type: "string", default: "24h" },
+      "signing-key-kek-file": { type: "string" },
       "metrics-listen": { type: "string" },
       "stale-grace": { type: "string" },
       "api-timeout": { type: "string" },
@@ -560,7 +592,21 @@ async function serve(argv: string[]): Promise<void> {
   const state = await openState(current.stateDir, values["state-nats"]);
   log.info({ state: state.describe }, "shared state");
   const tokens = new TokenStore(state);
-  const credentials = await CredentialAuthority.open(state, credentialTtl.value);
+  const sealing = kekOrFail(values, current.stateDir);
+  for (const note of sealing.notes) log.warn({ kek: sealing.kek.source }, note);
+  if (sealing.created)
+    log.warn(
+      { kek: sealing.kek.source },
+      "made a key-encryption key for the signing key beside the state; keep it elsewhere with --signing-key-kek-file",
+    );
+  const credentials = await CredentialAuthority.open(state, credentialTtl.value, sealing.kek).catch(
+    (e: unknown) => fail((e as Error).message),
+  );
+  if (credentials.opened === "sealed")
+    log.warn(
+      { kek: sealing.kek.source, key: credentials.keyId },
+      "the signing key was stored in clear; it is sealed now (hubs of older versions on this state can no longer read it)",
+    );
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
   // each cluster's last known state, shared like the tokens: a restart or a fresh replica starts from it
   const lastKnown = new LastKnownStore(state);

@@ -138,6 +138,7 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         const scopeError = checkTokenScope({
           nodePattern: req.nodePattern || "*",
           reach: req.reach || "pod",
+          maxNodes: Number(req.maxNodes ?? 0),
         });
         if (scopeError) throw invalid(scopeError);
         const { token, record } = await deps.tokens.create(req.cluster, {

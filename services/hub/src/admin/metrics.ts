@@ -148,6 +148,16 @@ export function createHubMetrics(deps: {
       });
     },
   });
+  new client.Counter({
+    name: "switchyard_hub_auth_refused_total",
+    help: "agent streams refused since the hub started, by reason: token-unknown, token-wrong-secret, credential-bad-signature, not-admitted, … and throttled (over the failure limit: refused unchecked)",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of assignments.authGuard.totals) this.inc({ reason }, n);
+    },
+  });
   const convergence = new client.Histogram({
     name: "switchyard_hub_view_convergence_seconds",
     help: "from a view change in the hub to the last connected agent of the view acknowledging it",

@@ -5,7 +5,15 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { FileState } from "../state/hub-state.ts";
 import { CredentialAuthority } from "./credentials.ts";
+import { CREDENTIAL_NOT_ACCEPTED, TOKEN_NOT_ACCEPTED } from "./refusal.ts";
+import { type Kek, parseKek } from "./signing-key.ts";
 import { TokenStore } from "./tokens.ts";
+
+const KEK: Kek = (() => {
+  const k = parseKek(Buffer.alloc(32, 7).toString("base64"), "test KEK");
+  if (!k.ok) throw new Error(k.error);
+  return k.value;
+})();
 
 const dirs: string[] = [];
 function tmpDir(): string {
@@ -35,26 +43,34 @@ describe("join tokens", () => {
     assert.ok(!JSON.stringify(s.list()).includes(token.split(".")[1]!), "the secret is not stored in clear");
   });
 
-  it("refuses malformed, unknown, wrong-secret, expired and revoked tokens with a reason", async () => {
+  it("refuses malformed, unknown, wrong-secret, expired and revoked tokens; the agent cannot tell unknown from wrong, the log can", async () => {
     const s = store();
     const now = new Date("2026-01-01T00:00:00Z");
     const { token, record } = await s.create("east", { ttlMs: 60_000, now });
-    const cases: Array<[string, Date, RegExp]> = [
-      ["garbage", now, /malformed/],
-      ["zzzzzz.0123456789abcdef", now, /unknown or revoked/],
-      [`${record.id}.0123456789abcdef`, now, /wrong secret/],
-      [token, new Date(now.getTime() + 61_000), /expired/],
+    const { record: other } = await s.create("east", { now });
+    await s.revoke(other.id);
+    // token, when → what the agent is told, the reason logged, what the log's detail says
+    const cases: Array<[string, Date, string | RegExp, string, RegExp | undefined]> = [
+      ["garbage", now, /malformed/, "token-malformed", undefined],
+      ["zzzzzz.0123456789abcdef", now, TOKEN_NOT_ACCEPTED, "token-unknown", /zzzzzz is unknown or revoked/],
+      [`${record.id}.0123456789abcdef`, now, TOKEN_NOT_ACCEPTED, "token-wrong-secret", /wrong secret/],
+      [`${other.id}.0123456789abcdef`, now, TOKEN_NOT_ACCEPTED, "token-unknown", /unknown or revoked/],
+      [token, new Date(now.getTime() + 61_000), /expired/, "token-expired", undefined],
     ];
-    for (const [t, when, re] of cases) {
+    for (const [t, when, message, reason, detail] of cases) {
       const r = s.verify(t, when);
       assert.ok(!r.ok, t);
-      assert.match(r.error, re);
+      if (typeof message === "string") assert.equal(r.error.message, message, t);
+      else assert.match(r.error.message, message, t);
+      assert.equal(r.error.reason, reason, t);
+      if (detail) assert.match(r.error.detail ?? "", detail, t);
     }
     assert.ok(s.verify(token, now).ok);
     assert.ok(await s.revoke(record.id));
     const r = s.verify(token, now);
     assert.ok(!r.ok);
-    assert.match(r.error, /unknown or revoked/);
+    assert.equal(r.error.message, TOKEN_NOT_ACCEPTED);
+    assert.equal(r.error.reason, "token-unknown");
   });
 
   it("sees tokens created by another process (the CLI) without a restart", async () => {
@@ -78,6 +94,22 @@ describe("join tokens", () => {
     assert.match(wrong.error, /admits nodes named "edge-\*", not "core-1"/);
     assert.deepEqual(s.list()[0]!.nodes, ["edge-1"]);
   });
+
+  it("bounds the nodes of a token created without a limit: new names beyond the default are refused, unwritten", async () => {
+    const state = tmpState();
+    const s = new TokenStore(state, { defaultMaxNodes: 3 });
+    const { record } = await s.create("edge");
+    for (const n of ["a", "b", "c"]) assert.ok((await s.admitNode(record.id, n)).ok, n);
+    const fourth = await s.admitNode(record.id, "invented-4");
+    assert.ok(!fourth.ok);
+    assert.match(
+      fourth.error,
+      /already admitted its 3 node\(s\) \(the limit of tokens created without --max-nodes\)/,
+    );
+    assert.ok((await s.admitNode(record.id, "b")).ok, "a node already admitted comes back");
+    assert.equal(state.list("tokennode/").length, 3, "nothing written for the refused name");
+    assert.equal(s.get(record.id)!.maxNodes, 3, "the limit in force is shown");
+  });
 });
 
 describe("agent credentials", () => {
@@ -85,7 +117,7 @@ describe("agent credentials", () => {
     const state = tmpState();
     const tokens = new TokenStore(state);
     const { record } = await tokens.create("east");
-    const ca = await CredentialAuthority.open(state, 60_000);
+    const ca = await CredentialAuthority.open(state, 60_000, KEK);
     return { state, tokens, ca, tokenId: record.id };
   }
   const t0 = new Date("2026-01-01T00:00:00Z");
@@ -101,37 +133,55 @@ describe("agent credentials", () => {
     assert.equal(ca.agents()[0]!.node, "n1");
   });
 
-  it("refuses forged, tampered, expired, revoked-agent and revoked-token credentials with a reason", async () => {
+  it("refuses forged, tampered, expired, revoked-agent and revoked-token credentials; forgeries all get one answer", async () => {
     const { state, tokens, ca, tokenId } = await setup();
     const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
     const [, body, sig] = c.token.split(".") as [string, string, string];
-    const other = await CredentialAuthority.open(tmpState(), 60_000);
+    const other = await CredentialAuthority.open(tmpState(), 60_000, KEK);
     const forged = (await other.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0)).token;
     const tamperedBody = Buffer.from(
       Buffer.from(body, "base64url").toString().replace('"n1"', '"n2"'),
     ).toString("base64url");
-    const cases: Array<[string, Date, RegExp]> = [
-      [forged, at(1), /signed with hub key [0-9a-f]{8}, which these hubs do not have/],
-      [`sya1.${tamperedBody}.${sig}`, at(1), /bad signature/],
-      ["sya1.garbage", at(1), /malformed/],
-      [c.token, at(60_001), /expired/],
+    // credential, when → what the agent is told, the reason logged, the log's detail
+    const cases: Array<[string, Date, string | RegExp, string, RegExp]> = [
+      [
+        forged,
+        at(1),
+        CREDENTIAL_NOT_ACCEPTED,
+        "credential-unknown-key",
+        /signed with hub key [0-9a-f]{8}, which these hubs do not have/,
+      ],
+      [
+        `sya1.${tamperedBody}.${sig}`,
+        at(1),
+        CREDENTIAL_NOT_ACCEPTED,
+        "credential-bad-signature",
+        /bad signature/,
+      ],
+      ["sya1.garbage", at(1), CREDENTIAL_NOT_ACCEPTED, "credential-malformed", /malformed/],
+      // a genuine credential is told what became of it
+      [c.token, at(60_001), /expired; join again/, "credential-expired", /expired/],
     ];
-    for (const [tok, when, re] of cases) {
+    for (const [tok, when, message, reason, detail] of cases) {
       const r = ca.verify(tok, when);
       assert.ok(!r.ok, tok);
-      assert.match(r.error, re);
+      if (typeof message === "string") assert.equal(r.error.message, message, tok);
+      else assert.match(r.error.message, message, tok);
+      assert.equal(r.error.reason, reason, tok);
+      assert.match(r.error.detail ?? r.error.message, detail, tok);
     }
     await ca.revokeAgent("east", "n1", at(10));
     const revoked = ca.verify(c.token, at(20));
     assert.ok(!revoked.ok);
-    assert.match(revoked.error, /agent east\/n1 was revoked/);
+    assert.match(revoked.error.message, /agent east\/n1 was revoked/);
     const fresh = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, at(30));
     assert.ok(ca.verify(fresh.token, at(40)).ok, "a credential issued after the revocation works");
     await tokens.revoke(tokenId);
     const gone = ca.verify(fresh.token, at(40));
     assert.ok(!gone.ok);
-    assert.match(gone.error, /join token .* was revoked/);
+    assert.match(gone.error.message, /join token .* was revoked/);
     assert.ok(state.get("signing-key"), "the key lives in the shared state");
+    assert.doesNotMatch(JSON.stringify(state.list("")), /PRIVATE KEY/, "but only sealed");
   });
 
   it("asks for rotation when a third of the lifetime is left", async () => {
@@ -143,14 +193,14 @@ describe("agent credentials", () => {
 
   it("shares one signing key between hubs on the same state", async () => {
     const { state, ca, tokenId } = await setup();
-    const replica = await CredentialAuthority.open(state, 60_000);
+    const replica = await CredentialAuthority.open(state, 60_000, KEK);
     const c = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
     assert.ok(replica.verify(c.token, at(1)).ok);
   });
 
   it("rotates the signing key: old credentials verify until they expire, streams are asked to rotate, every replica follows", async () => {
     const { state, ca, tokenId } = await setup();
-    const replica = await CredentialAuthority.open(state, 60_000);
+    const replica = await CredentialAuthority.open(state, 60_000, KEK);
     const old = await ca.issue({ cluster: "east", node: "n1", reach: "pod", tokenId }, t0);
     const r = await replica.rotate({}, at(1000));
     assert.equal(r.previousKeyId, old.identity.keyId);
@@ -171,7 +221,10 @@ describe("agent credentials", () => {
     await ca.rotate({ retireNow: true }, at(1000));
     const v = ca.verify(old.token, at(1001));
     assert.ok(!v.ok);
-    assert.match(v.error, /signed with hub key [0-9a-f]{8}, retired at 2026-01-01T00:00:01.000Z; join again/);
+    assert.match(
+      v.error.message,
+      /signed with hub key [0-9a-f]{8}, retired at 2026-01-01T00:00:01.000Z; join again/,
+    );
     const still = ca.stillValid(old.identity, at(1001));
     assert.ok(!still.ok, "an open stream with it is cut at the next check");
     assert.ok(

@@ -18,7 +18,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 
@@ -32,6 +32,8 @@ export interface HubState {
   /** writes only if the key does not exist yet; false when it did */
   create(key: string, value: unknown): Promise<boolean>;
   delete(key: string): Promise<void>;
+  /** drops the earlier values of a key a backend keeps as history (the key's value stays) */
+  forgetHistory?(key: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -234,10 +236,13 @@ export class KvState implements HubState {
   private readonly mirror = new Map<string, { rev: number; value: unknown }>();
   private readonly values = new Map<string, unknown>();
 
-  private constructor(nc: NatsConnection, kv: KV, describe: string) {
+  private readonly bucket: string;
+
+  private constructor(nc: NatsConnection, kv: KV, describe: string, bucket: string) {
     this.nc = nc;
     this.kv = kv;
     this.describe = describe;
+    this.bucket = bucket;
   }
 
   /** Connects, opens (or creates) the bucket, loads it, and keeps the mirror current. */
@@ -245,7 +250,7 @@ export class KvState implements HubState {
     const nc = await connect({ servers, name: "switchyard-hub", maxReconnectAttempts: -1 });
     try {
       const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 5 });
-      const s = new KvState(nc, kv, `NATS JetStream KV bucket ${bucket} on ${servers.join(",")}`);
+      const s = new KvState(nc, kv, `NATS JetStream KV bucket ${bucket} on ${servers.join(",")}`, bucket);
       // watch first, then load: a change during the load is not lost (revisions decide)
       const w = await kv.watch({ key: ">", include: "updates" });
       (async () => {
@@ -301,6 +306,12 @@ export class KvState implements HubState {
     const cur = this.mirror.get(key);
     this.mirror.set(key, { rev: cur?.rev ?? 0, value: undefined });
     this.values.delete(key);
+  }
+
+  /** The bucket keeps a few values per key (history): all but the latest are purged. */
+  async forgetHistory(key: string): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    await jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}`, keep: 1 });
   }
 
   async close(): Promise<void> {

@@ -12,8 +12,11 @@ import {
   StreamAssignmentsRequest,
   StreamAssignmentsResponse,
 } from "@switchyard/proto/assignment";
+import { AuthGuard, type AuthLimits } from "../auth/auth-guard.ts";
 import { type AgentIdentity, type CredentialAuthority, isCredential } from "../auth/credentials.ts";
-import type { TokenStore } from "../auth/tokens.ts";
+import { type Refusal, refusal } from "../auth/refusal.ts";
+import { sourceKey } from "../auth/source-key.ts";
+import { type TokenStore, tokenIdOf } from "../auth/tokens.ts";
 import type { Reach } from "../translate/compute-resources.ts";
 import { type GrpcCall, Status, type StatusCode } from "../transport/grpc-call.ts";
 import { ConvergenceTracker } from "./convergence.ts";
@@ -58,6 +61,10 @@ export type AssignmentServerOptions = {
   maxResourcesPerMessage?: number;
   /** for agents that accept zstd-packed batches */
   maxResourcesPerPackedMessage?: number;
+  /** failed authentications allowed per source and per token id (auth-guard.ts) */
+  authLimits?: AuthLimits;
+  /** refusals are logged as one summary line per source this often (default 10 s) */
+  authSummaryIntervalMs?: number;
   log: Logger;
 };
 
@@ -107,6 +114,9 @@ export class AssignmentServer {
    */
   readonly maxResourcesPerPackedMessage: number;
   private readonly recheck: NodeJS.Timeout;
+  /** failure limits and the refusals' summary: refused streams are never logged one by one */
+  readonly authGuard: AuthGuard;
+  private readonly authSummary: NodeJS.Timeout;
 
   constructor(opts: AssignmentServerOptions) {
     this.opts = opts;
@@ -115,6 +125,10 @@ export class AssignmentServer {
     // revoked or expired tokens and credentials lose their streams within a second; credentials rotate
     this.recheck = setInterval(() => this.recheckAuth(), 1000);
     this.recheck.unref();
+    this.authGuard = new AuthGuard(opts.authLimits);
+    const every = opts.authSummaryIntervalMs ?? 10_000;
+    this.authSummary = setInterval(() => this.logAuthSummary(every), every);
+    this.authSummary.unref();
     // a dropped view is tracked again when an agent of it comes back
     opts.snapshots.onEvict = (key) => this.trackedViews.delete(key);
   }
@@ -203,6 +217,8 @@ export class AssignmentServer {
 
   close(): void {
     clearInterval(this.recheck);
+    clearInterval(this.authSummary);
+    this.logAuthSummary(undefined);
   }
 
   /** The hub's front serves StreamAssignments with this (transport/front.ts). */
@@ -247,6 +263,17 @@ export class AssignmentServer {
     const peer = call.peer;
     const authz = call.metadata("authorization");
     const bearer = authz?.startsWith("Bearer ") ? authz.slice(7) : "";
+    // over the failure limit: refused before any hash or signature is checked, and nothing is written
+    const source = sourceKey(peer);
+    const presentedId = isCredential(bearer) ? undefined : tokenIdOf(bearer);
+    const gate = this.authGuard.admit(source, presentedId, Date.now());
+    if (!gate.ok) {
+      call.finish(
+        Status.RESOURCE_EXHAUSTED,
+        `too many failed authentications from this address or for this token; retry in ${Math.ceil(gate.retryAfterMs / 1000)}s`,
+      );
+      return;
+    }
     let auth: Auth;
     let cluster: string;
     let reach: Reach;
@@ -254,7 +281,7 @@ export class AssignmentServer {
     if (isCredential(bearer)) {
       const v = this.opts.credentials.verify(bearer);
       if (!v.ok) {
-        this.refuse(call, peer, v.error);
+        this.refuse(call, source, undefined, v.error);
         return;
       }
       auth = { kind: "credential", identity: v.value, rotating: false };
@@ -262,7 +289,7 @@ export class AssignmentServer {
     } else {
       const grant = this.opts.tokens.verify(bearer);
       if (!grant.ok) {
-        this.refuse(call, peer, grant.error);
+        this.refuse(call, source, presentedId, grant.error);
         return;
       }
       auth = { kind: "token", tokenId: grant.value.id };
@@ -279,6 +306,12 @@ export class AssignmentServer {
       if (closed) return;
       log.warn({ peer, cluster, details }, "agent stream closed by hub");
       cleanup(code, details);
+    };
+    /** not admitted (node name, scope, revoked): counted and summarised with the auth failures, not logged each */
+    const deny = (details: string) => {
+      if (closed) return;
+      this.authGuard.refused(source, undefined, refusal("not-admitted", details), Date.now());
+      cleanup(Status.PERMISSION_DENIED, details);
     };
     const cleanup = (code: StatusCode = Status.OK, details = "") => {
       if (closed) return;
@@ -313,8 +346,7 @@ export class AssignmentServer {
         );
       }
       if (auth.kind === "credential" && auth.identity.node !== node)
-        return fail(
-          Status.PERMISSION_DENIED,
+        return deny(
           `this credential belongs to node ${auth.identity.cluster}/${auth.identity.node}; node "${node}" may not use it`,
         );
       if (auth.kind === "token") {
@@ -322,12 +354,11 @@ export class AssignmentServer {
         const revokedAt = this.opts.credentials.revokedAt(cluster, node);
         const created = this.opts.tokens.createdAt(tokenId);
         if (revokedAt !== undefined && created !== undefined && new Date(created).getTime() <= revokedAt)
-          return fail(
-            Status.PERMISSION_DENIED,
+          return deny(
             `agent ${cluster}/${node} was revoked at ${new Date(revokedAt).toISOString()}; only a join token created after that readmits it`,
           );
         const admitted = await this.opts.tokens.admitNode(tokenId, node);
-        if (!admitted.ok) return fail(Status.PERMISSION_DENIED, admitted.error);
+        if (!admitted.ok) return deny(admitted.error);
       }
       if (closed) return;
       // resume shortcut: an agent that holds exactly the current view says so with one version
@@ -462,8 +493,16 @@ export class AssignmentServer {
     );
   }
 
-  private refuse(call: Stream, peer: string, reason: string): void {
-    this.opts.log.warn({ peer, reason }, "agent refused");
-    call.finish(Status.UNAUTHENTICATED, reason);
+  /** A refused authentication: counted against the limits and the summary, never logged on its own. */
+  private refuse(call: Stream, source: string, tokenId: string | undefined, r: Refusal): void {
+    this.authGuard.refused(source, tokenId, r, Date.now());
+    call.finish(Status.UNAUTHENTICATED, r.message);
+  }
+
+  /** One line per source with refusals since the last one (at most a few dozen lines, however many refusals). */
+  private logAuthSummary(everyMs: number | undefined): void {
+    const intervalS = everyMs === undefined ? undefined : everyMs / 1000;
+    for (const line of this.authGuard.drain())
+      this.opts.log.warn({ ...line, ...(intervalS ? { intervalS } : {}) }, "agent authentication refused");
   }
 }
