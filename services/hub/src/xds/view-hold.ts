@@ -26,7 +26,7 @@ export function computeViewHold(
   const waiting: string[] = [];
   viewClusters.forEach((name, i) => {
     const c = states.get(name);
-    if (!c || c.sync !== "pending") return;
+    if (c?.sync !== "pending") return;
     const home = i === 0;
     if (home || !c.health.withdrawn) waiting.push(name);
   });
