@@ -86,12 +86,14 @@ describe("agent restart keeps every Service", () => {
   });
 
   it("restarted while the hub is down, it serves its pinned maps unchanged through several resyncs, and says so", async () => {
-    await stack.agent!.stop();
+    const previous = stack.agent!;
+    await previous.stop();
+    assert.ok(fs.existsSync(heldView), `the agent kept its view on disk: ${previous.output().slice(-3000)}`);
     const before = dump();
     const hubAddress = stack.hubAddress;
     await stack.hub!.stop();
     const agent = await stack.startAgent(token, ["--resync-seconds", "1"], [hubAddress]);
-    assert.match(agent.output(), /held view resumed from the state directory/);
+    await agent.waitFor(/held view resumed from the state directory/);
     // three resync periods pass with no hub
     for (let i = 1; i <= 3; i++)
       await agent.waitFor(new RegExp(`(no complete view from a hub yet[\\s\\S]*){${i}}`), 30_000);
