@@ -82,10 +82,10 @@ serve flags:
                           a ClusterIP in several clusters of a view goes to HOME's Service, else
                           to the first by name, and the hub logs both owners
   --listen HOST:PORT      gRPC listen address (default 127.0.0.1:7443)
-  --state-dir DIR         join tokens, agent credentials' signing key, the admin socket
-                          (default /var/lib/switchyard-hub)
-  --state-nats URL        keep the shared state (tokens, revocations, signing key) in NATS
-                          JetStream KV instead of a file, so hub replicas share it (repeatable)
+  --state-dir DIR         join tokens, agent credentials' signing key, each cluster's last known state,
+                          the admin socket (default /var/lib/switchyard-hub)
+  --state-nats URL        keep the shared state (tokens, revocations, signing key, clusters' last known
+                          state) in NATS JetStream KV instead of a file, so hub replicas share it (repeatable)
   --credential-ttl DUR    lifetime of the per-agent credentials the hub issues (default 24h;
                           a fresh one is sent when a third is left)
   --signing-key-kek-file FILE
@@ -104,7 +104,8 @@ serve flags:
   --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
                           within this is unreachable, as when a partition drops packets (default 10s)
   --stale-grace DURATION  how long an unreachable cluster's last known backends stay with other
-                          clusters' agents before they are withdrawn (default 60s; its own agents keep them)
+                          clusters' agents before they are withdrawn, counted from when it was last seen
+                          (across restarts; default 60s; its own agents keep them)
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
@@ -802,8 +803,11 @@ async function serve(argv: string[]): Promise<void> {
       if (fs.statSync(adminSocketPath(current.stateDir)).ino === adminIno)
         fs.rmSync(adminSocketPath(current.stateDir), { force: true });
     } catch {}
-    // healthy clusters were seen until now
-    await lastKnownWriter.close().catch(() => {});
+    // healthy clusters were seen until now (a shared state that does not answer does not hold up the stop)
+    await Promise.race([
+      lastKnownWriter.close().catch(() => {}),
+      new Promise((resolve) => setTimeout(resolve, 3000)),
+    ]);
     await clusters.stop();
     await state.close();
     await front.close();

@@ -362,8 +362,8 @@ export class LastKnownStore {
     await this.writeMeta(cluster, { digest, parts: parts.length, bytes: gz.length }, lastSeenAt, now);
     if (cur?.digest === digest) return;
     const keep = partPrefix(cluster, digest);
-    for (const [k] of this.state.list(partPrefix(cluster)))
-      if (!k.startsWith(keep)) await this.state.delete(k);
+    const old = this.state.list(partPrefix(cluster)).filter(([k]) => !k.startsWith(keep));
+    await Promise.all(old.map(([k]) => this.state.delete(k)));
   }
 
   /** Moves the record's last-seen time (the content is current). */
@@ -376,7 +376,7 @@ export class LastKnownStore {
 
   async delete(cluster: string): Promise<void> {
     await this.state.delete(metaKey(cluster));
-    for (const [k] of this.state.list(partPrefix(cluster))) await this.state.delete(k);
+    await Promise.all(this.state.list(partPrefix(cluster)).map(([k]) => this.state.delete(k)));
   }
 
   private writeMeta(
