@@ -32,6 +32,7 @@ import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/dat
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
 import { REPO, watchProcess } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
+import { buildCTools } from "./c-tools.ts";
 import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
@@ -54,10 +55,7 @@ if (process.getuid?.() !== 0) {
 }
 
 // --- build the C client and sink ---
-const buildDir = path.join(REPO, "bench/build");
-fs.mkdirSync(buildDir, { recursive: true });
-execFileSync("cc", ["-O2", "-pthread", "-o", path.join(buildDir, "sink"), path.join(REPO, "bench/c/sink.c")]);
-execFileSync("cc", ["-O2", "-o", path.join(buildDir, "client"), path.join(REPO, "bench/c/client.c")]);
+const { buildDir } = buildCTools();
 
 const vip = (i: number) => `10.96.${(i >> 8) & 255}.${i & 255}`;
 const farBackend = (i: number, j: number) =>
