@@ -9,6 +9,11 @@
  *   5. backend sets no longer referenced deleted,
  *   6. names no longer used deleted.
  *
+ * This order is what lets the kernel adapter keep readers safe: a set is
+ * never rewritten (a changed one gets a fresh id), and deletions come after
+ * the flips, so `LibbpfMaps` can wait one grace period before step 5 and
+ * the programs never lose a set they looked up (bpf/reader-grace.ts).
+ *
  * Nothing that already matches is written, so an agent restarted against
  * unchanged assignments performs zero writes.
  *
