@@ -102,12 +102,16 @@ export class ClusterManager {
         starting.catch(() => {}); // a failure after the wait: the source reports it itself
         const synced = await Promise.race([
           starting,
-          new Promise<false>((resolve) => setTimeout(() => resolve(false), this.apiTimeoutMs).unref()),
+          new Promise<"waiting">((resolve) =>
+            setTimeout(() => resolve("waiting"), this.apiTimeoutMs).unref(),
+          ),
         ]);
         this.running.set(c.name, { config: c, source, writer });
         added.push(c.name);
-        if (synced) this.log.info({ cluster: c.name }, "cluster synced");
-        else this.log.warn({ cluster: c.name }, "cluster not reachable yet; retrying in the background");
+        if (synced === true) this.log.info({ cluster: c.name }, "cluster synced");
+        else if (synced === false)
+          this.log.warn({ cluster: c.name }, "cluster not reachable yet; retrying in the background");
+        else this.log.warn({ cluster: c.name }, "cluster not listed yet; listing goes on in the background");
       } catch (e) {
         await source.stop().catch(() => {});
         this.tracker.forget(c.name);
