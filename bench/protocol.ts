@@ -340,7 +340,12 @@ const deltaLines = (r: Real) => logLines(r.proc).filter((l) => l.msg === "delta 
 
 const token = execFileSync(
   process.execPath,
-  [path.join(REPO, HUB), "token", "create", "--state-dir", stateDir, "--cluster", "bench", "--ttl", "0"],
+  // one token for every simulated and real agent: its node limit covers them all (the default is 1,000)
+  [
+    path.join(REPO, HUB),
+    ...["token", "create", "--state-dir", stateDir, "--cluster", "bench", "--ttl", "0"],
+    ...["--max-nodes", String(AGENTS + 100)],
+  ],
   { encoding: "utf8" },
 ).trim();
 

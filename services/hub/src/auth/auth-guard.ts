@@ -24,14 +24,15 @@ export type AuthLimits = {
 };
 
 /**
- * Defaults: a source may fail 20 times at once, then once every 3 s; a
- * source that keeps failing waits 3, 6, 12 … up to 60 s between attempts
- * (an agent retries every 5-30 s after a refusal, so one misconfigured
- * agent is never blocked). A token id may fail 50 times, then once a
- * second, from all sources together.
+ * Defaults: a source may fail 20 times at once, then once a second; once it
+ * ran out, every further failure blocks it for twice as long as the last
+ * (1, 2, 4 … up to 60 s) until it has not failed for 20 s. A flood of
+ * guesses gets about one check a minute; refused agents (each retries every
+ * 5-30 s) are never blocked unless a few dozen share one address. A token id
+ * may fail 50 times, then once a second, from all sources together.
  */
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
-  perSource: { burst: 20, refillMs: 3_000, maxBlockMs: 60_000, maxKeys: 100_000 },
+  perSource: { burst: 20, refillMs: 1_000, maxBlockMs: 60_000, maxKeys: 100_000 },
   perToken: { burst: 50, refillMs: 1_000, maxBlockMs: 60_000, maxKeys: 100_000 },
   maxLines: 20,
 };
