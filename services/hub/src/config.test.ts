@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseHubConfig } from "./config.ts";
+import { parseFront, parseHubConfig, resolveLimits } from "./config.ts";
+import { DEFAULT_LIMITS } from "./transport/limits.ts";
 
 describe("hub config file", () => {
   it("reads clusters of every source kind, their views and the settings", () => {
@@ -59,5 +60,72 @@ clusters:
       assert.match(r.error, re, text);
       assert.match(r.error, /^hub\.yaml/, "the file is named");
     }
+  });
+});
+
+describe("the agent port's front and limits (config file and flags)", () => {
+  it("reads the front and limits from the file; flags win over the file, the file over the defaults", () => {
+    const r = parseHubConfig(
+      `front: http2
+limits:
+  maxStreamsPerConnection: 50
+  idleTimeout: 90s
+  maxWriteBuffer: 8MiB
+  maxConnectionsPerSource: "300"
+clusters: []
+`,
+      "hub.yaml",
+    );
+    assert.ok(r.ok, r.ok ? "" : r.error);
+    assert.equal(r.value.front, "http2");
+    const l = resolveLimits(r.value.limits, { "idle-timeout": "2m", "max-connections": "500" });
+    assert.ok(l.ok, l.ok ? "" : l.error);
+    assert.deepEqual(l.value, {
+      ...DEFAULT_LIMITS,
+      maxStreamsPerConnection: 50,
+      idleTimeoutMs: 120_000,
+      maxWriteBufferBytes: 8 << 20,
+      maxConnectionsPerSource: 300,
+      maxConnections: 500,
+    });
+    const plain = resolveLimits({}, {});
+    assert.ok(plain.ok);
+    assert.deepEqual(plain.value, DEFAULT_LIMITS);
+  });
+
+  it("names the key or flag, the allowed range and what was given", () => {
+    const fileCases: Array<[string, RegExp]> = [
+      ["front: nghttp2", /hub\.yaml: front must be http2 .* or own .* not "nghttp2"/],
+      ["limits: 5", /hub\.yaml: limits must be a mapping of maxStreamsPerConnection/],
+      ["limits: { maxStreams: 5 }", /limits: unknown field "maxStreams" \(known: maxStreamsPerConnection/],
+      [
+        "limits: { maxStreamsPerConnection: 0 }",
+        /limits\.maxStreamsPerConnection must be a whole number from 1 to 10000/,
+      ],
+      ["limits: { idleTimeout: 60 }", /limits\.idleTimeout must be a duration like 500ms.* not 60/],
+      [
+        "limits: { maxWriteBuffer: 1KiB }",
+        /limits\.maxWriteBuffer must be a size .* from 64KiB .* not "1KiB"/,
+      ],
+    ];
+    for (const [text, re] of fileCases) {
+      const r = parseHubConfig(`${text}\nclusters: []`, "hub.yaml");
+      assert.ok(!r.ok, text);
+      assert.match(r.error, re, text);
+    }
+    const flagCases: Array<[Record<string, string>, RegExp]> = [
+      [
+        { "max-resets-per-second": "lots" },
+        /--max-resets-per-second must be a whole number from 1 .* not "lots"/,
+      ],
+      [{ "handshake-timeout": "10" }, /--handshake-timeout must be a duration/],
+      [{ "max-connections-per-source": "-1" }, /--max-connections-per-source must be a whole number/],
+    ];
+    for (const [flags, re] of flagCases) {
+      const r = resolveLimits({}, flags);
+      assert.ok(!r.ok, JSON.stringify(flags));
+      assert.match(r.error, re);
+    }
+    assert.match((parseFront("h3", "--front") as { error: string }).error, /--front must be http2/);
   });
 });

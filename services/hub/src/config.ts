@@ -5,6 +5,8 @@
 import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
 import { parse as parseYaml } from "yaml";
+import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS, parseBytes } from "./transport/limits.ts";
+import { FRONTS, type FrontKind } from "./transport/server-stream.ts";
 
 export type ClusterConfig =
   | { name: string; kind: "dir"; path: string }
@@ -69,7 +71,77 @@ export type HubFileConfig = {
   ioThreads: number | undefined;
   /** externalTrafficPolicy: Local stays strict for connects that start on an agent's node, for every Service */
   externalTrafficStrict: boolean | undefined;
+  /** the HTTP/2 stack of the agent port */
+  front: FrontKind | undefined;
+  /** the agent port's limits given in the file (`limits:`) */
+  limits: Partial<FrontLimits>;
 };
+
+/** --front / front: the agent port's HTTP/2 stack */
+export function parseFront(v: unknown, where: string): Result<FrontKind> {
+  return FRONTS.includes(v as FrontKind)
+    ? ok(v as FrontKind)
+    : err(
+        `${where} must be http2 (node:http2) or own (the hub's own HTTP/2 framing), not ${JSON.stringify(v)}`,
+      );
+}
+
+/** One limit's value from the config file (a number or a string) or a flag (a string), checked against its range. */
+function parseLimit(spec: (typeof LIMIT_SPECS)[number], v: unknown, where: string): Result<number> {
+  const range =
+    spec.kind === "duration"
+      ? `from ${spec.min}ms to ${spec.max / 1000}s`
+      : spec.kind === "bytes"
+        ? `from ${spec.min >> 10}KiB to ${spec.max >> 20}MiB`
+        : `from ${spec.min} to ${spec.max}`;
+  const what =
+    spec.kind === "duration"
+      ? "a duration like 500ms, 10s or 5m"
+      : spec.kind === "bytes"
+        ? "a size in bytes, or like 512KiB or 16MiB"
+        : "a whole number";
+  let n: number | undefined;
+  if (spec.kind === "duration") {
+    const d = typeof v === "string" ? parseDuration(v) : undefined;
+    n = d?.ok ? d.value : undefined;
+  } else if (typeof v === "number") n = v;
+  else if (typeof v === "string")
+    n = spec.kind === "bytes" ? parseBytes(v) : /^\d+$/.test(v) ? Number(v) : undefined;
+  if (n === undefined || !Number.isInteger(n) || n < spec.min || n > spec.max)
+    return err(`${where} must be ${what} ${range} (${spec.help}), not ${JSON.stringify(v)}`);
+  return ok(n);
+}
+
+/** The agent port's limits: each flag over the config file's `limits:` over the default (transport/limits.ts). */
+export function resolveLimits(
+  fromFile: Partial<FrontLimits>,
+  flags: Record<string, unknown>,
+): Result<FrontLimits> {
+  const out: FrontLimits = { ...DEFAULT_LIMITS, ...fromFile };
+  for (const spec of LIMIT_SPECS) {
+    const v = flags[spec.flag];
+    if (v === undefined) continue;
+    const r = parseLimit(spec, v, `--${spec.flag}`);
+    if (!r.ok) return r;
+    out[spec.key] = r.value;
+  }
+  return ok(out);
+}
+
+function parseFileLimits(raw: unknown, file: string): Result<Partial<FrontLimits>> {
+  if (raw === undefined) return ok({});
+  const known = LIMIT_SPECS.map((x) => x.file);
+  if (!isObj(raw)) return err(`${file}: limits must be a mapping of ${known.join(", ")}`);
+  const out: Partial<FrontLimits> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    const spec = LIMIT_SPECS.find((x) => x.file === k);
+    if (!spec) return err(`${file}: limits: unknown field "${k}" (known: ${known.join(", ")})`);
+    const r = parseLimit(spec, v, `${file}: limits.${k}`);
+    if (!r.ok) return r;
+    out[spec.key] = r.value;
+  }
+  return ok(out);
+}
 
 /** I/O threads for the agents' connections: a whole number, 0 (the main thread) to 64 */
 export function checkIoThreads(n: unknown): string | undefined {
@@ -90,6 +162,10 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
+ *     front: http2         # the agent port's HTTP/2 stack: http2 (node:http2) or own
+ *     limits:              # the agent port's limits (transport/limits.ts; each also a serve flag)
+ *       maxConnectionsPerSource: 2000
+ *       idleTimeout: 60s
  *     clusters:
  *       - name: east
  *         kubeconfig: /etc/switchyard/east.kubeconfig   # or inCluster: true, or directory: PATH
@@ -116,6 +192,8 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "debounceMs",
     "ioThreads",
     "externalTrafficStrict",
+    "front",
+    "limits",
   ];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
@@ -209,7 +287,17 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     return err(
       `${file}: externalTrafficStrict must be true or false (true: connects from an agent's node to external frontends of externalTrafficPolicy: Local Services use only that node's endpoints), not ${JSON.stringify(strict)}`,
     );
+  let front: FrontKind | undefined;
+  if (doc["front"] !== undefined) {
+    const f = parseFront(doc["front"], `${file}: front`);
+    if (!f.ok) return f;
+    front = f.value;
+  }
+  const limits = parseFileLimits(doc["limits"], file);
+  if (!limits.ok) return limits;
   return ok({
+    front,
+    limits: limits.value,
     clusters,
     imports,
     listen: listen.value,

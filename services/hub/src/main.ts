@@ -36,9 +36,11 @@ import {
   checkIoThreads,
   type HubFileConfig,
   parseClusterFlag,
+  parseFront,
   parseHubConfig,
   parseListen,
   parseViewFlag,
+  resolveLimits,
 } from "./config.ts";
 import { World } from "./model/world.ts";
 import { ClusterHealthTracker } from "./sources/health.ts";
@@ -46,9 +48,24 @@ import { ClusterManager } from "./sources/manager.ts";
 import { FileState, type HubState, KvState } from "./state/hub-state.ts";
 import { LastKnownStore, LastKnownWriter } from "./state/last-known.ts";
 import { serveFront } from "./transport/front.ts";
+import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS } from "./transport/limits.ts";
+import type { FrontKind } from "./transport/server-stream.ts";
 import { tuneGcForStreaming } from "./xds/gc-tuning.ts";
 import { AssignmentServer } from "./xds/grpc-server.ts";
 import { SnapshotCache } from "./xds/snapshots.ts";
+
+/** the agent port's limit flags, from their table (transport/limits.ts) */
+const LIMIT_HELP = LIMIT_SPECS.map((x) => {
+  const d = DEFAULT_LIMITS[x.key];
+  const def = x.kind === "duration" ? `${d / 1000}s` : x.kind === "bytes" ? `${d >> 20}MiB` : String(d);
+  const arg = { count: "N", duration: "DURATION", bytes: "BYTES" }[x.kind];
+  const lines = [""];
+  for (const w of `${x.help}; default ${def} (config file: limits.${x.file})`.split(" ")) {
+    if (lines.at(-1)!.length + w.length > 76) lines.push("");
+    lines[lines.length - 1] += `${lines.at(-1) ? " " : ""}${w}`;
+  }
+  return [`  --${x.flag} ${arg}`, ...lines.map((l) => `${" ".repeat(26)}${l}`)].join("\n");
+}).join("\n");
 
 const HELP = `switchyard-hub — aggregates Services from clusters and pushes NAT assignments to agents
 
@@ -100,6 +117,8 @@ serve flags:
   --debounce-ms N         coalescing window for changes (default 20)
   --io-threads N          threads that serve the agents' connections (TLS, HTTP/2), sharing the port;
                           0 = on the main thread (default: 2 with 2 or more CPUs, else 0)
+  --front http2|own       the agent port's HTTP/2 stack: http2 = node:http2 (nghttp2) with the limits
+                          below; own = the hub's own framing (default own, until measured side by side)
   --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
   --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
                           within this is unreachable, as when a partition drops packets (default 10s)
@@ -108,6 +127,10 @@ serve flags:
                           (across restarts; default 60s; its own agents keep them)
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
+
+serve flags for the agent port's limits (each has a safe default; --front own applies only the
+streams per connection and the message deadline):
+${LIMIT_HELP}
 
 token, agent, agents, clusters flags:
   --state-dir DIR         as above
@@ -456,6 +479,8 @@ type ServeSettings = {
   debounceMs: number;
   ioThreads: number;
   externalTrafficStrict: boolean;
+  front: FrontKind;
+  limits: FrontLimits;
 };
 
 /** Flags over the config file: flag clusters and views add to the file's; other flags win. */
@@ -524,7 +549,17 @@ function resolveSettings(
     const e = checkIoThreads(/^\d+$/.test(values["io-threads"] as string) ? ioThreads : values["io-threads"]);
     if (e) return err(`--io-threads ${e}`);
   }
+  let front = fromFile?.front ?? "own";
+  if (values["front"] !== undefined) {
+    const f = parseFront(values["front"], "--front");
+    if (!f.ok) return f;
+    front = f.value;
+  }
+  const limits = resolveLimits(fromFile?.limits ?? {}, values);
+  if (!limits.ok) return limits;
   return ok({
+    front,
+    limits: limits.value,
     ioThreads,
     clusters,
     imports,
@@ -559,6 +594,8 @@ async function serve(argv: string[]): Promise<void> {
       "tls-ca": { type: "string" },
       "debounce-ms": { type: "string" },
       "io-threads": { type: "string" },
+      front: { type: "string" },
+      ...Object.fromEntries(LIMIT_SPECS.map((x) => [x.flag, { type: "string" as const }])),
       "print-join-token": { type: "boolean", default: false },
       "log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -640,7 +677,8 @@ async function serve(argv: string[]): Promise<void> {
 
   // health checking and reflection (grpc-js, reached through the front in process); the agents' streams are the front's own
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 16 * 1024 * 1024,
+    // health and reflection requests are a few bytes: a client gets no room to park megabytes per stream
+    "grpc.max_receive_message_length": 64 * 1024,
     "grpc.enable_channelz": 0,
   });
   const assignments = new AssignmentServer({
@@ -684,6 +722,8 @@ async function serve(argv: string[]): Promise<void> {
     fallback: server,
     maxMessageBytes: 16 * 1024 * 1024,
     ioThreads: current.ioThreads,
+    front: current.front,
+    limits: current.limits,
     onInternalError: (e) =>
       log.error({ err: e.stack ?? e.message }, "a connection was closed after an internal error"),
   }).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
@@ -748,6 +788,11 @@ async function serve(argv: string[]): Promise<void> {
       const prev = current;
       if (next.value.listen !== prev.listen || next.value.stateDir !== prev.stateDir)
         log.warn({ file: configFile }, "listen and stateDir changes take effect at the next restart");
+      if (
+        next.value.front !== prev.front ||
+        JSON.stringify(next.value.limits) !== JSON.stringify(prev.limits)
+      )
+        log.warn({ file: configFile }, "front and limits changes take effect at the next restart");
       if (next.value.metricsListen !== prev.metricsListen)
         log.warn({ file: configFile }, "metricsListen changes take effect at the next restart");
       current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };

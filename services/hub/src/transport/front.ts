@@ -1,11 +1,15 @@
 /**
- * The hub's listening port: the hub's own HTTP/2 server (h2/connection.ts;
- * TLS with ALPN h2, or cleartext h2 with prior knowledge) that serves the
- * hot gRPC methods itself (GrpcCall) and hands every other call — health
- * checking, reflection, anything added later — to a grpc-js server through
- * an in-process connection (no socket, no file). So `grpcurl` and
- * load-balancer health checks see one ordinary gRPC server, and the agents'
- * streams skip grpc-js's and node:http2's per-message layers.
+ * The hub's listening port: one HTTP/2 server (TLS with ALPN h2, or
+ * cleartext h2 with prior knowledge) that serves the hot gRPC methods itself
+ * (GrpcCall) and hands every other call — health checking, reflection,
+ * anything added later — to a grpc-js server through an in-process
+ * connection (no socket, no file). So `grpcurl` and load-balancer health
+ * checks see one ordinary gRPC server, and the agents' streams skip
+ * grpc-js's per-message layers.
+ *
+ * The HTTP/2 stack is node:http2 (nghttp2: http2-listener.ts, with the
+ * port's limits, limits.ts) or the hub's own framing (h2/, listener.ts:
+ * `front: "own"`, kept until the two are measured side by side).
  *
  * Also what grpc-js did for the whole port: keepalive pings (a peer that does
  * not answer within the timeout loses its connection and its calls), a cap on
@@ -16,9 +20,11 @@ import { duplexPair } from "node:stream";
 import type { Worker } from "node:worker_threads";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcCall, Status } from "./grpc-call.ts";
-import type { ServerStream } from "./h2/connection.ts";
+import { listenHttp2 } from "./http2-listener.ts";
 import { startIoThreads } from "./io-threads/pool.ts";
+import { DEFAULT_LIMITS, type FrontLimits } from "./limits.ts";
 import { listenH2 } from "./listener.ts";
+import type { FrontKind, ServerStream } from "./server-stream.ts";
 
 export type FrontOptions = {
   host: string;
@@ -29,6 +35,10 @@ export type FrontOptions = {
   /** serves every other path (grpc-js, reached in process) */
   fallback: grpc.Server;
   maxMessageBytes: number;
+  /** the HTTP/2 stack: node:http2 ("http2") or the hub's own framing ("own", the default for now) */
+  front?: FrontKind;
+  /** the port's limits (limits.ts; the own front applies only some) */
+  limits?: FrontLimits;
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
   /**
@@ -54,6 +64,8 @@ const HOP_HEADERS = new Set([":method", ":path", ":authority", ":scheme", "conne
 
 export async function serveFront(opts: FrontOptions): Promise<Front> {
   const inner = innerClient(opts.fallback);
+  const limits = opts.limits ?? DEFAULT_LIMITS;
+  const callLimits = { maxMessageBytes: opts.maxMessageBytes, messageTimeoutMs: limits.messageTimeoutMs };
   const onStream = (s: ServerStream) => {
     const ct = s.header("content-type") ?? "";
     if (s.header(":method") !== "POST" || !/^application\/grpc([+;]|$)/.test(ct)) {
@@ -66,7 +78,7 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
       return;
     }
     const route = opts.routes.get(s.header(":path") ?? "");
-    if (route) route(new GrpcCall(s, opts.maxMessageBytes));
+    if (route) route(new GrpcCall(s, callLimits));
     else proxy(s, inner);
   };
   const common = {
@@ -75,12 +87,15 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
     tls: opts.tls,
     keepaliveIntervalMs: opts.keepaliveIntervalMs,
     keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
+    limits,
+    routedPaths: [...opts.routes.keys()],
     onStream,
     onInternalError: opts.onInternalError ?? ((e: Error) => process.stderr.write(`${e.stack ?? e}\n`)),
   };
+  const front = opts.front ?? "own";
   const served = opts.ioThreads
-    ? await startIoThreads({ ...common, threads: opts.ioThreads })
-    : await listenH2(common);
+    ? await startIoThreads({ ...common, front, threads: opts.ioThreads })
+    : await (front === "own" ? listenH2 : listenHttp2)(common);
   return {
     port: served.port,
     ioWorkers: () => ("workers" in served ? served.workers() : []),
@@ -95,27 +110,49 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
   };
 }
 
-type Inner = { session: () => http2.ClientHttp2Session; close: () => void };
+type Inner = {
+  /** the in-process session for calls of this client connection (`peer`), made on first use */
+  session: (peer: string) => http2.ClientHttp2Session;
+  /** a call of that connection ended: its session goes with its last call */
+  done: (peer: string) => void;
+  close: () => void;
+};
 
-/** An HTTP/2 client of the grpc-js server over an in-process stream pair, made again if it closes. */
+/**
+ * HTTP/2 clients of the grpc-js server over in-process stream pairs, one per
+ * client connection that has calls open there: what one client does to its
+ * session (open and cancel streams by the thousand, never read) trips only
+ * its own — grpc-js's nghttp2 closes a session that resets too many
+ * streams, and a shared one would take every health check with it.
+ */
 function innerClient(fallback: grpc.Server): Inner {
   const injector = fallback.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  let current: http2.ClientHttp2Session | undefined;
+  const sessions = new Map<string, { s: http2.ClientHttp2Session; calls: number }>();
   return {
-    session: () => {
-      if (current && !current.closed && !current.destroyed) return current;
+    session: (peer) => {
+      const had = sessions.get(peer);
+      if (had && !had.s.closed && !had.s.destroyed) {
+        had.calls++;
+        return had.s;
+      }
       const [near, far] = duplexPair();
       injector.injectConnection(far);
       const s = http2.connect("http://switchyard-hub.internal", { createConnection: () => near });
       s.on("error", () => {});
       s.on("close", () => {
-        if (current === s) current = undefined;
+        if (sessions.get(peer)?.s === s) sessions.delete(peer);
       });
-      current = s;
+      sessions.set(peer, { s, calls: 1 });
       return s;
     },
+    done: (peer) => {
+      const e = sessions.get(peer);
+      if (!e || --e.calls > 0) return;
+      sessions.delete(peer);
+      e.s.close();
+    },
     close: () => {
-      current?.destroy();
+      for (const e of sessions.values()) e.s.destroy();
       injector.destroy();
     },
   };
@@ -126,9 +163,11 @@ function proxy(stream: ServerStream, inner: Inner): void {
   const out: http2.OutgoingHttpHeaders = { ":method": "POST", ":path": stream.header(":path") };
   for (const [k, v] of stream.headers) if (!HOP_HEADERS.has(k)) out[k] = v;
   let req: http2.ClientHttp2Stream;
+  const peer = stream.peer;
   try {
-    req = inner.session().request(out);
+    req = inner.session(peer).request(out);
   } catch {
+    inner.done(peer);
     stream.respond(
       [
         [":status", "200"],
@@ -146,6 +185,7 @@ function proxy(stream: ServerStream, inner: Inner): void {
         ? []
         : (Array.isArray(v) ? v : [String(v)]).map((x) => [k, x] as [string, string]),
     );
+  req.once("close", () => inner.done(peer));
   let trailers: http2.IncomingHttpHeaders | undefined;
   req.on("response", (h, flags) => {
     stream.respond(pairs(h, true), (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0);

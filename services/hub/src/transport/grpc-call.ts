@@ -1,5 +1,5 @@
 /**
- * One gRPC call on one of the hub's HTTP/2 streams (h2/connection.ts), for
+ * One gRPC call on one of the hub's HTTP/2 streams (server-stream.ts), for
  * the hot path (the agents' assignment streams): gRPC's length-prefixed
  * messages in both directions, response headers sent with the first
  * message, status in trailers (or a trailers-only response when the call is
@@ -8,12 +8,14 @@
  * Limits (what grpc-js enforced before): a message longer than
  * `maxMessageBytes` is refused with RESOURCE_EXHAUSTED before it is buffered;
  * compressed messages with UNIMPLEMENTED (the hub announces identity only);
- * a `grpc-timeout` ends the call with DEADLINE_EXCEEDED.
+ * a `grpc-timeout` ends the call with DEADLINE_EXCEEDED; a message whose
+ * bytes stop arriving (not whole within `messageTimeoutMs` of its first
+ * byte) ends it with DEADLINE_EXCEEDED too, and its bytes are dropped.
  */
 
 import { status } from "@grpc/grpc-js";
-import type { ServerStream } from "./h2/connection.ts";
-import { encodeHeaders } from "./h2/hpack.ts";
+import { DEFAULT_LIMITS } from "./limits.ts";
+import type { HeaderList, ServerStream } from "./server-stream.ts";
 
 /** gRPC status codes: grpc-js's own enum (the hub still links grpc-js for health and reflection) */
 export { status as Status } from "@grpc/grpc-js";
@@ -57,12 +59,18 @@ export function parseGrpcTimeout(v: string | undefined): number | undefined {
   return n * unitMs;
 }
 
-/** response headers of every routed call, HPACK-encoded once */
-const RESPONSE_HEADERS = encodeHeaders([
+/** response headers of every routed call */
+const RESPONSE_HEADERS: HeaderList = [
   [":status", "200"],
   ["content-type", "application/grpc+proto"],
   ["grpc-accept-encoding", "identity"],
-]);
+];
+
+export type CallLimits = {
+  maxMessageBytes: number;
+  /** a message must arrive whole within this of its first byte (default: limits.ts) */
+  messageTimeoutMs?: number | undefined;
+};
 
 export type CallHandlers = {
   /** one whole request message (without its prefix; valid only during the call) */
@@ -74,6 +82,7 @@ export type CallHandlers = {
 export class GrpcCall {
   private readonly stream: ServerStream;
   private readonly maxMessageBytes: number;
+  private readonly messageTimeoutMs: number;
   private h: CallHandlers | undefined;
   private headersSent = false;
   private done = false;
@@ -81,10 +90,13 @@ export class GrpcCall {
   private parts: Buffer[] = [];
   private partsLength = 0;
   private deadline: NodeJS.Timeout | undefined;
+  /** runs while a message is partly here */
+  private messageDeadline: NodeJS.Timeout | undefined;
 
-  constructor(stream: ServerStream, maxMessageBytes: number) {
+  constructor(stream: ServerStream, limits: CallLimits) {
     this.stream = stream;
-    this.maxMessageBytes = maxMessageBytes;
+    this.maxMessageBytes = limits.maxMessageBytes;
+    this.messageTimeoutMs = limits.messageTimeoutMs ?? DEFAULT_LIMITS.messageTimeoutMs;
   }
 
   get peer(): string {
@@ -126,7 +138,7 @@ export class GrpcCall {
   finish(code: StatusCode, details = ""): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.deadline);
+    this.stopTimers();
     const trailers: Array<[string, string]> = [["grpc-status", String(code)]];
     if (details) trailers.push(["grpc-message", encodeGrpcMessage(details)]);
     if (!this.headersSent) {
@@ -143,8 +155,22 @@ export class GrpcCall {
   private closed(): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.deadline);
+    this.stopTimers();
     this.h?.onClose();
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.deadline);
+    clearTimeout(this.messageDeadline);
+    this.parts = [];
+    this.partsLength = 0;
+  }
+
+  private messageStalled(): void {
+    this.finish(
+      status.DEADLINE_EXCEEDED,
+      `a message did not arrive whole within ${this.messageTimeoutMs} ms of its first byte`,
+    );
   }
 
   private onData(chunk: Buffer): void {
@@ -161,6 +187,8 @@ export class GrpcCall {
       c = Buffer.concat(this.parts, this.partsLength);
       this.parts = [];
       this.partsLength = 0;
+      clearTimeout(this.messageDeadline);
+      this.messageDeadline = undefined;
     }
     let pos = 0;
     while (c.length - pos >= 5) {
@@ -175,6 +203,8 @@ export class GrpcCall {
     if (pos < c.length) {
       this.parts = [c.subarray(pos)];
       this.partsLength = c.length - pos;
+      this.messageDeadline = setTimeout(() => this.messageStalled(), this.messageTimeoutMs);
+      this.messageDeadline.unref();
     }
   }
 

@@ -1,35 +1,18 @@
 /**
- * The hub's listening socket and its HTTP/2 connections (h2/connection.ts):
- * TLS with ALPN h2, or cleartext h2 with prior knowledge. The front runs
+ * The hub's listening socket on its own HTTP/2 connections (h2/connection.ts;
+ * `--front own`; http2-listener.ts is the node:http2 one): TLS with ALPN h2,
+ * or cleartext h2 with prior knowledge. Of the port's limits (limits.ts) it
+ * applies only the streams per connection (and the message deadline, which
+ * is GrpcCall's). The front runs
  * one on the main thread or one per I/O thread (io-threads/), which then
  * share the port (SO_REUSEPORT: the kernel spreads new connections over
  * them).
  */
 import net from "node:net";
 import tls from "node:tls";
-import { H2Connection, type H2Stream } from "./h2/connection.ts";
-
-export type ListenerOptions = {
-  host: string;
-  port: number;
-  /** share the port with the other I/O threads' listeners */
-  reusePort?: boolean;
-  tls?: { cert: Buffer; key: Buffer } | undefined;
-  keepaliveIntervalMs?: number | undefined;
-  keepaliveTimeoutMs?: number | undefined;
-  onStream: (s: H2Stream) => void;
-  /** an exception from a stream's handler: its connection was closed */
-  onInternalError: (e: Error) => void;
-};
-
-export type Listener = {
-  port: number;
-  readonly connections: ReadonlySet<H2Connection>;
-  /** streams open now on all its connections */
-  openStreams: () => number;
-  /** stops accepting and closes every connection (GOAWAY) */
-  close: () => Promise<void>;
-};
+import { H2Connection } from "./h2/connection.ts";
+import { DEFAULT_LIMITS } from "./limits.ts";
+import type { Listener, ListenerOptions } from "./server-stream.ts";
 
 export async function listenH2(opts: ListenerOptions): Promise<Listener> {
   const connections = new Set<H2Connection>();
@@ -37,7 +20,7 @@ export async function listenH2(opts: ListenerOptions): Promise<Listener> {
     sock.on("error", () => {});
     const c = new H2Connection(sock, {
       onStream: opts.onStream,
-      maxConcurrentStreams: 100,
+      maxConcurrentStreams: (opts.limits ?? DEFAULT_LIMITS).maxStreamsPerConnection,
       keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 30_000,
       keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 20_000,
       onInternalError: opts.onInternalError,
@@ -66,11 +49,16 @@ export async function listenH2(opts: ListenerOptions): Promise<Listener> {
   });
   return {
     port,
-    connections,
     openStreams: () => {
       let n = 0;
       for (const c of connections) n += c.openStreams;
       return n;
+    },
+    pauseReading: () => {
+      for (const c of connections) c.pauseReading();
+    },
+    resumeReading: () => {
+      for (const c of connections) c.resumeReading();
     },
     close: async () => {
       const closed = new Promise<void>((r) => server.close(() => r()));

@@ -14,7 +14,8 @@
  * priorities (parsed and ignored, as RFC 9113 allows), HTTP/1.1.
  */
 import type net from "node:net";
-import { encodeHeaders, type HeaderList, HpackDecoder, HpackError } from "./hpack.ts";
+import { type HeaderList, lastHeader, type ServerStream, type StreamHandlers } from "../server-stream.ts";
+import { encodeHeaders, HpackDecoder, HpackError } from "./hpack.ts";
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 export const FrameType = {
@@ -90,41 +91,6 @@ function u32(n: number): Buffer {
   const b = Buffer.allocUnsafe(4);
   b.writeUInt32BE(n, 0);
   return b;
-}
-
-export type StreamHandlers = {
-  /** request body bytes (DATA payloads, as they come) */
-  onData: (chunk: Buffer) => void;
-  /** the client ended its side (END_STREAM) */
-  onEnd: () => void;
-  /** the stream is gone: reset by either side or the connection closed (not after a clean finish) */
-  onClose: () => void;
-};
-
-/**
- * A request stream as the hub's handlers see it, wherever its connection
- * lives: an H2Stream on this thread, or a stream of an I/O thread
- * (io-threads/pool.ts).
- */
-export interface ServerStream {
-  readonly headers: HeaderList;
-  readonly peer: string;
-  /** The last value of a header, or undefined. */
-  header(name: string): string | undefined;
-  start(h: StreamHandlers): void;
-  /** Response headers (fields or a block HPACK-encoded once); `endStream` makes them the whole response. */
-  respond(fields: HeaderList | Buffer, endStream?: boolean): void;
-  write(data: Buffer): void;
-  /** Ends the response with trailers (fields or an encoded block), after any queued data. */
-  end(trailers?: HeaderList | Buffer): void;
-  reset(code?: number): void;
-}
-
-/** The last value of a header in a list, or undefined. */
-export function lastHeader(headers: HeaderList, name: string): string | undefined {
-  let v: string | undefined;
-  for (const [n, x] of headers) if (n === name) v = x;
-  return v;
 }
 
 /** One request stream; the owner answers with respond / write / end. */

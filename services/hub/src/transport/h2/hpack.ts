@@ -4,6 +4,7 @@
  * and the plainest encoder for what the hub sends (literals without indexing,
  * no Huffman: a few short response headers and trailers per call).
  */
+import type { HeaderList } from "../server-stream.ts";
 
 /** RFC 7541 Appendix A */
 const STATIC: ReadonlyArray<readonly [string, string]> = [
@@ -165,7 +166,7 @@ function huffmanDecode(buf: Buffer, start: number, end: number): string {
 }
 
 /** One header block's fields, in order (names lowercase, as HTTP/2 requires). */
-export type HeaderList = Array<[string, string]>;
+export type { HeaderList };
 
 export class HpackDecoder {
   private dynamic: Array<[string, string]> = [];

@@ -1,6 +1,7 @@
 /**
  * One I/O thread of the hub (a worker_thread): it owns a share of the
- * agents' connections — TLS, HTTP/2 framing, flow control, keepalive — and
+ * agents' connections — TLS, HTTP/2 (node:http2, or the hub's own framing
+ * with `--front own`), flow control, keepalive, the port's limits — and
  * relays their streams to the main thread (relay.ts), which runs every call
  * (auth, sessions, the translator's snapshots). So a change's 1,000 TLS
  * writes and 1,000 ACK reads, most of the hub's CPU per change, spread over
@@ -12,9 +13,11 @@
  * message queue.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { H2Stream } from "../h2/connection.ts";
+import { listenHttp2 } from "../http2-listener.ts";
+import type { FrontLimits } from "../limits.ts";
 import { listenH2 } from "../listener.ts";
-import { BatchSender, Down, readBatch, Up } from "./relay.ts";
+import type { FrontKind, ServerStream } from "../server-stream.ts";
+import { BatchSender, Down, decodeFields, readBatch, Up } from "./relay.ts";
 
 export type IoThreadData = {
   host: string;
@@ -22,6 +25,10 @@ export type IoThreadData = {
   tls: { cert: Uint8Array; key: Uint8Array } | undefined;
   keepaliveIntervalMs: number | undefined;
   keepaliveTimeoutMs: number | undefined;
+  front: FrontKind;
+  limits: FrontLimits | undefined;
+  gate: { shared: SharedArrayBuffer; row: number };
+  routedPaths: readonly string[] | undefined;
 };
 
 /** main → I/O thread, besides batches */
@@ -34,7 +41,7 @@ const MAX_UNCONSUMED = 64 << 20;
 
 const port = parentPort!;
 const data = workerData as IoThreadData;
-const streams = new Map<number, H2Stream>();
+const streams = new Map<number, ServerStream>();
 let nextKey = 0;
 let unconsumed = 0;
 let paused = false;
@@ -47,16 +54,20 @@ function throttle(): void {
   const over = unconsumed > MAX_UNCONSUMED;
   if (over === paused) return;
   paused = over;
-  for (const c of listener.connections) over ? c.pauseReading() : c.resumeReading();
+  if (over) listener.pauseReading();
+  else listener.resumeReading();
 }
 
-const listener = await listenH2({
+const listener = await (data.front === "own" ? listenH2 : listenHttp2)({
   host: data.host,
   port: data.port,
   reusePort: true,
   tls: data.tls && { cert: Buffer.from(data.tls.cert), key: Buffer.from(data.tls.key) },
   keepaliveIntervalMs: data.keepaliveIntervalMs,
   keepaliveTimeoutMs: data.keepaliveTimeoutMs,
+  limits: data.limits,
+  gate: data.gate,
+  routedPaths: data.routedPaths,
   onInternalError: (e) => queue(Up.ERROR, 0, 0, Buffer.from(e.stack ?? e.message)),
   onStream: (s) => {
     nextKey = nextKey >= 0xfffffffe ? 1 : nextKey + 1;
@@ -88,14 +99,14 @@ function apply(op: number, key: number, flags: number, p: Buffer): void {
   if (!s) return; // gone meanwhile (the client reset it): the main thread hears CLOSED
   switch (op) {
     case Down.RESPOND:
-      s.respond(p, flags === 1);
+      s.respond(decodeFields(p), flags === 1);
       if (flags === 1) streams.delete(key);
       return;
     case Down.WRITE:
       s.write(p);
       return;
     case Down.END:
-      s.end(p.length > 0 ? p : undefined);
+      s.end(p.length > 0 ? decodeFields(p) : undefined);
       streams.delete(key);
       return;
     case Down.RESET:

@@ -1,6 +1,7 @@
 /**
  * The main thread's side of the hub's I/O threads (io-thread.ts): starts
- * them on one port (SO_REUSEPORT), and turns the streams they relay into
+ * them on one port (SO_REUSEPORT), each serving its connections with the
+ * front's HTTP/2 stack (node:http2, or the hub's own), and turns the streams they relay into
  * ServerStreams, so the front's routing, GrpcCall and the grpc-js fallback
  * run unchanged on the main thread. Writes of one turn of the event loop go
  * to each thread in one batch (relay.ts), a buffer written to many streams
@@ -11,15 +12,23 @@
  */
 import net from "node:net";
 import { Worker } from "node:worker_threads";
-import { ErrorCode, lastHeader, type ServerStream, type StreamHandlers } from "../h2/connection.ts";
-import { encodeHeaders, type HeaderList } from "../h2/hpack.ts";
-import type { ListenerOptions } from "../listener.ts";
+import { ConnectionGate } from "../connection-gate.ts";
+import {
+  type FrontKind,
+  H2Error,
+  type HeaderList,
+  type ListenerOptions,
+  lastHeader,
+  type ServerStream,
+  type StreamHandlers,
+} from "../server-stream.ts";
 import type { FromIoThread, IoThreadData, ToIoThread } from "./io-thread.ts";
-import { BatchSender, Down, readBatch, Up } from "./relay.ts";
+import { BatchSender, Down, encodeFields, readBatch, Up } from "./relay.ts";
 
 /** a listener's options (each thread runs one), for streams that reach the main thread as ServerStreams */
-export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream"> & {
+export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream" | "gate"> & {
   threads: number;
+  front: FrontKind;
   onStream: (s: ServerStream) => void;
 };
 
@@ -60,10 +69,9 @@ class RemoteStream implements ServerStream {
     this.h = h;
   }
 
-  respond(fields: HeaderList | Buffer, endStream = false): void {
+  respond(fields: HeaderList, endStream = false): void {
     if (this.done) return;
-    const block = Buffer.isBuffer(fields) ? fields : encodeHeaders(fields);
-    this.thread.send(Down.RESPOND, this.key, endStream ? 1 : 0, block, true);
+    this.thread.send(Down.RESPOND, this.key, endStream ? 1 : 0, encodeFields(fields));
     if (endStream) this.thread.forget(this);
   }
 
@@ -71,17 +79,21 @@ class RemoteStream implements ServerStream {
     if (!this.done) this.thread.send(Down.WRITE, this.key, 0, data, true);
   }
 
-  end(trailers?: HeaderList | Buffer): void {
+  end(trailers?: HeaderList): void {
     if (this.done) return;
-    const block =
-      trailers === undefined ? EMPTY : Buffer.isBuffer(trailers) ? trailers : encodeHeaders(trailers);
-    this.thread.send(Down.END, this.key, 0, block);
+    this.thread.send(Down.END, this.key, 0, trailers === undefined ? EMPTY : encodeFields(trailers));
     this.thread.forget(this);
   }
 
-  reset(code: number = ErrorCode.CANCEL): void {
+  reset(code: number = H2Error.CANCEL): void {
     if (this.done) return;
     this.thread.send(Down.RESET, this.key, code);
+    this.thread.forget(this);
+  }
+
+  closeConnection(): void {
+    if (this.done) return;
+    this.thread.send(Down.CLOSE_CONNECTION, this.key, 0);
     this.thread.forget(this);
   }
 }
@@ -115,8 +127,7 @@ class IoThread {
   /** An exception from a stream's handler: its connection goes, every other stays. */
   private fault(s: RemoteStream, e: unknown): void {
     this.opts.onInternalError(e instanceof Error ? e : new Error(String(e)));
-    if (!s.done) this.send(Down.CLOSE_CONNECTION, s.key, 0);
-    this.forget(s);
+    s.closeConnection();
   }
 
   onBatch(batch: ArrayBuffer): void {
@@ -184,6 +195,8 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
   if (opts.port !== 0) await portIsFree(opts.host, opts.port);
   let closing = false;
   const threads: Array<IoThread | undefined> = [];
+  /** connection counts, a row per thread */
+  const gate = ConnectionGate.createShared(opts.threads);
 
   const start = (i: number, port: number): Promise<{ thread: IoThread; port: number }> => {
     const worker = new Worker(THREAD_URL, {
@@ -194,6 +207,10 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
         tls: opts.tls,
         keepaliveIntervalMs: opts.keepaliveIntervalMs,
         keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
+        front: opts.front,
+        limits: opts.limits,
+        gate: { shared: gate, row: i },
+        routedPaths: opts.routedPaths,
       } satisfies IoThreadData,
     });
     const thread = new IoThread(worker, opts);
@@ -224,6 +241,8 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
         }
         if (closing || threads[i] !== thread) return;
         threads[i] = undefined;
+        // its connections are gone with it (their close handlers never ran)
+        ConnectionGate.clearRow(gate, i);
         // its agents reconnect to the other threads meanwhile; a new one takes its share of new connections
         setTimeout(() => {
           if (closing) return;

@@ -9,6 +9,7 @@
  *
  * Pure: no threads, no sockets.
  */
+import type { HeaderList } from "../server-stream.ts";
 
 /** I/O thread → main thread */
 export const Up = {
@@ -26,11 +27,11 @@ export const Up = {
 
 /** main thread → I/O thread */
 export const Down = {
-  /** response headers: payload = an HPACK block; flags 1 = it ends the stream */
+  /** response headers: payload = the fields (encodeFields); flags 1 = it ends the stream */
   RESPOND: 11,
   /** response body bytes */
   WRITE: 12,
-  /** end of the response: payload = trailers (HPACK) or empty for none */
+  /** end of the response: payload = trailers (encodeFields) or empty for none */
   END: 13,
   /** reset the stream: flags = the HTTP/2 error code */
   RESET: 14,
@@ -39,6 +40,17 @@ export const Down = {
   /** input credit: the main thread has handled `key` more DATA bytes (no payload) */
   CONSUMED: 16,
 } as const;
+
+/**
+ * Header fields in a record's payload (RESPOND, END): JSON, which
+ * either HTTP/2 stack's thread reads (once per call, not per message).
+ */
+export function encodeFields(fields: HeaderList): Buffer {
+  return Buffer.from(JSON.stringify(fields));
+}
+export function decodeFields(p: Buffer): HeaderList {
+  return JSON.parse(p.toString()) as HeaderList;
+}
 
 const HEAD = 14;
 const INLINE = 0xffffffff;
