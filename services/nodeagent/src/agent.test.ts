@@ -303,3 +303,37 @@ describe("AgentCore: prune only after a complete sync", () => {
     assert.equal(core.store.viewVersion, "0000000000000000");
   });
 });
+
+describe("AgentCore: new maps of a staged upgrade", () => {
+  it("plans the held view into maps that held nothing at once, stays unsynced (no resync, no prune) until a hub's complete view, which writes only the difference", () => {
+    const { view, maps: previous } = pinnedView(10);
+    const held = new AgentCore(new FakeMaps(), NODE, ["192.0.2.1"], silentLogger());
+    held.onDelta(delta(view));
+    const maps = new FakeMaps();
+    const core = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    assert.equal(core.loadHeldView(view, held.store.viewVersion), undefined);
+    assert.equal(core.viewInMaps, false, "nothing planned yet");
+    assert.equal(core.planHeldViewIntoNewMaps(), undefined);
+    assert.deepEqual(canonical(maps.read()), canonical(previous.read()), "the new maps hold the held view");
+    assert.equal(core.viewInMaps, true, "ready to swap");
+    assert.equal(core.syncState.state, "pinned", "no hub has said the view is current");
+    const writes = maps.writes;
+    assert.equal(core.resync(), 0);
+    const removed = view.filter((r) => r.name.includes("/s9")).map((r) => r.name);
+    core.onDelta(delta([], removed, true));
+    assert.equal(core.syncState.state, "synced");
+    assert.ok(maps.writes > writes, "the hub's view is planned");
+    assert.ok(!canonical(maps.read()).frontends.some((f) => f.includes("svc/c/ns/s9 ")), "s9 pruned");
+    assert.equal(canonical(maps.read()).frontends.length, 9);
+  });
+
+  it("refuses to plan the held view into maps that held entries at start (those wait for a hub's complete view)", () => {
+    const { view, maps } = pinnedView(3);
+    const held = new AgentCore(new FakeMaps(), NODE, [], silentLogger());
+    held.onDelta(delta(view));
+    const core = new AgentCore(maps, NODE, [], silentLogger());
+    core.loadHeldView(view, held.store.viewVersion);
+    assert.throws(() => core.planHeldViewIntoNewMaps(), /held entries at start/);
+    assert.equal(core.viewInMaps, false);
+  });
+});

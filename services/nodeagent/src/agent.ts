@@ -68,6 +68,10 @@ export class AgentCore {
   private synced = false;
   private syncSince = new Date().toISOString();
   private heldViewFromDisk = false;
+  /** whether the maps held nothing when this core started (new maps of a staged upgrade) */
+  private readonly startedEmpty: boolean;
+  /** whether the held view was planned into new maps (planHeldViewIntoNewMaps) */
+  private heldViewPlanned = false;
   /** changes accepted since the last plan: applied together when a message completes the view */
   private pending: ResourceChange[] = [];
 
@@ -80,6 +84,11 @@ export class AgentCore {
     this.mirror = maps.read();
     this.backendRefs = countBackends(this.mirror);
     this.mirrorIndex = MapStateIndex.of(this.mirror);
+    this.startedEmpty =
+      this.mirror.frontends.size === 0 &&
+      this.mirror.backendSets.size === 0 &&
+      this.mirror.names.size === 0 &&
+      this.mirror.nodeIps.size === 0;
     log.info(
       { frontends: this.mirror.frontends.size, services: this.mirror.names.size },
       "maps adopted from pins",
@@ -116,6 +125,42 @@ export class AgentCore {
     this.heldViewFromDisk = true;
     this.log.info({ resources: resources.length, viewVersion }, "held view resumed from the state directory");
     return undefined;
+  }
+
+  /**
+   * Only for maps this start created empty — an upgrade staged beside a
+   * previous build's maps, which its programs serve from until the new maps
+   * hold a view: plans the view loaded from disk (`loadHeldView`) into them
+   * at once, with or without a hub. The held view is complete by
+   * construction (written only after a complete view was applied) and maps
+   * that hold nothing have nothing to prune, so the rule "no plan before a
+   * complete view" is kept: nothing the maps held is lost. The agent still
+   * counts as not synced until a hub gives it a complete view (no resync,
+   * deltas held until one completes the view). Returns the failure text when
+   * entries were not written (retried with backoff, as always).
+   */
+  planHeldViewIntoNewMaps(): string | undefined {
+    if (!this.startedEmpty)
+      throw new Error(
+        "planHeldViewIntoNewMaps: the maps held entries at start; wait for a hub's complete view",
+      );
+    if (!this.heldViewFromDisk) throw new Error("planHeldViewIntoNewMaps: no held view was loaded");
+    if (this.synced || this.heldViewPlanned) return undefined;
+    this.heldViewPlanned = true;
+    this.log.info(
+      { resources: this.store.resources.size },
+      "held view planned into the new maps (they held nothing); a hub's complete view corrects the difference",
+    );
+    return this.reconcile();
+  }
+
+  /**
+   * Whether the maps hold a whole view — a hub's complete view, or the held
+   * view planned into new maps — with every entry written (none failing).
+   * A staged upgrade is swapped in only then.
+   */
+  get viewInMaps(): boolean {
+    return (this.synced || this.heldViewPlanned) && this.retries.size === 0;
   }
 
   /** Handles one hub delta; the returned errors become the NACK (empty = ACK). */
@@ -165,6 +210,8 @@ export class AgentCore {
         { resources: this.store.resources.size },
         "complete view from the hub; maps follow it from now on (pruning what it does not hold)",
       );
+      // everything from the store (a held view planned into new maps left an index of the file's view)
+      this.desired = undefined;
       failure = this.reconcile();
     } else if (changes.length > 0) failure = this.reconcile(changes);
     if (!failure) this.onViewApplied?.();

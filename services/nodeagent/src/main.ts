@@ -16,7 +16,7 @@ import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
-import { LibbpfDatapath, uninstallPins } from "./bpf/datapath.ts";
+import { LibbpfDatapath, STAGED_MAPS_DIR, uninstallPins } from "./bpf/datapath.ts";
 import { formatMapState } from "./cli/dump.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
@@ -58,7 +58,9 @@ run flags:
   --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
   --max-frontends N      size of the frontend map, set at load (default 65536)
   --max-backends N       size of the backend map, set at load (default 1048576); a full map is
-                         reported (NACK, log), never silently truncated
+                         reported (NACK, log), never silently truncated. A size other than the pinned
+                         maps' (or a build with another map layout) stages new maps and swaps them in
+                         once they hold a complete view; the old ones serve until then
   --zone ZONE            this node's topology zone for trafficDistribution (default: the zone label
                          of this node's Node object, as the hub reports it)
   --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
@@ -125,9 +127,13 @@ async function main(argv: string[]): Promise<void> {
       );
       return;
     }
-    const { openPinnedMaps } = await import("./bpf/pinned.ts");
+    const { openPinnedMaps, upgradeStaged } = await import("./bpf/pinned.ts");
     const maps = openPinnedMaps(values["pin-dir"]);
     process.stdout.write(formatSyncStatus(values["state-dir"]));
+    if (upgradeStaged(values["pin-dir"]))
+      process.stdout.write(
+        `# upgrade staged: serving the previous build's maps until a complete view is ready; below, the new maps (${path.join(values["pin-dir"], STAGED_MAPS_DIR)})\n`,
+      );
     process.stdout.write(formatMapState(maps.read()));
     const c = maps.counters();
     process.stdout.write(
@@ -222,12 +228,35 @@ async function main(argv: string[]): Promise<void> {
         { file: stateDir, reason: problem },
         "held view in the state directory not used; starting without it",
       );
+    // the new maps of a staged upgrade hold nothing: the held view goes into them now, hub or not
+    else if (dp.staged) core.planHeldViewIntoNewMaps();
+  }
+  // a staged upgrade is swapped in once its maps hold a whole view (the held one, or the hub's)
+  let stagedCheck: NodeJS.Timeout | undefined;
+  const commitIfReady = () => {
+    if (!dp.staged || !core.viewInMaps) return;
+    try {
+      dp.commitStaged();
+    } catch (e) {
+      log.error(
+        { reason: (e as Error).message },
+        "upgrade swap failed; the previous build keeps serving, tried again in a second",
+      );
+      return;
+    }
+    clearInterval(stagedCheck);
+    saveStatus();
+  };
+  if (dp.staged) {
+    stagedCheck = setInterval(commitIfReady, 1000);
+    stagedCheck.unref();
   }
   let connectedHub: string | undefined;
   const saveStatus = () => {
     try {
       writeSyncStatus(stateDir, {
         ...core.syncState,
+        upgradeStaged: dp.staged,
         hub: connectedHub,
         updatedAt: new Date().toISOString(),
       });
@@ -236,6 +265,7 @@ async function main(argv: string[]): Promise<void> {
     }
   };
   saveStatus();
+  commitIfReady();
   const keeper = new HeldViewKeeper(
     stateDir,
     () => ({
@@ -256,6 +286,7 @@ async function main(argv: string[]): Promise<void> {
   );
   core.onViewApplied = () => {
     keeper.schedule();
+    commitIfReady();
     saveStatus();
   };
   // off the main thread; the datapath logs what each walk destroyed
@@ -308,6 +339,7 @@ async function main(argv: string[]): Promise<void> {
     log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
     client.stop();
     core.stop();
+    clearInterval(stagedCheck);
     keeper.flush();
     reader?.close();
     await publisher?.close().catch(() => {});

@@ -4,6 +4,11 @@
  * the cgroup programs with multi-attach links (or swaps the program inside a
  * link pinned earlier, atomically), and reads the event ring buffer on the
  * Node event loop.
+ *
+ * When the pinned maps cannot serve this build (another layout or size), the
+ * object is loaded with new maps pinned in `maps-next/` and the links are
+ * left alone: the previous build's programs go on serving from its maps
+ * until the agent has filled the new ones and calls `commitStaged()`.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -45,11 +50,19 @@ import {
   routeLibbpfLogs,
 } from "./libbpf.ts";
 import {
+  BPF_MAP_INFO_SIZE,
+  computeMapIncompatibility,
+  type MapDefinition,
+  parseMapInfo,
+} from "./map-compat.ts";
+import {
+  type ApplyOptions,
   type DatapathMaps,
   emptyMapState,
   type FrontendKeyModel,
   frontendKeyString,
   type MapOp,
+  type MapReaders,
   type MapState,
   memberKey,
 } from "./maps.ts";
@@ -85,6 +98,22 @@ export const MAPS = [
   "sy_counters",
   "sy_events",
 ] as const;
+/**
+ * Maps the programs fill per socket or flow (reverse translation, affinity)
+ * and the counters and events: when an upgrade is staged, each of these that
+ * is still compatible is shared by the previous build's programs and the new
+ * ones, so connections made before the swap keep their reverse translation.
+ * Every other map (the ones the agent writes) is new in a staged upgrade.
+ */
+const CARRIED_MAPS: ReadonlySet<string> = new Set([
+  "sy_sock_nats",
+  "sy_revnat",
+  "sy_affinity",
+  "sy_counters",
+  "sy_events",
+]);
+/** where a staged upgrade pins its new maps until the swap */
+export const STAGED_MAPS_DIR = "maps-next";
 /** not attached to the cgroup: run on demand to destroy connected UDP sockets to removed backends */
 export const ITER_PROGRAM = "sy_destroy_udp";
 
@@ -157,19 +186,13 @@ export class LibbpfMaps implements DatapathMaps {
     this.grace = grace;
   }
 
-  apply(ops: readonly MapOp[]): void {
-    try {
-      for (const o of ops) {
-        this.grace.before(o);
-        try {
-          this.applyOne(o);
-        } finally {
-          this.grace.after(o);
-        }
-      }
-    } finally {
-      this.grace.settleSoon();
-    }
+  /** the programs reading these maps: grace periods (the same object as `grace`) */
+  get readers(): MapReaders {
+    return this.grace;
+  }
+
+  apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
+    this.grace.write(ops, opts, (o) => this.applyOne(o));
   }
 
   private applyOne(o: MapOp): void {
@@ -439,6 +462,8 @@ export class LibbpfDatapath {
   private readonly log: Logger;
   /** the BPF object file; libsyring.so is built beside it */
   private readonly objectPath: string;
+  /** the maps pinned in maps-next/ while an upgrade is staged (undefined: none is) */
+  private stagedMaps: MapName[] | undefined;
 
   private constructor(
     obj: Ptr,
@@ -459,6 +484,14 @@ export class LibbpfDatapath {
   /**
    * Loads the object, reusing pinned maps, and attaches (or re-targets the
    * pinned link of) every program. Nothing already in the maps is cleared.
+   *
+   * When a pinned map cannot be reused by this build (checked per map, as
+   * libbpf checks it: type, key and value size, max_entries, flags), the
+   * upgrade is staged instead: the object is loaded with new, empty maps
+   * pinned in `maps-next/` (the compatible maps of CARRIED_MAPS excepted:
+   * those are shared), the links are not touched — the previous build's
+   * programs keep serving from its maps — and `staged` is true until
+   * `commitStaged()`.
    */
   static open(opts: DatapathOptions): LibbpfDatapath {
     const log = opts.log;
@@ -471,19 +504,17 @@ export class LibbpfDatapath {
     }
     ensureBpffs(opts.pinDir);
     const mapDir = path.join(opts.pinDir, "maps");
+    const nextDir = path.join(opts.pinDir, STAGED_MAPS_DIR);
     const linkDir = path.join(opts.pinDir, "links");
     // the first directory each call created (undefined: it was there): removed again if the start fails
     const created = [fs.mkdirSync(mapDir, { recursive: true }), fs.mkdirSync(linkDir, { recursive: true })];
 
     const obj = checkPtr(ffi.openFile(opts.objectPath, null), `opening BPF object ${opts.objectPath}`);
+    let staged: MapName[] | undefined;
     try {
       const fds = {} as Record<MapName, number>;
       const mapPtrs = {} as Record<MapName, Ptr>;
-      for (const name of MAPS) {
-        const m = checkPtr(ffi.findMap(obj, name), `finding map ${name}`);
-        mapPtrs[name] = m;
-        checkRc(ffi.mapSetPinPath(m, path.join(mapDir, name)) as number, `setting pin path of ${name}`);
-      }
+      for (const name of MAPS) mapPtrs[name] = checkPtr(ffi.findMap(obj, name), `finding map ${name}`);
       if (opts.maxFrontends)
         checkRc(
           ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number,
@@ -492,6 +523,31 @@ export class LibbpfDatapath {
       if (opts.maxBackends) {
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_members, opts.maxBackends) as number, "sizing sy_members");
+      }
+      const incompatible = incompatiblePins(mapPtrs, mapDir);
+      if (incompatible.size > 0) {
+        // a previous staged start that did not swap left its maps here: no program uses them
+        unpinAll(nextDir);
+        fs.mkdirSync(nextDir, { recursive: true });
+        staged = MAPS.filter(
+          (name) =>
+            !CARRIED_MAPS.has(name) || incompatible.has(name) || !fs.existsSync(path.join(mapDir, name)),
+        );
+        log.warn(
+          {
+            incompatible: Object.fromEntries(incompatible),
+            newMaps: nextDir,
+            shared: MAPS.filter((n) => !staged!.includes(n)),
+          },
+          "upgrade staged: serving the previous build's maps until a complete view is ready",
+        );
+      }
+      for (const name of MAPS) {
+        const dir = staged?.includes(name) ? nextDir : mapDir;
+        checkRc(
+          ffi.mapSetPinPath(mapPtrs[name], path.join(dir, name)) as number,
+          `setting pin path of ${name}`,
+        );
       }
       const iterProg = checkPtr(ffi.findProgram(obj, ITER_PROGRAM), `finding program ${ITER_PROGRAM}`);
       const canDestroy = kernelHasSockDestroy();
@@ -503,12 +559,7 @@ export class LibbpfDatapath {
         );
       }
       const rc = ffi.load(obj) as number;
-      if (rc < 0) {
-        throw new SwitchyardError(
-          "bpf",
-          `loading ${opts.objectPath} failed: ${errnoName(-rc)}. If maps pinned in ${mapDir} come from an incompatible build or size, run "switchyard-agent uninstall --pin-dir ${opts.pinDir}" first`,
-        );
-      }
+      if (rc < 0) throw new SwitchyardError("bpf", `loading ${opts.objectPath} failed: ${errnoName(-rc)}`);
       for (const name of MAPS) fds[name] = checkRc(ffi.mapFd(mapPtrs[name]) as number, `fd of ${name}`);
       const dp = new LibbpfDatapath(
         obj,
@@ -518,7 +569,8 @@ export class LibbpfDatapath {
         log,
         opts.objectPath,
       );
-      dp.attach(opts.cgroupPath, linkDir);
+      if (staged) dp.stagedMaps = staged;
+      else dp.attach();
       if (dp.maps.grace.kind !== "membarrier")
         log.warn({ gracePeriod: dp.maps.grace.kind }, "map writes wait for the programs with a fixed delay");
       if (canDestroy) {
@@ -528,12 +580,45 @@ export class LibbpfDatapath {
       return dp;
     } catch (e) {
       ffi.close(obj);
+      if (staged) unpinAll(nextDir);
       removeIfEmpty([linkDir, mapDir, opts.pinDir], created);
       throw e;
     }
   }
 
-  private attach(cgroupPath: string, linkDir: string): void {
+  /**
+   * Whether an upgrade is staged: this build's programs are loaded with new
+   * maps (`maps`) that the previous build's programs do not see yet.
+   */
+  get staged(): boolean {
+    return this.stagedMaps !== undefined;
+  }
+
+  /**
+   * Ends a staged upgrade; call it once `maps` hold a complete view. Swaps
+   * this build's programs into every pinned link (atomic per hook; a hook
+   * with no link is attached), then moves the new maps' pins over the old
+   * ones in `maps/` (a rename on bpffs). The previous build's programs and
+   * maps are freed by the kernel once nothing holds them. Nothing to do when
+   * no upgrade is staged.
+   */
+  commitStaged(): void {
+    if (!this.stagedMaps) return;
+    const mapDir = path.join(this.pinDir, "maps");
+    const nextDir = path.join(this.pinDir, STAGED_MAPS_DIR);
+    this.attach();
+    for (const name of this.stagedMaps) fs.renameSync(path.join(nextDir, name), path.join(mapDir, name));
+    fs.rmdirSync(nextDir);
+    this.log.info(
+      { maps: this.stagedMaps.length, links: this.links.length },
+      "upgrade swapped: this build's programs serve from its maps; the previous build's maps are released",
+    );
+    this.stagedMaps = undefined;
+  }
+
+  private attach(): void {
+    const cgroupPath = this.cgroupPath;
+    const linkDir = path.join(this.pinDir, "links");
     let cgfd: number;
     try {
       cgfd = fs.openSync(cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -543,6 +628,7 @@ export class LibbpfDatapath {
         `cannot open cgroup ${cgroupPath}: ${(e as Error).message}; pass --cgroup with a cgroup v2 directory`,
       );
     }
+    const links: Ptr[] = [];
     try {
       for (const name of PROGRAMS) {
         const prog = checkPtr(ffi.findProgram(this.obj, name), `finding program ${name}`);
@@ -550,16 +636,24 @@ export class LibbpfDatapath {
         if (fs.existsSync(pin)) {
           // An earlier agent's link: swap our program into it atomically.
           const link = checkPtr(ffi.linkOpen(pin), `opening pinned link ${pin}`);
+          links.push(link);
           checkRc(ffi.linkUpdateProgram(link, prog) as number, `updating program of link ${pin}`);
-          this.links.push(link);
           this.log.info({ program: name, pin }, "program replaced in pinned link");
         } else {
           const link = checkPtr(ffi.attachCgroup(prog, cgfd), `attaching ${name} to cgroup ${cgroupPath}`);
+          links.push(link);
           checkRc(ffi.linkPin(link, pin) as number, `pinning link ${pin}`);
-          this.links.push(link);
           this.log.info({ program: name, cgroup: cgroupPath, pin }, "program attached");
         }
       }
+      this.links = links;
+    } catch (e) {
+      // our handles go; what is pinned stays attached (a later attempt finds it)
+      for (const l of links) {
+        ffi.linkDisconnect(l);
+        ffi.linkDestroy(l);
+      }
+      throw e;
     } finally {
       fs.closeSync(cgfd);
     }
@@ -666,7 +760,11 @@ export class LibbpfDatapath {
     return this.reaper;
   }
 
-  /** Releases this process's handles; pinned maps and links stay (resolution keeps working). */
+  /**
+   * Releases this process's handles; pinned maps and links stay (resolution
+   * keeps working). A staged upgrade that was not swapped is dropped: its
+   * maps are unpinned (no program uses them; the next start stages again).
+   */
   close(): void {
     // the walk thread holds its own copies of the fds: it ends on its own time
     void this.reaper?.close();
@@ -679,7 +777,58 @@ export class LibbpfDatapath {
     }
     this.links = [];
     ffi.close(this.obj);
+    if (this.stagedMaps) unpinAll(path.join(this.pinDir, STAGED_MAPS_DIR));
+    this.stagedMaps = undefined;
   }
+}
+
+/**
+ * The maps pinned in `mapDir` that this object's definitions (sized as
+ * loaded) cannot reuse, each with what differs; and, when an earlier build
+ * pinned maps, each map the agent writes that it did not pin (new in this
+ * build: its programs would read it empty). With nothing pinned (a first
+ * start), none.
+ */
+function incompatiblePins(mapPtrs: Record<MapName, Ptr>, mapDir: string): Map<MapName, string> {
+  const out = new Map<MapName, string>();
+  const anyPinned = MAPS.some((name) => fs.existsSync(path.join(mapDir, name)));
+  for (const name of MAPS) {
+    const pin = path.join(mapDir, name);
+    if (!fs.existsSync(pin)) {
+      if (anyPinned && !CARRIED_MAPS.has(name))
+        out.set(name, "not pinned by the previous build (new in this one)");
+      continue;
+    }
+    const m = mapPtrs[name];
+    const wanted: MapDefinition = {
+      type: ffi.mapType(m) as number,
+      keySize: ffi.mapKeySize(m) as number,
+      valueSize: ffi.mapValueSize(m) as number,
+      maxEntries: ffi.mapMaxEntries(m) as number,
+      flags: ffi.mapFlags(m) as number,
+      extra: BigInt(ffi.mapExtra(m) as number | bigint),
+    };
+    const fd = ffi.objGet(pin) as number;
+    if (fd < 0) throw new SwitchyardError("bpf", `opening pinned map ${pin} failed: ${errnoName(-fd)}`);
+    try {
+      const info = Buffer.alloc(BPF_MAP_INFO_SIZE);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(info.length, 0);
+      checkRc(ffi.objGetInfoByFd(fd, info, len) as number, `reading the definition of pinned map ${pin}`);
+      const why = computeMapIncompatibility(wanted, parseMapInfo(info, len.readUInt32LE(0)));
+      if (why) out.set(name, why);
+    } finally {
+      ffi.close_fd(fd);
+    }
+  }
+  return out;
+}
+
+/** Unpins every map in `dir` and removes it (a map is freed when no program or pin holds it). */
+function unpinAll(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) fs.unlinkSync(path.join(dir, f));
+  fs.rmdirSync(dir);
 }
 
 /**
@@ -700,7 +849,7 @@ function removeIfEmpty(dirs: string[], created: Array<string | undefined>): void
 /** Detaches the programs and removes every pin under pinDir (uninstall). */
 export function uninstallPins(pinDir: string): string[] {
   const removed: string[] = [];
-  for (const sub of ["links", "maps"]) {
+  for (const sub of ["links", "maps", STAGED_MAPS_DIR]) {
     const dir = path.join(pinDir, sub);
     if (!fs.existsSync(dir)) continue;
     for (const f of fs.readdirSync(dir)) {

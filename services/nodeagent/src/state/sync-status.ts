@@ -9,7 +9,8 @@ import type { SyncState } from "../agent.ts";
 
 const FILE = "sync-status.json";
 
-export type SyncStatus = SyncState & { hub: string | undefined; updatedAt: string };
+/** `upgradeStaged`: new maps are being filled while the previous build's programs serve (datapath.ts) */
+export type SyncStatus = SyncState & { hub: string | undefined; updatedAt: string; upgradeStaged?: boolean };
 
 export function writeSyncStatus(stateDir: string, s: SyncStatus): void {
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
