@@ -140,6 +140,12 @@ export function loadKek(opts: {
   } catch (e) {
     return err(`${file}: ${(e as Error).message}`);
   }
-  const k = parseKek(fs.readFileSync(file, "utf8"), file);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    return err(`${file}: ${(e as Error).message}`);
+  }
+  const k = parseKek(text, file);
   return k.ok ? ok({ kek: k.value, created, notes }) : k;
 }
