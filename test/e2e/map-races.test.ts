@@ -7,7 +7,8 @@
  *
  * Bounded by counts: the client makes CONNECTS connects; the agent side
  * swaps every Service's set, one plan per round, until the client is done,
- * and must have swapped at least MIN_ROUNDS times meanwhile.
+ * and must have swapped at least MIN_ROUNDS times meanwhile — none of them
+ * waiting for a grace period on the agent's main thread.
  */
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -111,7 +112,7 @@ describe("backend sets swapped while clients connect", { timeout: 300_000 }, () 
         connects: r.ok + r.failed,
         rounds,
         swaps,
-        graceWaits: h.dp.maps.grace.waits,
+        graceWaitsBlocking: h.dp.maps.grace.blockingWaits,
         failedCounter: String(counters.failed),
       }),
     );
@@ -125,5 +126,7 @@ describe("backend sets swapped while clients connect", { timeout: 300_000 }, () 
     assert.equal(r.ok, CONNECTS);
     assert.equal(counters.failed, 0n, "translations that failed in the program (SY_FAIL_BACKEND_MISSING)");
     assert.ok(rounds >= MIN_ROUNDS, `only ${rounds} rounds of swaps ran while the client connected`);
+    // old sets are retired after grace periods run off the main thread: no swap waited on it
+    assert.equal(h.dp.maps.grace.blockingWaits, 0, "grace periods waited for on the agent's main thread");
   });
 });

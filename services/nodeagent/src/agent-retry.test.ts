@@ -7,55 +7,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "@switchyard/lib/log";
-import {
-  BackendSlice,
-  NatMode,
-  Protocol,
-  type Resource,
-  ServiceAssignment,
-  StreamAssignmentsResponse,
-} from "@switchyard/proto/assignment";
 import { AgentCore } from "./agent.ts";
-import { FakeMaps, type MapState } from "./bpf/maps.ts";
+import { FakeMaps } from "./bpf/maps.ts";
 import { frontendEntry } from "./reconcile/retry-ledger.ts";
-
-function svc(name: string, vip: string): Resource {
-  const value = ServiceAssignment.fromPartial({
-    cluster: "c",
-    namespace: "ns",
-    name,
-    frontends: [
-      {
-        ip: vip,
-        port: 80,
-        protocol: Protocol.PROTOCOL_TCP,
-        mode: NatMode.NAT_MODE_CLUSTER_IP,
-        portName: "p",
-      },
-    ],
-  });
-  return { name: `svc/c/ns/${name}`, version: vip, body: { $case: "service", value } };
-}
-
-function eps(service: string, ips: string[]): Resource {
-  const value = BackendSlice.fromPartial({
-    service: `svc/c/ns/${service}`,
-    ports: [{ name: "p", port: 8080, protocol: Protocol.PROTOCOL_TCP }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], nodeName: "node-2", ready: true, serving: true })),
-  });
-  return { name: `eps/c/ns/${service}`, version: ips.join(","), body: { $case: "backendSlice", value } };
-}
-
-const complete = (resources: Resource[]) =>
-  StreamAssignmentsResponse.fromPartial({ nonce: "n", resources, viewComplete: true });
-
-/** VIP → backend IPs, as the maps hold them */
-function resolved(s: MapState): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
-  for (const { key, value } of s.frontends.values())
-    out[key.ip] = (s.backendSets.get(value.setId) ?? []).map((b) => b.ip);
-  return out;
-}
+import { complete, eps, resolved, svc } from "./testing/assignments.ts";
 
 const BIG = frontendEntry("10.96.0.9|80|6|0");
 const FULL = "writing set 2 to map sy_backends failed: E2BIG (map full: raise its size)";

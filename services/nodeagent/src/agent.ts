@@ -74,6 +74,11 @@ export class AgentCore {
   private heldViewPlanned = false;
   /** changes accepted since the last plan: applied together when a message completes the view */
   private pending: ResourceChange[] = [];
+  /** deletions of sets that plans unlinked, waiting for the readers of the flip (`retire`) */
+  private readonly retirements = new Set<Retirement>();
+  /** the ids of those sets: in the maps (taken) until their deletions land, and no plan's business */
+  private readonly retiringSets = new Set<number>();
+  private stopped = false;
 
   constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
     this.maps = maps;
@@ -252,25 +257,108 @@ export class AgentCore {
       ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirrorIndex }
       : undefined;
     for (const p of index.problems(keys)) this.log.warn({ reason: p }, "frontend conflict");
-    const plan = planMaps({ frontends: index.frontends, nodeIps: index.nodeIps }, this.mirror, scope);
     const now = this.clock();
     // a delta's or a due retry's entries are tried at once; a full plan leaves failing ones to their backoff
-    const outcome = applyPlan(
-      this.maps,
-      plan.ops,
-      this.mirror,
-      scope ? undefined : (e) => this.retries.isHeld(e, now),
-    );
-    this.stats.lastPlanOps = outcome.triedOps;
-    if (outcome.landed.length > 0) {
-      const dead = applyTracked(this.mirror, this.backendRefs, outcome.landed, this.mirrorIndex);
-      if (dead.length > 0) this.onBackendsRemoved?.(dead);
-      this.stats.writes += outcome.landed.length;
-      this.log.info({ ops: outcome.landed.length, frontends: index.frontends.size }, "maps updated");
+    const isHeld = scope ? undefined : (e: string) => this.retries.isHeld(e, now);
+    const want = { frontends: index.frontends, nodeIps: index.nodeIps };
+    const run = () => {
+      const plan = planMaps(want, this.mirror, scope, this.retiringSets);
+      const out = applyPlan(this.maps, plan.ops, this.mirror, isHeld, { retireSets: !!this.maps.readers });
+      this.track(out.landed);
+      this.retire(out.retired);
+      return out;
+    };
+    let outcome = run();
+    if (outcome.failed.size > 0 && this.retirements.size > 0) {
+      // the rare fallback: room the retiring sets still hold may be what a full map lacked —
+      // land them now (a grace period on this thread, counted) and try once more what failed
+      this.landRetiredNow();
+      const again = run();
+      outcome = {
+        landed: [...outcome.landed, ...again.landed],
+        failed: again.failed,
+        held: again.held,
+        tried: new Set([...outcome.tried, ...again.tried]),
+        triedOps: outcome.triedOps + again.triedOps,
+        retired: [],
+      };
     }
+    this.stats.lastPlanOps = outcome.triedOps;
+    if (outcome.landed.length > 0)
+      this.log.info(
+        {
+          ops: outcome.landed.length,
+          frontends: index.frontends.size,
+          retiringSets: this.retiringSets.size,
+          graceWaitsBlocking: this.graceWaitsBlocking,
+        },
+        "maps updated",
+      );
     // sy_members as read back serves one full plan; between resyncs it follows from the sets
     if (!scope) delete this.mirror.members;
     return this.settleRetries(outcome, keys, now);
+  }
+
+  /** grace periods the map writes waited for on the main thread (the rare fallback; 0 in the common path) */
+  get graceWaitsBlocking(): number {
+    return this.maps.readers?.blockingWaits ?? 0;
+  }
+
+  /** the backend sets unlinked from every frontend whose deletion waits for a grace period */
+  get retiringSetCount(): number {
+    return this.retiringSets.size;
+  }
+
+  /** Follows ops that landed in the mirror; tells about backends no set holds any more. */
+  private track(landed: readonly MapOp[]): void {
+    if (landed.length === 0) return;
+    const dead = applyTracked(this.mirror, this.backendRefs, landed, this.mirrorIndex);
+    if (dead.length > 0) this.onBackendsRemoved?.(dead);
+    this.stats.writes += landed.length;
+  }
+
+  /**
+   * Old sets a plan unlinked (its frontends flipped or deleted): deleted in a
+   * later turn, once a grace period that began after the flips has ended
+   * (run off the main thread). Until then they stay in the mirror, so their
+   * ids are taken, and plans leave them alone (`retiringSets`).
+   */
+  private retire(ops: readonly MapOp[]): void {
+    const readers = this.maps.readers;
+    if (ops.length === 0 || !readers) return;
+    const r: Retirement = { mark: readers.mark(), ops, landed: false };
+    for (const o of ops) if (o.op === "delete-backend") this.retiringSets.add(o.setId);
+    this.retirements.add(r);
+    readers.afterReaders(r.mark, () => this.landRetired(r));
+  }
+
+  /** Deletes a retired plan's old sets: no reader can hold them any more, so nothing waits. */
+  private landRetired(r: Retirement): void {
+    if (this.stopped || r.landed) return;
+    r.landed = true;
+    this.retirements.delete(r);
+    for (const o of r.ops) if (o.op === "delete-backend") this.retiringSets.delete(o.setId);
+    const now = this.clock();
+    const outcome = applyPlan(this.maps, r.ops, this.mirror, undefined, {
+      write: { setsUnlinkedAt: r.mark },
+    });
+    this.track(outcome.landed);
+    this.log.debug(
+      { ops: outcome.landed.length, retiringSets: this.retiringSets.size },
+      "retired backend sets deleted",
+    );
+    // a failed deletion leaves an orphan set: recorded, and the full plan of its retry retires it again
+    this.settleRetries(outcome, new Set(), now);
+  }
+
+  /** Lands every retirement now, waiting on this thread for a grace period if none has covered them. */
+  private landRetiredNow(): void {
+    const readers = this.maps.readers;
+    if (!readers) return;
+    for (const r of [...this.retirements]) {
+      readers.waitForReaders(r.mark);
+      this.landRetired(r);
+    }
   }
 
   /**
@@ -425,10 +513,19 @@ export class AgentCore {
     this.onEventHook?.(ev);
   }
 
+  /**
+   * No map write after this (the maps may be closed next). Retirements not
+   * yet landed stay in the maps as unreferenced sets: the next start's first
+   * full plan retires them.
+   */
   stop(): void {
+    this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
+
+/** one plan's deletions of the sets it unlinked, landing after the readers of `mark` */
+type Retirement = { mark: number; ops: readonly MapOp[]; landed: boolean };
 
 const backendKey = (b: Backend) => `${b.ip}|${b.port}`;
 

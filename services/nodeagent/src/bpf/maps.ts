@@ -68,11 +68,50 @@ export function emptyMapState(): MapState {
   return { names: new Map(), frontends: new Map(), backendSets: new Map(), nodeIps: new Set() };
 }
 
+/** What the writer of one `apply` knows about the entries it deletes. */
+export type ApplyOptions = {
+  /**
+   * Every backend set these ops delete entries of has had no frontend
+   * pointing at it since `readers.mark()` returned this value (0: never had
+   * one). Once a grace period that began after that mark has ended, no
+   * reader holds any element of such a set, so its deletion needs no wait
+   * and its freed elements may be reused at once (docs/dataplane.md,
+   * "Readers and writers").
+   */
+  setsUnlinkedAt?: number;
+};
+
+/**
+ * The programs that read the maps, as their writer sees them: grace periods
+ * (bpf/reader-grace.ts). A mark numbers the writes so far; "after the
+ * readers of a mark" means after a grace period that began once those
+ * writes were done, so every program run that could have seen the maps as
+ * they were before has returned.
+ */
+export interface MapReaders {
+  /** the writes so far: pass it to `afterReaders` or `waitForReaders` */
+  mark(): number;
+  /**
+   * Calls `done` once the readers of `mark` have returned, in a later turn
+   * of the event loop (never the calling one); the grace period runs off the
+   * main thread.
+   */
+  afterReaders(mark: number, done: () => void): void;
+  /** the rare fallback: waits on the calling thread (counted in `blockingWaits`) when `mark` is not covered yet */
+  waitForReaders(mark: number): void;
+  /** grace periods waited for on the calling thread so far */
+  readonly blockingWaits: number;
+  /** Writes `ops` one by one through `writeOne`, waiting where a write could change what a reader holds. */
+  write(ops: readonly MapOp[], opts: ApplyOptions | undefined, writeOne: (o: MapOp) => void): void;
+}
+
 export interface DatapathMaps {
   /** Applies operations in order; stops and throws at the first failure (ops before it stay applied). */
-  apply(ops: readonly MapOp[]): void;
+  apply(ops: readonly MapOp[], opts?: ApplyOptions): void;
   /** Reads the whole state back from the maps. */
   read(): MapState;
+  /** the programs reading these maps; absent when none does (a deleted set may then go at once) */
+  readonly readers?: MapReaders | undefined;
 }
 
 /** Applies one op to an in-memory state (shared by FakeMaps and the agent's mirror of the maps). */
@@ -135,7 +174,8 @@ export function cloneMapState(s: MapState): MapState {
  * names stored as `sy_svc_names` stores them, `sy_members` kept beside the
  * sets. Fault injection: `failAfter` makes the n-th next op throw once;
  * `rejects` refuses every op it returns a reason for (a full map, say),
- * until it is cleared.
+ * until it is cleared. With `readers` set, writes follow the same grace
+ * rules as the kernel adapter's.
  */
 export class FakeMaps implements DatapathMaps {
   state: MapState = { ...emptyMapState(), members: new Map() };
@@ -144,17 +184,21 @@ export class FakeMaps implements DatapathMaps {
   reads = 0;
   failAfter: number | undefined;
   rejects: ((o: MapOp) => string | undefined) | undefined;
-  apply(ops: readonly MapOp[]): void {
-    for (const o of ops) {
-      if (this.failAfter !== undefined && this.failAfter-- <= 0) {
-        this.failAfter = undefined;
-        throw new Error(`injected failure at ${o.op}`);
-      }
-      const refused = this.rejects?.(o);
-      if (refused) throw new Error(refused);
-      applyOpToState(this.state, o);
-      this.writes++;
+  /** readers to keep safe (a `ReaderGrace` over a test grace period); none by default */
+  readers: MapReaders | undefined;
+  apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
+    if (this.readers) this.readers.write(ops, opts, (o) => this.applyOne(o));
+    else for (const o of ops) this.applyOne(o);
+  }
+  private applyOne(o: MapOp): void {
+    if (this.failAfter !== undefined && this.failAfter-- <= 0) {
+      this.failAfter = undefined;
+      throw new Error(`injected failure at ${o.op}`);
     }
+    const refused = this.rejects?.(o);
+    if (refused) throw new Error(refused);
+    applyOpToState(this.state, o);
+    this.writes++;
   }
   read(): MapState {
     this.reads++;

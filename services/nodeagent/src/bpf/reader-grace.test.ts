@@ -29,16 +29,16 @@ const flip = (port: number, setId: number, count: number): MapOp => ({
 function waitsBefore(grace: ReaderGrace, ops: MapOp[]): number[] {
   const at: number[] = [];
   ops.forEach((o, i) => {
-    const before = grace.waits;
+    const before = grace.blockingWaits;
     grace.before(o);
-    if (grace.waits > before) at.push(i);
+    if (grace.blockingWaits > before) at.push(i);
     grace.after(o);
   });
   return at;
 }
 
-function tracker(): { grace: ReaderGrace; settles: Array<() => void> } {
-  const settles: Array<() => void> = [];
+function tracker(): { grace: ReaderGrace; settles: Array<(ok: boolean) => void> } {
+  const settles: Array<(ok: boolean) => void> = [];
   const period: GracePeriod = { kind: "test", wait: () => {}, settle: (done) => settles.push(done) };
   return { grace: new ReaderGrace(period), settles };
 }
@@ -80,7 +80,7 @@ describe("ReaderGrace: waits for the programs only where a write could change wh
     assert.equal(settles.length, 1);
     grace.settleAsync();
     assert.equal(settles.length, 1, "one at a time");
-    settles[0]!();
+    settles[0]!(true);
     assert.equal(grace.owed, false);
     assert.deepEqual(waitsBefore(grace, [...putSet(3, 2), flip(80, 3, 2), ...delSet(2, 2)]), [3]);
   });
@@ -92,7 +92,7 @@ describe("ReaderGrace: waits for the programs only where a write could change wh
     grace.settleAsync();
     // more deletions while it runs
     waitsBefore(grace, [{ op: "delete-frontend", key: key(80) }, ...delSet(2, 2)]);
-    settles[0]!();
+    settles[0]!(true);
     assert.equal(grace.owed, true);
     assert.deepEqual(waitsBefore(grace, putSet(3, 1)), [0]);
   });
@@ -117,5 +117,61 @@ describe("ReaderGrace: waits for the programs only where a write could change wh
       { op: "put-node-ip", ip: "192.0.2.2" },
     ];
     assert.deepEqual(waitsBefore(grace, ops), [2]);
+  });
+
+  it("a set retired after a grace period is deleted without a wait, and the next inserts do not wait either", () => {
+    const { grace, settles } = tracker();
+    waitsBefore(grace, [...putSet(1, 2), flip(80, 1, 2)]);
+    // the agent's path: new set, flip, then set 1's deletion handed to afterReaders
+    waitsBefore(grace, [...putSet(2, 2), flip(80, 2, 2)]);
+    const mark = grace.mark();
+    let landed = 0;
+    grace.afterReaders(mark, () => {
+      landed++;
+      for (const o of delSet(1, 2)) {
+        grace.before(o, { setsUnlinkedAt: mark });
+        grace.after(o, { setsUnlinkedAt: mark });
+      }
+    });
+    assert.equal(landed, 0, "not before the grace period");
+    settles[0]!(true);
+    assert.equal(landed, 1);
+    // another swap right away (no grace period since the deletions): its puts reuse freed elements without a wait
+    assert.deepEqual(waitsBefore(grace, [...putSet(1, 3), flip(80, 1, 3)]), []);
+    assert.equal(grace.blockingWaits, 0);
+  });
+
+  it("afterReaders: a grace period that began before the mark does not release it; the next one is started", () => {
+    const { grace, settles } = tracker();
+    waitsBefore(grace, [...putSet(1, 1), flip(80, 1, 1)]);
+    grace.settleAsync();
+    assert.equal(settles.length, 1);
+    waitsBefore(grace, [...putSet(2, 1), flip(80, 2, 1)]);
+    const calls: string[] = [];
+    grace.afterReaders(grace.mark(), () => calls.push("set 1"));
+    assert.equal(settles.length, 1, "one at a time");
+    settles[0]!(true);
+    assert.deepEqual(calls, [], "the first grace period began before the flip");
+    assert.equal(settles.length, 2, "the next one started as the first ended");
+    settles[1]!(true);
+    assert.deepEqual(calls, ["set 1"]);
+    assert.equal(grace.blockingWaits, 0);
+  });
+
+  it("afterReaders on a failed grace period falls back to one wait on the calling thread (counted)", () => {
+    const { grace, settles } = tracker();
+    waitsBefore(grace, [...putSet(1, 1), flip(80, 1, 1)]);
+    const calls: number[] = [];
+    grace.afterReaders(grace.mark(), () => calls.push(1));
+    settles[0]!(false);
+    assert.deepEqual(calls, [1]);
+    assert.equal(grace.blockingWaits, 1);
+  });
+
+  it("an unannounced set deletion after a flip still waits (the safety net)", () => {
+    const { grace } = tracker();
+    waitsBefore(grace, [...putSet(1, 1), flip(80, 1, 1)]);
+    assert.deepEqual(waitsBefore(grace, [...putSet(2, 1), flip(80, 2, 1), ...delSet(1, 1)]), [2]);
+    assert.equal(grace.blockingWaits, 1);
   });
 });

@@ -19,15 +19,19 @@
  * A grace period is one RCU grace period of the whole machine
  * (membarrier(MEMBARRIER_CMD_GLOBAL) = synchronize_rcu()): every program run
  * that started before it has returned. `ReaderGrace` tracks the two rules
- * op by op and calls the wait only when one of them needs it: a plan that
- * only adds (a cold start) waits never; one that swaps sets waits once
- * before its deletions and, if the previous plan deleted, once before its
- * first insert (`settleSoon` usually takes that one off the critical path).
+ * op by op. The agent keeps both off its main thread: it retires the sets a
+ * plan unlinked (`afterReaders`: their deletions land in a later turn, after
+ * a grace period run on a worker thread), and deletions so announced
+ * (`setsUnlinkedAt`) neither wait nor count as frees, since no reader can
+ * hold an element of such a set. What is left — an insert right after a
+ * frontend or node address was deleted, before the grace period started
+ * after that plan (`settleSoon`) has ended, or a set deletion not announced
+ * as retired — waits on the calling thread, counted in `blockingWaits`.
  */
 import os from "node:os";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { errnoName, koffi } from "./libbpf.ts";
-import type { MapOp } from "./maps.ts";
+import type { ApplyOptions, MapOp, MapReaders } from "./maps.ts";
 
 /** The maps the programs look up (sy_svc_names is the agent's alone; the LRU maps are the programs' own). */
 type ReadMap = "sy_frontends" | "sy_backends" | "sy_members" | "sy_node_ips";
@@ -76,20 +80,30 @@ export function opEffect(o: MapOp): OpEffect {
   }
 }
 
-/** Waits for one grace period; `settle`, when given, starts one off the main thread and calls back. */
+/**
+ * Waits for one grace period. `settle`, when given, runs one off the main
+ * thread and calls back with whether it completed (a failed one covers
+ * nothing).
+ */
 export type GracePeriod = {
   wait(): void;
-  settle?: (done: () => void) => void;
+  settle?: (done: (ok: boolean) => void) => void;
   /** how the wait is made, for the log: "membarrier" or a fallback */
   kind: string;
 };
 
+/** after a failed grace period off the main thread and a failed wait on it: try again after this */
+const RETRY_AFTER_FAILURE_MS = 1000;
+
 /**
  * Applies the two rules around each op. Every op is numbered; a grace
  * period that started after op n covers every free and frontend change up
- * to n.
+ * to n. Grace periods run off the main thread (`settle`) wherever the
+ * writer can wait for them (`afterReaders`); a wait on the main thread
+ * (`blockingWaits`) is the fallback for an insert that comes too soon after
+ * a delete, or a deletion not announced as retired.
  */
-export class ReaderGrace {
+export class ReaderGrace implements MapReaders {
   private readonly period: GracePeriod;
   private seq = 0;
   private covered = 0;
@@ -97,31 +111,70 @@ export class ReaderGrace {
   private lastUnlink = 0;
   private settling = false;
   private settleQueued = false;
-  /** grace periods waited for on the calling thread */
-  waits = 0;
+  /** callbacks waiting for the readers of their mark (`afterReaders`), oldest first */
+  private waiters: Array<{ mark: number; done: () => void }> = [];
+  /** grace periods waited for on the calling (main) thread */
+  blockingWaits = 0;
 
   constructor(period: GracePeriod) {
     this.period = period;
   }
 
   /** Call before writing `o`: waits when `o` would break a rule. */
-  before(o: MapOp): void {
+  before(o: MapOp, opts?: ApplyOptions): void {
     const e = opEffect(o);
     const reusesFreed = e.allocates.some((m) => (this.lastFree.get(m) ?? 0) > this.covered);
-    if (reusesFreed || (e.dropsSetEntries && this.lastUnlink > this.covered)) {
-      const upTo = this.seq;
-      this.period.wait();
-      this.waits++;
-      this.covered = Math.max(this.covered, upTo);
-    }
+    const unlinkedAt = opts?.setsUnlinkedAt ?? this.lastUnlink;
+    if (reusesFreed || (e.dropsSetEntries && unlinkedAt > this.covered)) this.waitNow();
   }
 
   /** Call after `o` was written (or may have been, when it failed). */
-  after(o: MapOp): void {
+  after(o: MapOp, opts?: ApplyOptions): void {
     const e = opEffect(o);
     this.seq++;
-    for (const m of e.frees) this.lastFree.set(m, this.seq);
+    // the entries of a set no reader can reach (retired, or never linked) are held by none: free to reuse at once
+    const heldByNone = e.dropsSetEntries && opts?.setsUnlinkedAt !== undefined;
+    if (!heldByNone) for (const m of e.frees) this.lastFree.set(m, this.seq);
     if (e.unlinksSets) this.lastUnlink = this.seq;
+  }
+
+  write(ops: readonly MapOp[], opts: ApplyOptions | undefined, writeOne: (o: MapOp) => void): void {
+    try {
+      for (const o of ops) {
+        this.before(o, opts);
+        try {
+          writeOne(o);
+        } finally {
+          this.after(o, opts);
+        }
+      }
+    } finally {
+      this.settleSoon();
+    }
+  }
+
+  mark(): number {
+    return this.seq;
+  }
+
+  afterReaders(mark: number, done: () => void): void {
+    if (mark <= this.covered) {
+      setImmediate(done);
+      return;
+    }
+    this.waiters.push({ mark, done });
+    this.settleAsync();
+  }
+
+  waitForReaders(mark: number): void {
+    if (mark > this.covered) this.waitNow();
+  }
+
+  private waitNow(): void {
+    const upTo = this.seq;
+    this.period.wait();
+    this.blockingWaits++;
+    this.covered = Math.max(this.covered, upTo);
   }
 
   /** how a grace period is waited for ("membarrier", or the fallback) */
@@ -129,9 +182,13 @@ export class ReaderGrace {
     return this.period.kind;
   }
 
-  /** true when a later op might have to wait */
+  /** true when a later op might have to wait, or a caller waits for readers */
   get owed(): boolean {
-    return this.lastUnlink > this.covered || [...this.lastFree.values()].some((s) => s > this.covered);
+    return (
+      this.lastUnlink > this.covered ||
+      [...this.lastFree.values()].some((s) => s > this.covered) ||
+      this.waiters.length > 0
+    );
   }
 
   /**
@@ -149,17 +206,52 @@ export class ReaderGrace {
 
   /**
    * Starts a grace period off the main thread when one is owed, so the next
-   * plan seldom waits (its first insert after this plan's deletions). One at
-   * a time; what happens meanwhile is covered by the next.
+   * plan seldom waits (its first insert after this plan's deletions) and
+   * `afterReaders` callers are called back. One at a time; what happens
+   * meanwhile is covered by the next, started as this one ends.
    */
   settleAsync(): void {
-    if (!this.period.settle || this.settling || !this.owed) return;
+    if (this.settling || !this.owed) return;
+    if (!this.period.settle) {
+      // no grace period off the main thread: the waiters are served by a wait on it, in a later turn
+      if (this.waiters.length > 0 && !this.settleQueued) {
+        this.settleQueued = true;
+        setImmediate(() => {
+          this.settleQueued = false;
+          this.waitNow();
+          this.release();
+        });
+      }
+      return;
+    }
     this.settling = true;
     const upTo = this.seq;
-    this.period.settle(() => {
+    this.period.settle((ok) => {
       this.settling = false;
+      if (!ok) {
+        // it covers nothing: waiters get a wait on this thread (counted); other debts wait for the next plan
+        if (this.waiters.length === 0) return;
+        try {
+          this.waitNow();
+        } catch {
+          setTimeout(() => this.settleAsync(), RETRY_AFTER_FAILURE_MS).unref();
+          return;
+        }
+        this.release();
+        return;
+      }
       this.covered = Math.max(this.covered, upTo);
+      this.release();
+      this.settleAsync();
     });
+  }
+
+  /** Calls back the waiters whose mark is covered. */
+  private release(): void {
+    const ready = this.waiters.filter((w) => w.mark <= this.covered);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.mark > this.covered);
+    for (const w of ready) w.done();
   }
 }
 
@@ -191,7 +283,7 @@ export function kernelGracePeriod(): GracePeriod {
     return {
       kind: `fixed ${FALLBACK_WAIT_MS} ms wait (no membarrier grace period on this machine)`,
       wait: sleep,
-      settle: (done) => setTimeout(done, FALLBACK_WAIT_MS).unref(),
+      settle: (done) => setTimeout(() => done(true), FALLBACK_WAIT_MS).unref(),
     };
   }
   const wait = () => {
@@ -206,8 +298,8 @@ export function kernelGracePeriod(): GracePeriod {
     wait,
     settle: (done) =>
       syscall.async(nr, MEMBARRIER_CMD_GLOBAL, 0, 0, (err: unknown, rc: unknown) => {
-        // a failed one is simply not counted: the next op waits on the main thread instead
-        if (!err && Number(rc) === 0) done();
+        // a failed one covers nothing: the next op waits on the main thread instead
+        done(!err && Number(rc) === 0);
       }),
   };
 }

@@ -24,6 +24,10 @@
  * wrong index of a live set are written again, stray ones deleted (first,
  * before any new set could take their set id).
  *
+ * Sets being retired (`retiring`: unlinked by an earlier plan, their
+ * deletion waiting for a grace period) are in the maps and so taken for new
+ * ids, but neither deleted again nor repaired: they are not drift.
+ *
  * With a scope (the frontend keys a delta may have changed) only those
  * frontends, their backend sets and their Services' names are compared:
  * one endpoint change plans one frontend, not the whole view. Orphans
@@ -142,6 +146,7 @@ export function planMaps(
   want: { frontends: ReadonlyMap<string, DesiredFrontend>; nodeIps: ReadonlySet<string> },
   actual: MapState,
   scope?: PlanScope,
+  retiring: ReadonlySet<number> = new Set(),
 ): Plan {
   const all = want.frontends;
   const desired: ReadonlyMap<string, DesiredFrontend> = scope
@@ -249,7 +254,7 @@ export function planMaps(
       if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
     }
     for (const [setId, set] of actual.backendSets)
-      if (!liveSets.has(setId)) deleteSet(setId, set, delBackends);
+      if (!liveSets.has(setId) && !retiring.has(setId)) deleteSet(setId, set, delBackends);
     const usedNames = new Set([...svcIds.keys()].map(storedServiceName));
     for (const [id, name] of actual.names) {
       if (!usedNames.has(name) || idByName?.get(name) !== id) delNames.push({ op: "delete-name", svcId: id });
@@ -257,7 +262,7 @@ export function planMaps(
   }
   const { putMembers, delMembers } =
     !scope && actual.members
-      ? planMembers(actual, actual.members, keptSets, delBackends)
+      ? planMembers(actual, actual.members, keptSets, delBackends, retiring)
       : { putMembers: [], delMembers: [] };
 
   return {
@@ -280,14 +285,15 @@ export function planMaps(
 /**
  * `sy_members` against the sets: each backend of a kept live set must map to
  * its index (the last one, should a set hold a backend twice); an entry no
- * such set accounts for, and no `delete-backend` of this plan removes, is
- * stray.
+ * such set accounts for, and no `delete-backend` of this plan or a set
+ * being retired removes, is stray.
  */
 function planMembers(
   actual: MapState,
   members: ReadonlyMap<string, number>,
   keptSets: ReadonlySet<number>,
   delBackends: readonly MapOp[],
+  retiring: ReadonlySet<number>,
 ): { putMembers: MapOp[]; delMembers: MapOp[] } {
   const expected = new Map<string, { setId: number; index: number; backend: Backend }>();
   for (const setId of keptSets) {
@@ -302,7 +308,10 @@ function planMembers(
   const removed = new Set<string>();
   for (const o of delBackends) if (o.op === "delete-backend") removed.add(memberKey(o.setId, o.backend));
   const delMembers: MapOp[] = [];
-  for (const k of members.keys())
-    if (!expected.has(k) && !removed.has(k)) delMembers.push({ op: "delete-member", ...parseMemberKey(k) });
+  for (const k of members.keys()) {
+    if (expected.has(k) || removed.has(k)) continue;
+    const m = parseMemberKey(k);
+    if (!retiring.has(m.setId)) delMembers.push({ op: "delete-member", ...m });
+  }
   return { putMembers, delMembers };
 }

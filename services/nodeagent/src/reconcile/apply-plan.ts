@@ -14,9 +14,16 @@
  *
  * What landed is returned in order, so the caller's mirror of the maps
  * follows exactly what was written; nothing needs to be read back.
+ *
+ * With `retireSets`, the deletions of old sets (the plan's `delete-backend`
+ * ops that are not held back) are not applied but returned in `retired`:
+ * the caller lands them after a grace period that began after this plan's
+ * flips (docs/dataplane.md, "Readers and writers"). The part of a new set
+ * undone after a failure is deleted at once: no frontend ever pointed at it.
  */
 import { storedServiceName } from "../bpf/layout.ts";
 import {
+  type ApplyOptions,
   type DatapathMaps,
   type FrontendKeyModel,
   type FrontendModel,
@@ -37,7 +44,19 @@ export type ApplyOutcome = {
   tried: Set<string>;
   /** ops tried (landed or failed), not counting undoes or skipped ops */
   triedOps: number;
+  /** deletions of old sets left to the caller (`retireSets`), in plan order */
+  retired: MapOp[];
 };
+
+export type ApplyPlanOptions = {
+  /** keep old sets' deletions out of the maps and return them in `retired` */
+  retireSets?: boolean;
+  /** passed with every write: deferred deletions landing say `setsUnlinkedAt` */
+  write?: ApplyOptions;
+};
+
+/** a set no frontend ever pointed at: no reader can hold it */
+const NEVER_LINKED: ApplyOptions = { setsUnlinkedAt: 0 };
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -70,8 +89,16 @@ export function applyPlan(
   ops: readonly MapOp[],
   actual: MapState,
   isHeld: (entry: string) => boolean = () => false,
+  opts: ApplyPlanOptions = {},
 ): ApplyOutcome {
-  const out: ApplyOutcome = { landed: [], failed: new Map(), held: new Set(), tried: new Set(), triedOps: 0 };
+  const out: ApplyOutcome = {
+    landed: [],
+    failed: new Map(),
+    held: new Set(),
+    tried: new Set(),
+    triedOps: 0,
+    retired: [],
+  };
   // a new set belongs to the frontend that will point at it; a new name to the frontends that use it
   const setOwner = new Map<number, string>();
   const nameUsers = new Map<number, string[]>();
@@ -94,7 +121,7 @@ export function applyPlan(
     out.triedOps++;
     out.tried.add(entry);
     try {
-      maps.apply([o]);
+      maps.apply([o], opts.write);
       out.landed.push(o);
       return undefined;
     } catch (e) {
@@ -107,7 +134,7 @@ export function applyPlan(
     for (const p of (landed ?? []).reverse()) {
       const del: MapOp = { op: "delete-backend", setId, index: p.index, backend: p.backend };
       try {
-        maps.apply([del]);
+        maps.apply([del], NEVER_LINKED);
         out.landed.push(del);
       } catch {
         // left as an unreferenced set: the mirror knows it, and the next full plan deletes it
@@ -190,6 +217,10 @@ export function applyPlan(
     // independent entries: old sets and names, sy_members repairs, node addresses
     if (isHeld(entry)) {
       out.held.add(entry);
+      continue;
+    }
+    if (opts.retireSets && o.op === "delete-backend") {
+      out.retired.push(o);
       continue;
     }
     const err = attempt(o, entry);
