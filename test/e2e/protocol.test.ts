@@ -393,7 +393,7 @@ spec: { clusterIP: 10.96.20.99, ports: [{ name: http, port: 80 }] }
       "--max-frontends",
       "1",
     ]);
-    await tiny.waitFor(/"msg":"map update failed; will retry"/);
+    await tiny.waitFor(/"msg":"map writes failed; the other entries were written"/);
     const row = await waitUntil("the hub to show tiny's NACK", () => {
       const agents = JSON.parse(hubCli("agents", "--json")) as Array<{
         node: string;
