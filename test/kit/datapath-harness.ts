@@ -178,6 +178,8 @@ export class DatapathHarness {
   async destroyedUdpSockets(): Promise<number> {
     const reaper = this.dp.udpReaper;
     if (!reaper) throw new Error("this kernel has no bpf_sock_destroy (Linux < 6.5)");
+    // a backend leaves the maps when its old set is deleted, a grace period after the flip
+    await this.core.whenRetired();
     await reaper.idle();
     return reaper.totals.destroyed;
   }

@@ -78,6 +78,9 @@ export class AgentCore {
   private readonly retirements = new Set<Retirement>();
   /** the ids of those sets: in the maps (taken) until their deletions land, and no plan's business */
   private readonly retiringSets = new Set<number>();
+  private landingQueued = false;
+  /** resolved when no retirement is left (`whenRetired`) */
+  private retiredWaiters: Array<() => void> = [];
   private stopped = false;
 
   constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
@@ -326,22 +329,36 @@ export class AgentCore {
   private retire(ops: readonly MapOp[]): void {
     const readers = this.maps.readers;
     if (ops.length === 0 || !readers) return;
-    const r: Retirement = { mark: readers.mark(), ops, landed: false };
+    const r: Retirement = { mark: readers.mark(), ops, due: false };
     for (const o of ops) if (o.op === "delete-backend") this.retiringSets.add(o.setId);
     this.retirements.add(r);
-    readers.afterReaders(r.mark, () => this.landRetired(r));
+    readers.afterReaders(r.mark, () => {
+      r.due = true;
+      // retirements a grace period releases together land together (one write burst, one UDP socket walk)
+      if (this.landingQueued) return;
+      this.landingQueued = true;
+      setImmediate(() => {
+        this.landingQueued = false;
+        this.landRetired([...this.retirements].filter((x) => x.due));
+      });
+    });
   }
 
-  /** Deletes a retired plan's old sets: no reader can hold them any more, so nothing waits. */
-  private landRetired(r: Retirement): void {
-    if (this.stopped || r.landed) return;
-    r.landed = true;
-    this.retirements.delete(r);
-    for (const o of r.ops) if (o.op === "delete-backend") this.retiringSets.delete(o.setId);
+  /** Deletes retired plans' old sets: no reader can hold them any more, so nothing waits. */
+  private landRetired(batch: readonly Retirement[]): void {
+    if (this.stopped || batch.length === 0) return;
+    const ops: MapOp[] = [];
+    let mark = 0;
+    for (const r of batch) {
+      this.retirements.delete(r);
+      for (const o of r.ops) {
+        if (o.op === "delete-backend") this.retiringSets.delete(o.setId);
+        ops.push(o);
+      }
+      mark = Math.max(mark, r.mark);
+    }
     const now = this.clock();
-    const outcome = applyPlan(this.maps, r.ops, this.mirror, undefined, {
-      write: { setsUnlinkedAt: r.mark },
-    });
+    const outcome = applyPlan(this.maps, ops, this.mirror, undefined, { write: { setsUnlinkedAt: mark } });
     this.track(outcome.landed);
     this.log.debug(
       { ops: outcome.landed.length, retiringSets: this.retiringSets.size },
@@ -349,16 +366,22 @@ export class AgentCore {
     );
     // a failed deletion leaves an orphan set: recorded, and the full plan of its retry retires it again
     this.settleRetries(outcome, new Set(), now);
+    if (this.retirements.size === 0) for (const w of this.retiredWaiters.splice(0)) w();
+  }
+
+  /** Resolves once every set unlinked so far is deleted (or at once when none waits; or when stopped). */
+  whenRetired(): Promise<void> {
+    if (this.retirements.size === 0 || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.retiredWaiters.push(resolve));
   }
 
   /** Lands every retirement now, waiting on this thread for a grace period if none has covered them. */
   private landRetiredNow(): void {
     const readers = this.maps.readers;
-    if (!readers) return;
-    for (const r of [...this.retirements]) {
-      readers.waitForReaders(r.mark);
-      this.landRetired(r);
-    }
+    if (!readers || this.retirements.size === 0) return;
+    const batch = [...this.retirements];
+    readers.waitForReaders(Math.max(...batch.map((r) => r.mark)));
+    this.landRetired(batch);
   }
 
   /**
@@ -520,12 +543,13 @@ export class AgentCore {
    */
   stop(): void {
     this.stopped = true;
+    for (const w of this.retiredWaiters.splice(0)) w();
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
 
 /** one plan's deletions of the sets it unlinked, landing after the readers of `mark` */
-type Retirement = { mark: number; ops: readonly MapOp[]; landed: boolean };
+type Retirement = { mark: number; ops: readonly MapOp[]; due: boolean };
 
 const backendKey = (b: Backend) => `${b.ip}|${b.port}`;
 
