@@ -6,10 +6,12 @@
  *              and sink) and of sy_sendmsg4 (unconnected UDP), from the
  *              kernel's own counters (kernel.bpf_stats_enabled=1: run_time_ns
  *              / run_cnt of the programs attached to the bench's cgroup)
- *   writes     backend-set swaps through LibbpfMaps (put the new set, flip
- *              the frontend, delete the old set), one plan per round of
- *              SERVICES swaps: ms per plan (in apply), swaps/s, and the grace
- *              periods waited for on the main thread
+ *   writes     backend-set swaps through LibbpfMaps as the agent makes them
+ *              (put the new set, flip the frontend; the old set retired: its
+ *              deletion applied once a grace period run off the main thread
+ *              has passed), one plan per round of SERVICES swaps: ms per plan
+ *              on the main thread (apply, and the deletions landing), swaps/s,
+ *              and the grace periods waited for on the main thread
  *
  * Runs against whichever tree it is in: copy it into a checkout of the code
  * before the change to get the "before" figures. Prints one JSON line.
@@ -139,8 +141,11 @@ try {
     init.push({ op: "put-frontend", key: key(s + 1, 6), value: value(s + 1, setOf(s, 0), 1) });
   }
   maps.apply(init);
-  const grace = (maps as { grace?: { waits: number } }).grace;
-  const waitsBefore = grace?.waits ?? 0;
+  const grace = (maps as { grace?: { blockingWaits: number } }).grace;
+  const waitsBefore = grace?.blockingWaits ?? 0;
+  const readers = maps.readers;
+  let retiring = 0;
+  let drained: (() => void) | undefined;
   let ops = 0;
   let applyMs = 0;
   for (let r = 1; r <= ROUNDS; r++) {
@@ -149,14 +154,25 @@ try {
       plan.push({ op: "put-backend", setId: setOf(s, r), index: 0, backend: backend(s, r) });
     for (let s = 0; s < SERVICES; s++)
       plan.push({ op: "put-frontend", key: key(s + 1, 6), value: value(s + 1, setOf(s, r), 1) });
+    const retired: MapOp[] = [];
     for (let s = 0; s < SERVICES; s++)
-      plan.push({ op: "delete-backend", setId: setOf(s, r - 1), index: 0, backend: backend(s, r - 1) });
+      retired.push({ op: "delete-backend", setId: setOf(s, r - 1), index: 0, backend: backend(s, r - 1) });
     const a = performance.now();
     maps.apply(plan);
+    const mark = readers.mark();
+    retiring++;
+    readers.afterReaders(mark, () => {
+      const t = performance.now();
+      maps.apply(retired, { setsUnlinkedAt: mark });
+      applyMs += performance.now() - t;
+      if (--retiring === 0) drained?.();
+    });
     applyMs += performance.now() - a;
-    ops += plan.length;
+    ops += plan.length + retired.length;
     if (GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
+    else await new Promise((r) => setImmediate(r)); // the agent's plans come from messages, one turn each
   }
+  if (retiring > 0) await new Promise<void>((r) => (drained = r));
   console.log(
     JSON.stringify({
       object: BPF_OBJECT,
@@ -169,7 +185,7 @@ try {
         opsPerS: Math.round(ops / (applyMs / 1000)),
         gapMs: GAP_MS,
         msPerPlan: Math.round((applyMs * 100) / ROUNDS) / 100,
-        graceWaits: grace ? grace.waits - waitsBefore : null,
+        graceWaitsBlocking: grace ? grace.blockingWaits - waitsBefore : null,
       },
     }),
   );

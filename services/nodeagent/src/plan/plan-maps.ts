@@ -11,8 +11,9 @@
  *
  * This order is what lets the kernel adapter keep readers safe: a set is
  * never rewritten (a changed one gets a fresh id), and deletions come after
- * the flips, so `LibbpfMaps` can wait one grace period before step 5 and
- * the programs never lose a set they looked up (bpf/reader-grace.ts).
+ * the flips, so the agent can retire the sets of step 5 (delete them a
+ * grace period after the flips, off its main thread) and the programs
+ * never lose a set they looked up (bpf/reader-grace.ts).
  *
  * Nothing that already matches is written, so an agent restarted against
  * unchanged assignments performs zero writes.
