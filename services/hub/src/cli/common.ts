@@ -1,0 +1,88 @@
+/**
+ * What the hub's commands share: how they fail, the state flags, the shared
+ * state or the running hub's admin API, tables, the signing key's KEK.
+ */
+import { adminClient } from "../admin/admin-server.ts";
+import { KEK_ENV, type Kek, loadKek } from "../auth/signing-key.ts";
+import { FileState, type HubState, KvState } from "../state/hub-state.ts";
+
+/** A wrong flag or a refused command: the reason on stderr, exit code 2. */
+export function fail(msg: string): never {
+  process.stderr.write(`switchyard-hub: ${msg}\n`);
+  process.exit(2);
+}
+
+export const STATE_FLAGS = {
+  "state-dir": { type: "string" as const, default: "/var/lib/switchyard-hub" },
+  "state-nats": { type: "string" as const, multiple: true as const, default: [] as string[] },
+};
+
+/** The shared state: JetStream KV when NATS is given, else the file in the state dir. */
+export async function openState(stateDir: string, nats: string[]): Promise<HubState> {
+  if (nats.length === 0) return new FileState(stateDir);
+  return KvState.open(nats).catch((e: unknown) =>
+    fail(`--state-nats ${nats.join(",")}: cannot open the JetStream KV bucket: ${(e as Error).message}`),
+  );
+}
+
+/** The running hub's admin API, or undefined when none answers on the state dir's socket. */
+export async function runningHub(stateDir: string) {
+  const c = adminClient(stateDir);
+  if (!c) return undefined;
+  const ok = await new Promise<boolean>((resolve) =>
+    c.waitForReady(Date.now() + 2000, (e) => resolve(e === undefined || e === null)),
+  );
+  if (ok) return c;
+  c.close();
+  return undefined;
+}
+
+export type AdminClient = NonNullable<Awaited<ReturnType<typeof runningHub>>>;
+
+/**
+ * Runs a CLI command through the running hub's admin API (streams are cut
+ * at once), else directly on the shared state; errors end the CLI with
+ * their reason; both are closed afterwards.
+ */
+export async function viaHubOrState(
+  flags: { "state-dir": string; "state-nats": string[] },
+  run: (on: { hub: AdminClient; state?: undefined } | { hub?: undefined; state: HubState }) => Promise<void>,
+): Promise<void> {
+  const hub = await runningHub(flags["state-dir"]);
+  const state = hub ? undefined : await openState(flags["state-dir"], flags["state-nats"]);
+  try {
+    await run(hub ? { hub } : { state: state! });
+  } catch (e) {
+    fail((e as { details?: string }).details ?? (e as Error).message);
+  } finally {
+    hub?.close();
+    await state?.close();
+  }
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return `${rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
+}
+
+/** The KEK that seals the signing key (flag, env, or the state dir's own); a bad one ends the process. */
+export function kekOrFail(
+  values: { "signing-key-kek-file"?: string | undefined; "state-nats": string[] },
+  stateDir: string,
+): { kek: Kek; created: boolean; notes: string[] } {
+  const k = loadKek({
+    file: values["signing-key-kek-file"],
+    env: process.env[KEK_ENV],
+    stateDir,
+    shared: values["state-nats"].length > 0,
+  });
+  if (!k.ok) fail(k.error);
+  return k.value;
+}

@@ -1,0 +1,70 @@
+/** `switchyard-hub agents|clusters [--json]`: what the running hub reports, as tables. */
+import { parseArgs } from "node:util";
+import type { ListAgentsResponse, ListClustersResponse } from "@switchyard/proto/admin";
+import { call } from "../admin/admin-server.ts";
+import { fail, runningHub, STATE_FLAGS, table } from "./common.ts";
+import { printHelp } from "./help.ts";
+
+/** `agents` and `clusters`: tables from the running hub. */
+export async function statusCommand(what: "agents" | "clusters", argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      "state-dir": STATE_FLAGS["state-dir"],
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return printHelp();
+  const hub = await runningHub(values["state-dir"]);
+  if (!hub) fail(`no hub is running on --state-dir ${values["state-dir"]} (no admin socket answers there)`);
+  try {
+    if (what === "agents") {
+      const { agents } = await call<ListAgentsResponse>((cb) => hub.listAgents({}, cb));
+      if (values.json) return void process.stdout.write(`${JSON.stringify(agents, null, 2)}\n`);
+      const rows = [
+        ["NODE", "CLUSTER", "AUTH", "PEER", "ACKED", "VIEW", "PENDING", "LAG", "ACKS", "NACKS", "LAST NACK"],
+      ];
+      for (const a of agents)
+        rows.push([
+          a.node,
+          a.cluster,
+          a.auth,
+          a.peer,
+          a.ackedVersion.slice(0, 12),
+          a.viewVersion.slice(0, 12),
+          String(a.pendingResources),
+          `${a.lagMs}ms`,
+          String(a.acks),
+          String(a.nacks),
+          a.lastNack,
+        ]);
+      process.stdout.write(table(rows));
+    } else {
+      const { clusters } = await call<ListClustersResponse>((cb) => hub.listClusters({}, cb));
+      if (values.json) return void process.stdout.write(`${JSON.stringify(clusters, null, 2)}\n`);
+      const rows = [
+        ["NAME", "SOURCE", "IMPORTS", "HEALTH", "SERVICES", "SLICES", "NODES", "REJECTED", "REASON"],
+      ];
+      for (const c of clusters)
+        rows.push([
+          c.name,
+          c.source,
+          c.imports.join(",") || "-",
+          c.withdrawn
+            ? `withdrawn (since ${c.staleSince})`
+            : c.stale
+              ? `stale (since ${c.staleSince})`
+              : "ok",
+          String(c.services),
+          String(c.endpointSlices),
+          String(c.nodes),
+          String(c.rejectedObjects),
+          c.reason,
+        ]);
+      process.stdout.write(table(rows));
+    }
+  } finally {
+    hub.close();
+  }
+}

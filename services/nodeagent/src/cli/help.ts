@@ -1,0 +1,50 @@
+/** `switchyard-agent --help`: every command's flags in one text. */
+import { DEFAULT_PIN_DIR } from "./common.ts";
+
+const HELP = `switchyard-agent — resolves Kubernetes Services at the socket with eBPF
+
+Usage:
+  switchyard-agent run [flags]         join the hub and keep this node's maps in sync
+  switchyard-agent dump [flags]        print the maps as text (frontend -> backends)
+  switchyard-agent uninstall [flags]   detach the programs and remove every pin
+  switchyard-agent events [on|off] [--sample N] [--pin-dir DIR]
+                                       show or change NAT events at run time (no reload)
+
+run flags:
+  --hub HOST:PORT        hub address (repeatable; fails over in order)
+  --token ID.SECRET      join token from \`switchyard-hub token create\` (or env SWITCHYARD_TOKEN)
+  --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
+  --hub-ca-hash sha256:H pin the hub's CA by the hash the hub prints (first join fetches and checks it,
+                         then keeps it in --state-dir; TLS from then on)
+  --state-dir DIR        where the pinned hub CA, this agent's credential and the last complete view
+                         it applied are kept (default /var/lib/switchyard-agent); with a credential
+                         there, --token is not needed; with a held view there, a restart resumes
+  --node-name NAME       this node's name (default: the host name)
+  --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
+  --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
+  --bpf-object FILE      compiled BPF object (default bpf/build/switchyard.bpf.o)
+  --nats URL             NATS server for NAT events (repeatable; events off when absent)
+  --subject-prefix P     NATS subject prefix (default switchyard.nat)
+  --no-events            do not emit NAT events at all
+  --resync-seconds N     full reconcile against the maps every N seconds (default 60): repairs drift
+  --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
+  --max-frontends N      size of the frontend map, set at load (default 65536)
+  --max-backends N       size of the backend map, set at load (default 1048576); a full map is
+                         reported (NACK, log), never silently truncated. A size other than the pinned
+                         maps' (or a build with another map layout) stages new maps and swaps them in
+                         once they hold a complete view; the old ones serve until then
+  --zone ZONE            this node's topology zone for trafficDistribution (default: the zone label
+                         of this node's Node object, as the hub reports it)
+  --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
+                         default: the addresses of this host's interfaces; 127/8 and ::1 always count)
+  --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
+
+dump / uninstall flags:
+  --pin-dir DIR          as above
+  --state-dir DIR        as above (dump's first line says whether the agent follows a hub)
+`;
+
+/** Prints the help text (`--help`, `-h`, `help`, no command, or a command's --help). */
+export function printHelp(): void {
+  process.stdout.write(HELP);
+}

@@ -1,0 +1,236 @@
+/**
+ * `switchyard-agent run`: the composition root. Joins the hub, loads the
+ * datapath, resumes from the held view, keeps the maps in sync and
+ * publishes NAT events; stops on SIGINT/SIGTERM with the pins left in place.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { fetchPinnedCa } from "@switchyard/lib/ca-pin";
+import { ipFamily } from "@switchyard/lib/ip";
+import { createRootLogger } from "@switchyard/lib/log";
+import { findCgroup2Root } from "@switchyard/lib/mounts";
+import { AgentCore } from "./agent.ts";
+import { LibbpfDatapath } from "./bpf/datapath.ts";
+import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
+import { printHelp } from "./cli/help.ts";
+import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
+import { CredentialStore } from "./hubclient/credential-store.ts";
+import { HubClient } from "./hubclient/hub-client.ts";
+import { HeldViewKeeper, readHeldView } from "./state/held-view.ts";
+import { writeSyncStatus } from "./state/sync-status.ts";
+
+function nodeAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) if (!a.internal) out.push(a.address);
+  return out;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      hub: { type: "string", multiple: true, default: [] },
+      token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
+      "hub-ca": { type: "string" },
+      "hub-ca-hash": { type: "string" },
+      "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
+      "node-name": { type: "string", default: os.hostname().toLowerCase() },
+      cgroup: { type: "string" },
+      "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+      "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+      nats: { type: "string", multiple: true, default: [] },
+      "subject-prefix": { type: "string", default: "switchyard.nat" },
+      "no-events": { type: "boolean", default: false },
+      "node-address": { type: "string", multiple: true, default: [] },
+      zone: { type: "string" },
+      "event-sample": { type: "string", default: "1" },
+      "resync-seconds": { type: "string", default: "60" },
+      "max-frontends": { type: "string", default: "65536" },
+      "max-backends": { type: "string", default: "1048576" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return printHelp();
+  if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
+  const node = values["node-name"];
+  const credentials = new CredentialStore(values["state-dir"], node);
+  if (!values.token && !credentials.load())
+    fail(
+      "give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN; this node holds no credential from an earlier join",
+    );
+  // the hub's CA: given, pinned earlier, or fetched now and checked against --hub-ca-hash
+  let caFile = values["hub-ca"];
+  const pinned = path.join(values["state-dir"], "hub-ca.crt");
+  if (!caFile && fs.existsSync(pinned)) caFile = pinned;
+  if (!caFile && values["hub-ca-hash"]) {
+    const ca = await fetchPinnedCa(values.hub[0]!, values["hub-ca-hash"]);
+    if (!ca.ok) fail(ca.error);
+    fs.mkdirSync(values["state-dir"], { recursive: true, mode: 0o700 });
+    fs.writeFileSync(pinned, ca.value, { mode: 0o600 });
+    caFile = pinned;
+  }
+  const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
+  const cgroup = values.cgroup ?? findCgroup2Root();
+
+  const addresses = values["node-address"].length > 0 ? values["node-address"] : nodeAddresses();
+  for (const a of addresses) if (!ipFamily(a)) fail(`--node-address "${a}" is not an IP address`);
+  const sample = Number(values["event-sample"]);
+  if (!Number.isInteger(sample) || sample < 1)
+    fail(`--event-sample "${values["event-sample"]}" must be a whole number ≥ 1 (1 = every event)`);
+  if (!(Number(values["resync-seconds"]) >= 1))
+    fail(`--resync-seconds "${values["resync-seconds"]}" must be a number ≥ 1`);
+  const maxFrontends = Number(values["max-frontends"]);
+  const maxBackends = Number(values["max-backends"]);
+  if (!Number.isInteger(maxFrontends) || maxFrontends < 1)
+    fail(`--max-frontends "${values["max-frontends"]}" must be a whole number ≥ 1`);
+  if (!Number.isInteger(maxBackends) || maxBackends < 1)
+    fail(`--max-backends "${values["max-backends"]}" must be a whole number ≥ 1`);
+  const dp = LibbpfDatapath.open({
+    objectPath: values["bpf-object"],
+    pinDir: values["pin-dir"],
+    cgroupPath: cgroup,
+    log: log.child({ component: "bpf" }),
+    maxFrontends,
+    maxBackends,
+  });
+  const stateDir = values["state-dir"];
+  const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
+  // the last complete view an earlier run applied: resume from it (the maps are not touched until a hub answers)
+  const held = readHeldView(stateDir, node);
+  if (held && !held.ok)
+    log.warn(
+      { file: stateDir, reason: held.error },
+      "held view in the state directory not used; starting without it",
+    );
+  else if (held?.ok) {
+    const problem = core.loadHeldView(held.value.resources, held.value.header.viewVersion);
+    if (problem)
+      log.warn(
+        { file: stateDir, reason: problem },
+        "held view in the state directory not used; starting without it",
+      );
+    // the new maps of a staged upgrade hold nothing: the held view goes into them now, hub or not
+    else if (dp.staged) core.planHeldViewIntoNewMaps();
+  }
+  // a staged upgrade is swapped in once its maps hold a whole view (the held one, or the hub's)
+  let stagedCheck: NodeJS.Timeout | undefined;
+  const commitIfReady = () => {
+    if (!dp.staged || !core.viewInMaps) return;
+    try {
+      dp.commitStaged();
+    } catch (e) {
+      log.error(
+        { reason: (e as Error).message },
+        "upgrade swap failed; the previous build keeps serving, tried again in a second",
+      );
+      return;
+    }
+    clearInterval(stagedCheck);
+    saveStatus();
+  };
+  if (dp.staged) {
+    stagedCheck = setInterval(commitIfReady, 1000);
+    stagedCheck.unref();
+  }
+  let connectedHub: string | undefined;
+  const saveStatus = () => {
+    try {
+      writeSyncStatus(stateDir, {
+        ...core.syncState,
+        upgradeStaged: dp.staged,
+        hub: connectedHub,
+        updatedAt: new Date().toISOString(),
+      });
+    } catch (e) {
+      log.warn({ reason: (e as Error).message }, "cannot write the sync status in the state directory");
+    }
+  };
+  saveStatus();
+  commitIfReady();
+  const keeper = new HeldViewKeeper(
+    stateDir,
+    () => ({
+      header: {
+        node,
+        cluster: core.cluster,
+        viewVersion: core.store.viewVersion,
+        savedAt: new Date().toISOString(),
+        count: core.store.resources.size,
+      },
+      resources: [...core.store.resources.values()],
+    }),
+    (reason) =>
+      log.warn(
+        { reason },
+        "cannot keep the held view in the state directory; a restart will walk the view again",
+      ),
+  );
+  core.onViewApplied = () => {
+    keeper.schedule();
+    commitIfReady();
+    saveStatus();
+  };
+  // off the main thread; the datapath logs what each walk destroyed
+  core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
+  let publisher: EventPublisher | undefined;
+  if (values.nats.length > 0)
+    publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
+  const eventsOn = !values["no-events"] && publisher !== undefined;
+  dp.maps.writeSettings({ eventsOn, sampleOneIn: sample });
+  const reader = eventsOn
+    ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"]))
+    : undefined;
+
+  const client = new HubClient({
+    hubs: values.hub,
+    token: values.token,
+    credentials,
+    nodeName: node,
+    nodeAddresses: addresses,
+    agentVersion: "0.1.0",
+    caFile,
+    log: log.child({ component: "hubclient" }),
+    heldVersions: () => core.store.versions(),
+    heldViewVersion: () => core.store.viewVersion,
+    onWelcome: (w) => {
+      core.cluster = w.cluster;
+      connectedHub = client.connectedHub;
+      const zone = values.zone ?? (w.nodeZone || undefined);
+      if (zone !== core.zone) {
+        core.zone = zone;
+        log.info({ zone: zone ?? "(none)" }, "node zone");
+        core.reconcileIfSynced();
+      }
+      // the view this agent resumed with is the hub's: it is complete
+      if (w.inSync) core.onViewInSync();
+      saveStatus();
+    },
+    onDelta: (m) => core.onDelta(m),
+  });
+  client.start();
+  // periodic full reconcile: repairs map drift, writes nothing when there is none
+  const resync = setInterval(() => core.resync(), Number(values["resync-seconds"]) * 1000);
+  resync.unref();
+  process.stdout.write(`agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}\n`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
+    client.stop();
+    core.stop();
+    clearInterval(stagedCheck);
+    keeper.flush();
+    reader?.close();
+    await publisher?.close().catch(() => {});
+    dp.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
