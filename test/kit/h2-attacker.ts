@@ -100,7 +100,8 @@ export const ping = (n = 0) => {
   return frame(T.PING, 0, 0, p);
 };
 export const settings = () => frame(T.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0xff, 0xff]));
-export const data = (stream: number, payload: Buffer, flags: number = 0) => frame(T.DATA, flags, stream, payload);
+export const data = (stream: number, payload: Buffer, flags: number = 0) =>
+  frame(T.DATA, flags, stream, payload);
 export const windowUpdate = (stream: number, inc: number) => {
   const p = Buffer.alloc(4);
   p.writeUInt32BE(inc >>> 0);
