@@ -3,8 +3,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import type { Resource } from "@switchyard/proto/assignment";
-import { encodeHeldView, HELD_VIEW_FILE, parseHeldView, readHeldView, writeHeldView } from "./held-view.ts";
+import { type Resource, ResourceBatch } from "@switchyard/proto/assignment";
+import {
+  encodeHeldView,
+  HELD_VIEW_FILE,
+  HeldViewKeeper,
+  parseHeldView,
+  readHeldView,
+  writeHeldView,
+} from "./held-view.ts";
 
 const slice = (name: string): Resource => ({
   name,
@@ -47,6 +54,46 @@ describe("held view file", () => {
       const r = parseHeldView(bytes, "node-1");
       assert.ok(!r.ok, what);
       assert.match(r.error, re, what);
+    }
+  });
+
+  it("encodes the resources byte for byte as a ResourceBatch (from each resource's cached encoding)", () => {
+    const v = view();
+    const bytes = encodeHeldView(v);
+    const body = Buffer.from(ResourceBatch.encode({ resources: v.resources }).finish());
+    assert.ok(bytes.subarray(bytes.length - body.length).equals(body));
+    assert.ok(encodeHeldView(v).equals(bytes), "the second encoding (from the cache) is the same");
+  });
+
+  it("keeps the view: one write per interval off the event loop, and a last one at stop", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-keeper-"));
+    try {
+      let snapshots = 0;
+      const errors: string[] = [];
+      const keeper = new HeldViewKeeper(
+        dir,
+        () => {
+          snapshots++;
+          return view();
+        },
+        (m) => errors.push(m),
+        1,
+      );
+      keeper.flush();
+      assert.equal(readHeldView(dir, "node-1"), undefined, "nothing applied: nothing written");
+      keeper.schedule();
+      keeper.schedule();
+      for (let i = 0; i < 200 && !fs.existsSync(path.join(dir, HELD_VIEW_FILE)); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.ok(readHeldView(dir, "node-1")?.ok, "written after the interval");
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(snapshots, 1, "two views applied within one interval: one write");
+      keeper.schedule();
+      keeper.flush();
+      assert.equal(snapshots, 2, "a view applied before stop is written at stop");
+      assert.deepEqual(errors, []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { err, ok, type Result } from "@switchyard/lib/errors";
-import { type Resource, ResourceBatch } from "@switchyard/proto/assignment";
+import { Resource, ResourceBatch } from "@switchyard/proto/assignment";
 
 const MAGIC = Buffer.from("SYHV1\n");
 export const HELD_VIEW_FILE = "held-view.bin";
@@ -33,12 +33,48 @@ export type HeldViewHeader = {
 
 export type HeldView = { header: HeldViewHeader; resources: Resource[] };
 
+/**
+ * Each resource's encoding, kept while the resource object lives: resources
+ * are immutable once decoded (a changed one is a new object), so a write
+ * encodes only what changed since the last one. Owned here, used only by
+ * `encodeHeldView`.
+ */
+const encodedResources = new WeakMap<Resource, Uint8Array>();
+
+function encodedResource(r: Resource): Uint8Array {
+  let b = encodedResources.get(r);
+  if (!b) {
+    b = Resource.encode(r).finish();
+    encodedResources.set(r, b);
+  }
+  return b;
+}
+
+/** A protobuf varint. */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** `ResourceBatch.resources` is field 4, length-delimited: tag 0x22. */
+const RESOURCES_TAG = Buffer.from([0x22]);
+
 export function encodeHeldView(view: HeldView): Buffer {
   const head = Buffer.from(JSON.stringify(view.header));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(head.length);
-  const body = ResourceBatch.encode({ resources: view.resources }).finish();
-  return Buffer.concat([MAGIC, len, head, body]);
+  // a ResourceBatch, built from each resource's cached encoding (byte for byte ResourceBatch.encode)
+  const parts: Uint8Array[] = [MAGIC, len, head];
+  for (const r of view.resources) {
+    const b = encodedResource(r);
+    parts.push(RESOURCES_TAG, varint(b.length), b);
+  }
+  return Buffer.concat(parts);
 }
 
 /** Pure: the bytes of a held-view file → the view, or what is wrong with it. */
@@ -106,41 +142,83 @@ export function writeHeldView(stateDir: string, view: HeldView): void {
   fs.renameSync(tmp, file);
 }
 
+/** The same, with the writing and syncing off the event loop (only the encoding runs on it). */
+export async function writeHeldViewAsync(stateDir: string, view: HeldView): Promise<void> {
+  await fs.promises.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const file = path.join(stateDir, HELD_VIEW_FILE);
+  // its own temporary name: a synchronous write at stop may run while this one is under way
+  const tmp = `${file}.${process.pid}.tmp`;
+  const bytes = encodeHeldView(view);
+  const fh = await fs.promises.open(`${tmp}.async`, "w", 0o600);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.promises.rename(`${tmp}.async`, file);
+}
+
 /**
- * Keeps the held view on disk after views are applied: at most one write per
- * `delayMs` (a burst of deltas costs one write), and once more at stop.
- * A failed write is logged and retried with the next view; it never stops
- * the agent (the maps are what resolve; the file only saves a resume).
+ * Keeps the held view on disk after views are applied: the first at once,
+ * then at most one write per `intervalMs` (default 10 s; a burst of deltas
+ * costs one write), written off the event loop, and once more,
+ * synchronously, at stop. The file saves
+ * a resume, nothing more: one older than the maps only makes the hub send a
+ * little more on the next start (its version no longer matches, so the
+ * agent lists what it holds), so writing it often would cost the node CPU
+ * for nothing. A failed write is logged and retried with the next view; it
+ * never stops the agent.
  */
 export class HeldViewKeeper {
   private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> | undefined;
+  /** a view was applied since the last write began */
+  private due = false;
+  /** a write has begun in this run */
+  private started = false;
   private readonly stateDir: string;
   private readonly snapshot: () => HeldView;
   private readonly onError: (message: string) => void;
-  private readonly delayMs: number;
+  private readonly intervalMs: number;
   constructor(
     stateDir: string,
     snapshot: () => HeldView,
     onError: (message: string) => void,
-    delayMs = 1000,
+    intervalMs = 10_000,
   ) {
     this.stateDir = stateDir;
     this.snapshot = snapshot;
     this.onError = onError;
-    this.delayMs = delayMs;
+    this.intervalMs = intervalMs;
   }
 
   schedule(): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => this.flush(), this.delayMs);
+    this.due = true;
+    if (this.timer || this.writing) return;
+    // the first view of a run at once (a crash soon after start still resumes), later ones at the interval
+    this.timer = setTimeout(() => this.writeNow(), this.started ? this.intervalMs : 0);
     this.timer.unref();
   }
 
-  /** Writes now if a write is due. */
-  flush(): void {
-    if (!this.timer) return;
-    clearTimeout(this.timer);
+  private writeNow(): void {
+    this.started = true;
     this.timer = undefined;
+    this.due = false;
+    this.writing = writeHeldViewAsync(this.stateDir, this.snapshot())
+      .catch((e: unknown) => this.onError((e as Error).message))
+      .finally(() => {
+        this.writing = undefined;
+        if (this.due) this.schedule();
+      });
+  }
+
+  /** At stop: writes now (synchronously) if a view was applied since the last write began. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.due) return;
+    this.due = false;
     try {
       writeHeldView(this.stateDir, this.snapshot());
     } catch (e) {
