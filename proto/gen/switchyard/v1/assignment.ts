@@ -76,6 +76,57 @@ export function resourceEncodingToJSON(object: ResourceEncoding): string {
   }
 }
 
+/** RedirectFrontendKind says what a redirect frontend was written as. */
+export const RedirectFrontendKind = {
+  REDIRECT_FRONTEND_KIND_UNSPECIFIED: 0,
+  /** REDIRECT_FRONTEND_KIND_SERVICE - A Service of the policy's namespace: its ClusterIPs and some of its ports. */
+  REDIRECT_FRONTEND_KIND_SERVICE: 1,
+  /** REDIRECT_FRONTEND_KIND_ADDRESS - A virtual address and ports. */
+  REDIRECT_FRONTEND_KIND_ADDRESS: 2,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type RedirectFrontendKind = typeof RedirectFrontendKind[keyof typeof RedirectFrontendKind];
+
+export namespace RedirectFrontendKind {
+  export type REDIRECT_FRONTEND_KIND_UNSPECIFIED = typeof RedirectFrontendKind.REDIRECT_FRONTEND_KIND_UNSPECIFIED;
+  export type REDIRECT_FRONTEND_KIND_SERVICE = typeof RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
+  export type REDIRECT_FRONTEND_KIND_ADDRESS = typeof RedirectFrontendKind.REDIRECT_FRONTEND_KIND_ADDRESS;
+  export type UNRECOGNIZED = typeof RedirectFrontendKind.UNRECOGNIZED;
+}
+
+export function redirectFrontendKindFromJSON(object: any): RedirectFrontendKind {
+  switch (object) {
+    case 0:
+    case "REDIRECT_FRONTEND_KIND_UNSPECIFIED":
+      return RedirectFrontendKind.REDIRECT_FRONTEND_KIND_UNSPECIFIED;
+    case 1:
+    case "REDIRECT_FRONTEND_KIND_SERVICE":
+      return RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
+    case 2:
+    case "REDIRECT_FRONTEND_KIND_ADDRESS":
+      return RedirectFrontendKind.REDIRECT_FRONTEND_KIND_ADDRESS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RedirectFrontendKind.UNRECOGNIZED;
+  }
+}
+
+export function redirectFrontendKindToJSON(object: RedirectFrontendKind): string {
+  switch (object) {
+    case RedirectFrontendKind.REDIRECT_FRONTEND_KIND_UNSPECIFIED:
+      return "REDIRECT_FRONTEND_KIND_UNSPECIFIED";
+    case RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE:
+      return "REDIRECT_FRONTEND_KIND_SERVICE";
+    case RedirectFrontendKind.REDIRECT_FRONTEND_KIND_ADDRESS:
+      return "REDIRECT_FRONTEND_KIND_ADDRESS";
+    case RedirectFrontendKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Protocol of a frontend or backend port. */
 export const Protocol = { PROTOCOL_UNSPECIFIED: 0, PROTOCOL_TCP: 1, PROTOCOL_UDP: 2, UNRECOGNIZED: -1 } as const;
 
@@ -386,11 +437,93 @@ export interface Welcome {
 export interface Resource {
   /**
    * "svc/<cluster>/<namespace>/<name>" (a Service), "mcs/<cluster>/<namespace>/<name>"
-   * (an MCS ServiceImport: the clusterset IP) or "eps/<cluster>/<namespace>/<slice>".
+   * (an MCS ServiceImport: the clusterset IP), "eps/<cluster>/<namespace>/<slice>"
+   * (and "eps/<cluster>/<namespace>/<slice>/host-network" in node-port views),
+   * "lrp/<cluster>/<namespace>/<name>" (a LocalRedirectPolicy) or
+   * "lrpb/<cluster>/<namespace>/<name>/<node>" (its pods on one node).
    */
   name: string;
   version: string;
-  body: { $case: "service"; value: ServiceAssignment } | { $case: "backendSlice"; value: BackendSlice } | undefined;
+  body:
+    | { $case: "service"; value: ServiceAssignment }
+    | { $case: "backendSlice"; value: BackendSlice }
+    | { $case: "localRedirect"; value: LocalRedirectAssignment }
+    | { $case: "localBackends"; value: LocalBackends }
+    | undefined;
+}
+
+/**
+ * LocalRedirectAssignment is one LocalRedirectPolicy that won its frontends
+ * (resource "lrp/<cluster>/<namespace>/<name>"), the same for every agent of
+ * a view. Its backends are the selected pods on the agent's own node, sent
+ * to that node's agent only as LocalBackends. A policy that lost a conflict,
+ * or is invalid, is not sent (its status says why). See docs/policies.md.
+ */
+export interface LocalRedirectAssignment {
+  cluster: string;
+  namespace: string;
+  name: string;
+  /**
+   * The frontends, resolved by the hub: a Service frontend's ClusterIPs ×
+   * the policy's ports, or the policy's virtual address × ports.
+   */
+  frontends: RedirectFrontend[];
+  /**
+   * At most this many redirects per second per node for each frontend; the
+   * rest of that second goes to the fallback. 0 = no limit.
+   */
+  qosPerSecond: number;
+  /** Connects made by the selected pods themselves go to the fallback. */
+  skipRedirectFromBackend: boolean;
+  /** The kind of frontend, for events (NAT mode). */
+  frontendKind: RedirectFrontendKind;
+}
+
+/** RedirectFrontend is one address:port a LocalRedirectPolicy takes over. */
+export interface RedirectFrontend {
+  /** Textual IPv4 or IPv6 address. */
+  ip: string;
+  port: number;
+  protocol: Protocol;
+  /**
+   * The policy's name for this port: the local pods' port of this name
+   * (LocalBackends.ports) is where a redirected connect goes.
+   */
+  portName: string;
+  /**
+   * Where a connect goes when the node has no usable local pod, over the
+   * QoS limit, or from a selected pod with skip_redirect_from_backend: the
+   * Service resource ("svc/<cluster>/<namespace>/<name>") and the name of
+   * its port. Empty: such connects are refused.
+   */
+  fallbackService: string;
+  fallbackPortName: string;
+}
+
+/**
+ * LocalBackends lists the pods a LocalRedirectPolicy selects on one node
+ * (resource "lrpb/<cluster>/<namespace>/<name>/<node>"), sent only to that
+ * node's agent.
+ */
+export interface LocalBackends {
+  /** Resource name of the LocalRedirectAssignment. */
+  policy: string;
+  /** Port name → number and protocol (the policy's toPorts), for every pod. */
+  ports: SlicePort[];
+  pods: LocalPod[];
+}
+
+/** LocalPod is one selected pod on the node. */
+export interface LocalPod {
+  name: string;
+  addresses: string[];
+  ready: boolean;
+  terminating: boolean;
+  /**
+   * The pod's UID: with skip_redirect_from_backend the agent finds the pod's
+   * cgroup by it (kubelet names pod cgroups after the UID).
+   */
+  uid: string;
 }
 
 /** ServiceAssignment is the frontend side of one Service. */
@@ -1738,6 +1871,12 @@ export const Resource: MessageFns<Resource> = {
       case "backendSlice":
         BackendSlice.encode(message.body.value, writer.uint32(34).fork()).join();
         break;
+      case "localRedirect":
+        LocalRedirectAssignment.encode(message.body.value, writer.uint32(42).fork()).join();
+        break;
+      case "localBackends":
+        LocalBackends.encode(message.body.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1787,6 +1926,22 @@ export const Resource: MessageFns<Resource> = {
             message.body = { $case: "backendSlice", value: BackendSlice.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.body = { $case: "localRedirect", value: LocalRedirectAssignment.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.body = { $case: "localBackends", value: LocalBackends.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1809,6 +1964,14 @@ export const Resource: MessageFns<Resource> = {
         ? { $case: "backendSlice", value: BackendSlice.fromJSON(object.backendSlice) }
         : isSet(object.backend_slice)
         ? { $case: "backendSlice", value: BackendSlice.fromJSON(object.backend_slice) }
+        : isSet(object.localRedirect)
+        ? { $case: "localRedirect", value: LocalRedirectAssignment.fromJSON(object.localRedirect) }
+        : isSet(object.local_redirect)
+        ? { $case: "localRedirect", value: LocalRedirectAssignment.fromJSON(object.local_redirect) }
+        : isSet(object.localBackends)
+        ? { $case: "localBackends", value: LocalBackends.fromJSON(object.localBackends) }
+        : isSet(object.local_backends)
+        ? { $case: "localBackends", value: LocalBackends.fromJSON(object.local_backends) }
         : undefined,
     };
   },
@@ -1825,6 +1988,10 @@ export const Resource: MessageFns<Resource> = {
       obj.service = ServiceAssignment.toJSON(message.body.value);
     } else if (message.body?.$case === "backendSlice") {
       obj.backendSlice = BackendSlice.toJSON(message.body.value);
+    } else if (message.body?.$case === "localRedirect") {
+      obj.localRedirect = LocalRedirectAssignment.toJSON(message.body.value);
+    } else if (message.body?.$case === "localBackends") {
+      obj.localBackends = LocalBackends.toJSON(message.body.value);
     }
     return obj;
   },
@@ -1849,7 +2016,603 @@ export const Resource: MessageFns<Resource> = {
         }
         break;
       }
+      case "localRedirect": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "localRedirect", value: LocalRedirectAssignment.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "localBackends": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "localBackends", value: LocalBackends.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseLocalRedirectAssignment(): LocalRedirectAssignment {
+  return {
+    cluster: "",
+    namespace: "",
+    name: "",
+    frontends: [],
+    qosPerSecond: 0,
+    skipRedirectFromBackend: false,
+    frontendKind: 0,
+  };
+}
+
+export const LocalRedirectAssignment: MessageFns<LocalRedirectAssignment> = {
+  encode(message: LocalRedirectAssignment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cluster !== "") {
+      writer.uint32(10).string(message.cluster);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    for (const v of message.frontends) {
+      RedirectFrontend.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.qosPerSecond !== 0) {
+      writer.uint32(40).uint32(message.qosPerSecond);
+    }
+    if (message.skipRedirectFromBackend !== false) {
+      writer.uint32(48).bool(message.skipRedirectFromBackend);
+    }
+    if (message.frontendKind !== 0) {
+      writer.uint32(56).int32(message.frontendKind);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalRedirectAssignment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalRedirectAssignment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.frontends.push(RedirectFrontend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.qosPerSecond = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.skipRedirectFromBackend = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.frontendKind = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LocalRedirectAssignment {
+    return {
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      frontends: globalThis.Array.isArray(object?.frontends)
+        ? object.frontends.map((e: any) => RedirectFrontend.fromJSON(e))
+        : [],
+      qosPerSecond: isSet(object.qosPerSecond)
+        ? globalThis.Number(object.qosPerSecond)
+        : isSet(object.qos_per_second)
+        ? globalThis.Number(object.qos_per_second)
+        : 0,
+      skipRedirectFromBackend: isSet(object.skipRedirectFromBackend)
+        ? globalThis.Boolean(object.skipRedirectFromBackend)
+        : isSet(object.skip_redirect_from_backend)
+        ? globalThis.Boolean(object.skip_redirect_from_backend)
+        : false,
+      frontendKind: isSet(object.frontendKind)
+        ? redirectFrontendKindFromJSON(object.frontendKind)
+        : isSet(object.frontend_kind)
+        ? redirectFrontendKindFromJSON(object.frontend_kind)
+        : 0,
+    };
+  },
+
+  toJSON(message: LocalRedirectAssignment): unknown {
+    const obj: any = {};
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.frontends?.length) {
+      obj.frontends = message.frontends.map((e) => RedirectFrontend.toJSON(e));
+    }
+    if (message.qosPerSecond !== 0) {
+      obj.qosPerSecond = Math.round(message.qosPerSecond);
+    }
+    if (message.skipRedirectFromBackend !== false) {
+      obj.skipRedirectFromBackend = message.skipRedirectFromBackend;
+    }
+    if (message.frontendKind !== 0) {
+      obj.frontendKind = redirectFrontendKindToJSON(message.frontendKind);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LocalRedirectAssignment>, I>>(base?: I): LocalRedirectAssignment {
+    return LocalRedirectAssignment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalRedirectAssignment>, I>>(object: I): LocalRedirectAssignment {
+    const message = createBaseLocalRedirectAssignment();
+    message.cluster = object.cluster ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.frontends = object.frontends?.map((e) => RedirectFrontend.fromPartial(e)) || [];
+    message.qosPerSecond = object.qosPerSecond ?? 0;
+    message.skipRedirectFromBackend = object.skipRedirectFromBackend ?? false;
+    message.frontendKind = object.frontendKind ?? 0;
+    return message;
+  },
+};
+
+function createBaseRedirectFrontend(): RedirectFrontend {
+  return { ip: "", port: 0, protocol: 0, portName: "", fallbackService: "", fallbackPortName: "" };
+}
+
+export const RedirectFrontend: MessageFns<RedirectFrontend> = {
+  encode(message: RedirectFrontend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ip !== "") {
+      writer.uint32(10).string(message.ip);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    if (message.protocol !== 0) {
+      writer.uint32(24).int32(message.protocol);
+    }
+    if (message.portName !== "") {
+      writer.uint32(34).string(message.portName);
+    }
+    if (message.fallbackService !== "") {
+      writer.uint32(42).string(message.fallbackService);
+    }
+    if (message.fallbackPortName !== "") {
+      writer.uint32(50).string(message.fallbackPortName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedirectFrontend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedirectFrontend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ip = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.protocol = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.portName = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.fallbackService = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fallbackPortName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedirectFrontend {
+    return {
+      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      protocol: isSet(object.protocol) ? protocolFromJSON(object.protocol) : 0,
+      portName: isSet(object.portName)
+        ? globalThis.String(object.portName)
+        : isSet(object.port_name)
+        ? globalThis.String(object.port_name)
+        : "",
+      fallbackService: isSet(object.fallbackService)
+        ? globalThis.String(object.fallbackService)
+        : isSet(object.fallback_service)
+        ? globalThis.String(object.fallback_service)
+        : "",
+      fallbackPortName: isSet(object.fallbackPortName)
+        ? globalThis.String(object.fallbackPortName)
+        : isSet(object.fallback_port_name)
+        ? globalThis.String(object.fallback_port_name)
+        : "",
+    };
+  },
+
+  toJSON(message: RedirectFrontend): unknown {
+    const obj: any = {};
+    if (message.ip !== "") {
+      obj.ip = message.ip;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.protocol !== 0) {
+      obj.protocol = protocolToJSON(message.protocol);
+    }
+    if (message.portName !== "") {
+      obj.portName = message.portName;
+    }
+    if (message.fallbackService !== "") {
+      obj.fallbackService = message.fallbackService;
+    }
+    if (message.fallbackPortName !== "") {
+      obj.fallbackPortName = message.fallbackPortName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RedirectFrontend>, I>>(base?: I): RedirectFrontend {
+    return RedirectFrontend.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RedirectFrontend>, I>>(object: I): RedirectFrontend {
+    const message = createBaseRedirectFrontend();
+    message.ip = object.ip ?? "";
+    message.port = object.port ?? 0;
+    message.protocol = object.protocol ?? 0;
+    message.portName = object.portName ?? "";
+    message.fallbackService = object.fallbackService ?? "";
+    message.fallbackPortName = object.fallbackPortName ?? "";
+    return message;
+  },
+};
+
+function createBaseLocalBackends(): LocalBackends {
+  return { policy: "", ports: [], pods: [] };
+}
+
+export const LocalBackends: MessageFns<LocalBackends> = {
+  encode(message: LocalBackends, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== "") {
+      writer.uint32(10).string(message.policy);
+    }
+    for (const v of message.ports) {
+      SlicePort.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.pods) {
+      LocalPod.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalBackends {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalBackends();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ports.push(SlicePort.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pods.push(LocalPod.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LocalBackends {
+    return {
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+      ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => SlicePort.fromJSON(e)) : [],
+      pods: globalThis.Array.isArray(object?.pods) ? object.pods.map((e: any) => LocalPod.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: LocalBackends): unknown {
+    const obj: any = {};
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => SlicePort.toJSON(e));
+    }
+    if (message.pods?.length) {
+      obj.pods = message.pods.map((e) => LocalPod.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LocalBackends>, I>>(base?: I): LocalBackends {
+    return LocalBackends.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalBackends>, I>>(object: I): LocalBackends {
+    const message = createBaseLocalBackends();
+    message.policy = object.policy ?? "";
+    message.ports = object.ports?.map((e) => SlicePort.fromPartial(e)) || [];
+    message.pods = object.pods?.map((e) => LocalPod.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLocalPod(): LocalPod {
+  return { name: "", addresses: [], ready: false, terminating: false, uid: "" };
+}
+
+export const LocalPod: MessageFns<LocalPod> = {
+  encode(message: LocalPod, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    for (const v of message.addresses) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.ready !== false) {
+      writer.uint32(24).bool(message.ready);
+    }
+    if (message.terminating !== false) {
+      writer.uint32(32).bool(message.terminating);
+    }
+    if (message.uid !== "") {
+      writer.uint32(42).string(message.uid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LocalPod {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLocalPod();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.terminating = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.uid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LocalPod {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      addresses: globalThis.Array.isArray(object?.addresses)
+        ? object.addresses.map((e: any) => globalThis.String(e))
+        : [],
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      terminating: isSet(object.terminating) ? globalThis.Boolean(object.terminating) : false,
+      uid: isSet(object.uid) ? globalThis.String(object.uid) : "",
+    };
+  },
+
+  toJSON(message: LocalPod): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.addresses?.length) {
+      obj.addresses = message.addresses;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
+    }
+    if (message.terminating !== false) {
+      obj.terminating = message.terminating;
+    }
+    if (message.uid !== "") {
+      obj.uid = message.uid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LocalPod>, I>>(base?: I): LocalPod {
+    return LocalPod.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LocalPod>, I>>(object: I): LocalPod {
+    const message = createBaseLocalPod();
+    message.name = object.name ?? "";
+    message.addresses = object.addresses?.map((e) => e) || [];
+    message.ready = object.ready ?? false;
+    message.terminating = object.terminating ?? false;
+    message.uid = object.uid ?? "";
     return message;
   },
 };

@@ -23,7 +23,8 @@ function validateResource(r: Resource): string | undefined {
   if (!r.name) return "resource has no name";
   if (!r.version) return "resource has no version";
   const body = r.body;
-  if (!body) return "resource has no body (expected service or backend_slice)";
+  if (!body)
+    return "resource has no body (expected service, backend_slice, local_redirect or local_backends)";
   if (body.$case === "service") {
     for (const f of body.value.frontends) {
       if (f.mode === NatMode.NAT_MODE_NODE_PORT) {
@@ -35,6 +36,26 @@ function validateResource(r: Resource): string | undefined {
         return `frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
       }
     }
+    return undefined;
+  }
+  if (body.$case === "localRedirect") {
+    for (const f of body.value.frontends) {
+      if (!ipFamily(f.ip)) return `redirect frontend ip "${f.ip}" is not an IP address`;
+      if (!(f.port >= 1 && f.port <= 65535))
+        return `redirect frontend ${f.ip} port ${f.port} is out of range 1-65535`;
+      if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP)
+        return `redirect frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
+    }
+    return undefined;
+  }
+  if (body.$case === "localBackends") {
+    if (!body.value.policy) return "local backends name no policy";
+    for (const p of body.value.ports)
+      if (!(p.port >= 1 && p.port <= 65535))
+        return `local backend port "${p.name}" ${p.port} is out of range 1-65535`;
+    for (const pod of body.value.pods)
+      for (const a of pod.addresses)
+        if (!ipFamily(a)) return `pod ${pod.name} address "${a}" is not an IP address`;
     return undefined;
   }
   if (!body.value.service) return "backend slice names no service";
