@@ -69,7 +69,14 @@ export type EndpointSlice = {
   endpoints: SliceEndpoint[];
 };
 
-export type Node = { cluster: string; name: string; addresses: string[]; zone: string | undefined };
+export type Node = {
+  cluster: string;
+  name: string;
+  addresses: string[];
+  zone: string | undefined;
+  /** the Node's labels, for a policy's nodeSelector (undefined where a source does not keep them) */
+  labels?: Record<string, string>;
+};
 
 /** MCS API (multicluster.x-k8s.io): this cluster's Service of the same name is exported to the clusterset. */
 export type ServiceExport = { cluster: string; namespace: string; name: string };
@@ -86,7 +93,87 @@ export type ServiceImport = {
   affinityTimeoutSeconds: number;
 };
 
-export type KubeKind = "Service" | "EndpointSlice" | "Node" | "ServiceExport" | "ServiceImport";
+/**
+ * A Pod, only what policies need (kept compact: a cluster with 100k Pods
+ * must not double the hub's memory).
+ */
+export type Pod = {
+  cluster: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  labels: Record<string, string>;
+  /** spec.nodeName; undefined until scheduled */
+  nodeName: string | undefined;
+  /** status.podIPs (v4 and/or v6) */
+  ips: string[];
+  /** condition Ready is True */
+  ready: boolean;
+  /** metadata.deletionTimestamp is set */
+  terminating: boolean;
+  /** containers' named ports: name → number and protocol (a toPort may name one) */
+  containerPorts: Array<{ name: string; port: number; protocol: Protocol }>;
+};
+
+/** A Kubernetes label selector (matchLabels and matchExpressions), validated. */
+export type LabelSelector = {
+  matchLabels: Record<string, string>;
+  matchExpressions: Array<{
+    key: string;
+    operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+    values: string[];
+  }>;
+};
+
+/** A port of a policy: by name and/or number (a Service frontend's port may be named either way). */
+export type PolicyPort = { name: string; port: number; protocol: Protocol };
+
+/**
+ * LocalRedirectPolicy (switchyard.io/v1alpha1), validated: docs/policies.md.
+ * `createdAt` and the name order decide conflicts (oldest wins).
+ */
+export type LocalRedirectPolicy = {
+  cluster: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+  createdAt: string;
+  frontend:
+    | {
+        kind: "service";
+        /** a Service of the policy's namespace */
+        service: string;
+        /** its ports by name or number; empty = every port */
+        ports: Array<{ name: string } | { port: number }>;
+      }
+    | {
+        kind: "address";
+        ip: string;
+        ports: PolicyPort[];
+        /** a Service of the policy's namespace whose port of the same name takes what is not redirected */
+        fallbackService: string | undefined;
+      };
+  backend: {
+    selector: LabelSelector;
+    /** paired with the frontend's ports by name; `port` 0 with `targetName`: the pods' container port of that name */
+    toPorts: Array<{ name: string; port: number; targetName: string | undefined; protocol: Protocol }>;
+  };
+  skipRedirectFromBackend: boolean;
+  /** redirects per second per node per frontend; 0 = no limit */
+  qosPerSecond: number;
+  /** which nodes apply it (their labels); undefined = every node */
+  nodeSelector: LabelSelector | undefined;
+};
+
+export type KubeKind =
+  | "Service"
+  | "EndpointSlice"
+  | "Node"
+  | "ServiceExport"
+  | "ServiceImport"
+  | "Pod"
+  | "LocalRedirectPolicy";
 
 /** A reference to one object of a cluster. */
 export type ObjectRef = { kind: KubeKind; namespace: string; name: string };

@@ -4,7 +4,16 @@
  * write; translation reads. A change bumps the cluster's generation and
  * notifies listeners (the hub debounces them).
  */
-import type { EndpointSlice, KubeKind, Node, Service, ServiceExport, ServiceImport } from "./types.ts";
+import type {
+  EndpointSlice,
+  KubeKind,
+  LocalRedirectPolicy,
+  Node,
+  Pod,
+  Service,
+  ServiceExport,
+  ServiceImport,
+} from "./types.ts";
 
 /**
  * A source that cannot reach its cluster keeps the last known objects and
@@ -38,6 +47,9 @@ export type ClusterState = {
   nodes: Map<string, Node>;
   exports: Map<string, ServiceExport>;
   imports: Map<string, ServiceImport>;
+  /** Pods (compact: only what policies need) */
+  pods: Map<string, Pod>;
+  localRedirects: Map<string, LocalRedirectPolicy>;
   health: ClusterHealth;
 };
 
@@ -49,7 +61,9 @@ export type ModelObject =
   | { kind: "EndpointSlice"; value: EndpointSlice }
   | { kind: "Node"; value: Node }
   | { kind: "ServiceExport"; value: ServiceExport }
-  | { kind: "ServiceImport"; value: ServiceImport };
+  | { kind: "ServiceImport"; value: ServiceImport }
+  | { kind: "Pod"; value: Pod }
+  | { kind: "LocalRedirectPolicy"; value: LocalRedirectPolicy };
 
 function nsName(namespace: string, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
@@ -68,6 +82,8 @@ export function objectsOf(c: ClusterState): ModelObject[] {
     ...[...c.nodes.values()].map((value) => ({ kind: "Node" as const, value })),
     ...[...c.exports.values()].map((value) => ({ kind: "ServiceExport" as const, value })),
     ...[...c.imports.values()].map((value) => ({ kind: "ServiceImport" as const, value })),
+    ...[...c.pods.values()].map((value) => ({ kind: "Pod" as const, value })),
+    ...[...c.localRedirects.values()].map((value) => ({ kind: "LocalRedirectPolicy" as const, value })),
   ];
 }
 
@@ -83,6 +99,10 @@ export function mapOf(c: ClusterState, kind: KubeKind): Map<string, unknown> {
       return c.exports;
     case "ServiceImport":
       return c.imports;
+    case "Pod":
+      return c.pods;
+    case "LocalRedirectPolicy":
+      return c.localRedirects;
   }
 }
 
@@ -115,6 +135,8 @@ export class World {
         nodes: new Map(),
         exports: new Map(),
         imports: new Map(),
+        pods: new Map(),
+        localRedirects: new Map(),
         health: HEALTHY,
       };
       this.clusters.set(name, c);
