@@ -12,26 +12,26 @@
  * HPACK literals without indexing (no table); response headers are not
  * decoded (nothing read from them): a HEADERS frame that ends the stream, or
  * RST_STREAM, ends the call. SETTINGS and PING are acknowledged.
+ *
+ * Frames and header literals come from test/kit/h2-attacker.ts (written by
+ * hand from the RFCs): nothing here is the hub's server code, so a bug there
+ * cannot hide in what measures it.
  */
 import type net from "node:net";
 import tls from "node:tls";
-import {
-  DEFAULT_WINDOW,
-  Flag,
-  FrameType,
-  frame,
-  MAX_WINDOW,
-  PREFACE,
-  Setting,
-} from "../services/hub/src/transport/h2/connection.ts";
-import { encodeHeaders } from "../services/hub/src/transport/h2/hpack.ts";
+import { F, frame, grpcPrefix, headerBlock, PREFACE, S as Setting, T } from "../test/kit/h2-attacker.ts";
 
-const { DATA, HEADERS, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE } = FrameType;
-const { END_STREAM, ACK, END_HEADERS, PADDED } = Flag;
+const { DATA, HEADERS, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE } = T;
+const { END_STREAM, ACK, END_HEADERS, PADDED } = F;
 const STREAM = 1;
+/** a window's size before SETTINGS or WINDOW_UPDATE change it, and the largest (RFC 9113 §6.9) */
+const DEFAULT_WINDOW = 65_535;
+const MAX_WINDOW = 2 ** 31 - 1;
 
-/** A gRPC message on the wire (the hub's own framing). */
-export { grpcFrame } from "../services/hub/src/transport/grpc-call.ts";
+/** A gRPC message on the wire: not compressed, its length, the bytes. */
+export function grpcFrame(message: Uint8Array): Buffer {
+  return Buffer.concat([grpcPrefix(message.length), message]);
+}
 
 export type CallHandlers = {
   /** one whole gRPC message (without its 5-byte prefix) */
@@ -161,7 +161,7 @@ export class GrpcCall {
     settings.writeUInt32BE(MAX_WINDOW, 8);
     const raise = Buffer.alloc(4);
     raise.writeUInt32BE(MAX_WINDOW - DEFAULT_WINDOW, 0);
-    const block = encodeHeaders([
+    const block = headerBlock([
       [":method", "POST"],
       [":scheme", "https"],
       [":path", path],

@@ -14,7 +14,7 @@
  * bench/results/protocol.json.
  *
  *   node bench/protocol.ts [--agents 1000] [--services 10000] [--changes 100] [--workers 2]
- *                          [--sims c|node] [--io-threads N] [--front own|http2] [--real-agents 2] [--plain] [--sim-full-decode]
+ *                          [--sims c|node] [--io-threads N] [--real-agents 2] [--plain] [--sim-full-decode]
  *                          [--until cold|changes|restart|storm] [--sim-nice N] [--out FILE]
  */
 
@@ -53,8 +53,6 @@ const { values } = parseArgs({
     "real-agent-resync-seconds": { type: "string" },
     // the hub's --io-threads (default: the hub's own default)
     "io-threads": { type: "string" },
-    // the hub's --front: its HTTP/2 stack (own or http2; default: the hub's own default)
-    front: { type: "string" },
     // the simulated agents: c (bench/c/sims.c, one epoll loop per process) or node (bench/protocol-sims.ts)
     sims: { type: "string", default: "c" },
     // real agents (the switchyard-agent binary, BPF maps in a sandbox cgroup) among the simulated ones
@@ -108,7 +106,6 @@ function startHub(port: number): Proc {
       "--log-level",
       process.env["HUB_LOG"] ?? "info",
       ...(values["io-threads"] !== undefined ? ["--io-threads", values["io-threads"]] : []),
-      ...(values.front !== undefined ? ["--front", values.front] : []),
     ],
     nodeOptions("HUB_NODE_OPTIONS"),
   );
@@ -649,7 +646,8 @@ const out = {
   // which simulated agents (c: bench/c/sims.c, node: bench/protocol-sims.ts) and the hub's --io-threads
   sim_agents: values.sims,
   hub_io_threads: values["io-threads"] ?? "default",
-  hub_front: values.front ?? "default",
+  // the hub's HTTP/2 stack: node:http2 only since issue 14 (protocol-front-own.json holds the last run of its own framing)
+  hub_front: "http2",
   services: SERVICES,
   endpoints: SERVICES * ENDPOINTS_PER_SERVICE,
   ...results,

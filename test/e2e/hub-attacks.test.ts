@@ -7,9 +7,6 @@
  * 127.0.0.1) joins and gets its whole view, and the log stays small. Each
  * attack is bounded by counts; waits are bounded generously and only the
  * outcome is asserted.
- *
- * HUB_ATTACK_FRONT=own runs the same attacks against the hub's own HTTP/2
- * framing (for comparison; several fail there — that is the point).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -39,7 +36,6 @@ import {
 import { serviceYaml } from "../kit/k8s-yaml.ts";
 import { Stack } from "../kit/stack.ts";
 
-const FRONT = process.env["HUB_ATTACK_FRONT"] ?? "http2";
 const VIP = "10.96.58.1";
 const STREAM = "/switchyard.v1.AssignmentService/StreamAssignments";
 const HEALTH = "/grpc.health.v1.Health/Check";
@@ -55,7 +51,7 @@ function rssMb(pid: number): number {
   return Number(m?.[1] ?? 0) / 1024;
 }
 
-describe(`the hub's agent port under attack (--front ${FRONT})`, () => {
+describe("the hub's agent port under attack", () => {
   let stack: Stack;
   let port: number;
   let creds: grpc.ChannelCredentials;
@@ -83,8 +79,6 @@ describe(`the hub's agent port under attack (--front ${FRONT})`, () => {
         cert.cert,
         "--tls-key",
         cert.key,
-        "--front",
-        FRONT,
         "--io-threads",
         "2",
         "--handshake-timeout",

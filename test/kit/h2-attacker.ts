@@ -2,7 +2,9 @@
  * A hostile HTTP/2 client for attack tests: frames written by hand (RFC
  * 9113) and header blocks encoded by hand (RFC 7541 literals, no Huffman),
  * so it can send what a well-behaved client never would. It shares no code
- * with the hub's server on purpose: a bug there must not hide here.
+ * with the hub's server on purpose: a bug there must not hide here. The
+ * frames and header literals are also what bench/h2-lite.ts (the benchmark's
+ * light client) sends, for the same reason.
  *
  * Loopback only: it connects to the hub under test, from a chosen
  * 127.0.0.0/8 address (so the hub's per-source limits see it apart from
@@ -21,20 +23,20 @@ export const T = {
   WINDOW_UPDATE: 8,
   CONTINUATION: 9,
 } as const;
-export const F = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
+export const F = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8 } as const;
+/** SETTINGS identifiers (RFC 9113 §6.5.2) */
+export const S = { ENABLE_PUSH: 0x2, INITIAL_WINDOW_SIZE: 0x4 } as const;
 
-export function frame(
-  type: number,
-  flags: number,
-  stream: number,
-  payload: Buffer = Buffer.alloc(0),
-): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream >>> 0, 5);
-  return Buffer.concat([head, payload]);
+/** A frame: the 9-byte header (length, type, flags, stream id) and the payload, in one buffer. */
+export function frame(type: number, flags: number, stream: number, payload?: Uint8Array): Buffer {
+  const len = payload?.length ?? 0;
+  const out = Buffer.allocUnsafe(9 + len);
+  out.writeUIntBE(len, 0, 3);
+  out[3] = type;
+  out[4] = flags;
+  out.writeUInt32BE(stream >>> 0, 5);
+  if (payload) out.set(payload, 9);
+  return out;
 }
 
 export const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");

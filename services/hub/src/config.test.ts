@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseFront, parseHubConfig, resolveLimits } from "./config.ts";
+import { checkRemovedFront, parseHubConfig, resolveLimits } from "./config.ts";
 import { DEFAULT_LIMITS } from "./transport/limits.ts";
 
 describe("hub config file", () => {
@@ -63,11 +63,10 @@ clusters:
   });
 });
 
-describe("the agent port's front and limits (config file and flags)", () => {
-  it("reads the front and limits from the file; flags win over the file, the file over the defaults", () => {
+describe("the agent port's limits (config file and flags)", () => {
+  it("reads the limits from the file; flags win over the file, the file over the defaults", () => {
     const r = parseHubConfig(
-      `front: http2
-limits:
+      `limits:
   maxStreamsPerConnection: 50
   idleTimeout: 90s
   maxWriteBuffer: 8MiB
@@ -77,7 +76,6 @@ clusters: []
       "hub.yaml",
     );
     assert.ok(r.ok, r.ok ? "" : r.error);
-    assert.equal(r.value.front, "http2");
     const l = resolveLimits(r.value.limits, { "idle-timeout": "2m", "max-connections": "500" });
     assert.ok(l.ok, l.ok ? "" : l.error);
     assert.deepEqual(l.value, {
@@ -95,7 +93,6 @@ clusters: []
 
   it("names the key or flag, the allowed range and what was given", () => {
     const fileCases: Array<[string, RegExp]> = [
-      ["front: nghttp2", /hub\.yaml: front must be http2 .* or own .* not "nghttp2"/],
       ["limits: 5", /hub\.yaml: limits must be a mapping of maxStreamsPerConnection/],
       ["limits: { maxStreams: 5 }", /limits: unknown field "maxStreams" \(known: maxStreamsPerConnection/],
       [
@@ -126,6 +123,17 @@ clusters: []
       assert.ok(!r.ok, JSON.stringify(flags));
       assert.match(r.error, re);
     }
-    assert.match((parseFront("h3", "--front") as { error: string }).error, /--front must be http2/);
+  });
+
+  it("refuses the removed own HTTP/2 front by name; front: http2 (the only stack now) still starts", () => {
+    const own = parseHubConfig("front: own\nclusters: []", "hub.yaml");
+    assert.ok(!own.ok);
+    assert.equal(
+      own.error,
+      'hub.yaml: front is "own": the own HTTP/2 front was removed; the hub serves node:http2 only — remove `front`',
+    );
+    assert.ok(parseHubConfig("front: http2\nclusters: []", "hub.yaml").ok);
+    assert.match(checkRemovedFront("own", "--front", "--front") ?? "", /was removed; .* remove `--front`/);
+    assert.equal(checkRemovedFront("http2", "--front", "--front"), undefined);
   });
 });

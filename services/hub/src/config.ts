@@ -6,7 +6,6 @@ import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS, parseBytes } from "./transport/limits.ts";
-import { FRONTS, type FrontKind } from "./transport/server-stream.ts";
 
 export type ClusterConfig =
   | { name: string; kind: "dir"; path: string }
@@ -71,19 +70,19 @@ export type HubFileConfig = {
   ioThreads: number | undefined;
   /** externalTrafficPolicy: Local stays strict for connects that start on an agent's node, for every Service */
   externalTrafficStrict: boolean | undefined;
-  /** the HTTP/2 stack of the agent port */
-  front: FrontKind | undefined;
   /** the agent port's limits given in the file (`limits:`) */
   limits: Partial<FrontLimits>;
 };
 
-/** --front / front: the agent port's HTTP/2 stack */
-export function parseFront(v: unknown, where: string): Result<FrontKind> {
-  return FRONTS.includes(v as FrontKind)
-    ? ok(v as FrontKind)
-    : err(
-        `${where} must be http2 (node:http2) or own (the hub's own HTTP/2 framing), not ${JSON.stringify(v)}`,
-      );
+/**
+ * --front / front: once the choice of the agent port's HTTP/2 stack, now
+ * always node:http2. `http2` is accepted and changes nothing, so a file or
+ * unit written for the choice still starts; anything else (`own`) is an
+ * error. Returns the error, or undefined.
+ */
+export function checkRemovedFront(v: unknown, where: string, key: string): string | undefined {
+  if (v === "http2") return undefined;
+  return `${where} is ${JSON.stringify(v)}: the own HTTP/2 front was removed; the hub serves node:http2 only — remove \`${key}\``;
 }
 
 /** One limit's value from the config file (a number or a string) or a flag (a string), checked against its range. */
@@ -162,7 +161,6 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
- *     front: http2         # the agent port's HTTP/2 stack: http2 (node:http2) or own
  *     limits:              # the agent port's limits (transport/limits.ts; each also a serve flag)
  *       maxConnectionsPerSource: 2000
  *       idleTimeout: 60s
@@ -287,16 +285,13 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     return err(
       `${file}: externalTrafficStrict must be true or false (true: connects from an agent's node to external frontends of externalTrafficPolicy: Local Services use only that node's endpoints), not ${JSON.stringify(strict)}`,
     );
-  let front: FrontKind | undefined;
   if (doc["front"] !== undefined) {
-    const f = parseFront(doc["front"], `${file}: front`);
-    if (!f.ok) return f;
-    front = f.value;
+    const e = checkRemovedFront(doc["front"], `${file}: front`, "front");
+    if (e) return err(e);
   }
   const limits = parseFileLimits(doc["limits"], file);
   if (!limits.ok) return limits;
   return ok({
-    front,
     limits: limits.value,
     clusters,
     imports,

@@ -64,8 +64,6 @@ serve flags:
   --debounce-ms N         coalescing window for changes (default 20)
   --io-threads N          threads that serve the agents' connections (TLS, HTTP/2), sharing the port;
                           0 = on the main thread (default: 2 with 2 or more CPUs, else 0)
-  --front http2|own       the agent port's HTTP/2 stack: http2 = node:http2 (nghttp2) with the limits
-                          below; own = the hub's own framing (default own, until measured side by side)
   --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
   --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
                           within this is unreachable, as when a partition drops packets (default 10s)
@@ -75,8 +73,7 @@ serve flags:
   --print-join-token      create a join token for the first cluster and print it on stdout
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
-serve flags for the agent port's limits (each has a safe default; --front own applies only the
-streams per connection and the message deadline):
+serve flags for the agent port's limits (node:http2; each has a safe default):
 ${LIMIT_HELP}
 
 token, agent, agents, clusters flags:

@@ -40,11 +40,8 @@ export function watchConfig(d: ConfigReloadDeps): { close(): void } {
       const prev = d.current();
       if (next.value.listen !== prev.listen || next.value.stateDir !== prev.stateDir)
         log.warn({ file: configFile }, "listen and stateDir changes take effect at the next restart");
-      if (
-        next.value.front !== prev.front ||
-        JSON.stringify(next.value.limits) !== JSON.stringify(prev.limits)
-      )
-        log.warn({ file: configFile }, "front and limits changes take effect at the next restart");
+      if (JSON.stringify(next.value.limits) !== JSON.stringify(prev.limits))
+        log.warn({ file: configFile }, "limits changes take effect at the next restart");
       if (next.value.metricsListen !== prev.metricsListen)
         log.warn({ file: configFile }, "metricsListen changes take effect at the next restart");
       const current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };

@@ -52,6 +52,7 @@ export async function serve(argv: string[]): Promise<void> {
       "tls-ca": { type: "string" },
       "debounce-ms": { type: "string" },
       "io-threads": { type: "string" },
+      // removed: only so that `--front own` gets a clear error (settings.ts)
       front: { type: "string" },
       ...Object.fromEntries(LIMIT_SPECS.map((x) => [x.flag, { type: "string" as const }])),
       "print-join-token": { type: "boolean", default: false },
@@ -180,7 +181,6 @@ export async function serve(argv: string[]): Promise<void> {
     fallback: server,
     maxMessageBytes: 16 * 1024 * 1024,
     ioThreads: current.ioThreads,
-    front: current.front,
     limits: current.limits,
     onInternalError: (e) =>
       log.error({ err: e.stack ?? e.message }, "a connection was closed after an internal error"),

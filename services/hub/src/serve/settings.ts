@@ -6,16 +6,15 @@ import { err, ok, type Result } from "@switchyard/lib/errors";
 import {
   type ClusterConfig,
   checkIoThreads,
+  checkRemovedFront,
   type HubFileConfig,
   parseClusterFlag,
-  parseFront,
   parseHubConfig,
   parseListen,
   parseViewFlag,
   resolveLimits,
 } from "../config.ts";
 import type { FrontLimits } from "../transport/limits.ts";
-import type { FrontKind } from "../transport/server-stream.ts";
 
 /** I/O threads by default: two when the machine has the cores for them (bench:protocol: convergence at 1,000 agents) */
 export function defaultIoThreads(): number {
@@ -33,7 +32,6 @@ export type ServeSettings = {
   debounceMs: number;
   ioThreads: number;
   externalTrafficStrict: boolean;
-  front: FrontKind;
   limits: FrontLimits;
 };
 
@@ -103,16 +101,13 @@ export function resolveSettings(
     const e = checkIoThreads(/^\d+$/.test(values["io-threads"] as string) ? ioThreads : values["io-threads"]);
     if (e) return err(`--io-threads ${e}`);
   }
-  let front = fromFile?.front ?? "own";
   if (values["front"] !== undefined) {
-    const f = parseFront(values["front"], "--front");
-    if (!f.ok) return f;
-    front = f.value;
+    const e = checkRemovedFront(values["front"], "--front", "--front");
+    if (e) return err(e);
   }
   const limits = resolveLimits(fromFile?.limits ?? {}, values);
   if (!limits.ok) return limits;
   return ok({
-    front,
     limits: limits.value,
     ioThreads,
     clusters,

@@ -8,8 +8,7 @@
  * grpc-js's per-message layers.
  *
  * The HTTP/2 stack is node:http2 (nghttp2: http2-listener.ts, with the
- * port's limits, limits.ts) or the hub's own framing (h2/, listener.ts:
- * `front: "own"`, kept until the two are measured side by side).
+ * port's limits, limits.ts); the hub has no framing of its own.
  *
  * Also what grpc-js did for the whole port: keepalive pings (a peer that does
  * not answer within the timeout loses its connection and its calls), a cap on
@@ -23,8 +22,7 @@ import { GrpcCall, Status } from "./grpc-call.ts";
 import { listenHttp2 } from "./http2-listener.ts";
 import { startIoThreads } from "./io-threads/pool.ts";
 import { DEFAULT_LIMITS, type FrontLimits } from "./limits.ts";
-import { listenH2 } from "./listener.ts";
-import type { FrontKind, ServerStream } from "./server-stream.ts";
+import type { ServerStream } from "./server-stream.ts";
 
 export type FrontOptions = {
   host: string;
@@ -35,9 +33,7 @@ export type FrontOptions = {
   /** serves every other path (grpc-js, reached in process) */
   fallback: grpc.Server;
   maxMessageBytes: number;
-  /** the HTTP/2 stack: node:http2 ("http2") or the hub's own framing ("own", the default for now) */
-  front?: FrontKind;
-  /** the port's limits (limits.ts; the own front applies only some) */
+  /** the port's limits (limits.ts) */
   limits?: FrontLimits;
   keepaliveIntervalMs?: number;
   keepaliveTimeoutMs?: number;
@@ -92,10 +88,9 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
     onStream,
     onInternalError: opts.onInternalError ?? ((e: Error) => process.stderr.write(`${e.stack ?? e}\n`)),
   };
-  const front = opts.front ?? "own";
   const served = opts.ioThreads
-    ? await startIoThreads({ ...common, front, threads: opts.ioThreads })
-    : await (front === "own" ? listenH2 : listenHttp2)(common);
+    ? await startIoThreads({ ...common, threads: opts.ioThreads })
+    : await listenHttp2(common);
   return {
     port: served.port,
     ioWorkers: () => ("workers" in served ? served.workers() : []),

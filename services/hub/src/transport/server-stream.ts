@@ -1,11 +1,7 @@
 /**
- * What the hub's front hands its handlers, whichever HTTP/2 stack serves
- * the port and whichever thread owns the connection: a request stream
- * (ServerStream), and the listener that produces them on one thread.
- *
- * Two listeners implement it: http2-listener.ts (node:http2, nghttp2) and
- * listener.ts (the hub's own framing in h2/, kept until the side-by-side
- * measurement decides; `--front own|http2`).
+ * What the hub's front hands its handlers, whichever thread owns the
+ * connection: a request stream (ServerStream), and the listener that
+ * produces them on one thread (http2-listener.ts: node:http2, nghttp2).
  */
 import type { FrontLimits } from "./limits.ts";
 
@@ -88,7 +84,3 @@ export type Listener = {
   /** stops accepting and closes every connection (GOAWAY) */
   close: () => Promise<void>;
 };
-
-/** the HTTP/2 stacks the hub can serve its port with */
-export const FRONTS = ["own", "http2"] as const;
-export type FrontKind = (typeof FRONTS)[number];

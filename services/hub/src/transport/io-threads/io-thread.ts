@@ -1,7 +1,7 @@
 /**
  * One I/O thread of the hub (a worker_thread): it owns a share of the
- * agents' connections — TLS, HTTP/2 (node:http2, or the hub's own framing
- * with `--front own`), flow control, keepalive, the port's limits — and
+ * agents' connections — TLS, HTTP/2 (its own node:http2 server on the
+ * shared port), flow control, keepalive, the port's limits — and
  * relays their streams to the main thread (relay.ts), which runs every call
  * (auth, sessions, the translator's snapshots). So a change's 1,000 TLS
  * writes and 1,000 ACK reads, most of the hub's CPU per change, spread over
@@ -15,8 +15,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { listenHttp2 } from "../http2-listener.ts";
 import type { FrontLimits } from "../limits.ts";
-import { listenH2 } from "../listener.ts";
-import type { FrontKind, ServerStream } from "../server-stream.ts";
+import type { ServerStream } from "../server-stream.ts";
 import { BatchSender, Down, decodeFields, readBatch, Up } from "./relay.ts";
 
 export type IoThreadData = {
@@ -25,7 +24,6 @@ export type IoThreadData = {
   tls: { cert: Uint8Array; key: Uint8Array } | undefined;
   keepaliveIntervalMs: number | undefined;
   keepaliveTimeoutMs: number | undefined;
-  front: FrontKind;
   limits: FrontLimits | undefined;
   gate: { shared: SharedArrayBuffer; row: number };
   routedPaths: readonly string[] | undefined;
@@ -58,7 +56,7 @@ function throttle(): void {
   else listener.resumeReading();
 }
 
-const listener = await (data.front === "own" ? listenH2 : listenHttp2)({
+const listener = await listenHttp2({
   host: data.host,
   port: data.port,
   reusePort: true,

@@ -1,7 +1,7 @@
 /**
  * The main thread's side of the hub's I/O threads (io-thread.ts): starts
- * them on one port (SO_REUSEPORT), each serving its connections with the
- * front's HTTP/2 stack (node:http2, or the hub's own), and turns the streams they relay into
+ * them on one port (SO_REUSEPORT), each serving its connections with its
+ * own node:http2 server, and turns the streams they relay into
  * ServerStreams, so the front's routing, GrpcCall and the grpc-js fallback
  * run unchanged on the main thread. Writes of one turn of the event loop go
  * to each thread in one batch (relay.ts), a buffer written to many streams
@@ -14,7 +14,6 @@ import net from "node:net";
 import { Worker } from "node:worker_threads";
 import { ConnectionGate } from "../connection-gate.ts";
 import {
-  type FrontKind,
   H2Error,
   type HeaderList,
   type ListenerOptions,
@@ -28,7 +27,6 @@ import { BatchSender, Down, encodeFields, readBatch, Up } from "./relay.ts";
 /** a listener's options (each thread runs one), for streams that reach the main thread as ServerStreams */
 export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream" | "gate"> & {
   threads: number;
-  front: FrontKind;
   onStream: (s: ServerStream) => void;
 };
 
@@ -207,7 +205,6 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
         tls: opts.tls,
         keepaliveIntervalMs: opts.keepaliveIntervalMs,
         keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
-        front: opts.front,
         limits: opts.limits,
         gate: { shared: gate, row: i },
         routedPaths: opts.routedPaths,
