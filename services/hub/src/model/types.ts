@@ -166,6 +166,27 @@ export type LocalRedirectPolicy = {
   nodeSelector: LabelSelector | undefined;
 };
 
+/**
+ * What the translator decided about one policy (translate/local-redirect.ts),
+ * for its status (the Accepted condition, observedGeneration) and
+ * `switchyard-hub policies`. Only an "Accepted" policy is sent to agents.
+ */
+export type PolicyVerdict = {
+  kind: "LocalRedirectPolicy";
+  cluster: string;
+  namespace: string;
+  name: string;
+  /** the generation decided on (status.observedGeneration) */
+  generation: number;
+  reason: "Accepted" | "Conflict" | "ServiceNotFound" | "InvalidSpec";
+  /** what was decided and, when not accepted, what to fix */
+  message: string;
+  /** Conflict: the policy that holds the frontend, "namespace/name" */
+  winner: string | undefined;
+  /** the resolved frontends, "ip:port/PROTO" (what it takes, or would take) */
+  frontends: string[];
+};
+
 export type KubeKind =
   | "Service"
   | "EndpointSlice"
