@@ -89,6 +89,22 @@ struct {
 	__type(value, struct sy_settings);
 } sy_settings_map SEC(".maps");
 
+/* local redirect QoS windows, per frontend; written by the programs (an LRU: a gone frontend's window ages out) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SY_MAX_FRONTENDS);
+	__type(key, struct sy_frontend_key);
+	__type(value, struct sy_qos_window);
+} sy_qos SEC(".maps");
+
+/* skipRedirectFromBackend: (policy id, cgroup id of a selected pod) -> 1; written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SY_MAX_SERVICES);
+	__type(key, struct sy_skip_key);
+	__type(value, __u8);
+} sy_lrp_skip SEC(".maps");
+
 /* filled by the agent just before it runs sy_destroy_udp, emptied after */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -135,6 +151,7 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 				    const struct sy_backend *be, __u32 hook_failure)
 {
 	__u16 failure = hook_failure & 0xffff;
+	/* hook_failure: fallback << 24 | hook << 16 | failure (five arguments is the most a subprogram takes) */
 
 	if (!ev || !key || !fe)
 		return 0;
@@ -153,7 +170,9 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 	}
 	ev->family = sy_is_v4mapped(key->addr) ? 4 : 6;
 	ev->proto = key->proto;
-	ev->hook = hook_failure >> 16;
+	ev->hook = (hook_failure >> 16) & 0xff;
+	ev->fallback = hook_failure >> 24;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->nat_type = fe->nat_type;
 	ev->nat_mode = fe->nat_mode;
 	ev->success = failure == SY_FAIL_NONE;
@@ -162,7 +181,7 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 }
 
 static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
-				    const struct sy_backend *be, __u8 hook, __u16 failure)
+				    const struct sy_backend *be, __u8 hook, __u16 failure, __u8 fallback)
 {
 	__u32 zero = 0;
 	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
@@ -180,7 +199,7 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 		sy_count(SY_CNT_EVENTS_DROPPED);
 		return;
 	}
-	sy_fill_event(ev, key, fe, be, ((__u32)hook << 16) | failure);
+	sy_fill_event(ev, key, fe, be, ((__u32)fallback << 24) | ((__u32)hook << 16) | failure);
 	/*
 	 * Wake the reader only once a batch is waiting; the agent also drains on a
 	 * short timer, so a quiet node still sees its events promptly. One wakeup
@@ -330,10 +349,80 @@ static __always_inline void sy_read_frontend(struct sy_frontend *slot, struct sy
 	out->count = slot->count;
 	out->affinity_timeout_s = slot->affinity_timeout_s;
 	out->port_id = slot->port_id;
+	out->fb_set_id = slot->fb_set_id;
+	out->fb_count = slot->fb_count;
+	out->qos_per_s = slot->qos_per_s;
 	out->nat_type = slot->nat_type;
 	out->nat_mode = slot->nat_mode;
 	out->flags = slot->flags;
 	bpf_spin_unlock(&slot->lock);
+}
+
+/*
+ * Whether this redirect fits in the frontend's QoS window (one per second).
+ * Approximate under concurrency, by design: the count is an atomic add, but
+ * two CPUs that see a new second at once both start the window, and two
+ * that find no window both insert one, so a second may let a few more
+ * through than the limit (about one per CPU); never fewer.
+ */
+static __always_inline int sy_qos_allow(const struct sy_frontend_key *key, __u32 limit)
+{
+	__u64 now_s = bpf_ktime_get_ns() / SY_NS_PER_S;
+	struct sy_qos_window *w = bpf_map_lookup_elem(&sy_qos, key);
+
+	if (!w) {
+		struct sy_qos_window fresh = { .second = now_s, .count = 1 };
+
+		bpf_map_update_elem(&sy_qos, key, &fresh, BPF_NOEXIST);
+		return 1;
+	}
+	if (w->second != now_s) {
+		w->second = now_s;
+		w->count = 1;
+		return 1;
+	}
+	return __sync_fetch_and_add(&w->count, 1) < limit;
+}
+
+/* Whether the caller's cgroup, or one of its ancestors, is a selected pod of policy svc_id. */
+static __always_inline int sy_from_backend(__u32 svc_id)
+{
+	struct sy_skip_key k = { .svc_id = svc_id, .cgroup_id = bpf_get_current_cgroup_id() };
+	int level;
+
+	if (bpf_map_lookup_elem(&sy_lrp_skip, &k))
+		return 1;
+	/* a container's cgroup sits under its pod's: absolute levels 1..N, up to the client's own */
+	for (level = 1; level <= SY_SKIP_ANCESTOR_LEVELS; level++) {
+		k.cgroup_id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!k.cgroup_id)
+			break;
+		if (bpf_map_lookup_elem(&sy_lrp_skip, &k))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * A local redirect frontend carries two sets: the node's own pods (set_id)
+ * and the fallback (fb_set_id, the Service's backends). Chooses one in the
+ * copy; returns why the fallback was taken (SY_FB_NONE: the local set).
+ */
+static __always_inline __u8 sy_local_redirect(const struct sy_frontend_key *key, struct sy_frontend *fe)
+{
+	__u8 why = SY_FB_NONE;
+
+	if (fe->count == 0)
+		why = SY_FB_NO_LOCAL;
+	else if ((fe->flags & SY_FE_SKIP_FROM_BACKEND) && sy_from_backend(fe->svc_id))
+		why = SY_FB_FROM_BACKEND;
+	else if (fe->qos_per_s && !sy_qos_allow(key, fe->qos_per_s))
+		why = SY_FB_QOS;
+	if (why != SY_FB_NONE) {
+		fe->set_id = fe->fb_set_id;
+		fe->count = fe->fb_count;
+	}
+	return why;
 }
 
 /* Forward translation for connect and sendmsg. Returns the hook's verdict. */
@@ -345,6 +434,7 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	const struct sy_frontend *fe = &copy;
 	struct sy_backend *be;
 	__u8 proto = sy_proto(ctx);
+	__u8 fallback = SY_FB_NONE;
 
 	if (!proto)
 		return 1;
@@ -371,22 +461,25 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		}
 	}
 	sy_read_frontend(slot, &copy);
+	if (copy.nat_type == SY_NAT_LOCAL_REDIRECT)
+		fallback = sy_local_redirect(&key, &copy);
 	if (fe->count == 0) {
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, NULL, hook, (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND);
+		sy_emit(&key, fe, NULL, hook, (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND,
+			fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
 	be = sy_pick(ctx, fe);
 	if (!be) {
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, NULL, hook, SY_FAIL_BACKEND_MISSING);
+		sy_emit(&key, fe, NULL, hook, SY_FAIL_BACKEND_MISSING, fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
 	if (sy_write_addr(ctx, v6, be->addr, be->port) < 0) {
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, be, hook, SY_FAIL_FAMILY);
+		sy_emit(&key, fe, be, hook, SY_FAIL_FAMILY, fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
@@ -413,7 +506,7 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
 	}
 	sy_count(SY_CNT_TRANSLATED);
-	sy_emit(&key, fe, be, hook, SY_FAIL_NONE);
+	sy_emit(&key, fe, be, hook, SY_FAIL_NONE, fallback);
 	return 1;
 }
 

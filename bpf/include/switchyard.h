@@ -55,6 +55,8 @@ enum sy_nat_mode {
 	SY_MODE_NODE_PORT = 2,
 	SY_MODE_LOAD_BALANCER = 3,
 	SY_MODE_EXTERNAL_IP = 4,
+	SY_MODE_LOCAL_REDIRECT_SERVICE = 5, /* a LocalRedirectPolicy on a Service's ClusterIP */
+	SY_MODE_LOCAL_REDIRECT_ADDRESS = 6, /* a LocalRedirectPolicy on a virtual address */
 };
 
 /* sy_frontend_key.scope */
@@ -65,6 +67,18 @@ enum sy_scope {
 
 /* sy_frontend.flags */
 #define SY_FE_LOCAL_ONLY 1u /* a Local traffic policy filtered the set to this node's backends */
+#define SY_FE_SKIP_FROM_BACKEND 2u /* local redirect: connects from the policy's own pods (sy_lrp_skip) take the fallback */
+
+/* sy_event.fallback: why a local-redirect connect went to the fallback set (0 = it did not) */
+enum sy_fallback {
+	SY_FB_NONE = 0,
+	SY_FB_NO_LOCAL = 1,     /* the node has no ready selected pod */
+	SY_FB_QOS = 2,          /* over the frontend's redirects per second */
+	SY_FB_FROM_BACKEND = 3, /* the client is one of the policy's pods (skipRedirectFromBackend) */
+};
+
+/* cgroup levels above the client's own that are checked in sy_lrp_skip (a container under its pod) */
+#define SY_SKIP_ANCESTOR_LEVELS 8
 
 /* sy_event.hook */
 enum sy_hook {
@@ -118,10 +132,26 @@ struct sy_frontend {
 	__u32 count;   /* number of backends in the set */
 	__u32 affinity_timeout_s; /* ClientIP session affinity; 0 = none */
 	__u32 port_id; /* agent-local id of (service, port name): the affinity scope */
+	__u32 fb_set_id; /* local redirect: the fallback set (the Service's backends); 0 = none */
+	__u32 fb_count;  /* backends in the fallback set; 0 = a fallback connect is refused */
+	__u32 qos_per_s; /* local redirect: at most this many redirects per second (sy_qos); 0 = no limit */
 	__u8 nat_type; /* enum sy_nat_type */
 	__u8 nat_mode; /* enum sy_nat_mode */
 	__u16 flags;   /* SY_FE_* */
 	struct bpf_spin_lock lock; /* the kernel's; user space writes zeros here and the kernel ignores them */
+};
+
+/* Local redirect QoS: one window per frontend, written by the programs (approximate under concurrency) */
+struct sy_qos_window {
+	__u64 second; /* bpf_ktime_get_ns() / 1e9 of the window */
+	__u64 count;  /* redirects counted in it (atomic add) */
+};
+
+/* skipRedirectFromBackend: the cgroups of a policy's selected pods (value 1) */
+struct sy_skip_key {
+	__u32 svc_id; /* the policy's id */
+	__u32 pad;
+	__u64 cgroup_id;
 };
 
 struct sy_backend_key {
@@ -212,10 +242,14 @@ struct sy_event {
 	__u8 nat_mode;
 	__u8 success;
 	__u16 failure_code;
+	__u8 fallback; /* enum sy_fallback */
+	__u8 pad[7];
 };
 
 _Static_assert(sizeof(struct sy_frontend_key) == 20, "sy_frontend_key layout");
-_Static_assert(sizeof(struct sy_frontend) == 28, "sy_frontend layout");
+_Static_assert(sizeof(struct sy_frontend) == 40, "sy_frontend layout");
+_Static_assert(sizeof(struct sy_qos_window) == 16, "sy_qos_window layout");
+_Static_assert(sizeof(struct sy_skip_key) == 16, "sy_skip_key layout");
 _Static_assert(sizeof(struct sy_backend_key) == 8, "sy_backend_key layout");
 _Static_assert(sizeof(struct sy_backend) == 20, "sy_backend layout");
 _Static_assert(sizeof(struct sy_member_key) == 24, "sy_member_key layout");
@@ -226,6 +260,6 @@ _Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
 _Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");
-_Static_assert(sizeof(struct sy_event) == 72, "sy_event layout");
+_Static_assert(sizeof(struct sy_event) == 80, "sy_event layout");
 
 #endif

@@ -20,6 +20,7 @@ import {
   LibbpfDatapath,
   uninstallPins,
 } from "../../services/nodeagent/src/bpf/datapath.ts";
+import { findPodCgroups } from "../../services/nodeagent/src/cgroups/pod-cgroups.ts";
 import type { ResourceError } from "../../services/nodeagent/src/desired/resources.ts";
 import type { NatEvent } from "../../services/nodeagent/src/events/nat-event.ts";
 import { REPO } from "./proc.ts";
@@ -129,6 +130,8 @@ export class DatapathHarness {
     this.reader = dp.readEvents((rec) => core.handleEventRecord(rec, undefined, "test"));
     core.onEventHook = (e) => this.events.push(e);
     core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
+    // skipRedirectFromBackend: pod cgroups (pod<uid>) are looked for under the sandbox's cgroup
+    core.findPodCgroups = (uids) => findPodCgroups(sandbox.cgroup, uids).found;
   }
 
   static create(

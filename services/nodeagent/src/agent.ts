@@ -15,7 +15,15 @@
 import type { Logger } from "@switchyard/lib/log";
 import { type Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
+import {
+  applyOpToState,
+  type Backend,
+  type DatapathMaps,
+  type MapOp,
+  type MapState,
+  parseSkipKey,
+  skipKey,
+} from "./bpf/maps.ts";
 import { DesiredIndex } from "./desired/compute-desired.ts";
 import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
@@ -62,6 +70,11 @@ export class AgentCore {
   zone: string | undefined;
   /** called with backends no frontend uses any more, after the maps stopped pointing at them */
   onBackendsRemoved: ((dead: Backend[]) => void) | undefined;
+  /**
+   * skipRedirectFromBackend: pod UID → the cgroup ids of the pod and its
+   * containers (a bounded walk of the agent's cgroup tree; unset: no skips)
+   */
+  findPodCgroups: ((uids: readonly string[]) => Map<string, bigint[]>) | undefined;
   /** called after a complete view was planned into the maps (to keep it on disk) */
   onViewApplied: (() => void) | undefined;
   /** whether a complete view has been received (until then nothing is planned or pruned) */
@@ -299,7 +312,64 @@ export class AgentCore {
       );
     // sy_members as read back serves one full plan; between resyncs it follows from the sets
     if (!scope) delete this.mirror.members;
+    // the policies' pod cgroups: on a change of policies or their pods, and on every full plan (resync)
+    if (!changes || changes.some(isPolicyChange)) this.syncSkipCgroups();
     return this.settleRetries(outcome, keys, now);
+  }
+
+  /**
+   * Writes `sy_lrp_skip`: (policy id, cgroup id) for each selected local pod
+   * of a policy with skipRedirectFromBackend, found by the pod's UID; what
+   * no such pod accounts for any more is deleted. Programs only test an
+   * entry's presence, so nothing waits for them. A failed write is logged
+   * and tried again by the next resync.
+   */
+  private syncSkipCgroups(): void {
+    const skips = this.maps.skips;
+    if (!skips || !this.desired) return;
+    const want = new Set<string>();
+    const pods = this.desired.skipPods();
+    if (pods.size > 0 && this.findPodCgroups) {
+      const found = this.findPodCgroups([...new Set([...pods.values()].flat())]);
+      for (const [policy, uids] of pods) {
+        const svcId = this.mirrorIndex.svcIdOf(policy);
+        if (svcId === undefined) continue;
+        for (const uid of uids) for (const id of found.get(uid) ?? []) want.add(skipKey(svcId, id));
+      }
+    }
+    let have: Set<string>;
+    try {
+      have = skips.readSkips();
+    } catch (e) {
+      this.log.warn({ err: e }, "reading the skip-from-backend cgroups failed; tried again at resync");
+      return;
+    }
+    let written = 0;
+    for (const k of want) {
+      if (have.has(k)) continue;
+      const { svcId, cgroupId } = parseSkipKey(k);
+      try {
+        skips.putSkip(svcId, cgroupId);
+        written++;
+      } catch (e) {
+        this.log.warn(
+          { policy: this.serviceName(svcId), cgroupId: String(cgroupId), err: e },
+          "skip-from-backend cgroup not written; tried again at resync",
+        );
+      }
+    }
+    for (const k of have) {
+      if (want.has(k)) continue;
+      const { svcId, cgroupId } = parseSkipKey(k);
+      try {
+        skips.deleteSkip(svcId, cgroupId);
+        written++;
+      } catch (e) {
+        this.log.warn({ cgroupId: String(cgroupId), err: e }, "skip-from-backend cgroup not deleted");
+      }
+    }
+    if (written > 0)
+      this.log.info({ entries: want.size, writes: written }, "skip-from-backend cgroups updated");
   }
 
   /** grace periods the map writes waited for on the main thread (the rare fallback; 0 in the common path) */
@@ -546,6 +616,11 @@ export class AgentCore {
     for (const w of this.retiredWaiters.splice(0)) w();
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
+}
+
+function isPolicyChange(c: ResourceChange): boolean {
+  const kinds = [c.before?.body?.$case, c.after?.body?.$case];
+  return kinds.includes("localRedirect") || kinds.includes("localBackends");
 }
 
 /** one plan's deletions of the sets it unlinked, landing after the readers of `mark` */

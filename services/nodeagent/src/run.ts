@@ -13,6 +13,7 @@ import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath } from "./bpf/datapath.ts";
+import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
 import { printHelp } from "./cli/help.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
@@ -176,6 +177,15 @@ export async function run(argv: string[]): Promise<void> {
   };
   // off the main thread; the datapath logs what each walk destroyed
   core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
+  core.findPodCgroups = (uids) => {
+    const scan = findPodCgroups(cgroup, uids);
+    if (scan.truncated)
+      log.warn(
+        { cgroup, dirs: scan.dirs },
+        "pod cgroup search cut short (too many or too deep directories): some skip-from-backend pods may be redirected; narrow --cgroup",
+      );
+    return scan.found;
+  };
   let publisher: EventPublisher | undefined;
   if (values.nats.length > 0)
     publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));

@@ -24,6 +24,7 @@ import {
   decodeFrontendKey,
   decodeMemberKey,
   decodeSettings,
+  decodeSkipKey,
   decodeSvcName,
   EVENTS_DRAIN_MS,
   EVENTS_RING_BYTES,
@@ -33,6 +34,7 @@ import {
   encodeFrontendKey,
   encodeMemberKey,
   encodeSettings,
+  encodeSkipKey,
   encodeSvcName,
   encodeU32,
   LAYOUT,
@@ -65,6 +67,8 @@ import {
   type MapReaders,
   type MapState,
   memberKey,
+  type SkipCgroupMap,
+  skipKey,
 } from "./maps.ts";
 import { kernelGracePeriod, ReaderGrace } from "./reader-grace.ts";
 import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
@@ -94,6 +98,8 @@ export const MAPS = [
   "sy_revnat",
   "sy_affinity",
   "sy_settings_map",
+  "sy_qos",
+  "sy_lrp_skip",
   "sy_dead_backends",
   "sy_counters",
   "sy_events",
@@ -106,6 +112,7 @@ export const MAPS = [
  * Every other map (the ones the agent writes) is new in a staged upgrade.
  */
 const CARRIED_MAPS: ReadonlySet<string> = new Set([
+  "sy_qos",
   "sy_sock_nats",
   "sy_revnat",
   "sy_affinity",
@@ -190,6 +197,28 @@ export class LibbpfMaps implements DatapathMaps {
   get readers(): MapReaders {
     return this.grace;
   }
+
+  /** `sy_lrp_skip`: the programs only test presence, so entries go and come without a grace period */
+  readonly skips: SkipCgroupMap = {
+    readSkips: () => {
+      const out = new Set<string>();
+      this.forEachEntry(this.fds.sy_lrp_skip, LAYOUT.sy_skip_key.size, 1, (k) => {
+        const d = decodeSkipKey(k);
+        out.add(skipKey(d.svcId, d.cgroupId));
+      });
+      return out;
+    },
+    putSkip: (svcId, cgroupId) =>
+      this.update(
+        this.fds.sy_lrp_skip,
+        encodeSkipKey(svcId, cgroupId),
+        Buffer.from([1]),
+        "sy_lrp_skip",
+        `cgroup ${cgroupId} of policy #${svcId}`,
+      ),
+    deleteSkip: (svcId, cgroupId) =>
+      this.remove(this.fds.sy_lrp_skip, encodeSkipKey(svcId, cgroupId), "sy_lrp_skip"),
+  };
 
   apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
     this.grace.write(ops, opts, (o) => this.applyOne(o));

@@ -21,18 +21,30 @@ export const LAYOUT = {
     },
   },
   sy_frontend: {
-    size: 28,
+    size: 40,
     fields: {
       svc_id: { offset: 0, size: 4 },
       set_id: { offset: 4, size: 4 },
       count: { offset: 8, size: 4 },
       affinity_timeout_s: { offset: 12, size: 4 },
       port_id: { offset: 16, size: 4 },
-      nat_type: { offset: 20, size: 1 },
-      nat_mode: { offset: 21, size: 1 },
-      flags: { offset: 22, size: 2 },
+      fb_set_id: { offset: 20, size: 4 },
+      fb_count: { offset: 24, size: 4 },
+      qos_per_s: { offset: 28, size: 4 },
+      nat_type: { offset: 32, size: 1 },
+      nat_mode: { offset: 33, size: 1 },
+      flags: { offset: 34, size: 2 },
       /** struct bpf_spin_lock: the kernel's, written as zeros (writes to sy_frontends use BPF_F_LOCK) */
-      lock: { offset: 24, size: 4 },
+      lock: { offset: 36, size: 4 },
+    },
+  },
+  sy_qos_window: { size: 16, fields: { second: { offset: 0, size: 8 }, count: { offset: 8, size: 8 } } },
+  sy_skip_key: {
+    size: 16,
+    fields: {
+      svc_id: { offset: 0, size: 4 },
+      pad: { offset: 4, size: 4 },
+      cgroup_id: { offset: 8, size: 8 },
     },
   },
   sy_backend_key: { size: 8, fields: { set_id: { offset: 0, size: 4 }, index: { offset: 4, size: 4 } } },
@@ -96,7 +108,7 @@ export const LAYOUT = {
   sy_svc_name: { size: 256, fields: { name: { offset: 0, size: 256 } } },
   sy_settings: { size: 8, fields: { flags: { offset: 0, size: 4 }, sample_one_in: { offset: 4, size: 4 } } },
   sy_event: {
-    size: 72,
+    size: 80,
     fields: {
       ts_ns: { offset: 0, size: 8 },
       cgroup_id: { offset: 8, size: 8 },
@@ -113,6 +125,8 @@ export const LAYOUT = {
       nat_mode: { offset: 68, size: 1 },
       success: { offset: 69, size: 1 },
       failure_code: { offset: 70, size: 2 },
+      fallback: { offset: 72, size: 1 },
+      pad: { offset: 73, size: 7 },
     },
   },
 } as const satisfies Record<string, StructLayout>;
@@ -135,9 +149,20 @@ export const COUNTER_NAMES = [
 ] as const;
 export const Scope = { exact: 0, nodePort: 1 } as const;
 export const SY_FE_LOCAL_ONLY = 1;
+/** local redirect: connects from the policy's own pods (sy_lrp_skip) take the fallback */
+export const SY_FE_SKIP_FROM_BACKEND = 2;
+/** enum sy_fallback: why a local-redirect connect went to the fallback set */
+export const Fallback = { none: 0, noLocal: 1, qos: 2, fromBackend: 3 } as const;
 
 export const NatType = { service: 1, localRedirect: 2, balancing: 3 } as const;
-export const NatMode = { clusterIp: 1, nodePort: 2, loadBalancer: 3, externalIp: 4 } as const;
+export const NatMode = {
+  clusterIp: 1,
+  nodePort: 2,
+  loadBalancer: 3,
+  externalIp: 4,
+  localRedirectService: 5,
+  localRedirectAddress: 6,
+} as const;
 export const Hook = { connect4: 1, connect6: 2, sendmsg4: 3, sendmsg6: 4 } as const;
 export const FailureCode = {
   none: 0,
@@ -191,6 +216,9 @@ export function encodeFrontend(v: FrontendValue): Buffer {
   b.writeUInt32LE(v.count, f.count.offset);
   b.writeUInt32LE(v.affinityTimeoutS, f.affinity_timeout_s.offset);
   b.writeUInt32LE(v.portId, f.port_id.offset);
+  b.writeUInt32LE(v.fbSetId, f.fb_set_id.offset);
+  b.writeUInt32LE(v.fbCount, f.fb_count.offset);
+  b.writeUInt32LE(v.qosPerSecond, f.qos_per_s.offset);
   b.writeUInt8(v.natType, f.nat_type.offset);
   b.writeUInt8(v.natMode, f.nat_mode.offset);
   b.writeUInt16LE(v.flags, f.flags.offset);
@@ -205,6 +233,9 @@ export function decodeFrontend(b: Buffer): FrontendValue {
     count: b.readUInt32LE(f.count.offset),
     affinityTimeoutS: b.readUInt32LE(f.affinity_timeout_s.offset),
     portId: b.readUInt32LE(f.port_id.offset),
+    fbSetId: b.readUInt32LE(f.fb_set_id.offset),
+    fbCount: b.readUInt32LE(f.fb_count.offset),
+    qosPerSecond: b.readUInt32LE(f.qos_per_s.offset),
     natType: b.readUInt8(f.nat_type.offset),
     natMode: b.readUInt8(f.nat_mode.offset),
     flags: b.readUInt16LE(f.flags.offset),
@@ -263,6 +294,20 @@ export function encodeDeadKey(addr: Buffer, port: number): Buffer {
   addr.copy(b, F.sy_dead_key.fields.addr.offset);
   b.writeUInt16BE(port, F.sy_dead_key.fields.port.offset);
   return b;
+}
+
+export function encodeSkipKey(svcId: number, cgroupId: bigint): Buffer {
+  const b = Buffer.alloc(F.sy_skip_key.size);
+  b.writeUInt32LE(svcId, F.sy_skip_key.fields.svc_id.offset);
+  b.writeBigUInt64LE(cgroupId, F.sy_skip_key.fields.cgroup_id.offset);
+  return b;
+}
+
+export function decodeSkipKey(b: Buffer): { svcId: number; cgroupId: bigint } {
+  return {
+    svcId: b.readUInt32LE(F.sy_skip_key.fields.svc_id.offset),
+    cgroupId: b.readBigUInt64LE(F.sy_skip_key.fields.cgroup_id.offset),
+  };
 }
 
 export function encodeU32(n: number): Buffer {
@@ -348,6 +393,8 @@ export type RawEvent = {
   natMode: number;
   success: boolean;
   failureCode: number;
+  /** enum sy_fallback */
+  fallback: number;
 };
 
 export function decodeEvent(b: Buffer): RawEvent {
@@ -370,5 +417,6 @@ export function decodeEvent(b: Buffer): RawEvent {
     natMode: b.readUInt8(f.nat_mode.offset),
     success: b.readUInt8(f.success.offset) !== 0,
     failureCode: b.readUInt16LE(f.failure_code.offset),
+    fallback: b.readUInt8(f.fallback.offset),
   };
 }

@@ -17,6 +17,11 @@ export type FrontendModel = {
   count: number;
   affinityTimeoutS: number;
   portId: number;
+  /** local redirect: the fallback set (0: none) and its size */
+  fbSetId: number;
+  fbCount: number;
+  /** local redirect: redirects per second (0: no limit) */
+  qosPerSecond: number;
   natType: number;
   natMode: number;
   flags: number;
@@ -105,6 +110,27 @@ export interface MapReaders {
   write(ops: readonly MapOp[], opts: ApplyOptions | undefined, writeOne: (o: MapOp) => void): void;
 }
 
+/**
+ * skipRedirectFromBackend's map (`sy_lrp_skip`): which cgroups belong to a
+ * policy's selected pods. Programs only test an entry's presence, so an
+ * entry can be deleted and its element reused at once.
+ */
+export interface SkipCgroupMap {
+  /** every entry, as `skipKey` strings */
+  readSkips(): Set<string>;
+  putSkip(svcId: number, cgroupId: bigint): void;
+  deleteSkip(svcId: number, cgroupId: bigint): void;
+}
+
+export function skipKey(svcId: number, cgroupId: bigint): string {
+  return `${svcId}|${cgroupId}`;
+}
+
+export function parseSkipKey(k: string): { svcId: number; cgroupId: bigint } {
+  const [svcId, cgroupId] = k.split("|");
+  return { svcId: Number(svcId), cgroupId: BigInt(cgroupId!) };
+}
+
 export interface DatapathMaps {
   /** Applies operations in order; stops and throws at the first failure (ops before it stay applied). */
   apply(ops: readonly MapOp[], opts?: ApplyOptions): void;
@@ -112,6 +138,8 @@ export interface DatapathMaps {
   read(): MapState;
   /** the programs reading these maps; absent when none does (a deleted set may then go at once) */
   readonly readers?: MapReaders | undefined;
+  /** skipRedirectFromBackend's cgroups; absent in fakes that do not keep them */
+  readonly skips?: SkipCgroupMap | undefined;
 }
 
 /** Applies one op to an in-memory state (shared by FakeMaps and the agent's mirror of the maps). */
@@ -186,6 +214,13 @@ export class FakeMaps implements DatapathMaps {
   rejects: ((o: MapOp) => string | undefined) | undefined;
   /** readers to keep safe (a `ReaderGrace` over a test grace period); none by default */
   readers: MapReaders | undefined;
+  /** `sy_lrp_skip`, as `skipKey` strings */
+  readonly skipEntries = new Set<string>();
+  readonly skips: SkipCgroupMap = {
+    readSkips: () => new Set(this.skipEntries),
+    putSkip: (svcId, cgroupId) => void this.skipEntries.add(skipKey(svcId, cgroupId)),
+    deleteSkip: (svcId, cgroupId) => void this.skipEntries.delete(skipKey(svcId, cgroupId)),
+  };
   apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
     if (this.readers) this.readers.write(ops, opts, (o) => this.applyOne(o));
     else for (const o of ops) this.applyOne(o);

@@ -21,12 +21,22 @@
  *   cluster is preferred and the others take over when it has none.
  * - trafficDistribution: within the chosen backends, those on this node
  *   (PreferSameNode) or in this node's zone are preferred when there are any.
+ * - LocalRedirectPolicies (`lrp/…`, with this node's selected pods in
+ *   `lrpb/…/<node>`): a policy's frontend replaces the Service's entry of the
+ *   same key (LocalRedirect > Service). Its set is the node's ready, not
+ *   terminating pods at the toPort of the frontend's port name; its
+ *   fallback set is the Service's backends for that key (Service frontend)
+ *   or the fallback Service's ClusterIP frontend of the fallback port name
+ *   and the same family (address frontend), or none (refused).
  */
 import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
 import {
+  type LocalBackends,
+  type LocalRedirectAssignment,
   NatMode,
   Protocol,
+  RedirectFrontendKind,
   type Resource,
   type ServiceAssignment,
   TrafficDistribution,
@@ -38,6 +48,7 @@ import {
   NatType,
   Scope,
   SY_FE_LOCAL_ONLY,
+  SY_FE_SKIP_FROM_BACKEND,
   storedServiceName,
 } from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
@@ -52,6 +63,10 @@ export type DesiredFrontend = {
   affinityTimeoutS: number;
   portId: number;
   backends: Backend[];
+  /** local redirect: where a connect goes that is not redirected (empty or absent: refused) */
+  fallback?: Backend[];
+  /** local redirect: redirects per second (absent or 0: no limit) */
+  qosPerSecond?: number;
 };
 
 export type NodeIdentity = { name: string; addresses: readonly string[]; zone?: string | undefined };
@@ -145,6 +160,107 @@ function computeServiceFrontends(
   return out;
 }
 
+/** The node an `lrpb/<cluster>/<ns>/<name>/<node>` resource is for (its last segment). */
+function localBackendsNode(r: Resource): string {
+  return r.name.slice(r.name.lastIndexOf("/") + 1);
+}
+
+/** The policy a node's local backends belong to, when they are this node's (others' are ignored). */
+function localBackendsOf(r: Resource | undefined, node: string): LocalBackends | undefined {
+  if (r?.body?.$case !== "localBackends" || localBackendsNode(r) !== node) return undefined;
+  return r.body.value;
+}
+
+/** A policy frontend's dependency on Service entries, for its fallback: by Service name or by frontend key. */
+type FallbackDep = { service?: string; key?: string };
+
+/**
+ * One policy's frontends on this node. `serviceEntry(ks)` is the Service's
+ * entry a Service frontend replaces; `serviceFrontend(svc, ks)` a named
+ * Service's computed frontend.
+ */
+function computePolicyFrontends(
+  name: string,
+  lrp: LocalRedirectAssignment,
+  local: LocalBackends | undefined,
+  serviceEntry: (ks: string) => DesiredFrontend | undefined,
+  fallbackService: (service: string) => Resource | undefined,
+  serviceFrontend: (service: string, ks: string) => DesiredFrontend | undefined,
+): { frontends: Array<[string, DesiredFrontend]>; deps: FallbackDep[] } {
+  const out: Array<[string, DesiredFrontend]> = [];
+  const deps: FallbackDep[] = [];
+  const seen = new Set<string>();
+  const byService = lrp.frontendKind === RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
+  for (const f of lrp.frontends) {
+    const family = ipFamily(f.ip) === 6 ? 6 : 4;
+    const key: FrontendKeyModel = {
+      ip: f.ip,
+      port: f.port,
+      proto: protoNumber(f.protocol),
+      scope: Scope.exact,
+    };
+    const ks = frontendKeyString(key);
+    if (seen.has(ks)) continue;
+    seen.add(ks);
+    const toPort =
+      local?.ports.find((p) => p.name === f.portName && p.protocol === f.protocol) ??
+      local?.ports.find((p) => p.name === f.portName && p.protocol === Protocol.PROTOCOL_UNSPECIFIED);
+    const backends: Backend[] = [];
+    if (toPort) {
+      const seenBackends = new Set<string>();
+      for (const pod of local?.pods ?? []) {
+        // only ready pods that are not going away: the fallback takes over during a rollout
+        if (!pod.ready || pod.terminating) continue;
+        for (const ip of pod.addresses) {
+          if (ipFamily(ip) !== family || seenBackends.has(ip)) continue;
+          seenBackends.add(ip);
+          backends.push({ ip, port: toPort.port });
+        }
+      }
+      backends.sort(compareBackends);
+    }
+    let fallback: Backend[] = [];
+    if (byService) {
+      // the Service entry this frontend replaces: connects go there as if no policy existed
+      deps.push({ key: ks });
+      fallback = serviceEntry(ks)?.backends ?? [];
+    } else if (f.fallbackService) {
+      deps.push({ service: f.fallbackService });
+      const svc = fallbackService(f.fallbackService);
+      const sf =
+        svc?.body?.$case === "service"
+          ? svc.body.value.frontends.find(
+              (x) =>
+                x.mode === NatMode.NAT_MODE_CLUSTER_IP &&
+                x.portName === f.fallbackPortName &&
+                x.protocol === f.protocol &&
+                (ipFamily(x.ip) === 6 ? 6 : 4) === family,
+            )
+          : undefined;
+      if (sf) {
+        const fks = frontendKeyString({ ip: sf.ip, port: sf.port, proto: key.proto, scope: Scope.exact });
+        fallback = serviceFrontend(f.fallbackService, fks)?.backends ?? [];
+      }
+    }
+    out.push([
+      ks,
+      {
+        key,
+        service: name,
+        natType: NatType.localRedirect,
+        natMode: byService ? BpfNatMode.localRedirectService : BpfNatMode.localRedirectAddress,
+        flags: lrp.skipRedirectFromBackend ? SY_FE_SKIP_FROM_BACKEND : 0,
+        affinityTimeoutS: 0,
+        portId: 0,
+        backends,
+        fallback,
+        qosPerSecond: lrp.qosPerSecond,
+      },
+    ]);
+  }
+  return { frontends: out, deps };
+}
+
 function servedBy(r: Resource | undefined): string | undefined {
   return r?.body?.$case === "backendSlice" ? r.body.value.service : undefined;
 }
@@ -180,6 +296,18 @@ export class DesiredIndex {
   readonly frontends = new Map<string, DesiredFrontend>();
   /** frontends owned per Service, by stored name (a name unused by every frontend can go from the maps) */
   private readonly owned = new Map<string, number>();
+  /** LocalRedirectPolicies by resource name */
+  private readonly policies = new Map<string, Resource>();
+  /** policy name → this node's local backends (another node's are ignored) */
+  private readonly localBackends = new Map<string, Resource>();
+  /** each policy's frontends; they win over a Service's entry of the same key */
+  private readonly policyWanted = new Map<string, Map<string, DesiredFrontend>>();
+  /** frontend key → the policies that want it */
+  private readonly policyClaims = new Map<string, Set<string>>();
+  /** what each policy's fallbacks were computed from: a Service by name, a Service entry by key */
+  private readonly policyDeps = new Map<string, FallbackDep[]>();
+  private readonly fallbackByService = new Map<string, Set<string>>();
+  private readonly fallbackByKey = new Map<string, Set<string>>();
 
   constructor(node: NodeIdentity) {
     this.node = node;
@@ -207,6 +335,7 @@ export class DesiredIndex {
    */
   update(changes: Iterable<{ before: Resource | undefined; after: Resource | undefined }>): Set<string> {
     const affected = new Set<string>();
+    const affectedPolicies = new Set<string>();
     const touchService = (name: string | undefined) => {
       if (name === undefined) return;
       affected.add(name);
@@ -215,6 +344,21 @@ export class DesiredIndex {
     for (const { before, after } of changes) {
       const name = (after ?? before)?.name;
       if (name === undefined) continue;
+      if (before?.body?.$case === "localRedirect" || after?.body?.$case === "localRedirect") {
+        if (after?.body?.$case === "localRedirect") this.policies.set(name, after);
+        else this.policies.delete(name);
+        affectedPolicies.add(name);
+      }
+      const lbBefore = localBackendsOf(before, this.node.name);
+      const lbAfter = localBackendsOf(after, this.node.name);
+      if (lbBefore && this.localBackends.get(lbBefore.policy)?.name === name) {
+        this.localBackends.delete(lbBefore.policy);
+        affectedPolicies.add(lbBefore.policy);
+      }
+      if (lbAfter && after) {
+        this.localBackends.set(lbAfter.policy, after);
+        affectedPolicies.add(lbAfter.policy);
+      }
       if (before?.body?.$case === "service" || after?.body?.$case === "service") {
         for (const ref of tierRefs(before)) this.tierOwners.get(ref)?.delete(name);
         for (const ref of tierRefs(after)) {
@@ -261,12 +405,16 @@ export class DesiredIndex {
         this.claims.set(ks, c);
       }
     }
+    // policies whose fallback is a Service entry that may have changed
+    for (const svcName of affected)
+      for (const p of this.fallbackByService.get(svcName) ?? []) affectedPolicies.add(p);
+    for (const ks of keys) for (const p of this.fallbackByKey.get(ks) ?? []) affectedPolicies.add(p);
+    for (const p of [...affectedPolicies].sort()) this.recomputePolicy(p, keys);
     for (const ks of keys) {
       const prev = this.frontends.get(ks);
       const prevName = prev && storedServiceName(prev.service);
       if (prevName) this.owned.set(prevName, (this.owned.get(prevName) ?? 1) - 1);
-      const winner = this.winner(ks);
-      const fe = winner === undefined ? undefined : this.wanted.get(winner)?.get(ks);
+      const fe = this.policyEntry(ks) ?? this.serviceEntry(ks);
       if (fe) {
         this.frontends.set(ks, fe);
         const name = storedServiceName(fe.service);
@@ -275,6 +423,82 @@ export class DesiredIndex {
       if (prevName && (this.owned.get(prevName) ?? 0) <= 0) this.owned.delete(prevName);
     }
     return keys;
+  }
+
+  /** the Service's entry of a frontend key, before any policy takes it over */
+  private serviceEntry(ks: string): DesiredFrontend | undefined {
+    const winner = this.winner(ks);
+    return winner === undefined ? undefined : this.wanted.get(winner)?.get(ks);
+  }
+
+  /** the policy's entry of a frontend key (the first policy by name, should the hub send two) */
+  private policyEntry(ks: string): DesiredFrontend | undefined {
+    let best: string | undefined;
+    for (const p of this.policyClaims.get(ks) ?? []) if (best === undefined || p < best) best = p;
+    return best === undefined ? undefined : this.policyWanted.get(best)?.get(ks);
+  }
+
+  /** Computes one policy's frontends again (after the Services it falls back to); adds the keys it touches. */
+  private recomputePolicy(name: string, keys: Set<string>): void {
+    for (const ks of this.policyWanted.get(name)?.keys() ?? []) {
+      keys.add(ks);
+      const c = this.policyClaims.get(ks);
+      c?.delete(name);
+      if (c?.size === 0) this.policyClaims.delete(ks);
+    }
+    this.policyWanted.delete(name);
+    for (const d of this.policyDeps.get(name) ?? []) {
+      const m = d.service !== undefined ? this.fallbackByService : this.fallbackByKey;
+      const k = d.service ?? d.key!;
+      const set = m.get(k);
+      set?.delete(name);
+      if (set?.size === 0) m.delete(k);
+    }
+    this.policyDeps.delete(name);
+    const lrp = this.policies.get(name);
+    if (lrp?.body?.$case !== "localRedirect") return;
+    const lb = this.localBackends.get(name);
+    const { frontends, deps } = computePolicyFrontends(
+      name,
+      lrp.body.value,
+      lb?.body?.$case === "localBackends" ? lb.body.value : undefined,
+      (ks) => this.serviceEntry(ks),
+      (svc) => this.services.get(svc),
+      (svc, ks) => this.wanted.get(svc)?.get(ks),
+    );
+    this.policyWanted.set(name, new Map(frontends));
+    for (const [ks] of frontends) {
+      keys.add(ks);
+      const c = this.policyClaims.get(ks) ?? new Set<string>();
+      c.add(name);
+      this.policyClaims.set(ks, c);
+    }
+    this.policyDeps.set(name, deps);
+    for (const d of deps) {
+      const m = d.service !== undefined ? this.fallbackByService : this.fallbackByKey;
+      const k = d.service ?? d.key!;
+      const set = m.get(k) ?? new Set<string>();
+      set.add(name);
+      m.set(k, set);
+    }
+  }
+
+  /**
+   * skipRedirectFromBackend: for each such policy with frontends here, the
+   * UIDs of its selected pods on this node (ready or not: a pod starting up
+   * must not be sent to itself either).
+   */
+  skipPods(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const [name, r] of this.policies) {
+      if (r.body?.$case !== "localRedirect" || !r.body.value.skipRedirectFromBackend) continue;
+      if ((this.policyWanted.get(name)?.size ?? 0) === 0) continue;
+      const lb = this.localBackends.get(name);
+      const uids =
+        lb?.body?.$case === "localBackends" ? lb.body.value.pods.map((p) => p.uid).filter(Boolean) : [];
+      if (uids.length > 0) out.set(name, [...new Set(uids)].sort());
+    }
+    return out;
   }
 
   private winner(ks: string): string | undefined {

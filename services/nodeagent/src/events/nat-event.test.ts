@@ -27,9 +27,34 @@ const raw: RawEvent = {
   natMode: 1,
   success: true,
   failureCode: 0,
+  fallback: 0,
 };
 
 describe("NAT events", () => {
+  it("a local redirect names its policy and mode, and says why it took the fallback", () => {
+    const ev = computeNatEvent(
+      { ...raw, natType: 2, natMode: 6, fallback: 2 },
+      {
+        cluster: "east",
+        node: "n1",
+        serviceName: (id) => (id === 7 ? "lrp/east/kube-system/node-local-dns" : undefined),
+        nowWallMs: 0,
+        nowMonoNs: 0n,
+      },
+    );
+    assert.equal(ev.natType, "localRedirect");
+    assert.equal(ev.natMode, "LocalRedirectAddress");
+    assert.equal(ev.service, "lrp/east/kube-system/node-local-dns");
+    assert.equal(ev.fallback, "qos");
+    assert.equal(
+      computeNatEvent(
+        { ...raw, natType: 2, natMode: 5 },
+        { cluster: "", node: "", serviceName: () => undefined, nowWallMs: 0, nowMonoNs: 0n },
+      ).fallback,
+      undefined,
+    );
+  });
+
   it("names the service and carries every field of the original system's event", () => {
     const ev = computeNatEvent(raw, {
       cluster: "east",

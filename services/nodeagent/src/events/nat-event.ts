@@ -8,7 +8,7 @@
  * and time.
  */
 import { formatIp16 } from "@switchyard/lib/ip";
-import { FailureCode, Hook, IPPROTO_UDP, NatType, nameOf, type RawEvent } from "../bpf/layout.ts";
+import { FailureCode, Fallback, Hook, IPPROTO_UDP, NatType, nameOf, type RawEvent } from "../bpf/layout.ts";
 
 export type NatEvent = {
   time: string;
@@ -29,6 +29,8 @@ export type NatEvent = {
   natIp: string;
   natPort: number;
   failureCode: string;
+  /** a local redirect that went to its fallback: why ("noLocal", "qos", "fromBackend"); absent otherwise */
+  fallback?: string;
 };
 
 const MODE_NAMES: Record<number, string> = {
@@ -36,6 +38,8 @@ const MODE_NAMES: Record<number, string> = {
   2: "ServiceNodePort",
   3: "ServiceLoadBalancer",
   4: "ServiceExternalIP",
+  5: "LocalRedirectService",
+  6: "LocalRedirectAddress",
 };
 
 export type EventContext = {
@@ -48,6 +52,7 @@ export type EventContext = {
   nowMonoNs: bigint;
 };
 
+/** "svc/<cluster>/<ns>/<name>" → "<cluster>/<ns>/<name>"; a policy keeps its kind ("lrp/…") */
 export function serviceDisplayName(resourceName: string): string {
   return resourceName.startsWith("svc/") ? resourceName.slice(4) : resourceName;
 }
@@ -74,6 +79,7 @@ export function computeNatEvent(raw: RawEvent, ctx: EventContext): NatEvent {
     natIp: raw.success ? formatIp16(raw.natAddr) : "",
     natPort: raw.natPort,
     failureCode: nameOf(FailureCode, raw.failureCode),
+    ...(raw.fallback !== Fallback.none ? { fallback: nameOf(Fallback, raw.fallback) } : {}),
   };
 }
 

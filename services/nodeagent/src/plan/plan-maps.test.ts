@@ -32,6 +32,46 @@ function sync(maps: FakeMaps, desired: Array<[string, DesiredFrontend]>): MapOp[
 }
 
 describe("planMaps", () => {
+  it("a local redirect gets its fallback set beside its local set, both written before the flip; a changed fallback alone is replaced make-before-break", () => {
+    const maps = new FakeMaps();
+    const lrp = (fallback: Array<[string, number]>): [string, DesiredFrontend] => {
+      const [ks, f] = fe("lrp/c/ns/p", "10.0.0.1", 53, [["10.1.0.5", 5353]]);
+      return [
+        ks,
+        {
+          ...f,
+          natType: 2,
+          natMode: 5,
+          fallback: fallback.map(([ip, port]) => ({ ip, port })),
+          qosPerSecond: 5,
+        },
+      ];
+    };
+    const first = sync(maps, [lrp([["192.0.2.1", 8080]])]);
+    assert.deepEqual(
+      first.map((o) => o.op),
+      ["put-name", "put-backend", "put-backend", "put-frontend"],
+    );
+    const v = [...maps.state.frontends.values()][0]!.value;
+    assert.ok(v.setId !== 0 && v.fbSetId !== 0 && v.setId !== v.fbSetId);
+    assert.deepEqual([v.count, v.fbCount, v.qosPerSecond], [1, 1, 5]);
+    assert.deepEqual(sync(maps, [lrp([["192.0.2.1", 8080]])]), [], "nothing to write when in step");
+    const next = sync(maps, [lrp([["192.0.2.2", 8080]])]);
+    assert.deepEqual(
+      next.map((o) => o.op),
+      ["put-backend", "put-frontend", "delete-backend"],
+    );
+    const flipped = [...maps.state.frontends.values()][0]!.value;
+    assert.equal(flipped.setId, v.setId, "the local set is kept");
+    assert.notEqual(flipped.fbSetId, v.fbSetId);
+    assert.deepEqual(next[2], {
+      op: "delete-backend",
+      setId: v.fbSetId,
+      index: 0,
+      backend: { ip: "192.0.2.1", port: 8080 },
+    });
+  });
+
   it("writes names, then backends, then frontends (a frontend never points at an unwritten set)", () => {
     const maps = new FakeMaps();
     const ops = sync(maps, [

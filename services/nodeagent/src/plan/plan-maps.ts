@@ -3,7 +3,8 @@
  * make the maps equal to the desired state, make-before-break:
  *
  *   1. names of new services,
- *   2. new backend sets, written beside the live ones,
+ *   2. new backend sets, written beside the live ones (a local redirect's
+ *      fallback set too),
  *   3. frontends flipped to their new set (one update each: atomic for a connect),
  *   4. frontends no longer wanted deleted,
  *   5. backend sets no longer referenced deleted,
@@ -197,32 +198,42 @@ export function planMaps(
   const liveSets = new Set<number>();
   /** live sets kept as they are (their sy_members entries are checked on a resync) */
   const keptSets = new Set<number>();
-  for (const [ks, fe] of desired) {
-    const svcId = svcIds.get(fe.service)!;
-    const cur = actual.frontends.get(ks);
-    const curSet = cur ? actual.backendSets.get(cur.value.setId) : undefined;
-    const setMatches =
-      cur !== undefined &&
-      cur.value.count === fe.backends.length &&
-      (fe.backends.length === 0 || sameBackends(curSet, fe.backends));
+  /** a set for one role of a frontend: the one it has when equal, else a new one (0: empty) */
+  const setFor = (curSetId: number | undefined, curCount: number | undefined, want: readonly Backend[]) => {
+    const matches =
+      curSetId !== undefined &&
+      curCount === want.length &&
+      (want.length === 0 || sameBackends(actual.backendSets.get(curSetId), want));
     let setId: number;
-    if (setMatches) {
-      setId = cur!.value.setId;
+    if (matches) {
+      setId = curSetId;
       if (setId !== 0) keptSets.add(setId);
-    } else if (fe.backends.length === 0) {
+    } else if (want.length === 0) {
       setId = 0;
     } else {
       setId = setAlloc.next();
-      for (const [index, backend] of fe.backends.entries())
+      for (const [index, backend] of want.entries())
         putBackends.push({ op: "put-backend", setId, index, backend });
     }
     if (setId !== 0) liveSets.add(setId);
+    return setId;
+  };
+  for (const [ks, fe] of desired) {
+    const svcId = svcIds.get(fe.service)!;
+    const cur = actual.frontends.get(ks);
+    const setId = setFor(cur?.value.setId, cur?.value.count, fe.backends);
+    // a local redirect's fallback: a set of its own beside the local one, written before the flip too
+    const fallback = fe.fallback ?? [];
+    const fbSetId = setFor(cur?.value.fbSetId, cur?.value.fbCount, fallback);
     const value: FrontendModel = {
       svcId,
       setId,
       count: fe.backends.length,
       affinityTimeoutS: fe.affinityTimeoutS,
       portId: fe.portId,
+      fbSetId,
+      fbCount: fallback.length,
+      qosPerSecond: fe.qosPerSecond ?? 0,
       natType: fe.natType,
       natMode: fe.natMode,
       flags: fe.flags,
@@ -239,9 +250,11 @@ export function planMaps(
       const cur = actual.frontends.get(ks);
       if (!cur) continue;
       if (!desired.has(ks)) delFrontends.push({ op: "delete-frontend", key: cur.key });
-      const setId = cur.value.setId;
-      if (setId !== 0 && !liveSets.has(setId))
-        deleteSet(setId, actual.backendSets.get(setId) ?? [], delBackends);
+      for (const setId of [cur.value.setId, cur.value.fbSetId])
+        if (setId !== 0 && !liveSets.has(setId)) {
+          deleteSet(setId, actual.backendSets.get(setId) ?? [], delBackends);
+          liveSets.add(setId); // deleted once
+        }
       names.add(cur.value.svcId);
     }
     const planned = names.size > 0 ? new Set([...svcIds.keys()].map(storedServiceName)) : undefined;

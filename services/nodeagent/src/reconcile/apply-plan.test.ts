@@ -6,7 +6,16 @@ import { planMaps } from "../plan/plan-maps.ts";
 import { applyPlan } from "./apply-plan.ts";
 import { frontendEntry } from "./retry-ledger.ts";
 
-const CLUSTER_IP = { natType: 1, natMode: 1, flags: 0, affinityTimeoutS: 0, portId: 0 };
+const CLUSTER_IP = {
+  natType: 1,
+  natMode: 1,
+  flags: 0,
+  affinityTimeoutS: 0,
+  portId: 0,
+  fbSetId: 0,
+  fbCount: 0,
+  qosPerSecond: 0,
+};
 
 /** ClusterIP frontends on port 80: VIP → [service, backend IPs (port 8080)] */
 function want(spec: Record<string, [string, string[]]>) {

@@ -6,7 +6,7 @@
  * `RetryLedger` for the names).
  *
  * Make-before-break holds per frontend: a frontend is flipped only after its
- * whole new set and its name landed; when it is not flipped, the part of the
+ * whole new set (both, for a local redirect with a fallback) and its name landed; when it is not flipped, the part of the
  * new set that landed is deleted again (a set is in the maps whole or not at
  * all, and a full map gets its room back), and the old set and name it still
  * points at are kept. Entries the ledger holds back (`isHeld`: their retry
@@ -106,6 +106,7 @@ export function applyPlan(
     if (o.op !== "put-frontend") continue;
     const e = frontendEntry(frontendKeyString(o.key));
     if (o.value.setId !== 0) setOwner.set(o.value.setId, e);
+    if (o.value.fbSetId !== 0) setOwner.set(o.value.fbSetId, e);
     nameUsers.set(o.value.svcId, [...(nameUsers.get(o.value.svcId) ?? []), e]);
   }
   /** new sets and names that must not be pointed at: why (undefined: held back) */
@@ -148,6 +149,7 @@ export function applyPlan(
   ) => {
     if (cur) {
       keepSets.add(cur.value.setId);
+      keepSets.add(cur.value.fbSetId);
       keepNames.add(cur.value.svcId);
     }
     if (why === undefined) out.held.add(entry);
@@ -185,15 +187,19 @@ export function applyPlan(
         let why: string | undefined;
         if (isHeld(entry)) why = undefined;
         else if (blockedSets.has(o.value.setId)) why = blockedSets.get(o.value.setId);
+        else if (blockedSets.has(o.value.fbSetId)) why = blockedSets.get(o.value.fbSetId);
         else if (blockedNames.has(o.value.svcId)) why = blockedNames.get(o.value.svcId);
         else {
           why = attempt(o, entry);
           if (why === undefined) {
             written.delete(o.value.setId);
+            written.delete(o.value.fbSetId);
             continue;
           }
         }
+        // both of its new sets go again: the frontend still points at its old ones
         undoSet(o.value.setId);
+        undoSet(o.value.fbSetId);
         notFlipped(entry, cur, why);
         continue;
       }
