@@ -13,6 +13,7 @@ import { World } from "../model/world.ts";
 import { readObjects } from "../sources/directory.ts";
 import { WorldWriter } from "../sources/source.ts";
 import { type Reach, type ViewSnapshot, ViewTranslator } from "./compute-resources.ts";
+import { shuffled } from "./shuffled.ts";
 
 const TESTDATA = path.join(import.meta.dirname, "testdata");
 
@@ -88,17 +89,6 @@ export function canonicalDump(s: ViewSnapshot): string {
     lines.push(`! ${d.object}: ${d.message}`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-function shuffled<T>(xs: T[], seed: number): T[] {
-  const a = [...xs];
-  let s = seed;
-  for (let i = a.length - 1; i > 0; i--) {
-    s = (s * 1103515245 + 12345) & 0x7fffffff;
-    const j = s % (i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
 }
 
 describe("translation golden tests", () => {

@@ -16,15 +16,21 @@ import {
   ServiceAssignment,
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
-import type { EndpointSlice, Node, Service, ServiceImport } from "../model/types.ts";
+import type { EndpointSlice, Node, PolicyVerdict, Service, ServiceImport } from "../model/types.ts";
 import type { ClusterState, WorldChange } from "../model/world.ts";
+import { LocalRedirectTranslator, overlayNodeOf } from "./local-redirect.ts";
 
 export type Diagnostic = { object: string; message: string };
 
 export type ViewSnapshot = {
-  /** hash over every resource name and version */
+  /** hash over every resource name and version (with `overlay`: of both maps) */
   version: string;
+  /** the resources every agent of the view shares */
   resources: Map<string, Resource>;
+  /** one node's snapshot: that node's own resources (lrpb/…/<node>), sent to it after the shared ones */
+  overlay?: ReadonlyMap<string, Resource>;
+  /** one node's snapshot: the view's shared snapshot it extends */
+  base?: ViewSnapshot;
   readonly diagnostics: Diagnostic[];
   /** why a Service got no resource or lost frontends (empty when fine) */
   diagnosticsOf(name: string): string[];
@@ -291,6 +297,7 @@ export class ViewTranslator {
     this.home = homeCluster;
     this.reach = reach;
     this.options = options;
+    this.redirects = homeCluster === undefined ? undefined : new LocalRedirectTranslator(homeCluster);
   }
   /** slice key → its service's resource name, and node key → slices with endpoints on it (node-port views) */
   private readonly serviceOfSlice = new Map<string, string>();
@@ -314,9 +321,27 @@ export class ViewTranslator {
   /** bumped on every change to the resource map (its order too: a delete and re-add moves an entry) */
   private mutations = 0;
   private lastSnapshot: { acc: bigint; mutations: number; snap: ViewSnapshot } | undefined;
+  /** the home cluster's LocalRedirectPolicies (only a view's home cluster redirects to its pods) */
+  private readonly redirects: LocalRedirectTranslator | undefined;
+  /**
+   * Per-node resources (lrpb/…/<node>): node → its resources, their XOR
+   * digest, a mutation count and its last snapshot. A node's agents get the
+   * shared map and its overlay; the others never hear of it.
+   */
+  private readonly overlays = new Map<
+    string,
+    {
+      resources: Map<string, Resource>;
+      acc: bigint;
+      mutations: number;
+      last: { base: ViewSnapshot; mutations: number; snap: ViewSnapshot } | undefined;
+    }
+  >();
 
   rebuild(clusters: readonly ClusterState[]): Set<string> {
     const before = new Set(this.resources.keys());
+    for (const o of this.overlays.values()) for (const n of o.resources.keys()) before.add(n);
+    this.overlays.clear();
     this.resources.clear();
     this.mutations++;
     this.diagnostics.clear();
@@ -346,6 +371,8 @@ export class ViewTranslator {
       for (const imp of c.imports.values())
         for (const n of this.computeImport(c.name, imp.namespace, imp.name)) changed.add(n);
     }
+    if (this.redirects)
+      this.redirects.rebuild(this.states.get(this.home!), (n, r) => this.put(n, r, changed));
     return changed;
   }
 
@@ -422,7 +449,41 @@ export class ViewTranslator {
         kind === "svc" ? this.computeService(cluster, ns, name) : this.computeImport(cluster, ns, name);
       for (const n of out) changed.add(n);
     }
+    if (this.redirects)
+      this.redirects.update(this.states.get(this.home!), changes, (n, r) => this.put(n, r, changed));
     return changed;
+  }
+
+  /** The verdicts on the home cluster's LocalRedirectPolicies, by namespace/name (empty without a home). */
+  get policyVerdicts(): ReadonlyMap<string, PolicyVerdict> {
+    return this.redirects?.verdicts ?? new Map();
+  }
+
+  /**
+   * What one node's agents receive: the shared snapshot, extended by the
+   * node's own resources when it has any (version: the XOR of both digests,
+   * which is what an agent computes over all it holds). The same object
+   * until either map changes; the shared snapshot itself for a node with
+   * none.
+   */
+  nodeSnapshot(node: string): ViewSnapshot {
+    const base = this.snapshot();
+    const o = this.overlays.get(node);
+    if (!o) return base;
+    const last = o.last;
+    if (last?.base === base && last.mutations === o.mutations) return last.snap;
+    const snap: ViewSnapshot = {
+      version: formatDigest(this.acc ^ o.acc),
+      resources: this.resources,
+      overlay: o.resources,
+      base,
+      get diagnostics() {
+        return base.diagnostics;
+      },
+      diagnosticsOf: base.diagnosticsOf,
+    };
+    o.last = { base, mutations: o.mutations, snap };
+    return snap;
   }
 
   /**
@@ -564,6 +625,11 @@ export class ViewTranslator {
   }
 
   private put(name: string, r: Resource | undefined, changed: Set<string>): void {
+    const node = overlayNodeOf(name);
+    if (node !== undefined) {
+      this.putOverlay(node, name, r, changed);
+      return;
+    }
     const cur = this.resources.get(name);
     if (cur?.version === r?.version) return;
     if (cur) this.acc ^= digest(cur);
@@ -572,6 +638,25 @@ export class ViewTranslator {
       this.resources.set(name, r);
       this.acc ^= digest(r);
     } else this.resources.delete(name);
+    changed.add(name);
+  }
+
+  private putOverlay(node: string, name: string, r: Resource | undefined, changed: Set<string>): void {
+    let o = this.overlays.get(node);
+    const cur = o?.resources.get(name);
+    if (cur?.version === r?.version) return;
+    if (!o) {
+      o = { resources: new Map(), acc: 0n, mutations: 0, last: undefined };
+      this.overlays.set(node, o);
+    }
+    if (cur) o.acc ^= digest(cur);
+    o.mutations++;
+    if (r) {
+      o.resources.set(name, r);
+      o.acc ^= digest(r);
+    } else o.resources.delete(name);
+    // a node left with nothing of its own is served the shared snapshot again
+    if (o.resources.size === 0) this.overlays.delete(node);
     changed.add(name);
   }
 

@@ -1,0 +1,506 @@
+/**
+ * Pure: a cluster's LocalRedirectPolicies, Services, Pods and Nodes → a
+ * verdict per policy, and for each winner its shared resource
+ * (`lrp/<cluster>/<ns>/<name>`, LocalRedirectAssignment) and one resource
+ * per node that has selected pods (`lrpb/<cluster>/<ns>/<name>/<node>`,
+ * LocalBackends). docs/policies.md is the design.
+ *
+ * Conflicts: two policies on one Service, on one address:port, or a Service
+ * frontend and an address frontend on the same ClusterIP:port. Policies are
+ * decided oldest first (createdAt, then namespace/name): a policy wins when
+ * nothing it wants is held by an earlier winner, so the winner is never
+ * overwritten and, when it goes, the next one takes over.
+ *
+ * Incremental: a policy change (or a change of a Service a policy names)
+ * decides every policy again (cheap: no Pod is looked at) and recomputes
+ * only the resources of policies whose result changed; a Pod change
+ * recomputes the resources of its node (old and new) for the winners of
+ * its namespace; a Node change those of that node for winners with a
+ * nodeSelector.
+ */
+import { createHash } from "node:crypto";
+import {
+  LocalBackends,
+  type LocalPod,
+  LocalRedirectAssignment,
+  Protocol,
+  type RedirectFrontend,
+  RedirectFrontendKind,
+  type Resource,
+  type SlicePort,
+} from "@switchyard/proto/assignment";
+import type { LabelSelector, LocalRedirectPolicy, Pod, PolicyVerdict, ServicePort } from "../model/types.ts";
+import type { ClusterState, WorldChange } from "../model/world.ts";
+
+const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
+
+export function localRedirectResourceName(p: { cluster: string; namespace: string; name: string }): string {
+  return `lrp/${p.cluster}/${p.namespace}/${p.name}`;
+}
+
+export function localBackendsResourceName(
+  p: { cluster: string; namespace: string; name: string },
+  node: string,
+): string {
+  return `lrpb/${p.cluster}/${p.namespace}/${p.name}/${node}`;
+}
+
+/** The node of a per-node resource (`lrpb/…/<node>`), or undefined for a resource every agent of the view shares. */
+export function overlayNodeOf(resourceName: string): string | undefined {
+  return resourceName.startsWith("lrpb/") ? resourceName.slice(resourceName.lastIndexOf("/") + 1) : undefined;
+}
+
+/** Whether labels satisfy a label selector (matchLabels and matchExpressions, all of them). */
+export function selectorMatches(sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  for (const k in sel.matchLabels) if (labels[k] !== sel.matchLabels[k]) return false;
+  for (const e of sel.matchExpressions) {
+    const has = Object.hasOwn(labels, e.key);
+    switch (e.operator) {
+      case "In":
+        if (!has || !e.values.includes(labels[e.key]!)) return false;
+        break;
+      case "NotIn":
+        if (has && e.values.includes(labels[e.key]!)) return false;
+        break;
+      case "Exists":
+        if (!has) return false;
+        break;
+      case "DoesNotExist":
+        if (has) return false;
+        break;
+    }
+  }
+  return true;
+}
+
+function hash(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+}
+
+function nsName(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+function protoName(p: Protocol): string {
+  return p === Protocol.PROTOCOL_UDP ? "UDP" : "TCP";
+}
+
+function showFrontend(f: RedirectFrontend): string {
+  return `${f.ip.includes(":") ? `[${f.ip}]` : f.ip}:${f.port}/${protoName(f.protocol)}`;
+}
+
+/** Oldest first, then by namespace/name: the order policies are decided in. */
+function byAge(a: LocalRedirectPolicy, b: LocalRedirectPolicy): number {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
+  const ka = nsName(a.namespace, a.name);
+  const kb = nsName(b.namespace, b.name);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+type Resolved =
+  | { ok: false; reason: "ServiceNotFound" | "InvalidSpec"; message: string }
+  | { ok: true; frontends: RedirectFrontend[]; keys: string[]; notes: string[] };
+
+/** The frontends a policy takes, resolved against the cluster's Services (conflicts aside). */
+function resolve(p: LocalRedirectPolicy, state: ClusterState): Resolved {
+  const fe = p.frontend;
+  const frontends: RedirectFrontend[] = [];
+  const keys: string[] = [];
+  const notes: string[] = [];
+  const toPortOf = (name: string, protocol: ServicePort["protocol"], what: string): string | undefined => {
+    const t = p.backend.toPorts.find((x) => x.name === name);
+    if (!t)
+      return `${what} has no backend.toPorts entry named "${name}": add one (toPorts pair with frontend ports by name)`;
+    if (t.protocol !== protocol)
+      return `backend.toPorts "${name}" is ${t.protocol} but ${what} is ${protocol}: use the same protocol`;
+    return undefined;
+  };
+  if (fe.kind === "service") {
+    const svc = state.services.get(nsName(p.namespace, fe.service));
+    if (!svc)
+      return {
+        ok: false,
+        reason: "ServiceNotFound",
+        message: `Service ${p.namespace}/${fe.service} does not exist; the policy applies as soon as it does`,
+      };
+    if (svc.type === "ExternalName" || svc.headless || svc.clusterIPs.length === 0)
+      return {
+        ok: false,
+        reason: "InvalidSpec",
+        message: `Service ${p.namespace}/${fe.service} has no ClusterIP (headless or ExternalName): nothing to redirect; name a Service with a ClusterIP or use an address frontend`,
+      };
+    let ports: ServicePort[];
+    if (fe.ports.length === 0) ports = svc.ports;
+    else {
+      ports = [];
+      for (const ref of fe.ports) {
+        const hit = svc.ports.filter((sp) => ("name" in ref ? sp.name === ref.name : sp.port === ref.port));
+        if (hit.length === 0)
+          return {
+            ok: false,
+            reason: "InvalidSpec",
+            message: `Service ${p.namespace}/${fe.service} has no port ${"name" in ref ? `named "${ref.name}"` : `numbered ${ref.port}`}: fix frontend.service.ports (${svc.ports.map((sp) => `${sp.name || "<unnamed>"}=${sp.port}/${sp.protocol}`).join(", ") || "the Service has none"})`,
+          };
+        for (const sp of hit) if (!ports.includes(sp)) ports.push(sp);
+      }
+    }
+    if (ports.length === 0)
+      return {
+        ok: false,
+        reason: "InvalidSpec",
+        message: `Service ${p.namespace}/${fe.service} has no port`,
+      };
+    const fallbackService = `svc/${p.cluster}/${p.namespace}/${fe.service}`;
+    for (const sp of ports) {
+      const bad = toPortOf(
+        sp.name,
+        sp.protocol,
+        `Service port ${sp.name || "<unnamed>"} (${sp.port}/${sp.protocol})`,
+      );
+      if (bad) return { ok: false, reason: "InvalidSpec", message: bad };
+      for (const ip of svc.clusterIPs)
+        frontends.push({
+          ip,
+          port: sp.port,
+          protocol: PROTO[sp.protocol],
+          portName: sp.name,
+          fallbackService,
+          fallbackPortName: sp.name,
+        });
+    }
+    keys.push(`svc:${nsName(p.namespace, fe.service)}`);
+  } else {
+    let fallbackService = "";
+    if (fe.fallbackService !== undefined) {
+      fallbackService = `svc/${p.cluster}/${p.namespace}/${fe.fallbackService}`;
+      const fb = state.services.get(nsName(p.namespace, fe.fallbackService));
+      if (!fb)
+        notes.push(
+          `fallback Service ${p.namespace}/${fe.fallbackService} does not exist (yet): connects not redirected are refused until it does`,
+        );
+      else
+        for (const port of fe.ports)
+          if (!fb.ports.some((sp) => sp.name === port.name && sp.protocol === port.protocol))
+            notes.push(
+              `fallback Service ${p.namespace}/${fe.fallbackService} has no ${port.protocol} port named "${port.name}": connects to port ${port.port} not redirected are refused`,
+            );
+    }
+    for (const port of fe.ports) {
+      const bad = toPortOf(
+        port.name,
+        port.protocol,
+        `frontend port ${port.name} (${port.port}/${port.protocol})`,
+      );
+      if (bad) return { ok: false, reason: "InvalidSpec", message: bad };
+      frontends.push({
+        ip: fe.ip,
+        port: port.port,
+        protocol: PROTO[port.protocol],
+        portName: port.name,
+        fallbackService,
+        fallbackPortName: fallbackService ? port.name : "",
+      });
+    }
+    if (frontends.length === 0)
+      return { ok: false, reason: "InvalidSpec", message: "frontend.address has no port: list at least one" };
+  }
+  frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
+  for (const f of frontends) keys.push(`${f.ip}|${f.port}|${f.protocol}`);
+  return { ok: true, frontends, keys, notes };
+}
+
+/** A Service frontend's key holds the Service; an address:port key is shown as such. */
+function showKey(key: string): string {
+  if (key.startsWith("svc:")) return `Service ${key.slice(4)}`;
+  const [ip, port, proto] = key.split("|") as [string, string, string];
+  return `${ip.includes(":") ? `[${ip}]` : ip}:${port}/${protoName(Number(proto) as Protocol)}`;
+}
+
+type Winner = {
+  policy: LocalRedirectPolicy;
+  /** what its per-node resources depend on besides Pods and Nodes */
+  backendKey: string;
+};
+
+/** put(name, resource | undefined): sets or removes one resource of the view */
+export type Put = (name: string, r: Resource | undefined) => void;
+
+export class LocalRedirectTranslator {
+  private readonly cluster: string;
+  private state: ClusterState | undefined;
+  readonly verdicts = new Map<string, PolicyVerdict>();
+  private readonly winners = new Map<string, Winner>();
+  private readonly winnersByNs = new Map<string, Set<string>>();
+  /** ns/name of Services some policy names (frontend or fallback): a change to one decides again */
+  private referenced = new Set<string>();
+  /** namespace → node → names of its Pods there */
+  private readonly podsAt = new Map<string, Map<string, Set<string>>>();
+  /** ns/name of a Pod → the node it was indexed on */
+  private readonly podNode = new Map<string, string>();
+  /** winner ns/name → nodes it has a per-node resource on */
+  private readonly nodesOf = new Map<string, Set<string>>();
+
+  /** verdicts only: Pods are not indexed, no per-node resource is computed */
+  private readonly verdictsOnly: boolean;
+
+  constructor(cluster: string, opts: { verdictsOnly?: boolean } = {}) {
+    this.cluster = cluster;
+    this.verdictsOnly = opts.verdictsOnly ?? false;
+  }
+
+  /** Everything again (the caller has dropped every resource). */
+  rebuild(state: ClusterState | undefined, put: Put): void {
+    this.state = state;
+    this.verdicts.clear();
+    this.winners.clear();
+    this.winnersByNs.clear();
+    this.podsAt.clear();
+    this.podNode.clear();
+    this.nodesOf.clear();
+    this.referenced = new Set();
+    if (!state) return;
+    if (!this.verdictsOnly)
+      for (const pod of state.pods.values()) this.indexPod(nsName(pod.namespace, pod.name), pod);
+    this.decide(put);
+  }
+
+  /** Applies changes of the cluster (the state already holds their new values). */
+  update(state: ClusterState | undefined, changes: readonly WorldChange[], put: Put): void {
+    this.state = state;
+    let decide = false;
+    const podMoves: Array<{ namespace: string; nodes: string[] }> = [];
+    const nodes = new Set<string>();
+    for (const ch of changes) {
+      if (ch.cluster !== this.cluster) continue;
+      if (ch.kind === "LocalRedirectPolicy") decide = true;
+      else if (ch.kind === "Service") decide ||= this.referenced.has(nsName(ch.namespace, ch.name));
+      else if (ch.kind === "Pod" && !this.verdictsOnly) {
+        const key = nsName(ch.namespace, ch.name);
+        const before = this.podNode.get(key);
+        this.unindexPod(key, ch.namespace);
+        const pod = state?.pods.get(key);
+        if (pod) this.indexPod(key, pod);
+        const after = pod?.nodeName;
+        const touched = [before, after].filter((n): n is string => n !== undefined);
+        if (touched.length > 0) podMoves.push({ namespace: ch.namespace, nodes: [...new Set(touched)] });
+      } else if (ch.kind === "Node") nodes.add(ch.name);
+    }
+    if (decide) this.decide(put);
+    for (const m of podMoves)
+      for (const w of this.winnersByNs.get(m.namespace) ?? [])
+        for (const node of m.nodes) this.computeNode(this.winners.get(w)!, node, put);
+    for (const node of nodes)
+      for (const w of this.winners.values()) if (w.policy.nodeSelector) this.computeNode(w, node, put);
+  }
+
+  private indexPod(key: string, pod: Pod): void {
+    if (pod.nodeName === undefined) return;
+    let byNode = this.podsAt.get(pod.namespace);
+    if (!byNode) {
+      byNode = new Map();
+      this.podsAt.set(pod.namespace, byNode);
+    }
+    let set = byNode.get(pod.nodeName);
+    if (!set) {
+      set = new Set();
+      byNode.set(pod.nodeName, set);
+    }
+    set.add(pod.name);
+    this.podNode.set(key, pod.nodeName);
+  }
+
+  private unindexPod(key: string, namespace: string): void {
+    const node = this.podNode.get(key);
+    if (node === undefined) return;
+    this.podNode.delete(key);
+    const byNode = this.podsAt.get(namespace);
+    const set = byNode?.get(node);
+    if (!byNode || !set) return;
+    set.delete(key.slice(namespace.length + 1));
+    if (set.size === 0) byNode.delete(node);
+    if (byNode.size === 0) this.podsAt.delete(namespace);
+  }
+
+  /** Decides every policy, oldest first; puts the shared resources and recomputes the per-node ones that changed. */
+  private decide(put: Put): void {
+    const state = this.state;
+    const policies = state ? [...state.localRedirects.values()].sort(byAge) : [];
+    const claims = new Map<string, string>();
+    const referenced = new Set<string>();
+    const before = new Map(this.winners);
+    this.verdicts.clear();
+    this.winners.clear();
+    this.winnersByNs.clear();
+    for (const p of policies) {
+      const key = nsName(p.namespace, p.name);
+      const fe = p.frontend;
+      if (fe.kind === "service") referenced.add(nsName(p.namespace, fe.service));
+      else if (fe.fallbackService !== undefined) referenced.add(nsName(p.namespace, fe.fallbackService));
+      const r = resolve(p, state!);
+      const verdict = (
+        reason: PolicyVerdict["reason"],
+        message: string,
+        winner?: string,
+        frontends: RedirectFrontend[] = [],
+      ) =>
+        this.verdicts.set(key, {
+          kind: "LocalRedirectPolicy",
+          cluster: p.cluster,
+          namespace: p.namespace,
+          name: p.name,
+          generation: p.generation,
+          reason,
+          message,
+          winner,
+          frontends: frontends.map(showFrontend),
+        });
+      if (!r.ok) {
+        verdict(r.reason, r.message);
+        continue;
+      }
+      const taken = r.keys.find((k) => claims.has(k));
+      if (taken !== undefined) {
+        const holder = claims.get(taken)!;
+        verdict(
+          "Conflict",
+          `${holder} holds ${showKey(taken)} (the oldest policy wins; then the first by namespace/name); this policy applies when that one goes or lets go`,
+          holder,
+          r.frontends,
+        );
+        continue;
+      }
+      for (const k of r.keys) claims.set(k, key);
+      verdict(
+        "Accepted",
+        [`redirects ${r.frontends.map(showFrontend).join(", ")}`, ...r.notes].join("; "),
+        undefined,
+        r.frontends,
+      );
+      const body: LocalRedirectAssignment = {
+        cluster: p.cluster,
+        namespace: p.namespace,
+        name: p.name,
+        frontends: r.frontends,
+        qosPerSecond: p.qosPerSecond,
+        skipRedirectFromBackend: p.skipRedirectFromBackend,
+        frontendKind:
+          fe.kind === "service"
+            ? RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE
+            : RedirectFrontendKind.REDIRECT_FRONTEND_KIND_ADDRESS,
+      };
+      const name = localRedirectResourceName(p);
+      put(name, {
+        name,
+        version: hash(LocalRedirectAssignment.encode(body).finish()),
+        body: { $case: "localRedirect", value: body },
+      });
+      const w: Winner = { policy: p, backendKey: JSON.stringify([p.backend, p.nodeSelector ?? null]) };
+      this.winners.set(key, w);
+      let set = this.winnersByNs.get(p.namespace);
+      if (!set) {
+        set = new Set();
+        this.winnersByNs.set(p.namespace, set);
+      }
+      set.add(key);
+      const old = before.get(key);
+      if (old?.backendKey !== w.backendKey) this.computeAllNodes(w, put);
+    }
+    this.referenced = referenced;
+    // winners no more: their resources go
+    for (const [key, old] of before) {
+      if (this.winners.has(key)) continue;
+      put(localRedirectResourceName(old.policy), undefined);
+      for (const node of this.nodesOf.get(key) ?? [])
+        put(localBackendsResourceName(old.policy, node), undefined);
+      this.nodesOf.delete(key);
+    }
+  }
+
+  /** Every per-node resource of a winner: the nodes with Pods of its namespace and those it had. */
+  private computeAllNodes(w: Winner, put: Put): void {
+    const nodes = new Set(this.nodesOf.get(nsName(w.policy.namespace, w.policy.name)));
+    for (const node of this.podsAt.get(w.policy.namespace)?.keys() ?? []) nodes.add(node);
+    for (const node of nodes) this.computeNode(w, node, put);
+  }
+
+  /** One winner's resource on one node: its selected Pods there, or none. */
+  private computeNode(w: Winner, node: string, put: Put): void {
+    const p = w.policy;
+    const key = nsName(p.namespace, p.name);
+    const name = localBackendsResourceName(p, node);
+    const body = this.localBackends(p, node);
+    let nodes = this.nodesOf.get(key);
+    if (!body) {
+      put(name, undefined);
+      if (nodes?.delete(node) && nodes.size === 0) this.nodesOf.delete(key);
+      return;
+    }
+    if (!nodes) {
+      nodes = new Set();
+      this.nodesOf.set(key, nodes);
+    }
+    nodes.add(node);
+    put(name, {
+      name,
+      version: hash(LocalBackends.encode(body).finish()),
+      body: { $case: "localBackends", value: body },
+    });
+  }
+
+  /**
+   * The selected Pods of a node (with an address), sorted by name, and the
+   * toPorts as numbers. A toPort naming a container port takes the number of
+   * the first Pod (by name) that has it; a Pod without that port at that
+   * number is left out (it could not serve it).
+   */
+  private localBackends(p: LocalRedirectPolicy, node: string): LocalBackends | undefined {
+    const state = this.state;
+    if (!state) return undefined;
+    if (p.nodeSelector && !selectorMatches(p.nodeSelector, state.nodes.get(node)?.labels ?? {}))
+      return undefined;
+    const names = this.podsAt.get(p.namespace)?.get(node);
+    if (!names) return undefined;
+    const pods: Pod[] = [];
+    for (const n of names) {
+      const pod = state.pods.get(nsName(p.namespace, n));
+      if (pod && pod.ips.length > 0 && selectorMatches(p.backend.selector, pod.labels)) pods.push(pod);
+    }
+    if (pods.length === 0) return undefined;
+    pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const ports: SlicePort[] = [];
+    let kept = pods;
+    for (const t of p.backend.toPorts) {
+      if (t.targetName === undefined) {
+        ports.push({ name: t.name, port: t.port, protocol: PROTO[t.protocol] });
+        continue;
+      }
+      const target = t.targetName;
+      const portOf = (pod: Pod) =>
+        pod.containerPorts.find((c) => c.name === target && c.protocol === t.protocol)?.port;
+      const first = kept.map(portOf).find((x) => x !== undefined);
+      if (first === undefined) continue;
+      ports.push({ name: t.name, port: first, protocol: PROTO[t.protocol] });
+      kept = kept.filter((pod) => portOf(pod) === first);
+    }
+    if (kept.length === 0 || ports.length === 0) return undefined;
+    ports.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.protocol - b.protocol));
+    const out: LocalPod[] = kept.map((pod) => ({
+      name: pod.name,
+      addresses: [...pod.ips],
+      ready: pod.ready,
+      terminating: pod.terminating,
+      uid: pod.uid,
+    }));
+    return { policy: localRedirectResourceName(p), ports, pods: out };
+  }
+}
+
+/**
+ * The verdicts on a cluster's policies, decided from scratch (for a cluster
+ * no view is built for: status and `switchyard-hub policies` need them too).
+ */
+export function localRedirectVerdicts(state: ClusterState): Map<string, PolicyVerdict> {
+  const t = new LocalRedirectTranslator(state.name, { verdictsOnly: true });
+  t.rebuild(state, () => {});
+  return t.verdicts;
+}
