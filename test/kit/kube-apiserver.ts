@@ -1,8 +1,9 @@
 /**
  * A test Kubernetes API server that speaks list/watch the way the real one
- * does, for Services, EndpointSlices, Nodes and the MCS API's
+ * does, for Services, EndpointSlices, Nodes, Pods, the MCS API's
  * ServiceExports and ServiceImports (as CRDs: `mcsInstalled = false` makes
- * them 404, as in a cluster without them):
+ * them 404, as in a cluster without them) and LocalRedirectPolicies (a CRD
+ * too: `policiesInstalled = false`):
  *
  * - one resourceVersion counter for all kinds; lists carry the list RV;
  * - watch from a resourceVersion replays the retained events after it, then
@@ -17,7 +18,14 @@
  *   by the hub only after recovery, as with a real partition;
  * - `hang()` keeps connections open but answers nothing and sends no watch
  *   events (a partition that drops packets) until `recover()`;
- * - GET /version answers like a real API server (clients probe it).
+ * - GET /version answers like a real API server (clients probe it);
+ * - PATCH of a LocalRedirectPolicy's `status` subresource with a JSON merge
+ *   patch (RFC 7386) changes only its status: a new resourceVersion, a
+ *   MODIFIED event, metadata.generation unchanged (as for any status
+ *   subresource); `statusPatches` records each; other writes are refused.
+ *   `apply()` bumps metadata.generation when the spec changes and sets
+ *   uid and creationTimestamp when they are absent, as the API server does
+ *   for CRDs.
  *
  * Tests drive it in-process; the hub talks to it through the real
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
@@ -29,7 +37,14 @@ import os from "node:os";
 import path from "node:path";
 import { makeCa, makeServerCert, type Pki } from "./certs.ts";
 
-type Kind = "Service" | "EndpointSlice" | "Node" | "ServiceExport" | "ServiceImport";
+type Kind =
+  | "Service"
+  | "EndpointSlice"
+  | "Node"
+  | "ServiceExport"
+  | "ServiceImport"
+  | "Pod"
+  | "LocalRedirectPolicy";
 type Obj = {
   apiVersion?: string;
   kind?: string;
@@ -62,7 +77,36 @@ const ROUTES: Array<{ re: RegExp; kind: Kind; apiVersion: string }> = [
     kind: "ServiceImport",
     apiVersion: "multicluster.x-k8s.io/v1alpha1",
   },
+  { re: /^\/api\/v1\/pods$/, kind: "Pod", apiVersion: "v1" },
+  { re: /^\/api\/v1\/namespaces\/([^/]+)\/pods$/, kind: "Pod", apiVersion: "v1" },
+  {
+    re: /^\/apis\/switchyard\.io\/v1alpha1\/localredirectpolicies$/,
+    kind: "LocalRedirectPolicy",
+    apiVersion: "switchyard.io/v1alpha1",
+  },
+  {
+    re: /^\/apis\/switchyard\.io\/v1alpha1\/namespaces\/([^/]+)\/localredirectpolicies$/,
+    kind: "LocalRedirectPolicy",
+    apiVersion: "switchyard.io/v1alpha1",
+  },
 ];
+
+const STATUS_PATCH =
+  /^\/apis\/switchyard\.io\/v1alpha1\/namespaces\/([^/]+)\/localredirectpolicies\/([^/]+)\/status$/;
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
 
 type Watcher = { kind: Kind; namespace: string | undefined; res: http.ServerResponse; bookmarks: boolean };
 
@@ -82,6 +126,10 @@ export class FakeKubeApiServer {
   goneSent = 0;
   /** false: the MCS CRDs are not installed (404) */
   mcsInstalled = true;
+  /** false: the LocalRedirectPolicy CRD is not installed (404) */
+  policiesInstalled = true;
+  /** status patches received, in order */
+  statusPatches: Array<{ namespace: string; name: string; contentType: string; body: unknown }> = [];
   private down = false;
   private hung = false;
   private readonly hungRequests = new Set<http.ServerResponse>();
@@ -150,10 +198,22 @@ users:
     const kind = object.kind as Kind;
     const ns = kind === "Node" ? undefined : ((object.metadata.namespace as string | undefined) ?? "default");
     const k = this.key(kind, ns, object.metadata.name);
-    const existed = this.objects.has(k);
+    const prev = this.objects.get(k)?.object;
+    const existed = prev !== undefined;
     const rv = ++this.rv;
     const stored: Obj = structuredClone(object);
     stored.metadata = { ...stored.metadata, resourceVersion: String(rv), ...(ns ? { namespace: ns } : {}) };
+    if (kind === "LocalRedirectPolicy") {
+      // as the API server does for a CRD with a status subresource
+      const pm: Record<string, unknown> = prev?.metadata ?? {};
+      const gen = typeof pm["generation"] === "number" ? pm["generation"] : 0;
+      const specChanged = JSON.stringify(prev?.["spec"]) !== JSON.stringify(stored["spec"]);
+      stored.metadata["generation"] ??= existed && !specChanged ? gen : gen + 1;
+      stored.metadata["uid"] ??= pm["uid"] ?? `uid-${kind}-${ns}-${object.metadata.name}-${rv}`;
+      stored.metadata["creationTimestamp"] ??=
+        pm["creationTimestamp"] ?? new Date(Date.now() + rv).toISOString();
+      if (prev?.["status"] !== undefined && stored["status"] === undefined) stored["status"] = prev["status"];
+    }
     this.objects.set(k, { kind, object: stored });
     this.emit({ type: existed ? "MODIFIED" : "ADDED", rv, kind, object: stored });
   }
@@ -254,8 +314,18 @@ users:
       this.status(res, 500, "InternalError", "injected failure");
       return;
     }
+    const patch = STATUS_PATCH.exec(url.pathname);
+    if (req.method === "PATCH" && patch) {
+      this.patchStatus(req, res, decodeURIComponent(patch[1]!), decodeURIComponent(patch[2]!));
+      return;
+    }
     if (req.method !== "GET") {
-      this.status(res, 405, "MethodNotAllowed", "this test server is read-only over HTTP");
+      this.status(
+        res,
+        405,
+        "MethodNotAllowed",
+        "this test server is read-only over HTTP, but for a policy's status",
+      );
       return;
     }
     let route: (typeof ROUTES)[number] | undefined;
@@ -268,7 +338,11 @@ users:
         break;
       }
     }
-    if (!route || (!this.mcsInstalled && route.apiVersion.startsWith("multicluster"))) {
+    if (
+      !route ||
+      (!this.mcsInstalled && route.apiVersion.startsWith("multicluster")) ||
+      (!this.policiesInstalled && route.kind === "LocalRedirectPolicy")
+    ) {
       this.status(res, 404, "NotFound", `no route ${url.pathname}`);
       return;
     }
@@ -288,6 +362,53 @@ users:
         items,
       }),
     );
+  }
+
+  private patchStatus(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    namespace: string,
+    name: string,
+  ): void {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const contentType = String(req.headers["content-type"] ?? "");
+      if (!this.policiesInstalled) return this.status(res, 404, "NotFound", "no LocalRedirectPolicy CRD");
+      if (!contentType.startsWith("application/merge-patch+json"))
+        return this.status(
+          res,
+          415,
+          "UnsupportedMediaType",
+          `this test server takes merge patches, not ${contentType}`,
+        );
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+      } catch {
+        return this.status(res, 400, "BadRequest", "the patch is not JSON");
+      }
+      this.statusPatches.push({ namespace, name, contentType, body });
+      const k = this.key("LocalRedirectPolicy", namespace, name);
+      const cur = this.objects.get(k);
+      if (!cur)
+        return this.status(res, 404, "NotFound", `localredirectpolicies.switchyard.io "${name}" not found`);
+      const patched = mergePatch(cur.object, body) as Obj;
+      // the status subresource changes the status only
+      const next: Obj = { ...structuredClone(cur.object), status: patched["status"] };
+      const rv = ++this.rv;
+      next.metadata.resourceVersion = String(rv);
+      this.objects.set(k, { kind: "LocalRedirectPolicy", object: next });
+      this.emit({ type: "MODIFIED", rv, kind: "LocalRedirectPolicy", object: next });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ apiVersion: "switchyard.io/v1alpha1", kind: "LocalRedirectPolicy", ...next }));
+    });
+  }
+
+  /** The stored object (a copy), e.g. to read a policy's status. */
+  get(kind: Kind, namespace: string | undefined, name: string): Obj | undefined {
+    const o = this.objects.get(this.key(kind, kind === "Node" ? undefined : (namespace ?? "default"), name));
+    return o ? structuredClone(o.object) : undefined;
   }
 
   private watch(kind: Kind, namespace: string | undefined, url: URL, res: http.ServerResponse): void {

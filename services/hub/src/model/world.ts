@@ -74,7 +74,13 @@ export function objectKey(o: ModelObject): string {
   return nsName("namespace" in o.value ? o.value.namespace : "", o.value.name);
 }
 
-/** Every object of a cluster, kind by kind (for the last known state). */
+/**
+ * Every object of a cluster, kind by kind, for the last known state —
+ * except Pods: they are the most numerous and the most changing objects,
+ * and only policies' local backends read them; a restored cluster's
+ * policies fall back to their Service until the first listing brings the
+ * Pods back (docs/policies.md).
+ */
 export function objectsOf(c: ClusterState): ModelObject[] {
   return [
     ...[...c.services.values()].map((value) => ({ kind: "Service" as const, value })),
@@ -82,7 +88,6 @@ export function objectsOf(c: ClusterState): ModelObject[] {
     ...[...c.nodes.values()].map((value) => ({ kind: "Node" as const, value })),
     ...[...c.exports.values()].map((value) => ({ kind: "ServiceExport" as const, value })),
     ...[...c.imports.values()].map((value) => ({ kind: "ServiceImport" as const, value })),
-    ...[...c.pods.values()].map((value) => ({ kind: "Pod" as const, value })),
     ...[...c.localRedirects.values()].map((value) => ({ kind: "LocalRedirectPolicy" as const, value })),
   ];
 }

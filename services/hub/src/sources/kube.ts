@@ -2,9 +2,14 @@
  * A real cluster, watched through @kubernetes/client-node informers
  * (list + watch, relist on 410 Gone, restart with backoff after errors;
  * objects missing from a relist are deleted, like DeletedFinalStateUnknown
- * tombstones in client-go). Read-only: list and watch Services,
- * EndpointSlices, Nodes, and the MCS API's ServiceExports and
- * ServiceImports when those CRDs are installed.
+ * tombstones in client-go). List and watch Services, EndpointSlices,
+ * Nodes, Pods, and — when their CRDs are installed — the MCS API's
+ * ServiceExports and ServiceImports and our LocalRedirectPolicies. The only
+ * write is a policy's status (KubePolicyStatusClient, a merge patch of the
+ * status subresource).
+ *
+ * Pods are the numerous kind: their informer's cache holds only the fields
+ * the hub reads (compactPod), both from the listing and from watch events.
  *
  * Health: any required kind failing marks the cluster unreachable (the last
  * known objects stay); every kind watching again marks it reachable. A
@@ -20,6 +25,8 @@
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
 import type { KubeKind } from "../model/types.ts";
+import type { PolicyStatus, PolicyStatusClient } from "../status/policy-status.ts";
+import { compactPod, POLICY_API } from "./kube-objects.ts";
 import type { ClusterSource, WorldWriter } from "./source.ts";
 
 type AnyObj = k8s.KubernetesObject;
@@ -38,6 +45,8 @@ type Spec = {
   list: () => Promise<k8s.KubernetesListObject<AnyObj>>;
   /** a CRD that may not be installed: a 404 is not an outage */
   optional: boolean;
+  /** what the informer's cache keeps of each object (default: all of it) */
+  compact?: (o: unknown) => Record<string, unknown>;
 };
 
 const MCS = { group: "multicluster.x-k8s.io", version: "v1alpha1" };
@@ -83,8 +92,9 @@ export class KubeSource implements ClusterSource {
     const core = this.kc.makeApiClient(k8s.CoreV1Api);
     const discovery = this.kc.makeApiClient(k8s.DiscoveryV1Api);
     const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
-    const mcs = (plural: string) => () =>
-      custom.listClusterCustomObject({ ...MCS, plural }) as Promise<k8s.KubernetesListObject<AnyObj>>;
+    const crd = (api: { group: string; version: string }, plural: string) => () =>
+      custom.listClusterCustomObject({ ...api, plural }) as Promise<k8s.KubernetesListObject<AnyObj>>;
+    const mcs = (plural: string) => crd(MCS, plural);
     const specs: Spec[] = [
       {
         kind: "Service",
@@ -109,6 +119,19 @@ export class KubeSource implements ClusterSource {
         kind: "ServiceImport",
         path: `/apis/${MCS.group}/${MCS.version}/serviceimports`,
         list: mcs("serviceimports"),
+        optional: true,
+      },
+      {
+        kind: "Pod",
+        path: "/api/v1/pods",
+        list: () => core.listPodForAllNamespaces(),
+        optional: false,
+        compact: compactPod,
+      },
+      {
+        kind: "LocalRedirectPolicy",
+        path: `/apis/${POLICY_API.group}/${POLICY_API.version}/localredirectpolicies`,
+        list: crd(POLICY_API, "localredirectpolicies"),
         optional: true,
       },
     ];
@@ -155,7 +178,9 @@ export class KubeSource implements ClusterSource {
 
   private async watchKind(spec: Spec): Promise<boolean> {
     const { kind, optional } = spec;
-    const informer = k8s.makeInformer(this.kc, spec.path, spec.list);
+    const informer = spec.compact
+      ? compactInformer(this.kc, spec.path, spec.list, spec.compact)
+      : k8s.makeInformer(this.kc, spec.path, spec.list);
     this.informers.push(informer);
     const put = (o: AnyObj) => this.writer.upsert({ ...toPlain(o), kind }, `${kind} watch`);
     informer.on("add", put);
@@ -215,6 +240,11 @@ export class KubeSource implements ClusterSource {
     return listed;
   }
 
+  /** Writes policies' status in this cluster. */
+  policyStatusClient(): PolicyStatusClient {
+    return new KubePolicyStatusClient(this.kc.makeApiClient(k8s.CustomObjectsApi));
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.probeTimer);
@@ -226,4 +256,53 @@ export class KubeSource implements ClusterSource {
 /** client-node hands back model classes; our parsers read plain JSON shapes. */
 function toPlain(o: AnyObj): Record<string, unknown> {
   return JSON.parse(JSON.stringify(o)) as Record<string, unknown>;
+}
+
+/**
+ * An informer whose cache keeps `compact(o)` instead of each object: the
+ * listing is compacted as it arrives, and so is every watch event before
+ * the cache sees it.
+ */
+function compactInformer(
+  kc: k8s.KubeConfig,
+  path: string,
+  list: () => Promise<k8s.KubernetesListObject<AnyObj>>,
+  compact: (o: unknown) => Record<string, unknown>,
+): k8s.Informer<AnyObj> {
+  const watch = new k8s.Watch(kc);
+  const compacting = {
+    watch: (
+      p: string,
+      query: Record<string, string | number | boolean | undefined>,
+      callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+      done: (err: unknown) => void,
+    ) =>
+      watch.watch(
+        p,
+        query,
+        // ERROR and BOOKMARK events are the server's, not objects: passed on as they are
+        (phase, o, w) => callback(phase, phase === "ERROR" || phase === "BOOKMARK" ? o : compact(o), w),
+        done,
+      ),
+  } as unknown as k8s.Watch;
+  const compactList = async () => {
+    const l = await list();
+    return { ...l, items: l.items.map((o) => compact(o) as AnyObj) };
+  };
+  return new k8s.ListWatch(path, compacting, compactList, false);
+}
+
+/** A policy's status, written with a JSON merge patch of the status subresource (RBAC: patch on …/status). */
+export class KubePolicyStatusClient implements PolicyStatusClient {
+  private readonly api: k8s.CustomObjectsApi;
+  constructor(api: k8s.CustomObjectsApi) {
+    this.api = api;
+  }
+
+  async patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void> {
+    await this.api.patchNamespacedCustomObjectStatus(
+      { ...POLICY_API, plural: "localredirectpolicies", namespace, name, body: { status } },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+  }
 }

@@ -15,12 +15,18 @@ import type { Logger } from "@switchyard/lib/log";
 import { type ClusterConfig, sameSource } from "../config.ts";
 import type { World } from "../model/world.ts";
 import type { LastKnownStore } from "../state/last-known.ts";
+import type { PolicyObserver, PolicyStatusClient } from "../status/policy-status.ts";
 import { DirectorySource } from "./directory.ts";
 import type { ClusterHealthTracker } from "./health.ts";
 import { KubeSource } from "./kube.ts";
 import { type ClusterSource, WorldWriter } from "./source.ts";
 
-type Running = { config: ClusterConfig; source: ClusterSource; writer: WorldWriter };
+type Running = {
+  config: ClusterConfig;
+  source: ClusterSource;
+  writer: WorldWriter;
+  statusClient?: PolicyStatusClient | undefined;
+};
 
 export class ClusterManager {
   private readonly world: World;
@@ -28,6 +34,7 @@ export class ClusterManager {
   private readonly log: Logger;
   private readonly running = new Map<string, Running>();
   private readonly lastKnown: LastKnownStore | undefined;
+  private readonly policies: PolicyObserver | undefined;
   /** how long an API server may take to answer a probe before its cluster is stale */
   apiTimeoutMs: number;
 
@@ -37,12 +44,22 @@ export class ClusterManager {
     log: Logger,
     apiTimeoutMs = 10_000,
     lastKnown?: LastKnownStore,
+    policies?: PolicyObserver,
   ) {
     this.world = world;
     this.tracker = tracker;
     this.log = log;
     this.apiTimeoutMs = apiTimeoutMs;
     this.lastKnown = lastKnown;
+    this.policies = policies;
+  }
+
+  /** Writes policies' status in a cluster; undefined for a cluster without an API server (or not running). */
+  statusClientOf(cluster: string): PolicyStatusClient | undefined {
+    const r = this.running.get(cluster);
+    if (!r) return undefined;
+    if (!("statusClient" in r)) r.statusClient = r.source.policyStatusClient?.();
+    return r.statusClient;
   }
 
   get clusters(): string[] {
@@ -82,7 +99,7 @@ export class ClusterManager {
     for (const c of configs) {
       if (this.running.has(c.name)) continue;
       const clog = this.log.child({ component: "source", cluster: c.name });
-      const writer = new WorldWriter(this.world, c.name, clog, this.tracker);
+      const writer = new WorldWriter(this.world, c.name, clog, this.tracker, this.policies);
       this.world.cluster(c.name);
       const keptSince = kept.get(c.name);
       if (keptSince !== undefined) {

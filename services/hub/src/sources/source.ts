@@ -10,14 +10,34 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { KubeKind } from "../model/types.ts";
 import { type ModelObject, mapOf, objectKey, type World } from "../model/world.ts";
+import type { PolicyObserver, PolicyStatusClient } from "../status/policy-status.ts";
 import type { ClusterHealthTracker } from "./health.ts";
-import { KINDS, parseKubeObject } from "./kube-objects.ts";
+import { KINDS, parseKubeObject, policyIdentity } from "./kube-objects.ts";
 
 export interface ClusterSource {
   readonly cluster: string;
   /** Resolves true once the first full listing is in the world, false when the cluster was not reachable (retrying). */
   start(): Promise<boolean>;
   stop(): Promise<void>;
+  /** Writes policies' status in the cluster; absent for sources without an API server (directories). */
+  policyStatusClient?(): PolicyStatusClient;
+}
+
+/** Kinds whose updates often change nothing the hub keeps (Pod status, a policy's own status): such an update is dropped. */
+const SKIP_UNCHANGED: ReadonlySet<KubeKind> = new Set<KubeKind>(["Pod", "LocalRedirectPolicy"]);
+
+type Raw = Record<string, unknown>;
+const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A refused policy's frontend as its spec gives it, as far as it can be read. */
+function rawFrontend(raw: unknown): string {
+  const spec = isObj(raw) && isObj(raw["spec"]) ? raw["spec"] : {};
+  const fe = isObj(spec["frontend"]) ? spec["frontend"] : {};
+  const svc = isObj(fe["service"]) ? fe["service"]["name"] : undefined;
+  const ip = isObj(fe["address"]) ? fe["address"]["ip"] : undefined;
+  return [typeof svc === "string" ? `svc ${svc}` : "", typeof ip === "string" ? ip : ""]
+    .filter(Boolean)
+    .join(" + ");
 }
 
 /** Writes raw Kubernetes objects into the world; shared by every source. */
@@ -29,12 +49,20 @@ export class WorldWriter {
   /** restored objects no listing has confirmed yet, per kind (removed when their kind is listed) */
   private readonly unconfirmed = new Map<KubeKind, Set<string>>();
   private readonly listedKinds = new Set<KubeKind>();
+  private readonly policies: PolicyObserver | undefined;
   rejected = 0;
-  constructor(world: World, cluster: string, log: Logger, tracker?: ClusterHealthTracker) {
+  constructor(
+    world: World,
+    cluster: string,
+    log: Logger,
+    tracker?: ClusterHealthTracker,
+    policies?: PolicyObserver,
+  ) {
     this.world = world;
     this.cluster = cluster;
     this.log = log;
     this.tracker = tracker;
+    this.policies = policies;
   }
 
   /** The source reaches its cluster (up) or not (down, with the reason). */
@@ -59,18 +87,30 @@ export class WorldWriter {
   upsert(raw: unknown, origin?: string): boolean {
     const r = parseKubeObject(raw, this.cluster);
     if (r === undefined) return true;
+    const policy = isObj(raw) && raw["kind"] === "LocalRedirectPolicy" ? policyIdentity(raw) : undefined;
+    if (policy) this.policies?.observed(this.cluster, policy.namespace, policy.name, (raw as Raw)["status"]);
     if (!r.ok) {
       this.rejected++;
       this.log.error({ origin, reason: r.error }, "object rejected");
+      if (policy) this.policies?.rejected(this.cluster, policy, r.error, rawFrontend(raw));
       return false;
     }
     for (const w of r.value.warnings) this.log.warn({ origin, reason: w }, "object partly ignored");
-    this.unconfirmed.get(r.value.object.kind)?.delete(objectKey(r.value.object));
-    this.world.upsert(this.cluster, r.value.object);
+    const o = r.value.object;
+    const k = objectKey(o);
+    this.unconfirmed.get(o.kind)?.delete(k);
+    if (o.kind === "LocalRedirectPolicy")
+      this.policies?.parsed(this.cluster, o.value.namespace, o.value.name);
+    if (SKIP_UNCHANGED.has(o.kind)) {
+      const cur = mapOf(this.world.cluster(this.cluster), o.kind).get(k);
+      if (cur !== undefined && JSON.stringify(cur) === JSON.stringify(o.value)) return true;
+    }
+    this.world.upsert(this.cluster, o);
     return true;
   }
 
   remove(kind: KubeKind, namespace: string, name: string): void {
+    if (kind === "LocalRedirectPolicy") this.policies?.removed(this.cluster, namespace, name);
     this.world.remove(this.cluster, kind, namespace, name);
   }
 

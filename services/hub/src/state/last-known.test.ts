@@ -83,6 +83,59 @@ const OBJECTS: ModelObject[] = [
     },
   },
   { kind: "Node", value: { cluster: "west", name: "west-1", addresses: ["198.18.53.1"], zone: "z1" } },
+  {
+    kind: "Node",
+    value: { cluster: "west", name: "west-2", addresses: [], zone: undefined, labels: { dns: "on" } },
+  },
+  {
+    kind: "LocalRedirectPolicy",
+    value: {
+      cluster: "west",
+      namespace: "kube-system",
+      name: "dns",
+      uid: "u-1",
+      generation: 3,
+      createdAt: "2026-01-01T00:00:00Z",
+      frontend: { kind: "service", service: "kube-dns", ports: [{ name: "dns" }, { port: 53 }] },
+      backend: {
+        selector: {
+          matchLabels: { app: "nl-dns" },
+          matchExpressions: [{ key: "tier", operator: "In", values: ["a", "b"] }],
+        },
+        toPorts: [
+          { name: "dns", port: 53, targetName: undefined, protocol: "UDP" },
+          { name: "dns-tcp", port: 0, targetName: "dns-tcp", protocol: "TCP" },
+        ],
+      },
+      skipRedirectFromBackend: true,
+      qosPerSecond: 5000,
+      nodeSelector: undefined,
+    },
+  },
+  {
+    kind: "LocalRedirectPolicy",
+    value: {
+      cluster: "west",
+      namespace: "kube-system",
+      name: "dns-vip",
+      uid: "",
+      generation: 0,
+      createdAt: "",
+      frontend: {
+        kind: "address",
+        ip: "fd00::53",
+        ports: [{ name: "dns", port: 53, protocol: "UDP" }],
+        fallbackService: "kube-dns",
+      },
+      backend: {
+        selector: { matchLabels: { app: "nl-dns" }, matchExpressions: [] },
+        toPorts: [{ name: "dns", port: 53, targetName: undefined, protocol: "UDP" }],
+      },
+      skipRedirectFromBackend: false,
+      qosPerSecond: 0,
+      nodeSelector: { matchLabels: { dns: "on" }, matchExpressions: [] },
+    },
+  },
   { kind: "ServiceExport", value: { cluster: "west", namespace: "shop", name: "pay" } },
   {
     kind: "ServiceImport",
@@ -227,11 +280,51 @@ describe("last known state of a cluster", () => {
     assert.match((r as { error: string }).error, /Service shop\/pay.*clusterIPs\[0\]: is not an IP address/);
     const other = parseLastKnownObjects("east", JSON.stringify({ objects: OBJECTS }));
     assert.match((other as { error: string }).error, /cluster: is "west", not this record's cluster/);
+    const lrp = JSON.parse(JSON.stringify({ objects: OBJECTS })) as typeof bad;
+    const at = OBJECTS.findIndex((o) => o.kind === "LocalRedirectPolicy");
+    (lrp.objects[at]!.value["backend"] as Record<string, unknown>)["toPorts"] = [
+      { name: "dns", port: 70000 },
+    ];
+    assert.match(
+      (parseLastKnownObjects("west", JSON.stringify(lrp)) as { error: string }).error,
+      /LocalRedirectPolicy kube-system\/dns.*toPorts\[0\]\.port: is not a whole number/,
+    );
     const kind = parseLastKnownObjects("west", JSON.stringify({ objects: [{ kind: "Pod", value: {} }] }));
     assert.match((kind as { error: string }).error, /"Pod" is not a kind the hub keeps/);
     const twice = parseLastKnownObjects("west", JSON.stringify({ objects: [OBJECTS[0], OBJECTS[0]] }));
     assert.match((twice as { error: string }).error, /Service shop\/pay is in the record twice/);
     assert.match((parseLastKnownObjects("west", "{") as { error: string }).error, /not JSON/);
+  });
+
+  it("stores no Pods (they come back with the first listing), and a Pod change does not rewrite the record", async () => {
+    const { state, dir } = tmpState();
+    try {
+      const world = new World();
+      const store = new LastKnownStore(state);
+      const writer = new LastKnownWriter(world, store, silentLogger(), { debounceMs: 1, now: () => 10_000 });
+      const w = new WorldWriter(world, "west", silentLogger());
+      for (const o of OBJECTS) world.upsert("west", o);
+      for (const k of KINDS) w.listed(k);
+      const pod = (ready: boolean) => ({
+        kind: "Pod",
+        metadata: { name: "p", namespace: "shop", uid: "u" },
+        spec: { nodeName: "west-1" },
+        status: { podIPs: [{ ip: "10.53.0.9" }], conditions: [{ type: "Ready", status: String(ready) }] },
+      });
+      w.upsert(pod(true));
+      assert.equal(world.cluster("west").pods.size, 1);
+      await writer.flush();
+      const saved = store.meta("west")?.savedAt;
+      const r = store.load("west");
+      assert.ok(r?.ok);
+      assert.deepEqual(sortObjects(r.value.objects), sortObjects(OBJECTS), "everything but the Pod");
+      w.upsert(pod(false));
+      await writer.flush();
+      assert.equal(store.meta("west")?.savedAt, saved, "a Pod change alone does not rewrite it");
+      await writer.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("keeps restored objects until their kind is listed, then removes those the listing did not bring", () => {
@@ -289,7 +382,10 @@ describe("last known state of a cluster", () => {
       assert.ok(r?.ok);
       assert.equal(r.value.lastSeenAt, 30_000, "healthy until the hub stopped");
       assert.deepEqual(r.value.objects, [
-        { kind: "Node", value: { cluster: "east", name: "east-1", addresses: [], zone: undefined } },
+        {
+          kind: "Node",
+          value: { cluster: "east", name: "east-1", addresses: [], zone: undefined, labels: {} },
+        },
       ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,8 @@
  * of it instead of nothing.
  *
  * A record is the World's objects of one cluster (Services, EndpointSlices,
- * Nodes, ServiceExports/Imports as the translator reads them), gzipped JSON,
+ * Nodes, ServiceExports/Imports, LocalRedirectPolicies as the translator
+ * reads them; not Pods, see objectsOf), gzipped JSON,
  * with the time the cluster was last seen healthy:
  *
  * - `lastknown/<cluster>`: {format, cluster, lastSeenAt, savedAt, digest,
@@ -25,6 +26,8 @@ import { ipFamily } from "@switchyard/lib/ip";
 import type { Logger } from "@switchyard/lib/log";
 import type {
   EndpointSlice,
+  LabelSelector,
+  LocalRedirectPolicy,
   Node,
   Protocol,
   Service,
@@ -206,9 +209,97 @@ function endpointSlice(o: Raw, at: string, cluster: string): EndpointSlice {
   };
 }
 
+function labels(v: unknown, at: string): Record<string, string> {
+  const o = obj(v, at);
+  for (const [k, x] of Object.entries(o)) if (typeof x !== "string") fail(`${at}["${k}"]`, "is not a string");
+  return o as Record<string, string>;
+}
+
 function node(o: Raw, at: string, cluster: string): Node {
   const { name } = named(o, at, cluster, false);
-  return { cluster, name, addresses: ips(o, "addresses", at), zone: optStr(o, "zone", at) };
+  return {
+    cluster,
+    name,
+    addresses: ips(o, "addresses", at),
+    zone: optStr(o, "zone", at),
+    ...(o["labels"] === undefined ? {} : { labels: labels(o["labels"], `${at}.labels`) }),
+  };
+}
+
+const OPERATORS = ["In", "NotIn", "Exists", "DoesNotExist"] as const;
+
+function selector(v: unknown, at: string): LabelSelector {
+  const o = obj(v, at);
+  return {
+    matchLabels: labels(o["matchLabels"], `${at}.matchLabels`),
+    matchExpressions: list(o, "matchExpressions", at, (x, a) => {
+      const e = obj(x, a);
+      return {
+        key: str(e, "key", a, true),
+        operator: oneOf(e, "operator", a, OPERATORS),
+        values: strings(e, "values", a),
+      };
+    }),
+  };
+}
+
+function policyPort(v: unknown, at: string) {
+  const o = obj(v, at);
+  return {
+    name: str(o, "name", at, true),
+    port: int(o, "port", at, 1, 65535),
+    protocol: oneOf(o, "protocol", at, PROTOCOLS),
+  };
+}
+
+function localRedirect(o: Raw, at: string, cluster: string): LocalRedirectPolicy {
+  const { namespace, name } = named(o, at, cluster, true);
+  const fe = obj(o["frontend"], `${at}.frontend`);
+  const fat = `${at}.frontend`;
+  const frontend: LocalRedirectPolicy["frontend"] =
+    fe["kind"] === "service"
+      ? {
+          kind: "service",
+          service: str(fe, "service", fat, true),
+          ports: list(fe, "ports", fat, (x, a) => {
+            const p = obj(x, a);
+            return "port" in p ? { port: int(p, "port", a, 1, 65535) } : { name: str(p, "name", a, true) };
+          }),
+        }
+      : fe["kind"] === "address"
+        ? {
+            kind: "address",
+            ip: ips({ ip: [fe["ip"]] }, "ip", fat)[0]!,
+            ports: list(fe, "ports", fat, policyPort),
+            fallbackService: optStr(fe, "fallbackService", fat),
+          }
+        : fail(`${fat}.kind`, "is not service or address");
+  const be = obj(o["backend"], `${at}.backend`);
+  return {
+    cluster,
+    namespace,
+    name,
+    uid: str(o, "uid", at),
+    generation: int(o, "generation", at, 0, Number.MAX_SAFE_INTEGER),
+    createdAt: str(o, "createdAt", at),
+    frontend,
+    backend: {
+      selector: selector(be["selector"], `${at}.backend.selector`),
+      toPorts: list(be, "toPorts", `${at}.backend`, (x, a) => {
+        const p = obj(x, a);
+        return {
+          name: str(p, "name", a, true),
+          port: int(p, "port", a, 0, 65535),
+          targetName: optStr(p, "targetName", a),
+          protocol: oneOf(p, "protocol", a, PROTOCOLS),
+        };
+      }),
+    },
+    skipRedirectFromBackend: bool(o, "skipRedirectFromBackend", at),
+    qosPerSecond: int(o, "qosPerSecond", at, 0, 0xffff_ffff),
+    nodeSelector:
+      o["nodeSelector"] === undefined ? undefined : selector(o["nodeSelector"], `${at}.nodeSelector`),
+  };
 }
 
 function serviceExport(o: Raw, at: string, cluster: string): ServiceExport {
@@ -243,6 +334,8 @@ function modelObject(v: unknown, at: string, cluster: string): ModelObject {
       return { kind: "ServiceExport", value: serviceExport(value, vat, cluster) };
     case "ServiceImport":
       return { kind: "ServiceImport", value: serviceImport(value, vat, cluster) };
+    case "LocalRedirectPolicy":
+      return { kind: "LocalRedirectPolicy", value: localRedirect(value, vat, cluster) };
     default:
       return fail(`${at}.kind`, `"${String(o["kind"])}" is not a kind the hub keeps`);
   }
@@ -431,7 +524,9 @@ export class LastKnownWriter {
     this.log = log;
     this.debounceMs = opts.debounceMs ?? 5_000;
     this.now = opts.now ?? Date.now;
-    this.unsubscribe = world.onChange((cluster) => {
+    this.unsubscribe = world.onChange((cluster, change) => {
+      // Pods are not stored (objectsOf): their churn does not rewrite the record
+      if (change?.kind === "Pod") return;
       this.dirty.add(cluster);
       this.schedule();
     });

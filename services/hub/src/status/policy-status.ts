@@ -1,0 +1,406 @@
+/**
+ * What the hub says about each policy, and writing it back.
+ *
+ * `PolicyBook` gathers, per cluster, every LocalRedirectPolicy: the ones in
+ * the world (valid specs) with the translator's verdict (a `PolicyJudge`,
+ * translate/local-redirect.ts `localRedirectVerdicts`: Accepted, Conflict
+ * naming the winner, ServiceNotFound — asked again only when a cluster's
+ * policies, Services or Nodes changed), and the ones parsing refused
+ * (InvalidSpec, recorded by the WorldWriter; an older valid generation of
+ * the same policy stays in force). `switchyard-hub policies` lists its rows.
+ *
+ * `PolicyStatusWriter` patches each policy's `status` in its cluster when
+ * what the hub says differs from what the cluster holds (debounced; never
+ * for directory clusters, which have no API server; not before the
+ * cluster is listed, so a restart does not rewrite what is already there).
+ */
+import type { Logger } from "@switchyard/lib/log";
+import type { LocalRedirectPolicy, PolicyVerdict } from "../model/types.ts";
+import type { ClusterState, World } from "../model/world.ts";
+
+export type PolicyReason = PolicyVerdict["reason"];
+
+/** The `status` of a policy object as the hub writes it (deploy/crds/). */
+export type PolicyStatus = {
+  observedGeneration: number;
+  frontend: string;
+  nodes?: number;
+  conditions: Array<{
+    type: "Accepted";
+    status: "True" | "False";
+    reason: PolicyReason;
+    message: string;
+    observedGeneration: number;
+    lastTransitionTime: string;
+  }>;
+};
+
+/** Writes a policy's status in one cluster (a Kubernetes client: sources/kube.ts; tests: a fake). */
+export interface PolicyStatusClient {
+  /** Rejects with an error carrying `statusCode` (404: the policy is gone). */
+  patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void>;
+}
+
+/** What sources tell the book about policy objects (sources/source.ts WorldWriter). */
+export interface PolicyObserver {
+  /** a policy object arrived; `status` is what the cluster holds in its status */
+  observed(cluster: string, namespace: string, name: string, status: unknown): void;
+  /** it did not parse: this generation is refused (InvalidSpec) */
+  rejected(
+    cluster: string,
+    policy: { namespace: string; name: string; generation: number },
+    message: string,
+    frontend: string,
+  ): void;
+  /** it parsed (a refusal of an earlier generation is over) */
+  parsed(cluster: string, namespace: string, name: string): void;
+  removed(cluster: string, namespace: string, name: string): void;
+}
+
+/** The translator's verdicts on every policy of a cluster (pure; keyed by "namespace/name"). */
+export type PolicyJudge = (cluster: ClusterState) => ReadonlyMap<string, PolicyVerdict>;
+
+/** The kinds whose change can change a verdict (Pods and EndpointSlices never do). */
+const JUDGED_ON: ReadonlySet<string> = new Set(["LocalRedirectPolicy", "Service", "Node"]);
+
+export type PolicyState = "Accepted" | "NotAccepted" | "Pending";
+
+/** One line of `switchyard-hub policies`. */
+export type PolicyRow = {
+  cluster: string;
+  kind: "LocalRedirectPolicy";
+  namespace: string;
+  name: string;
+  generation: number;
+  frontend: string;
+  /** Pending: valid, not judged yet */
+  state: PolicyState;
+  reason: PolicyReason | "";
+  message: string;
+  winner: string;
+  nodes: number | undefined;
+};
+
+type Rejection = { generation: number; message: string; frontend: string };
+
+/** "svc kube-dns [dns,53]" / "169.254.20.10:53/UDP,53/TCP": a policy's frontend from its spec. */
+export function describeFrontend(p: LocalRedirectPolicy): string {
+  const f = p.frontend;
+  if (f.kind === "service") {
+    const ports = f.ports.map((x) => ("name" in x ? x.name : String(x.port)));
+    return `svc ${f.service}${ports.length ? ` [${ports.join(",")}]` : ""}`;
+  }
+  const ip = f.ip.includes(":") ? `[${f.ip}]` : f.ip;
+  return `${ip}:${f.ports.map((x) => `${x.port}/${x.protocol}`).join(",")}`;
+}
+
+const key = (namespace: string, name: string) => `${namespace}/${name}`;
+
+export class PolicyBook implements PolicyObserver {
+  private readonly world: World;
+  private readonly judge: PolicyJudge | undefined;
+  /** per cluster: the verdicts, and the cluster's generation they were judged at */
+  private readonly verdicts = new Map<string, ReadonlyMap<string, PolicyVerdict>>();
+  /** clusters whose verdicts must be asked again */
+  private readonly stale = new Set<string>();
+  private readonly rejections = new Map<string, Map<string, Rejection>>();
+  /** the status each policy holds in its cluster, as last seen */
+  private readonly statuses = new Map<string, Map<string, unknown>>();
+  private readonly listeners = new Set<() => void>();
+
+  /** Without a judge every valid policy is Pending (only InvalidSpec is said). */
+  constructor(world: World, judge?: PolicyJudge) {
+    this.world = world;
+    this.judge = judge;
+    world.onChange((cluster, change) => {
+      if (change === undefined || JUDGED_ON.has(change.kind)) {
+        this.stale.add(cluster);
+        this.changed();
+      } else if (change.kind === "Cluster") this.changed();
+    });
+  }
+
+  /** The verdicts of a cluster, judged again if something they depend on changed. */
+  private verdictsOf(c: ClusterState): ReadonlyMap<string, PolicyVerdict> | undefined {
+    if (!this.judge) return undefined;
+    if (this.stale.delete(c.name) || !this.verdicts.has(c.name))
+      this.verdicts.set(c.name, c.localRedirects.size ? this.judge(c) : new Map());
+    return this.verdicts.get(c.name);
+  }
+
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  observed(cluster: string, namespace: string, name: string, status: unknown): void {
+    of(this.statuses, cluster).set(key(namespace, name), status);
+  }
+
+  rejected(
+    cluster: string,
+    p: { namespace: string; name: string; generation: number },
+    message: string,
+    frontend: string,
+  ): void {
+    const m = of(this.rejections, cluster);
+    const k = key(p.namespace, p.name);
+    const old = m.get(k);
+    if (old && old.generation === p.generation && old.message === message) return;
+    m.set(k, { generation: p.generation, message, frontend });
+    this.changed();
+  }
+
+  parsed(cluster: string, namespace: string, name: string): void {
+    if (this.rejections.get(cluster)?.delete(key(namespace, name))) this.changed();
+  }
+
+  removed(cluster: string, namespace: string, name: string): void {
+    const k = key(namespace, name);
+    this.statuses.get(cluster)?.delete(k);
+    if (this.rejections.get(cluster)?.delete(k)) this.changed();
+  }
+
+  /** What the cluster holds in the policy's status (undefined: nothing seen). */
+  statusOf(cluster: string, namespace: string, name: string): unknown {
+    return this.statuses.get(cluster)?.get(key(namespace, name));
+  }
+
+  /** Every policy of every cluster the world holds, sorted by cluster, namespace, name. */
+  rows(): PolicyRow[] {
+    const rows: PolicyRow[] = [];
+    for (const k of this.verdicts.keys()) if (!this.world.clusters.has(k)) this.verdicts.delete(k);
+    for (const [cluster, c] of this.world.clusters) {
+      const rejected = this.rejections.get(cluster) ?? new Map<string, Rejection>();
+      const verdicts = this.verdictsOf(c);
+      for (const [k, p] of c.localRedirects) {
+        if (rejected.has(k)) continue;
+        const v = verdicts?.get(k);
+        rows.push({
+          cluster,
+          kind: "LocalRedirectPolicy",
+          namespace: p.namespace,
+          name: p.name,
+          generation: p.generation,
+          frontend: v?.frontends.length ? v.frontends.join(",") : describeFrontend(p),
+          state: v ? (v.reason === "Accepted" ? "Accepted" : "NotAccepted") : "Pending",
+          reason: v?.reason ?? "",
+          message: v?.message ?? "not judged yet",
+          winner: v?.winner ?? "",
+          nodes: undefined,
+        });
+      }
+      for (const [k, r] of rejected) {
+        const slash = k.indexOf("/");
+        const namespace = k.slice(0, slash);
+        const name = k.slice(slash + 1);
+        const inForce = c.localRedirects.get(k);
+        rows.push({
+          cluster,
+          kind: "LocalRedirectPolicy",
+          namespace,
+          name,
+          generation: r.generation,
+          frontend: r.frontend,
+          state: "NotAccepted",
+          reason: "InvalidSpec",
+          message: inForce
+            ? `${r.message}; generation ${inForce.generation} stays in force until this is fixed`
+            : r.message,
+          winner: "",
+          nodes: undefined,
+        });
+      }
+    }
+    return rows.sort(
+      (a, b) => cmp(a.cluster, b.cluster) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
+    );
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+}
+
+function of<V>(m: Map<string, Map<string, V>>, cluster: string): Map<string, V> {
+  let x = m.get(cluster);
+  if (!x) {
+    x = new Map();
+    m.set(cluster, x);
+  }
+  return x;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The status a row asks for (lastTransitionTime aside); undefined: nothing to say yet. */
+export function computePolicyStatus(row: PolicyRow, now: string): PolicyStatus | undefined {
+  if (row.state === "Pending" || row.reason === "") return undefined;
+  return {
+    observedGeneration: row.generation,
+    frontend: row.frontend,
+    ...(row.nodes === undefined ? {} : { nodes: row.nodes }),
+    conditions: [
+      {
+        type: "Accepted",
+        status: row.state === "Accepted" ? "True" : "False",
+        reason: row.reason,
+        message: row.message,
+        observedGeneration: row.generation,
+        lastTransitionTime: now,
+      },
+    ],
+  };
+}
+
+type Raw = Record<string, unknown>;
+const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A status (ours, or what the cluster holds) without its transition time: equal = nothing to write. */
+function fingerprint(status: unknown): string {
+  if (!isObj(status)) return "";
+  const conds = Array.isArray(status["conditions"]) ? status["conditions"] : [];
+  const acc = conds.find((c) => isObj(c) && c["type"] === "Accepted") as Raw | undefined;
+  return JSON.stringify([
+    status["observedGeneration"] ?? null,
+    status["frontend"] ?? null,
+    status["nodes"] ?? null,
+    acc ? [acc["status"], acc["reason"], acc["message"], acc["observedGeneration"] ?? null] : null,
+  ]);
+}
+
+function acceptedOf(status: unknown): { status: unknown; time: unknown } | undefined {
+  if (!isObj(status) || !Array.isArray(status["conditions"])) return undefined;
+  const acc = status["conditions"].find((c) => isObj(c) && c["type"] === "Accepted") as Raw | undefined;
+  return acc ? { status: acc["status"], time: acc["lastTransitionTime"] } : undefined;
+}
+
+function statusCode(e: unknown): number | undefined {
+  const o = e as { statusCode?: unknown; code?: unknown };
+  const c = o?.statusCode ?? o?.code;
+  return typeof c === "number" ? c : undefined;
+}
+
+export type PolicyStatusWriterOptions = {
+  /** changes are gathered this long before writing (default 1 s) */
+  debounceMs?: number;
+  /** a failed write is tried again after this (default 5 s) */
+  retryMs?: number;
+  /** patches in flight at once (default 8) */
+  concurrency?: number;
+  now?: () => Date;
+};
+
+export class PolicyStatusWriter {
+  private readonly book: PolicyBook;
+  private readonly world: World;
+  private readonly clientOf: (cluster: string) => PolicyStatusClient | undefined;
+  private readonly log: Logger;
+  private readonly debounceMs: number;
+  private readonly retryMs: number;
+  private readonly concurrency: number;
+  private readonly now: () => Date;
+  /** per "cluster/ns/name": the fingerprint last written and its status */
+  private readonly written = new Map<string, { fp: string; status: PolicyStatus }>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private readonly unsubscribe: Array<() => void>;
+  private closed = false;
+  /** patches sent (for tests and metrics) */
+  patches = 0;
+
+  constructor(
+    book: PolicyBook,
+    world: World,
+    clientOf: (cluster: string) => PolicyStatusClient | undefined,
+    log: Logger,
+    opts: PolicyStatusWriterOptions = {},
+  ) {
+    this.book = book;
+    this.world = world;
+    this.clientOf = clientOf;
+    this.log = log;
+    this.debounceMs = opts.debounceMs ?? 1_000;
+    this.retryMs = opts.retryMs ?? 5_000;
+    this.concurrency = opts.concurrency ?? 8;
+    this.now = opts.now ?? (() => new Date());
+    this.unsubscribe = [book.onChange(() => this.schedule(this.debounceMs))];
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** Writes every status that differs from what its cluster holds; resolves when done. */
+  flush(): Promise<void> {
+    this.running = this.running.then(() => this.write());
+    return this.running;
+  }
+
+  private async write(): Promise<void> {
+    const now = this.now().toISOString();
+    const todo: Array<() => Promise<boolean>> = [];
+    const live = new Set<string>();
+    for (const row of this.book.rows()) {
+      const c = this.world.clusters.get(row.cluster);
+      // not before the listing (the cluster's statuses are not known yet), not while it cannot be reached
+      if (c?.sync !== "synced" || c.health.stale) continue;
+      const client = this.clientOf(row.cluster);
+      if (!client) continue;
+      const k = `${row.cluster}/${row.namespace}/${row.name}`;
+      live.add(k);
+      const want = computePolicyStatus(row, now);
+      if (!want) continue;
+      const fp = fingerprint(want);
+      const held = this.written.get(k);
+      const seen = this.book.statusOf(row.cluster, row.namespace, row.name);
+      if (fp === (held?.fp ?? fingerprint(seen))) continue;
+      // the condition's time moves only when its status does
+      const before = held ? acceptedOf(held.status) : acceptedOf(seen);
+      const cond = want.conditions[0]!;
+      if (before && before.status === cond.status && typeof before.time === "string")
+        cond.lastTransitionTime = before.time;
+      todo.push(async () => {
+        try {
+          await client.patchStatus(row.namespace, row.name, want);
+          this.patches++;
+          this.written.set(k, { fp, status: want });
+          this.log.info(
+            { cluster: row.cluster, policy: `${row.namespace}/${row.name}`, reason: cond.reason },
+            "policy status written",
+          );
+          return true;
+        } catch (e) {
+          if (statusCode(e) === 404) return true; // deleted meanwhile: its removal comes next
+          this.log.warn(
+            { cluster: row.cluster, policy: `${row.namespace}/${row.name}`, err: (e as Error).message },
+            "cannot write the policy's status; trying again",
+          );
+          return false;
+        }
+      });
+    }
+    for (const k of [...this.written.keys()]) if (!live.has(k)) this.written.delete(k);
+    let failed = false;
+    for (let i = 0; i < todo.length; i += this.concurrency) {
+      const done = await Promise.all(todo.slice(i, i + this.concurrency).map((f) => f()));
+      if (done.includes(false)) failed = true;
+    }
+    if (failed) this.schedule(this.retryMs);
+  }
+
+  /** Stops writing (what is in flight finishes). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const u of this.unsubscribe) u();
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}
