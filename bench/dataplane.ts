@@ -5,6 +5,8 @@
  *
  *   direct      the client connects to a backend address (no rules, no programs): the physical limit
  *   switchyard  the client connects to the ClusterIP; our cgroup programs translate (events off / on + consumed)
+ *   lrp         the client connects to a LocalRedirectPolicy's address frontend (LRP_VIP) whose local
+ *               pods are the same backends (fallback: the last Service); events off
  *   iptables    kube-proxy iptables mode (legacy iptables): KUBE-SERVICES → KUBE-SVC (statistic) → KUBE-SEP (DNAT)
  *   nftables    kube-proxy nftables mode: a verdict map on daddr . proto . port → numgen → DNAT
  *
@@ -29,6 +31,7 @@ import {
 } from "@switchyard/proto/assignment";
 import { AgentCore } from "../services/nodeagent/src/agent.ts";
 import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
+import { lrpbResource, lrpResource } from "../services/nodeagent/src/testing/local-redirect.ts";
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
 import { REPO, watchProcess } from "../test/kit/proc.ts";
 import { Sandbox } from "../test/kit/sandbox.ts";
@@ -48,6 +51,8 @@ const ROUNDS = Number(values.rounds);
 const BACKENDS_PER_SERVICE = 10;
 const SINK_IPS = Array.from({ length: BACKENDS_PER_SERVICE }, (_, i) => `198.18.50.${11 + i}`);
 const PORT = 8080;
+/** a LocalRedirectPolicy's address frontend, beside the Services */
+const LRP_VIP = "169.254.20.10";
 
 if (process.getuid?.() !== 0) {
   console.error("bench:dataplane needs root (BPF, cgroups, network namespaces)");
@@ -298,8 +303,35 @@ try {
     // Switchyard: load through the agent's own planner and map writer
     core.store.resources.clear();
     const t0 = performance.now();
+    // and one LocalRedirectPolicy on LRP_VIP: its local pods are the sinks, its fallback the last Service
+    const fallback = { fallbackService: `svc/bench/ns/s${n - 1}` };
+    const lrp = [
+      lrpResource(
+        "lrp",
+        "address",
+        [
+          { ip: LRP_VIP, port: 80, protocol: "TCP", portName: "http", ...fallback, fallbackPortName: "http" },
+          { ip: LRP_VIP, port: 53, protocol: "UDP", portName: "dns", ...fallback, fallbackPortName: "dns" },
+        ],
+        { cluster: "bench" },
+      ),
+      lrpbResource(
+        "lrp",
+        "bench",
+        [
+          { name: "http", port: PORT, protocol: "TCP" },
+          { name: "dns", port: PORT, protocol: "UDP" },
+        ],
+        SINK_IPS.map((ip, i) => ({ name: `sink-${i}`, ips: [ip] })),
+        "bench",
+      ),
+    ];
     const errs = core.onDelta(
-      StreamAssignmentsResponse.fromPartial({ nonce: "x", resources: resources(n), viewComplete: true }),
+      StreamAssignmentsResponse.fromPartial({
+        nonce: "x",
+        resources: [...resources(n), ...lrp],
+        viewComplete: true,
+      }),
     );
     if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
     results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);
@@ -314,7 +346,11 @@ try {
     const got: Record<string, Record<string, number>> = {};
     for (const { proto, port } of PROTOS) {
       dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
-      const off = await measure({ direct: direct(proto), sy: viaVip(sb.cgroup, proto, port) });
+      const off = await measure({
+        direct: direct(proto),
+        sy: viaVip(sb.cgroup, proto, port),
+        lrp: () => runClient(sb.cgroup, proto, LRP_VIP, port),
+      });
       dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
       const before = consumed;
       const dropsBefore = dp.maps.counters()["events_dropped"] ?? 0n;
@@ -346,6 +382,8 @@ try {
       results[`${kind}_${unit}_iptables_${label}`] = Math.round(g["iptables"]!);
       results[`${kind}_${unit}_nftables_${label}`] = Math.round(g["nftables"]!);
       results[`${kind}_ratio_vs_direct_${label}`] = round(g["sy"]! / g["direct"]!);
+      results[`${kind}_${unit}_local_redirect_${label}`] = Math.round(g["lrp"]!);
+      results[`${kind}_local_redirect_ratio_vs_direct_${label}`] = round(g["lrp"]! / g["direct"]!);
       results[`${kind}_ratio_vs_iptables_${label}`] = round(g["sy"]! / g["iptables"]!);
       results[`${kind}_ratio_vs_nftables_${label}`] = round(g["sy"]! / g["nftables"]!);
       results[`${kind}_ratio_events_on_vs_off_${label}`] = round(g["sy_events"]! / g["sy"]!);
@@ -356,6 +394,7 @@ try {
         fmt(g["direct"]!),
         `${fmt(g["sy"]!)} (${round(g["sy"]! / g["direct"]!)}×)`,
         `${fmt(g["sy_events"]!)} (${round(g["sy_events"]! / g["sy"]!)}× off)`,
+        `${fmt(g["lrp"]!)} (${round(g["lrp"]! / g["direct"]!)}×)`,
         `${fmt(g["iptables"]!)} (sy ${round(g["sy"]! / g["iptables"]!)}×)`,
         `${fmt(g["nftables"]!)} (sy ${round(g["sy"]! / g["nftables"]!)}×)`,
       ]);
@@ -374,7 +413,15 @@ function fmt(x: number): string {
   return `${Math.round(x / 100) / 10}k/s`;
 }
 
-const header = ["", "direct", "switchyard (÷direct)", "switchyard events on", "iptables-legacy", "nftables"];
+const header = [
+  "",
+  "direct",
+  "switchyard (÷direct)",
+  "switchyard events on",
+  "local redirect (÷direct)",
+  "iptables-legacy",
+  "nftables",
+];
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
 for (const row of [header, ...table]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
 const out = {
