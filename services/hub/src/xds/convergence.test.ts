@@ -38,4 +38,23 @@ describe("ConvergenceTracker", () => {
     c.gone("v", "b");
     assert.deepEqual(seen, [10]);
   });
+
+  it("waits for an agent with resources of its own until it holds its own version", () => {
+    let t = 0;
+    const c = new ConvergenceTracker(() => t);
+    const seen: number[] = [];
+    c.onConverged = (_v, ms) => seen.push(ms);
+    c.viewChanged("v", "s2", [
+      { key: "a", acked: "s1" },
+      { key: "b", acked: "n1", current: "n2" },
+    ]);
+    t = 5;
+    c.acked("v", "a", "s2");
+    c.acked("v", "b", "s2", "n2");
+    assert.deepEqual(seen, [], "b holds the shared version, not its own");
+    t = 9;
+    // its node's resources changed meanwhile: it is done when it holds its version of now
+    c.acked("v", "b", "n3", "n3");
+    assert.deepEqual(seen, [9]);
+  });
 });

@@ -4,6 +4,12 @@
  * (pure; the clock is injected). An agent that disconnects stops being
  * waited for; a newer change before convergence replaces the older one
  * (counted as superseded, not as converged).
+ *
+ * An agent with resources of its own (a node's LocalRedirect pods) holds
+ * the view at its own version (the shared digest XOR its node's): it is
+ * waited for until it acknowledges the version it should hold now — a
+ * change of only its node's resources meanwhile does not leave it waiting
+ * for a version it can no longer reach.
  */
 type Pending = { version: string; t0: number; waiting: Set<unknown>; agents: number };
 
@@ -17,11 +23,19 @@ export class ConvergenceTracker {
     this.now = now;
   }
 
-  /** The view is now at `version`; `agents` are its connected agents with the version each acknowledged. */
-  viewChanged(view: string, version: string, agents: Iterable<{ key: unknown; acked: string }>): void {
+  /**
+   * The view is now at `version`; `agents` are its connected agents with the
+   * version each acknowledged and, for one with resources of its own, the
+   * version it should hold (`current`).
+   */
+  viewChanged(
+    view: string,
+    version: string,
+    agents: Iterable<{ key: unknown; acked: string; current?: string }>,
+  ): void {
     if (this.views.has(view)) this.superseded++;
     const waiting = new Set<unknown>();
-    for (const a of agents) if (a.acked !== version) waiting.add(a.key);
+    for (const a of agents) if (a.acked !== (a.current ?? version)) waiting.add(a.key);
     if (waiting.size === 0) {
       this.views.delete(view);
       return;
@@ -29,9 +43,10 @@ export class ConvergenceTracker {
     this.views.set(view, { version, t0: this.now(), waiting, agents: waiting.size });
   }
 
-  acked(view: string, agent: unknown, version: string): void {
+  /** An agent acknowledged holding the view at `version`; `current`: the version it should hold now, when its own. */
+  acked(view: string, agent: unknown, version: string, current?: string): void {
     const p = this.views.get(view);
-    if (p?.version === version) this.done(view, p, agent);
+    if (p && version === (current ?? p.version)) this.done(view, p, agent);
   }
 
   gone(view: string, agent: unknown): void {

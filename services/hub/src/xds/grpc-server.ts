@@ -247,7 +247,7 @@ export class AssignmentServer {
           a.auth.kind === "token"
             ? `join-token ${a.auth.tokenId}`
             : `credential (key ${a.auth.identity.keyId}, expires ${new Date(a.auth.identity.expiresAt).toISOString()})`,
-        viewVersion: this.opts.snapshots.get(a.view).version,
+        viewVersion: this.opts.snapshots.get(a.view, a.status.node).version,
         ackedVersion: a.session.ackedVersion,
         pending,
         lagMs: pending > 0 && a.behindSince !== undefined ? now - a.behindSince : 0,
@@ -296,6 +296,8 @@ export class AssignmentServer {
       ({ cluster, reach, id: tokenId } = grant.value);
     }
     let session: AgentSession | undefined;
+    /** the agent's node (from its Hello): it receives the view's shared resources and its node's own */
+    let agentNode: string | undefined;
     /** the agent reads zstd-packed batches (Hello.accept_encodings) */
     let packs = false;
     let helloSeen = false;
@@ -328,7 +330,7 @@ export class AssignmentServer {
     const pump = () => {
       // a view waiting for a cluster the hub has not seen yet sends nothing: its agents keep what they hold
       if (!session || closed || this.opts.snapshots.isHeld(view)) return;
-      const msg = session.next(this.opts.snapshots.get(view));
+      const msg = session.next(this.opts.snapshots.get(view, agentNode));
       if (msg) send(msg);
       const a = this.agents.get(call);
       if (a) {
@@ -364,7 +366,7 @@ export class AssignmentServer {
       // resume shortcut: an agent that holds exactly the current view says so with one version
       let inSyncWith: string | undefined;
       if (hello.heldViewVersion && Object.keys(hello.initialResourceVersions).length === 0) {
-        const current = this.opts.snapshots.get(view).version;
+        const current = this.opts.snapshots.get(view, node).version;
         if (hello.heldViewVersion !== current)
           return fail(
             Status.FAILED_PRECONDITION,
@@ -410,10 +412,15 @@ export class AssignmentServer {
       );
       // changes from here on are the session's to send, also those made while the credential is signed
       this.trackView(view);
-      unsubscribe = this.opts.snapshots.subscribe(view, (_snap, changed) => {
-        s.markDirty(changed);
-        pump();
-      });
+      agentNode = node;
+      unsubscribe = this.opts.snapshots.subscribe(
+        view,
+        (_snap, changed) => {
+          s.markDirty(changed);
+          pump();
+        },
+        { node },
+      );
       send(
         StreamAssignmentsResponse.fromPartial({
           welcome: {
@@ -471,7 +478,12 @@ export class AssignmentServer {
       if (error)
         log.warn({ node: this.agents.get(call)?.status.node, cluster, error }, "agent rejected resources");
       pump();
-      this.convergence.acked(view.key, call, session.ackedVersion);
+      this.convergence.acked(
+        view.key,
+        call,
+        session.ackedVersion,
+        agentNode === undefined ? undefined : this.opts.snapshots.get(view, agentNode).version,
+      );
     };
     call.start({ onMessage, onClose: () => cleanup() });
   }
@@ -484,9 +496,14 @@ export class AssignmentServer {
     this.opts.snapshots.subscribe(
       view,
       (snap) => {
-        const agents: Array<{ key: unknown; acked: string }> = [];
+        const agents: Array<{ key: unknown; acked: string; current: string }> = [];
         for (const [call, a] of this.agents)
-          if (a.view.key === view.key) agents.push({ key: call, acked: a.session.ackedVersion });
+          if (a.view.key === view.key)
+            agents.push({
+              key: call,
+              acked: a.session.ackedVersion,
+              current: this.opts.snapshots.get(view, a.status.node).version,
+            });
         this.convergence.viewChanged(view.key, snap.version, agents);
       },
       { passive: true },

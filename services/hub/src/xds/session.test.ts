@@ -559,3 +559,97 @@ describe("view version", () => {
     assert.notEqual(snapB.version, snapA.version);
   });
 });
+
+describe("AgentSession with a node's own resources (overlay)", () => {
+  const shared = snap("s1", ...others(25));
+  const own = [res("lrpb/c/ns/p/node-a", "1"), res("lrpb/c/ns/q/node-a", "1")];
+  const nodeSnap: Snapshot = {
+    version: "n1",
+    resources: shared.resources,
+    overlay: new Map(own.map((r) => [r.name, r])),
+    base: shared,
+  };
+
+  it("walks the shared chunks every agent shares, then the node's own, and marks only the last complete", () => {
+    const a = new AgentSession({}, "a", 10);
+    const b = new AgentSession({}, "b", 10);
+    const held = new HeldView();
+    const ms = held.drain(a, nodeSnap);
+    const other = new HeldView().drain(b, shared);
+    assert.deepEqual(
+      ms.map((m) => m.resources.length),
+      [10, 10, 5, 2],
+    );
+    // the shared part: the same arrays and nonces as an agent without resources of its own
+    for (let i = 0; i < 3; i++) {
+      assert.equal(ms[i]!.resources, other[i]!.resources);
+      assert.equal(ms[i]!.nonce, other[i]!.nonce);
+    }
+    assert.deepEqual(
+      ms.map((m) => m.viewComplete),
+      [false, false, false, true],
+    );
+    assert.deepEqual(
+      ms[3]!.resources.map((r) => r.name),
+      own.map((r) => r.name),
+    );
+    assert.equal(ms[3]!.systemVersion, "n1");
+    assert.deepEqual(
+      held.sorted(),
+      [...versionsOf(shared.resources), ...versionsOf(nodeSnap.overlay!)].sort(),
+    );
+    assert.equal(a.ackedVersion, "n1");
+  });
+
+  it("walks to the node's own resources when the shared map is empty", () => {
+    const empty = snap("e", ...[]);
+    const s = new AgentSession({}, "a", 10);
+    const held = new HeldView();
+    const ms = held.drain(s, {
+      version: "n",
+      resources: empty.resources,
+      overlay: nodeSnap.overlay!,
+      base: empty,
+    });
+    assert.deepEqual(
+      ms.map((m) => [m.resources.length, m.viewComplete]),
+      [[2, true]],
+    );
+  });
+
+  it("resumes in sync when the agent holds the shared resources and its own", () => {
+    const s = new AgentSession(Object.fromEntries(held(nodeSnap)), "a", 10);
+    const agent = new HeldView(Object.fromEntries(held(nodeSnap)));
+    const ms = agent.drain(s, nodeSnap);
+    assert.deepEqual(
+      ms.map((m) => [m.resources.length, m.removedResources.length, m.viewComplete]),
+      [[0, 0, true]],
+    );
+    assert.equal(s.ackedVersion, "n1");
+  });
+
+  it("sends a change of its own resources, and the removal of its last one", () => {
+    const s = new AgentSession({}, "a", 100, "n1");
+    const agent = new HeldView(Object.fromEntries(held(nodeSnap)));
+    const overlay = new Map(nodeSnap.overlay!);
+    overlay.set("lrpb/c/ns/p/node-a", res("lrpb/c/ns/p/node-a", "2"));
+    overlay.delete("lrpb/c/ns/q/node-a");
+    s.markDirty(["lrpb/c/ns/p/node-a", "lrpb/c/ns/q/node-a"]);
+    let m = agent.step(s, { version: "n2", resources: shared.resources, overlay, base: shared });
+    assert.deepEqual(
+      [m.resources.map((r) => `${r.name}@${r.version}`), m.removedResources, m.viewComplete],
+      [["lrpb/c/ns/p/node-a@2"], ["lrpb/c/ns/q/node-a"], true],
+    );
+    // the last one goes: the node is served the shared snapshot again
+    s.markDirty(["lrpb/c/ns/p/node-a"]);
+    m = agent.step(s, shared);
+    assert.deepEqual([m.resources, m.removedResources, m.systemVersion], [[], ["lrpb/c/ns/p/node-a"], "s1"]);
+    assert.deepEqual(agent.sorted(), versionsOf(shared.resources));
+    assert.equal(s.ackedVersion, "s1");
+  });
+
+  /** What an agent holding the whole node snapshot holds. */
+  function held(sn: Snapshot): Array<[string, string]> {
+    return [...versionsOf(sn.resources), ...versionsOf(sn.overlay ?? new Map())];
+  }
+});

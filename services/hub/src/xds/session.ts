@@ -32,8 +32,23 @@ const NO_BYTES = Buffer.alloc(0);
  * A view's resources at one version. The translator hands out a new object
  * whenever the map changes (content or order), so an object stands for one
  * exact map while it is current.
+ *
+ * One node's snapshot extends the view's shared one (`base`, whose
+ * `resources` it shares) with the node's own resources (`overlay`,
+ * lrpb/…/<node>); its version covers both. The walk sends the shared map
+ * first — in the chunks every agent shares — then the overlay.
  */
-export type Snapshot = { version: string; resources: ReadonlyMap<string, Resource> };
+export type Snapshot = {
+  version: string;
+  resources: ReadonlyMap<string, Resource>;
+  overlay?: ReadonlyMap<string, Resource>;
+  base?: Snapshot;
+};
+
+/** A resource of the snapshot, shared or the node's own. */
+function lookup(snap: Snapshot, name: string): Resource | undefined {
+  return snap.resources.get(name) ?? snap.overlay?.get(name);
+}
 
 /**
  * Cold-walk chunks per snapshot object: every agent that starts from nothing
@@ -79,13 +94,17 @@ export class AgentSession {
   private initialScanned = false;
   /** names to look at on the next send */
   private readonly dirty = new Set<string>();
-  /** the initial comparison's walk over the (live) snapshot */
+  /** the initial comparison's walk over the (live) snapshot: its shared map, then the node's overlay */
   private cursor: Iterator<Resource> | undefined;
+  /** the walk is past the shared map, in the node's overlay */
+  private inOverlay = false;
+  /** the shared map's size when the walk began (its shared chunks end there) */
+  private sharedTotal = 0;
   private cursorTotal = 0;
   private cursorSeen = 0;
   /** the snapshot of the last message named after its snapshot (`d<id>`): a stream uses each such nonce once */
   private lastDeltaSnap: Snapshot | undefined;
-  /** the snapshot object the walk began on (a new object means the map changed since) */
+  /** the shared snapshot object the walk began on (a new object means the shared map changed since) */
   private walkSnap: Snapshot | undefined;
   private readonly maxResourcesPerMessage: number;
   /** resource name → version the agent refused (not resent until it changes) */
@@ -170,7 +189,7 @@ export class AgentSession {
     for (const name of this.dirty) {
       if (resources.length >= max) break;
       this.dirty.delete(name);
-      const r = snap.resources.get(name);
+      const r = lookup(snap, name);
       if (!r) {
         removed.push(name);
         initial?.delete(name);
@@ -183,25 +202,43 @@ export class AgentSession {
     let out: readonly Resource[] = resources;
     let sharedNonce: string | undefined;
     if (!this.initialScanned && resources.length < max) {
+      const shared = snap.base ?? snap;
       if (!this.cursor) {
         this.cursor = snap.resources.values();
-        this.cursorTotal = snap.resources.size;
-        this.walkSnap = snap;
+        this.sharedTotal = snap.resources.size;
+        this.cursorTotal = snap.resources.size + (snap.overlay?.size ?? 0);
+        this.walkSnap = shared;
       }
       // nothing held (any more), nothing refused: everything ahead of the cursor goes, no per-resource lookups
       const all = (initial === undefined || initial.size === 0) && this.rejected.size === 0;
-      const cursor = this.cursor;
-      if (all && resources.length === 0 && removed.length === 0 && this.walkSnap === snap) {
-        // the map is as it was when the walk began: this chunk is every cold-starting agent's chunk
-        const chunk = this.sharedChunk(snap, cursor, max);
+      const ownAhead = snap.overlay !== undefined && snap.overlay.size > 0;
+      if (
+        all &&
+        resources.length === 0 &&
+        removed.length === 0 &&
+        this.walkSnap === shared &&
+        !this.inOverlay &&
+        // an empty shared rest before the node's own resources is no chunk: the loop below goes on to them
+        (this.cursorSeen < this.sharedTotal || !ownAhead)
+      ) {
+        // the shared map is as it was when the walk began: this chunk is every cold-starting agent's chunk
+        const chunk = this.sharedChunk(shared, this.cursor, max);
         out = chunk.resources;
         sharedNonce = chunk.nonce;
         this.cursorSeen += out.length;
-        if (this.cursorSeen >= this.cursorTotal) this.walkDone(snap, removed);
+        // the node's own resources follow in the next message; without any, the walk is done
+        if (this.cursorSeen >= this.sharedTotal) {
+          if (ownAhead) this.enterOverlay(snap);
+          else this.walkDone(snap, removed);
+        }
       } else
         for (;;) {
           if (resources.length >= max) break;
-          const n = cursor.next();
+          let n = this.cursor.next();
+          if (n.done && !this.inOverlay && ownAhead) {
+            this.enterOverlay(snap);
+            n = this.cursor.next();
+          }
           if (n.done) {
             this.walkDone(snap, removed);
             break;
@@ -253,16 +290,23 @@ export class AgentSession {
   private walkDone(snap: Snapshot, removed: string[]): void {
     this.initialScanned = true;
     this.cursor = undefined;
+    this.inOverlay = false;
     this.walkSnap = undefined;
     const initial = this.initial;
     this.initial = undefined;
     if (!initial) return;
     for (const [name, version] of initial) {
-      const r = snap.resources.get(name);
+      const r = lookup(snap, name);
       if (!r) removed.push(name);
       // only when the walk went over another map than the live one (never with the translator's): compared as a change
       else if (r.version !== version) this.dirty.add(name);
     }
+  }
+
+  /** The shared map is walked: the node's own resources (the live overlay of the current snapshot) come next. */
+  private enterOverlay(snap: Snapshot): void {
+    this.inOverlay = true;
+    this.cursor = (snap.overlay ?? new Map<string, Resource>()).values();
   }
 
   /**

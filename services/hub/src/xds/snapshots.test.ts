@@ -1,10 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "@switchyard/lib/log";
+import type { LocalRedirectPolicy, Pod } from "../model/types.ts";
 import { World } from "../model/world.ts";
 import { KINDS } from "../sources/kube-objects.ts";
 import { WorldWriter } from "../sources/source.ts";
+import { AgentSession } from "./session.ts";
 import { SnapshotCache, type View } from "./snapshots.ts";
+
+/** The source listed every kind once (the cluster is synced). */
+const listedAll = (w: WorldWriter) => {
+  for (const k of KINDS) w.listed(k);
+};
 
 const service = (name: string, ip: string) => ({
   kind: "Service",
@@ -159,10 +166,6 @@ describe("SnapshotCache updates", () => {
 });
 
 describe("SnapshotCache holds views back until every cluster of them is seen", () => {
-  const listedAll = (w: WorldWriter) => {
-    for (const k of KINDS) w.listed(k);
-  };
-
   it("holds a view while an imported cluster is unlisted, then releases it when the cluster is listed", () => {
     const world = new World();
     const east = new WorldWriter(world, "east", silentLogger());
@@ -219,6 +222,157 @@ describe("SnapshotCache holds views back until every cluster of them is seen", (
     assert.equal(cache.isHeld(eastView), false);
     assert.equal(cache.isHeld(westView), true, "its own agents keep their pinned state");
     assert.deepEqual(told, ["east"], "only the released view's listeners are told");
+    cache.close();
+  });
+});
+
+describe("SnapshotCache per-node resources", () => {
+  const pod = (name: string, node: string, ready = true): Pod => ({
+    cluster: "east",
+    namespace: "kube-system",
+    name,
+    uid: `uid-${name}`,
+    labels: { app: "dns-cache" },
+    nodeName: node,
+    ips: [`10.244.0.${name.length + (node === "node-a" ? 1 : 2)}`],
+    ready,
+    terminating: false,
+    containerPorts: [],
+  });
+  const policy: LocalRedirectPolicy = {
+    cluster: "east",
+    namespace: "kube-system",
+    name: "dns",
+    uid: "u1",
+    generation: 1,
+    createdAt: "2026-01-01T00:00:00Z",
+    frontend: {
+      kind: "address",
+      ip: "169.254.20.10",
+      ports: [{ name: "dns", port: 53, protocol: "UDP" }],
+      fallbackService: undefined,
+    },
+    backend: {
+      selector: { matchLabels: { app: "dns-cache" }, matchExpressions: [] },
+      toPorts: [{ name: "dns", port: 53, targetName: undefined, protocol: "UDP" }],
+    },
+    skipRedirectFromBackend: false,
+    qosPerSecond: 0,
+    nodeSelector: undefined,
+  };
+  const A = "lrpb/east/kube-system/dns/node-a";
+  const B = "lrpb/east/kube-system/dns/node-b";
+
+  function setup() {
+    const world = new World();
+    const east = new WorldWriter(world, "east", silentLogger());
+    east.upsert(service("a", "10.96.0.1"));
+    listedAll(east);
+    world.upsert("east", { kind: "LocalRedirectPolicy", value: policy });
+    world.upsert("east", { kind: "Pod", value: pod("cache-a", "node-a") });
+    world.upsert("east", { kind: "Pod", value: pod("cache-b", "node-b") });
+    const cache = new SnapshotCache(world, 0);
+    const view: View = { key: "east|pod", clusters: ["east"], reach: "pod" };
+    const told = new Map<string, string[][]>();
+    for (const node of ["node-a", "node-b", "node-c"])
+      cache.subscribe(
+        view,
+        (_s, changed) => told.set(node, [...(told.get(node) ?? []), [...changed].sort()]),
+        {
+          node,
+        },
+      );
+    cache.subscribe(
+      view,
+      (_s, changed) => told.set("passive", [...(told.get("passive") ?? []), [...changed]]),
+      {
+        passive: true,
+      },
+    );
+    return { world, cache, view, told };
+  }
+
+  it("gives a node's resources to that node only, on top of the shared ones", () => {
+    const { cache, view } = setup();
+    const shared = cache.get(view);
+    assert.ok(shared.resources.has("lrp/east/kube-system/dns"));
+    assert.ok(!shared.resources.has(A) && !shared.resources.has(B));
+    const a = cache.get(view, "node-a");
+    assert.deepEqual([...(a.overlay?.keys() ?? [])], [A]);
+    assert.equal(a.resources, shared.resources);
+    assert.deepEqual([...(cache.get(view, "node-b").overlay?.keys() ?? [])], [B]);
+    assert.equal(
+      cache.get(view, "node-c"),
+      shared,
+      "a node with nothing of its own gets the shared snapshot",
+    );
+    assert.notEqual(a.version, shared.version);
+    cache.close();
+  });
+
+  it("tells a change of one node's resource to that node's listeners only; a shared change to everyone", () => {
+    const { world, cache, view, told } = setup();
+    world.upsert("east", { kind: "Pod", value: pod("cache-a", "node-a", false) });
+    cache.flush();
+    assert.deepEqual([...told], [["node-a", [[A]]]]);
+    told.clear();
+    new WorldWriter(world, "east", silentLogger()).upsert(service("b", "10.96.0.2"));
+    cache.flush();
+    assert.deepEqual([...told].sort(), [
+      ["node-a", [["svc/east/ns/b"]]],
+      ["node-b", [["svc/east/ns/b"]]],
+      ["node-c", [["svc/east/ns/b"]]],
+      ["passive", [["svc/east/ns/b"]]],
+    ]);
+    cache.close();
+  });
+
+  it("sends the removal of a node's last resource to that node's agent, which ends holding the shared view", () => {
+    const { world, cache, view, told } = setup();
+    const session = new AgentSession({}, "a", 1000);
+    const held = new Map<string, string>();
+    const drain = () => {
+      for (let m = session.next(cache.get(view, "node-a")); m; m = session.next(cache.get(view, "node-a"))) {
+        for (const r of m.resources) held.set(r.name, r.version);
+        for (const n of m.removedResources) held.delete(n);
+        session.onAck(m.nonce, undefined);
+      }
+    };
+    drain();
+    assert.ok(held.has(A));
+    assert.equal(session.ackedVersion, cache.get(view, "node-a").version);
+    world.remove("east", "Pod", "kube-system", "cache-a");
+    cache.flush();
+    assert.deepEqual(told.get("node-a"), [[A]]);
+    assert.equal(told.get("node-b"), undefined);
+    session.markDirty(told.get("node-a")![0]!);
+    drain();
+    assert.ok(!held.has(A));
+    assert.deepEqual([...held.keys()].sort(), [...cache.get(view).resources.keys()].sort());
+    assert.equal(session.ackedVersion, cache.get(view).version);
+    cache.close();
+  });
+
+  it("a node's view version is what the agent's store computes over all it holds (the held-view resume shortcut)", async () => {
+    const { ResourceStore } = await import("../../../nodeagent/src/desired/resources.ts");
+    const { cache, view } = setup();
+    const a = cache.get(view, "node-a");
+    const store = new ResourceStore();
+    store.applyDelta({
+      nonce: "1",
+      systemVersion: a.version,
+      welcome: undefined,
+      credential: undefined,
+      removedResources: [],
+      resources: [...a.resources.values(), ...a.overlay!.values()],
+      resourcesZstd: Buffer.alloc(0),
+      resourcesZstdSize: 0,
+      viewComplete: true,
+    });
+    assert.equal(store.viewVersion, a.version);
+    // an agent that proves it holds it resumes in sync: nothing to send
+    const s = new AgentSession({}, "a", 1000, store.viewVersion);
+    assert.equal(s.next(a), undefined);
     cache.close();
   });
 });

@@ -6,11 +6,19 @@
  * and ride along together. Listeners (the streams of that view's agents) are
  * told once per update, with the names that changed.
  *
+ * Per-node resources (a LocalRedirectPolicy's pods on one node,
+ * `lrpb/…/<node>`) are an overlay on the view's shared snapshot: a node's
+ * agents get `get(view, node)` — the shared map plus the node's own, at a
+ * version covering both — and a listener subscribed with its node hears of
+ * the shared changes and of its node's, never of another node's. A Pod
+ * change thus reaches that node's agents only.
+ *
  * A view waits for clusters the hub has not seen yet (view-hold.ts): while
  * it does, its snapshot is kept current but `isHeld` says not to send it;
  * when it is released, its listeners are told (even with nothing changed),
  * so each stream sends what its agent lacks.
  */
+import type { PolicyVerdict } from "../model/types.ts";
 import type { World, WorldChange } from "../model/world.ts";
 import {
   type Reach,
@@ -18,11 +26,15 @@ import {
   type ViewSnapshot,
   ViewTranslator,
 } from "../translate/compute-resources.ts";
+import { overlayNodeOf } from "../translate/local-redirect.ts";
 import { computeViewHold } from "./view-hold.ts";
 
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
 export type View = { key: string; clusters: string[]; reach: Reach };
+/** `snap` is the listener's node's snapshot (the shared one without a node); `changed` only names what it receives */
 export type SnapshotListener = (snap: ViewSnapshot, changed: ReadonlySet<string>) => void;
+/** a listener and the node whose resources it receives besides the shared ones (undefined: the shared ones only) */
+type Subscription = { fn: SnapshotListener; node: string | undefined };
 /** setTimeout, injectable for tests; returns a cancel function */
 export type Schedule = (fn: () => void, ms: number) => () => void;
 const realSchedule: Schedule = (fn, ms) => {
@@ -44,7 +56,9 @@ export class SnapshotCache {
   private readonly world: World;
   private readonly debounceMs: number;
   private readonly views = new Map<string, ViewState>();
-  private readonly listeners = new Map<string, Set<SnapshotListener>>();
+  private readonly listeners = new Map<string, Set<Subscription>>();
+  /** per view: node → its subscriptions (a change of a node's own resources goes to these only) */
+  private readonly nodeListeners = new Map<string, Map<string, Set<Subscription>>>();
   /** agent streams subscribed per view (passive listeners do not count) */
   private readonly users = new Map<string, number>();
   /** views without users, since when (ms) */
@@ -120,8 +134,51 @@ export class SnapshotCache {
       this.onRebuild?.(v.view.key, snap, changed, performance.now() - t0);
       const released = this.updateHold(v);
       if (changed.size === 0 && !released) continue;
-      for (const fn of this.listeners.get(v.view.key) ?? []) fn(snap, changed);
+      this.notify(v, changed, released);
     }
+  }
+
+  /**
+   * Tells each listener what changed of what it receives: a shared change
+   * (or a release) everyone, with their node's own changes folded in; a
+   * change of only some nodes' own resources those nodes' listeners only.
+   */
+  private notify(v: ViewState, changed: ReadonlySet<string>, released: boolean): void {
+    const key = v.view.key;
+    let own: Map<string, Set<string>> | undefined;
+    for (const name of changed) {
+      const node = overlayNodeOf(name);
+      if (node === undefined) continue;
+      own ??= new Map();
+      let set = own.get(node);
+      if (!set) {
+        set = new Set();
+        own.set(node, set);
+      }
+      set.add(name);
+    }
+    // no per-node name: `changed` is all shared (no copy)
+    const sharedNames: ReadonlySet<string> =
+      own === undefined ? changed : new Set([...changed].filter((n) => overlayNodeOf(n) === undefined));
+    if (sharedNames.size > 0 || released) {
+      for (const sub of this.listeners.get(key) ?? []) {
+        const mine = sub.node === undefined ? undefined : own?.get(sub.node);
+        const names = mine ? new Set([...sharedNames, ...mine]) : sharedNames;
+        sub.fn(this.snapshotFor(v, sub.node), names);
+      }
+      return;
+    }
+    const byNode = this.nodeListeners.get(key);
+    for (const [node, names] of own ?? []) {
+      const subs = byNode?.get(node);
+      if (!subs) continue;
+      const snap = v.translator.nodeSnapshot(node);
+      for (const sub of subs) sub.fn(snap, names);
+    }
+  }
+
+  private snapshotFor(v: ViewState, node: string | undefined): ViewSnapshot {
+    return node === undefined ? v.translator.snapshot() : v.translator.nodeSnapshot(node);
   }
 
   private state(view: View): ViewState {
@@ -170,9 +227,18 @@ export class SnapshotCache {
     return out;
   }
 
-  /** The current snapshot of a view (built on first use). Its resource map is live: read it, do not keep it. */
-  get(view: View): ViewSnapshot {
-    return this.state(view).translator.snapshot();
+  /**
+   * The current snapshot of a view (built on first use), or what one node of
+   * it receives: the shared resources and the node's own. Its maps are live:
+   * read them, do not keep them.
+   */
+  get(view: View, node?: string): ViewSnapshot {
+    return this.snapshotFor(this.state(view), node);
+  }
+
+  /** The verdicts on the LocalRedirectPolicies of a view's home cluster (for status), by namespace/name. */
+  policyVerdicts(view: View): ReadonlyMap<string, PolicyVerdict> {
+    return this.state(view).translator.policyVerdicts;
   }
 
   /**
@@ -180,7 +246,7 @@ export class SnapshotCache {
    * view alive; a `passive` one (bookkeeping about the view) does not and
    * ends when the view is dropped.
    */
-  subscribe(view: View, fn: SnapshotListener, opts: { passive?: boolean } = {}): () => void {
+  subscribe(view: View, fn: SnapshotListener, opts: { passive?: boolean; node?: string } = {}): () => void {
     const key = view.key;
     this.state(view);
     let set = this.listeners.get(key);
@@ -188,15 +254,36 @@ export class SnapshotCache {
       set = new Set();
       this.listeners.set(key, set);
     }
-    set.add(fn);
-    if (opts.passive) return () => set.delete(fn);
+    const sub: Subscription = { fn, node: opts.node };
+    set.add(sub);
+    let byNode: Map<string, Set<Subscription>> | undefined;
+    if (sub.node !== undefined) {
+      byNode = this.nodeListeners.get(key);
+      if (!byNode) {
+        byNode = new Map();
+        this.nodeListeners.set(key, byNode);
+      }
+      let subs = byNode.get(sub.node);
+      if (!subs) {
+        subs = new Set();
+        byNode.set(sub.node, subs);
+      }
+      subs.add(sub);
+    }
+    const drop = () => {
+      set.delete(sub);
+      if (sub.node === undefined || !byNode) return;
+      const subs = byNode.get(sub.node);
+      if (subs?.delete(sub) && subs.size === 0) byNode.delete(sub.node);
+    };
+    if (opts.passive) return drop;
     this.users.set(key, (this.users.get(key) ?? 0) + 1);
     this.idleSince.delete(key);
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      set.delete(fn);
+      drop();
       const n = (this.users.get(key) ?? 1) - 1;
       if (n > 0) this.users.set(key, n);
       else {
@@ -214,6 +301,7 @@ export class SnapshotCache {
       this.idleSince.delete(key);
       this.views.delete(key);
       this.listeners.delete(key);
+      this.nodeListeners.delete(key);
       dropped.push(key);
       this.onEvict?.(key);
     }
