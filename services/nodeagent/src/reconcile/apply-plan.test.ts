@@ -63,6 +63,31 @@ const next = want({
 });
 
 describe("applyPlan: one entry the maps refuse does not block the others", () => {
+  it("a local redirect is flipped only when both its sets landed: a refused fallback set undoes the local one", () => {
+    const maps = new FakeMaps();
+    const lrp = (local: string, fallback: string) => {
+      const frontends = new Map<string, DesiredFrontend>();
+      frontends.set("10.96.0.9|80|6|0", {
+        key: { ip: "10.96.0.9", port: 80, proto: 6, scope: 0 },
+        service: "lrp/c/ns/p",
+        ...CLUSTER_IP,
+        natType: 2,
+        natMode: 5,
+        backends: [{ ip: local, port: 5353 }],
+        fallback: [{ ip: fallback, port: 8080 }],
+      });
+      return { frontends, nodeIps: new Set<string>() };
+    };
+    maps.apply(planMaps(lrp("10.1.0.1", "192.0.2.1"), maps.read()).ops);
+    const before = cloneMapState(maps.state);
+    maps.rejects = (o) =>
+      o.op === "put-backend" && o.backend.ip === "192.0.2.9" ? "sy_backends: map full" : undefined;
+    const out = applyPlan(maps, planMaps(lrp("10.1.0.2", "192.0.2.9"), maps.read()).ops, maps.read());
+    assert.equal(out.failed.get(frontendEntry("10.96.0.9|80|6|0")), "sy_backends: map full");
+    assert.deepEqual(maps.state.frontends, before.frontends, "the frontend keeps both old sets");
+    assert.deepEqual(maps.state.backendSets, before.backendSets, "the new local set was undone");
+  });
+
   it("a full backend map refuses one frontend's new set: the others are written, it keeps its old set, its partial new set is undone", () => {
     const maps = seeded();
     const before = maps.read();
