@@ -312,8 +312,8 @@ export class AgentCore {
       );
     // sy_members as read back serves one full plan; between resyncs it follows from the sets
     if (!scope) delete this.mirror.members;
-    // the policies' pod cgroups: on a change of policies or their pods, and on every full plan (resync)
-    if (!changes || changes.some(isPolicyChange)) this.syncSkipCgroups();
+    // the policies' pod cgroups: on a change of policies or their pods, and on every full plan (start, resync)
+    if (changes ? changes.some(isPolicyChange) : !retryKeys) this.syncSkipCgroups();
     return this.settleRetries(outcome, keys, now);
   }
 

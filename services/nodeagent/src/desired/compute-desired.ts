@@ -516,7 +516,7 @@ export class DesiredIndex {
     return (this.owned.get(storedServiceName(service)) ?? 0) > 0;
   }
 
-  /** Frontends claimed by more than one Service, among `keys` (all when omitted). */
+  /** Frontends claimed by more than one Service (or policy), among `keys` (all when omitted). */
   problems(keys?: Iterable<string>): string[] {
     const out: Array<[string, string]> = [];
     for (const ks of keys ?? this.claims.keys()) {
@@ -528,6 +528,18 @@ export class DesiredIndex {
       for (const s of [...c].sort())
         if (s !== owner)
           out.push([s, `frontend ${where}:${fe.key.port} is claimed by ${owner} and ${s}; kept ${owner}`]);
+    }
+    // the hub sends one policy per frontend; should two arrive, the first by name is kept
+    for (const ks of keys ?? this.policyClaims.keys()) {
+      const c = this.policyClaims.get(ks);
+      if (!c || c.size < 2) continue;
+      const [owner, ...others] = [...c].sort();
+      const fe = this.frontends.get(ks)!;
+      for (const p of others)
+        out.push([
+          p,
+          `frontend ${fe.key.ip}:${fe.key.port} is claimed by policies ${owner} and ${p}; kept ${owner}`,
+        ]);
     }
     return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, m]) => m);
   }

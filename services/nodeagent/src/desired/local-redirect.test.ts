@@ -186,6 +186,15 @@ describe("DesiredIndex: LocalRedirectPolicy", () => {
     assert.deepEqual([...d.skipPods()], [["lrp/test/ns/nld", ["u-1", "u-2"]]]);
   });
 
+  it("two policies on one frontend (the hub sends one): the first by name is kept, the other reported", () => {
+    const other = lrpResource("aaa", "service", [{ ip: "10.96.0.10", port: 80, portName: "p" }]);
+    const d = index([...dnsService(), serviceLrp(), other]);
+    assert.equal(d.frontends.get(KEY)?.service, "lrp/test/ns/aaa");
+    assert.deepEqual(d.problems(), [
+      "frontend 10.96.0.10:80 is claimed by policies lrp/test/ns/aaa and lrp/test/ns/nld; kept lrp/test/ns/aaa",
+    ]);
+  });
+
   it("an unknown body kind neither crashes nor counts as a slice", () => {
     const d = index(dnsService());
     const odd: Resource = { name: "x/odd", version: "1", body: undefined };
