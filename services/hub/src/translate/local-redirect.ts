@@ -233,8 +233,8 @@ export class LocalRedirectTranslator {
   private readonly winnersByNs = new Map<string, Set<string>>();
   /** ns/name of Services some policy names (frontend or fallback): a change to one decides again */
   private referenced = new Set<string>();
-  /** namespace → node → names of its Pods there */
-  private readonly podsAt = new Map<string, Map<string, Set<string>>>();
+  /** namespace → node → its Pods there, by name (the objects the world holds now) */
+  private readonly podsAt = new Map<string, Map<string, Map<string, Pod>>>();
   /** ns/name of a Pod → the node it was indexed on */
   private readonly podNode = new Map<string, string>();
   /** winner ns/name → nodes it has a per-node resource on */
@@ -300,12 +300,12 @@ export class LocalRedirectTranslator {
       byNode = new Map();
       this.podsAt.set(pod.namespace, byNode);
     }
-    let set = byNode.get(pod.nodeName);
-    if (!set) {
-      set = new Set();
-      byNode.set(pod.nodeName, set);
+    let pods = byNode.get(pod.nodeName);
+    if (!pods) {
+      pods = new Map();
+      byNode.set(pod.nodeName, pods);
     }
-    set.add(pod.name);
+    pods.set(pod.name, pod);
     this.podNode.set(key, pod.nodeName);
   }
 
@@ -416,10 +416,16 @@ export class LocalRedirectTranslator {
     }
   }
 
-  /** Every per-node resource of a winner: the nodes with Pods of its namespace and those it had. */
+  /** Every per-node resource of a winner: on the nodes with a Pod it selects, and those it had. */
   private computeAllNodes(w: Winner, put: Put): void {
     const nodes = new Set(this.nodesOf.get(nsName(w.policy.namespace, w.policy.name)));
-    for (const node of this.podsAt.get(w.policy.namespace)?.keys() ?? []) nodes.add(node);
+    const selector = w.policy.backend.selector;
+    for (const [node, pods] of this.podsAt.get(w.policy.namespace) ?? [])
+      for (const pod of pods.values())
+        if (selectorMatches(selector, pod.labels)) {
+          nodes.add(node);
+          break;
+        }
     for (const node of nodes) this.computeNode(w, node, put);
   }
 
@@ -458,13 +464,11 @@ export class LocalRedirectTranslator {
     if (!state) return undefined;
     if (p.nodeSelector && !selectorMatches(p.nodeSelector, state.nodes.get(node)?.labels ?? {}))
       return undefined;
-    const names = this.podsAt.get(p.namespace)?.get(node);
-    if (!names) return undefined;
+    const onNode = this.podsAt.get(p.namespace)?.get(node);
+    if (!onNode) return undefined;
     const pods: Pod[] = [];
-    for (const n of names) {
-      const pod = state.pods.get(nsName(p.namespace, n));
-      if (pod && pod.ips.length > 0 && selectorMatches(p.backend.selector, pod.labels)) pods.push(pod);
-    }
+    for (const pod of onNode.values())
+      if (pod.ips.length > 0 && selectorMatches(p.backend.selector, pod.labels)) pods.push(pod);
     if (pods.length === 0) return undefined;
     pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const ports: SlicePort[] = [];

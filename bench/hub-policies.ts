@@ -1,0 +1,195 @@
+/**
+ * The LocalRedirectPolicy part of `npm run bench:hub` (issue 15): one
+ * cluster with 1,000 nodes, 100,000 Pods in 100 namespaces and 1,000
+ * policies (per namespace: 9 on a Service, 1 on a virtual address, each
+ * selecting 20 Pods on 20 nodes); one view, one agent per node, all in sync.
+ * Measures the full build, RSS (world without Pods, with them, after the
+ * build), and one Pod change (a selected Pod turns unready, then ready):
+ * translate + fan-out + encode, the bytes of the delta and how many agents
+ * it goes to (target: 1).
+ */
+import { silentLogger } from "@switchyard/lib/log";
+import { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
+import type { LocalRedirectPolicy, Pod } from "../services/hub/src/model/types.ts";
+import { World } from "../services/hub/src/model/world.ts";
+import { KINDS } from "../services/hub/src/sources/kube-objects.ts";
+import { WorldWriter } from "../services/hub/src/sources/source.ts";
+import { encodeResponse } from "../services/hub/src/xds/encode.ts";
+import { AgentSession } from "../services/hub/src/xds/session.ts";
+import { SnapshotCache, type View } from "../services/hub/src/xds/snapshots.ts";
+import { percentile } from "./stats.ts";
+
+const CLUSTER = "lrp";
+const NODES = 1000;
+const SELECTED = 20; // Pods per policy (one per node)
+const APPS = 50; // apps per namespace: the first 10 are selected by the namespace's 10 policies
+
+export function policiesBench(opts: {
+  pods: number;
+  policies: number;
+  rss: () => number;
+}): Record<string, unknown> {
+  const { rss } = opts;
+  const namespaces = Math.max(1, Math.round(opts.policies / 10));
+  const podsPerNs = Math.max(SELECTED * 10, Math.floor(opts.pods / namespaces));
+  const world = new World();
+  const w = new WorldWriter(world, CLUSTER, silentLogger());
+  const rssStart = rss();
+  for (let n = 0; n < NODES; n++)
+    w.upsert({
+      kind: "Node",
+      metadata: { name: `node-${n}` },
+      status: { addresses: [{ type: "InternalIP", address: `192.0.${2 + (n >> 8)}.${n & 255}` }] },
+    });
+  const policies: LocalRedirectPolicy[] = [];
+  for (let ns = 0; ns < namespaces; ns++) {
+    const namespace = `ns-${ns}`;
+    for (let j = 0; j < 10; j++) {
+      const name = `svc-${j}`;
+      w.upsert({
+        kind: "Service",
+        metadata: { name, namespace },
+        spec: {
+          clusterIP: `10.${96 + (ns >> 8)}.${ns & 255}.${j + 1}`,
+          ports: [{ name: "dns", port: 53, protocol: "UDP" }],
+        },
+      });
+      const base = {
+        cluster: CLUSTER,
+        namespace,
+        name: `lrp-${j}`,
+        uid: `${ns}-${j}`,
+        generation: 1,
+        createdAt: "2026-01-01T00:00:00Z",
+        backend: {
+          selector: { matchLabels: { app: `a${j}` }, matchExpressions: [] },
+          toPorts: [{ name: "dns", port: 5353, targetName: undefined, protocol: "UDP" as const }],
+        },
+        skipRedirectFromBackend: false,
+        qosPerSecond: 0,
+        nodeSelector: undefined,
+      };
+      policies.push(
+        j < 9
+          ? { ...base, frontend: { kind: "service", service: name, ports: [] } }
+          : {
+              ...base,
+              frontend: {
+                kind: "address",
+                ip: `169.254.${ns >> 8}.${ns & 255}`,
+                ports: [{ name: "dns", port: 53, protocol: "UDP" }],
+                fallbackService: "svc-0",
+              },
+            },
+      );
+    }
+  }
+  for (const k of KINDS) w.listed(k);
+  const pod = (ns: number, i: number): Pod => {
+    const app = i % APPS;
+    // a policy's Pods (one app) land on SELECTED different nodes
+    const node = (ns * 7 + Math.floor(i / APPS) * 37 + app) % NODES;
+    const k = ns * podsPerNs + i;
+    return {
+      cluster: CLUSTER,
+      namespace: `ns-${ns}`,
+      name: `a${app}-${i}`,
+      uid: `00000000-0000-0000-${String(ns).padStart(4, "0")}-${String(i).padStart(12, "0")}`,
+      labels: { app: `a${app}`, "pod-template-hash": "5d8f9c7b6" },
+      nodeName: `node-${node}`,
+      ips: [`10.${128 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`],
+      ready: true,
+      terminating: false,
+      containerPorts: [{ name: "dns", port: 5353, protocol: "UDP" }],
+    };
+  };
+  const rssNoPods = rss();
+  for (let ns = 0; ns < namespaces; ns++)
+    for (let i = 0; i < podsPerNs; i++) world.upsert(CLUSTER, { kind: "Pod", value: pod(ns, i) });
+  for (const p of policies) world.upsert(CLUSTER, { kind: "LocalRedirectPolicy", value: p });
+  const rssPods = rss();
+
+  let now = 0;
+  const cache = new SnapshotCache(world, 0, { now: () => now, schedule: () => () => {} });
+  const view: View = { key: `${CLUSTER}|pod`, clusters: [CLUSTER], reach: "pod" };
+  let t0 = performance.now();
+  const shared = cache.get(view);
+  const buildMs = performance.now() - t0;
+  const rssBuilt = rss();
+  let overlayResources = 0;
+  for (let n = 0; n < NODES; n++) overlayResources += cache.get(view, `node-${n}`).overlay?.size ?? 0;
+  const verdicts = [...cache.policyVerdicts(view).values()];
+
+  // one agent per node, in sync; count the agents each change is told to
+  const told = new Set<string>();
+  const sessions = new Map<string, AgentSession>();
+  for (let n = 0; n < NODES; n++) {
+    const node = `node-${n}`;
+    const s = new AgentSession({}, node, 1000);
+    sessions.set(node, s);
+    for (let m = s.next(cache.get(view, node)); m; m = s.next(cache.get(view, node)))
+      s.onAck(m.nonce, undefined);
+    cache.subscribe(
+      view,
+      (_snap, changed) => {
+        s.markDirty(changed);
+        told.add(node);
+      },
+      { node },
+    );
+  }
+  const rssAgents = rss();
+
+  const times: number[] = [];
+  const bytes: number[] = [];
+  const agents: number[] = [];
+  const WARMUP = 20;
+  const SAMPLES = 200;
+  for (let r = 0; r < WARMUP + SAMPLES; r++) {
+    // a selected Pod (app a<j>, j < 10) turns unready, or ready again
+    const ns = r % namespaces;
+    const i = (r * APPS + (r % 10)) % podsPerNs;
+    const cur = world.cluster(CLUSTER).pods.get(`ns-${ns}/a${i % APPS}-${i}`)!;
+    const p = { ...cur, ready: !cur.ready };
+    told.clear();
+    t0 = performance.now();
+    world.upsert(CLUSTER, { kind: "Pod", value: p });
+    now += 1000;
+    cache.flush();
+    let sent = 0;
+    for (const node of told) {
+      const s = sessions.get(node)!;
+      const msg = s.next(cache.get(view, node));
+      if (!msg) continue;
+      sent += encodeResponse(msg, (x) => StreamAssignmentsResponse.encode(x).finish()).length;
+      s.onAck(msg.nonce, undefined);
+    }
+    if (r >= WARMUP) {
+      times.push(performance.now() - t0);
+      bytes.push(sent);
+      agents.push(told.size);
+    }
+  }
+  cache.close();
+  return {
+    lrp_nodes: NODES,
+    lrp_namespaces: namespaces,
+    lrp_pods: world.cluster(CLUSTER).pods.size,
+    lrp_policies: policies.length,
+    lrp_accepted: verdicts.filter((v) => v.reason === "Accepted").length,
+    lrp_shared_resources: shared.resources.size,
+    lrp_per_node_resources: overlayResources,
+    lrp_full_build_ms: Math.round(buildMs),
+    lrp_rss_mib_start: rssStart,
+    lrp_rss_mib_world_without_pods: rssNoPods,
+    lrp_rss_mib_world_with_pods: rssPods,
+    lrp_rss_mib_after_full_build: rssBuilt,
+    lrp_rss_mib_with_1000_agents_in_sync: rssAgents,
+    lrp_one_pod_change_p50_ms: Math.round(percentile(times, 50) * 1000) / 1000,
+    lrp_one_pod_change_p99_ms: Math.round(percentile(times, 99) * 1000) / 1000,
+    lrp_one_pod_change_delta_bytes_p50: percentile(bytes, 50),
+    lrp_one_pod_change_delta_bytes_max: Math.max(...bytes),
+    lrp_one_pod_change_agents_max: Math.max(...agents),
+    lrp_one_pod_change_samples: times.length,
+  };
+}
