@@ -30,6 +30,8 @@ export function policiesBench(opts: {
   rss: () => number;
 }): Record<string, unknown> {
   const { rss } = opts;
+  /** live JS heap (after the GC rss() runs): RSS keeps what the heap once grew to */
+  const heap = () => Math.round(process.memoryUsage().heapUsed / 2 ** 20);
   const namespaces = Math.max(1, Math.round(opts.policies / 10));
   const podsPerNs = Math.max(SELECTED * 10, Math.floor(opts.pods / namespaces));
   const world = new World();
@@ -104,10 +106,12 @@ export function policiesBench(opts: {
     };
   };
   const rssNoPods = rss();
+  const heapNoPods = heap();
   for (let ns = 0; ns < namespaces; ns++)
     for (let i = 0; i < podsPerNs; i++) world.upsert(CLUSTER, { kind: "Pod", value: pod(ns, i) });
   for (const p of policies) world.upsert(CLUSTER, { kind: "LocalRedirectPolicy", value: p });
   const rssPods = rss();
+  const heapPods = heap();
 
   let now = 0;
   const cache = new SnapshotCache(world, 0, { now: () => now, schedule: () => () => {} });
@@ -116,6 +120,7 @@ export function policiesBench(opts: {
   const shared = cache.get(view);
   const buildMs = performance.now() - t0;
   const rssBuilt = rss();
+  const heapBuilt = heap();
   let overlayResources = 0;
   for (let n = 0; n < NODES; n++) overlayResources += cache.get(view, `node-${n}`).overlay?.size ?? 0;
   const verdicts = [...cache.policyVerdicts(view).values()];
@@ -185,6 +190,9 @@ export function policiesBench(opts: {
     lrp_rss_mib_world_with_pods: rssPods,
     lrp_rss_mib_after_full_build: rssBuilt,
     lrp_rss_mib_with_1000_agents_in_sync: rssAgents,
+    lrp_heap_mib_world_without_pods: heapNoPods,
+    lrp_heap_mib_world_with_pods: heapPods,
+    lrp_heap_mib_after_full_build: heapBuilt,
     lrp_one_pod_change_p50_ms: Math.round(percentile(times, 50) * 1000) / 1000,
     lrp_one_pod_change_p99_ms: Math.round(percentile(times, 99) * 1000) / 1000,
     lrp_one_pod_change_delta_bytes_p50: percentile(bytes, 50),

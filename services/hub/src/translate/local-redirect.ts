@@ -233,8 +233,8 @@ export class LocalRedirectTranslator {
   private readonly winnersByNs = new Map<string, Set<string>>();
   /** ns/name of Services some policy names (frontend or fallback): a change to one decides again */
   private referenced = new Set<string>();
-  /** namespace → node → its Pods there, by name (the objects the world holds now) */
-  private readonly podsAt = new Map<string, Map<string, Map<string, Pod>>>();
+  /** namespace → node → its Pods there (the objects the world holds now; arrays: a few per node, lighter than maps) */
+  private readonly podsAt = new Map<string, Map<string, Pod[]>>();
   /** ns/name of a Pod → the node it was indexed on */
   private readonly podNode = new Map<string, string>();
   /** winner ns/name → nodes it has a per-node resource on */
@@ -260,7 +260,8 @@ export class LocalRedirectTranslator {
     this.referenced = new Set();
     if (!state) return;
     if (!this.verdictsOnly)
-      for (const pod of state.pods.values()) this.indexPod(nsName(pod.namespace, pod.name), pod);
+      // the world's own key strings: 100k Pods, no copies
+      for (const [key, pod] of state.pods) this.indexPod(key, pod);
     this.decide(put);
   }
 
@@ -300,12 +301,9 @@ export class LocalRedirectTranslator {
       byNode = new Map();
       this.podsAt.set(pod.namespace, byNode);
     }
-    let pods = byNode.get(pod.nodeName);
-    if (!pods) {
-      pods = new Map();
-      byNode.set(pod.nodeName, pods);
-    }
-    pods.set(pod.name, pod);
+    const pods = byNode.get(pod.nodeName);
+    if (pods) pods.push(pod);
+    else byNode.set(pod.nodeName, [pod]);
     this.podNode.set(key, pod.nodeName);
   }
 
@@ -314,10 +312,12 @@ export class LocalRedirectTranslator {
     if (node === undefined) return;
     this.podNode.delete(key);
     const byNode = this.podsAt.get(namespace);
-    const set = byNode?.get(node);
-    if (!byNode || !set) return;
-    set.delete(key.slice(namespace.length + 1));
-    if (set.size === 0) byNode.delete(node);
+    const pods = byNode?.get(node);
+    if (!byNode || !pods) return;
+    const name = key.slice(namespace.length + 1);
+    const i = pods.findIndex((p) => p.name === name);
+    if (i >= 0) pods.splice(i, 1);
+    if (pods.length === 0) byNode.delete(node);
     if (byNode.size === 0) this.podsAt.delete(namespace);
   }
 
@@ -421,7 +421,7 @@ export class LocalRedirectTranslator {
     const nodes = new Set(this.nodesOf.get(nsName(w.policy.namespace, w.policy.name)));
     const selector = w.policy.backend.selector;
     for (const [node, pods] of this.podsAt.get(w.policy.namespace) ?? [])
-      for (const pod of pods.values())
+      for (const pod of pods)
         if (selectorMatches(selector, pod.labels)) {
           nodes.add(node);
           break;
@@ -467,7 +467,7 @@ export class LocalRedirectTranslator {
     const onNode = this.podsAt.get(p.namespace)?.get(node);
     if (!onNode) return undefined;
     const pods: Pod[] = [];
-    for (const pod of onNode.values())
+    for (const pod of onNode)
       if (pod.ips.length > 0 && selectorMatches(p.backend.selector, pod.labels)) pods.push(pod);
     if (pods.length === 0) return undefined;
     pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
