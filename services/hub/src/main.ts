@@ -22,7 +22,7 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === "token") return tokenCommand(rest);
   if (cmd === "agent") return agentCommand(rest);
   if (cmd === "signing-key") return signingKeyCommand(rest);
-  if (cmd === "agents" || cmd === "clusters") return statusCommand(cmd, rest);
+  if (cmd === "agents" || cmd === "clusters" || cmd === "policies") return statusCommand(cmd, rest);
   if (cmd === "serve") return serve(rest);
   fail(`unknown command "${cmd}"; see --help`);
 }

@@ -85,6 +85,35 @@ export interface ClusterInfo {
   rejectedObjects: number;
 }
 
+/** ListPoliciesRequest has no fields. */
+export interface ListPoliciesRequest {
+}
+
+/** ListPoliciesResponse lists the policies of every cluster, by cluster, namespace and name. */
+export interface ListPoliciesResponse {
+  policies: PolicyInfo[];
+}
+
+/** PolicyInfo is one policy as the hub judges it (docs/policies.md). */
+export interface PolicyInfo {
+  cluster: string;
+  /** "LocalRedirectPolicy". */
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The spec generation judged. */
+  generation: number;
+  /** The frontend as resolved ("ip:port/PROTO,...") or, before that, as the spec gives it. */
+  frontend: string;
+  /** "Accepted", "NotAccepted", or "Pending" (valid, not judged yet). */
+  state: string;
+  /** "Accepted", "Conflict", "InvalidSpec", "ServiceNotFound"; empty while pending. */
+  reason: string;
+  message: string;
+  /** Conflict: the policy that holds the frontend, "namespace/name". */
+  winner: string;
+}
+
 /** CreateTokenRequest says what the new join token admits. */
 export interface CreateTokenRequest {
   cluster: string;
@@ -981,6 +1010,353 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.endpointSlices = object.endpointSlices ?? 0;
     message.nodes = object.nodes ?? 0;
     message.rejectedObjects = object.rejectedObjects ?? 0;
+    return message;
+  },
+};
+
+function createBaseListPoliciesRequest(): ListPoliciesRequest {
+  return {};
+}
+
+export const ListPoliciesRequest: MessageFns<ListPoliciesRequest> = {
+  encode(_: ListPoliciesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPoliciesRequest {
+    return {};
+  },
+
+  toJSON(_: ListPoliciesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(base?: I): ListPoliciesRequest {
+    return ListPoliciesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesRequest>, I>>(_: I): ListPoliciesRequest {
+    const message = createBaseListPoliciesRequest();
+    return message;
+  },
+};
+
+function createBaseListPoliciesResponse(): ListPoliciesResponse {
+  return { policies: [] };
+}
+
+export const ListPoliciesResponse: MessageFns<ListPoliciesResponse> = {
+  encode(message: ListPoliciesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.policies) {
+      PolicyInfo.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoliciesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoliciesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policies.push(PolicyInfo.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoliciesResponse {
+    return {
+      policies: globalThis.Array.isArray(object?.policies)
+        ? object.policies.map((e: any) => PolicyInfo.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListPoliciesResponse): unknown {
+    const obj: any = {};
+    if (message.policies?.length) {
+      obj.policies = message.policies.map((e) => PolicyInfo.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(base?: I): ListPoliciesResponse {
+    return ListPoliciesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListPoliciesResponse>, I>>(object: I): ListPoliciesResponse {
+    const message = createBaseListPoliciesResponse();
+    message.policies = object.policies?.map((e) => PolicyInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePolicyInfo(): PolicyInfo {
+  return {
+    cluster: "",
+    kind: "",
+    namespace: "",
+    name: "",
+    generation: 0,
+    frontend: "",
+    state: "",
+    reason: "",
+    message: "",
+    winner: "",
+  };
+}
+
+export const PolicyInfo: MessageFns<PolicyInfo> = {
+  encode(message: PolicyInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cluster !== "") {
+      writer.uint32(10).string(message.cluster);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(26).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.generation !== 0) {
+      writer.uint32(40).int64(message.generation);
+    }
+    if (message.frontend !== "") {
+      writer.uint32(50).string(message.frontend);
+    }
+    if (message.state !== "") {
+      writer.uint32(58).string(message.state);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.message !== "") {
+      writer.uint32(74).string(message.message);
+    }
+    if (message.winner !== "") {
+      writer.uint32(82).string(message.winner);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.generation = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.frontend = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.winner = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicyInfo {
+    return {
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      generation: isSet(object.generation) ? globalThis.Number(object.generation) : 0,
+      frontend: isSet(object.frontend) ? globalThis.String(object.frontend) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      winner: isSet(object.winner) ? globalThis.String(object.winner) : "",
+    };
+  },
+
+  toJSON(message: PolicyInfo): unknown {
+    const obj: any = {};
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.generation !== 0) {
+      obj.generation = Math.round(message.generation);
+    }
+    if (message.frontend !== "") {
+      obj.frontend = message.frontend;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.winner !== "") {
+      obj.winner = message.winner;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PolicyInfo>, I>>(base?: I): PolicyInfo {
+    return PolicyInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicyInfo>, I>>(object: I): PolicyInfo {
+    const message = createBasePolicyInfo();
+    message.cluster = object.cluster ?? "";
+    message.kind = object.kind ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.generation = object.generation ?? 0;
+    message.frontend = object.frontend ?? "";
+    message.state = object.state ?? "";
+    message.reason = object.reason ?? "";
+    message.message = object.message ?? "";
+    message.winner = object.winner ?? "";
     return message;
   },
 };
@@ -2105,6 +2481,17 @@ export const AdminServiceService = {
       Buffer.from(ListClustersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListClustersResponse => ListClustersResponse.decode(value),
   },
+  /** ListPolicies lists every policy of every cluster: its frontend, whether it is in force, and why. */
+  listPolicies: {
+    path: "/switchyard.v1.AdminService/ListPolicies" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPoliciesRequest): Buffer => Buffer.from(ListPoliciesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPoliciesRequest => ListPoliciesRequest.decode(value),
+    responseSerialize: (value: ListPoliciesResponse): Buffer =>
+      Buffer.from(ListPoliciesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPoliciesResponse => ListPoliciesResponse.decode(value),
+  },
   /** CreateToken creates a join token; the secret is returned once. */
   createToken: {
     path: "/switchyard.v1.AdminService/CreateToken" as const,
@@ -2168,6 +2555,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
   listAgents: handleUnaryCall<ListAgentsRequest, ListAgentsResponse>;
   /** ListClusters returns every cluster source with its health. */
   listClusters: handleUnaryCall<ListClustersRequest, ListClustersResponse>;
+  /** ListPolicies lists every policy of every cluster: its frontend, whether it is in force, and why. */
+  listPolicies: handleUnaryCall<ListPoliciesRequest, ListPoliciesResponse>;
   /** CreateToken creates a join token; the secret is returned once. */
   createToken: handleUnaryCall<CreateTokenRequest, CreateTokenResponse>;
   /** ListTokens returns the join tokens (never their secrets). */
@@ -2216,6 +2605,22 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListClustersResponse) => void,
+  ): ClientUnaryCall;
+  /** ListPolicies lists every policy of every cluster: its frontend, whether it is in force, and why. */
+  listPolicies(
+    request: ListPoliciesRequest,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
+  ): ClientUnaryCall;
+  listPolicies(
+    request: ListPoliciesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPoliciesResponse) => void,
   ): ClientUnaryCall;
   /** CreateToken creates a join token; the secret is returned once. */
   createToken(

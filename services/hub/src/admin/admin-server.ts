@@ -1,7 +1,7 @@
 /**
  * The admin API (proto/switchyard/v1/admin.proto) on a Unix socket in the
  * hub's state directory, mode 0600: agents and their sync status, clusters
- * and their health, join tokens, revocations. The CLI talks to it; a
+ * and their health, policies and their verdicts, join tokens, revocations. The CLI talks to it; a
  * revocation through it cuts the affected streams at once.
  */
 import fs from "node:fs";
@@ -12,6 +12,7 @@ import {
   AdminServiceService,
   type AgentInfo,
   type ClusterInfo,
+  type PolicyInfo,
   type TokenInfo,
 } from "@switchyard/proto/admin";
 import type { CredentialAuthority } from "../auth/credentials.ts";
@@ -19,6 +20,7 @@ import { checkTokenScope, type TokenRecord, type TokenStore } from "../auth/toke
 import type { ClusterConfig } from "../config.ts";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
+import type { PolicyBook } from "../status/policy-status.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
 import type { SnapshotCache } from "../xds/snapshots.ts";
 
@@ -49,6 +51,7 @@ type Deps = {
   tokens: TokenStore;
   credentials: CredentialAuthority;
   assignments: AssignmentServer;
+  policies?: Pick<PolicyBook, "rows">;
 };
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
@@ -123,6 +126,22 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
   server.addService(AdminServiceService, {
     listAgents: unary(() => ({ agents: listAgents() })),
     listClusters: unary(() => ({ clusters: listClusters() })),
+    listPolicies: unary(() => ({
+      policies: (deps.policies?.rows() ?? []).map(
+        (r): PolicyInfo => ({
+          cluster: r.cluster,
+          kind: r.kind,
+          namespace: r.namespace,
+          name: r.name,
+          generation: r.generation,
+          frontend: r.frontend,
+          state: r.state,
+          reason: r.reason,
+          message: r.message,
+          winner: r.winner,
+        }),
+      ),
+    })),
     listTokens: unary(() => ({ tokens: deps.tokens.list().map(tokenInfo) })),
     createToken: unary(
       async (req: {

@@ -23,6 +23,8 @@ Usage:
   switchyard-hub token revoke ID            revoke a join token (its agents are cut off)
   switchyard-hub agents [flags]             connected agents: auth, acked version, pending, lag, NACKs
   switchyard-hub clusters [flags]           clusters: source, view, health, objects
+  switchyard-hub policies [flags]           policies of every cluster: frontend, state (Accepted, or why
+                                            not: Conflict with the winner, InvalidSpec, ServiceNotFound)
   switchyard-hub agent revoke CLUSTER/NODE  revoke an agent's credentials and cut its stream
   switchyard-hub signing-key rotate         new key for agent credentials; connected agents get new
                                             ones within a second; the old key's credentials work until
@@ -76,9 +78,10 @@ serve flags:
 serve flags for the agent port's limits (node:http2; each has a safe default):
 ${LIMIT_HELP}
 
-token, agent, agents, clusters flags:
+token, agent, agents, clusters, policies flags:
   --state-dir DIR         as above
   --state-nats URL        as above (only when no hub runs on --state-dir)
+  --json                  agents, clusters, policies: JSON instead of a table
   --cluster NAME          the cluster the token admits agents to (create)
   --ttl DURATION          e.g. 24h, 7d (create; default 24h, 0 = never expires)
   --description TEXT      free text (create)

@@ -1,12 +1,12 @@
-/** `switchyard-hub agents|clusters [--json]`: what the running hub reports, as tables. */
+/** `switchyard-hub agents|clusters|policies [--json]`: what the running hub reports, as tables. */
 import { parseArgs } from "node:util";
-import type { ListAgentsResponse, ListClustersResponse } from "@switchyard/proto/admin";
+import type { ListAgentsResponse, ListClustersResponse, ListPoliciesResponse } from "@switchyard/proto/admin";
 import { call } from "../admin/admin-server.ts";
 import { fail, runningHub, STATE_FLAGS, table } from "./common.ts";
 import { printHelp } from "./help.ts";
 
-/** `agents` and `clusters`: tables from the running hub. */
-export async function statusCommand(what: "agents" | "clusters", argv: string[]): Promise<void> {
+/** `agents`, `clusters` and `policies`: tables from the running hub. */
+export async function statusCommand(what: "agents" | "clusters" | "policies", argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -38,6 +38,24 @@ export async function statusCommand(what: "agents" | "clusters", argv: string[])
           String(a.acks),
           String(a.nacks),
           a.lastNack,
+        ]);
+      process.stdout.write(table(rows));
+    } else if (what === "policies") {
+      // every policy of every cluster: its frontend, whether it is in force, and why not
+      const { policies } = await call<ListPoliciesResponse>((cb) => hub.listPolicies({}, cb));
+      if (values.json) return void process.stdout.write(`${JSON.stringify(policies, null, 2)}\n`);
+      const rows = [["CLUSTER", "KIND", "POLICY", "GEN", "FRONTEND", "STATE", "REASON", "WINNER", "MESSAGE"]];
+      for (const p of policies)
+        rows.push([
+          p.cluster,
+          p.kind,
+          `${p.namespace}/${p.name}`,
+          String(p.generation),
+          p.frontend || "-",
+          p.state,
+          p.reason || "-",
+          p.winner || "-",
+          p.message,
         ]);
       process.stdout.write(table(rows));
     } else {

@@ -23,6 +23,8 @@ import { World } from "../model/world.ts";
 import { ClusterHealthTracker } from "../sources/health.ts";
 import { ClusterManager } from "../sources/manager.ts";
 import { LastKnownStore, LastKnownWriter } from "../state/last-known.ts";
+import { PolicyBook, PolicyStatusWriter } from "../status/policy-status.ts";
+import { localRedirectVerdicts } from "../translate/local-redirect.ts";
 import { serveFront } from "../transport/front.ts";
 import { LIMIT_SPECS } from "../transport/limits.ts";
 import { tuneGcForStreaming } from "../xds/gc-tuning.ts";
@@ -107,7 +109,15 @@ export async function serve(argv: string[]): Promise<void> {
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
   // each cluster's last known state, shared like the tokens: a restart or a fresh replica starts from it
   const lastKnown = new LastKnownStore(state);
-  const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs, lastKnown);
+  // every policy with the translator's verdict (or why it was refused), written back to its cluster
+  const policies = new PolicyBook(world, localRedirectVerdicts);
+  const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs, lastKnown, policies);
+  const policyStatus = new PolicyStatusWriter(
+    policies,
+    world,
+    (cluster) => clusters.statusClientOf(cluster),
+    log.child({ component: "policy-status" }),
+  );
   const lastKnownWriter = new LastKnownWriter(world, lastKnown, log.child({ component: "last-known" }));
   snapshots.onHold = (view, waitingFor) => {
     if (waitingFor.length > 0)
@@ -214,6 +224,7 @@ export async function serve(argv: string[]): Promise<void> {
       tokens,
       credentials,
       assignments,
+      policies,
     },
     current.stateDir,
   ).catch((e: unknown) =>
@@ -258,6 +269,7 @@ export async function serve(argv: string[]): Promise<void> {
     health.setStatus("", "NOT_SERVING");
     assignments.close();
     snapshots.close();
+    void policyStatus.close();
     metricsServer?.close();
     admin.forceShutdown();
     // remove the socket only if it is still ours (another hub on this state dir may have replaced it)

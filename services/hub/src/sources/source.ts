@@ -90,9 +90,12 @@ export class WorldWriter {
     const policy = isObj(raw) && raw["kind"] === "LocalRedirectPolicy" ? policyIdentity(raw) : undefined;
     if (policy) this.policies?.observed(this.cluster, policy.namespace, policy.name, (raw as Raw)["status"]);
     if (!r.ok) {
+      // a refused policy comes back unchanged after each write of its status: said once
+      const known =
+        policy && this.policies?.rejected(this.cluster, policy, r.error, rawFrontend(raw)) === false;
+      if (known) return false;
       this.rejected++;
       this.log.error({ origin, reason: r.error }, "object rejected");
-      if (policy) this.policies?.rejected(this.cluster, policy, r.error, rawFrontend(raw));
       return false;
     }
     for (const w of r.value.warnings) this.log.warn({ origin, reason: w }, "object partly ignored");

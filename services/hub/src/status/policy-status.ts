@@ -45,13 +45,13 @@ export interface PolicyStatusClient {
 export interface PolicyObserver {
   /** a policy object arrived; `status` is what the cluster holds in its status */
   observed(cluster: string, namespace: string, name: string, status: unknown): void;
-  /** it did not parse: this generation is refused (InvalidSpec) */
+  /** it did not parse: this generation is refused (InvalidSpec); false when this refusal was known already */
   rejected(
     cluster: string,
     policy: { namespace: string; name: string; generation: number },
     message: string,
     frontend: string,
-  ): void;
+  ): boolean;
   /** it parsed (a refusal of an earlier generation is over) */
   parsed(cluster: string, namespace: string, name: string): void;
   removed(cluster: string, namespace: string, name: string): void;
@@ -142,13 +142,14 @@ export class PolicyBook implements PolicyObserver {
     p: { namespace: string; name: string; generation: number },
     message: string,
     frontend: string,
-  ): void {
+  ): boolean {
     const m = of(this.rejections, cluster);
     const k = key(p.namespace, p.name);
     const old = m.get(k);
-    if (old && old.generation === p.generation && old.message === message) return;
+    if (old && old.generation === p.generation && old.message === message) return false;
     m.set(k, { generation: p.generation, message, frontend });
     this.changed();
+    return true;
   }
 
   parsed(cluster: string, namespace: string, name: string): void {
