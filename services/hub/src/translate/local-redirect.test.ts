@@ -225,6 +225,21 @@ describe("LocalRedirectPolicy incremental translation", () => {
     assert.deepEqual([...changed].sort(), ["lrp/edge-a/infra/md-proxy", "svc/edge-a/infra/metadata"]);
   });
 
+  it("a policy waiting for its Service (ServiceNotFound) applies when the Service appears", () => {
+    const { world, t, apply } = live();
+    assert.equal(t.policyVerdicts.get("infra/no-such-service")?.reason, "ServiceNotFound");
+    const svc = world.cluster(CLUSTER).services.get("infra/metadata")!;
+    const changed = apply(() =>
+      world.upsert(CLUSTER, {
+        kind: "Service",
+        value: { ...svc, name: "not-there", clusterIPs: ["10.96.5.9"] },
+      }),
+    );
+    assert.equal(t.policyVerdicts.get("infra/no-such-service")?.reason, "Accepted");
+    assert.ok(changed.has("lrp/edge-a/infra/no-such-service"));
+    assert.ok(changed.has("lrpb/edge-a/infra/no-such-service/node-a"));
+  });
+
   it("a Node's labels leaving a nodeSelector remove that node's resources of the policy", () => {
     const { world, apply } = live();
     const n = world.cluster(CLUSTER).nodes.get("node-a")!;
