@@ -315,6 +315,8 @@ describe("SnapshotCache per-node resources", () => {
     world.upsert("east", { kind: "Pod", value: pod("cache-a", "node-a", false) });
     cache.flush();
     assert.deepEqual([...told], [["node-a", [[A]]]]);
+    const body = cache.get(view, "node-a").overlay?.get(A)?.body;
+    assert.equal(body?.$case === "localBackends" && body.value.pods[0]?.ready, false);
     told.clear();
     new WorldWriter(world, "east", silentLogger()).upsert(service("b", "10.96.0.2"));
     cache.flush();
