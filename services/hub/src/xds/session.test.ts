@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Resource, TrafficDistribution } from "@switchyard/proto/assignment";
+import { type Resource, StreamAssignmentsResponse, TrafficDistribution } from "@switchyard/proto/assignment";
+import { encodeResponse } from "./encode.ts";
 import { AgentSession, type Snapshot } from "./session.ts";
 
 function res(name: string, version: string): Resource {
@@ -585,6 +586,9 @@ describe("AgentSession with a node's own resources (overlay)", () => {
       assert.equal(ms[i]!.resources, other[i]!.resources);
       assert.equal(ms[i]!.nonce, other[i]!.nonce);
     }
+    // the chunks that complete neither view are the same message, bytes included (encoded once for both)
+    const wire = (m: Message) => encodeResponse(m, (x) => StreamAssignmentsResponse.encode(x).finish());
+    for (let i = 0; i < 2; i++) assert.equal(wire(ms[i]!), wire(other[i]!));
     assert.deepEqual(
       ms.map((m) => m.viewComplete),
       [false, false, false, true],

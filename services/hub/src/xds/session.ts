@@ -201,6 +201,8 @@ export class AgentSession {
     // the initial comparison, a chunk at a time
     let out: readonly Resource[] = resources;
     let sharedNonce: string | undefined;
+    /** a shared cold chunk: the snapshot it came from (the view's shared one) */
+    let chunkOf: Snapshot | undefined;
     if (!this.initialScanned && resources.length < max) {
       const shared = snap.base ?? snap;
       if (!this.cursor) {
@@ -225,6 +227,7 @@ export class AgentSession {
         const chunk = this.sharedChunk(shared, this.cursor, max);
         out = chunk.resources;
         sharedNonce = chunk.nonce;
+        chunkOf = shared;
         this.cursorSeen += out.length;
         // the node's own resources follow in the next message; without any, the walk is done
         if (this.cursorSeen >= this.sharedTotal) {
@@ -267,10 +270,13 @@ export class AgentSession {
       for (const n of removed) this.rejected.delete(n);
     }
     this.owesComplete = !complete;
-    this.inflight = { nonce, systemVersion: snap.version, sent: out, removed: removed.length, complete };
+    // a shared chunk that does not complete the view carries the shared version: byte for byte everyone's
+    // message, whether or not the agent has resources of its own (only a complete message's version counts)
+    const systemVersion = chunkOf !== undefined && !complete ? chunkOf.version : snap.version;
+    this.inflight = { nonce, systemVersion, sent: out, removed: removed.length, complete };
     return {
       nonce,
-      systemVersion: snap.version,
+      systemVersion,
       welcome: undefined,
       credential: undefined,
       // a shared chunk: nobody writes into a message's resources
