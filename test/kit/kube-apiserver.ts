@@ -128,6 +128,8 @@ export class FakeKubeApiServer {
   mcsInstalled = true;
   /** false: the LocalRedirectPolicy CRD is not installed (404) */
   policiesInstalled = true;
+  /** kinds the client may not list or watch (403 Forbidden, as RBAC answers) */
+  forbidden = new Set<Kind>();
   /** status patches received, in order */
   statusPatches: Array<{ namespace: string; name: string; contentType: string; body: unknown }> = [];
   private down = false;
@@ -337,6 +339,10 @@ users:
         namespace = m[1];
         break;
       }
+    }
+    if (route && this.forbidden.has(route.kind)) {
+      this.status(res, 403, "Forbidden", `cannot list resource of kind ${route.kind}: forbidden by RBAC`);
+      return;
     }
     if (
       !route ||

@@ -43,8 +43,13 @@ type Spec = {
   kind: KubeKind;
   path: string;
   list: () => Promise<k8s.KubernetesListObject<AnyObj>>;
-  /** a CRD that may not be installed: a 404 is not an outage */
+  /** a CRD that may not be installed: its failures are not an outage */
   optional: boolean;
+  /**
+   * answers that mean "none of this kind here" rather than a failure: 404 (the CRD is not
+   * installed), 403 (the hub's RBAC does not grant it: said, and none is seen until it is)
+   */
+  absentOn: readonly number[];
   /** what the informer's cache keeps of each object (default: all of it) */
   compact?: (o: unknown) => Record<string, unknown>;
 };
@@ -101,31 +106,37 @@ export class KubeSource implements ClusterSource {
         path: "/api/v1/services",
         list: () => core.listServiceForAllNamespaces(),
         optional: false,
+        absentOn: [],
       },
       {
         kind: "EndpointSlice",
         path: "/apis/discovery.k8s.io/v1/endpointslices",
         list: () => discovery.listEndpointSliceForAllNamespaces(),
         optional: false,
+        absentOn: [],
       },
-      { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode(), optional: false },
+      { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode(), optional: false, absentOn: [] },
       {
         kind: "ServiceExport",
         path: `/apis/${MCS.group}/${MCS.version}/serviceexports`,
         list: mcs("serviceexports"),
         optional: true,
+        absentOn: [404],
       },
       {
         kind: "ServiceImport",
         path: `/apis/${MCS.group}/${MCS.version}/serviceimports`,
         list: mcs("serviceimports"),
         optional: true,
+        absentOn: [404],
       },
       {
         kind: "Pod",
         path: "/api/v1/pods",
         list: () => core.listPodForAllNamespaces(),
         optional: false,
+        // a hub deployed with the RBAC of before policies: its Services keep working, policies get no pods
+        absentOn: [403],
         compact: compactPod,
       },
       {
@@ -133,6 +144,7 @@ export class KubeSource implements ClusterSource {
         path: `/apis/${POLICY_API.group}/${POLICY_API.version}/localredirectpolicies`,
         list: crd(POLICY_API, "localredirectpolicies"),
         optional: true,
+        absentOn: [404, 403],
       },
     ];
     this.scheduleProbe(this.kc.makeApiClient(k8s.VersionApi));
@@ -194,7 +206,8 @@ export class KubeSource implements ClusterSource {
     });
     let backoff = 500;
     let errors = 0;
-    let crdMissing = false;
+    /** why none of this kind is seen (404, 403), until a listing succeeds */
+    let absent: number | undefined;
     informer.on("connect", () => {
       backoff = 500;
     });
@@ -202,10 +215,19 @@ export class KubeSource implements ClusterSource {
       errors++;
       if (this.stopped) return;
       let retryMs = backoff;
-      if (optional && statusOf(e) === 404) {
-        // the CRD is not installed: not an outage; look again now and then
-        if (!crdMissing) this.log.info({ kind }, "CRD not installed in this cluster; checking again later");
-        crdMissing = true;
+      const code = statusOf(e);
+      if (code !== undefined && spec.absentOn.includes(code)) {
+        // not installed or not permitted: not an outage; look again now and then
+        if (absent !== code) {
+          if (code === 404)
+            this.log.info({ kind }, "CRD not installed in this cluster; checking again later");
+          else
+            this.log.warn(
+              { kind, path: spec.path },
+              "not permitted to list and watch this kind (403): none is seen; grant it (deploy/rbac/hub.yaml)",
+            );
+        }
+        absent = code;
         // none of that kind can exist: restored ones are gone
         this.writer.listed(kind);
         retryMs = this.maxBackoffMs;
@@ -223,9 +245,9 @@ export class KubeSource implements ClusterSource {
           .then(() => {
             // start() resolves once the list and the new watch are in place; no error meanwhile = reachable
             if (errors !== before || this.stopped) return;
-            if (crdMissing) {
-              crdMissing = false;
-              this.log.info({ kind }, "CRD found; watching");
+            if (absent !== undefined) {
+              this.log.info({ kind }, absent === 404 ? "CRD found; watching" : "permitted now; watching");
+              absent = undefined;
             }
             this.writer.listed(kind);
             if (!optional) this.setDown(kind, undefined);
@@ -235,7 +257,7 @@ export class KubeSource implements ClusterSource {
       this.timers.add(t);
     });
     await informer.start();
-    const listed = errors === 0 || (optional && crdMissing);
+    const listed = errors === 0 || absent !== undefined;
     if (listed && !this.stopped) this.writer.listed(kind);
     return listed;
   }

@@ -1,0 +1,161 @@
+/**
+ * KubeSource with the real client-node against the test API server, in
+ * process: Pods and LocalRedirectPolicies listed and watched, a policy CRD
+ * that is not installed or Pods the RBAC does not grant are not an outage
+ * (and are picked up once they are), and a policy's status written with a
+ * merge patch of the status subresource.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import pino from "pino";
+import { FakeKubeApiServer } from "../../../../test/kit/kube-apiserver.ts";
+import { waitUntil } from "../../../../test/kit/proc.ts";
+import { World } from "../model/world.ts";
+import type { ClusterHealthTracker } from "./health.ts";
+import { KubeSource } from "./kube.ts";
+import { WorldWriter } from "./source.ts";
+
+function pod(name: string, ready: boolean, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: "kube-system", uid: `uid-${name}`, labels: { app: "nl-dns" } },
+    spec: {
+      nodeName: "n1",
+      containers: [{ name: "dns", image: "x", ports: [{ name: "dns", containerPort: 53, protocol: "UDP" }] }],
+    },
+    status: {
+      podIPs: [{ ip: "10.0.0.5" }],
+      conditions: [{ type: "Ready", status: ready ? "True" : "False" }],
+      ...extra,
+    },
+  };
+}
+
+function policy(name: string) {
+  return {
+    apiVersion: "switchyard.io/v1alpha1",
+    kind: "LocalRedirectPolicy",
+    metadata: { name, namespace: "kube-system" },
+    spec: {
+      frontend: { service: { name: "kube-dns", ports: ["dns"] } },
+      backend: {
+        selector: { matchLabels: { app: "nl-dns" } },
+        toPorts: [{ name: "dns", port: 53, protocol: "UDP" }],
+      },
+    },
+  };
+}
+
+describe("KubeSource: Pods, LocalRedirectPolicies and policy status against the test API server", () => {
+  let api: FakeKubeApiServer;
+  let dir: string;
+  const sources: KubeSource[] = [];
+  before(async () => {
+    api = new FakeKubeApiServer();
+    api.mcsInstalled = false;
+    await api.start();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-kube-source-"));
+  });
+  after(async () => {
+    await Promise.all(sources.map((s) => s.stop()));
+    await api.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function start(name: string) {
+    const world = new World();
+    const health: string[] = [];
+    const tracker = {
+      report: (_c: string, up: boolean, reason?: string) => health.push(up ? "up" : `down: ${reason}`),
+      synced: () => {},
+    } as unknown as ClusterHealthTracker;
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
+    const writer = new WorldWriter(world, name, log, tracker);
+    const source = new KubeSource(writer, log, {
+      kubeconfig: api.writeKubeconfig(dir, name),
+      maxBackoffMs: 200,
+    });
+    sources.push(source);
+    return { world, health, lines, source, cluster: () => world.cluster(name) };
+  }
+
+  it("lists and watches Pods and policies; a Pod update that changes nothing kept does not touch the world", async () => {
+    api.apply(pod("dns-a", true));
+    api.apply(policy("nl-dns"));
+    const s = start("a");
+    assert.equal(await s.source.start(), true);
+    assert.equal(s.cluster().sync, "synced");
+    assert.equal(s.cluster().pods.get("kube-system/dns-a")?.ready, true);
+    assert.equal(s.cluster().localRedirects.get("kube-system/nl-dns")?.generation, 1);
+    api.apply(pod("dns-a", false));
+    await waitUntil("the Pod is not ready", () =>
+      s.cluster().pods.get("kube-system/dns-a")?.ready === false ? true : undefined,
+    );
+    const gen = s.cluster().generation;
+    // a restart count or a new condition: nothing the hub keeps
+    api.apply(pod("dns-a", false, { containerStatuses: [{ name: "dns", restartCount: 4 }] }));
+    api.apply(pod("dns-b", true));
+    await waitUntil("the second Pod", () => s.cluster().pods.get("kube-system/dns-b"));
+    assert.equal(s.cluster().generation, gen + 1, "only the new Pod changed the world");
+    api.delete("Pod", "kube-system", "dns-b");
+    await waitUntil("the Pod is gone", () => (s.cluster().pods.has("kube-system/dns-b") ? undefined : true));
+    assert.deepEqual(s.health, []);
+  });
+
+  it("writes a policy's status with a merge patch of the status subresource (404 for a missing one)", async () => {
+    const s = start("b");
+    await s.source.start();
+    const client = s.source.policyStatusClient();
+    const status = {
+      observedGeneration: 1,
+      frontend: "10.96.0.10:53/UDP",
+      conditions: [
+        {
+          type: "Accepted" as const,
+          status: "True" as const,
+          reason: "Accepted" as const,
+          message: "redirects 10.96.0.10:53/UDP",
+          observedGeneration: 1,
+          lastTransitionTime: "2026-01-01T00:00:00.000Z",
+        },
+      ],
+    };
+    await client.patchStatus("kube-system", "nl-dns", status);
+    const p = api.statusPatches.at(-1)!;
+    assert.equal(p.contentType.split(";")[0], "application/merge-patch+json");
+    assert.deepEqual(p.body, { status });
+    const stored = api.get("LocalRedirectPolicy", "kube-system", "nl-dns")!;
+    assert.deepEqual(stored["status"], status);
+    assert.equal(stored.metadata["generation"], 1, "a status write is not a new generation");
+    await assert.rejects(
+      client.patchStatus("kube-system", "nowhere", status),
+      (e: { code?: number; statusCode?: number }) => {
+        assert.equal(e.code ?? e.statusCode, 404);
+        return true;
+      },
+    );
+  });
+
+  it("a policy CRD not installed and Pods not granted are not an outage; both are seen once they are", async () => {
+    api.policiesInstalled = false;
+    api.forbidden.add("Pod");
+    const s = start("c");
+    assert.equal(await s.source.start(), true, "listed: what cannot be seen counts as none");
+    assert.equal(s.cluster().sync, "synced");
+    assert.deepEqual(s.health, [], "never unreachable");
+    assert.equal(s.cluster().pods.size + s.cluster().localRedirects.size, 0);
+    assert.match(s.lines.join(""), /"kind":"Pod"[^\n]*not permitted to list and watch this kind \(403\)/);
+    assert.match(s.lines.join(""), /"kind":"LocalRedirectPolicy"[^\n]*CRD not installed/);
+    api.policiesInstalled = true;
+    api.forbidden.delete("Pod");
+    await waitUntil("Pods and the policy seen", () =>
+      s.cluster().pods.size > 0 && s.cluster().localRedirects.size > 0 ? true : undefined,
+    );
+    assert.deepEqual(s.health, []);
+  });
+});
