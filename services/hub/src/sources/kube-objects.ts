@@ -515,7 +515,7 @@ function selectorIsEmpty(s: LabelSelector): boolean {
 /** The identity of a policy object, even of one that does not parse (for its status). */
 export function policyIdentity(
   o: unknown,
-): { namespace: string; name: string; generation: number } | undefined {
+): { namespace: string; name: string; uid: string; generation: number } | undefined {
   if (!isObj(o) || !isObj(o["metadata"])) return undefined;
   const md = o["metadata"];
   const name = str(md["name"]);
@@ -524,6 +524,7 @@ export function policyIdentity(
   return {
     namespace: str(md["namespace"]) ?? "default",
     name,
+    uid: str(md["uid"]) ?? "",
     generation: typeof g === "number" && Number.isInteger(g) && g >= 0 ? g : 0,
   };
 }

@@ -205,6 +205,24 @@ describe("policy status", () => {
     await writer.close();
   });
 
+  it("a policy deleted and made again under its name (another uid) gets its status written again", async () => {
+    const { client, writer, w } = setup({ judge });
+    const made = (uid: string) => {
+      const o = policy("dns");
+      Object.assign(o.metadata, { uid });
+      return o;
+    };
+    w.upsert(made("u-1"));
+    await writer.flush();
+    assert.equal(client.patches.length, 1);
+    // within one debounce window: the writer never sees it gone
+    w.remove("LocalRedirectPolicy", "kube-system", "dns");
+    w.upsert(made("u-2"));
+    await writer.flush();
+    assert.equal(client.patches.length, 2, "the new object has no status yet");
+    await writer.close();
+  });
+
   it("a status patch that changes nothing else does not touch the world (no rebuild)", () => {
     const { world, w } = setup({ judge });
     w.upsert(policy("dns"));

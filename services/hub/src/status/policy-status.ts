@@ -48,7 +48,7 @@ export interface PolicyObserver {
   /** it did not parse: this generation is refused (InvalidSpec); false when this refusal was known already */
   rejected(
     cluster: string,
-    policy: { namespace: string; name: string; generation: number },
+    policy: { namespace: string; name: string; uid: string; generation: number },
     message: string,
     frontend: string,
   ): boolean;
@@ -71,6 +71,8 @@ export type PolicyRow = {
   kind: "LocalRedirectPolicy";
   namespace: string;
   name: string;
+  /** metadata.uid: a policy deleted and made again under its name is another one ("" where a source has none) */
+  uid: string;
   generation: number;
   frontend: string;
   /** Pending: valid, not judged yet */
@@ -81,7 +83,7 @@ export type PolicyRow = {
   nodes: number | undefined;
 };
 
-type Rejection = { generation: number; message: string; frontend: string };
+type Rejection = { uid: string; generation: number; message: string; frontend: string };
 
 /** "svc kube-dns [dns,53]" / "169.254.20.10:53/UDP,53/TCP": a policy's frontend from its spec. */
 export function describeFrontend(p: LocalRedirectPolicy): string {
@@ -139,15 +141,15 @@ export class PolicyBook implements PolicyObserver {
 
   rejected(
     cluster: string,
-    p: { namespace: string; name: string; generation: number },
+    p: { namespace: string; name: string; uid: string; generation: number },
     message: string,
     frontend: string,
   ): boolean {
     const m = of(this.rejections, cluster);
     const k = key(p.namespace, p.name);
     const old = m.get(k);
-    if (old && old.generation === p.generation && old.message === message) return false;
-    m.set(k, { generation: p.generation, message, frontend });
+    if (old && old.uid === p.uid && old.generation === p.generation && old.message === message) return false;
+    m.set(k, { uid: p.uid, generation: p.generation, message, frontend });
     this.changed();
     return true;
   }
@@ -182,6 +184,7 @@ export class PolicyBook implements PolicyObserver {
           kind: "LocalRedirectPolicy",
           namespace: p.namespace,
           name: p.name,
+          uid: p.uid,
           generation: p.generation,
           frontend: v?.frontends.length ? v.frontends.join(",") : describeFrontend(p),
           state: v ? (v.reason === "Accepted" ? "Accepted" : "NotAccepted") : "Pending",
@@ -201,6 +204,7 @@ export class PolicyBook implements PolicyObserver {
           kind: "LocalRedirectPolicy",
           namespace,
           name,
+          uid: r.uid,
           generation: r.generation,
           frontend: r.frontend,
           state: "NotAccepted",
@@ -303,7 +307,7 @@ export class PolicyStatusWriter {
   private readonly retryMs: number;
   private readonly concurrency: number;
   private readonly now: () => Date;
-  /** per "cluster/ns/name": the fingerprint last written and its status */
+  /** per "cluster/ns/name/uid": the fingerprint last written and its status */
   private readonly written = new Map<string, { fp: string; status: PolicyStatus }>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
@@ -355,7 +359,7 @@ export class PolicyStatusWriter {
       if (c?.sync !== "synced" || c.health.stale) continue;
       const client = this.clientOf(row.cluster);
       if (!client) continue;
-      const k = `${row.cluster}/${row.namespace}/${row.name}`;
+      const k = `${row.cluster}/${row.namespace}/${row.name}/${row.uid}`;
       live.add(k);
       const want = computePolicyStatus(row, now);
       if (!want) continue;
