@@ -196,6 +196,16 @@ spec:
       table,
       /west\s+LocalRedirectPolicy\s+kube-system\/late-dns\s+1\s+\S+\s+NotAccepted\s+Conflict\s+kube-system\/node-local-dns/,
     );
+    const clusters = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, HUB), "clusters", "--json", "--state-dir", stack.stateDir],
+        {
+          encoding: "utf8",
+        },
+      ),
+    ) as Array<{ name: string; localRedirectPolicies: number; pods: number }>;
+    assert.equal(clusters.find((c) => c.name === "west")?.localRedirectPolicies, 3, "the three valid ones");
     // the winner goes: the next one takes over
     api.delete("LocalRedirectPolicy", "kube-system", "node-local-dns");
     await accepted("late-dns", "Accepted");

@@ -83,6 +83,10 @@ export interface ClusterInfo {
   endpointSlices: number;
   nodes: number;
   rejectedObjects: number;
+  /** Pods kept (compact: only what policies read). */
+  pods: number;
+  /** LocalRedirectPolicies with a valid spec (refused ones: `switchyard-hub policies`). */
+  localRedirectPolicies: number;
 }
 
 /** ListPoliciesRequest has no fields. */
@@ -774,6 +778,8 @@ function createBaseClusterInfo(): ClusterInfo {
     endpointSlices: 0,
     nodes: 0,
     rejectedObjects: 0,
+    pods: 0,
+    localRedirectPolicies: 0,
   };
 }
 
@@ -811,6 +817,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.rejectedObjects !== 0) {
       writer.uint32(88).uint32(message.rejectedObjects);
+    }
+    if (message.pods !== 0) {
+      writer.uint32(96).uint32(message.pods);
+    }
+    if (message.localRedirectPolicies !== 0) {
+      writer.uint32(104).uint32(message.localRedirectPolicies);
     }
     return writer;
   },
@@ -916,6 +928,22 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.rejectedObjects = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.pods = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.localRedirectPolicies = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -952,6 +980,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         ? globalThis.Number(object.rejectedObjects)
         : isSet(object.rejected_objects)
         ? globalThis.Number(object.rejected_objects)
+        : 0,
+      pods: isSet(object.pods) ? globalThis.Number(object.pods) : 0,
+      localRedirectPolicies: isSet(object.localRedirectPolicies)
+        ? globalThis.Number(object.localRedirectPolicies)
+        : isSet(object.local_redirect_policies)
+        ? globalThis.Number(object.local_redirect_policies)
         : 0,
     };
   },
@@ -991,6 +1025,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.rejectedObjects !== 0) {
       obj.rejectedObjects = Math.round(message.rejectedObjects);
     }
+    if (message.pods !== 0) {
+      obj.pods = Math.round(message.pods);
+    }
+    if (message.localRedirectPolicies !== 0) {
+      obj.localRedirectPolicies = Math.round(message.localRedirectPolicies);
+    }
     return obj;
   },
 
@@ -1010,6 +1050,8 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.endpointSlices = object.endpointSlices ?? 0;
     message.nodes = object.nodes ?? 0;
     message.rejectedObjects = object.rejectedObjects ?? 0;
+    message.pods = object.pods ?? 0;
+    message.localRedirectPolicies = object.localRedirectPolicies ?? 0;
     return message;
   },
 };

@@ -120,6 +120,8 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         endpointSlices: st?.slices.size ?? 0,
         nodes: st?.nodes.size ?? 0,
         rejectedObjects: rejected.get(c.name) ?? 0,
+        pods: st?.pods.size ?? 0,
+        localRedirectPolicies: st?.localRedirects.size ?? 0,
       };
     });
   };

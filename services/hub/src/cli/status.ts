@@ -62,7 +62,19 @@ export async function statusCommand(what: "agents" | "clusters" | "policies", ar
       const { clusters } = await call<ListClustersResponse>((cb) => hub.listClusters({}, cb));
       if (values.json) return void process.stdout.write(`${JSON.stringify(clusters, null, 2)}\n`);
       const rows = [
-        ["NAME", "SOURCE", "IMPORTS", "HEALTH", "SERVICES", "SLICES", "NODES", "REJECTED", "REASON"],
+        [
+          "NAME",
+          "SOURCE",
+          "IMPORTS",
+          "HEALTH",
+          "SERVICES",
+          "SLICES",
+          "NODES",
+          "PODS",
+          "POLICIES",
+          "REJECTED",
+          "REASON",
+        ],
       ];
       for (const c of clusters)
         rows.push([
@@ -77,6 +89,8 @@ export async function statusCommand(what: "agents" | "clusters" | "policies", ar
           String(c.services),
           String(c.endpointSlices),
           String(c.nodes),
+          String(c.pods),
+          String(c.localRedirectPolicies),
           String(c.rejectedObjects),
           c.reason,
         ]);
