@@ -6,7 +6,8 @@
  * disturbed (the agent's Service still resolves); a valid policy is
  * Accepted, a second one on the same Service gets Conflict naming the
  * winner, a policy on a missing Service ServiceNotFound; fixing the bad one
- * is an update in place (a new generation, Accepted).
+ * is an update in place (a new generation, Accepted); status.nodes counts
+ * the node whose agent holds it.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -27,7 +28,7 @@ type Condition = {
   message: string;
   observedGeneration: number;
 };
-type Status = { observedGeneration?: number; frontend?: string; conditions?: Condition[] };
+type Status = { observedGeneration?: number; frontend?: string; nodes?: number; conditions?: Condition[] };
 type PolicyInfo = {
   cluster: string;
   namespace: string;
@@ -185,6 +186,10 @@ spec:
     const ok = await accepted("node-local-dns", "Accepted");
     assert.equal(ok.status, "True");
     assert.match(statusOf("node-local-dns").frontend ?? "", /10\.96\.0\.10:53\/UDP/);
+    // the agent of node-1 holds the view with it (it ACKed): counted
+    await waitUntil("status.nodes counts node-1", () =>
+      statusOf("node-local-dns").nodes === 1 ? true : undefined,
+    );
     const lost = await accepted("late-dns", "Conflict");
     assert.match(lost.message, /kube-system\/node-local-dns holds/);
     await accepted("no-svc", "ServiceNotFound");

@@ -112,12 +112,6 @@ export async function serve(argv: string[]): Promise<void> {
   // every policy with the translator's verdict (or why it was refused), written back to its cluster
   const policies = new PolicyBook(world, localRedirectVerdicts);
   const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs, lastKnown, policies);
-  const policyStatus = new PolicyStatusWriter(
-    policies,
-    world,
-    (cluster) => clusters.statusClientOf(cluster),
-    log.child({ component: "policy-status" }),
-  );
   const lastKnownWriter = new LastKnownWriter(world, lastKnown, log.child({ component: "last-known" }));
   snapshots.onHold = (view, waitingFor) => {
     if (waitingFor.length > 0)
@@ -162,8 +156,32 @@ export async function serve(argv: string[]): Promise<void> {
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
     log: log.child({ component: "assignments" }),
   });
-  assignments.convergence.onConverged = (view, ms, agents) =>
+  const policyStatus = new PolicyStatusWriter(
+    policies,
+    world,
+    (cluster) => clusters.statusClientOf(cluster),
+    log.child({ component: "policy-status" }),
+    {
+      // status.nodes: this hub's agents that hold their whole view; replicas (shared state) each see
+      // only their own agents and would overwrite each other's counts, so they do not write it
+      ...(values["state-nats"].length === 0
+        ? {
+            nodesOf: (cluster: string) =>
+              assignments
+                .status()
+                .filter(
+                  (a) => a.cluster === cluster && a.ackedVersion !== "" && a.ackedVersion === a.viewVersion,
+                )
+                .map((a) => a.node),
+          }
+        : {}),
+    },
+  );
+  assignments.convergence.onConverged = (view, ms, agents) => {
     log.info({ component: "assignments", view, agents, ms: Math.round(ms * 10) / 10 }, "view converged");
+    // every agent of the view holds it now: policies' status.nodes may have moved
+    policyStatus.recount();
+  };
   const health = addIntrospection(server);
 
   const tls = values["tls-cert"]

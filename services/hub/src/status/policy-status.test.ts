@@ -223,6 +223,32 @@ describe("policy status", () => {
     await writer.close();
   });
 
+  it("status.nodes counts the nodes whose agents hold the view, those its nodeSelector takes", async () => {
+    const world = new World();
+    const book = new PolicyBook(world, judge);
+    const client = new FakeStatusClient();
+    let holding = ["n1", "n2"];
+    const writer = new PolicyStatusWriter(book, world, () => client, silentLogger(), {
+      debounceMs: 60_000,
+      nodesOf: () => holding,
+    });
+    const w = new WorldWriter(world, "east", silentLogger(), undefined, book);
+    for (const k of KINDS) w.listed(k);
+    w.upsert({ kind: "Node", metadata: { name: "n1", labels: { dns: "on" } } });
+    w.upsert({ kind: "Node", metadata: { name: "n2" } });
+    w.upsert(policy("all"));
+    w.upsert(policy("some", { nodeSelector: { matchLabels: { dns: "on" } } }));
+    w.upsert(policy("loser-1"));
+    await writer.flush();
+    const nodes = () => Object.fromEntries(client.patches.map((p) => [p.name, p.status.nodes]));
+    assert.deepEqual(nodes(), { all: 2, some: 1, "loser-1": undefined });
+    holding = ["n1", "n2", "n3"];
+    client.patches = [];
+    await writer.flush();
+    assert.deepEqual(nodes(), { all: 3 }, "only what changed is written");
+    await writer.close();
+  });
+
   it("a status patch that changes nothing else does not touch the world (no rebuild)", () => {
     const { world, w } = setup({ judge });
     w.upsert(policy("dns"));

@@ -17,6 +17,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { LocalRedirectPolicy, PolicyVerdict } from "../model/types.ts";
 import type { ClusterState, World } from "../model/world.ts";
+import { selectorMatches } from "../translate/local-redirect.ts";
 
 export type PolicyReason = PolicyVerdict["reason"];
 
@@ -295,6 +296,13 @@ export type PolicyStatusWriterOptions = {
   retryMs?: number;
   /** patches in flight at once (default 8) */
   concurrency?: number;
+  /**
+   * The nodes whose agents hold the cluster's current view (ACKed it whole): an Accepted
+   * policy's `status.nodes` counts those its nodeSelector takes. Without it `nodes` is not written.
+   */
+  nodesOf?: (cluster: string) => readonly string[];
+  /** how often `nodes` is counted again when nothing else changed (default 60 s: agents ACK all the time) */
+  nodesRefreshMs?: number;
   now?: () => Date;
 };
 
@@ -307,6 +315,8 @@ export class PolicyStatusWriter {
   private readonly retryMs: number;
   private readonly concurrency: number;
   private readonly now: () => Date;
+  private readonly nodesOf: ((cluster: string) => readonly string[]) | undefined;
+  private readonly refresh: NodeJS.Timeout | undefined;
   /** per "cluster/ns/name/uid": the fingerprint last written and its status */
   private readonly written = new Map<string, { fp: string; status: PolicyStatus }>();
   private timer: NodeJS.Timeout | undefined;
@@ -331,7 +341,12 @@ export class PolicyStatusWriter {
     this.retryMs = opts.retryMs ?? 5_000;
     this.concurrency = opts.concurrency ?? 8;
     this.now = opts.now ?? (() => new Date());
+    this.nodesOf = opts.nodesOf;
     this.unsubscribe = [book.onChange(() => this.schedule(this.debounceMs))];
+    if (this.nodesOf) {
+      this.refresh = setInterval(() => void this.flush(), opts.nodesRefreshMs ?? 60_000);
+      this.refresh.unref();
+    }
   }
 
   private schedule(ms: number): void {
@@ -341,6 +356,11 @@ export class PolicyStatusWriter {
       void this.flush();
     }, ms);
     this.timer.unref();
+  }
+
+  /** The agents' views moved (e.g. a view converged): `nodes` is counted again soon. */
+  recount(): void {
+    if (this.nodesOf) this.schedule(this.debounceMs);
   }
 
   /** Writes every status that differs from what its cluster holds; resolves when done. */
@@ -353,6 +373,7 @@ export class PolicyStatusWriter {
     const now = this.now().toISOString();
     const todo: Array<() => Promise<boolean>> = [];
     const live = new Set<string>();
+    const nodes = new Map<string, readonly string[]>();
     for (const row of this.book.rows()) {
       const c = this.world.clusters.get(row.cluster);
       // not before the listing (the cluster's statuses are not known yet), not while it cannot be reached
@@ -361,6 +382,13 @@ export class PolicyStatusWriter {
       if (!client) continue;
       const k = `${row.cluster}/${row.namespace}/${row.name}/${row.uid}`;
       live.add(k);
+      if (this.nodesOf && row.state === "Accepted") {
+        if (!nodes.has(row.cluster)) nodes.set(row.cluster, this.nodesOf(row.cluster));
+        const sel = c.localRedirects.get(`${row.namespace}/${row.name}`)?.nodeSelector;
+        row.nodes = sel
+          ? nodes.get(row.cluster)!.filter((n) => selectorMatches(sel, c.nodes.get(n)?.labels ?? {})).length
+          : nodes.get(row.cluster)!.length;
+      }
       const want = computePolicyStatus(row, now);
       if (!want) continue;
       const fp = fingerprint(want);
@@ -406,6 +434,7 @@ export class PolicyStatusWriter {
     this.closed = true;
     for (const u of this.unsubscribe) u();
     clearTimeout(this.timer);
+    clearInterval(this.refresh);
     await this.running;
   }
 }
