@@ -249,6 +249,15 @@ describe("policy status", () => {
     await writer.close();
   });
 
+  it("a cluster that leaves takes its refusals with it (they do not come back with a cluster of its name)", () => {
+    const { world, book, w } = setup();
+    w.upsert(policy("bad", BOTH));
+    assert.equal(book.rows().length, 1);
+    world.removeCluster("east");
+    world.cluster("east");
+    assert.deepEqual(book.rows(), []);
+  });
+
   it("a status patch that changes nothing else does not touch the world (no rebuild)", () => {
     const { world, w } = setup({ judge });
     w.upsert(policy("dns"));

@@ -116,6 +116,12 @@ export class PolicyBook implements PolicyObserver {
     this.world = world;
     this.judge = judge;
     world.onChange((cluster, change) => {
+      if (change === undefined && !world.clusters.has(cluster)) {
+        // the cluster left: what was said of its policies goes with it
+        this.rejections.delete(cluster);
+        this.statuses.delete(cluster);
+        this.verdicts.delete(cluster);
+      }
       if (change === undefined || JUDGED_ON.has(change.kind)) {
         this.stale.add(cluster);
         this.changed();
