@@ -436,6 +436,19 @@ describe("deploy/ YAML", () => {
       if (s["items"]) check(s["items"] as Record<string, unknown>, `${at}[]`);
     };
     check(v.schema.openAPIV3Schema, "schema");
+    // int-or-string takes exactly anyOf [integer, string] (apiextensions' structural rule), ranges in CEL
+    const intOrString: unknown[] = [];
+    const walk = (x: unknown): void => {
+      if (Array.isArray(x)) x.forEach(walk);
+      else if (x && typeof x === "object") {
+        const o = x as Record<string, unknown>;
+        if (o["x-kubernetes-int-or-string"]) intOrString.push(o["anyOf"]);
+        Object.values(o).forEach(walk);
+      }
+    };
+    walk(v.schema);
+    assert.equal(intOrString.length, 2);
+    for (const a of intOrString) assert.deepEqual(a, [{ type: "integer" }, { type: "string" }]);
   });
 
   it("the hub's RBAC reads Pods and policies and patches policies' status only", () => {
