@@ -66,6 +66,7 @@ describe("LocalRedirectPolicies: sources, verdicts, status and the policies comm
   let stack: Stack;
   let api: FakeKubeApiServer;
   let dir: string;
+  let metricsUrl: string;
 
   const cli = (...args: string[]) =>
     execFileSync(
@@ -132,7 +133,11 @@ spec:
     );
     const kubeconfig = api.writeKubeconfig(stack.stateDir, "west");
     const token = stack.createToken("west");
-    await stack.startHub([`west=kubeconfig:${kubeconfig}`, `edge=dir:${dir}`]);
+    const hub = await stack.startHub(
+      [`west=kubeconfig:${kubeconfig}`, `edge=dir:${dir}`],
+      ["--metrics-listen", "127.0.0.1:0"],
+    );
+    metricsUrl = (await hub.waitFor(/metrics (http:\/\/\S+)/))[1]!;
     await stack.startAgent(token);
     await waitUntil("the Service resolves", async () => {
       const p = await stack.probe(VIP, 9000);
@@ -175,6 +180,12 @@ spec:
       "directories: never written",
     );
     assert.ok(api.statusPatches.every((p) => p.contentType.startsWith("application/merge-patch+json")));
+    const metrics = await (await fetch(metricsUrl)).text();
+    assert.match(
+      metrics,
+      /switchyard_hub_policies\{cluster="west",kind="LocalRedirectPolicy",state="NotAccepted",reason="InvalidSpec"\} 1/,
+    );
+    assert.match(metrics, /switchyard_hub_cluster_objects\{cluster="west",kind="Pod"\} 0/);
     const p = await stack.probe(VIP, 9000);
     assert.ok(p.ok && p.reply.startsWith("pod-a "), "the Service still resolves");
   });

@@ -1,12 +1,13 @@
 /**
  * The hub's Prometheus metrics, read from live state at scrape time
- * (nothing is counted twice): cluster health and size, agents, NACKs, and
- * the process (RSS, CPU, event loop).
+ * (nothing is counted twice): cluster health and size, policies by state,
+ * agents, NACKs, and the process (RSS, CPU, event loop).
  */
 import http from "node:http";
 import client from "prom-client";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
+import type { PolicyBook } from "../status/policy-status.ts";
 import type { Front } from "../transport/front.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
 import type { SnapshotCache } from "../xds/snapshots.ts";
@@ -19,6 +20,8 @@ export function createHubMetrics(deps: {
   snapshots?: Pick<SnapshotCache, "held" | "viewKeys">;
   /** the port's streams per serving thread */
   front?: Pick<Front, "openStreams">;
+  /** every policy with its verdict */
+  policies?: Pick<PolicyBook, "rows">;
   now?: () => number;
 }): client.Registry {
   const { world, clusters, assignments, snapshots, front } = deps;
@@ -75,6 +78,18 @@ export function createHubMetrics(deps: {
     },
   });
   new client.Gauge({
+    name: "switchyard_hub_policies",
+    help: "policies per cluster, kind, state (Accepted, NotAccepted, Pending) and reason (Conflict, InvalidSpec, ServiceNotFound, …)",
+    labelNames: ["cluster", "kind", "state", "reason"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const r of deps.policies?.rows() ?? [])
+          this.inc({ cluster: r.cluster, kind: r.kind, state: r.state, reason: r.reason || "none" });
+      });
+    },
+  });
+  new client.Gauge({
     name: "switchyard_hub_view_held",
     help: "1 while a view waits for a cluster the hub has not seen yet: its agents are sent nothing and keep what they hold",
     labelNames: ["view"],
@@ -99,6 +114,8 @@ export function createHubMetrics(deps: {
           this.set({ cluster: c.name, kind: "Node" }, c.nodes.size);
           this.set({ cluster: c.name, kind: "ServiceExport" }, c.exports.size);
           this.set({ cluster: c.name, kind: "ServiceImport" }, c.imports.size);
+          this.set({ cluster: c.name, kind: "Pod" }, c.pods.size);
+          this.set({ cluster: c.name, kind: "LocalRedirectPolicy" }, c.localRedirects.size);
         }
       });
     },

@@ -223,7 +223,7 @@ export async function serve(argv: string[]): Promise<void> {
     const m = parseListen(current.metricsListen);
     if (!m.ok) fail(m.error);
     metricsServer = await serveMetrics(
-      createHubMetrics({ world, clusters, assignments, snapshots, front }),
+      createHubMetrics({ world, clusters, assignments, snapshots, front, policies }),
       m.value.host,
       m.value.port,
     ).catch((e: unknown) =>
