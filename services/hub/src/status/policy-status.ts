@@ -5,7 +5,7 @@
  * the world (valid specs) with the translator's verdict (a `PolicyJudge`,
  * translate/local-redirect.ts `localRedirectVerdicts`: Accepted, Conflict
  * naming the winner, ServiceNotFound — asked again only when a cluster's
- * policies, Services or Nodes changed), and the ones parsing refused
+ * policies or Services changed), and the ones parsing refused
  * (InvalidSpec, recorded by the WorldWriter; an older valid generation of
  * the same policy stays in force). `switchyard-hub policies` lists its rows.
  *
@@ -61,8 +61,8 @@ export interface PolicyObserver {
 /** The translator's verdicts on every policy of a cluster (pure; keyed by "namespace/name"). */
 export type PolicyJudge = (cluster: ClusterState) => ReadonlyMap<string, PolicyVerdict>;
 
-/** The kinds whose change can change a verdict (Pods and EndpointSlices never do). */
-const JUDGED_ON: ReadonlySet<string> = new Set(["LocalRedirectPolicy", "Service", "Node"]);
+/** The kinds whose change can change a verdict (Pods, EndpointSlices and Nodes never do: they change what a winner sends, not who wins). */
+const JUDGED_ON: ReadonlySet<string> = new Set(["LocalRedirectPolicy", "Service"]);
 
 export type PolicyState = "Accepted" | "NotAccepted" | "Pending";
 
