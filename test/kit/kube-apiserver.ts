@@ -18,6 +18,7 @@
  *   by the hub only after recovery, as with a real partition;
  * - `hang()` keeps connections open but answers nothing and sends no watch
  *   events (a partition that drops packets) until `recover()`;
+ * - lists honour limit/continue (pages of the objects as they are then);
  * - GET /version answers like a real API server (clients probe it);
  * - PATCH of a LocalRedirectPolicy's `status` subresource with a JSON merge
  *   patch (RFC 7386) changes only its status: a new resourceVersion, a
@@ -128,6 +129,8 @@ export class FakeKubeApiServer {
   mcsInstalled = true;
   /** false: the LocalRedirectPolicy CRD is not installed (404) */
   policiesInstalled = true;
+  /** list pages answered (requests with a limit) */
+  pagesServed = 0;
   /** kinds the client may not list or watch (403 Forbidden, as RBAC answers) */
   forbidden = new Set<Kind>();
   /** status patches received, in order */
@@ -356,15 +359,25 @@ users:
       this.watch(route.kind, namespace, url, res);
       return;
     }
-    const items = [...this.objects.values()]
-      .filter((o) => o.kind === route.kind && (!namespace || o.object.metadata.namespace === namespace))
-      .map((o) => ({ apiVersion: route.apiVersion, kind: route.kind, ...o.object }));
+    const all = [...this.objects.entries()]
+      .filter(([, o]) => o.kind === route.kind && (!namespace || o.object.metadata.namespace === namespace))
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, o]) => ({ apiVersion: route.apiVersion, kind: route.kind, ...o.object }));
+    // limit/continue: pages of the objects as they are when each page is asked for (a real API
+    // server serves every page from the first page's snapshot); the token carries that page's RV
+    const limit = Number(url.searchParams.get("limit") ?? 0);
+    const cont = url.searchParams.get("continue");
+    const [rvText, offsetText] = cont ? cont.split(":") : [String(this.rv), "0"];
+    const offset = Number(offsetText);
+    const items = limit > 0 ? all.slice(offset, offset + limit) : all;
+    const more = limit > 0 && offset + limit < all.length;
+    if (limit > 0) this.pagesServed++;
     res.writeHead(200, { "content-type": "application/json" });
     res.end(
       JSON.stringify({
         apiVersion: route.apiVersion,
         kind: `${route.kind}List`,
-        metadata: { resourceVersion: String(this.rv) },
+        metadata: { resourceVersion: rvText, ...(more ? { continue: `${rvText}:${offset + limit}` } : {}) },
         items,
       }),
     );

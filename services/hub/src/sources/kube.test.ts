@@ -107,6 +107,18 @@ describe("KubeSource: Pods, LocalRedirectPolicies and policy status against the 
     assert.deepEqual(s.health, []);
   });
 
+  it("lists Pods in pages: every one arrives, several pages asked for", async () => {
+    for (let i = 0; i < 1234; i++)
+      api.apply({ ...pod(`many-${i}`, true), metadata: { ...pod("x", true).metadata, name: `many-${i}` } });
+    const pages = api.pagesServed;
+    const s = start("p");
+    assert.equal(await s.source.start(), true);
+    assert.equal([...s.cluster().pods.keys()].filter((k) => k.includes("/many-")).length, 1234);
+    assert.ok(api.pagesServed - pages >= 3, `${api.pagesServed - pages} pages`);
+    assert.ok(api.requests.some((r) => r.includes("/api/v1/pods?") && r.includes("continue=")));
+    for (let i = 0; i < 1234; i++) api.delete("Pod", "kube-system", `many-${i}`);
+  });
+
   it("writes a policy's status with a merge patch of the status subresource (404 for a missing one)", async () => {
     const s = start("b");
     await s.source.start();

@@ -133,7 +133,12 @@ export class KubeSource implements ClusterSource {
       {
         kind: "Pod",
         path: "/api/v1/pods",
-        list: () => core.listPodForAllNamespaces(),
+        // in pages, each compacted before the next is asked for: a 100k-Pod listing never sits whole in memory
+        list: () =>
+          listInPages(
+            (_continue) => core.listPodForAllNamespaces({ limit: 500, ...(_continue ? { _continue } : {}) }),
+            compactPod,
+          ),
         optional: false,
         // a hub deployed with the RBAC of before policies: its Services keep working, policies get no pods
         absentOn: [403],
@@ -312,6 +317,27 @@ function compactInformer(
     return { ...l, items: l.items.map((o) => compact(o) as AnyObj) };
   };
   return new k8s.ListWatch(path, compacting, compactList, false);
+}
+
+/**
+ * A whole listing fetched in pages (limit/continue: one consistent snapshot, the first page's
+ * resourceVersion), each page's items compacted before the next page is asked for.
+ */
+async function listInPages(
+  page: (cont: string | undefined) => Promise<k8s.KubernetesListObject<AnyObj>>,
+  compact: (o: unknown) => Record<string, unknown>,
+): Promise<k8s.KubernetesListObject<AnyObj>> {
+  const items: AnyObj[] = [];
+  let cont: string | undefined;
+  let first: k8s.KubernetesListObject<AnyObj> | undefined;
+  do {
+    const p = await page(cont);
+    first ??= p;
+    for (const o of p.items) items.push(compact(o) as AnyObj);
+    cont = p.metadata?._continue || undefined;
+  } while (cont);
+  const { _continue: _, ...metadata } = first.metadata ?? {};
+  return { ...first, metadata, items };
 }
 
 /** A policy's status, written with a JSON merge patch of the status subresource (RBAC: patch on …/status). */
