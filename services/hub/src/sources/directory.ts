@@ -118,6 +118,9 @@ export class DirectorySource implements ClusterSource {
       }
       if (this.writer.upsert(e.raw, file)) kept.set(k, e);
       else if (old) kept.set(k, old);
+      // refused with nothing before it: remembered, so that its leaving the file is told (a refused
+      // policy is listed until then)
+      else kept.set(k, e);
     }
     for (const [k, e] of prev) {
       if (!next.has(k)) this.writer.remove(e.kind, e.namespace, e.name);
