@@ -58,7 +58,7 @@ describe("a hub configured by a file that changes while it runs", () => {
       return p.ok ? p : undefined;
     });
     assert.match(r.reply, /^beta /);
-    assert.match(stack.hub!.output(), /view changed/);
+    await stack.hub!.waitFor(/view changed/);
   });
 
   it("refuses a bad edit with its reason and keeps the previous config", async () => {

@@ -79,7 +79,7 @@ describe("a Kubernetes cluster through the test API server", () => {
 
   it("resolves a Service listed from the API server", async () => {
     await reaches(stack, "pod-a");
-    assert.match(stack.hub!.output(), /"kind":"ServiceImport"[^\n]*CRD not installed/);
+    await stack.hub!.waitFor(/"kind":"ServiceImport"[^\n]*CRD not installed/);
     assert.doesNotMatch(
       stack.hub!.output(),
       /cluster unreachable/,

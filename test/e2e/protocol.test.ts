@@ -456,7 +456,7 @@ endpoints: [{ addresses: [198.18.20.12] }]
   it("lets an agent pin the hub's CA by hash on first join, and refuses a wrong hash", async () => {
     await stack.startHub([`prod=dir:${dir}`], [...tlsArgs, "--tls-ca", pki.caCert]);
     const hash = computeCaHash(fs.readFileSync(pki.caCert));
-    assert.match(stack.hub!.output(), new RegExp(`--hub-ca-hash ${hash}`));
+    await stack.hub!.waitFor(new RegExp(`--hub-ca-hash ${hash}`));
     const stateDir = path.join(stack.stateDir, "pinned-agent");
     const token = stack.createToken("prod");
     const wrong = stack.startExtraAgent("wrong-hash", token, [
