@@ -74,7 +74,8 @@ describe("agent restart keeps every Service", () => {
     await stack.agent!.stop();
     fs.rmSync(heldView, { force: true }); // the hard case: no held view, the whole view walks again
     const agent = await stack.startAgent(token);
-    await agent.waitFor(/complete view from the hub/, 120_000);
+    const done = await agent.waitFor(/\{[^\n]*complete view from the hub[^\n]*\}/, 120_000);
+    assert.equal((JSON.parse(done[0]) as { ops: number }).ops, 0, "the complete view's plan wrote nothing");
     await reachesTarget();
     const result = await loop.finish();
     const out = agent.output();
@@ -123,7 +124,8 @@ describe("agent restart keeps every Service", () => {
     const dir = path.join(stack.stateDir, "cluster");
     await stack.startHub([`prod=dir:${dir}`]);
     const agent = await stack.startAgent(token);
-    await agent.waitFor(/complete view from the hub/, 120_000);
+    const done = await agent.waitFor(/\{[^\n]*complete view from the hub[^\n]*\}/, 120_000);
+    assert.equal((JSON.parse(done[0]) as { ops: number }).ops, 0, "the complete view's plan wrote nothing");
     const out = agent.output();
     assert.match(out, /held view resumed from the state directory/);
     assert.doesNotMatch(out, /"msg":"delta (applied|held)/, "no delta: the Hello's view version was current");

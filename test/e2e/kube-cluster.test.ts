@@ -130,7 +130,8 @@ describe("a Kubernetes cluster through the test API server", () => {
     await agent.waitFor(/"msg":"maps adopted from pins"/);
     // it resumes from the view it kept on disk: the hub finds it current and sends nothing; the one full plan writes nothing
     await agent.waitFor(/"msg":"held view resumed from the state directory"/);
-    await agent.waitFor(/"msg":"complete view from the hub/);
+    const done = await agent.waitFor(/\{[^\n]*"msg":"complete view from the hub[^\n]*\}/);
+    assert.equal((JSON.parse(done[0]) as { ops: number }).ops, 0, "the complete view's plan wrote nothing");
     assert.doesNotMatch(agent.output(), /"msg":"delta applied"/, "nothing re-sent");
     assert.doesNotMatch(agent.output(), /"msg":"maps updated"/);
     const counts = await loop.finish();

@@ -227,13 +227,14 @@ export class AgentCore {
     if (!this.synced) {
       this.synced = true;
       this.syncSince = new Date().toISOString();
-      this.log.info(
-        { resources: this.store.resources.size },
-        "complete view from the hub; maps follow it from now on (pruning what it does not hold)",
-      );
       // everything from the store (a held view planned into new maps left an index of the file's view)
       this.desired = undefined;
       failure = this.reconcile();
+      // after the plan, with what it wrote: the line says the maps now follow the hub
+      this.log.info(
+        { resources: this.store.resources.size, ops: this.stats.lastPlanOps, failed: failure !== undefined },
+        "complete view from the hub; maps follow it from now on (pruning what it does not hold)",
+      );
     } else if (changes.length > 0) failure = this.reconcile(changes);
     if (!failure) this.onViewApplied?.();
     return failure;
