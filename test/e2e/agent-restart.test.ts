@@ -132,4 +132,15 @@ describe("agent restart keeps every Service", () => {
     assert.doesNotMatch(out, /"msg":"maps updated"/);
     await reachesTarget();
   });
+
+  it("after a reboot during a hub outage (bpffs empty), it serves its held view at once", async () => {
+    await stack.agent!.stop();
+    const hubAddress = stack.hubAddress;
+    await stack.hub!.stop();
+    // a reboot empties bpffs: no maps, no links
+    execFileSync(process.execPath, [path.join(REPO, AGENT), "uninstall", "--pin-dir", stack.pinDir]);
+    const agent = await stack.startAgent(token, [], [hubAddress]);
+    await agent.waitFor(/held view planned into the new maps/);
+    await reachesTarget();
+  });
 });

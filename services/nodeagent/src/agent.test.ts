@@ -336,4 +336,16 @@ describe("AgentCore: new maps of a staged upgrade", () => {
     assert.throws(() => core.planHeldViewIntoNewMaps(), /held entries at start/);
     assert.equal(core.viewInMaps, false);
   });
+
+  it("says it holds a complete view only between complete views, never with a part of a change stored", () => {
+    const { view, maps } = pinnedView(3);
+    const core = new AgentCore(maps, NODE, ["192.0.2.1"], silentLogger());
+    assert.equal(core.holdsCompleteView, false, "pins alone are not a view");
+    core.onDelta(delta(view, [], true));
+    assert.equal(core.holdsCompleteView, true);
+    core.onDelta(delta([service("svc/c/ns/late", "10.96.9.9")], [], false));
+    assert.equal(core.holdsCompleteView, false, "a Service whose slices are still on their way");
+    core.onDelta(delta([slice("eps/c/ns/late-1", "svc/c/ns/late", ["10.64.9.9"], 1)], [], true));
+    assert.equal(core.holdsCompleteView, true);
+  });
 });

@@ -180,6 +180,20 @@ export class AgentCore {
    * view planned into new maps — with every entry written (none failing).
    * A staged upgrade is swapped in only then.
    */
+  /** whether the maps held nothing when this core started (new maps, or bpffs emptied by a reboot) */
+  get mapsStartedEmpty(): boolean {
+    return this.startedEmpty;
+  }
+
+  /**
+   * Whether what the store holds is a complete view — the hub's last one, or
+   * the held view loaded from disk — and not a part of a change still
+   * arriving: only then may it be kept on disk as the held view.
+   */
+  get holdsCompleteView(): boolean {
+    return this.pending.length === 0 && (this.synced || this.heldViewFromDisk);
+  }
+
   get viewInMaps(): boolean {
     return (this.synced || this.heldViewPlanned) && this.retries.size === 0;
   }
@@ -229,13 +243,27 @@ export class AgentCore {
       this.syncSince = new Date().toISOString();
       // everything from the store (a held view planned into new maps left an index of the file's view)
       this.desired = undefined;
-      failure = this.reconcile();
+      try {
+        failure = this.reconcile();
+      } catch (e) {
+        // not applied: the next complete view (or a resumed stream) plans it all again
+        this.synced = false;
+        this.pending = [...changes, ...this.pending];
+        throw e;
+      }
       // after the plan, with what it wrote: the line says the maps now follow the hub
       this.log.info(
         { resources: this.store.resources.size, ops: this.stats.lastPlanOps, failed: failure !== undefined },
         "complete view from the hub; maps follow it from now on (pruning what it does not hold)",
       );
-    } else if (changes.length > 0) failure = this.reconcile(changes);
+    } else if (changes.length > 0) {
+      try {
+        failure = this.reconcile(changes);
+      } catch (e) {
+        this.pending = [...changes, ...this.pending];
+        throw e;
+      }
+    }
     if (!failure) this.onViewApplied?.();
     return failure;
   }

@@ -114,8 +114,9 @@ export async function run(argv: string[]): Promise<void> {
         { file: stateDir, reason: problem },
         "held view in the state directory not used; starting without it",
       );
-    // the new maps of a staged upgrade hold nothing: the held view goes into them now, hub or not
-    else if (dp.staged) core.planHeldViewIntoNewMaps();
+    // maps that hold nothing — the new maps of a staged upgrade, or bpffs emptied by a reboot — take the
+    // held view now, hub or not: there is nothing in them to lose, and the node serves its last view
+    else if (dp.staged || core.mapsStartedEmpty) core.planHeldViewIntoNewMaps();
   }
   // a staged upgrade is swapped in once its maps hold a whole view (the held one, or the hub's)
   let stagedCheck: NodeJS.Timeout | undefined;
@@ -154,16 +155,20 @@ export async function run(argv: string[]): Promise<void> {
   commitIfReady();
   const keeper = new HeldViewKeeper(
     stateDir,
-    () => ({
-      header: {
-        node,
-        cluster: core.cluster,
-        viewVersion: core.store.viewVersion,
-        savedAt: new Date().toISOString(),
-        count: core.store.resources.size,
-      },
-      resources: [...core.store.resources.values()],
-    }),
+    // only a complete view: never a part of a change whose other messages are still on their way
+    () =>
+      core.holdsCompleteView
+        ? {
+            header: {
+              node,
+              cluster: core.cluster,
+              viewVersion: core.store.viewVersion,
+              savedAt: new Date().toISOString(),
+              count: core.store.resources.size,
+            },
+            resources: [...core.store.resources.values()],
+          }
+        : undefined,
     (reason) =>
       log.warn(
         { reason },

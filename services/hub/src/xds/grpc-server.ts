@@ -367,6 +367,13 @@ export class AssignmentServer {
       let inSyncWith: string | undefined;
       if (hello.heldViewVersion && Object.keys(hello.initialResourceVersions).length === 0) {
         const current = this.opts.snapshots.get(view, node).version;
+        // a view held back (a cluster not seen yet) is not the view: "in sync" with it would let the agent
+        // prune what the missing cluster gave it — the agent lists its versions and waits for the release
+        if (this.opts.snapshots.isHeld(view))
+          return fail(
+            Status.FAILED_PRECONDITION,
+            "resend versions: the view is held back until every cluster of it has been seen",
+          );
         if (hello.heldViewVersion !== current)
           return fail(
             Status.FAILED_PRECONDITION,

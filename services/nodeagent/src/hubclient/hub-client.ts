@@ -55,6 +55,8 @@ export class HubClient {
   connectedHub: string | undefined;
   /** the hub said our held view version is not its view's: list every version next time */
   private resendVersions = false;
+  /** the next attempt goes at once (the hub asked for the versions held), without touching the backoff */
+  private immediate = false;
 
   constructor(opts: HubClientOptions) {
     if (opts.hubs.length === 0) throw new Error("at least one hub address is needed");
@@ -186,7 +188,8 @@ export class HubClient {
         log.info({ reason: e.details }, "hub asks for the versions held");
         this.resendVersions = true;
         this.hubIndex--;
-        this.backoffMs = 0;
+        // once, at once: the backoff itself stays (a hub that then goes away is retried with it)
+        this.immediate = true;
       } else {
         log.warn(
           { code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome },
@@ -222,7 +225,8 @@ export class HubClient {
     this.connectedHub = undefined;
     this.hubIndex++;
     const max = this.opts.maxBackoffMs ?? 30_000;
-    const delay = Math.min(this.backoffMs, max) * (0.5 + Math.random() * 0.5);
+    const delay = this.immediate ? 0 : Math.min(this.backoffMs, max) * (0.5 + Math.random() * 0.5);
+    this.immediate = false;
     this.backoffMs = Math.min(this.backoffMs * 2, max);
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -96,4 +96,23 @@ describe("held view file", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("writes nothing while what is held is not a complete view, and keeps the earlier file", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-keeper-partial-"));
+    try {
+      writeHeldView(dir, view());
+      const before = fs.readFileSync(path.join(dir, HELD_VIEW_FILE));
+      const keeper = new HeldViewKeeper(
+        dir,
+        () => undefined,
+        () => {},
+        1,
+      );
+      keeper.schedule();
+      keeper.flush();
+      assert.ok(fs.readFileSync(path.join(dir, HELD_VIEW_FILE)).equals(before));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

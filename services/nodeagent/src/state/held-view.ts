@@ -142,8 +142,17 @@ export function writeHeldView(stateDir: string, view: HeldView): void {
   fs.renameSync(tmp, file);
 }
 
-/** The same, with the writing and syncing off the event loop (only the encoding runs on it). */
-export async function writeHeldViewAsync(stateDir: string, view: HeldView): Promise<void> {
+/**
+ * The same, with the writing and syncing off the event loop (only the
+ * encoding runs on it). `stillWanted` is asked before the rename: a newer
+ * write (at stop) may have happened meanwhile, and this older one must not
+ * replace it.
+ */
+export async function writeHeldViewAsync(
+  stateDir: string,
+  view: HeldView,
+  stillWanted: () => boolean = () => true,
+): Promise<void> {
   await fs.promises.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const file = path.join(stateDir, HELD_VIEW_FILE);
   // its own temporary name: a synchronous write at stop may run while this one is under way
@@ -156,7 +165,8 @@ export async function writeHeldViewAsync(stateDir: string, view: HeldView): Prom
   } finally {
     await fh.close();
   }
-  await fs.promises.rename(`${tmp}.async`, file);
+  if (stillWanted()) await fs.promises.rename(`${tmp}.async`, file);
+  else await fs.promises.rm(`${tmp}.async`, { force: true });
 }
 
 /**
@@ -178,12 +188,15 @@ export class HeldViewKeeper {
   /** a write has begun in this run */
   private started = false;
   private readonly stateDir: string;
-  private readonly snapshot: () => HeldView;
+  /** the view to keep, or undefined when what is held is not a complete view now (the file stays as it is) */
+  private readonly snapshot: () => HeldView | undefined;
+  /** bumped by every write begun: an older write finishing later does not replace a newer one */
+  private generation = 0;
   private readonly onError: (message: string) => void;
   private readonly intervalMs: number;
   constructor(
     stateDir: string,
-    snapshot: () => HeldView,
+    snapshot: () => HeldView | undefined,
     onError: (message: string) => void,
     intervalMs = 10_000,
   ) {
@@ -202,10 +215,14 @@ export class HeldViewKeeper {
   }
 
   private writeNow(): void {
-    this.started = true;
     this.timer = undefined;
+    const view = this.snapshot();
+    // a change still arriving: the next applied view schedules again
+    if (!view) return;
+    this.started = true;
     this.due = false;
-    this.writing = writeHeldViewAsync(this.stateDir, this.snapshot())
+    const gen = ++this.generation;
+    this.writing = writeHeldViewAsync(this.stateDir, view, () => gen === this.generation)
       .catch((e: unknown) => this.onError((e as Error).message))
       .finally(() => {
         this.writing = undefined;
@@ -218,9 +235,12 @@ export class HeldViewKeeper {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (!this.due) return;
+    const view = this.snapshot();
+    if (!view) return;
     this.due = false;
+    this.generation++;
     try {
-      writeHeldView(this.stateDir, this.snapshot());
+      writeHeldView(this.stateDir, view);
     } catch (e) {
       this.onError((e as Error).message);
     }
