@@ -20,6 +20,7 @@ import { KINDS } from "../sources/kube-objects.ts";
 import { WorldWriter } from "../sources/source.ts";
 import { FileState, type HubState, KvState } from "./hub-state.ts";
 import {
+  encodeLastKnownObjects,
   LAST_KNOWN_FORMAT,
   LastKnownStore,
   LastKnownWriter,
@@ -435,5 +436,23 @@ describe("last known state of a cluster", () => {
         await b.close();
       }
     });
+  });
+});
+
+describe("encodeLastKnownObjects", () => {
+  it("gives JSON.stringify's bytes in key order, the same again from its cache, and new bytes for a replaced object", () => {
+    const node = (name: string, ip: string): ModelObject => ({
+      kind: "Node",
+      value: { cluster: "c", name, addresses: [ip], zone: undefined },
+    });
+    const objects = [node("n2", "10.0.0.2"), node("n1", "10.0.0.1")];
+    const want = JSON.stringify({ objects: [objects[1], objects[0]] });
+    assert.equal(encodeLastKnownObjects(objects).toString(), want);
+    assert.equal(encodeLastKnownObjects(objects).toString(), want, "from the cache");
+    const replaced = [node("n2", "10.0.0.9"), objects[1]!];
+    assert.equal(
+      encodeLastKnownObjects(replaced).toString(),
+      JSON.stringify({ objects: [replaced[1], replaced[0]] }),
+    );
   });
 });

@@ -73,13 +73,31 @@ export function partKey(cluster: string, digest: string, i: number): string {
   return `${partPrefix(cluster, digest)}${i}`;
 }
 
+/**
+ * Each model object's JSON (`{"kind":…,"value":…}`), kept while the object
+ * lives: the World replaces an object when it changes, so a save under churn
+ * encodes only what changed — not 20,000 objects on the hub's main thread
+ * every few seconds (bench:protocol's tail showed those stalls). Owned here,
+ * used only by `encodeLastKnownObjects`.
+ */
+const objectJson = new WeakMap<object, string>();
+
+function jsonOf(o: ModelObject): string {
+  let j = objectJson.get(o.value);
+  if (j === undefined) {
+    j = JSON.stringify({ kind: o.kind, value: o.value });
+    objectJson.set(o.value, j);
+  }
+  return j;
+}
+
 /** A cluster's objects as JSON, in a fixed order (equal states give equal bytes, on every replica). */
 export function encodeLastKnownObjects(objects: readonly ModelObject[]): Buffer {
   const sorted = objects
     .map((o) => ({ o, k: `${o.kind}/${objectKey(o)}` }))
-    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-    .map((x) => x.o);
-  return Buffer.from(JSON.stringify({ objects: sorted }));
+    .sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  // byte for byte JSON.stringify({ objects: sorted }), from each object's cached JSON
+  return Buffer.from(`{"objects":[${sorted.map((x) => jsonOf(x.o)).join(",")}]}`);
 }
 
 // ---- parsing what was stored (external input) ----
