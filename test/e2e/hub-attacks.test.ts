@@ -4,9 +4,12 @@
  * HTTP/2 attacker (test/kit/h2-attacker.ts) at 127.0.0.2+, and after each
  * attack what a user needs: the hub's RSS stays under a bound, its health
  * check answers, a legitimate agent (a grpc-js client with a join token, from
- * 127.0.0.1) joins and gets its whole view, and the log stays small. Each
- * attack is bounded by counts; waits are bounded generously and only the
- * outcome is asserted.
+ * 127.0.0.1) joins and gets its whole view, and the log stays small. For
+ * the floods and slow connections that agent also joins while the attack
+ * runs (the attacker's connections open and sending until the join is
+ * done), and the hub's switchyard_hub_connections_refused_total{reason}
+ * must have counted what its limits cut off. Each attack is bounded by
+ * counts; waits are bounded generously and only the outcome is asserted.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -59,6 +62,7 @@ describe("the hub's agent port under attack", () => {
   let token: string;
   let joins = 0;
   let logMark = 0;
+  let metricsUrl: string;
   let source = 2;
   /** a fresh attacker address for each attack: per-source limits and throttles start clean */
   const nextSource = () => `127.0.0.${source++}`;
@@ -91,8 +95,11 @@ describe("the hub's agent port under attack", () => {
         "1s",
         "--max-connections-per-source",
         "64",
+        "--metrics-listen",
+        "127.0.0.1:0",
       ],
     );
+    metricsUrl = (await stack.hub!.waitFor(/metrics (http:\/\/\S+)/))[1]!;
     port = Number(stack.hubAddress.split(":")[1]);
     token = stack.createToken("prod");
   });
@@ -154,6 +161,58 @@ describe("the hub's agent port under attack", () => {
       );
     });
 
+  /** switchyard_hub_connections_refused_total by reason, read from the hub's /metrics */
+  const refusedCounts = async (): Promise<Map<string, number>> => {
+    const text = await (await fetch(metricsUrl)).text();
+    const out = new Map<string, number>();
+    for (const m of text.matchAll(/^switchyard_hub_connections_refused_total\{reason="([^"]+)"\} (\d+)/gm))
+      out.set(m[1]!, Number(m[2]));
+    return out;
+  };
+
+  /** The counter of `reason` rose above `before` (read a bounded number of times: the I/O thread counts as it cuts off). */
+  async function refusedRose(before: Map<string, number>, reason: string, attackName: string): Promise<void> {
+    let now = await refusedCounts();
+    for (let i = 0; i < 50 && (now.get(reason) ?? 0) <= (before.get(reason) ?? 0); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = await refusedCounts();
+    }
+    const [was, is] = [before.get(reason) ?? 0, now.get(reason) ?? 0];
+    assert.ok(
+      is > was,
+      `${attackName}: connections_refused_total{reason="${reason}"} stayed at ${was} (${[...now]})`,
+    );
+  }
+
+  /**
+   * A legitimate agent started while an attack runs: it joins and gets its
+   * whole view, and a health check started with it answers. `settled` turns
+   * true when the join is done (the attack keeps going until then); `check`
+   * asserts the outcome.
+   */
+  function legitDuring(attackName: string) {
+    const state = { settled: false };
+    const join = joinAndView().finally(() => {
+      state.settled = true;
+    });
+    const outcome = Promise.allSettled([health(), join]);
+    return {
+      get settled() {
+        return state.settled;
+      },
+      check: async () => {
+        const [h, view] = await outcome;
+        if (h.status === "rejected") throw h.reason;
+        if (view.status === "rejected") throw view.reason;
+        assert.equal(h.value, 1, `${attackName}: health answers SERVING during the attack`);
+        assert.ok(
+          view.value.some((n) => n.includes("shop/api")),
+          `${attackName}: an agent that joins during the attack gets the Service: ${view.value}`,
+        );
+      },
+    };
+  }
+
   /** What a user needs after an attack: memory bounded, health answers, an agent joins and gets its view, log small. */
   async function stillServes(t: TestContext, attackName: string): Promise<void> {
     const pid = stack.hub!.cp.pid!;
@@ -184,14 +243,19 @@ describe("the hub's agent port under attack", () => {
     it(`rapid reset on ${name}: GOAWAY after a bounded number of streams per connection`, async (t) => {
       const block = grpcRequest(path);
       const from = nextSource();
+      const before = await refusedCounts();
       let took = 0;
       let connections = 0;
-      // 20,000 streams opened and reset at once, on as many connections as the hub makes the attacker use
-      while (took < 20_000 && connections < 400) {
+      let during: ReturnType<typeof legitDuring> | undefined;
+      // 20,000 streams opened and reset at once, on as many connections as the hub makes the attacker use,
+      // and on until the agent that joins meanwhile is done
+      while ((took < 20_000 || !during?.settled) && connections < 400) {
         connections++;
         const a = await attack({ port, tls: true, localAddress: from });
+        during ??= legitDuring(`rapid reset (${name})`);
+        // past the 20,000, smaller rounds: the attack goes on while the agent joins, its volume need not
         const sent = await a.sendMany(
-          5_000,
+          took < 20_000 ? 5_000 : 500,
           (i) => Buffer.concat([headers(2 * i + 1, block), rst(2 * i + 1)]),
           100,
         );
@@ -204,17 +268,29 @@ describe("the hub's agent port under attack", () => {
         took += sent;
       }
       t.diagnostic(`${took} streams on ${connections} connections`);
+      await during?.check();
+      await refusedRose(before, "protocol-error", `rapid reset (${name})`);
       await stillServes(t, `rapid reset (${name})`);
     });
 
   it("zero-length CONTINUATION flood: the connection is closed", async (t) => {
-    const a = await attack({ port, tls: true, localAddress: nextSource() });
-    a.send(headers(1, grpcRequest(HEALTH), 0)); // no END_HEADERS: CONTINUATION must follow
-    const sent = await a.sendMany(200_000, () => frame(T.CONTINUATION, 0, 1), 2_000);
-    const cut = await closedWithin(a, 5_000);
-    a.destroy();
-    t.diagnostic(`${sent} CONTINUATION frames written before the hub closed the connection`);
-    assert.ok(cut, "the hub closes a connection that sends CONTINUATION frames without end");
+    const from = nextSource();
+    const before = await refusedCounts();
+    let during: ReturnType<typeof legitDuring> | undefined;
+    // one connection after another until the agent that joins meanwhile is done
+    for (let round = 0; round < 100 && !(round > 0 && during?.settled); round++) {
+      const a = await attack({ port, tls: true, localAddress: from });
+      a.send(headers(1, grpcRequest(HEALTH), 0)); // no END_HEADERS: CONTINUATION must follow
+      during ??= legitDuring("CONTINUATION flood");
+      const sent = await a.sendMany(200_000, () => frame(T.CONTINUATION, 0, 1), 2_000);
+      const cut = await closedWithin(a, 5_000);
+      a.destroy();
+      if (round > 0) continue;
+      t.diagnostic(`${sent} CONTINUATION frames written before the hub closed the connection`);
+      assert.ok(cut, "the hub closes a connection that sends CONTINUATION frames without end");
+    }
+    await during?.check();
+    await refusedRose(before, "continuation-flood", "CONTINUATION flood");
     await stillServes(t, "CONTINUATION flood");
   });
 
@@ -245,17 +321,28 @@ describe("the hub's agent port under attack", () => {
     ["SETTINGS", () => settings()],
   ] as const)
     it(`${name} flood from a client that never reads: it is cut off, not buffered`, async (t) => {
-      const a = await attack({ port, tls: true, localAddress: nextSource(), read: false });
-      const sent = await a.sendMany(300_000, make, 1_000);
-      const cut = await closedWithin(a, 10_000);
-      a.destroy();
-      t.diagnostic(`${sent} ${name} frames written; cut off: ${cut}`);
-      assert.ok(cut, `the hub cuts off a client that sends ${name} frames and never reads the ACKs`);
+      const from = nextSource();
+      const before = await refusedCounts();
+      let during: ReturnType<typeof legitDuring> | undefined;
+      // one connection after another until the agent that joins meanwhile is done
+      for (let round = 0; round < 100 && !(round > 0 && during?.settled); round++) {
+        const a = await attack({ port, tls: true, localAddress: from, read: false });
+        during ??= legitDuring(`${name} flood`);
+        const sent = await a.sendMany(300_000, make, 1_000);
+        const cut = await closedWithin(a, 10_000);
+        a.destroy();
+        if (round > 0) continue;
+        t.diagnostic(`${sent} ${name} frames written; cut off: ${cut}`);
+        assert.ok(cut, `the hub cuts off a client that sends ${name} frames and never reads the ACKs`);
+      }
+      await during?.check();
+      await refusedRose(before, "flood", `${name} flood`);
       await stillServes(t, `${name} flood`);
     });
 
   it("slowloris before TLS: idle TCP connections are closed at the handshake deadline; past the per-source cap refused at once", async (t) => {
     const from = nextSource();
+    const before = await refusedCounts();
     // 100 from one address: the cap (64) refuses the rest at once
     const conns = await Promise.all(
       Array.from({ length: 100 }, () => attack({ port, localAddress: from, noPreface: true })),
@@ -264,16 +351,22 @@ describe("the hub's agent port under attack", () => {
     const trickle = setInterval(() => {
       for (const c of conns.slice(0, 10)) c.send(Buffer.from([0x16]));
     }, 300);
+    // an agent joins while they hold their connections
+    const during = legitDuring("slowloris before TLS");
     const results = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
     clearInterval(trickle);
     for (const c of conns) c.destroy();
     t.diagnostic(`${results.filter(Boolean).length} of ${conns.length} closed by the hub`);
     assert.ok(results.every(Boolean), "every connection that never finished TLS was closed");
+    await during.check();
+    await refusedRose(before, "source-cap", "slowloris before TLS");
+    await refusedRose(before, "handshake-timeout", "slowloris before TLS");
     await stillServes(t, "slowloris before TLS");
   });
 
   it("slowloris after TLS: connections that never send the HTTP/2 preface are closed at its deadline", async (t) => {
     const from = nextSource();
+    const before = await refusedCounts();
     const conns = await Promise.all(
       Array.from({ length: 30 }, () => attack({ port, tls: true, localAddress: from, noPreface: true })),
     );
@@ -281,15 +374,20 @@ describe("the hub's agent port under attack", () => {
     const trickle = setInterval(() => {
       for (const c of conns.slice(0, 15)) c.send(Buffer.from("P"));
     }, 300);
+    // an agent joins while they hold their connections
+    const during = legitDuring("slowloris after TLS");
     const results = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
     clearInterval(trickle);
     for (const c of conns) c.destroy();
     assert.ok(results.every(Boolean), `${results.filter(Boolean).length} of ${conns.length} closed`);
+    await during.check();
+    await refusedRose(before, "preface-timeout", "slowloris after TLS");
     await stillServes(t, "slowloris after TLS");
   });
 
   it("HTTP/2 connections that open no stream are closed after the idle timeout", async (t) => {
     const from = nextSource();
+    const before = await refusedCounts();
     const conns = await Promise.all(
       Array.from({ length: 30 }, () => attack({ port, tls: true, localAddress: from })),
     );
@@ -297,10 +395,14 @@ describe("the hub's agent port under attack", () => {
     const warm = setInterval(() => {
       for (const c of conns) c.send(ping());
     }, 300);
+    // an agent joins while they hold their connections
+    const during = legitDuring("idle connections");
     const results = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
     clearInterval(warm);
     for (const c of conns) c.destroy();
     assert.ok(results.every(Boolean), `${results.filter(Boolean).length} of ${conns.length} closed`);
+    await during.check();
+    await refusedRose(before, "idle-timeout", "idle connections");
     await stillServes(t, "idle connections");
   });
 
@@ -332,6 +434,7 @@ describe("the hub's agent port under attack", () => {
       ["a window overflow", [windowUpdate(0, 0x7fffffff), windowUpdate(0, 0x7fffffff)]],
       ["an interleaved header block", [headers(1, block, 0), headers(3, block)]],
     ];
+    const before = await refusedCounts();
     for (const [what, frames] of misuses) {
       const a = await attack({ port, tls: true, localAddress: nextSource() });
       for (const f of frames) a.send(f);
@@ -340,6 +443,7 @@ describe("the hub's agent port under attack", () => {
       t.diagnostic(`${what}: closed ${cut}, GOAWAY ${a.goaway}`);
       assert.ok(cut, `${what}: the connection is closed`);
     }
+    await refusedRose(before, "protocol-error", "stream-id misuse");
     await stillServes(t, "stream-id misuse");
   });
 

@@ -183,9 +183,11 @@ export async function attack(opts: AttackOptions): Promise<Attacker> {
         sent += n;
         if (!ok)
           await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, 2000);
+            const t = setTimeout(() => done(), 2000);
             const done = () => {
               clearTimeout(t);
+              sock.off("drain", done);
+              sock.off("close", done);
               resolve();
             };
             sock.once("drain", done);

@@ -19,7 +19,7 @@ export function createHubMetrics(deps: {
   /** views held back (a cluster of them not seen yet) */
   snapshots?: Pick<SnapshotCache, "held" | "viewKeys">;
   /** the port's streams per serving thread */
-  front?: Pick<Front, "openStreams">;
+  front?: Pick<Front, "openStreams"> & Partial<Pick<Front, "refusals">>;
   /** every policy with its verdict */
   policies?: Pick<PolicyBook, "rows">;
   now?: () => number;
@@ -152,6 +152,16 @@ export function createHubMetrics(deps: {
       each(this, () => {
         for (const [thread, n] of front?.openStreams() ?? []) this.set({ thread }, n);
       });
+    },
+  });
+  new client.Counter({
+    name: "switchyard_hub_connections_refused_total",
+    help: "connections on the hub's port refused or cut off by its limits since the hub started, by reason: total-cap, source-cap, handshake-timeout, preface-timeout, idle-timeout, keepalive-timeout, write-buffer, and nghttp2's GOAWAYs: flood, continuation-flood, protocol-error (rapid reset, stream-id misuse, invalid frames), h2-error",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [reason, n] of front?.refusals?.() ?? []) this.inc({ reason }, n);
     },
   });
   new client.Gauge({

@@ -27,6 +27,7 @@ import { PolicyBook, PolicyStatusWriter } from "../status/policy-status.ts";
 import { localRedirectVerdicts } from "../translate/local-redirect.ts";
 import { serveFront } from "../transport/front.ts";
 import { LIMIT_SPECS } from "../transport/limits.ts";
+import { logRefusalSummaries } from "../transport/refusals.ts";
 import { tuneGcForStreaming } from "../xds/gc-tuning.ts";
 import { AssignmentServer } from "../xds/grpc-server.ts";
 import { SnapshotCache } from "../xds/snapshots.ts";
@@ -214,6 +215,8 @@ export async function serve(argv: string[]): Promise<void> {
       log.error({ err: e.stack ?? e.message }, "a connection was closed after an internal error"),
   }).catch((e: unknown) => fail(`cannot listen on ${current.listen}: ${(e as Error).message}`));
   const port = front.port;
+  // what the port's limits refuse: one summary line per interval at most, never a line per connection
+  const stopRefusalLog = logRefusalSummaries(front.refusals, (fields, msg) => log.warn(fields, msg));
   log.info(
     { hubId, address: `${listen.value.host}:${port}`, tls: Boolean(values["tls-cert"]) },
     "hub serving",
@@ -302,6 +305,7 @@ export async function serve(argv: string[]): Promise<void> {
     ]);
     await clusters.stop();
     await state.close();
+    stopRefusalLog();
     await front.close();
     server.forceShutdown();
     process.exit(0);

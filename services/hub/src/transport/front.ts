@@ -22,6 +22,7 @@ import { GrpcCall, Status } from "./grpc-call.ts";
 import { listenHttp2 } from "./http2-listener.ts";
 import { startIoThreads } from "./io-threads/pool.ts";
 import { DEFAULT_LIMITS, type FrontLimits } from "./limits.ts";
+import { RefusalCounts, type RefusalReason } from "./refusals.ts";
 import type { ServerStream } from "./server-stream.ts";
 
 export type FrontOptions = {
@@ -52,6 +53,8 @@ export type Front = {
   ioWorkers: () => Worker[];
   /** streams open now per thread that serves their connections: "0", "1", … or "main" */
   openStreams: () => Map<string, number>;
+  /** connections refused or cut off by the port's limits since it opened, by reason (every thread) */
+  refusals: () => Map<RefusalReason, number>;
   close: () => Promise<void>;
 };
 
@@ -77,7 +80,10 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
     if (route) route(new GrpcCall(s, callLimits));
     else proxy(s, inner);
   };
+  const refusals = RefusalCounts.createShared();
+  const counts = new RefusalCounts(refusals);
   const common = {
+    refusals,
     host: opts.host,
     port: opts.port,
     tls: opts.tls,
@@ -98,6 +104,7 @@ export async function serveFront(opts: FrontOptions): Promise<Front> {
       "workers" in served
         ? new Map(served.openStreams().map((n, i) => [String(i), n]))
         : new Map([["main", served.openStreams()]]),
+    refusals: () => counts.totals(),
     close: async () => {
       await served.close();
       inner.close();

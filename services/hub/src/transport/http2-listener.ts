@@ -22,6 +22,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { ConnectionGate } from "./connection-gate.ts";
 import { DEFAULT_LIMITS, type FrontLimits, UNAUTHENTICATED_WRITE_BUFFER_BYTES } from "./limits.ts";
+import { RefusalCounts, type RefusalReason, sessionErrorReason } from "./refusals.ts";
 import {
   H2Error,
   type HeaderList,
@@ -55,6 +56,8 @@ type Conn = {
   /** response bytes handed to node:http2 and not yet written to the socket */
   queued: number;
   gone: boolean;
+  /** counted as refused or cut off (once, under the first reason) */
+  refused: boolean;
 };
 
 function toOutgoing(fields: HeaderList): http2.OutgoingHttpHeaders {
@@ -192,10 +195,19 @@ class Http2Listener {
   paused = false;
   private readonly opts: ListenerOptions;
   readonly limits: FrontLimits;
+  readonly refusals: RefusalCounts;
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
     this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.refusals = new RefusalCounts(opts.refusals);
+  }
+
+  /** Counts a connection the port's limits end (once; the first reason wins). */
+  refuse(c: Conn, reason: RefusalReason): void {
+    if (c.refused) return;
+    c.refused = true;
+    this.refusals.add(reason);
   }
 
   authenticatedOpen(c: Conn): void {
@@ -212,14 +224,20 @@ class Http2Listener {
   /** A connection with no authenticated stream is closed after the idle timeout. */
   armIdle(c: Conn): void {
     if (c.gone || c.authenticated > 0 || c.idle) return;
-    c.idle = setTimeout(() => this.goAway(c), this.limits.idleTimeoutMs);
+    c.idle = setTimeout(() => {
+      if (c.session && !c.session.closed && !c.session.destroyed) this.refuse(c, "idle-timeout");
+      this.goAway(c);
+    }, this.limits.idleTimeoutMs);
     c.idle.unref();
   }
 
   checkQueued(c: Conn): void {
     const bound = c.authenticated > 0 ? this.limits.maxWriteBufferBytes : UNAUTHENTICATED_WRITE_BUFFER_BYTES;
     // a peer that does not read: cut off, not buffered
-    if (c.queued > bound) c.session?.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    if (c.queued > bound && c.session && !c.session.destroyed) {
+      this.refuse(c, "write-buffer");
+      c.session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    }
   }
 
   internalError(c: Conn, e: unknown): void {
@@ -261,9 +279,12 @@ class Http2Listener {
   }
 
   onSession(session: http2.ServerHttp2Session): void {
-    session.on("error", () => {});
     const sock = session.socket;
     const c = this.conns.get(`${sock.remoteAddress}:${sock.remotePort}`);
+    // nghttp2 ends the session with an error for floods, rapid reset and protocol errors (its GOAWAY is sent)
+    session.on("error", (e) => {
+      if (c) this.refuse(c, sessionErrorReason(e));
+    });
     if (!c) {
       session.destroy();
       return;
@@ -271,7 +292,10 @@ class Http2Listener {
     c.session = session;
     // TLS is done (or there is none): the client's preface and SETTINGS are next
     clearTimeout(c.deadline);
-    c.deadline = setTimeout(() => c.sock.destroy(), this.limits.prefaceTimeoutMs);
+    c.deadline = setTimeout(() => {
+      this.refuse(c, "preface-timeout");
+      c.sock.destroy();
+    }, this.limits.prefaceTimeoutMs);
     c.deadline.unref();
     session.once("remoteSettings", () => {
       clearTimeout(c.deadline);
@@ -286,7 +310,10 @@ class Http2Listener {
     c.keepalive = setInterval(() => {
       if (session.destroyed) return;
       // a peer that does not answer a ping within the timeout loses its connection and its calls
-      const dead = setTimeout(() => session.destroy(), timeout);
+      const dead = setTimeout(() => {
+        this.refuse(c, "keepalive-timeout");
+        session.destroy();
+      }, timeout);
       dead.unref();
       try {
         session.ping((err) => {
@@ -310,7 +337,9 @@ class Http2Listener {
       return;
     }
     const L = this.limits;
-    if (gate.admit(address, L.maxConnections, L.maxConnectionsPerSource)) {
+    const refused = gate.admit(address, L.maxConnections, L.maxConnectionsPerSource);
+    if (refused) {
+      this.refusals.add(refused === "total" ? "total-cap" : "source-cap");
       sock.destroy();
       return;
     }
@@ -319,13 +348,21 @@ class Http2Listener {
       sock,
       peer,
       session: undefined,
-      deadline: setTimeout(() => sock.destroy(), this.opts.tls ? L.handshakeTimeoutMs : L.prefaceTimeoutMs),
+      deadline: undefined,
       idle: undefined,
       keepalive: undefined,
       authenticated: 0,
       queued: 0,
       gone: false,
+      refused: false,
     };
+    c.deadline = setTimeout(
+      () => {
+        this.refuse(c, this.opts.tls ? "handshake-timeout" : "preface-timeout");
+        sock.destroy();
+      },
+      this.opts.tls ? L.handshakeTimeoutMs : L.prefaceTimeoutMs,
+    );
     c.deadline?.unref();
     this.conns.set(peer, c);
     sock.once("close", () => {
@@ -392,6 +429,7 @@ export async function listenHttp2(opts: ListenerOptions): Promise<Listener> {
   return {
     port,
     openStreams: () => l.streams.size,
+    refusals: () => l.refusals.totals(),
     pauseReading: () => {
       l.paused = true;
       for (const s of l.streams) s.pause();

@@ -4,6 +4,7 @@
  * produces them on one thread (http2-listener.ts: node:http2, nghttp2).
  */
 import type { FrontLimits } from "./limits.ts";
+import type { RefusalReason } from "./refusals.ts";
 
 /** header fields in order, names lowercase; a name may repeat */
 export type HeaderList = Array<[string, string]>;
@@ -63,6 +64,8 @@ export type ListenerOptions = {
    * (connection-gate.ts) and this thread's row in them; its own when absent
    */
   gate?: { shared: SharedArrayBuffer; row: number } | undefined;
+  /** the refusal counts shared by every thread serving the port (refusals.ts); its own when absent */
+  refusals?: SharedArrayBuffer | undefined;
   /**
    * request paths the hub serves itself: a connection with a stream on one of
    * them that the hub answered with a message holds an authenticated call (it
@@ -78,6 +81,8 @@ export type Listener = {
   port: number;
   /** streams open now on all its connections */
   openStreams: () => number;
+  /** connections refused or cut off by the port's limits, by reason (every thread sharing its counts) */
+  refusals: () => Map<RefusalReason, number>;
   /** stops reading request bytes (the main thread is behind), and starts again */
   pauseReading: () => void;
   resumeReading: () => void;

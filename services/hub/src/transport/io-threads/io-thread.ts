@@ -26,6 +26,7 @@ export type IoThreadData = {
   keepaliveTimeoutMs: number | undefined;
   limits: FrontLimits | undefined;
   gate: { shared: SharedArrayBuffer; row: number };
+  refusals: SharedArrayBuffer;
   routedPaths: readonly string[] | undefined;
 };
 
@@ -65,6 +66,7 @@ const listener = await listenHttp2({
   keepaliveTimeoutMs: data.keepaliveTimeoutMs,
   limits: data.limits,
   gate: data.gate,
+  refusals: data.refusals,
   routedPaths: data.routedPaths,
   onInternalError: (e) => queue(Up.ERROR, 0, 0, Buffer.from(e.stack ?? e.message)),
   onStream: (s) => {

@@ -25,7 +25,9 @@ import type { FromIoThread, IoThreadData, ToIoThread } from "./io-thread.ts";
 import { BatchSender, Down, encodeFields, readBatch, Up } from "./relay.ts";
 
 /** a listener's options (each thread runs one), for streams that reach the main thread as ServerStreams */
-export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream" | "gate"> & {
+export type IoThreadsOptions = Omit<ListenerOptions, "reusePort" | "onStream" | "gate" | "refusals"> & {
+  /** the refusal counts the threads add to (refusals.ts) */
+  refusals: SharedArrayBuffer;
   threads: number;
   onStream: (s: ServerStream) => void;
 };
@@ -207,6 +209,7 @@ export async function startIoThreads(opts: IoThreadsOptions): Promise<IoThreads>
         keepaliveTimeoutMs: opts.keepaliveTimeoutMs,
         limits: opts.limits,
         gate: { shared: gate, row: i },
+        refusals: opts.refusals,
         routedPaths: opts.routedPaths,
       } satisfies IoThreadData,
     });
