@@ -96,4 +96,31 @@ describe("ClusterManager and the last known state", () => {
       assert.equal(world.cluster("west").sync, "synced");
       await m.stop();
     }));
+
+  it("keeps a cluster's objects when its changed source cannot start (a bad edit empties nothing): served as unreachable", () =>
+    withDir(async (dir) => {
+      const yaml = path.join(dir, "west");
+      fs.mkdirSync(yaml);
+      fs.writeFileSync(path.join(yaml, "pay.yaml"), SERVICE);
+      const world = new World();
+      const { log } = capture();
+      const tracker = new ClusterHealthTracker(world, 60_000, log);
+      const m = new ClusterManager(world, tracker, log, 10_000);
+      await m.apply([{ name: "west", kind: "dir", path: yaml }]);
+      assert.deepEqual([...world.cluster("west").services.keys()], ["shop/pay"]);
+      // the source is changed to a directory that does not exist
+      await assert.rejects(
+        m.apply([{ name: "west", kind: "dir", path: path.join(dir, "missing") }]),
+        /directory .*missing does not exist/,
+      );
+      const c = world.clusters.get("west");
+      assert.ok(c, "the cluster stays in the world");
+      assert.deepEqual([...c.services.keys()], ["shop/pay"], "its Services stay");
+      assert.equal(c.health.stale, true, "served as an unreachable cluster's last known state");
+      // a good edit brings it back
+      await m.apply([{ name: "west", kind: "dir", path: yaml }]);
+      assert.equal(world.cluster("west").health.stale, false);
+      assert.deepEqual([...world.cluster("west").services.keys()], ["shop/pay"]);
+      await m.stop();
+    }));
 });

@@ -131,9 +131,17 @@ export class ClusterManager {
         else this.log.warn({ cluster: c.name }, "cluster not listed yet; listing goes on in the background");
       } catch (e) {
         await source.stop().catch(() => {});
-        this.tracker.forget(c.name);
-        this.world.removeCluster(c.name);
-        failures.push(`cluster ${c.name}: ${(e as Error).message}`);
+        const reason = (e as Error).message;
+        if (this.world.clusters.get(c.name)?.sync !== "pending") {
+          // objects of it are held (kept across the source change, or restored): a source that cannot start
+          // is an outage, not a deletion — served as an unreachable cluster's last known state (withdrawn
+          // from other clusters' views after the grace) until a config whose source starts
+          writer.health(false, `its source did not start: ${reason}`);
+        } else {
+          this.tracker.forget(c.name);
+          this.world.removeCluster(c.name);
+        }
+        failures.push(`cluster ${c.name}: ${reason}`);
       }
     }
     if (failures.length) throw new Error(failures.join("; "));
