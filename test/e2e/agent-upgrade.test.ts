@@ -4,9 +4,10 @@
  * build's programs serve from its maps while the new agent fills new maps
  * beside them, and the swap happens only when those hold a whole view — the
  * held view on disk at once (even with no hub), else the hub's complete
- * view. The "previous build" is this object compiled with other map sizes
- * (sy_svc_names, sy_affinity): libbpf cannot reuse its maps. Real hub, real
- * agent binary, real BPF in a sandbox cgroup.
+ * view. The "previous build" is this object compiled with another
+ * sy_affinity size and started with another --max-frontends (which sizes
+ * sy_svc_names at load): libbpf cannot reuse its maps. Real hub, real agent
+ * binary, real BPF in a sandbox cgroup.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -35,7 +36,7 @@ function cluster(count: number): string {
   return `${docs.join("\n---\n")}\n`;
 }
 
-/** The BPF object built by bpf/Makefile with other map sizes: a build whose pinned maps this one cannot reuse. */
+/** The BPF object built by bpf/Makefile with another sy_affinity size: a build whose pinned maps this one cannot reuse. */
 function buildPreviousObject(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
   fs.copyFileSync(path.join(REPO, "bpf/build/vmlinux.h"), path.join(dir, "vmlinux.h"));
@@ -47,7 +48,7 @@ function buildPreviousObject(dir: string): string {
       "-C",
       path.join(REPO, "bpf"),
       `BUILD=${dir}`,
-      `CFLAGS=-g -O2 -target bpf -Wall -Werror -I${dir} -I. -DSY_MAX_SERVICES=4096 -DSY_MAX_AFFINITY=4096`,
+      `CFLAGS=-g -O2 -target bpf -Wall -Werror -I${dir} -I. -DSY_MAX_AFFINITY=4096`,
       out,
     ],
     { stdio: "pipe" },
@@ -94,7 +95,7 @@ describe("agent upgrade across incompatible pinned maps keeps every Service", ()
     heldView = path.join(agentState(), "held-view.bin");
     // the previous build, synced, then stopped: its programs and maps stay pinned
     const previous = buildPreviousObject(path.join(stack.stateDir, "previous-build"));
-    const agent = await stack.startAgent(token, ["--bpf-object", previous]);
+    const agent = await stack.startAgent(token, ["--bpf-object", previous, "--max-frontends", "4096"]);
     await agent.waitFor(/complete view from the hub/, 60_000);
     await reachesTarget();
     assert.equal(maxEntries("sy_svc_names"), 4096, "the previous build's maps are pinned");

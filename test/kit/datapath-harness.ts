@@ -136,7 +136,12 @@ export class DatapathHarness {
 
   static create(
     prefix: string,
-    opts: { nodeAddresses?: string[]; maxBackends?: number; udpWalker?: DatapathOptions["udpWalker"] } = {},
+    opts: {
+      nodeAddresses?: string[];
+      maxFrontends?: number;
+      maxBackends?: number;
+      udpWalker?: DatapathOptions["udpWalker"];
+    } = {},
   ): DatapathHarness {
     const sandbox = Sandbox.create(prefix);
     const pinDir = `/sys/fs/bpf/${sandbox.name}`;
@@ -146,6 +151,7 @@ export class DatapathHarness {
         pinDir,
         cgroupPath: sandbox.cgroup,
         log: silentLogger(),
+        ...(opts.maxFrontends ? { maxFrontends: opts.maxFrontends } : {}),
         ...(opts.maxBackends ? { maxBackends: opts.maxBackends } : {}),
         ...(opts.udpWalker ? { udpWalker: opts.udpWalker } : {}),
       });

@@ -119,6 +119,13 @@ const CARRIED_MAPS: ReadonlySet<string> = new Set([
   "sy_counters",
   "sy_events",
 ]);
+/** the maps sized with --max-frontends at load */
+const FRONTEND_SIZED_MAPS: readonly MapName[] = ["sy_frontends", "sy_svc_names", "sy_qos", "sy_lrp_skip"];
+/** Pure: ", --max-frontends" for a map that flag sizes at load ("" for the others). */
+function sizeFlag(map: string): string {
+  if ((FRONTEND_SIZED_MAPS as readonly string[]).includes(map)) return ", --max-frontends";
+  return map === "sy_backends" || map === "sy_members" ? ", --max-backends" : "";
+}
 /** where a staged upgrade pins its new maps until the swap */
 export const STAGED_MAPS_DIR = "maps-next";
 /** not attached to the cgroup: run on demand to destroy connected UDP sockets to removed backends */
@@ -305,7 +312,7 @@ export class LibbpfMaps implements DatapathMaps {
       const code = e === 7 || e === 28 ? "capacity" : "bpf";
       throw new SwitchyardError(
         code,
-        `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? " (map full: raise its size)" : ""}`,
+        `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? ` (map full: raise its size${sizeFlag(map)})` : ""}`,
       );
     }
   }
@@ -544,11 +551,12 @@ export class LibbpfDatapath {
       const fds = {} as Record<MapName, number>;
       const mapPtrs = {} as Record<MapName, Ptr>;
       for (const name of MAPS) mapPtrs[name] = checkPtr(ffi.findMap(obj, name), `finding map ${name}`);
+      // every map that grows with frontends takes --max-frontends: a Service or policy name per frontend
+      // at most (sy_svc_names), a QoS window per frontend (sy_qos), a skip entry per redirecting policy
+      // and selected pod (sy_lrp_skip); the build's 65,536 (SY_MAX_SERVICES) is only the default
       if (opts.maxFrontends)
-        checkRc(
-          ffi.mapSetMaxEntries(mapPtrs.sy_frontends, opts.maxFrontends) as number,
-          "sizing sy_frontends",
-        );
+        for (const name of FRONTEND_SIZED_MAPS)
+          checkRc(ffi.mapSetMaxEntries(mapPtrs[name], opts.maxFrontends) as number, `sizing ${name}`);
       if (opts.maxBackends) {
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_backends, opts.maxBackends) as number, "sizing sy_backends");
         checkRc(ffi.mapSetMaxEntries(mapPtrs.sy_members, opts.maxBackends) as number, "sizing sy_members");

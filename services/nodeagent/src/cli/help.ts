@@ -28,7 +28,8 @@ run flags:
   --no-events            do not emit NAT events at all
   --resync-seconds N     full reconcile against the maps every N seconds (default 60): repairs drift
   --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
-  --max-frontends N      size of the frontend map, set at load (default 65536)
+  --max-frontends N      size of the frontend map, set at load (default 65536); also sizes every map
+                         that grows with Services and policies (their names, QoS windows, skip entries)
   --max-backends N       size of the backend map, set at load (default 1048576); a full map is
                          reported (NACK, log), never silently truncated. A size other than the pinned
                          maps' (or a build with another map layout) stages new maps and swaps them in
