@@ -15,15 +15,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import { type Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import {
-  applyOpToState,
-  type Backend,
-  type DatapathMaps,
-  type MapOp,
-  type MapState,
-  parseSkipKey,
-  skipKey,
-} from "./bpf/maps.ts";
+import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
 import { DesiredIndex } from "./desired/compute-desired.ts";
 import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
@@ -31,6 +23,7 @@ import type { EventPublisher } from "./events/publisher.ts";
 import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
 import { type ApplyOutcome, applyPlan } from "./reconcile/apply-plan.ts";
 import { frontendKeyOfEntry, RetryLedger } from "./reconcile/retry-ledger.ts";
+import { computeSkipEntries, syncSkipCgroups } from "./reconcile/skip-cgroups.ts";
 
 /** entries named one by one in the log per plan (the rest are counted) */
 const LOGGED_ENTRIES = 20;
@@ -346,59 +339,17 @@ export class AgentCore {
     return this.settleRetries(outcome, keys, now);
   }
 
-  /**
-   * Writes `sy_lrp_skip`: (policy id, cgroup id) for each selected local pod
-   * of a policy with skipRedirectFromBackend, found by the pod's UID; what
-   * no such pod accounts for any more is deleted. Programs only test an
-   * entry's presence, so nothing waits for them. A failed write is logged
-   * and tried again by the next resync.
-   */
+  /** `sy_lrp_skip` follows the skip-from-backend policies' local pods (reconcile/skip-cgroups.ts). */
   private syncSkipCgroups(): void {
     const skips = this.maps.skips;
     if (!skips || !this.desired) return;
-    const want = new Set<string>();
     const pods = this.desired.skipPods();
-    if (pods.size > 0 && this.findPodCgroups) {
-      const found = this.findPodCgroups([...new Set([...pods.values()].flat())]);
-      for (const [policy, uids] of pods) {
-        const svcId = this.mirrorIndex.svcIdOf(policy);
-        if (svcId === undefined) continue;
-        for (const uid of uids) for (const id of found.get(uid) ?? []) want.add(skipKey(svcId, id));
-      }
-    }
-    let have: Set<string>;
-    try {
-      have = skips.readSkips();
-    } catch (e) {
-      this.log.warn({ err: e }, "reading the skip-from-backend cgroups failed; tried again at resync");
-      return;
-    }
-    let written = 0;
-    for (const k of want) {
-      if (have.has(k)) continue;
-      const { svcId, cgroupId } = parseSkipKey(k);
-      try {
-        skips.putSkip(svcId, cgroupId);
-        written++;
-      } catch (e) {
-        this.log.warn(
-          { policy: this.serviceName(svcId), cgroupId: String(cgroupId), err: e },
-          "skip-from-backend cgroup not written; tried again at resync",
-        );
-      }
-    }
-    for (const k of have) {
-      if (want.has(k)) continue;
-      const { svcId, cgroupId } = parseSkipKey(k);
-      try {
-        skips.deleteSkip(svcId, cgroupId);
-        written++;
-      } catch (e) {
-        this.log.warn({ cgroupId: String(cgroupId), err: e }, "skip-from-backend cgroup not deleted");
-      }
-    }
-    if (written > 0)
-      this.log.info({ entries: want.size, writes: written }, "skip-from-backend cgroups updated");
+    const cgroups =
+      pods.size > 0 && this.findPodCgroups
+        ? this.findPodCgroups([...new Set([...pods.values()].flat())])
+        : new Map<string, bigint[]>();
+    const want = computeSkipEntries(pods, cgroups, (policy) => this.mirrorIndex.svcIdOf(policy));
+    syncSkipCgroups(skips, want, this.log, (id) => this.serviceName(id));
   }
 
   /** grace periods the map writes waited for on the main thread (the rare fallback; 0 in the common path) */
