@@ -13,34 +13,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { SwitchyardError } from "@switchyard/lib/errors";
-import { formatIp16, parseIpTo16 } from "@switchyard/lib/ip";
 import type { Logger } from "@switchyard/lib/log";
 import { mountsOfType } from "@switchyard/lib/mounts";
-import {
-  COUNTER_NAMES,
-  decodeBackend,
-  decodeBackendKey,
-  decodeFrontend,
-  decodeFrontendKey,
-  decodeMemberKey,
-  decodeSettings,
-  decodeSkipKey,
-  decodeSvcName,
-  EVENTS_DRAIN_MS,
-  EVENTS_RING_BYTES,
-  encodeBackend,
-  encodeBackendKey,
-  encodeFrontend,
-  encodeFrontendKey,
-  encodeMemberKey,
-  encodeSettings,
-  encodeSkipKey,
-  encodeSvcName,
-  encodeU32,
-  LAYOUT,
-  type Settings,
-  SY_NAME_LEN,
-} from "./layout.ts";
+import { EVENTS_DRAIN_MS, EVENTS_RING_BYTES } from "./layout.ts";
 import {
   checkPtr,
   checkRc,
@@ -51,26 +26,13 @@ import {
   type Ptr,
   routeLibbpfLogs,
 } from "./libbpf.ts";
+import { FRONTEND_SIZED_MAPS, LibbpfMaps, MAPS, type MapName } from "./libbpf-maps.ts";
 import {
   BPF_MAP_INFO_SIZE,
   computeMapIncompatibility,
   type MapDefinition,
   parseMapInfo,
 } from "./map-compat.ts";
-import {
-  type ApplyOptions,
-  type DatapathMaps,
-  emptyMapState,
-  type FrontendKeyModel,
-  frontendKeyString,
-  type MapOp,
-  type MapReaders,
-  type MapState,
-  memberKey,
-  type SkipCgroupMap,
-  skipKey,
-} from "./maps.ts";
-import { kernelGracePeriod, ReaderGrace } from "./reader-grace.ts";
 import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
 import {
   ThreadUdpSocketWalker,
@@ -88,22 +50,6 @@ export const PROGRAMS = [
   "sy_getpeername4",
   "sy_getpeername6",
 ] as const;
-export const MAPS = [
-  "sy_frontends",
-  "sy_backends",
-  "sy_members",
-  "sy_node_ips",
-  "sy_svc_names",
-  "sy_sock_nats",
-  "sy_revnat",
-  "sy_affinity",
-  "sy_settings_map",
-  "sy_qos",
-  "sy_lrp_skip",
-  "sy_dead_backends",
-  "sy_counters",
-  "sy_events",
-] as const;
 /**
  * Maps the programs fill per socket or flow (reverse translation, affinity)
  * and the counters and events: when an upgrade is staged, each of these that
@@ -119,13 +65,6 @@ const CARRIED_MAPS: ReadonlySet<string> = new Set([
   "sy_counters",
   "sy_events",
 ]);
-/** the maps sized with --max-frontends at load */
-const FRONTEND_SIZED_MAPS: readonly MapName[] = ["sy_frontends", "sy_svc_names", "sy_qos", "sy_lrp_skip"];
-/** Pure: ", --max-frontends" for a map that flag sizes at load ("" for the others). */
-function sizeFlag(map: string): string {
-  if ((FRONTEND_SIZED_MAPS as readonly string[]).includes(map)) return ", --max-frontends";
-  return map === "sy_backends" || map === "sy_members" ? ", --max-backends" : "";
-}
 /** where a staged upgrade pins its new maps until the swap */
 export const STAGED_MAPS_DIR = "maps-next";
 /** not attached to the cgroup: run on demand to destroy connected UDP sockets to removed backends */
@@ -139,8 +78,6 @@ function kernelHasSockDestroy(): boolean {
     return false;
   }
 }
-
-type MapName = (typeof MAPS)[number];
 
 export type DatapathOptions = {
   objectPath: string;
@@ -173,316 +110,6 @@ export function ensureBpffs(pinDir: string): void {
   const rc = mountFn("bpf", root, "bpf", 0, null) as number;
   if (rc !== 0)
     throw new SwitchyardError("bpf", `mounting bpffs at ${root} failed: ${errnoName(koffi.errno())}`);
-}
-
-/** entries per bpf_map_lookup_batch call (grown if one hash bucket holds more) */
-const READ_BATCH = 4096;
-const ENOENT = 2;
-const ENOSPC = 28;
-/** update flag: write the value in place under its bpf_spin_lock */
-const BPF_F_LOCK = 4;
-
-export class LibbpfMaps implements DatapathMaps {
-  readonly fds: Record<MapName, number>;
-  /** bpf() system calls made by `apply` and `read` so far (each map call through libbpf is one) */
-  syscalls = 0;
-  /**
-   * How `read()` walks a map: `batch` (bpf_map_lookup_batch, thousands of
-   * entries a call) or `per-entry` (get_next_key + lookup per entry, two
-   * calls each). Batch falls back to per-entry, for good, on a kernel that
-   * refuses batch lookups.
-   */
-  readMode: "batch" | "per-entry" = "batch";
-  /** waits for the programs where a write could change an element one of them holds (reader-grace.ts) */
-  readonly grace: ReaderGrace;
-  constructor(fds: Record<MapName, number>, grace: ReaderGrace = new ReaderGrace(kernelGracePeriod())) {
-    this.fds = fds;
-    this.grace = grace;
-  }
-
-  /** the programs reading these maps: grace periods (the same object as `grace`) */
-  get readers(): MapReaders {
-    return this.grace;
-  }
-
-  /** `sy_lrp_skip`: the programs only test presence, so entries go and come without a grace period */
-  readonly skips: SkipCgroupMap = {
-    readSkips: () => {
-      const out = new Set<string>();
-      this.forEachEntry(this.fds.sy_lrp_skip, LAYOUT.sy_skip_key.size, 1, (k) => {
-        const d = decodeSkipKey(k);
-        out.add(skipKey(d.svcId, d.cgroupId));
-      });
-      return out;
-    },
-    putSkip: (svcId, cgroupId) =>
-      this.update(
-        this.fds.sy_lrp_skip,
-        encodeSkipKey(svcId, cgroupId),
-        Buffer.from([1]),
-        "sy_lrp_skip",
-        `cgroup ${cgroupId} of policy #${svcId}`,
-      ),
-    deleteSkip: (svcId, cgroupId) =>
-      this.remove(this.fds.sy_lrp_skip, encodeSkipKey(svcId, cgroupId), "sy_lrp_skip"),
-  };
-
-  apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
-    this.grace.write(ops, opts, (o) => this.applyOne(o));
-  }
-
-  private applyOne(o: MapOp): void {
-    const f = this.fds;
-    switch (o.op) {
-      case "put-name":
-        this.update(f.sy_svc_names, encodeU32(o.svcId), encodeSvcName(o.name), "sy_svc_names", o.name);
-        return;
-      case "delete-name":
-        this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
-        return;
-      case "put-backend": {
-        const addr = ip16(o.backend.ip);
-        const key = encodeBackendKey({ setId: o.setId, index: o.index });
-        this.update(
-          f.sy_backends,
-          key,
-          encodeBackend({ addr, port: o.backend.port }),
-          "sy_backends",
-          `set ${o.setId}`,
-        );
-        try {
-          this.update(
-            f.sy_members,
-            encodeMemberKey(o.setId, addr, o.backend.port),
-            encodeU32(o.index),
-            "sy_members",
-            `set ${o.setId}`,
-          );
-        } catch (e) {
-          // the op lands whole or not at all: the set is new, so its entry was not there before
-          this.syscalls++;
-          ffi.mapDelete(f.sy_backends, key);
-          throw e;
-        }
-        return;
-      }
-      case "delete-backend":
-        this.remove(f.sy_members, encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port), "sy_members");
-        this.remove(f.sy_backends, encodeBackendKey({ setId: o.setId, index: o.index }), "sy_backends");
-        return;
-      case "put-member":
-        this.update(
-          f.sy_members,
-          encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port),
-          encodeU32(o.index),
-          "sy_members",
-          `set ${o.setId}`,
-        );
-        return;
-      case "delete-member":
-        this.remove(f.sy_members, encodeMemberKey(o.setId, ip16(o.backend.ip), o.backend.port), "sy_members");
-        return;
-      case "put-node-ip":
-        this.update(f.sy_node_ips, ip16(o.ip), Buffer.from([1]), "sy_node_ips", o.ip);
-        return;
-      case "delete-node-ip":
-        this.remove(f.sy_node_ips, ip16(o.ip), "sy_node_ips");
-        return;
-      case "put-frontend":
-        // in place under the value's lock: a reader copies either the old value or the new one
-        this.update(
-          f.sy_frontends,
-          frontendKey(o.key),
-          encodeFrontend(o.value),
-          "sy_frontends",
-          frontendKeyString(o.key),
-          BPF_F_LOCK,
-        );
-        return;
-      case "delete-frontend":
-        this.remove(f.sy_frontends, frontendKey(o.key), "sy_frontends");
-    }
-  }
-
-  private update(fd: number, key: Buffer, value: Buffer, map: string, what: string, flags = 0): void {
-    this.syscalls++;
-    const rc = ffi.mapUpdate(fd, key, value, flags) as number;
-    if (rc < 0) {
-      const e = -rc;
-      const code = e === 7 || e === 28 ? "capacity" : "bpf";
-      throw new SwitchyardError(
-        code,
-        `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? ` (map full: raise its size${sizeFlag(map)})` : ""}`,
-      );
-    }
-  }
-
-  private remove(fd: number, key: Buffer, map: string): void {
-    this.syscalls++;
-    const rc = ffi.mapDelete(fd, key) as number;
-    if (rc < 0 && rc !== -2)
-      throw new SwitchyardError("bpf", `deleting from map ${map} failed: ${errnoName(-rc)}`);
-  }
-
-  /**
-   * Calls `each` with every (key, value) of a hash map. The buffers are views
-   * valid only during the call: decode, do not keep.
-   */
-  forEachEntry(
-    fd: number,
-    keySize: number,
-    valueSize: number,
-    each: (key: Buffer, value: Buffer) => void,
-  ): void {
-    if (this.readMode === "batch" && this.batchEntries(fd, keySize, valueSize, each)) return;
-    let prev: Buffer | null = null;
-    const value = Buffer.alloc(valueSize);
-    for (;;) {
-      const next = Buffer.alloc(keySize);
-      this.syscalls++;
-      if ((ffi.mapGetNextKey(fd, prev, next) as number) < 0) break;
-      this.syscalls++;
-      if ((ffi.mapLookup(fd, next, value) as number) === 0) each(next, value);
-      prev = next;
-    }
-  }
-
-  /** bpf_map_lookup_batch through the map; false when the kernel refuses it (nothing was read) */
-  private batchEntries(
-    fd: number,
-    keySize: number,
-    valueSize: number,
-    each: (key: Buffer, value: Buffer) => void,
-  ): boolean {
-    let room = READ_BATCH;
-    let keys = Buffer.alloc(room * keySize);
-    let values = Buffer.alloc(room * valueSize);
-    // the kernel's resume token: a bucket number for hash maps (8 bytes leave room)
-    const token = [Buffer.alloc(8), Buffer.alloc(8)] as const;
-    const count = Buffer.alloc(4);
-    let first = true;
-    for (;;) {
-      count.writeUInt32LE(room, 0);
-      this.syscalls++;
-      const rc = ffi.mapLookupBatch(
-        fd,
-        first ? null : token[0],
-        token[1],
-        keys,
-        values,
-        count,
-        null,
-      ) as number;
-      const n = count.readUInt32LE(0);
-      if (rc < 0 && rc !== -ENOENT) {
-        if (rc === -ENOSPC && n === 0) {
-          // one bucket holds more entries than there is room for
-          room *= 2;
-          keys = Buffer.alloc(room * keySize);
-          values = Buffer.alloc(room * valueSize);
-          continue;
-        }
-        if (first) {
-          this.readMode = "per-entry";
-          return false;
-        }
-        throw new SwitchyardError("bpf", `reading a map in batches failed: ${errnoName(-rc)}`);
-      }
-      for (let i = 0; i < n; i++)
-        each(
-          keys.subarray(i * keySize, (i + 1) * keySize),
-          values.subarray(i * valueSize, (i + 1) * valueSize),
-        );
-      if (rc === -ENOENT) return true;
-      token[1].copy(token[0]);
-      first = false;
-    }
-  }
-
-  /** Every (key, value) of a hash map, copied. */
-  entries(fd: number, keySize: number, valueSize: number): Array<[Buffer, Buffer]> {
-    const out: Array<[Buffer, Buffer]> = [];
-    this.forEachEntry(fd, keySize, valueSize, (k, v) => out.push([Buffer.from(k), Buffer.from(v)]));
-    return out;
-  }
-
-  /** Reads every map the agent writes, `sy_members` included (in batches: a few calls per map). */
-  read(): MapState {
-    const s: MapState = { ...emptyMapState(), members: new Map() };
-    const L = LAYOUT;
-    this.forEachEntry(this.fds.sy_svc_names, 4, SY_NAME_LEN, (k, v) =>
-      s.names.set(k.readUInt32LE(0), decodeSvcName(v)),
-    );
-    this.forEachEntry(this.fds.sy_frontends, L.sy_frontend_key.size, L.sy_frontend.size, (k, v) => {
-      const dk = decodeFrontendKey(k);
-      const key: FrontendKeyModel = {
-        ip: formatIp16(dk.addr),
-        port: dk.port,
-        proto: dk.proto,
-        scope: dk.scope,
-      };
-      s.frontends.set(frontendKeyString(key), { key, value: decodeFrontend(v) });
-    });
-    this.forEachEntry(this.fds.sy_backends, L.sy_backend_key.size, L.sy_backend.size, (k, v) => {
-      const bk = decodeBackendKey(k);
-      const b = decodeBackend(v);
-      const set = s.backendSets.get(bk.setId) ?? [];
-      set[bk.index] = { ip: formatIp16(b.addr), port: b.port };
-      s.backendSets.set(bk.setId, set);
-    });
-    this.forEachEntry(this.fds.sy_members, L.sy_member_key.size, 4, (k, v) => {
-      const mk = decodeMemberKey(k);
-      s.members!.set(memberKey(mk.setId, { ip: formatIp16(mk.addr), port: mk.port }), v.readUInt32LE(0));
-    });
-    this.forEachEntry(this.fds.sy_node_ips, 16, 1, (k) => s.nodeIps.add(formatIp16(k)));
-    return s;
-  }
-
-  /** Sums the per-CPU counters. */
-  counters(): Record<string, bigint> {
-    const ncpu = possibleCpus();
-    const out: Record<string, bigint> = {};
-    COUNTER_NAMES.forEach((name, i) => {
-      const v = Buffer.alloc(8 * ncpu);
-      let sum = 0n;
-      if ((ffi.mapLookup(this.fds.sy_counters, encodeU32(i), v) as number) === 0) {
-        for (let c = 0; c < ncpu; c++) sum += v.readBigUInt64LE(c * 8);
-      }
-      out[name] = sum;
-    });
-    return out;
-  }
-
-  /** Event switch and sampling, read by the programs on every translation: changes apply at once, no reload. */
-  writeSettings(s: Settings): void {
-    this.update(this.fds.sy_settings_map, encodeU32(0), encodeSettings(s), "sy_settings_map", "settings");
-  }
-
-  readSettings(): Settings {
-    const v = Buffer.alloc(LAYOUT.sy_settings.size);
-    ffi.mapLookup(this.fds.sy_settings_map, encodeU32(0), v);
-    return decodeSettings(v);
-  }
-}
-
-function ip16(ip: string): Buffer {
-  const r = parseIpTo16(ip);
-  if (!r.ok) throw new SwitchyardError("invalid_argument", r.error);
-  return r.value;
-}
-
-function frontendKey(k: FrontendKeyModel): Buffer {
-  return encodeFrontendKey({ addr: ip16(k.ip), port: k.port, proto: k.proto, scope: k.scope });
-}
-
-function possibleCpus(): number {
-  const text = fs.readFileSync("/sys/devices/system/cpu/possible", "utf8").trim();
-  let n = 0;
-  for (const part of text.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    n += b === undefined ? 1 : b - a! + 1;
-  }
-  return n;
 }
 
 export type EventReader = { close(): void };

@@ -7,8 +7,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import { SwitchyardError } from "@switchyard/lib/errors";
-import { LibbpfMaps, MAPS, STAGED_MAPS_DIR } from "./datapath.ts";
+import { STAGED_MAPS_DIR } from "./datapath.ts";
 import { ffi } from "./libbpf.ts";
+import { LibbpfMaps, MAPS } from "./libbpf-maps.ts";
 
 /** Whether an agent staged an upgrade under `pinDir` and has not swapped it in yet. */
 export function upgradeStaged(pinDir: string): boolean {
