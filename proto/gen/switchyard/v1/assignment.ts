@@ -76,6 +76,69 @@ export function resourceEncodingToJSON(object: ResourceEncoding): string {
   }
 }
 
+/** BalancingMode is how a BalancingPolicy's backends are addressed. */
+export const BalancingMode = {
+  BALANCING_MODE_UNSPECIFIED: 0,
+  BALANCING_MODE_POD_ENDPOINT: 1,
+  BALANCING_MODE_HOST_PORT: 2,
+  BALANCING_MODE_NODE_PROXY: 3,
+  BALANCING_MODE_ADDRESS_ENDPOINT: 4,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type BalancingMode = typeof BalancingMode[keyof typeof BalancingMode];
+
+export namespace BalancingMode {
+  export type BALANCING_MODE_UNSPECIFIED = typeof BalancingMode.BALANCING_MODE_UNSPECIFIED;
+  export type BALANCING_MODE_POD_ENDPOINT = typeof BalancingMode.BALANCING_MODE_POD_ENDPOINT;
+  export type BALANCING_MODE_HOST_PORT = typeof BalancingMode.BALANCING_MODE_HOST_PORT;
+  export type BALANCING_MODE_NODE_PROXY = typeof BalancingMode.BALANCING_MODE_NODE_PROXY;
+  export type BALANCING_MODE_ADDRESS_ENDPOINT = typeof BalancingMode.BALANCING_MODE_ADDRESS_ENDPOINT;
+  export type UNRECOGNIZED = typeof BalancingMode.UNRECOGNIZED;
+}
+
+export function balancingModeFromJSON(object: any): BalancingMode {
+  switch (object) {
+    case 0:
+    case "BALANCING_MODE_UNSPECIFIED":
+      return BalancingMode.BALANCING_MODE_UNSPECIFIED;
+    case 1:
+    case "BALANCING_MODE_POD_ENDPOINT":
+      return BalancingMode.BALANCING_MODE_POD_ENDPOINT;
+    case 2:
+    case "BALANCING_MODE_HOST_PORT":
+      return BalancingMode.BALANCING_MODE_HOST_PORT;
+    case 3:
+    case "BALANCING_MODE_NODE_PROXY":
+      return BalancingMode.BALANCING_MODE_NODE_PROXY;
+    case 4:
+    case "BALANCING_MODE_ADDRESS_ENDPOINT":
+      return BalancingMode.BALANCING_MODE_ADDRESS_ENDPOINT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return BalancingMode.UNRECOGNIZED;
+  }
+}
+
+export function balancingModeToJSON(object: BalancingMode): string {
+  switch (object) {
+    case BalancingMode.BALANCING_MODE_UNSPECIFIED:
+      return "BALANCING_MODE_UNSPECIFIED";
+    case BalancingMode.BALANCING_MODE_POD_ENDPOINT:
+      return "BALANCING_MODE_POD_ENDPOINT";
+    case BalancingMode.BALANCING_MODE_HOST_PORT:
+      return "BALANCING_MODE_HOST_PORT";
+    case BalancingMode.BALANCING_MODE_NODE_PROXY:
+      return "BALANCING_MODE_NODE_PROXY";
+    case BalancingMode.BALANCING_MODE_ADDRESS_ENDPOINT:
+      return "BALANCING_MODE_ADDRESS_ENDPOINT";
+    case BalancingMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** RedirectFrontendKind says what a redirect frontend was written as. */
 export const RedirectFrontendKind = {
   REDIRECT_FRONTEND_KIND_UNSPECIFIED: 0,
@@ -439,8 +502,10 @@ export interface Resource {
    * "svc/<cluster>/<namespace>/<name>" (a Service), "mcs/<cluster>/<namespace>/<name>"
    * (an MCS ServiceImport: the clusterset IP), "eps/<cluster>/<namespace>/<slice>"
    * (and "eps/<cluster>/<namespace>/<slice>/host-network" in node-port views),
-   * "lrp/<cluster>/<namespace>/<name>" (a LocalRedirectPolicy) or
-   * "lrpb/<cluster>/<namespace>/<name>/<node>" (its pods on one node).
+   * "lrp/<cluster>/<namespace>/<name>" (a LocalRedirectPolicy),
+   * "lrpb/<cluster>/<namespace>/<name>/<node>" (its pods on one node),
+   * "bp/<cluster>/<namespace>/<name>" (a BalancingPolicy) or
+   * "bpn/<cluster>/<namespace>/<name>/<node>" (a node its nodeSelector takes).
    */
   name: string;
   version: string;
@@ -449,7 +514,56 @@ export interface Resource {
     | { $case: "backendSlice"; value: BackendSlice }
     | { $case: "localRedirect"; value: LocalRedirectAssignment }
     | { $case: "localBackends"; value: LocalBackends }
+    | { $case: "balancing"; value: BalancingAssignment }
+    | { $case: "balancingNode"; value: BalancingNode }
     | undefined;
+}
+
+/**
+ * BalancingAssignment is one BalancingPolicy that won its frontends
+ * (resource "bp/<cluster>/<namespace>/<name>"), the same for every agent of
+ * a view (a view of agents that reach backends through node ports gets its
+ * own, with the backends they can reach). Its backends are resolved by the
+ * hub to the addresses the view's agents connect to: pod IPs (podEndpoint),
+ * the pods' node addresses (hostPort), the pods' node entry addresses
+ * (nodeProxy) or explicit addresses (addressEndpoint). A policy that lost a
+ * conflict, or is invalid, is not sent. See docs/policies.md.
+ */
+export interface BalancingAssignment {
+  cluster: string;
+  namespace: string;
+  name: string;
+  /**
+   * The frontends, resolved by the hub; `fallback_service` is set for a
+   * Service frontend (the Service itself): where the policy has no usable
+   * backend of the frontend's family on an agent, the Service's own entry
+   * stays. An address frontend without backends refuses connects.
+   */
+  frontends: RedirectFrontend[];
+  frontendKind: RedirectFrontendKind;
+  mode: BalancingMode;
+  /** Port name (a frontend's port_name) → the backends' port number. */
+  ports: SlicePort[];
+  /**
+   * The backends, one per address set (several pods behind one node
+   * address are one backend: ready when any of them is).
+   */
+  endpoints: Endpoint[];
+  /**
+   * The policy has a nodeSelector: only agents holding its BalancingNode
+   * resource for their node apply it; the others keep the Service's entry.
+   */
+  selectedNodesOnly: boolean;
+}
+
+/**
+ * BalancingNode says that a BalancingPolicy with a nodeSelector applies on
+ * one node (resource "bpn/<cluster>/<namespace>/<name>/<node>"), sent to
+ * that node's agents only.
+ */
+export interface BalancingNode {
+  /** Resource name of the BalancingAssignment. */
+  policy: string;
 }
 
 /**
@@ -1877,6 +1991,12 @@ export const Resource: MessageFns<Resource> = {
       case "localBackends":
         LocalBackends.encode(message.body.value, writer.uint32(50).fork()).join();
         break;
+      case "balancing":
+        BalancingAssignment.encode(message.body.value, writer.uint32(58).fork()).join();
+        break;
+      case "balancingNode":
+        BalancingNode.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1942,6 +2062,22 @@ export const Resource: MessageFns<Resource> = {
             message.body = { $case: "localBackends", value: LocalBackends.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.body = { $case: "balancing", value: BalancingAssignment.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.body = { $case: "balancingNode", value: BalancingNode.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1972,6 +2108,12 @@ export const Resource: MessageFns<Resource> = {
         ? { $case: "localBackends", value: LocalBackends.fromJSON(object.localBackends) }
         : isSet(object.local_backends)
         ? { $case: "localBackends", value: LocalBackends.fromJSON(object.local_backends) }
+        : isSet(object.balancing)
+        ? { $case: "balancing", value: BalancingAssignment.fromJSON(object.balancing) }
+        : isSet(object.balancingNode)
+        ? { $case: "balancingNode", value: BalancingNode.fromJSON(object.balancingNode) }
+        : isSet(object.balancing_node)
+        ? { $case: "balancingNode", value: BalancingNode.fromJSON(object.balancing_node) }
         : undefined,
     };
   },
@@ -1992,6 +2134,10 @@ export const Resource: MessageFns<Resource> = {
       obj.localRedirect = LocalRedirectAssignment.toJSON(message.body.value);
     } else if (message.body?.$case === "localBackends") {
       obj.localBackends = LocalBackends.toJSON(message.body.value);
+    } else if (message.body?.$case === "balancing") {
+      obj.balancing = BalancingAssignment.toJSON(message.body.value);
+    } else if (message.body?.$case === "balancingNode") {
+      obj.balancingNode = BalancingNode.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2028,7 +2174,305 @@ export const Resource: MessageFns<Resource> = {
         }
         break;
       }
+      case "balancing": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "balancing", value: BalancingAssignment.fromPartial(object.body.value) };
+        }
+        break;
+      }
+      case "balancingNode": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "balancingNode", value: BalancingNode.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseBalancingAssignment(): BalancingAssignment {
+  return {
+    cluster: "",
+    namespace: "",
+    name: "",
+    frontends: [],
+    frontendKind: 0,
+    mode: 0,
+    ports: [],
+    endpoints: [],
+    selectedNodesOnly: false,
+  };
+}
+
+export const BalancingAssignment: MessageFns<BalancingAssignment> = {
+  encode(message: BalancingAssignment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cluster !== "") {
+      writer.uint32(10).string(message.cluster);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    for (const v of message.frontends) {
+      RedirectFrontend.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.frontendKind !== 0) {
+      writer.uint32(40).int32(message.frontendKind);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(48).int32(message.mode);
+    }
+    for (const v of message.ports) {
+      SlicePort.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.endpoints) {
+      Endpoint.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.selectedNodesOnly !== false) {
+      writer.uint32(72).bool(message.selectedNodesOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BalancingAssignment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBalancingAssignment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.frontends.push(RedirectFrontend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.frontendKind = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.ports.push(SlicePort.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.endpoints.push(Endpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.selectedNodesOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BalancingAssignment {
+    return {
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      frontends: globalThis.Array.isArray(object?.frontends)
+        ? object.frontends.map((e: any) => RedirectFrontend.fromJSON(e))
+        : [],
+      frontendKind: isSet(object.frontendKind)
+        ? redirectFrontendKindFromJSON(object.frontendKind)
+        : isSet(object.frontend_kind)
+        ? redirectFrontendKindFromJSON(object.frontend_kind)
+        : 0,
+      mode: isSet(object.mode) ? balancingModeFromJSON(object.mode) : 0,
+      ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => SlicePort.fromJSON(e)) : [],
+      endpoints: globalThis.Array.isArray(object?.endpoints)
+        ? object.endpoints.map((e: any) => Endpoint.fromJSON(e))
+        : [],
+      selectedNodesOnly: isSet(object.selectedNodesOnly)
+        ? globalThis.Boolean(object.selectedNodesOnly)
+        : isSet(object.selected_nodes_only)
+        ? globalThis.Boolean(object.selected_nodes_only)
+        : false,
+    };
+  },
+
+  toJSON(message: BalancingAssignment): unknown {
+    const obj: any = {};
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.frontends?.length) {
+      obj.frontends = message.frontends.map((e) => RedirectFrontend.toJSON(e));
+    }
+    if (message.frontendKind !== 0) {
+      obj.frontendKind = redirectFrontendKindToJSON(message.frontendKind);
+    }
+    if (message.mode !== 0) {
+      obj.mode = balancingModeToJSON(message.mode);
+    }
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => SlicePort.toJSON(e));
+    }
+    if (message.endpoints?.length) {
+      obj.endpoints = message.endpoints.map((e) => Endpoint.toJSON(e));
+    }
+    if (message.selectedNodesOnly !== false) {
+      obj.selectedNodesOnly = message.selectedNodesOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BalancingAssignment>, I>>(base?: I): BalancingAssignment {
+    return BalancingAssignment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BalancingAssignment>, I>>(object: I): BalancingAssignment {
+    const message = createBaseBalancingAssignment();
+    message.cluster = object.cluster ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.frontends = object.frontends?.map((e) => RedirectFrontend.fromPartial(e)) || [];
+    message.frontendKind = object.frontendKind ?? 0;
+    message.mode = object.mode ?? 0;
+    message.ports = object.ports?.map((e) => SlicePort.fromPartial(e)) || [];
+    message.endpoints = object.endpoints?.map((e) => Endpoint.fromPartial(e)) || [];
+    message.selectedNodesOnly = object.selectedNodesOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseBalancingNode(): BalancingNode {
+  return { policy: "" };
+}
+
+export const BalancingNode: MessageFns<BalancingNode> = {
+  encode(message: BalancingNode, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.policy !== "") {
+      writer.uint32(10).string(message.policy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BalancingNode {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBalancingNode();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BalancingNode {
+    return { policy: isSet(object.policy) ? globalThis.String(object.policy) : "" };
+  },
+
+  toJSON(message: BalancingNode): unknown {
+    const obj: any = {};
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BalancingNode>, I>>(base?: I): BalancingNode {
+    return BalancingNode.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BalancingNode>, I>>(object: I): BalancingNode {
+    const message = createBaseBalancingNode();
+    message.policy = object.policy ?? "";
     return message;
   },
 };
