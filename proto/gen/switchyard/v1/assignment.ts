@@ -353,7 +353,32 @@ export function trafficDistributionToJSON(object: TrafficDistribution): string {
 
 /** StreamAssignmentsRequest is one agent-to-hub message. */
 export interface StreamAssignmentsRequest {
-  kind: { $case: "hello"; value: Hello } | { $case: "ack"; value: Ack } | undefined;
+  kind:
+    | { $case: "hello"; value: Hello }
+    | { $case: "ack"; value: Ack }
+    | { $case: "nodeReport"; value: NodeReport }
+    | undefined;
+}
+
+/**
+ * NodeReport tells the hub what the agent found on its node: sent after each
+ * Welcome that names an entry_interface, and again whenever that changes.
+ * Not acknowledged.
+ */
+export interface NodeReport {
+  /**
+   * The IPv4 and IPv6 addresses of the interface Welcome.entry_interface
+   * names, as the agent reads them now (link-local IPv6 left out); empty
+   * when the interface is missing or has none. The hub uses them as the
+   * node's entry addresses (nodeProxy) unless the node annotation
+   * switchyard.io/entry-addresses sets them.
+   */
+  entryAddresses: string[];
+  /**
+   * Why entry_addresses is empty ("interface vxlan0 not found"), for the
+   * hub's log; empty when it is not.
+   */
+  entryProblem: string;
 }
 
 /** Hello opens a stream. */
@@ -494,6 +519,13 @@ export interface Welcome {
    * agent holds the whole view and no delta follows until the view changes.
    */
   inSync: boolean;
+  /**
+   * The interface whose addresses are this node's entry addresses (the
+   * hub's entryInterface setting, e.g. a VXLAN device the operator runs);
+   * empty: none (entry addresses come from the node annotation only). The
+   * agent answers with a NodeReport.
+   */
+  entryInterface: string;
 }
 
 /** Resource is one named, versioned unit of assignment. */
@@ -504,8 +536,9 @@ export interface Resource {
    * (and "eps/<cluster>/<namespace>/<slice>/host-network" in node-port views),
    * "lrp/<cluster>/<namespace>/<name>" (a LocalRedirectPolicy),
    * "lrpb/<cluster>/<namespace>/<name>/<node>" (its pods on one node),
-   * "bp/<cluster>/<namespace>/<name>" (a BalancingPolicy) or
-   * "bpn/<cluster>/<namespace>/<name>/<node>" (a node its nodeSelector takes).
+   * "bp/<cluster>/<namespace>/<name>" (a BalancingPolicy),
+   * "bpn/<cluster>/<namespace>/<name>/<node>" (a node its nodeSelector takes) or
+   * "entry/<cluster>/<node>" (what that node DNATs from its entry addresses).
    */
   name: string;
   version: string;
@@ -516,7 +549,39 @@ export interface Resource {
     | { $case: "localBackends"; value: LocalBackends }
     | { $case: "balancing"; value: BalancingAssignment }
     | { $case: "balancingNode"; value: BalancingNode }
+    | { $case: "nodeEntry"; value: NodeEntry }
     | undefined;
+}
+
+/**
+ * NodeEntry is what the agent on one node DNATs from its entry addresses
+ * (resource "entry/<cluster>/<node>", sent to that node's agents only): the
+ * entry ports of the accepted nodeProxy BalancingPolicies whose selected
+ * pods run on this node. See docs/dataplane.md, "Node entry DNAT".
+ */
+export interface NodeEntry {
+  ports: EntryPort[];
+}
+
+/** EntryPort is one entry address:port/protocol and the pods it reaches. */
+export interface EntryPort {
+  /** This node's entry address (IPv4 or IPv6). */
+  address: string;
+  port: number;
+  protocol: Protocol;
+  /**
+   * The selected ready pods on this node, in the entry address's family:
+   * a new connection goes to one of them (at random).
+   */
+  targets: EntryTarget[];
+  /** Resource name of the BalancingAssignment ("bp/<cluster>/<ns>/<name>"). */
+  policy: string;
+}
+
+/** EntryTarget is one pod address and port. */
+export interface EntryTarget {
+  ip: string;
+  port: number;
 }
 
 /**
@@ -748,6 +813,9 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
       case "ack":
         Ack.encode(message.kind.value, writer.uint32(18).fork()).join();
         break;
+      case "nodeReport":
+        NodeReport.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -781,6 +849,14 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
             message.kind = { $case: "ack", value: Ack.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "nodeReport", value: NodeReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -799,6 +875,10 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
         ? { $case: "hello", value: Hello.fromJSON(object.hello) }
         : isSet(object.ack)
         ? { $case: "ack", value: Ack.fromJSON(object.ack) }
+        : isSet(object.nodeReport)
+        ? { $case: "nodeReport", value: NodeReport.fromJSON(object.nodeReport) }
+        : isSet(object.node_report)
+        ? { $case: "nodeReport", value: NodeReport.fromJSON(object.node_report) }
         : undefined,
     };
   },
@@ -809,6 +889,8 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
       obj.hello = Hello.toJSON(message.kind.value);
     } else if (message.kind?.$case === "ack") {
       obj.ack = Ack.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "nodeReport") {
+      obj.nodeReport = NodeReport.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -831,7 +913,106 @@ export const StreamAssignmentsRequest: MessageFns<StreamAssignmentsRequest> = {
         }
         break;
       }
+      case "nodeReport": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "nodeReport", value: NodeReport.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseNodeReport(): NodeReport {
+  return { entryAddresses: [], entryProblem: "" };
+}
+
+export const NodeReport: MessageFns<NodeReport> = {
+  encode(message: NodeReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entryAddresses) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.entryProblem !== "") {
+      writer.uint32(18).string(message.entryProblem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entryAddresses.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.entryProblem = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeReport {
+    return {
+      entryAddresses: globalThis.Array.isArray(object?.entryAddresses)
+        ? object.entryAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.entry_addresses)
+        ? object.entry_addresses.map((e: any) => globalThis.String(e))
+        : [],
+      entryProblem: isSet(object.entryProblem)
+        ? globalThis.String(object.entryProblem)
+        : isSet(object.entry_problem)
+        ? globalThis.String(object.entry_problem)
+        : "",
+    };
+  },
+
+  toJSON(message: NodeReport): unknown {
+    const obj: any = {};
+    if (message.entryAddresses?.length) {
+      obj.entryAddresses = message.entryAddresses;
+    }
+    if (message.entryProblem !== "") {
+      obj.entryProblem = message.entryProblem;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodeReport>, I>>(base?: I): NodeReport {
+    return NodeReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodeReport>, I>>(object: I): NodeReport {
+    const message = createBaseNodeReport();
+    message.entryAddresses = object.entryAddresses?.map((e) => e) || [];
+    message.entryProblem = object.entryProblem ?? "";
     return message;
   },
 };
@@ -1818,7 +1999,7 @@ export const AgentCredential: MessageFns<AgentCredential> = {
 };
 
 function createBaseWelcome(): Welcome {
-  return { hubId: "", cluster: "", viewClusters: [], nodeZone: "", inSync: false };
+  return { hubId: "", cluster: "", viewClusters: [], nodeZone: "", inSync: false, entryInterface: "" };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -1837,6 +2018,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.inSync !== false) {
       writer.uint32(40).bool(message.inSync);
+    }
+    if (message.entryInterface !== "") {
+      writer.uint32(50).string(message.entryInterface);
     }
     return writer;
   },
@@ -1894,6 +2078,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.inSync = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.entryInterface = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1929,6 +2121,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.in_sync)
         ? globalThis.Boolean(object.in_sync)
         : false,
+      entryInterface: isSet(object.entryInterface)
+        ? globalThis.String(object.entryInterface)
+        : isSet(object.entry_interface)
+        ? globalThis.String(object.entry_interface)
+        : "",
     };
   },
 
@@ -1949,6 +2146,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.inSync !== false) {
       obj.inSync = message.inSync;
     }
+    if (message.entryInterface !== "") {
+      obj.entryInterface = message.entryInterface;
+    }
     return obj;
   },
 
@@ -1962,6 +2162,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.viewClusters = object.viewClusters?.map((e) => e) || [];
     message.nodeZone = object.nodeZone ?? "";
     message.inSync = object.inSync ?? false;
+    message.entryInterface = object.entryInterface ?? "";
     return message;
   },
 };
@@ -1996,6 +2197,9 @@ export const Resource: MessageFns<Resource> = {
         break;
       case "balancingNode":
         BalancingNode.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
+      case "nodeEntry":
+        NodeEntry.encode(message.body.value, writer.uint32(74).fork()).join();
         break;
     }
     return writer;
@@ -2078,6 +2282,14 @@ export const Resource: MessageFns<Resource> = {
             message.body = { $case: "balancingNode", value: BalancingNode.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.body = { $case: "nodeEntry", value: NodeEntry.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2114,6 +2326,10 @@ export const Resource: MessageFns<Resource> = {
         ? { $case: "balancingNode", value: BalancingNode.fromJSON(object.balancingNode) }
         : isSet(object.balancing_node)
         ? { $case: "balancingNode", value: BalancingNode.fromJSON(object.balancing_node) }
+        : isSet(object.nodeEntry)
+        ? { $case: "nodeEntry", value: NodeEntry.fromJSON(object.nodeEntry) }
+        : isSet(object.node_entry)
+        ? { $case: "nodeEntry", value: NodeEntry.fromJSON(object.node_entry) }
         : undefined,
     };
   },
@@ -2138,6 +2354,8 @@ export const Resource: MessageFns<Resource> = {
       obj.balancing = BalancingAssignment.toJSON(message.body.value);
     } else if (message.body?.$case === "balancingNode") {
       obj.balancingNode = BalancingNode.toJSON(message.body.value);
+    } else if (message.body?.$case === "nodeEntry") {
+      obj.nodeEntry = NodeEntry.toJSON(message.body.value);
     }
     return obj;
   },
@@ -2186,7 +2404,300 @@ export const Resource: MessageFns<Resource> = {
         }
         break;
       }
+      case "nodeEntry": {
+        if (object.body?.value !== undefined && object.body?.value !== null) {
+          message.body = { $case: "nodeEntry", value: NodeEntry.fromPartial(object.body.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseNodeEntry(): NodeEntry {
+  return { ports: [] };
+}
+
+export const NodeEntry: MessageFns<NodeEntry> = {
+  encode(message: NodeEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ports) {
+      EntryPort.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ports.push(EntryPort.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeEntry {
+    return {
+      ports: globalThis.Array.isArray(object?.ports) ? object.ports.map((e: any) => EntryPort.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: NodeEntry): unknown {
+    const obj: any = {};
+    if (message.ports?.length) {
+      obj.ports = message.ports.map((e) => EntryPort.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodeEntry>, I>>(base?: I): NodeEntry {
+    return NodeEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodeEntry>, I>>(object: I): NodeEntry {
+    const message = createBaseNodeEntry();
+    message.ports = object.ports?.map((e) => EntryPort.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEntryPort(): EntryPort {
+  return { address: "", port: 0, protocol: 0, targets: [], policy: "" };
+}
+
+export const EntryPort: MessageFns<EntryPort> = {
+  encode(message: EntryPort, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    if (message.protocol !== 0) {
+      writer.uint32(24).int32(message.protocol);
+    }
+    for (const v of message.targets) {
+      EntryTarget.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.policy !== "") {
+      writer.uint32(42).string(message.policy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EntryPort {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEntryPort();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.protocol = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.targets.push(EntryTarget.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.policy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EntryPort {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      protocol: isSet(object.protocol) ? protocolFromJSON(object.protocol) : 0,
+      targets: globalThis.Array.isArray(object?.targets) ? object.targets.map((e: any) => EntryTarget.fromJSON(e)) : [],
+      policy: isSet(object.policy) ? globalThis.String(object.policy) : "",
+    };
+  },
+
+  toJSON(message: EntryPort): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.protocol !== 0) {
+      obj.protocol = protocolToJSON(message.protocol);
+    }
+    if (message.targets?.length) {
+      obj.targets = message.targets.map((e) => EntryTarget.toJSON(e));
+    }
+    if (message.policy !== "") {
+      obj.policy = message.policy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EntryPort>, I>>(base?: I): EntryPort {
+    return EntryPort.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EntryPort>, I>>(object: I): EntryPort {
+    const message = createBaseEntryPort();
+    message.address = object.address ?? "";
+    message.port = object.port ?? 0;
+    message.protocol = object.protocol ?? 0;
+    message.targets = object.targets?.map((e) => EntryTarget.fromPartial(e)) || [];
+    message.policy = object.policy ?? "";
+    return message;
+  },
+};
+
+function createBaseEntryTarget(): EntryTarget {
+  return { ip: "", port: 0 };
+}
+
+export const EntryTarget: MessageFns<EntryTarget> = {
+  encode(message: EntryTarget, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ip !== "") {
+      writer.uint32(10).string(message.ip);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EntryTarget {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEntryTarget();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ip = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EntryTarget {
+    return {
+      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+    };
+  },
+
+  toJSON(message: EntryTarget): unknown {
+    const obj: any = {};
+    if (message.ip !== "") {
+      obj.ip = message.ip;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EntryTarget>, I>>(base?: I): EntryTarget {
+    return EntryTarget.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EntryTarget>, I>>(object: I): EntryTarget {
+    const message = createBaseEntryTarget();
+    message.ip = object.ip ?? "";
+    message.port = object.port ?? 0;
     return message;
   },
 };
