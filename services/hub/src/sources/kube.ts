@@ -26,6 +26,7 @@ import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
 import type { KubeKind } from "../model/types.ts";
 import type { PolicyStatus, PolicyStatusClient } from "../status/policy-status.ts";
+import { resourcePath, watchedResource } from "./kube-api.ts";
 import { compactPod, POLICY_API } from "./kube-objects.ts";
 import type { ClusterSource, WorldWriter } from "./source.ts";
 
@@ -55,6 +56,9 @@ type Spec = {
 };
 
 const MCS = { group: "multicluster.x-k8s.io", version: "v1alpha1" };
+
+/** Paths come from WATCHED_RESOURCES (kube-api.ts), which the hub's RBAC is tested against. */
+const pathOf = (kind: KubeKind) => resourcePath(watchedResource(kind));
 
 function statusOf(e: unknown): number | undefined {
   const o = e as { statusCode?: unknown; code?: unknown };
@@ -103,36 +107,36 @@ export class KubeSource implements ClusterSource {
     const specs: Spec[] = [
       {
         kind: "Service",
-        path: "/api/v1/services",
+        path: pathOf("Service"),
         list: () => core.listServiceForAllNamespaces(),
         optional: false,
         absentOn: [],
       },
       {
         kind: "EndpointSlice",
-        path: "/apis/discovery.k8s.io/v1/endpointslices",
+        path: pathOf("EndpointSlice"),
         list: () => discovery.listEndpointSliceForAllNamespaces(),
         optional: false,
         absentOn: [],
       },
-      { kind: "Node", path: "/api/v1/nodes", list: () => core.listNode(), optional: false, absentOn: [] },
+      { kind: "Node", path: pathOf("Node"), list: () => core.listNode(), optional: false, absentOn: [] },
       {
         kind: "ServiceExport",
-        path: `/apis/${MCS.group}/${MCS.version}/serviceexports`,
+        path: pathOf("ServiceExport"),
         list: mcs("serviceexports"),
         optional: true,
         absentOn: [404],
       },
       {
         kind: "ServiceImport",
-        path: `/apis/${MCS.group}/${MCS.version}/serviceimports`,
+        path: pathOf("ServiceImport"),
         list: mcs("serviceimports"),
         optional: true,
         absentOn: [404],
       },
       {
         kind: "Pod",
-        path: "/api/v1/pods",
+        path: pathOf("Pod"),
         // in pages, each compacted before the next is asked for: a 100k-Pod listing never sits whole in memory
         list: () =>
           listInPages(
@@ -146,8 +150,8 @@ export class KubeSource implements ClusterSource {
       },
       {
         kind: "LocalRedirectPolicy",
-        path: `/apis/${POLICY_API.group}/${POLICY_API.version}/localredirectpolicies`,
-        list: crd(POLICY_API, "localredirectpolicies"),
+        path: pathOf("LocalRedirectPolicy"),
+        list: crd(POLICY_API, watchedResource("LocalRedirectPolicy").resource),
         optional: true,
         absentOn: [404, 403],
       },
@@ -349,7 +353,13 @@ export class KubePolicyStatusClient implements PolicyStatusClient {
 
   async patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void> {
     await this.api.patchNamespacedCustomObjectStatus(
-      { ...POLICY_API, plural: "localredirectpolicies", namespace, name, body: { status } },
+      {
+        ...POLICY_API,
+        plural: watchedResource("LocalRedirectPolicy").resource,
+        namespace,
+        name,
+        body: { status },
+      },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
   }
