@@ -4,7 +4,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { compactPod, parseLocalRedirectPolicy, parsePod } from "./kube-objects.ts";
+import { compactPod, parsePod } from "./kube-objects.ts";
+import { parseLocalRedirectPolicy } from "./policy-objects.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../../..");
 
@@ -460,8 +461,8 @@ describe("deploy/ YAML", () => {
     const rules = role.rules as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
     const verbsOn = (group: string, res: string) =>
       rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(res)).flatMap((r) => r.verbs);
-    assert.deepEqual(verbsOn("", "pods"), ["get", "list", "watch"]);
-    assert.deepEqual(verbsOn("switchyard.io", "localredirectpolicies"), ["get", "list", "watch"]);
+    assert.deepEqual(verbsOn("", "pods"), ["list", "watch"]);
+    assert.deepEqual(verbsOn("switchyard.io", "localredirectpolicies"), ["list", "watch"]);
     assert.deepEqual(verbsOn("switchyard.io", "localredirectpolicies/status"), ["patch"]);
     const writes = rules.flatMap((r) => r.verbs).filter((x) => !["get", "list", "watch"].includes(x));
     assert.deepEqual(writes, ["patch"], "nothing else is written");
