@@ -7,25 +7,10 @@
  *   switchyard-agent uninstall [--pin-dir DIR]
  *
  * This file only dispatches: the composition root is run.ts, the other
- * commands are in cli/, the help text in cli/help.ts.
+ * commands are in cli/, listed with their help in cli/help.ts; lib/cli.ts
+ * runs them (--version, --help, usage errors).
  */
-import { fail } from "./cli/common.ts";
-import { eventsCommand } from "./cli/events.ts";
-import { printHelp } from "./cli/help.ts";
-import { dumpCommand, uninstallCommand } from "./cli/pins.ts";
-import { run } from "./run.ts";
+import { runCli } from "@switchyard/lib/cli";
+import { AGENT_CLI } from "./cli/help.ts";
 
-async function main(argv: string[]): Promise<void> {
-  const [cmd, ...rest] = argv;
-  if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") return printHelp();
-  if (cmd === "events") return eventsCommand(rest);
-  if (cmd === "dump") return dumpCommand(rest);
-  if (cmd === "uninstall") return uninstallCommand(rest);
-  if (cmd !== "run") fail(`unknown command "${cmd}"; see --help`);
-  return run(rest);
-}
-
-main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`switchyard-agent: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+await runCli(AGENT_CLI, process.argv.slice(2));

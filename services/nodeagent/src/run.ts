@@ -6,8 +6,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { fetchPinnedCa } from "@switchyard/lib/ca-pin";
+import { parseFlags, VERSION } from "@switchyard/lib/cli";
 import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
@@ -15,7 +15,6 @@ import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath } from "./bpf/datapath.ts";
 import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
-import { printHelp } from "./cli/help.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
@@ -30,32 +29,27 @@ function nodeAddresses(): string[] {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      hub: { type: "string", multiple: true, default: [] },
-      token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
-      "hub-ca": { type: "string" },
-      "hub-ca-hash": { type: "string" },
-      "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
-      "node-name": { type: "string", default: os.hostname().toLowerCase() },
-      cgroup: { type: "string" },
-      "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
-      "bpf-object": { type: "string", default: DEFAULT_OBJECT },
-      nats: { type: "string", multiple: true, default: [] },
-      "subject-prefix": { type: "string", default: "switchyard.nat" },
-      "no-events": { type: "boolean", default: false },
-      "node-address": { type: "string", multiple: true, default: [] },
-      zone: { type: "string" },
-      "event-sample": { type: "string", default: "1" },
-      "resync-seconds": { type: "string", default: "60" },
-      "max-frontends": { type: "string", default: "65536" },
-      "max-backends": { type: "string", default: "1048576" },
-      "log-level": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(argv, {
+    hub: { type: "string", multiple: true, default: [] },
+    token: { type: "string", default: process.env["SWITCHYARD_TOKEN"] ?? "" },
+    "hub-ca": { type: "string" },
+    "hub-ca-hash": { type: "string" },
+    "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
+    "node-name": { type: "string", default: os.hostname().toLowerCase() },
+    cgroup: { type: "string" },
+    "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+    "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+    nats: { type: "string", multiple: true, default: [] },
+    "subject-prefix": { type: "string", default: "switchyard.nat" },
+    "no-events": { type: "boolean", default: false },
+    "node-address": { type: "string", multiple: true, default: [] },
+    zone: { type: "string" },
+    "event-sample": { type: "string", default: "1" },
+    "resync-seconds": { type: "string", default: "60" },
+    "max-frontends": { type: "string", default: "65536" },
+    "max-backends": { type: "string", default: "1048576" },
+    "log-level": { type: "string" },
   });
-  if (values.help) return printHelp();
   if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
   const node = values["node-name"];
   const credentials = new CredentialStore(values["state-dir"], node);
@@ -206,7 +200,7 @@ export async function run(argv: string[]): Promise<void> {
     credentials,
     nodeName: node,
     nodeAddresses: addresses,
-    agentVersion: "0.1.0",
+    agentVersion: VERSION,
     caFile,
     log: log.child({ component: "hubclient" }),
     heldVersions: () => core.store.versions(),

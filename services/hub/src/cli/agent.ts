@@ -1,17 +1,32 @@
 /** `switchyard-hub agent revoke CLUSTER/NODE`: revokes an agent's credentials and cuts its stream. */
-import { parseArgs } from "node:util";
+import { type Command, parseFlags } from "@switchyard/lib/cli";
 import type { RevokeAgentResponse } from "@switchyard/proto/admin";
 import { call } from "../admin/admin-server.ts";
 import { fail, STATE_FLAGS, viaHubOrState } from "./common.ts";
-import { printHelp } from "./help.ts";
 
-export async function agentCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { ...STATE_FLAGS, help: { type: "boolean", short: "h" } },
-  });
-  if (values.help) return printHelp();
+const HELP = `switchyard-hub agent — one agent's credentials
+
+Usage:
+  switchyard-hub agent revoke CLUSTER/NODE [flags]   revoke the agent's credentials and cut its stream;
+                                                      it must join again with a token
+
+Through the running hub's admin socket, else on the state directly.
+
+Flags:
+  --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
+  --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
+                          runs on --state-dir)
+`;
+
+export const agentCommand: Command = {
+  name: "agent",
+  summary: [["agent revoke CLUSTER/NODE", "revoke an agent's credentials and cut its stream"]],
+  help: HELP,
+  run: runAgent,
+};
+
+async function runAgent(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(argv, STATE_FLAGS, { positionals: true });
   const [sub, who] = positionals;
   if (sub !== "revoke") fail(`unknown agent command "${sub ?? ""}": use revoke CLUSTER/NODE`);
   const m = /^([a-z0-9-]+)\/([a-z0-9.-]+)$/.exec(who ?? "");

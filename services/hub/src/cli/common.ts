@@ -2,14 +2,14 @@
  * What the hub's commands share: how they fail, the state flags, the shared
  * state or the running hub's admin API, tables, the signing key's KEK.
  */
+import { usageError } from "@switchyard/lib/cli";
 import { adminClient } from "../admin/admin-server.ts";
 import { KEK_ENV, type Kek, loadKek } from "../auth/signing-key.ts";
 import { FileState, type HubState, KvState } from "../state/hub-state.ts";
 
-/** A wrong flag or a refused command: the reason on stderr, exit code 2. */
+/** A wrong flag or a refused command: the reason on stderr in one line, exit code 2 (lib/cli.ts). */
 export function fail(msg: string): never {
-  process.stderr.write(`switchyard-hub: ${msg}\n`);
-  process.exit(2);
+  return usageError(msg);
 }
 
 export const STATE_FLAGS = {

@@ -1,21 +1,46 @@
 /** `switchyard-hub agents|clusters|policies [--json]`: what the running hub reports, as tables. */
-import { parseArgs } from "node:util";
+import { type Command, parseFlags } from "@switchyard/lib/cli";
 import type { ListAgentsResponse, ListClustersResponse, ListPoliciesResponse } from "@switchyard/proto/admin";
 import { call } from "../admin/admin-server.ts";
 import { fail, runningHub, STATE_FLAGS, table } from "./common.ts";
-import { printHelp } from "./help.ts";
+
+type What = "agents" | "clusters" | "policies";
+
+const ABOUT: Record<What, string> = {
+  agents: "connected agents: auth, acked version, pending, lag, NACKs",
+  clusters: "clusters: source, view, health (why not ok), objects,\nrejected objects and why",
+  policies:
+    "policies of every cluster: frontend, state (Accepted, or why\nnot: Conflict with the winner, InvalidSpec, ServiceNotFound)",
+};
+
+const helpOf = (what: What) => `switchyard-hub ${what} — ${ABOUT[what].replace("\n", " ")}
+
+Usage:
+  switchyard-hub ${what} [--json] [--state-dir DIR]
+
+Asks the hub running on --state-dir (through its admin socket).
+
+Flags:
+  --json                  JSON (an array of objects, as the admin API returns them) instead of a table
+  --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
+`;
+
+const statusOf = (what: What): Command => ({
+  name: what,
+  summary: [[`${what} [--json]`, ABOUT[what]]],
+  help: helpOf(what),
+  run: (argv) => statusCommand(what, argv),
+});
+export const agentsCommand = statusOf("agents");
+export const clustersCommand = statusOf("clusters");
+export const policiesCommand = statusOf("policies");
 
 /** `agents`, `clusters` and `policies`: tables from the running hub. */
-export async function statusCommand(what: "agents" | "clusters" | "policies", argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      "state-dir": STATE_FLAGS["state-dir"],
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
-    },
+async function statusCommand(what: What, argv: string[]): Promise<void> {
+  const { values } = parseFlags(argv, {
+    "state-dir": STATE_FLAGS["state-dir"],
+    json: { type: "boolean", default: false },
   });
-  if (values.help) return printHelp();
   const hub = await runningHub(values["state-dir"]);
   if (!hub) fail(`no hub is running on --state-dir ${values["state-dir"]} (no admin socket answers there)`);
   try {

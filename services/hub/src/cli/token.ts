@@ -1,5 +1,5 @@
 /** `switchyard-hub token create|list|revoke`: join tokens, through the running hub or on the state. */
-import { parseArgs } from "node:util";
+import { type Command, parseFlags } from "@switchyard/lib/cli";
 import { parseDuration } from "@switchyard/lib/duration";
 import type {
   CreateTokenResponse,
@@ -10,7 +10,30 @@ import type {
 import { call, tokenInfo } from "../admin/admin-server.ts";
 import { checkTokenScope, TokenStore } from "../auth/tokens.ts";
 import { fail, STATE_FLAGS, table, viaHubOrState } from "./common.ts";
-import { printHelp } from "./help.ts";
+
+const HELP = `switchyard-hub token — join tokens: what admits a new agent to a cluster
+
+Usage:
+  switchyard-hub token create --cluster NAME [flags]   create a join token and print it (stdout)
+  switchyard-hub token list [flags]                    tokens with expiry and the nodes they admitted
+  switchyard-hub token revoke ID [flags]               revoke a token (its agents are cut off)
+
+Through the running hub's admin socket, else on the state directly.
+
+Flags:
+  --cluster NAME          the cluster the token admits agents to (create; one the hub watches)
+  --ttl DURATION          e.g. 24h, 7d (create; default 24h, 0 = never expires)
+  --description TEXT      free text (create)
+  --node-pattern GLOB     node names the token admits, e.g. edge-* (create; default *)
+  --max-nodes N           how many distinct nodes may join with it (create; default 0 = 1000; at most
+                          1000000): each new node name is a write to the shared state
+  --reach pod|nodeport    how its agents reach backends (create): pod = pod IPs (cluster nodes,
+                          hosts on a routable pod network; default); nodeport = the pod's node
+                          IP + the Service's NodePort (KubeEdge edge nodes without CNI, other hosts)
+  --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
+  --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
+                          runs on --state-dir)
+`;
 
 function printTokens(tokens: TokenInfo[]): void {
   const rows = [["ID", "CLUSTER", "REACH", "EXPIRES", "NODES", "DESCRIPTION"]];
@@ -26,11 +49,21 @@ function printTokens(tokens: TokenInfo[]): void {
   process.stdout.write(table(rows));
 }
 
-export async function tokenCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
+export const tokenCommand: Command = {
+  name: "token",
+  summary: [
+    ["token create --cluster NAME", "create a join token and print it"],
+    ["token list", "join tokens with expiry and the nodes they admitted"],
+    ["token revoke ID", "revoke a join token (its agents are cut off)"],
+  ],
+  help: HELP,
+  run: runToken,
+};
+
+async function runToken(argv: string[]): Promise<void> {
+  const { values, positionals } = parseFlags(
+    argv,
+    {
       ...STATE_FLAGS,
       cluster: { type: "string" },
       ttl: { type: "string", default: "24h" },
@@ -38,10 +71,9 @@ export async function tokenCommand(argv: string[]): Promise<void> {
       "node-pattern": { type: "string", default: "*" },
       "max-nodes": { type: "string", default: "0" },
       reach: { type: "string", default: "pod" },
-      help: { type: "boolean", short: "h" },
     },
-  });
-  if (values.help) return printHelp();
+    { positionals: true },
+  );
   const [sub, arg] = positionals;
   if (sub !== "create" && sub !== "list" && sub !== "revoke")
     fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);

@@ -6,9 +6,9 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import { parseArgs } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { computeCaHash } from "@switchyard/lib/ca-pin";
+import { parseFlags } from "@switchyard/lib/cli";
 import { parseDuration } from "@switchyard/lib/duration";
 import { createRootLogger } from "@switchyard/lib/log";
 import { adminSocketPath, serveAdmin } from "../admin/admin-server.ts";
@@ -17,7 +17,6 @@ import { createHubMetrics, serveMetrics } from "../admin/metrics.ts";
 import { CredentialAuthority } from "../auth/credentials.ts";
 import { TokenStore } from "../auth/tokens.ts";
 import { fail, kekOrFail, openState } from "../cli/common.ts";
-import { printHelp } from "../cli/help.ts";
 import { parseListen } from "../config.ts";
 import { World } from "../model/world.ts";
 import { ClusterHealthTracker } from "../sources/health.ts";
@@ -36,34 +35,29 @@ import { resolveSettings } from "./settings.ts";
 
 export async function serve(argv: string[]): Promise<void> {
   tuneGcForStreaming();
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: "string" },
-      cluster: { type: "string", multiple: true, default: [] },
-      view: { type: "string", multiple: true, default: [] },
-      listen: { type: "string" },
-      "state-dir": { type: "string" },
-      "state-nats": { type: "string", multiple: true, default: [] },
-      "credential-ttl": { type: "string", default: "24h" },
-      "signing-key-kek-file": { type: "string" },
-      "metrics-listen": { type: "string" },
-      "stale-grace": { type: "string" },
-      "api-timeout": { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "tls-ca": { type: "string" },
-      "debounce-ms": { type: "string" },
-      "io-threads": { type: "string" },
-      // removed: only so that `--front own` gets a clear error (settings.ts)
-      front: { type: "string" },
-      ...Object.fromEntries(LIMIT_SPECS.map((x) => [x.flag, { type: "string" as const }])),
-      "print-join-token": { type: "boolean", default: false },
-      "log-level": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  const { values } = parseFlags(argv, {
+    config: { type: "string" },
+    cluster: { type: "string", multiple: true, default: [] },
+    view: { type: "string", multiple: true, default: [] },
+    listen: { type: "string" },
+    "state-dir": { type: "string" },
+    "state-nats": { type: "string", multiple: true, default: [] },
+    "credential-ttl": { type: "string", default: "24h" },
+    "signing-key-kek-file": { type: "string" },
+    "metrics-listen": { type: "string" },
+    "stale-grace": { type: "string" },
+    "api-timeout": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "tls-ca": { type: "string" },
+    "debounce-ms": { type: "string" },
+    "io-threads": { type: "string" },
+    // removed: only so that `--front own` gets a clear error (settings.ts)
+    front: { type: "string" },
+    ...Object.fromEntries(LIMIT_SPECS.map((x) => [x.flag, { type: "string" as const }])),
+    "print-join-token": { type: "boolean", default: false },
+    "log-level": { type: "string" },
   });
-  if (values.help) return printHelp();
   const configFile = values.config;
   const readConfig = (): string | undefined => {
     if (!configFile) return undefined;

@@ -14,10 +14,44 @@ import {
 import type { MapState } from "../bpf/maps.ts";
 import { serviceDisplayName } from "../events/nat-event.ts";
 
-export function formatMapState(s: MapState): string {
-  const rows = [...s.frontends.values()].sort((a, b) =>
+/** the frontends in a stable order: address, port, protocol */
+function sortedFrontends(s: MapState) {
+  return [...s.frontends.values()].sort((a, b) =>
     a.key.ip < b.key.ip ? -1 : a.key.ip > b.key.ip ? 1 : a.key.port - b.key.port || a.key.proto - b.key.proto,
   );
+}
+
+/** `dump --json`: the same content as the text, as data (names decoded, backends resolved). */
+export function mapStateJson(s: MapState) {
+  const set = (setId: number, count: number) =>
+    Array.from({ length: count }, (_, i) => s.backendSets.get(setId)?.[i] ?? null);
+  return {
+    frontends: sortedFrontends(s).map(({ key, value }) => {
+      const name = s.names.get(value.svcId);
+      const redirect = value.natType === NatType.localRedirect;
+      return {
+        ip: key.ip,
+        port: key.port,
+        proto: key.proto === IPPROTO_UDP ? "udp" : "tcp",
+        scope: nameOf(Scope, key.scope),
+        service: name ? serviceDisplayName(name) : null,
+        svcId: value.svcId,
+        natType: nameOf(NatType, value.natType),
+        natMode: nameOf(NatMode, value.natMode),
+        localOnly: (value.flags & SY_FE_LOCAL_ONLY) !== 0,
+        skipFromBackend: (value.flags & SY_FE_SKIP_FROM_BACKEND) !== 0,
+        affinityTimeoutS: value.affinityTimeoutS,
+        qosPerSecond: value.qosPerSecond,
+        backends: set(value.setId, value.count),
+        ...(redirect ? { fallback: set(value.fbSetId, value.fbCount) } : {}),
+      };
+    }),
+    nodeIps: [...s.nodeIps].sort(),
+  };
+}
+
+export function formatMapState(s: MapState): string {
+  const rows = sortedFrontends(s);
   const lines: string[] = [];
   for (const { key, value } of rows) {
     const name = s.names.get(value.svcId);

@@ -1,16 +1,26 @@
-/** `switchyard-agent --help`: every command's flags in one text. */
+/**
+ * switchyard-agent's commands: the one list of subcommands with their help
+ * (the overview is made from each command's summary lines), and `run`'s
+ * help. A new command: a file in cli/ exporting a `Command` (lib/cli.ts),
+ * and one line in the list below.
+ */
+import type { Cli, Command } from "@switchyard/lib/cli";
+import { run } from "../run.ts";
 import { DEFAULT_PIN_DIR } from "./common.ts";
+import { eventsCommand } from "./events.ts";
+import { dumpCommand, uninstallCommand } from "./pins.ts";
 
-const HELP = `switchyard-agent — resolves Kubernetes Services at the socket with eBPF
+const RUN_HELP = `switchyard-agent run — join the hub and keep this node's maps in sync
 
 Usage:
-  switchyard-agent run [flags]         join the hub and keep this node's maps in sync
-  switchyard-agent dump [flags]        print the maps as text (frontend -> backends)
-  switchyard-agent uninstall [flags]   detach the programs and remove every pin
-  switchyard-agent events [on|off] [--sample N] [--pin-dir DIR]
-                                       show or change NAT events at run time (no reload)
+  switchyard-agent run --hub HOST:PORT --token ID.SECRET [flags]
 
-run flags:
+Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN), a cgroup v2
+directory and bpffs. The programs are attached once the agent has joined
+and holds a first complete view (or serves pinned state); an agent that
+fails to start leaves nothing behind. Logs are JSON lines (pino) on stdout.
+
+Flags:
   --hub HOST:PORT        hub address (repeatable; fails over in order)
   --token ID.SECRET      join token from \`switchyard-hub token create\` (or env SWITCHYARD_TOKEN)
   --hub-ca FILE          PEM CA of the hub's TLS certificate (TLS when given)
@@ -39,13 +49,18 @@ run flags:
   --node-address IP      this node's addresses for NodePort frontends and locality (repeatable;
                          default: the addresses of this host's interfaces; 127/8 and ::1 always count)
   --log-level LEVEL      pino level (default info; env SWITCHYARD_LOG_LEVEL)
-
-dump / uninstall flags:
-  --pin-dir DIR          as above
-  --state-dir DIR        as above (dump's first line says whether the agent follows a hub)
 `;
 
-/** Prints the help text (`--help`, `-h`, `help`, no command, or a command's --help). */
-export function printHelp(): void {
-  process.stdout.write(HELP);
-}
+const runCommand: Command = {
+  name: "run",
+  summary: [["run [flags]", "join the hub and keep this node's maps in sync"]],
+  help: RUN_HELP,
+  run,
+};
+
+export const AGENT_CLI: Cli = {
+  bin: "switchyard-agent",
+  about: "resolves Kubernetes Services at the socket with eBPF",
+  commands: [runCommand, dumpCommand, eventsCommand, uninstallCommand],
+  footer: `Results go to stdout, errors and notes to stderr; run logs JSON lines (pino) on stdout.`,
+};

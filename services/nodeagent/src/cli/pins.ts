@@ -3,26 +3,66 @@
  * pinned under --pin-dir (the maps' text form is formatMapState, dump.ts).
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { type Command, parseFlags } from "@switchyard/lib/cli";
 import { STAGED_MAPS_DIR, uninstallPins } from "../bpf/datapath.ts";
-import { formatSyncStatus } from "../state/sync-status.ts";
+import { formatSyncStatus, readSyncStatus } from "../state/sync-status.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
-import { formatMapState } from "./dump.ts";
+import { formatMapState, mapStateJson } from "./dump.ts";
 
-/** dump and uninstall take the same flags */
+const DUMP_HELP = `switchyard-agent dump — this node's maps as text (frontend -> backends) or JSON
+
+Usage:
+  switchyard-agent dump [--json] [--pin-dir DIR] [--state-dir DIR]
+
+Reads the maps the agent pinned (root or CAP_BPF); works with the agent
+stopped. The first line says whether the agent follows a hub.
+
+Flags:
+  --json                 one JSON object: sync (the agent's sync status, or null), upgradeStaged,
+                         frontends (each with its service, mode, flags, backends and fallback),
+                         nodeIps, counters
+  --pin-dir DIR          bpffs directory of the agent's maps (default ${DEFAULT_PIN_DIR})
+  --state-dir DIR        the agent's state directory (default ${DEFAULT_STATE_DIR})
+`;
+
+const UNINSTALL_HELP = `switchyard-agent uninstall — detach the programs and remove every pin
+
+Usage:
+  switchyard-agent uninstall [--pin-dir DIR]
+
+Stop the agent first. Services are no longer resolved at the socket on this
+node afterwards.
+
+Flags:
+  --pin-dir DIR          bpffs directory of the agent's maps and links (default ${DEFAULT_PIN_DIR})
+`;
+
+export const dumpCommand: Command = {
+  name: "dump",
+  summary: [["dump [--json]", "print the maps as text (frontend -> backends) or JSON"]],
+  help: DUMP_HELP,
+  run: runDump,
+};
+
+export const uninstallCommand: Command = {
+  name: "uninstall",
+  summary: [["uninstall", "detach the programs and remove every pin"]],
+  help: UNINSTALL_HELP,
+  run: runUninstall,
+};
+
+/** dump and uninstall take the same flags (--bpf-object is accepted and unused, as before) */
 function parsePinFlags(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    options: {
-      "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
-      "bpf-object": { type: "string", default: DEFAULT_OBJECT },
-      "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
-    },
+  return parseFlags(argv, {
+    "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+    "bpf-object": { type: "string", default: DEFAULT_OBJECT },
+    "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
+    json: { type: "boolean", default: false },
   });
 }
 
 /** Detaches the programs and removes every pin. */
-export function uninstallCommand(argv: string[]): void {
+function runUninstall(argv: string[]): void {
   const { values } = parsePinFlags(argv);
   const removed = uninstallPins(values["pin-dir"]);
   process.stdout.write(
@@ -33,10 +73,20 @@ export function uninstallCommand(argv: string[]): void {
 }
 
 /** Prints the sync status, the maps as text (frontend -> backends) and the counters. */
-export async function dumpCommand(argv: string[]): Promise<void> {
+async function runDump(argv: string[]): Promise<void> {
   const { values } = parsePinFlags(argv);
   const { openPinnedMaps, upgradeStaged } = await import("../bpf/pinned.ts");
   const maps = openPinnedMaps(values["pin-dir"]);
+  if (values.json) {
+    const doc = {
+      sync: readSyncStatus(values["state-dir"]) ?? null,
+      upgradeStaged: upgradeStaged(values["pin-dir"]),
+      ...mapStateJson(maps.read()),
+      counters: maps.counters(),
+    };
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return;
+  }
   process.stdout.write(formatSyncStatus(values["state-dir"]));
   if (upgradeStaged(values["pin-dir"]))
     process.stdout.write(

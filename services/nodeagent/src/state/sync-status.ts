@@ -20,14 +20,19 @@ export function writeSyncStatus(stateDir: string, s: SyncStatus): void {
   fs.renameSync(tmp, file);
 }
 
+/** The status the agent last wrote, or undefined when none can be read. */
+export function readSyncStatus(stateDir: string): SyncStatus | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(stateDir, FILE), "utf8")) as SyncStatus;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The `dump` header: one line on how current the maps are. */
 export function formatSyncStatus(stateDir: string): string {
-  let s: SyncStatus;
-  try {
-    s = JSON.parse(fs.readFileSync(path.join(stateDir, FILE), "utf8")) as SyncStatus;
-  } catch {
-    return `# sync: unknown (no ${FILE} in ${stateDir}: no agent has run with this --state-dir)\n`;
-  }
+  const s = readSyncStatus(stateDir);
+  if (!s) return `# sync: unknown (no ${FILE} in ${stateDir}: no agent has run with this --state-dir)\n`;
   if (s.state === "synced")
     return `# sync: following the hub's view since ${s.since}${s.hub ? ` (last hub ${s.hub})` : ""}; status of ${s.updatedAt}\n`;
   return `# sync: serving the pinned maps as found since ${s.since} — no complete view from a hub yet${
