@@ -362,6 +362,24 @@ export class AgentCore {
     return this.retiringSets.size;
   }
 
+  /** entries of the maps the agent writes, as its mirror of them knows (no map read) */
+  get mapEntries(): Record<string, number> {
+    let backends = 0;
+    for (const set of this.mirror.backendSets.values()) backends += set.length;
+    return {
+      sy_frontends: this.mirror.frontends.size,
+      sy_backends: backends,
+      sy_members: backends,
+      sy_svc_names: this.mirror.names.size,
+      sy_node_ips: this.mirror.nodeIps.size,
+    };
+  }
+
+  /** changes received from a hub and not in the maps yet (their view is not complete) */
+  get pendingChanges(): number {
+    return this.pending.length;
+  }
+
   /** Follows ops that landed in the mirror; tells about backends no set holds any more. */
   private track(landed: readonly MapOp[]): void {
     if (landed.length === 0) return;

@@ -31,6 +31,12 @@ export type NatEvent = {
   failureCode: string;
   /** a local redirect that went to its fallback: why ("noLocal", "qos", "fromBackend"); absent otherwise */
   fallback?: string;
+  /**
+   * set by the publisher: 1, 2, 3, … per agent run, in emission order. A
+   * repeat is a re-send after a confirmation the connection lost (dedupe on
+   * node + seq); a gap is an event the agent counted as dropped.
+   */
+  seq?: number;
 };
 
 const MODE_NAMES: Record<number, string> = {
