@@ -499,6 +499,14 @@ export interface AgentCredential {
   token: string;
   /** RFC 3339; the hub sends a fresh one well before this. */
   expiresAt: string;
+  /**
+   * The agent's NATS user for publishing NAT events, in the standard .creds
+   * format (user JWT + nkey seed), when the hubs are the signer of a NATS
+   * account (`switchyard-hub nats init`); empty otherwise. It may publish on
+   * "switchyard.nat.<cluster>.<node>.>" only, and expires with the
+   * credential (it is rotated with it).
+   */
+  natsCreds: string;
 }
 
 /** Welcome tells the agent who admitted it. */
@@ -1910,7 +1918,7 @@ export const StreamAssignmentsResponse: MessageFns<StreamAssignmentsResponse> = 
 };
 
 function createBaseAgentCredential(): AgentCredential {
-  return { token: "", expiresAt: "" };
+  return { token: "", expiresAt: "", natsCreds: "" };
 }
 
 export const AgentCredential: MessageFns<AgentCredential> = {
@@ -1920,6 +1928,9 @@ export const AgentCredential: MessageFns<AgentCredential> = {
     }
     if (message.expiresAt !== "") {
       writer.uint32(18).string(message.expiresAt);
+    }
+    if (message.natsCreds !== "") {
+      writer.uint32(26).string(message.natsCreds);
     }
     return writer;
   },
@@ -1953,6 +1964,14 @@ export const AgentCredential: MessageFns<AgentCredential> = {
             message.expiresAt = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.natsCreds = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1973,6 +1992,11 @@ export const AgentCredential: MessageFns<AgentCredential> = {
         : isSet(object.expires_at)
         ? globalThis.String(object.expires_at)
         : "",
+      natsCreds: isSet(object.natsCreds)
+        ? globalThis.String(object.natsCreds)
+        : isSet(object.nats_creds)
+        ? globalThis.String(object.nats_creds)
+        : "",
     };
   },
 
@@ -1984,6 +2008,9 @@ export const AgentCredential: MessageFns<AgentCredential> = {
     if (message.expiresAt !== "") {
       obj.expiresAt = message.expiresAt;
     }
+    if (message.natsCreds !== "") {
+      obj.natsCreds = message.natsCreds;
+    }
     return obj;
   },
 
@@ -1994,6 +2021,7 @@ export const AgentCredential: MessageFns<AgentCredential> = {
     const message = createBaseAgentCredential();
     message.token = object.token ?? "";
     message.expiresAt = object.expiresAt ?? "";
+    message.natsCreds = object.natsCreds ?? "";
     return message;
   },
 };
