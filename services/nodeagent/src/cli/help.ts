@@ -8,7 +8,8 @@ import type { Cli, Command } from "@switchyard/lib/cli";
 import { run } from "../run.ts";
 import { DEFAULT_PIN_DIR } from "./common.ts";
 import { eventsCommand } from "./events.ts";
-import { dumpCommand, uninstallCommand } from "./pins.ts";
+import { installCommand, uninstallCommand } from "./install.ts";
+import { dumpCommand } from "./pins.ts";
 
 const RUN_HELP = `switchyard-agent run — join the hub and keep this node's maps in sync
 
@@ -61,6 +62,6 @@ const runCommand: Command = {
 export const AGENT_CLI: Cli = {
   bin: "switchyard-agent",
   about: "resolves Kubernetes Services at the socket with eBPF",
-  commands: [runCommand, dumpCommand, eventsCommand, uninstallCommand],
+  commands: [runCommand, dumpCommand, eventsCommand, installCommand, uninstallCommand],
   footer: `Results go to stdout, errors and notes to stderr; run logs JSON lines (pino) on stdout.`,
 };

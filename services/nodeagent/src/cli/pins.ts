@@ -1,10 +1,10 @@
 /**
- * `switchyard-agent dump` and `uninstall`: read or remove what the agent
- * pinned under --pin-dir (the maps' text form is formatMapState, dump.ts).
+ * `switchyard-agent dump`: reads what the agent pinned under --pin-dir (the
+ * maps' text form is formatMapState, dump.ts; `uninstall` is in install.ts).
  */
 import path from "node:path";
 import { type Command, parseFlags } from "@switchyard/lib/cli";
-import { STAGED_MAPS_DIR, uninstallPins } from "../bpf/datapath.ts";
+import { STAGED_MAPS_DIR } from "../bpf/datapath.ts";
 import { formatSyncStatus, readSyncStatus } from "../state/sync-status.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
 import { formatMapState, mapStateJson } from "./dump.ts";
@@ -25,18 +25,6 @@ Flags:
   --state-dir DIR        the agent's state directory (default ${DEFAULT_STATE_DIR})
 `;
 
-const UNINSTALL_HELP = `switchyard-agent uninstall — detach the programs and remove every pin
-
-Usage:
-  switchyard-agent uninstall [--pin-dir DIR]
-
-Stop the agent first. Services are no longer resolved at the socket on this
-node afterwards.
-
-Flags:
-  --pin-dir DIR          bpffs directory of the agent's maps and links (default ${DEFAULT_PIN_DIR})
-`;
-
 export const dumpCommand: Command = {
   name: "dump",
   summary: [["dump [--json]", "print the maps as text (frontend -> backends) or JSON"]],
@@ -44,14 +32,7 @@ export const dumpCommand: Command = {
   run: runDump,
 };
 
-export const uninstallCommand: Command = {
-  name: "uninstall",
-  summary: [["uninstall", "detach the programs and remove every pin"]],
-  help: UNINSTALL_HELP,
-  run: runUninstall,
-};
-
-/** dump and uninstall take the same flags (--bpf-object is accepted and unused, as before) */
+/** dump's flags (--bpf-object is accepted and unused, as before) */
 function parsePinFlags(argv: string[]) {
   return parseFlags(argv, {
     "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
@@ -59,17 +40,6 @@ function parsePinFlags(argv: string[]) {
     "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
     json: { type: "boolean", default: false },
   });
-}
-
-/** Detaches the programs and removes every pin. */
-function runUninstall(argv: string[]): void {
-  const { values } = parsePinFlags(argv);
-  const removed = uninstallPins(values["pin-dir"]);
-  process.stdout.write(
-    removed.length
-      ? `removed ${removed.length} pins under ${values["pin-dir"]}; programs detached\n`
-      : `nothing pinned under ${values["pin-dir"]}\n`,
-  );
 }
 
 /** Prints the sync status, the maps as text (frontend -> backends) and the counters. */

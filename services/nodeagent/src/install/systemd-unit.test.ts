@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { AGENT_CAPABILITIES, computeAgentUnit, parseInstalledUnit } from "./systemd-unit.ts";
+
+const base = {
+  exec: "/opt/switchyard/bin/switchyard-agent",
+  runArgs: ["--hub", "hub.example.com:7443", "--hub-ca-hash", "sha256:ab"],
+  envFile: "/etc/switchyard/agent.env",
+  stateDir: "/var/lib/switchyard-agent",
+  pinDir: "/sys/fs/bpf/switchyard",
+  systemdVersion: 252,
+};
+
+describe("agent systemd unit", () => {
+  it("runs the agent with its state and pin dirs, the token only in the environment file", () => {
+    const u = computeAgentUnit({ ...base, runArgs: [...base.runArgs] });
+    assert.match(
+      u,
+      /^ExecStart=\/opt\/switchyard\/bin\/switchyard-agent run --hub hub.example.com:7443 --hub-ca-hash sha256:ab --state-dir \/var\/lib\/switchyard-agent --pin-dir \/sys\/fs\/bpf\/switchyard$/m,
+    );
+    assert.match(u, /^EnvironmentFile=\/etc\/switchyard\/agent.env$/m);
+    assert.doesNotMatch(u, /token/i);
+  });
+
+  it("is hardened: restart for ever, bounded capabilities, read-only but for its paths, memlock", () => {
+    const u = computeAgentUnit(base);
+    for (const line of [
+      "Restart=always",
+      "StartLimitIntervalSec=0",
+      `CapabilityBoundingSet=${AGENT_CAPABILITIES.join(" ")}`,
+      `AmbientCapabilities=${AGENT_CAPABILITIES.join(" ")}`,
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ReadWritePaths=/var/lib/switchyard-agent -/sys/fs/bpf/switchyard",
+      "ProtectHome=yes",
+      "PrivateTmp=yes",
+      "LimitMEMLOCK=infinity",
+    ])
+      assert.ok(u.split("\n").includes(line), line);
+    // /sys must stay writable for bpffs: no ProtectKernelTunables
+    assert.doesNotMatch(u, /^ProtectKernelTunables/m);
+    assert.ok(AGENT_CAPABILITIES.includes("CAP_BPF") && AGENT_CAPABILITIES.includes("CAP_NET_ADMIN"));
+  });
+
+  it("backs off exponentially on systemd 254 and later only (older ones would warn)", () => {
+    assert.doesNotMatch(computeAgentUnit(base), /^RestartSteps/m);
+    const u = computeAgentUnit({ ...base, systemdVersion: 254 });
+    assert.match(u, /^RestartSteps=10$/m);
+    assert.match(u, /^RestartMaxDelaySec=60s$/m);
+  });
+
+  it("uninstall reads back the paths it wrote, quoted ones too", () => {
+    const o = { ...base, stateDir: "/srv/sy state/100%", pinDir: '/sys/fs/bpf/sy"x' };
+    assert.deepEqual(parseInstalledUnit(computeAgentUnit(o)), {
+      envFile: "/etc/switchyard/agent.env",
+      stateDir: "/srv/sy state/100%",
+      pinDir: '/sys/fs/bpf/sy"x',
+    });
+  });
+});

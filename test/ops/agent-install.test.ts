@@ -1,0 +1,109 @@
+/**
+ * `switchyard-agent install` / `uninstall` into a temporary root: the unit,
+ * the token file (0600) and the state directory (0700) are written, the unit
+ * passes `systemd-analyze verify`, and uninstall removes all of it and the
+ * pins the unit names. Nothing is enabled or started (the unit directory is
+ * not systemd's).
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { REPO } from "../kit/proc.ts";
+
+const AGENT = path.join(REPO, "bin/switchyard-agent");
+const TOKEN = "abc123.0123456789abcdef";
+const HASH = `sha256:${"ab".repeat(32)}`;
+
+const mode = (p: string) => fs.statSync(p).mode & 0o777;
+
+describe("switchyard-agent install / uninstall", () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "sy-install-"));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+  const unitDir = path.join(root, "etc/systemd/system");
+  const tokenFile = path.join(root, "etc/switchyard/agent.env");
+  const stateDir = path.join(root, "var/lib/switchyard-agent");
+  // a stand-in for the bpffs pin directory (uninstall unlinks what is in links/ and maps/)
+  const pinDir = path.join(root, "pins");
+  const unit = path.join(unitDir, "switchyard-agent.service");
+  const flags = [
+    "--unit-dir",
+    unitDir,
+    "--token-file",
+    tokenFile,
+    "--state-dir",
+    stateDir,
+    "--pin-dir",
+    pinDir,
+  ];
+
+  it("writes a unit that systemd-analyze verify accepts, the token 0600 and the state directory 0700", () => {
+    execFileSync(
+      AGENT,
+      [
+        "install",
+        "--hub",
+        "hub.example.com:7443",
+        "--token",
+        TOKEN,
+        "--hub-ca-hash",
+        HASH,
+        ...flags,
+        "--",
+        "--max-backends",
+        "4096",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    assert.equal(mode(unit), 0o644);
+    assert.equal(mode(tokenFile), 0o600);
+    assert.equal(mode(stateDir), 0o700);
+    assert.match(
+      fs.readFileSync(tokenFile, "utf8"),
+      new RegExp(`^SWITCHYARD_TOKEN=${TOKEN.replace(".", "\\.")}$`, "m"),
+    );
+    const text = fs.readFileSync(unit, "utf8");
+    assert.ok(!text.includes(TOKEN), "the token stays out of the unit");
+    assert.match(
+      text,
+      new RegExp(
+        `^ExecStart=${AGENT} run --hub hub.example.com:7443 --hub-ca-hash ${HASH} --max-backends 4096 --state-dir ${stateDir} --pin-dir ${pinDir}$`,
+        "m",
+      ),
+    );
+
+    const verify = spawnSync("systemd-analyze", ["verify", unit], { encoding: "utf8" });
+    assert.ok(
+      !verify.error,
+      `systemd-analyze is needed for this test (Debian: apt-get install systemd): ${verify.error?.message}`,
+    );
+    assert.equal(verify.status, 0, verify.stderr);
+    // warnings (an unknown key, a path that is not absolute) are failures too
+    assert.equal(verify.stderr.trim(), "");
+  });
+
+  it("refuses a token that is not one and a missing hub CA, in one line", () => {
+    for (const [args, want] of [
+      [["--token", "nope"], /--token is not a join token/],
+      [["--token", TOKEN], /give --hub-ca-hash/],
+    ] as const) {
+      const r = spawnSync(AGENT, ["install", "--hub", "h:1", ...args, ...flags], { encoding: "utf8" });
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, want);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+  });
+
+  it("uninstall removes the unit, the token file, the state directory and the pins", () => {
+    fs.writeFileSync(path.join(stateDir, "credential"), "x");
+    for (const sub of ["links", "maps"]) {
+      fs.mkdirSync(path.join(pinDir, sub), { recursive: true });
+      fs.writeFileSync(path.join(pinDir, sub, `sy_${sub}`), "");
+    }
+    const out = execFileSync(AGENT, ["uninstall", "--unit-dir", unitDir], { encoding: "utf8" });
+    assert.match(out, /removed 2 pins/);
+    for (const p of [unit, tokenFile, stateDir, pinDir]) assert.ok(!fs.existsSync(p), `${p} is left`);
+  });
+});
