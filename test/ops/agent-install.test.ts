@@ -96,6 +96,19 @@ describe("switchyard-agent install / uninstall", () => {
     }
   });
 
+  it("uninstall with another --pin-dir (a test's, a second agent's) leaves the service alone", () => {
+    const r = spawnSync(
+      AGENT,
+      ["uninstall", "--unit-dir", unitDir, "--pin-dir", path.join(root, "other-pins")],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /is left in place/);
+    for (const p of [unit, tokenFile, stateDir]) assert.ok(fs.existsSync(p), `${p} was removed`);
+  });
+
   it("uninstall removes the unit, the token file, the state directory and the pins", () => {
     fs.writeFileSync(path.join(stateDir, "credential"), "x");
     for (const sub of ["links", "maps"]) {

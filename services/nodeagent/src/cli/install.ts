@@ -61,7 +61,8 @@ Usage:
 Stops and removes the systemd unit \`install\` wrote (when UNIT-DIR holds
 one), its environment file and state directory (the agent's credential, the
 pinned hub CA, the held view), then detaches the programs and removes every
-pin. Without an installed unit, only the pins under --pin-dir go. Services
+pin. Without an installed unit, or with a --pin-dir other than the unit's,
+only the pins under --pin-dir go. Services
 are no longer resolved at the socket on this node afterwards.
 
 Flags:
@@ -206,16 +207,23 @@ function writePrivate(file: string, text: string): void {
 function runUninstall(argv: string[]): void {
   const { values } = parseFlags(argv, {
     "unit-dir": { type: "string", default: DEFAULT_UNIT_DIR },
-    "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
+    "pin-dir": { type: "string" },
     // accepted as before, unused
     "bpf-object": { type: "string" },
     "state-dir": { type: "string" },
   });
   const unitDir = absolute("unit-dir", values["unit-dir"]);
   const unitFile = path.join(unitDir, UNIT_NAME);
-  let pinDir = values["pin-dir"];
-  if (fs.existsSync(unitFile)) {
-    const installed = parseInstalledUnit(fs.readFileSync(unitFile, "utf8"));
+  let pinDir = values["pin-dir"] ?? DEFAULT_PIN_DIR;
+  const installed = fs.existsSync(unitFile)
+    ? parseInstalledUnit(fs.readFileSync(unitFile, "utf8"))
+    : undefined;
+  // --pin-dir other than the service's: those pins only (a test's, a second agent's), the service stays
+  if (installed && values["pin-dir"] !== undefined && path.resolve(values["pin-dir"]) !== installed.pinDir)
+    process.stderr.write(
+      `switchyard-agent: ${unitFile} (pins in ${installed.pinDir}) is left in place; removing the pins under ${pinDir} only\n`,
+    );
+  else if (installed) {
     // only the real unit directory is systemd's: a unit elsewhere (a test, a staging root) is not running
     const managed = unitDir === DEFAULT_UNIT_DIR && systemdRunning();
     if (managed) systemctl(["disable", "--now", UNIT_NAME]);
