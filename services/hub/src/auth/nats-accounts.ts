@@ -207,6 +207,24 @@ export class NatsAccounts {
   }
 }
 
+/**
+ * The accounts as the shared state holds them now, opened once per stored
+ * value: a hub sees `nats init` run by the CLI (or another replica) while it
+ * serves.
+ */
+export function followNatsAccounts(state: HubState, kek: Kek): () => NatsAccounts | undefined {
+  let seen: unknown;
+  let opened: NatsAccounts | undefined;
+  return () => {
+    const s = state.get<Stored>(NATS_STATE_KEY);
+    if (s !== seen) {
+      seen = s;
+      opened = s ? NatsAccounts.open(state, kek) : undefined;
+    }
+    return opened;
+  };
+}
+
 /** The claims of a .creds text's user JWT (for `nats-creds create`'s summary and the tests). */
 export function decodeCreds(creds: string): ClaimsData<User> {
   const m = /-----BEGIN NATS USER JWT-----\s*\n\s*(\S+)\s*\n/.exec(creds);

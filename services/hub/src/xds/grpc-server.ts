@@ -65,6 +65,8 @@ export type AssignmentServerOptions = {
   authLimits?: AuthLimits;
   /** refusals are logged as one summary line per source this often (default 10 s) */
   authSummaryIntervalMs?: number;
+  /** the agent's NATS user (.creds text) sent with each credential, expiring with it; "" for none (auth/nats-accounts.ts) */
+  natsCreds?: (cluster: string, node: string, expiresAtMs: number) => Promise<string>;
   log: Logger;
 };
 
@@ -181,10 +183,11 @@ export class AssignmentServer {
       { cluster: who.cluster, node: who.node, reach: who.reach, tokenId: who.tokenId },
       now,
     );
+    const natsCreds = (await this.opts.natsCreds?.(who.cluster, who.node, c.identity.expiresAt)) ?? "";
     a.auth = { kind: "credential", identity: c.identity, rotating: false };
     a.send(
       StreamAssignmentsResponse.fromPartial({
-        credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString() },
+        credential: { token: c.token, expiresAt: new Date(c.identity.expiresAt).toISOString(), natsCreds },
       }),
     );
     return c;
