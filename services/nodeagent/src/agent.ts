@@ -18,6 +18,7 @@ import { decodeEvent } from "./bpf/layout.ts";
 import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
 import { DesiredIndex } from "./desired/compute-desired.ts";
 import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
+import { type EntrySync, entriesFromResources, forwardingProblems } from "./entry/entry-sync.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
 import type { EventPublisher } from "./events/publisher.ts";
 import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
@@ -68,6 +69,10 @@ export class AgentCore {
    * containers (a bounded walk of the agent's cgroup tree; unset: no skips)
    */
   findPodCgroups: ((uids: readonly string[]) => Map<string, bigint[]>) | undefined;
+  /** node-entry DNAT (nftables, docs/dataplane.md "Node entry DNAT"); unset: this agent programs none */
+  entries: EntrySync | undefined;
+  /** the forwarding sysctls an entry node needs (checked when its entries are written and at every resync) */
+  readForwarding: (() => { ipv4: string | undefined; ipv6: string | undefined }) | undefined;
   /** called after a complete view was planned into the maps (to keep it on disk) */
   onViewApplied: (() => void) | undefined;
   /** whether a complete view has been received (until then nothing is planned or pruned) */
@@ -336,7 +341,33 @@ export class AgentCore {
     if (!scope) delete this.mirror.members;
     // the policies' pod cgroups: on a change of policies or their pods, and on every full plan (start, resync)
     if (changes ? changes.some(isPolicyChange) : !retryKeys) this.syncSkipCgroups();
-    return this.settleRetries(outcome, keys, now);
+    // the entry table: on a change of this node's entry resource, and read back on every full plan (start, resync)
+    const entryFailure = (changes ? changes.some(isEntryChange) : !retryKeys)
+      ? this.syncEntries(!changes)
+      : undefined;
+    const mapFailure = this.settleRetries(outcome, keys, now);
+    return mapFailure && entryFailure ? `${mapFailure}; ${entryFailure}` : (mapFailure ?? entryFailure);
+  }
+
+  /**
+   * The node's entry DNAT follows its `entry/<cluster>/<node>` resource
+   * (entry/entry-sync.ts); returns the NACK text when something could not be
+   * programmed (a full plan, `verify`, tries again: every resync).
+   */
+  private syncEntries(verify: boolean): string | undefined {
+    if (!this.entries) return undefined;
+    const want = entriesFromResources(this.store.resources.values(), this.cluster, this.node);
+    const out = this.entries.sync(want, verify);
+    if (out.written) this.log.info({ entries: out.entries }, "node entry table written");
+    for (const p of out.problems)
+      this.log.error({ entry: p.entry, reason: p.message }, "node entry not programmed");
+    if ((out.written || verify) && this.readForwarding)
+      for (const reason of forwardingProblems(want, this.readForwarding()))
+        this.log.warn({ reason }, "node entry needs forwarding");
+    const first = out.problems[0];
+    if (!first) return undefined;
+    const more = out.problems.length > 1 ? ` (and ${out.problems.length - 1} more)` : "";
+    return `node entry not programmed: ${first.entry}: ${first.message}${more}`;
   }
 
   /** `sy_lrp_skip` follows the skip-from-backend policies' local pods (reconcile/skip-cgroups.ts). */
@@ -614,6 +645,10 @@ export class AgentCore {
     for (const w of this.retiredWaiters.splice(0)) w();
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
+}
+
+function isEntryChange(c: ResourceChange): boolean {
+  return c.before?.body?.$case === "nodeEntry" || c.after?.body?.$case === "nodeEntry";
 }
 
 function isPolicyChange(c: ResourceChange): boolean {

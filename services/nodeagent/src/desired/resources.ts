@@ -48,6 +48,23 @@ function validateResource(r: Resource): string | undefined {
     }
     return undefined;
   }
+  if (body.$case === "nodeEntry") {
+    for (const p of body.value.ports) {
+      const fam = ipFamily(p.address);
+      if (!fam) return `entry address "${p.address}" is not an IP address`;
+      if (!(p.port >= 1 && p.port <= 65535))
+        return `entry ${p.address} port ${p.port} is out of range 1-65535`;
+      if (p.protocol !== Protocol.PROTOCOL_TCP && p.protocol !== Protocol.PROTOCOL_UDP)
+        return `entry ${p.address}:${p.port} has unsupported protocol ${p.protocol} (TCP or UDP)`;
+      for (const t of p.targets) {
+        if (ipFamily(t.ip) !== fam)
+          return `entry ${p.address}:${p.port} target "${t.ip}" is not an IP address of the entry's family`;
+        if (!(t.port >= 1 && t.port <= 65535))
+          return `entry ${p.address}:${p.port} target ${t.ip} port ${t.port} is out of range 1-65535`;
+      }
+    }
+    return undefined;
+  }
   if (body.$case === "localBackends") {
     if (!body.value.policy) return "local backends name no policy";
     for (const p of body.value.ports)

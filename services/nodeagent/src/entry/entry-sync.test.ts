@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { Protocol, Resource } from "@switchyard/proto/assignment";
+import { FakeEntryTable } from "../testing/entry-table.ts";
 import { EntrySync, entriesFromResources, forwardingProblems } from "./entry-sync.ts";
 import { computeEntryRuleset, type EntryRule, normaliseEntries, parseEntryTable } from "./nft-ruleset.ts";
-import { type EntryTable, NftEntryTable } from "./nft-table.ts";
+import { NftEntryTable } from "./nft-table.ts";
 
 const web: EntryRule = {
   address: "10.0.0.1",
@@ -14,101 +15,30 @@ const web: EntryRule = {
   owner: "bp/c1/ns/web",
 };
 
-/** A table that keeps the last ruleset's entries (parsed back the way nft would list them). */
-class FakeTable implements EntryTable {
-  held: EntryRule[] | undefined;
-  applies = 0;
-  failApply: string | undefined;
-  read(): string | undefined {
-    if (!this.held) return undefined;
-    return JSON.stringify({ nftables: this.held.flatMap(listed) });
-  }
-  apply(ruleset: string): void {
-    this.applies++;
-    if (this.failApply) throw new Error(this.failApply);
-    // the fake understands only what computeEntryRuleset writes: take the entries from the text's comments
-    this.held = parseRules(ruleset);
-  }
-  remove(): boolean {
-    const had = this.held !== undefined;
-    this.held = undefined;
-    return had;
-  }
-}
-
-function listed(e: EntryRule, i: number): object[] {
-  return [
-    {
-      rule: {
-        chain: "entries",
-        expr: [
-          {
-            vmap: {
-              data: {
-                set: [
-                  [
-                    { concat: [e.address, e.protocol.toLowerCase(), e.port] },
-                    { goto: { target: `entry_${i}` } },
-                  ],
-                ],
-              },
-            },
-          },
-        ],
-      },
-    },
-    {
-      rule: {
-        chain: `entry_${i}`,
-        comment: `x ${e.owner}`,
-        expr: [
-          {
-            dnat: {
-              addr: { map: { data: { set: e.targets.map((t, j) => [j, { concat: [t.ip, t.port] }]) } } },
-            },
-          },
-        ],
-      },
-    },
-  ];
-}
-
-function parseRules(text: string): EntryRule[] {
-  const out: EntryRule[] = [];
-  for (const m of text.matchAll(/(\S+) \. (tcp|udp) \. (\d+) : goto (entry_\d+)/g)) {
-    const chain = new RegExp(`chain ${m[4]} \\{\\n.*map \\{ ([^}]*) \\} comment "\\S+ (\\S+)"`).exec(text)!;
-    out.push({
-      address: m[1]!,
-      protocol: m[2]!.toUpperCase() as "TCP",
-      port: Number(m[3]),
-      targets: chain[1]!.split(", ").map((x) => {
-        const [, ip, port] = /\d+ : (\S+) \. (\d+)/.exec(x)!;
-        return { ip: ip!, port: Number(port) };
-      }),
-      owner: chain[2]!,
-    });
-  }
-  return out;
-}
-
 describe("EntrySync", () => {
   it("writes once, then nothing while the set is unchanged", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     const s = new EntrySync(t);
     assert.equal(s.sync([web]).written, true);
     assert.equal(s.sync([web]).written, false);
     assert.equal(t.applies, 1);
   });
 
+  it("a node with no entries and no table gets none", () => {
+    const t = new FakeEntryTable();
+    assert.equal(new EntrySync(t).sync([], true).written, false);
+    assert.equal(t.applies, 0);
+  });
+
   it("a start that finds the right table (an earlier run's) writes nothing", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     t.held = normaliseEntries([web]).entries;
     assert.equal(new EntrySync(t).sync([web], true).written, false);
     assert.equal(t.applies, 0);
   });
 
   it("a stale table (a crashed agent's) is replaced by one transaction", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     t.held = normaliseEntries([{ ...web, targets: [{ ip: "10.1.0.9", port: 8080 }] }]).entries;
     const out = new EntrySync(t).sync([web], true);
     assert.equal(out.written, true);
@@ -118,7 +48,7 @@ describe("EntrySync", () => {
   });
 
   it("verify finds drift (the table flushed behind its back) and repairs it", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     const s = new EntrySync(t);
     s.sync([web]);
     t.held = undefined;
@@ -128,7 +58,7 @@ describe("EntrySync", () => {
   });
 
   it("a refused write is reported naming the table and nft's reason, and tried again next time", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     t.failApply = "nft refused the entry table inet switchyard_entry: Error: Could not process rule";
     const s = new EntrySync(t);
     const out = s.sync([web]);
@@ -140,7 +70,7 @@ describe("EntrySync", () => {
   });
 
   it("a bad entry is named and the rest is written", () => {
-    const t = new FakeTable();
+    const t = new FakeEntryTable();
     const out = new EntrySync(t).sync([web, { ...web, port: 9, targets: [{ ip: "fd01::1", port: 9 }] }]);
     assert.equal(out.written, true);
     assert.equal(t.held?.length, 1);

@@ -92,7 +92,11 @@ export class EntrySync {
     try {
       const before = this.table.read();
       const held = before === undefined ? undefined : parseEntryTable(before);
-      if (held?.ok && sameEntries(held.entries, entries)) {
+      // no table and nothing to program: a node that is no entry node never gets one
+      if (
+        (before === undefined && entries.length === 0) ||
+        (held?.ok && sameEntries(held.entries, entries))
+      ) {
         this.known = entries;
         return { written: false, problems, entries: entries.length };
       }

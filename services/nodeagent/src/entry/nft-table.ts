@@ -59,7 +59,9 @@ export class NftEntryTable implements EntryTable {
       return this.run(["-j", "list", "table", ENTRY_FAMILY, ENTRY_TABLE]);
     } catch (e) {
       const msg = stderrOf(e);
-      if (/No such file or directory/.test(msg)) return undefined;
+      // no table; or no nft at all, so no table either (a write would say that nft is missing)
+      if (/No such file or directory/.test(msg) || (e as { code?: string }).code === "ENOENT")
+        return undefined;
       throw new SwitchyardError(
         "internal",
         `cannot read the entry table ${ENTRY_FAMILY} ${ENTRY_TABLE}: ${msg}`,
