@@ -59,6 +59,22 @@ struct {
 	__type(value, struct sy_svc_name);
 } sy_svc_names SEC(".maps");
 
+/*
+ * Resolutions per Service and result (enum sy_stat), per CPU: one lookup and
+ * an increment per resolution. The agent creates a Service's entry (zeros)
+ * when it writes its name and deletes it with the name, so the programs
+ * never insert; a hash, as svc ids are 32-bit and not dense. Sized like
+ * sy_svc_names (--max-frontends); no prealloc: memory per Service written,
+ * x CPUs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, SY_MAX_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct sy_svc_stats);
+} sy_svc_stats SEC(".maps");
+
 /* per-socket translation of connected sockets: lives and dies with the socket */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -131,6 +147,19 @@ static __always_inline void sy_count(__u32 idx)
 
 	if (v)
 		*v += 1;
+}
+
+/* One resolution of Service svc_id: its result (enum sy_failure), and whether it took a local redirect's fallback. */
+static __always_inline void sy_count_svc(__u32 svc_id, __u32 result, __u8 fallback)
+{
+	struct sy_svc_stats *st = bpf_map_lookup_elem(&sy_svc_stats, &svc_id);
+
+	if (!st)
+		return;
+	if (result < SY_STAT_FALLBACK)
+		st->count[result] += 1;
+	if (fallback != SY_FB_NONE)
+		st->count[SY_STAT_FALLBACK] += 1;
 }
 
 static __always_inline int sy_is_v4mapped(const __u8 *a)
@@ -464,21 +493,25 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (copy.nat_type == SY_NAT_LOCAL_REDIRECT)
 		fallback = sy_local_redirect(&key, &copy);
 	if (fe->count == 0) {
+		__u16 why = (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND;
+
 		sy_count(SY_CNT_FAILED);
-		sy_emit(&key, fe, NULL, hook, (fe->flags & SY_FE_LOCAL_ONLY) ? SY_FAIL_NO_LOCAL_BACKEND : SY_FAIL_NO_BACKEND,
-			fallback);
+		sy_count_svc(fe->svc_id, why, fallback);
+		sy_emit(&key, fe, NULL, hook, why, fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
 	be = sy_pick(ctx, fe);
 	if (!be) {
 		sy_count(SY_CNT_FAILED);
+		sy_count_svc(fe->svc_id, SY_FAIL_BACKEND_MISSING, fallback);
 		sy_emit(&key, fe, NULL, hook, SY_FAIL_BACKEND_MISSING, fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
 	}
 	if (sy_write_addr(ctx, v6, be->addr, be->port) < 0) {
 		sy_count(SY_CNT_FAILED);
+		sy_count_svc(fe->svc_id, SY_FAIL_FAMILY, fallback);
 		sy_emit(&key, fe, be, hook, SY_FAIL_FAMILY, fallback);
 		bpf_set_retval(-SY_ECONNREFUSED);
 		return 0;
@@ -506,6 +539,7 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 			bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
 	}
 	sy_count(SY_CNT_TRANSLATED);
+	sy_count_svc(fe->svc_id, SY_FAIL_NONE, fallback);
 	sy_emit(&key, fe, be, hook, SY_FAIL_NONE, fallback);
 	return 1;
 }

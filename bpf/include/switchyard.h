@@ -110,6 +110,22 @@ enum sy_counter {
 	SY_CNT_MAX = 8,
 };
 
+/*
+ * sy_svc_stats: resolutions per Service (svc_id) and result. The first five
+ * are the result of a resolution (one each), indexed like enum sy_failure;
+ * SY_STAT_FALLBACK counts, of those, the ones a local redirect sent to its
+ * fallback set.
+ */
+enum sy_stat {
+	SY_STAT_OK = 0,
+	SY_STAT_NO_BACKEND = 1,
+	SY_STAT_BACKEND_MISSING = 2,
+	SY_STAT_NO_LOCAL_BACKEND = 3,
+	SY_STAT_FAMILY = 4,
+	SY_STAT_FALLBACK = 5,
+	SY_STAT_MAX = 6,
+};
+
 /* sy_settings.flags */
 #define SY_SETTINGS_EVENTS_ON 1u
 
@@ -221,6 +237,11 @@ struct sy_svc_name {
 	char name[SY_NAME_LEN];
 };
 
+/* per CPU, per Service: written by the agent (zeros) with the Service's name, counted by the programs */
+struct sy_svc_stats {
+	__u64 count[SY_STAT_MAX]; /* enum sy_stat */
+};
+
 struct sy_settings {
 	__u32 flags;
 	__u32 sample_one_in; /* emit one event in N (0 or 1 = every event) */
@@ -260,6 +281,10 @@ _Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
 _Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");
+_Static_assert(sizeof(struct sy_svc_stats) == 48, "sy_svc_stats layout");
+_Static_assert(SY_STAT_NO_BACKEND == SY_FAIL_NO_BACKEND && SY_STAT_BACKEND_MISSING == SY_FAIL_BACKEND_MISSING &&
+		       SY_STAT_NO_LOCAL_BACKEND == SY_FAIL_NO_LOCAL_BACKEND && SY_STAT_FAMILY == SY_FAIL_FAMILY,
+	       "sy_stat follows sy_failure");
 _Static_assert(sizeof(struct sy_event) == 80, "sy_event layout");
 
 #endif

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { EVENTS_DRAIN_MS, EVENTS_RING_BYTES, LAYOUT } from "./layout.ts";
+import { decodeSvcStats, EVENTS_DRAIN_MS, EVENTS_RING_BYTES, LAYOUT } from "./layout.ts";
 
 const OBJECT = path.resolve(import.meta.dirname, "../../../../bpf/build/switchyard.bpf.o");
 
@@ -81,5 +81,23 @@ describe("constants shared with switchyard.h", () => {
     };
     assert.equal(define("SY_EVENTS_BYTES"), EVENTS_RING_BYTES);
     assert.equal(define("SY_EVENTS_DRAIN_MS"), EVENTS_DRAIN_MS);
+  });
+});
+
+describe("sy_svc_stats values", () => {
+  it("sum each result over the CPUs, in enum sy_stat order", () => {
+    const v = Buffer.alloc(LAYOUT.sy_svc_stats.size * 2);
+    v.writeBigUInt64LE(5n, 0); // CPU 0 ok
+    v.writeBigUInt64LE(1n, 8); // CPU 0 noBackend
+    v.writeBigUInt64LE(7n, 48); // CPU 1 ok
+    v.writeBigUInt64LE(2n, 48 + 40); // CPU 1 fallback
+    assert.deepEqual(decodeSvcStats(v, 2), {
+      ok: 12n,
+      noBackend: 1n,
+      backendMissing: 0n,
+      noLocalBackend: 0n,
+      familyMismatch: 0n,
+      fallback: 2n,
+    });
   });
 });

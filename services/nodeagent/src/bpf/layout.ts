@@ -107,6 +107,8 @@ export const LAYOUT = {
   },
   sy_svc_name: { size: 256, fields: { name: { offset: 0, size: 256 } } },
   sy_settings: { size: 8, fields: { flags: { offset: 0, size: 4 }, sample_one_in: { offset: 4, size: 4 } } },
+  /** per CPU in sy_svc_stats: count[enum sy_stat] */
+  sy_svc_stats: { size: 48, fields: { count: { offset: 0, size: 48 } } },
   sy_event: {
     size: 80,
     fields: {
@@ -147,6 +149,34 @@ export const COUNTER_NAMES = [
   "events_sampled_out",
   "udp_destroyed",
 ] as const;
+/**
+ * enum sy_stat, in order: `sy_svc_stats` counts per Service. The first five
+ * are the result of each resolution (ok, or the failure: the same codes as
+ * FailureCode); `fallback` counts, of those, the ones a local redirect sent
+ * to its fallback set.
+ */
+export const RESOLUTION_RESULTS = [
+  "ok",
+  "noBackend",
+  "backendMissing",
+  "noLocalBackend",
+  "familyMismatch",
+  "fallback",
+] as const;
+export type ResolutionResult = (typeof RESOLUTION_RESULTS)[number];
+export type ResolutionCounts = Record<ResolutionResult, bigint>;
+
+/** Pure: one Service's `sy_svc_stats` value (`ncpu` per-CPU copies of count[6]) summed over the CPUs. */
+export function decodeSvcStats(v: Buffer, ncpu: number): ResolutionCounts {
+  const size = LAYOUT.sy_svc_stats.size;
+  const out = Object.fromEntries(RESOLUTION_RESULTS.map((r) => [r, 0n])) as ResolutionCounts;
+  for (let c = 0; c < ncpu; c++)
+    RESOLUTION_RESULTS.forEach((r, i) => {
+      out[r] += v.readBigUInt64LE(c * size + i * 8);
+    });
+  return out;
+}
+
 export const Scope = { exact: 0, nodePort: 1 } as const;
 export const SY_FE_LOCAL_ONLY = 1;
 /** local redirect: connects from the policy's own pods (sy_lrp_skip) take the fallback */

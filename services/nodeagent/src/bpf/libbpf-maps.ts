@@ -17,6 +17,7 @@ import {
   decodeSettings,
   decodeSkipKey,
   decodeSvcName,
+  decodeSvcStats,
   encodeBackend,
   encodeBackendKey,
   encodeFrontend,
@@ -27,6 +28,7 @@ import {
   encodeSvcName,
   encodeU32,
   LAYOUT,
+  type ResolutionCounts,
   type Settings,
   SY_NAME_LEN,
 } from "./layout.ts";
@@ -52,6 +54,7 @@ export const MAPS = [
   "sy_members",
   "sy_node_ips",
   "sy_svc_names",
+  "sy_svc_stats",
   "sy_sock_nats",
   "sy_revnat",
   "sy_affinity",
@@ -67,6 +70,7 @@ export type MapName = (typeof MAPS)[number];
 export const FRONTEND_SIZED_MAPS: readonly MapName[] = [
   "sy_frontends",
   "sy_svc_names",
+  "sy_svc_stats",
   "sy_qos",
   "sy_lrp_skip",
 ];
@@ -79,6 +83,9 @@ function sizeFlag(map: string): string {
 /** entries per bpf_map_lookup_batch call (grown if one hash bucket holds more) */
 const READ_BATCH = 4096;
 const ENOENT = 2;
+const EEXIST = 17;
+/** update flag: create only */
+const BPF_NOEXIST = 1;
 const ENOSPC = 28;
 /** update flag: write the value in place under its bpf_spin_lock */
 const BPF_F_LOCK = 4;
@@ -137,8 +144,10 @@ export class LibbpfMaps implements DatapathMaps {
     switch (o.op) {
       case "put-name":
         this.update(f.sy_svc_names, encodeU32(o.svcId), encodeSvcName(o.name), "sy_svc_names", o.name);
+        this.createSvcStats(o.svcId, o.name);
         return;
       case "delete-name":
+        this.remove(f.sy_svc_stats, encodeU32(o.svcId), "sy_svc_stats");
         this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
         return;
       case "put-backend": {
@@ -205,10 +214,45 @@ export class LibbpfMaps implements DatapathMaps {
     }
   }
 
-  private update(fd: number, key: Buffer, value: Buffer, map: string, what: string, flags = 0): void {
+  /**
+   * A Service's resolution counters start with its name (zeros on every
+   * CPU); the programs only count into an entry that is there. A name
+   * written again (a resync, a restart) keeps its counts.
+   */
+  private createSvcStats(svcId: number, name: string): void {
+    const zeros = Buffer.alloc(LAYOUT.sy_svc_stats.size * possibleCpus());
+    const what = `the resolution counters of ${name}`;
+    this.update(this.fds.sy_svc_stats, encodeU32(svcId), zeros, "sy_svc_stats", what, BPF_NOEXIST, EEXIST);
+  }
+
+  /**
+   * Resolutions per Service and result since each Service's name was
+   * written (`sy_svc_stats`, summed over the CPUs), by svc id; names are in
+   * `sy_svc_names` (the agent's mirror: `MapState.names`). Exact whether
+   * events are on, off or sampled.
+   */
+  readResolutionCounters(): Map<number, ResolutionCounts> {
+    const ncpu = possibleCpus();
+    const out = new Map<number, ResolutionCounts>();
+    this.forEachEntry(this.fds.sy_svc_stats, 4, LAYOUT.sy_svc_stats.size * ncpu, (k, v) =>
+      out.set(k.readUInt32LE(0), decodeSvcStats(v, ncpu)),
+    );
+    return out;
+  }
+
+  /** `tolerated`: an errno that counts as done (EEXIST for a create-only write) */
+  private update(
+    fd: number,
+    key: Buffer,
+    value: Buffer,
+    map: string,
+    what: string,
+    flags = 0,
+    tolerated?: number,
+  ): void {
     this.syscalls++;
     const rc = ffi.mapUpdate(fd, key, value, flags) as number;
-    if (rc < 0) {
+    if (rc < 0 && -rc !== tolerated) {
       const e = -rc;
       const code = e === 7 || e === 28 ? "capacity" : "bpf";
       throw new SwitchyardError(
@@ -376,12 +420,16 @@ function frontendKey(k: FrontendKeyModel): Buffer {
   return encodeFrontendKey({ addr: ip16(k.ip), port: k.port, proto: k.proto, scope: k.scope });
 }
 
-function possibleCpus(): number {
+let cpus: number | undefined;
+/** CPUs a per-CPU map holds a value for (read once) */
+export function possibleCpus(): number {
+  if (cpus !== undefined) return cpus;
   const text = fs.readFileSync("/sys/devices/system/cpu/possible", "utf8").trim();
   let n = 0;
   for (const part of text.split(",")) {
     const [a, b] = part.split("-").map(Number);
     n += b === undefined ? 1 : b - a! + 1;
   }
+  cpus = n;
   return n;
 }

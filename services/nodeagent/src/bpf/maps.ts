@@ -5,7 +5,7 @@
  * the maps hold. `LibbpfMaps` is the kernel one, `FakeMaps` an in-memory one
  * for planner tests and fault injection.
  */
-import { storedServiceName } from "./layout.ts";
+import { type ResolutionCounts, storedServiceName } from "./layout.ts";
 
 export type Backend = { ip: string; port: number };
 
@@ -140,6 +140,11 @@ export interface DatapathMaps {
   readonly readers?: MapReaders | undefined;
   /** skipRedirectFromBackend's cgroups; absent in fakes that do not keep them */
   readonly skips?: SkipCgroupMap | undefined;
+  /**
+   * Resolutions per Service (svc id, named in `MapState.names`) and result,
+   * counted by the programs (`sy_svc_stats`); absent where nothing counts.
+   */
+  readResolutionCounters?(): Map<number, ResolutionCounts>;
 }
 
 /** Applies one op to an in-memory state (shared by FakeMaps and the agent's mirror of the maps). */
@@ -238,5 +243,10 @@ export class FakeMaps implements DatapathMaps {
   read(): MapState {
     this.reads++;
     return cloneMapState(this.state);
+  }
+  /** what `readResolutionCounters` returns: set it in a test */
+  resolutions = new Map<number, ResolutionCounts>();
+  readResolutionCounters(): Map<number, ResolutionCounts> {
+    return new Map(this.resolutions);
   }
 }
