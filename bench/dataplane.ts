@@ -10,11 +10,18 @@
  *   iptables    kube-proxy iptables mode (legacy iptables): KUBE-SERVICES → KUBE-SVC (statistic) → KUBE-SEP (DNAT)
  *   nftables    kube-proxy nftables mode: a verdict map on daddr . proto . port → numgen → DNAT
  *
+ *   non-service the client in Switchyard's cgroup connects to the backends' own addresses (no frontend):
+ *               what every other program on the node pays for Switchyard being attached
+ *
  * Client and sink are small C programs, so Node is not what is measured.
  * Each figure is the median of ROUNDS runs of DURATION_MS, measured
- * interleaved with direct. Writes bench/results/dataplane.json.
+ * interleaved with direct. Beside the throughput, the kernel's own counters
+ * (run_cnt, run_time_ns; statistics on for the run) give ns per invocation of
+ * each hook in each Switchyard case (`kernel_ns_per_run_<scale>`), which the
+ * noise of a shared machine does not blur. Writes bench/results/dataplane.json.
  *
  *   node bench/dataplane.ts [--scales 1,1000,10000] [--duration-ms 1500] [--rounds 3]
+ *     [--skip-kube-proxy] [--object bpf/build/switchyard.bpf.o] [--out bench/results/dataplane.json]
  */
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -30,7 +37,8 @@ import {
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
 import { AgentCore } from "../services/nodeagent/src/agent.ts";
-import { LibbpfDatapath, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
+import { LibbpfDatapath, PROGRAMS, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
+import { enableKernelStats, nsPerRun, type ProgStats } from "../services/nodeagent/src/bpf/prog-stats.ts";
 import { lrpbResource, lrpResource } from "../services/nodeagent/src/testing/local-redirect.ts";
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
 import { REPO, watchProcess } from "../test/kit/proc.ts";
@@ -43,8 +51,14 @@ const { values } = parseArgs({
     scales: { type: "string", default: "1,1000,10000" },
     "duration-ms": { type: "string", default: "1500" },
     rounds: { type: "string", default: "3" },
+    /** measure Switchyard and direct only (loading 10k Services into nftables takes minutes) */
+    "skip-kube-proxy": { type: "boolean", default: false },
+    /** another build of the BPF object (libsyring.so beside it), e.g. the one before a change */
+    object: { type: "string", default: BPF_OBJECT },
+    out: { type: "string", default: "bench/results/dataplane.json" },
   },
 });
+const KUBE_PROXY = !values["skip-kube-proxy"];
 const SCALES = values.scales.split(",").map(Number);
 const DURATION = Number(values["duration-ms"]);
 const ROUNDS = Number(values.rounds);
@@ -75,8 +89,10 @@ fs.mkdirSync(plainCgroup);
 const pinDir = `/sys/fs/bpf/${sb.name}`;
 let dp: LibbpfDatapath | undefined;
 const sink = { stop: () => {} };
+let statsOff: (() => void) | undefined;
 
 function cleanup(): void {
+  statsOff?.();
   sink.stop();
   try {
     nsExec("iptables-legacy", ["-t", "nat", "-F"]);
@@ -132,6 +148,43 @@ async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port:
 }
 
 const median = (xs: number[]) => percentile(xs, 50);
+
+type Program = (typeof PROGRAMS)[number];
+/** per Switchyard case: the kernel's run counters summed over its runs */
+const kernelRuns = new Map<string, Record<Program, ProgStats>>();
+/** Runs `fn` and adds what each program ran meanwhile to `kernelRuns[name]`. */
+function counted(name: string, fn: () => Promise<number>): () => Promise<number> {
+  return async () => {
+    const before = dp!.programStats();
+    const r = await fn();
+    const after = dp!.programStats();
+    const acc = kernelRuns.get(name) ?? ({} as Record<Program, ProgStats>);
+    for (const p of PROGRAMS) {
+      const a = acc[p] ?? { runCnt: 0n, runTimeNs: 0n };
+      acc[p] = {
+        runCnt: a.runCnt + after[p].runCnt - before[p].runCnt,
+        runTimeNs: a.runTimeNs + after[p].runTimeNs - before[p].runTimeNs,
+      };
+    }
+    kernelRuns.set(name, acc);
+    return r;
+  };
+}
+/** ns per invocation of each hook that ran in each case ("sy_" dropped; hooks that did not run are left out) */
+function kernelFigures(): Record<string, Record<string, number>> {
+  const zero = { runCnt: 0n, runTimeNs: 0n };
+  const out: Record<string, Record<string, number>> = {};
+  for (const [name, acc] of kernelRuns) {
+    const row: Record<string, number> = {};
+    for (const p of PROGRAMS) {
+      const ns = nsPerRun(zero, acc[p]);
+      if (ns !== undefined) row[p.replace(/^sy_/, "")] = Math.round(ns);
+    }
+    out[name] = row;
+  }
+  kernelRuns.clear();
+  return out;
+}
 
 /** Measures several variants interleaved, ROUNDS times each; returns medians. */
 async function measure(variants: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
@@ -280,7 +333,7 @@ ${chains.join("\n")}
 `;
 }
 
-const results: Record<string, number | string> = {};
+const results: Record<string, unknown> = {};
 const table: string[][] = [];
 try {
   for (const ip of SINK_IPS) sb.addAddress(ip);
@@ -290,7 +343,13 @@ try {
   await sinkProc.waitFor(/ready/);
   sink.stop = () => void sinkProc.stop("SIGKILL");
 
-  dp = LibbpfDatapath.open({ objectPath: BPF_OBJECT, pinDir, cgroupPath: sb.cgroup, log: silentLogger() });
+  statsOff = enableKernelStats();
+  dp = LibbpfDatapath.open({
+    objectPath: path.resolve(REPO, values.object),
+    pinDir,
+    cgroupPath: sb.cgroup,
+    log: silentLogger(),
+  });
   const core = new AgentCore(dp.maps, "bench", [], silentLogger());
   let consumed = 0;
   const reader = dp.readEvents(() => {
@@ -343,49 +402,61 @@ try {
     const direct = (proto: "tcp" | "udp") => () => runClient(plainCgroup, proto, SINK_IPS.join(","), PORT);
     const viaVip = (cgroup: string, proto: "tcp" | "udp", port: number) => () =>
       runClient(cgroup, proto, target, port);
+    /** the same addresses as direct, from Switchyard's cgroup: no frontend matches */
+    const nonService = (proto: "tcp" | "udp") => () => runClient(sb.cgroup, proto, SINK_IPS.join(","), PORT);
     const got: Record<string, Record<string, number>> = {};
     for (const { proto, port } of PROTOS) {
       dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
       const off = await measure({
         direct: direct(proto),
-        sy: viaVip(sb.cgroup, proto, port),
+        sy: counted(`${proto}_vip`, viaVip(sb.cgroup, proto, port)),
         lrp: () => runClient(sb.cgroup, proto, LRP_VIP, port),
+        nonsvc: counted(`${proto}_non_service`, nonService(proto)),
       });
       dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
       const before = consumed;
       const dropsBefore = dp.maps.counters()["events_dropped"] ?? 0n;
-      const on = await measure({ sy_events: viaVip(sb.cgroup, proto, port) });
+      const on = await measure({
+        sy_events: counted(`${proto}_vip_events_on`, viaVip(sb.cgroup, proto, port)),
+      });
       dp.maps.writeSettings({ eventsOn: false, sampleOneIn: 1 });
       await new Promise((r) => setTimeout(r, 200)); // let the reader drain the rest
       const dropped = Number((dp.maps.counters()["events_dropped"] ?? 0n) - dropsBefore);
       got[proto] = { ...off, ...on, events: consumed - before, dropped };
     }
-    let t = performance.now();
-    nsExec("iptables-legacy-restore", ["--noflush"], iptablesRules(n));
-    results[`iptables_load_ms_${label}`] = Math.round(performance.now() - t);
-    for (const { proto, port } of PROTOS)
-      Object.assign(got[proto]!, await measure({ iptables: viaVip(plainCgroup, proto, port) }));
-    nsExec("iptables-legacy", ["-t", "nat", "-F"]);
-    nsExec("iptables-legacy", ["-t", "nat", "-X"]);
-    t = performance.now();
-    nsExec("nft", ["-f", "-"], nftRules(n));
-    results[`nftables_load_ms_${label}`] = Math.round(performance.now() - t);
-    for (const { proto, port } of PROTOS)
-      Object.assign(got[proto]!, await measure({ nftables: viaVip(plainCgroup, proto, port) }));
-    nsExec("nft", ["flush", "ruleset"]);
+    results[`kernel_ns_per_run_${label}`] = kernelFigures();
+    if (KUBE_PROXY) {
+      let t = performance.now();
+      nsExec("iptables-legacy-restore", ["--noflush"], iptablesRules(n));
+      results[`iptables_load_ms_${label}`] = Math.round(performance.now() - t);
+      for (const { proto, port } of PROTOS)
+        Object.assign(got[proto]!, await measure({ iptables: viaVip(plainCgroup, proto, port) }));
+      nsExec("iptables-legacy", ["-t", "nat", "-F"]);
+      nsExec("iptables-legacy", ["-t", "nat", "-X"]);
+      t = performance.now();
+      nsExec("nft", ["-f", "-"], nftRules(n));
+      results[`nftables_load_ms_${label}`] = Math.round(performance.now() - t);
+      for (const { proto, port } of PROTOS)
+        Object.assign(got[proto]!, await measure({ nftables: viaVip(plainCgroup, proto, port) }));
+      nsExec("nft", ["flush", "ruleset"]);
+    }
 
     for (const { proto, kind, unit } of PROTOS) {
       const g = got[proto]!;
       results[`${kind}_${unit}_direct_${label}`] = Math.round(g["direct"]!);
       results[`${kind}_${unit}_switchyard_${label}`] = Math.round(g["sy"]!);
       results[`${kind}_${unit}_switchyard_events_on_${label}`] = Math.round(g["sy_events"]!);
-      results[`${kind}_${unit}_iptables_${label}`] = Math.round(g["iptables"]!);
-      results[`${kind}_${unit}_nftables_${label}`] = Math.round(g["nftables"]!);
+      results[`${kind}_${unit}_non_service_${label}`] = Math.round(g["nonsvc"]!);
+      results[`${kind}_non_service_ratio_vs_direct_${label}`] = round(g["nonsvc"]! / g["direct"]!);
+      if (KUBE_PROXY) {
+        results[`${kind}_${unit}_iptables_${label}`] = Math.round(g["iptables"]!);
+        results[`${kind}_${unit}_nftables_${label}`] = Math.round(g["nftables"]!);
+        results[`${kind}_ratio_vs_iptables_${label}`] = round(g["sy"]! / g["iptables"]!);
+        results[`${kind}_ratio_vs_nftables_${label}`] = round(g["sy"]! / g["nftables"]!);
+      }
       results[`${kind}_ratio_vs_direct_${label}`] = round(g["sy"]! / g["direct"]!);
       results[`${kind}_${unit}_local_redirect_${label}`] = Math.round(g["lrp"]!);
       results[`${kind}_local_redirect_ratio_vs_direct_${label}`] = round(g["lrp"]! / g["direct"]!);
-      results[`${kind}_ratio_vs_iptables_${label}`] = round(g["sy"]! / g["iptables"]!);
-      results[`${kind}_ratio_vs_nftables_${label}`] = round(g["sy"]! / g["nftables"]!);
       results[`${kind}_ratio_events_on_vs_off_${label}`] = round(g["sy_events"]! / g["sy"]!);
       results[`${kind}_events_consumed_${label}`] = g["events"]!;
       results[`${kind}_events_dropped_${label}`] = g["dropped"]!;
@@ -395,11 +466,14 @@ try {
         `${fmt(g["sy"]!)} (${round(g["sy"]! / g["direct"]!)}×)`,
         `${fmt(g["sy_events"]!)} (${round(g["sy_events"]! / g["sy"]!)}× off)`,
         `${fmt(g["lrp"]!)} (${round(g["lrp"]! / g["direct"]!)}×)`,
-        `${fmt(g["iptables"]!)} (sy ${round(g["sy"]! / g["iptables"]!)}×)`,
-        `${fmt(g["nftables"]!)} (sy ${round(g["sy"]! / g["nftables"]!)}×)`,
+        `${fmt(g["nonsvc"]!)} (${round(g["nonsvc"]! / g["direct"]!)}×)`,
+        KUBE_PROXY ? `${fmt(g["iptables"]!)} (sy ${round(g["sy"]! / g["iptables"]!)}×)` : "-",
+        KUBE_PROXY ? `${fmt(g["nftables"]!)} (sy ${round(g["sy"]! / g["nftables"]!)}×)` : "-",
       ]);
     }
-    process.stderr.write(`done: ${label} services\n`);
+    process.stderr.write(
+      `done: ${label} services; kernel ns per run: ${JSON.stringify(results[`kernel_ns_per_run_${label}`])}\n`,
+    );
   }
   reader.close();
 } finally {
@@ -419,6 +493,7 @@ const header = [
   "switchyard (÷direct)",
   "switchyard events on",
   "local redirect (÷direct)",
+  "non-service (÷direct)",
   "iptables-legacy",
   "nftables",
 ];
@@ -432,6 +507,7 @@ const out = {
   backends_per_service: BACKENDS_PER_SERVICE,
   ...results,
 };
-fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
-fs.writeFileSync(path.join(REPO, "bench/results/dataplane.json"), `${JSON.stringify(out, null, 2)}\n`);
-console.log("wrote bench/results/dataplane.json");
+const outPath = path.resolve(REPO, values.out);
+fs.mkdirSync(path.dirname(outPath), { recursive: true });
+fs.writeFileSync(outPath, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${outPath}`);

@@ -33,6 +33,7 @@ import {
   type MapDefinition,
   parseMapInfo,
 } from "./map-compat.ts";
+import { type ProgStats, readProgStats } from "./prog-stats.ts";
 import { UdpSocketReaper, type UdpSocketWalker } from "./udp-reaper.ts";
 import {
   ThreadUdpSocketWalker,
@@ -422,6 +423,16 @@ export class LibbpfDatapath {
   /** The UDP socket walks (undefined when the kernel has no bpf_sock_destroy). */
   get udpReaper(): UdpSocketReaper | undefined {
     return this.reaper;
+  }
+
+  /** The kernel's run counters of each attached program (counted while `enableKernelStats()` is on). */
+  programStats(): Record<(typeof PROGRAMS)[number], ProgStats> {
+    const out = {} as Record<(typeof PROGRAMS)[number], ProgStats>;
+    for (const name of PROGRAMS) {
+      const prog = checkPtr(ffi.findProgram(this.obj, name), `finding program ${name}`);
+      out[name] = readProgStats(checkRc(ffi.programFd(prog) as number, `fd of program ${name}`));
+    }
+    return out;
   }
 
   /**

@@ -20,6 +20,9 @@ export const ffi = {
   load: lib.func("int bpf_object__load(void *obj)"),
   close: lib.func("void bpf_object__close(void *obj)"),
   findProgram: lib.func("void *bpf_object__find_program_by_name(void *obj, const char *name)"),
+  programFd: lib.func("int bpf_program__fd(void *prog)"),
+  /** BPF_ENABLE_STATS: run_cnt/run_time_ns counted while the returned fd is open */
+  enableStats: lib.func("int bpf_enable_stats(int type)"),
   findMap: lib.func("void *bpf_object__find_map_by_name(void *obj, const char *name)"),
   mapFd: lib.func("int bpf_map__fd(void *map)"),
   mapSetPinPath: lib.func("int bpf_map__set_pin_path(void *map, const char *path)"),
