@@ -5,6 +5,7 @@
  */
 import type { Cli } from "@switchyard/lib/cli";
 import { agentCommand } from "./agent.ts";
+import { pkiCommand } from "./pki.ts";
 import { serveCommand } from "./serve.ts";
 import { signingKeyCommand } from "./signing-key.ts";
 import { agentsCommand, clustersCommand, policiesCommand } from "./status.ts";
@@ -21,6 +22,7 @@ export const HUB_CLI: Cli = {
     policiesCommand,
     agentCommand,
     signingKeyCommand,
+    pkiCommand,
   ],
   footer: `The commands other than serve talk to the running hub through its admin socket
 (STATE-DIR/admin.sock, mode 0600); token, agent and signing-key also work with
