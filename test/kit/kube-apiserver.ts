@@ -2,8 +2,8 @@
  * A test Kubernetes API server that speaks list/watch the way the real one
  * does, for Services, EndpointSlices, Nodes, Pods, the MCS API's
  * ServiceExports and ServiceImports (as CRDs: `mcsInstalled = false` makes
- * them 404, as in a cluster without them) and LocalRedirectPolicies (a CRD
- * too: `policiesInstalled = false`):
+ * them 404, as in a cluster without them), LocalRedirectPolicies and
+ * BalancingPolicies (CRDs too: `policiesInstalled = false`):
  *
  * - one resourceVersion counter for all kinds; lists carry the list RV;
  * - watch from a resourceVersion replays the retained events after it, then
@@ -20,13 +20,20 @@
  *   events (a partition that drops packets) until `recover()`;
  * - lists honour limit/continue (pages of the objects as they are then);
  * - GET /version answers like a real API server (clients probe it);
- * - PATCH of a LocalRedirectPolicy's `status` subresource with a JSON merge
+ * - PATCH of a policy's (LocalRedirectPolicy, BalancingPolicy) `status` subresource with a JSON merge
  *   patch (RFC 7386) changes only its status: a new resourceVersion, a
  *   MODIFIED event, metadata.generation unchanged (as for any status
  *   subresource); `statusPatches` records each; other writes are refused.
  *   `apply()` bumps metadata.generation when the spec changes and sets
  *   uid and creationTimestamp when they are absent, as the API server does
  *   for CRDs.
+ *
+ * - Namespaces, ServiceAccounts, Secrets, ClusterRoles, ClusterRoleBindings
+ *   can be created, read, replaced and deleted (`store`, kube-store.ts), with
+ *   the token controller filling service-account-token Secrets;
+ * - `acceptedTokens`, when set, is the bearer tokens it accepts (401 for any
+ *   other; /version stays open); issued ServiceAccount tokens join it and
+ *   leave it with their Secret.
  *
  * Tests drive it in-process; the hub talks to it through the real
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
@@ -37,6 +44,7 @@ import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { makeCa, makeServerCert, type Pki } from "./certs.ts";
+import { KubeObjectStore } from "./kube-store.ts";
 
 type Kind =
   | "Service"
@@ -45,7 +53,8 @@ type Kind =
   | "ServiceExport"
   | "ServiceImport"
   | "Pod"
-  | "LocalRedirectPolicy";
+  | "LocalRedirectPolicy"
+  | "BalancingPolicy";
 type Obj = {
   apiVersion?: string;
   kind?: string;
@@ -90,10 +99,25 @@ const ROUTES: Array<{ re: RegExp; kind: Kind; apiVersion: string }> = [
     kind: "LocalRedirectPolicy",
     apiVersion: "switchyard.io/v1alpha1",
   },
+  {
+    re: /^\/apis\/switchyard\.io\/v1alpha1\/balancingpolicies$/,
+    kind: "BalancingPolicy",
+    apiVersion: "switchyard.io/v1alpha1",
+  },
+  {
+    re: /^\/apis\/switchyard\.io\/v1alpha1\/namespaces\/([^/]+)\/balancingpolicies$/,
+    kind: "BalancingPolicy",
+    apiVersion: "switchyard.io/v1alpha1",
+  },
 ];
 
+const POLICY_KINDS: Record<string, Kind> = {
+  localredirectpolicies: "LocalRedirectPolicy",
+  balancingpolicies: "BalancingPolicy",
+};
+
 const STATUS_PATCH =
-  /^\/apis\/switchyard\.io\/v1alpha1\/namespaces\/([^/]+)\/localredirectpolicies\/([^/]+)\/status$/;
+  /^\/apis\/switchyard\.io\/v1alpha1\/namespaces\/([^/]+)\/(localredirectpolicies|balancingpolicies)\/([^/]+)\/status$/;
 
 /** RFC 7386 JSON merge patch. */
 function mergePatch(target: unknown, patch: unknown): unknown {
@@ -135,6 +159,14 @@ export class FakeKubeApiServer {
   forbidden = new Set<Kind>();
   /** status patches received, in order */
   statusPatches: Array<{ namespace: string; name: string; contentType: string; body: unknown }> = [];
+  /** bearer tokens accepted (401 for others), or undefined: every request is accepted */
+  acceptedTokens: Set<string> | undefined;
+  /** the writable kinds (onboarding: ServiceAccount, token Secret, RBAC) */
+  readonly store = new KubeObjectStore(
+    () => ++this.rv,
+    () => fs.readFileSync(this.pki!.caCert, "utf8"),
+    (token, issued) => (issued ? this.acceptedTokens?.add(token) : this.acceptedTokens?.delete(token)),
+  );
   private down = false;
   private hung = false;
   private readonly hungRequests = new Set<http.ServerResponse>();
@@ -208,7 +240,7 @@ users:
     const rv = ++this.rv;
     const stored: Obj = structuredClone(object);
     stored.metadata = { ...stored.metadata, resourceVersion: String(rv), ...(ns ? { namespace: ns } : {}) };
-    if (kind === "LocalRedirectPolicy") {
+    if (kind === "LocalRedirectPolicy" || kind === "BalancingPolicy") {
       // as the API server does for a CRD with a status subresource
       const pm: Record<string, unknown> = prev?.metadata ?? {};
       const gen = typeof pm["generation"] === "number" ? pm["generation"] : 0;
@@ -314,6 +346,12 @@ users:
       res.end(JSON.stringify({ major: "1", minor: "33", gitVersion: "v1.33.0-switchyard-test" }));
       return;
     }
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (this.acceptedTokens && !(bearer && this.acceptedTokens.has(bearer))) {
+      this.status(res, 401, "Unauthorized", "Unauthorized");
+      return;
+    }
+    if (this.store.handle(req, res, url.pathname)) return;
     if (this.failures > 0) {
       this.failures--;
       this.status(res, 500, "InternalError", "injected failure");
@@ -321,7 +359,13 @@ users:
     }
     const patch = STATUS_PATCH.exec(url.pathname);
     if (req.method === "PATCH" && patch) {
-      this.patchStatus(req, res, decodeURIComponent(patch[1]!), decodeURIComponent(patch[2]!));
+      this.patchStatus(
+        req,
+        res,
+        decodeURIComponent(patch[1]!),
+        decodeURIComponent(patch[3]!),
+        POLICY_KINDS[patch[2]!]!,
+      );
       return;
     }
     if (req.method !== "GET") {
@@ -350,7 +394,7 @@ users:
     if (
       !route ||
       (!this.mcsInstalled && route.apiVersion.startsWith("multicluster")) ||
-      (!this.policiesInstalled && route.kind === "LocalRedirectPolicy")
+      (!this.policiesInstalled && (route.kind === "LocalRedirectPolicy" || route.kind === "BalancingPolicy"))
     ) {
       this.status(res, 404, "NotFound", `no route ${url.pathname}`);
       return;
@@ -388,12 +432,13 @@ users:
     res: http.ServerResponse,
     namespace: string,
     name: string,
+    kind: Kind,
   ): void {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const contentType = String(req.headers["content-type"] ?? "");
-      if (!this.policiesInstalled) return this.status(res, 404, "NotFound", "no LocalRedirectPolicy CRD");
+      if (!this.policiesInstalled) return this.status(res, 404, "NotFound", `no ${kind} CRD`);
       if (!contentType.startsWith("application/merge-patch+json"))
         return this.status(
           res,
@@ -408,19 +453,18 @@ users:
         return this.status(res, 400, "BadRequest", "the patch is not JSON");
       }
       this.statusPatches.push({ namespace, name, contentType, body });
-      const k = this.key("LocalRedirectPolicy", namespace, name);
+      const k = this.key(kind, namespace, name);
       const cur = this.objects.get(k);
-      if (!cur)
-        return this.status(res, 404, "NotFound", `localredirectpolicies.switchyard.io "${name}" not found`);
+      if (!cur) return this.status(res, 404, "NotFound", `${kind.toLowerCase()} "${name}" not found`);
       const patched = mergePatch(cur.object, body) as Obj;
       // the status subresource changes the status only
       const next: Obj = { ...structuredClone(cur.object), status: patched["status"] };
       const rv = ++this.rv;
       next.metadata.resourceVersion = String(rv);
-      this.objects.set(k, { kind: "LocalRedirectPolicy", object: next });
-      this.emit({ type: "MODIFIED", rv, kind: "LocalRedirectPolicy", object: next });
+      this.objects.set(k, { kind, object: next });
+      this.emit({ type: "MODIFIED", rv, kind, object: next });
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ apiVersion: "switchyard.io/v1alpha1", kind: "LocalRedirectPolicy", ...next }));
+      res.end(JSON.stringify({ apiVersion: "switchyard.io/v1alpha1", kind, ...next }));
     });
   }
 

@@ -116,6 +116,7 @@ export function createHubMetrics(deps: {
           this.set({ cluster: c.name, kind: "ServiceImport" }, c.imports.size);
           this.set({ cluster: c.name, kind: "Pod" }, c.pods.size);
           this.set({ cluster: c.name, kind: "LocalRedirectPolicy" }, c.localRedirects.size);
+          this.set({ cluster: c.name, kind: "BalancingPolicy" }, c.balancing.size);
         }
       });
     },

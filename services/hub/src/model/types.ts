@@ -76,6 +76,13 @@ export type Node = {
   zone: string | undefined;
   /** the Node's labels, for a policy's nodeSelector (undefined where a source does not keep them) */
   labels?: Record<string, string>;
+  /**
+   * The node's entry addresses (v4 and/or v6) for BalancingPolicy nodeProxy
+   * backends, from its annotation switchyard.io/entry-addresses; read them
+   * through `nodeEntryAddresses` (translate/balancing.ts), which also knows
+   * other sources. Absent = none.
+   */
+  entryAddresses?: string[];
 };
 
 /** MCS API (multicluster.x-k8s.io): this cluster's Service of the same name is exported to the clusterset. */
@@ -166,13 +173,49 @@ export type LocalRedirectPolicy = {
   nodeSelector: LabelSelector | undefined;
 };
 
+/** How a BalancingPolicy's serviceEndpoint backends are addressed (docs/policies.md). */
+export type BalancingMode = "podEndpoint" | "hostPort" | "nodeProxy";
+
+/**
+ * BalancingPolicy (switchyard.io/v1alpha1), validated: docs/policies.md.
+ * Its frontend is written as a LocalRedirectPolicy's (without fallbackService).
+ */
+export type BalancingPolicy = {
+  cluster: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+  createdAt: string;
+  frontend: LocalRedirectPolicy["frontend"];
+  backend:
+    | {
+        kind: "serviceEndpoint";
+        selector: LabelSelector;
+        redirectMode: BalancingMode;
+        /** as LocalRedirectPolicy's; a named container port (targetName) only with podEndpoint */
+        toPorts: LocalRedirectPolicy["backend"]["toPorts"];
+      }
+    | {
+        kind: "addressEndpoint";
+        /** 1..256 IPs, v4 and/or v6 */
+        addresses: string[];
+        toPorts: LocalRedirectPolicy["backend"]["toPorts"];
+      };
+  /** which nodes' agents apply it (their labels); undefined = every node */
+  nodeSelector: LabelSelector | undefined;
+};
+
+/** The policy kinds (their verdicts share one conflict space: docs/policies.md). */
+export type PolicyKind = "LocalRedirectPolicy" | "BalancingPolicy";
+
 /**
  * What the translator decided about one policy (translate/local-redirect.ts),
  * for its status (the Accepted condition, observedGeneration) and
  * `switchyard-hub policies`. Only an "Accepted" policy is sent to agents.
  */
 export type PolicyVerdict = {
-  kind: "LocalRedirectPolicy";
+  kind: PolicyKind;
   cluster: string;
   namespace: string;
   name: string;
@@ -181,7 +224,7 @@ export type PolicyVerdict = {
   reason: "Accepted" | "Conflict" | "ServiceNotFound" | "InvalidSpec";
   /** what was decided and, when not accepted, what to fix */
   message: string;
-  /** Conflict: the policy that holds the frontend, "namespace/name" */
+  /** Conflict: the policy that holds the frontend, "namespace/name" (prefixed by its kind when it is of the other kind) */
   winner: string | undefined;
   /** the resolved frontends, "ip:port/PROTO" (what it takes, or would take) */
   frontends: string[];
@@ -194,7 +237,8 @@ export type KubeKind =
   | "ServiceExport"
   | "ServiceImport"
   | "Pod"
-  | "LocalRedirectPolicy";
+  | "LocalRedirectPolicy"
+  | "BalancingPolicy";
 
 /** A reference to one object of a cluster. */
 export type ObjectRef = { kind: KubeKind; namespace: string; name: string };

@@ -5,6 +5,7 @@
  * notifies listeners (the hub debounces them).
  */
 import type {
+  BalancingPolicy,
   EndpointSlice,
   KubeKind,
   LocalRedirectPolicy,
@@ -50,6 +51,7 @@ export type ClusterState = {
   /** Pods (compact: only what policies need) */
   pods: Map<string, Pod>;
   localRedirects: Map<string, LocalRedirectPolicy>;
+  balancing: Map<string, BalancingPolicy>;
   health: ClusterHealth;
 };
 
@@ -63,7 +65,8 @@ export type ModelObject =
   | { kind: "ServiceExport"; value: ServiceExport }
   | { kind: "ServiceImport"; value: ServiceImport }
   | { kind: "Pod"; value: Pod }
-  | { kind: "LocalRedirectPolicy"; value: LocalRedirectPolicy };
+  | { kind: "LocalRedirectPolicy"; value: LocalRedirectPolicy }
+  | { kind: "BalancingPolicy"; value: BalancingPolicy };
 
 function nsName(namespace: string, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
@@ -89,6 +92,7 @@ export function objectsOf(c: ClusterState): ModelObject[] {
     ...[...c.exports.values()].map((value) => ({ kind: "ServiceExport" as const, value })),
     ...[...c.imports.values()].map((value) => ({ kind: "ServiceImport" as const, value })),
     ...[...c.localRedirects.values()].map((value) => ({ kind: "LocalRedirectPolicy" as const, value })),
+    ...[...c.balancing.values()].map((value) => ({ kind: "BalancingPolicy" as const, value })),
   ];
 }
 
@@ -108,6 +112,8 @@ export function mapOf(c: ClusterState, kind: KubeKind): Map<string, unknown> {
       return c.pods;
     case "LocalRedirectPolicy":
       return c.localRedirects;
+    case "BalancingPolicy":
+      return c.balancing;
   }
 }
 
@@ -142,6 +148,7 @@ export class World {
         imports: new Map(),
         pods: new Map(),
         localRedirects: new Map(),
+        balancing: new Map(),
         health: HEALTHY,
       };
       this.clusters.set(name, c);

@@ -23,7 +23,7 @@ import { ClusterHealthTracker } from "../sources/health.ts";
 import { ClusterManager } from "../sources/manager.ts";
 import { LastKnownStore, LastKnownWriter } from "../state/last-known.ts";
 import { PolicyBook, PolicyStatusWriter } from "../status/policy-status.ts";
-import { localRedirectVerdicts } from "../translate/local-redirect.ts";
+import { clusterPolicyVerdicts } from "../translate/local-redirect.ts";
 import { serveFront } from "../transport/front.ts";
 import { LIMIT_SPECS } from "../transport/limits.ts";
 import { logRefusalSummaries } from "../transport/refusals.ts";
@@ -105,7 +105,7 @@ export async function serve(argv: string[]): Promise<void> {
   // each cluster's last known state, shared like the tokens: a restart or a fresh replica starts from it
   const lastKnown = new LastKnownStore(state);
   // every policy with the translator's verdict (or why it was refused), written back to its cluster
-  const policies = new PolicyBook(world, localRedirectVerdicts);
+  const policies = new PolicyBook(world, clusterPolicyVerdicts);
   const clusters = new ClusterManager(world, tracker, log, current.apiTimeoutMs, lastKnown, policies);
   const lastKnownWriter = new LastKnownWriter(world, lastKnown, log.child({ component: "last-known" }));
   snapshots.onHold = (view, waitingFor) => {

@@ -3,12 +3,12 @@
  * it lists and watches, and the status subresources it patches (its only
  * writes). KubeSource takes its watch paths from this table and its status
  * client takes the plural from it; the hub's ClusterRole
- * (deploy/kubernetes/base/hub/rbac.yaml) is tested against
- * `computeHubClusterRoleRules()` (deploy/kubernetes/manifests.test.ts), so a
+ * (deploy/rbac/hub.yaml, which deploy/kubernetes includes) is tested against
+ * `computeHubClusterRoleRules()` (test/deploy/kubernetes-manifests.test.ts), so a
  * kind watched without RBAC, or RBAC granted for nothing, fails `npm test`.
  */
 import type { KubeKind } from "../model/types.ts";
-import { POLICY_API } from "./kube-objects.ts";
+import { POLICY_API } from "./policy-objects.ts";
 
 export type KubeResource = {
   kind: KubeKind;
@@ -43,6 +43,13 @@ export const WATCHED_RESOURCES: readonly KubeResource[] = [
     kind: "LocalRedirectPolicy",
     ...POLICY_API,
     resource: "localredirectpolicies",
+    optional: true,
+    statusPatched: true,
+  },
+  {
+    kind: "BalancingPolicy",
+    ...POLICY_API,
+    resource: "balancingpolicies",
     optional: true,
     statusPatched: true,
   },

@@ -9,12 +9,8 @@ import { ipFamily } from "@switchyard/lib/ip";
 import type {
   EndpointSlice,
   KubeKind,
-  LabelSelector,
-  LocalRedirectPolicy,
   Node,
   Pod,
-  PolicyPort,
-  Protocol,
   Service,
   ServiceExport,
   ServiceImport,
@@ -25,20 +21,19 @@ import type {
   TrafficDistribution,
 } from "../model/types.ts";
 import type { ModelObject } from "../model/world.ts";
+import {
+  arr,
+  describeObject,
+  isObj,
+  meta,
+  parseProtocol,
+  type Raw,
+  str,
+  validPort,
+} from "./object-fields.ts";
+import { parseBalancingPolicy, parseLocalRedirectPolicy } from "./policy-objects.ts";
 
 export type Parsed = { object: ModelObject; warnings: string[] };
-
-type Raw = Record<string, unknown>;
-
-function isObj(v: unknown): v is Raw {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-function str(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
 
 export const KINDS: readonly KubeKind[] = [
   "Service",
@@ -48,57 +43,17 @@ export const KINDS: readonly KubeKind[] = [
   "ServiceImport",
   "Pod",
   "LocalRedirectPolicy",
+  "BalancingPolicy",
 ];
-
-/** The API group and version of the policy CRDs (deploy/crds/). */
-export const POLICY_API = { group: "switchyard.io", version: "v1alpha1" } as const;
 
 /** Annotation that opts a Service into cross-cluster merging; Cilium's name is accepted for migration. */
 export const GLOBAL_ANNOTATIONS = ["switchyard.io/global", "service.cilium.io/global"] as const;
 
+/** Node annotation: the node's entry addresses (comma-separated v4 and/or v6) for BalancingPolicy nodeProxy backends. */
+export const ENTRY_ADDRESSES_ANNOTATION = "switchyard.io/entry-addresses";
+
 /** Annotation that keeps externalTrafficPolicy: Local strict for connects that start on the agent's node. */
 export const EXTERNAL_TRAFFIC_STRICT_ANNOTATION = "switchyard.io/external-traffic-strict";
-
-export function describeObject(o: unknown): string {
-  if (!isObj(o)) return "object";
-  const kind = str(o["kind"]) ?? "object";
-  const md = isObj(o["metadata"]) ? o["metadata"] : {};
-  const ns = str(md["namespace"]);
-  const name = str(md["name"]) ?? "(no name)";
-  return ns ? `${kind} ${ns}/${name}` : `${kind} ${name}`;
-}
-
-function meta(
-  o: Raw,
-  namespaced: boolean,
-): Result<{
-  namespace: string;
-  name: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-}> {
-  const md = o["metadata"];
-  if (!isObj(md)) return err("has no metadata");
-  const name = str(md["name"]);
-  if (!name) return err("has no metadata.name");
-  const namespace = namespaced ? (str(md["namespace"]) ?? "default") : "";
-  const labels: Record<string, string> = {};
-  if (isObj(md["labels"]))
-    for (const [k, v] of Object.entries(md["labels"])) if (typeof v === "string") labels[k] = v;
-  const annotations: Record<string, string> = {};
-  if (isObj(md["annotations"]))
-    for (const [k, v] of Object.entries(md["annotations"])) if (typeof v === "string") annotations[k] = v;
-  return ok({ namespace, name, labels, annotations });
-}
-
-function parseProtocol(v: unknown): Protocol | "SCTP" | undefined {
-  const p = v === undefined ? "TCP" : v;
-  return p === "TCP" || p === "UDP" || p === "SCTP" ? p : undefined;
-}
-
-function validPort(n: unknown): n is number {
-  return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 65535;
-}
 
 export function parseService(o: Raw, cluster: string): Result<Parsed> {
   const m = meta(o, true);
@@ -311,9 +266,28 @@ export function parseNode(o: Raw, cluster: string): Result<Parsed> {
     if ((t === "InternalIP" || t === "ExternalIP") && ip && ipFamily(ip)) addresses.push(ip);
   }
   const zone = m.value.labels["topology.kubernetes.io/zone"];
+  const warnings: string[] = [];
+  const entry = m.value.annotations[ENTRY_ADDRESSES_ANNOTATION];
+  const entryAddresses: string[] = [];
+  if (entry !== undefined)
+    for (const a of entry.split(",").map((x) => x.trim())) {
+      if (a !== "" && ipFamily(a)) {
+        if (!entryAddresses.includes(a)) entryAddresses.push(a);
+      } else
+        warnings.push(
+          `Node ${m.value.name} in cluster ${cluster}: annotation ${ENTRY_ADDRESSES_ANNOTATION} holds "${a}", not an IP address; ignored (give comma-separated IPv4 and/or IPv6 addresses)`,
+        );
+    }
   // labels are kept for policies' nodeSelector
-  const node: Node = { cluster, name: m.value.name, addresses, zone, labels: m.value.labels };
-  return ok({ object: { kind: "Node", value: node }, warnings: [] });
+  const node: Node = {
+    cluster,
+    name: m.value.name,
+    addresses,
+    zone,
+    labels: m.value.labels,
+    ...(entryAddresses.length > 0 ? { entryAddresses } : {}),
+  };
+  return ok({ object: { kind: "Node", value: node }, warnings });
 }
 
 export function parseServiceExport(o: Raw, cluster: string): Result<Parsed> {
@@ -374,6 +348,8 @@ export function parseKubeObject(o: unknown, cluster: string): Result<Parsed> | u
       return parsePod(o, cluster);
     case "LocalRedirectPolicy":
       return parseLocalRedirectPolicy(o, cluster);
+    case "BalancingPolicy":
+      return parseBalancingPolicy(o, cluster);
     default:
       return undefined;
   }
@@ -465,240 +441,4 @@ export function parsePod(o: Raw, cluster: string): Result<Parsed> {
     containerPorts,
   };
   return ok({ object: { kind: "Pod", value: pod }, warnings });
-}
-
-// ---- LocalRedirectPolicy (docs/policies.md) ----
-
-const PORT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const MAX_QOS = 0xffff_ffff;
-
-/** A label selector at `at` (e.g. "spec.backend.selector"); an error says which part is wrong. */
-export function parseLabelSelector(v: unknown, at: string): Result<LabelSelector> {
-  if (!isObj(v)) return err(`${at} is not an object with matchLabels and/or matchExpressions`);
-  const matchLabels: Record<string, string> = {};
-  if (v["matchLabels"] !== undefined) {
-    if (!isObj(v["matchLabels"])) return err(`${at}.matchLabels is not a map of label to value`);
-    for (const [k, val] of Object.entries(v["matchLabels"])) {
-      if (k === "") return err(`${at}.matchLabels has an empty label name`);
-      if (typeof val !== "string") return err(`${at}.matchLabels["${k}"] is not a string; quote it`);
-      matchLabels[k] = val;
-    }
-  }
-  const matchExpressions: LabelSelector["matchExpressions"] = [];
-  if (v["matchExpressions"] !== undefined && !Array.isArray(v["matchExpressions"]))
-    return err(`${at}.matchExpressions is not a list`);
-  for (const [i, e] of arr(v["matchExpressions"]).entries()) {
-    const eat = `${at}.matchExpressions[${i}]`;
-    if (!isObj(e)) return err(`${eat} is not an object`);
-    const key = str(e["key"]);
-    if (!key) return err(`${eat} has no key`);
-    const op = e["operator"];
-    if (op !== "In" && op !== "NotIn" && op !== "Exists" && op !== "DoesNotExist")
-      return err(`${eat}.operator "${String(op)}" is not In, NotIn, Exists or DoesNotExist`);
-    const values = arr(e["values"]);
-    if (!values.every((x) => typeof x === "string"))
-      return err(`${eat}.values holds a value that is not a string`);
-    if ((op === "In" || op === "NotIn") && values.length === 0)
-      return err(`${eat}: operator ${op} needs at least one value`);
-    if ((op === "Exists" || op === "DoesNotExist") && values.length > 0)
-      return err(`${eat}: operator ${op} takes no values`);
-    matchExpressions.push({ key, operator: op, values: values as string[] });
-  }
-  return ok({ matchLabels, matchExpressions });
-}
-
-function selectorIsEmpty(s: LabelSelector): boolean {
-  return Object.keys(s.matchLabels).length === 0 && s.matchExpressions.length === 0;
-}
-
-/** The identity of a policy object, even of one that does not parse (for its status). */
-export function policyIdentity(
-  o: unknown,
-): { namespace: string; name: string; uid: string; generation: number } | undefined {
-  if (!isObj(o) || !isObj(o["metadata"])) return undefined;
-  const md = o["metadata"];
-  const name = str(md["name"]);
-  if (!name) return undefined;
-  const g = md["generation"];
-  return {
-    namespace: str(md["namespace"]) ?? "default",
-    name,
-    uid: str(md["uid"]) ?? "",
-    generation: typeof g === "number" && Number.isInteger(g) && g >= 0 ? g : 0,
-  };
-}
-
-/**
- * A LocalRedirectPolicy, every rule of docs/policies.md checked (the hub
- * checks them itself: a directory cluster has no API server to run the
- * CRD's schema). An error names the policy and says what to fix.
- */
-export function parseLocalRedirectPolicy(o: Raw, cluster: string): Result<Parsed> {
-  const m = meta(o, true);
-  if (!m.ok) return err(`${describeObject(o)} ${m.error}`);
-  const what = `LocalRedirectPolicy ${m.value.namespace}/${m.value.name} in cluster ${cluster}`;
-  const bad = (msg: string) => err(`${what}: ${msg}`);
-  const md = o["metadata"] as Raw;
-  if (o["apiVersion"] !== undefined && o["apiVersion"] !== `${POLICY_API.group}/${POLICY_API.version}`)
-    return bad(`apiVersion "${String(o["apiVersion"])}" is not ${POLICY_API.group}/${POLICY_API.version}`);
-  const spec = o["spec"];
-  if (!isObj(spec)) return bad("has no spec; give spec.frontend and spec.backend");
-  const fe = spec["frontend"];
-  if (!isObj(fe)) return bad("has no spec.frontend; give frontend.service or frontend.address");
-  const hasService = fe["service"] !== undefined && fe["service"] !== null;
-  const hasAddress = fe["address"] !== undefined && fe["address"] !== null;
-  if (hasService && hasAddress) return bad("frontend has both service and address; give exactly one");
-  if (!hasService && !hasAddress) return bad("frontend has neither service nor address; give exactly one");
-  let frontend: LocalRedirectPolicy["frontend"];
-  /** the frontend's port names that need a toPorts entry, with their protocol when known */
-  const needNames: Array<{ name: string; protocol: Protocol | undefined }> = [];
-  if (hasService) {
-    const s = fe["service"];
-    if (!isObj(s)) return bad("frontend.service is not an object with name and ports");
-    const name = str(s["name"]);
-    if (!name || !DNS_LABEL.test(name))
-      return bad(
-        `frontend.service.name "${String(s["name"] ?? "")}" is not a Service name of this namespace`,
-      );
-    if (s["ports"] !== undefined && !Array.isArray(s["ports"]))
-      return bad("frontend.service.ports is not a list of port names or numbers");
-    const ports: Array<{ name: string } | { port: number }> = [];
-    const seen = new Set<string>();
-    for (const [i, p] of arr(s["ports"]).entries()) {
-      let key: string;
-      if (typeof p === "number") {
-        if (!validPort(p)) return bad(`frontend.service.ports[${i}] ${p} is not a port number 1-65535`);
-        ports.push({ port: p });
-        key = String(p);
-      } else if (typeof p === "string" && p !== "") {
-        ports.push({ name: p });
-        needNames.push({ name: p, protocol: undefined });
-        key = p;
-      } else return bad(`frontend.service.ports[${i}] is not a port name or number`);
-      if (seen.has(key)) return bad(`frontend.service.ports names ${key} twice`);
-      seen.add(key);
-    }
-    frontend = { kind: "service", service: name, ports };
-  } else {
-    const a = fe["address"];
-    if (!isObj(a)) return bad("frontend.address is not an object with ip and ports");
-    const ip = str(a["ip"]);
-    if (!ip || !ipFamily(ip))
-      return bad(`frontend.address.ip "${String(a["ip"] ?? "")}" is not an IP address`);
-    const ports = parsePolicyPorts(a["ports"], "frontend.address.ports");
-    if (!ports.ok) return bad(ports.error);
-    if (ports.value.length === 0) return bad("frontend.address.ports is empty; give at least one port");
-    for (const p of ports.value) needNames.push({ name: p.name, protocol: p.protocol });
-    const fb = a["fallbackService"];
-    if (fb !== undefined && fb !== null && fb !== "" && (typeof fb !== "string" || !DNS_LABEL.test(fb)))
-      return bad(`frontend.address.fallbackService "${String(fb)}" is not a Service name of this namespace`);
-    frontend = {
-      kind: "address",
-      ip,
-      ports: ports.value,
-      fallbackService: typeof fb === "string" && fb !== "" ? fb : undefined,
-    };
-  }
-  const be = spec["backend"];
-  if (!isObj(be)) return bad("has no spec.backend; give backend.selector and backend.toPorts");
-  if (be["selector"] === undefined)
-    return bad("backend has no selector; give the pods' labels in backend.selector");
-  const selector = parseLabelSelector(be["selector"], "backend.selector");
-  if (!selector.ok) return bad(selector.error);
-  if (selectorIsEmpty(selector.value))
-    return bad("backend.selector is empty and would select every pod; give matchLabels or matchExpressions");
-  if (!Array.isArray(be["toPorts"]) || be["toPorts"].length === 0)
-    return bad("backend.toPorts is empty; give one entry per frontend port, paired by name");
-  const toPorts: LocalRedirectPolicy["backend"]["toPorts"] = [];
-  const toNames = new Map<string, Protocol>();
-  for (const [i, p] of be["toPorts"].entries()) {
-    const at = `backend.toPorts[${i}]`;
-    if (!isObj(p)) return bad(`${at} is not an object with name, port and protocol`);
-    const name = str(p["name"]);
-    if (!name) return bad(`${at} has no name; name it after the frontend port it pairs with`);
-    if (toNames.has(name)) return bad(`backend.toPorts names "${name}" twice; names must be unique`);
-    const protocol = parseProtocol(p["protocol"]);
-    if (!protocol || protocol === "SCTP")
-      return bad(`${at}.protocol "${String(p["protocol"])}" is not TCP or UDP`);
-    const port = p["port"];
-    if (typeof port === "string" && /^[0-9]+$/.test(port)) {
-      const n = Number(port);
-      if (!validPort(n)) return bad(`${at}.port ${port} is not a port number 1-65535`);
-      toPorts.push({ name, port: n, targetName: undefined, protocol });
-    } else if (typeof port === "string") {
-      if (port.length > 15 || !PORT_NAME.test(port))
-        return bad(`${at}.port "${port}" is neither a port number nor a container port name`);
-      toPorts.push({ name, port: 0, targetName: port, protocol });
-    } else if (validPort(port)) toPorts.push({ name, port, targetName: undefined, protocol });
-    else return bad(`${at}.port ${String(port)} is not a port number 1-65535 or a container port name`);
-    toNames.set(name, protocol);
-  }
-  for (const n of needNames) {
-    const proto = toNames.get(n.name);
-    if (proto === undefined)
-      return bad(`frontend port "${n.name}" has no backend.toPorts entry named "${n.name}"; add one`);
-    if (n.protocol !== undefined && n.protocol !== proto)
-      return bad(`frontend port "${n.name}" is ${n.protocol} but its backend.toPorts entry is ${proto}`);
-  }
-  const skip = spec["skipRedirectFromBackend"];
-  if (skip !== undefined && typeof skip !== "boolean")
-    return bad(`skipRedirectFromBackend "${String(skip)}" is not true or false`);
-  let qosPerSecond = 0;
-  if (spec["qos"] !== undefined && spec["qos"] !== null) {
-    const q = spec["qos"];
-    if (!isObj(q)) return bad("qos is not an object with redirectsPerSecond");
-    const r = q["redirectsPerSecond"] ?? 0;
-    if (typeof r !== "number" || !Number.isInteger(r) || r < 0 || r > MAX_QOS)
-      return bad(`qos.redirectsPerSecond ${String(r)} is not a whole number from 0 (no limit) to ${MAX_QOS}`);
-    qosPerSecond = r;
-  }
-  let nodeSelector: LabelSelector | undefined;
-  if (spec["nodeSelector"] !== undefined && spec["nodeSelector"] !== null) {
-    const ns = parseLabelSelector(spec["nodeSelector"], "nodeSelector");
-    if (!ns.ok) return bad(ns.error);
-    nodeSelector = ns.value;
-  }
-  const g = md["generation"];
-  const created = md["creationTimestamp"];
-  const value: LocalRedirectPolicy = {
-    cluster,
-    namespace: m.value.namespace,
-    name: m.value.name,
-    uid: str(md["uid"]) ?? "",
-    generation: typeof g === "number" && Number.isInteger(g) && g >= 0 ? g : 0,
-    // a Date from client-node's model classes, a string from JSON and YAML
-    createdAt: created instanceof Date ? created.toISOString() : (str(created) ?? ""),
-    frontend,
-    backend: { selector: selector.value, toPorts },
-    skipRedirectFromBackend: skip === true,
-    qosPerSecond,
-    nodeSelector,
-  };
-  return ok({ object: { kind: "LocalRedirectPolicy", value }, warnings: [] });
-}
-
-/** An address frontend's ports: name (unique), port, protocol; one port+protocol once. */
-function parsePolicyPorts(v: unknown, at: string): Result<PolicyPort[]> {
-  if (!Array.isArray(v)) return err(`${at} is not a list of {name, port, protocol}`);
-  const out: PolicyPort[] = [];
-  const names = new Set<string>();
-  const numbers = new Set<string>();
-  for (const [i, p] of v.entries()) {
-    if (!isObj(p)) return err(`${at}[${i}] is not an object with name, port and protocol`);
-    const name = str(p["name"]);
-    if (!name) return err(`${at}[${i}] has no name; name it (backend.toPorts pairs with it by name)`);
-    if (names.has(name)) return err(`${at} names "${name}" twice; names must be unique`);
-    if (!validPort(p["port"]))
-      return err(`${at}[${i}].port ${String(p["port"])} is not a port number 1-65535`);
-    const protocol = parseProtocol(p["protocol"]);
-    if (!protocol || protocol === "SCTP")
-      return err(`${at}[${i}].protocol "${String(p["protocol"])}" is not TCP or UDP`);
-    const key = `${p["port"]}/${protocol}`;
-    if (numbers.has(key)) return err(`${at} holds ${key} twice`);
-    names.add(name);
-    numbers.add(key);
-    out.push({ name, port: p["port"], protocol });
-  }
-  return ok(out);
 }

@@ -4,8 +4,8 @@
  * objects missing from a relist are deleted, like DeletedFinalStateUnknown
  * tombstones in client-go). List and watch Services, EndpointSlices,
  * Nodes, Pods, and — when their CRDs are installed — the MCS API's
- * ServiceExports and ServiceImports and our LocalRedirectPolicies. The only
- * write is a policy's status (KubePolicyStatusClient, a merge patch of the
+ * ServiceExports and ServiceImports and our LocalRedirectPolicies and
+ * BalancingPolicies. The only write is a policy's status (KubePolicyStatusClient, a merge patch of the
  * status subresource).
  *
  * Pods are the numerous kind: their informer's cache holds only the fields
@@ -24,10 +24,11 @@
  */
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "@switchyard/lib/log";
-import type { KubeKind } from "../model/types.ts";
+import type { KubeKind, PolicyKind } from "../model/types.ts";
 import type { PolicyStatus, PolicyStatusClient } from "../status/policy-status.ts";
 import { resourcePath, watchedResource } from "./kube-api.ts";
-import { compactPod, POLICY_API } from "./kube-objects.ts";
+import { compactPod } from "./kube-objects.ts";
+import { POLICY_API } from "./policy-objects.ts";
 import type { ClusterSource, WorldWriter } from "./source.ts";
 
 type AnyObj = k8s.KubernetesObject;
@@ -152,6 +153,13 @@ export class KubeSource implements ClusterSource {
         kind: "LocalRedirectPolicy",
         path: pathOf("LocalRedirectPolicy"),
         list: crd(POLICY_API, watchedResource("LocalRedirectPolicy").resource),
+        optional: true,
+        absentOn: [404, 403],
+      },
+      {
+        kind: "BalancingPolicy",
+        path: pathOf("BalancingPolicy"),
+        list: crd(POLICY_API, watchedResource("BalancingPolicy").resource),
         optional: true,
         absentOn: [404, 403],
       },
@@ -351,11 +359,16 @@ export class KubePolicyStatusClient implements PolicyStatusClient {
     this.api = api;
   }
 
-  async patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void> {
+  async patchStatus(
+    namespace: string,
+    name: string,
+    status: PolicyStatus,
+    kind: PolicyKind = "LocalRedirectPolicy",
+  ): Promise<void> {
     await this.api.patchNamespacedCustomObjectStatus(
       {
         ...POLICY_API,
-        plural: watchedResource("LocalRedirectPolicy").resource,
+        plural: watchedResource(kind).resource,
         namespace,
         name,
         body: { status },

@@ -8,11 +8,12 @@
  * has seen what the cluster holds now.
  */
 import type { Logger } from "@switchyard/lib/log";
-import type { KubeKind } from "../model/types.ts";
+import type { KubeKind, PolicyKind } from "../model/types.ts";
 import { type ModelObject, mapOf, objectKey, type World } from "../model/world.ts";
 import type { PolicyObserver, PolicyStatusClient } from "../status/policy-status.ts";
 import type { ClusterHealthTracker } from "./health.ts";
-import { KINDS, parseKubeObject, policyIdentity } from "./kube-objects.ts";
+import { KINDS, parseKubeObject } from "./kube-objects.ts";
+import { policyIdentity } from "./policy-objects.ts";
 
 export interface ClusterSource {
   readonly cluster: string;
@@ -24,7 +25,16 @@ export interface ClusterSource {
 }
 
 /** Kinds whose updates often change nothing the hub keeps (Pod status, a policy's own status): such an update is dropped. */
-const SKIP_UNCHANGED: ReadonlySet<KubeKind> = new Set<KubeKind>(["Pod", "LocalRedirectPolicy"]);
+const SKIP_UNCHANGED: ReadonlySet<KubeKind> = new Set<KubeKind>([
+  "Pod",
+  "LocalRedirectPolicy",
+  "BalancingPolicy",
+]);
+
+/** The policy kinds: their status is the hub's to write. */
+function policyKindOf(kind: unknown): PolicyKind | undefined {
+  return kind === "LocalRedirectPolicy" || kind === "BalancingPolicy" ? kind : undefined;
+}
 
 type Raw = Record<string, unknown>;
 const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -87,8 +97,17 @@ export class WorldWriter {
   upsert(raw: unknown, origin?: string): boolean {
     const r = parseKubeObject(raw, this.cluster);
     if (r === undefined) return true;
-    const policy = isObj(raw) && raw["kind"] === "LocalRedirectPolicy" ? policyIdentity(raw) : undefined;
-    if (policy) this.policies?.observed(this.cluster, policy.namespace, policy.name, (raw as Raw)["status"]);
+    const kind = isObj(raw) ? policyKindOf(raw["kind"]) : undefined;
+    const id = kind ? policyIdentity(raw) : undefined;
+    const policy = id && kind ? { ...id, kind } : undefined;
+    if (policy)
+      this.policies?.observed(
+        this.cluster,
+        policy.namespace,
+        policy.name,
+        (raw as Raw)["status"],
+        policy.kind,
+      );
     if (!r.ok) {
       // a refused policy comes back unchanged after each write of its status: said once
       const known =
@@ -102,8 +121,8 @@ export class WorldWriter {
     const o = r.value.object;
     const k = objectKey(o);
     this.unconfirmed.get(o.kind)?.delete(k);
-    if (o.kind === "LocalRedirectPolicy")
-      this.policies?.parsed(this.cluster, o.value.namespace, o.value.name);
+    if (o.kind === "LocalRedirectPolicy" || o.kind === "BalancingPolicy")
+      this.policies?.parsed(this.cluster, o.value.namespace, o.value.name, o.kind);
     if (SKIP_UNCHANGED.has(o.kind)) {
       const cur = mapOf(this.world.cluster(this.cluster), o.kind).get(k);
       if (cur !== undefined && JSON.stringify(cur) === JSON.stringify(o.value)) return true;
@@ -113,7 +132,8 @@ export class WorldWriter {
   }
 
   remove(kind: KubeKind, namespace: string, name: string): void {
-    if (kind === "LocalRedirectPolicy") this.policies?.removed(this.cluster, namespace, name);
+    const pk = policyKindOf(kind);
+    if (pk) this.policies?.removed(this.cluster, namespace, name, pk);
     this.world.remove(this.cluster, kind, namespace, name);
   }
 

@@ -25,6 +25,7 @@ import { err, ok, type Result } from "@switchyard/lib/errors";
 import { ipFamily } from "@switchyard/lib/ip";
 import type { Logger } from "@switchyard/lib/log";
 import type {
+  BalancingPolicy,
   EndpointSlice,
   LabelSelector,
   LocalRedirectPolicy,
@@ -241,6 +242,7 @@ function node(o: Raw, at: string, cluster: string): Node {
     addresses: ips(o, "addresses", at),
     zone: optStr(o, "zone", at),
     ...(o["labels"] === undefined ? {} : { labels: labels(o["labels"], `${at}.labels`) }),
+    ...(o["entryAddresses"] === undefined ? {} : { entryAddresses: ips(o, "entryAddresses", at) }),
   };
 }
 
@@ -270,8 +272,7 @@ function policyPort(v: unknown, at: string) {
   };
 }
 
-function localRedirect(o: Raw, at: string, cluster: string): LocalRedirectPolicy {
-  const { namespace, name } = named(o, at, cluster, true);
+function policyFrontend(o: Raw, at: string): LocalRedirectPolicy["frontend"] {
   const fe = obj(o["frontend"], `${at}.frontend`);
   const fat = `${at}.frontend`;
   const frontend: LocalRedirectPolicy["frontend"] =
@@ -292,7 +293,23 @@ function localRedirect(o: Raw, at: string, cluster: string): LocalRedirectPolicy
             fallbackService: optStr(fe, "fallbackService", fat),
           }
         : fail(`${fat}.kind`, "is not service or address");
-  const be = obj(o["backend"], `${at}.backend`);
+  return frontend;
+}
+
+function toPorts(be: Raw, at: string): LocalRedirectPolicy["backend"]["toPorts"] {
+  return list(be, "toPorts", at, (x, a) => {
+    const p = obj(x, a);
+    return {
+      name: str(p, "name", a, true),
+      port: int(p, "port", a, 0, 65535),
+      targetName: optStr(p, "targetName", a),
+      protocol: oneOf(p, "protocol", a, PROTOCOLS),
+    };
+  });
+}
+
+function policyMeta(o: Raw, at: string, cluster: string) {
+  const { namespace, name } = named(o, at, cluster, true);
   return {
     cluster,
     namespace,
@@ -300,23 +317,49 @@ function localRedirect(o: Raw, at: string, cluster: string): LocalRedirectPolicy
     uid: str(o, "uid", at),
     generation: int(o, "generation", at, 0, Number.MAX_SAFE_INTEGER),
     createdAt: str(o, "createdAt", at),
-    frontend,
+  };
+}
+
+function nodeSelectorOf(o: Raw, at: string): LabelSelector | undefined {
+  return o["nodeSelector"] === undefined ? undefined : selector(o["nodeSelector"], `${at}.nodeSelector`);
+}
+
+function localRedirect(o: Raw, at: string, cluster: string): LocalRedirectPolicy {
+  const be = obj(o["backend"], `${at}.backend`);
+  return {
+    ...policyMeta(o, at, cluster),
+    frontend: policyFrontend(o, at),
     backend: {
       selector: selector(be["selector"], `${at}.backend.selector`),
-      toPorts: list(be, "toPorts", `${at}.backend`, (x, a) => {
-        const p = obj(x, a);
-        return {
-          name: str(p, "name", a, true),
-          port: int(p, "port", a, 0, 65535),
-          targetName: optStr(p, "targetName", a),
-          protocol: oneOf(p, "protocol", a, PROTOCOLS),
-        };
-      }),
+      toPorts: toPorts(be, `${at}.backend`),
     },
     skipRedirectFromBackend: bool(o, "skipRedirectFromBackend", at),
     qosPerSecond: int(o, "qosPerSecond", at, 0, 0xffff_ffff),
-    nodeSelector:
-      o["nodeSelector"] === undefined ? undefined : selector(o["nodeSelector"], `${at}.nodeSelector`),
+    nodeSelector: nodeSelectorOf(o, at),
+  };
+}
+
+const MODES = ["podEndpoint", "hostPort", "nodeProxy"] as const;
+
+function balancing(o: Raw, at: string, cluster: string): BalancingPolicy {
+  const be = obj(o["backend"], `${at}.backend`);
+  const bat = `${at}.backend`;
+  const backend: BalancingPolicy["backend"] =
+    be["kind"] === "serviceEndpoint"
+      ? {
+          kind: "serviceEndpoint",
+          selector: selector(be["selector"], `${bat}.selector`),
+          redirectMode: oneOf(be, "redirectMode", bat, MODES),
+          toPorts: toPorts(be, bat),
+        }
+      : be["kind"] === "addressEndpoint"
+        ? { kind: "addressEndpoint", addresses: ips(be, "addresses", bat), toPorts: toPorts(be, bat) }
+        : fail(`${bat}.kind`, "is not serviceEndpoint or addressEndpoint");
+  return {
+    ...policyMeta(o, at, cluster),
+    frontend: policyFrontend(o, at),
+    backend,
+    nodeSelector: nodeSelectorOf(o, at),
   };
 }
 
@@ -354,6 +397,8 @@ function modelObject(v: unknown, at: string, cluster: string): ModelObject {
       return { kind: "ServiceImport", value: serviceImport(value, vat, cluster) };
     case "LocalRedirectPolicy":
       return { kind: "LocalRedirectPolicy", value: localRedirect(value, vat, cluster) };
+    case "BalancingPolicy":
+      return { kind: "BalancingPolicy", value: balancing(value, vat, cluster) };
     default:
       return fail(`${at}.kind`, `"${String(o["kind"])}" is not a kind the hub keeps`);
   }

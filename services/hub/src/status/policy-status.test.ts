@@ -40,7 +40,7 @@ class FakeStatusClient {
 const judge: PolicyJudge = (c: ClusterState) =>
   new Map(
     [...c.localRedirects].map(([k, p]): [string, PolicyVerdict] => [
-      k,
+      `LocalRedirectPolicy/${k}`,
       {
         kind: "LocalRedirectPolicy",
         cluster: p.cluster,

@@ -1,9 +1,10 @@
 /**
  * What the hub says about each policy, and writing it back.
  *
- * `PolicyBook` gathers, per cluster, every LocalRedirectPolicy: the ones in
+ * `PolicyBook` gathers, per cluster, every policy of both kinds
+ * (LocalRedirectPolicy, BalancingPolicy): the ones in
  * the world (valid specs) with the translator's verdict (a `PolicyJudge`,
- * translate/local-redirect.ts `localRedirectVerdicts`: Accepted, Conflict
+ * translate/local-redirect.ts `clusterPolicyVerdicts`: Accepted, Conflict
  * naming the winner, ServiceNotFound — asked again only when a cluster's
  * policies or Services changed), and the ones parsing refused
  * (InvalidSpec, recorded by the WorldWriter; an older valid generation of
@@ -15,7 +16,7 @@
  * cluster is listed, so a restart does not rewrite what is already there).
  */
 import type { Logger } from "@switchyard/lib/log";
-import type { LocalRedirectPolicy, PolicyVerdict } from "../model/types.ts";
+import type { BalancingPolicy, LocalRedirectPolicy, PolicyKind, PolicyVerdict } from "../model/types.ts";
 import type { ClusterState, World } from "../model/world.ts";
 import { selectorMatches } from "../translate/local-redirect.ts";
 
@@ -38,38 +39,50 @@ export type PolicyStatus = {
 
 /** Writes a policy's status in one cluster (a Kubernetes client: sources/kube.ts; tests: a fake). */
 export interface PolicyStatusClient {
-  /** Rejects with an error carrying `statusCode` (404: the policy is gone). */
-  patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void>;
+  /** Rejects with an error carrying `statusCode` (404: the policy is gone). `kind`: LocalRedirectPolicy when absent. */
+  patchStatus(namespace: string, name: string, status: PolicyStatus, kind?: PolicyKind): Promise<void>;
 }
 
-/** What sources tell the book about policy objects (sources/source.ts WorldWriter). */
+/**
+ * What sources tell the book about policy objects (sources/source.ts
+ * WorldWriter). `kind` is LocalRedirectPolicy when absent.
+ */
 export interface PolicyObserver {
   /** a policy object arrived; `status` is what the cluster holds in its status */
-  observed(cluster: string, namespace: string, name: string, status: unknown): void;
+  observed(cluster: string, namespace: string, name: string, status: unknown, kind?: PolicyKind): void;
   /** it did not parse: this generation is refused (InvalidSpec); false when this refusal was known already */
   rejected(
     cluster: string,
-    policy: { namespace: string; name: string; uid: string; generation: number },
+    policy: { namespace: string; name: string; uid: string; generation: number; kind?: PolicyKind },
     message: string,
     frontend: string,
   ): boolean;
   /** it parsed (a refusal of an earlier generation is over) */
-  parsed(cluster: string, namespace: string, name: string): void;
-  removed(cluster: string, namespace: string, name: string): void;
+  parsed(cluster: string, namespace: string, name: string, kind?: PolicyKind): void;
+  removed(cluster: string, namespace: string, name: string, kind?: PolicyKind): void;
 }
 
-/** The translator's verdicts on every policy of a cluster (pure; keyed by "namespace/name"). */
+/** The translator's verdicts on every policy of a cluster (pure; keyed by `policyKey`: "Kind/namespace/name"). */
 export type PolicyJudge = (cluster: ClusterState) => ReadonlyMap<string, PolicyVerdict>;
 
-/** The kinds whose change can change a verdict (Pods, EndpointSlices and Nodes never do: they change what a winner sends, not who wins). */
-const JUDGED_ON: ReadonlySet<string> = new Set(["LocalRedirectPolicy", "Service"]);
+/** A policy's key in the book and in a judge's verdicts. */
+export function policyKey(kind: PolicyKind, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
+/**
+ * The kinds whose change can change a verdict (Pods and EndpointSlices never
+ * do: they change what a winner sends, not who wins; a Node's addresses are
+ * in a BalancingPolicy's message, which nodes can be served).
+ */
+const JUDGED_ON: ReadonlySet<string> = new Set(["LocalRedirectPolicy", "BalancingPolicy", "Service", "Node"]);
 
 export type PolicyState = "Accepted" | "NotAccepted" | "Pending";
 
 /** One line of `switchyard-hub policies`. */
 export type PolicyRow = {
   cluster: string;
-  kind: "LocalRedirectPolicy";
+  kind: PolicyKind;
   namespace: string;
   name: string;
   /** metadata.uid: a policy deleted and made again under its name is another one ("" where a source has none) */
@@ -84,10 +97,18 @@ export type PolicyRow = {
   nodes: number | undefined;
 };
 
-type Rejection = { uid: string; generation: number; message: string; frontend: string };
+type Rejection = {
+  kind: PolicyKind;
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+  message: string;
+  frontend: string;
+};
 
 /** "svc kube-dns [dns,53]" / "169.254.20.10:53/UDP,53/TCP": a policy's frontend from its spec. */
-export function describeFrontend(p: LocalRedirectPolicy): string {
+export function describeFrontend(p: LocalRedirectPolicy | BalancingPolicy): string {
   const f = p.frontend;
   if (f.kind === "service") {
     const ports = f.ports.map((x) => ("name" in x ? x.name : String(x.port)));
@@ -97,7 +118,27 @@ export function describeFrontend(p: LocalRedirectPolicy): string {
   return `${ip}:${f.ports.map((x) => `${x.port}/${x.protocol}`).join(",")}`;
 }
 
-const key = (namespace: string, name: string) => `${namespace}/${name}`;
+const KIND = "LocalRedirectPolicy" as const;
+
+/** Every policy of a cluster, of both kinds, by `policyKey`. */
+function policiesOf(c: ClusterState): Array<[string, PolicyKind, LocalRedirectPolicy | BalancingPolicy]> {
+  const out: Array<[string, PolicyKind, LocalRedirectPolicy | BalancingPolicy]> = [];
+  for (const p of c.localRedirects.values())
+    out.push([policyKey("LocalRedirectPolicy", p.namespace, p.name), "LocalRedirectPolicy", p]);
+  for (const p of c.balancing.values())
+    out.push([policyKey("BalancingPolicy", p.namespace, p.name), "BalancingPolicy", p]);
+  return out;
+}
+
+/** A cluster's policy of a kind, by namespace/name. */
+export function policyOf(
+  c: ClusterState,
+  kind: PolicyKind,
+  namespace: string,
+  name: string,
+): LocalRedirectPolicy | BalancingPolicy | undefined {
+  return (kind === "BalancingPolicy" ? c.balancing : c.localRedirects).get(`${namespace}/${name}`);
+}
 
 export class PolicyBook implements PolicyObserver {
   private readonly world: World;
@@ -133,7 +174,7 @@ export class PolicyBook implements PolicyObserver {
   private verdictsOf(c: ClusterState): ReadonlyMap<string, PolicyVerdict> | undefined {
     if (!this.judge) return undefined;
     if (this.stale.delete(c.name) || !this.verdicts.has(c.name))
-      this.verdicts.set(c.name, c.localRedirects.size ? this.judge(c) : new Map());
+      this.verdicts.set(c.name, c.localRedirects.size || c.balancing.size ? this.judge(c) : new Map());
     return this.verdicts.get(c.name);
   }
 
@@ -142,38 +183,47 @@ export class PolicyBook implements PolicyObserver {
     return () => this.listeners.delete(fn);
   }
 
-  observed(cluster: string, namespace: string, name: string, status: unknown): void {
-    of(this.statuses, cluster).set(key(namespace, name), status);
+  observed(cluster: string, namespace: string, name: string, status: unknown, kind: PolicyKind = KIND): void {
+    of(this.statuses, cluster).set(policyKey(kind, namespace, name), status);
   }
 
   rejected(
     cluster: string,
-    p: { namespace: string; name: string; uid: string; generation: number },
+    p: { namespace: string; name: string; uid: string; generation: number; kind?: PolicyKind },
     message: string,
     frontend: string,
   ): boolean {
     const m = of(this.rejections, cluster);
-    const k = key(p.namespace, p.name);
+    const kind = p.kind ?? KIND;
+    const k = policyKey(kind, p.namespace, p.name);
     const old = m.get(k);
     if (old && old.uid === p.uid && old.generation === p.generation && old.message === message) return false;
-    m.set(k, { uid: p.uid, generation: p.generation, message, frontend });
+    m.set(k, {
+      kind,
+      namespace: p.namespace,
+      name: p.name,
+      uid: p.uid,
+      generation: p.generation,
+      message,
+      frontend,
+    });
     this.changed();
     return true;
   }
 
-  parsed(cluster: string, namespace: string, name: string): void {
-    if (this.rejections.get(cluster)?.delete(key(namespace, name))) this.changed();
+  parsed(cluster: string, namespace: string, name: string, kind: PolicyKind = KIND): void {
+    if (this.rejections.get(cluster)?.delete(policyKey(kind, namespace, name))) this.changed();
   }
 
-  removed(cluster: string, namespace: string, name: string): void {
-    const k = key(namespace, name);
+  removed(cluster: string, namespace: string, name: string, kind: PolicyKind = KIND): void {
+    const k = policyKey(kind, namespace, name);
     this.statuses.get(cluster)?.delete(k);
     if (this.rejections.get(cluster)?.delete(k)) this.changed();
   }
 
   /** What the cluster holds in the policy's status (undefined: nothing seen). */
-  statusOf(cluster: string, namespace: string, name: string): unknown {
-    return this.statuses.get(cluster)?.get(key(namespace, name));
+  statusOf(cluster: string, namespace: string, name: string, kind: PolicyKind = KIND): unknown {
+    return this.statuses.get(cluster)?.get(policyKey(kind, namespace, name));
   }
 
   /** Every policy of every cluster the world holds, sorted by cluster, namespace, name. */
@@ -183,12 +233,12 @@ export class PolicyBook implements PolicyObserver {
     for (const [cluster, c] of this.world.clusters) {
       const rejected = this.rejections.get(cluster) ?? new Map<string, Rejection>();
       const verdicts = this.verdictsOf(c);
-      for (const [k, p] of c.localRedirects) {
+      for (const [k, kind, p] of policiesOf(c)) {
         if (rejected.has(k)) continue;
         const v = verdicts?.get(k);
         rows.push({
           cluster,
-          kind: "LocalRedirectPolicy",
+          kind,
           namespace: p.namespace,
           name: p.name,
           uid: p.uid,
@@ -201,16 +251,13 @@ export class PolicyBook implements PolicyObserver {
           nodes: undefined,
         });
       }
-      for (const [k, r] of rejected) {
-        const slash = k.indexOf("/");
-        const namespace = k.slice(0, slash);
-        const name = k.slice(slash + 1);
-        const inForce = c.localRedirects.get(k);
+      for (const r of rejected.values()) {
+        const inForce = policyOf(c, r.kind, r.namespace, r.name);
         rows.push({
           cluster,
-          kind: "LocalRedirectPolicy",
-          namespace,
-          name,
+          kind: r.kind,
+          namespace: r.namespace,
+          name: r.name,
           uid: r.uid,
           generation: r.generation,
           frontend: r.frontend,
@@ -225,7 +272,11 @@ export class PolicyBook implements PolicyObserver {
       }
     }
     return rows.sort(
-      (a, b) => cmp(a.cluster, b.cluster) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name),
+      (a, b) =>
+        cmp(a.cluster, b.cluster) ||
+        cmp(a.namespace, b.namespace) ||
+        cmp(a.name, b.name) ||
+        cmp(a.kind, b.kind),
     );
   }
 
@@ -386,11 +437,11 @@ export class PolicyStatusWriter {
       if (c?.sync !== "synced" || c.health.stale) continue;
       const client = this.clientOf(row.cluster);
       if (!client) continue;
-      const k = `${row.cluster}/${row.namespace}/${row.name}/${row.uid}`;
+      const k = `${row.cluster}/${row.kind}/${row.namespace}/${row.name}/${row.uid}`;
       live.add(k);
       if (this.nodesOf && row.state === "Accepted") {
         if (!nodes.has(row.cluster)) nodes.set(row.cluster, this.nodesOf(row.cluster));
-        const sel = c.localRedirects.get(`${row.namespace}/${row.name}`)?.nodeSelector;
+        const sel = policyOf(c, row.kind, row.namespace, row.name)?.nodeSelector;
         row.nodes = sel
           ? nodes.get(row.cluster)!.filter((n) => selectorMatches(sel, c.nodes.get(n)?.labels ?? {})).length
           : nodes.get(row.cluster)!.length;
@@ -399,7 +450,7 @@ export class PolicyStatusWriter {
       if (!want) continue;
       const fp = fingerprint(want);
       const held = this.written.get(k);
-      const seen = this.book.statusOf(row.cluster, row.namespace, row.name);
+      const seen = this.book.statusOf(row.cluster, row.namespace, row.name, row.kind);
       if (fp === (held?.fp ?? fingerprint(seen))) continue;
       // the condition's time moves only when its status does
       const before = held ? acceptedOf(held.status) : acceptedOf(seen);
@@ -408,11 +459,16 @@ export class PolicyStatusWriter {
         cond.lastTransitionTime = before.time;
       todo.push(async () => {
         try {
-          await client.patchStatus(row.namespace, row.name, want);
+          await client.patchStatus(row.namespace, row.name, want, row.kind);
           this.patches++;
           this.written.set(k, { fp, status: want });
           this.log.info(
-            { cluster: row.cluster, policy: `${row.namespace}/${row.name}`, reason: cond.reason },
+            {
+              cluster: row.cluster,
+              kind: row.kind,
+              policy: `${row.namespace}/${row.name}`,
+              reason: cond.reason,
+            },
             "policy status written",
           );
           return true;

@@ -297,7 +297,8 @@ export class ViewTranslator {
     this.home = homeCluster;
     this.reach = reach;
     this.options = options;
-    this.redirects = homeCluster === undefined ? undefined : new LocalRedirectTranslator(homeCluster);
+    this.redirects =
+      homeCluster === undefined ? undefined : new LocalRedirectTranslator(homeCluster, { reach });
   }
   /** slice key → its service's resource name, and node key → slices with endpoints on it (node-port views) */
   private readonly serviceOfSlice = new Map<string, string>();
@@ -321,7 +322,7 @@ export class ViewTranslator {
   /** bumped on every change to the resource map (its order too: a delete and re-add moves an entry) */
   private mutations = 0;
   private lastSnapshot: { acc: bigint; mutations: number; snap: ViewSnapshot } | undefined;
-  /** the home cluster's LocalRedirectPolicies (only a view's home cluster redirects to its pods) */
+  /** the home cluster's LocalRedirectPolicies and BalancingPolicies (only a view's home cluster's policies apply) */
   private readonly redirects: LocalRedirectTranslator | undefined;
   /**
    * Per-node resources (lrpb/…/<node>): node → its resources, their XOR
@@ -457,6 +458,11 @@ export class ViewTranslator {
   /** The verdicts on the home cluster's LocalRedirectPolicies, by namespace/name (empty without a home). */
   get policyVerdicts(): ReadonlyMap<string, PolicyVerdict> {
     return this.redirects?.verdicts ?? new Map();
+  }
+
+  /** The verdicts on the home cluster's BalancingPolicies, by namespace/name (empty without a home). */
+  get balancingVerdicts(): ReadonlyMap<string, PolicyVerdict> {
+    return this.redirects?.balancingVerdicts ?? new Map();
   }
 
   /**

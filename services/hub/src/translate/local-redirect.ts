@@ -11,6 +11,10 @@
  * nothing it wants is held by an earlier winner, so the winner is never
  * overwritten and, when it goes, the next one takes over.
  *
+ * BalancingPolicies share the conflict space: both kinds are decided in one
+ * pass, oldest first, and a BalancingPolicy winner's resources come from
+ * translate/balancing.ts (BalancingResources).
+ *
  * Incremental: a policy change (or a change of a Service a policy names)
  * decides every policy again (cheap: no Pod is looked at) and recomputes
  * only the resources of policies whose result changed; a Pod change
@@ -29,8 +33,18 @@ import {
   type Resource,
   type SlicePort,
 } from "@switchyard/proto/assignment";
-import type { LabelSelector, LocalRedirectPolicy, Pod, PolicyVerdict, ServicePort } from "../model/types.ts";
+import type {
+  BalancingPolicy,
+  LabelSelector,
+  LocalRedirectPolicy,
+  Pod,
+  PolicyKind,
+  PolicyVerdict,
+  ServicePort,
+} from "../model/types.ts";
 import type { ClusterState, WorldChange } from "../model/world.ts";
+import { BalancingResources, computeBalancingReach } from "./balancing.ts";
+import type { Reach } from "./compute-resources.ts";
 
 const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
 
@@ -45,9 +59,11 @@ export function localBackendsResourceName(
   return `lrpb/${p.cluster}/${p.namespace}/${p.name}/${node}`;
 }
 
-/** The node of a per-node resource (`lrpb/…/<node>`), or undefined for a resource every agent of the view shares. */
+/** The node of a per-node resource (`lrpb/…/<node>`, `bpn/…/<node>`), or undefined for a resource every agent of the view shares. */
 export function overlayNodeOf(resourceName: string): string | undefined {
-  return resourceName.startsWith("lrpb/") ? resourceName.slice(resourceName.lastIndexOf("/") + 1) : undefined;
+  return resourceName.startsWith("lrpb/") || resourceName.startsWith("bpn/")
+    ? resourceName.slice(resourceName.lastIndexOf("/") + 1)
+    : undefined;
 }
 
 /** Whether labels satisfy a label selector (matchLabels and matchExpressions, all of them). */
@@ -90,7 +106,10 @@ function showFrontend(f: RedirectFrontend): string {
 }
 
 /** Oldest first, then by namespace/name: the order policies are decided in. */
-function byAge(a: LocalRedirectPolicy, b: LocalRedirectPolicy): number {
+function byAge(
+  a: { createdAt: string; namespace: string; name: string },
+  b: { createdAt: string; namespace: string; name: string },
+): number {
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
   const ka = nsName(a.namespace, a.name);
   const kb = nsName(b.namespace, b.name);
@@ -101,8 +120,16 @@ type Resolved =
   | { ok: false; reason: "ServiceNotFound" | "InvalidSpec"; message: string }
   | { ok: true; frontends: RedirectFrontend[]; keys: string[]; notes: string[] };
 
-/** The frontends a policy takes, resolved against the cluster's Services (conflicts aside). */
-function resolve(p: LocalRedirectPolicy, state: ClusterState): Resolved {
+/** The frontends a policy (of either kind) takes, resolved against the cluster's Services (conflicts aside). */
+function resolve(
+  p: {
+    cluster: string;
+    namespace: string;
+    frontend: LocalRedirectPolicy["frontend"];
+    backend: { toPorts: ReadonlyArray<{ name: string; protocol: ServicePort["protocol"] }> };
+  },
+  state: ClusterState,
+): Resolved {
   const fe = p.frontend;
   const frontends: RedirectFrontend[] = [];
   const keys: string[] = [];
@@ -229,6 +256,10 @@ export class LocalRedirectTranslator {
   private readonly cluster: string;
   private state: ClusterState | undefined;
   readonly verdicts = new Map<string, PolicyVerdict>();
+  /** the verdicts on the BalancingPolicies, by namespace/name (decided with the LocalRedirectPolicies) */
+  readonly balancingVerdicts = new Map<string, PolicyVerdict>();
+  /** the BalancingPolicy winners' resources */
+  private readonly balancing: BalancingResources;
   private readonly winners = new Map<string, Winner>();
   private readonly winnersByNs = new Map<string, Set<string>>();
   /** ns/name of Services some policy names (frontend or fallback): a change to one decides again */
@@ -243,15 +274,20 @@ export class LocalRedirectTranslator {
   /** verdicts only: Pods are not indexed, no per-node resource is computed */
   private readonly verdictsOnly: boolean;
 
-  constructor(cluster: string, opts: { verdictsOnly?: boolean } = {}) {
+  constructor(cluster: string, opts: { verdictsOnly?: boolean; reach?: Reach } = {}) {
     this.cluster = cluster;
     this.verdictsOnly = opts.verdictsOnly ?? false;
+    this.balancing = new BalancingResources(opts.reach ?? "pod", selectorMatches, (ns) =>
+      this.podsAt.get(ns),
+    );
   }
 
   /** Everything again (the caller has dropped every resource). */
   rebuild(state: ClusterState | undefined, put: Put): void {
     this.state = state;
     this.verdicts.clear();
+    this.balancingVerdicts.clear();
+    this.balancing.clear();
     this.winners.clear();
     this.winnersByNs.clear();
     this.podsAt.clear();
@@ -270,10 +306,11 @@ export class LocalRedirectTranslator {
     this.state = state;
     let decide = false;
     const podMoves: Array<{ namespace: string; nodes: string[] }> = [];
+    const podChanges: Array<{ namespace: string; key: string; pod: Pod | undefined }> = [];
     const nodes = new Set<string>();
     for (const ch of changes) {
       if (ch.cluster !== this.cluster) continue;
-      if (ch.kind === "LocalRedirectPolicy") decide = true;
+      if (ch.kind === "LocalRedirectPolicy" || ch.kind === "BalancingPolicy") decide = true;
       else if (ch.kind === "Service") decide ||= this.referenced.has(nsName(ch.namespace, ch.name));
       else if (ch.kind === "Pod" && !this.verdictsOnly) {
         const key = nsName(ch.namespace, ch.name);
@@ -281,12 +318,19 @@ export class LocalRedirectTranslator {
         this.unindexPod(key, ch.namespace);
         const pod = state?.pods.get(key);
         if (pod) this.indexPod(key, pod);
+        podChanges.push({ namespace: ch.namespace, key, pod });
         const after = pod?.nodeName;
         const touched = [before, after].filter((n): n is string => n !== undefined);
         if (touched.length > 0) podMoves.push({ namespace: ch.namespace, nodes: [...new Set(touched)] });
       } else if (ch.kind === "Node") nodes.add(ch.name);
     }
+    // a Node's addresses are in BalancingPolicies' verdicts (which nodes can be served)
+    if (nodes.size > 0 && state?.balancing.size) decide = true;
     if (decide) this.decide(put);
+    if (state && !this.verdictsOnly) {
+      for (const c of podChanges) this.balancing.podChanged(state, c.namespace, c.key, c.pod, put);
+      for (const node of nodes) this.balancing.nodeChanged(state, node, put);
+    }
     for (const m of podMoves)
       for (const w of this.winnersByNs.get(m.namespace) ?? [])
         for (const node of m.nodes) this.computeNode(this.winners.get(w)!, node, put);
@@ -324,14 +368,26 @@ export class LocalRedirectTranslator {
   /** Decides every policy, oldest first; puts the shared resources and recomputes the per-node ones that changed. */
   private decide(put: Put): void {
     const state = this.state;
-    const policies = state ? [...state.localRedirects.values()].sort(byAge) : [];
-    const claims = new Map<string, string>();
+    // both kinds in one conflict space, oldest first
+    const policies: Array<
+      | { kind: "LocalRedirectPolicy"; p: LocalRedirectPolicy }
+      | { kind: "BalancingPolicy"; p: BalancingPolicy }
+    > = state
+      ? [
+          ...[...state.localRedirects.values()].map((p) => ({ kind: "LocalRedirectPolicy" as const, p })),
+          ...[...state.balancing.values()].map((p) => ({ kind: "BalancingPolicy" as const, p })),
+        ].sort((a, b) => byAge(a.p, b.p))
+      : [];
+    const claims = new Map<string, { kind: PolicyKind; key: string }>();
     const referenced = new Set<string>();
     const before = new Map(this.winners);
     this.verdicts.clear();
+    this.balancingVerdicts.clear();
     this.winners.clear();
     this.winnersByNs.clear();
-    for (const p of policies) {
+    this.balancing.begin();
+    for (const item of policies) {
+      const p = item.p;
       const key = nsName(p.namespace, p.name);
       const fe = p.frontend;
       if (fe.kind === "service") referenced.add(nsName(p.namespace, fe.service));
@@ -343,8 +399,8 @@ export class LocalRedirectTranslator {
         winner?: string,
         frontends: RedirectFrontend[] = [],
       ) =>
-        this.verdicts.set(key, {
-          kind: "LocalRedirectPolicy",
+        (item.kind === "LocalRedirectPolicy" ? this.verdicts : this.balancingVerdicts).set(key, {
+          kind: item.kind,
           cluster: p.cluster,
           namespace: p.namespace,
           name: p.name,
@@ -360,7 +416,9 @@ export class LocalRedirectTranslator {
       }
       const taken = r.keys.find((k) => claims.has(k));
       if (taken !== undefined) {
-        const holder = claims.get(taken)!;
+        const h = claims.get(taken)!;
+        // a holder of the other kind is named with its kind
+        const holder = h.kind === item.kind ? h.key : `${h.kind} ${h.key}`;
         verdict(
           "Conflict",
           `${holder} holds ${showKey(taken)} (the oldest policy wins; then the first by namespace/name); this policy applies when that one goes or lets go`,
@@ -369,7 +427,23 @@ export class LocalRedirectTranslator {
         );
         continue;
       }
-      for (const k of r.keys) claims.set(k, key);
+      for (const k of r.keys) claims.set(k, { kind: item.kind, key });
+      if (item.kind === "BalancingPolicy") {
+        const bp = item.p;
+        const mode = bp.backend.kind === "addressEndpoint" ? "addressEndpoint" : bp.backend.redirectMode;
+        verdict(
+          "Accepted",
+          [
+            `balances ${r.frontends.map(showFrontend).join(", ")} (${mode})`,
+            ...r.notes,
+            ...computeBalancingReach(bp, r.frontends, state!),
+          ].join("; "),
+          undefined,
+          r.frontends,
+        );
+        if (!this.verdictsOnly) this.balancing.win(bp, r.frontends, state!, put);
+        continue;
+      }
       verdict(
         "Accepted",
         [`redirects ${r.frontends.map(showFrontend).join(", ")}`, ...r.notes].join("; "),
@@ -381,8 +455,8 @@ export class LocalRedirectTranslator {
         namespace: p.namespace,
         name: p.name,
         frontends: r.frontends,
-        qosPerSecond: p.qosPerSecond,
-        skipRedirectFromBackend: p.skipRedirectFromBackend,
+        qosPerSecond: item.p.qosPerSecond,
+        skipRedirectFromBackend: item.p.skipRedirectFromBackend,
         frontendKind:
           fe.kind === "service"
             ? RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE
@@ -394,7 +468,7 @@ export class LocalRedirectTranslator {
         version: hash(LocalRedirectAssignment.encode(body).finish()),
         body: { $case: "localRedirect", value: body },
       });
-      const w: Winner = { policy: p, backendKey: JSON.stringify([p.backend, p.nodeSelector ?? null]) };
+      const w: Winner = { policy: item.p, backendKey: JSON.stringify([p.backend, p.nodeSelector ?? null]) };
       this.winners.set(key, w);
       let set = this.winnersByNs.get(p.namespace);
       if (!set) {
@@ -406,6 +480,7 @@ export class LocalRedirectTranslator {
       if (old?.backendKey !== w.backendKey) this.computeAllNodes(w, put);
     }
     this.referenced = referenced;
+    this.balancing.end(put);
     // winners no more: their resources go
     for (const [key, old] of before) {
       if (this.winners.has(key)) continue;
@@ -504,7 +579,24 @@ export class LocalRedirectTranslator {
  * no view is built for: status and `switchyard-hub policies` need them too).
  */
 export function localRedirectVerdicts(state: ClusterState): Map<string, PolicyVerdict> {
+  return policyVerdicts(state).localRedirect;
+}
+
+/** The verdicts on a cluster's policies of both kinds, keyed "Kind/namespace/name" (status/policy-status.ts PolicyJudge). */
+export function clusterPolicyVerdicts(state: ClusterState): Map<string, PolicyVerdict> {
+  const { localRedirect, balancing } = policyVerdicts(state);
+  const out = new Map<string, PolicyVerdict>();
+  for (const v of [...localRedirect.values(), ...balancing.values()])
+    out.set(`${v.kind}/${v.namespace}/${v.name}`, v);
+  return out;
+}
+
+/** The verdicts on a cluster's policies of both kinds, each by namespace/name, decided from scratch. */
+export function policyVerdicts(state: ClusterState): {
+  localRedirect: Map<string, PolicyVerdict>;
+  balancing: Map<string, PolicyVerdict>;
+} {
   const t = new LocalRedirectTranslator(state.name, { verdictsOnly: true });
   t.rebuild(state, () => {});
-  return t.verdicts;
+  return { localRedirect: t.verdicts, balancing: t.balancingVerdicts };
 }
