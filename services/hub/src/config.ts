@@ -5,6 +5,7 @@
 import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
 import { parse as parseYaml } from "yaml";
+import { type EventsSettings, parseEventsConfig } from "./events/events-config.ts";
 import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS, parseBytes } from "./transport/limits.ts";
 
 export type ClusterConfig =
@@ -72,6 +73,8 @@ export type HubFileConfig = {
   externalTrafficStrict: boolean | undefined;
   /** the agent port's limits given in the file (`limits:`) */
   limits: Partial<FrontLimits>;
+  /** NAT events' NATS and history (`events:`, events/events-config.ts) */
+  events: Partial<EventsSettings>;
 };
 
 /**
@@ -161,6 +164,10 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
+ *     events:              # NAT events' NATS and their history (events/events-config.ts)
+ *       nats: [tls://nats.example:4222]
+ *       historyMaxAge: 1h
+ *       historyMaxBytes: 1GiB
  *     limits:              # the agent port's limits (transport/limits.ts; each also a serve flag)
  *       maxConnectionsPerSource: 2000
  *       idleTimeout: 60s
@@ -192,6 +199,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "externalTrafficStrict",
     "front",
     "limits",
+    "events",
   ];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
@@ -291,7 +299,10 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   }
   const limits = parseFileLimits(doc["limits"], file);
   if (!limits.ok) return limits;
+  const events = parseEventsConfig(doc["events"], file);
+  if (!events.ok) return events;
   return ok({
+    events: events.value,
     limits: limits.value,
     clusters,
     imports,

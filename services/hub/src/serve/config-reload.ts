@@ -6,6 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Logger } from "@switchyard/lib/log";
+import type { EventsSettings } from "../events/events-config.ts";
 import type { ClusterHealthTracker } from "../sources/health.ts";
 import type { ClusterManager } from "../sources/manager.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
@@ -24,6 +25,8 @@ export type ConfigReloadDeps = {
   clusters: ClusterManager;
   snapshots: SnapshotCache;
   assignments: AssignmentServer;
+  /** NAT events' history limits follow the file */
+  events?: { apply(next: EventsSettings): void };
 };
 
 /** Reloads on a change of the config file and on SIGHUP; `close` stops watching the file. */
@@ -54,6 +57,7 @@ export function watchConfig(d: ConfigReloadDeps): { close(): void } {
           "traffic policy setting changed",
         );
       snapshots.setTranslateOptions({ externalTrafficStrict: next.value.externalTrafficStrict });
+      d.events?.apply(next.value.events);
       try {
         const r = await clusters.apply(next.value.clusters);
         if (r.added.length || r.removed.length) log.info(r, "clusters changed");

@@ -15,9 +15,11 @@ import { adminSocketPath, serveAdmin } from "../admin/admin-server.ts";
 import { addIntrospection } from "../admin/introspection.ts";
 import { createHubMetrics, serveMetrics } from "../admin/metrics.ts";
 import { CredentialAuthority } from "../auth/credentials.ts";
+import { followNatsAccounts } from "../auth/nats-accounts.ts";
 import { TokenStore } from "../auth/tokens.ts";
 import { fail, kekOrFail, openState } from "../cli/common.ts";
 import { parseListen } from "../config.ts";
+import { HubEvents } from "../events/hub-events.ts";
 import { World } from "../model/world.ts";
 import { ClusterHealthTracker } from "../sources/health.ts";
 import { ClusterManager } from "../sources/manager.ts";
@@ -52,6 +54,9 @@ export async function serve(argv: string[]): Promise<void> {
     "tls-ca": { type: "string" },
     "debounce-ms": { type: "string" },
     "io-threads": { type: "string" },
+    "events-nats": { type: "string", multiple: true, default: [] },
+    "nats-tls-ca": { type: "string" },
+    "nats-tls-server-name": { type: "string" },
     // removed: only so that `--front own` gets a clear error (settings.ts)
     front: { type: "string" },
     ...Object.fromEntries(LIMIT_SPECS.map((x) => [x.flag, { type: "string" as const }])),
@@ -101,6 +106,8 @@ export async function serve(argv: string[]): Promise<void> {
       { kek: sealing.kek.source, key: credentials.keyId },
       "the signing key was stored in clear; it is sealed now (hubs of older versions on this state can no longer read it)",
     );
+  // the NATS account whose signer the hubs are (`switchyard-hub nats init`), if made; its users go to agents
+  const natsAccounts = followNatsAccounts(state, sealing.kek);
   const tracker = new ClusterHealthTracker(world, current.staleGraceMs, log.child({ component: "health" }));
   // each cluster's last known state, shared like the tokens: a restart or a fresh replica starts from it
   const lastKnown = new LastKnownStore(state);
@@ -149,6 +156,8 @@ export async function serve(argv: string[]): Promise<void> {
       return { key: `${cluster}+${imports.join(",")}/${reach}`, clusters: [cluster, ...imports], reach };
     },
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
+    natsCreds: async (cluster, node, expiresAtMs) =>
+      (await natsAccounts()?.agentCreds(cluster, node, expiresAtMs)) ?? "",
     log: log.child({ component: "assignments" }),
   });
   const policyStatus = new PolicyStatusWriter(
@@ -260,8 +269,16 @@ export async function serve(argv: string[]): Promise<void> {
   // a line other programs (tests, the demo) can wait for
   process.stdout.write(`listening ${listen.value.host}:${port}\n`);
 
+  // NAT events: the history stream's limits (and, on reload, their changes)
+  let events: HubEvents;
+  try {
+    events = HubEvents.start(current.events, natsAccounts, hubId, log.child({ component: "events" }));
+  } catch (e) {
+    return fail((e as Error).message);
+  }
   // the config file is watched: clusters and views change live; a bad edit is reported and ignored
   const watcher = watchConfig({
+    events,
     values,
     configFile,
     current: () => current,
@@ -286,6 +303,7 @@ export async function serve(argv: string[]): Promise<void> {
     snapshots.close();
     void policyStatus.close();
     metricsServer?.close();
+    await events.close();
     admin.forceShutdown();
     // remove the socket only if it is still ours (another hub on this state dir may have replaced it)
     try {

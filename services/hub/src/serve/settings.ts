@@ -14,6 +14,7 @@ import {
   parseViewFlag,
   resolveLimits,
 } from "../config.ts";
+import { type EventsSettings, resolveEventsSettings } from "../events/events-config.ts";
 import type { FrontLimits } from "../transport/limits.ts";
 
 /** I/O threads by default: two when the machine has the cores for them (bench:protocol: convergence at 1,000 agents) */
@@ -33,6 +34,7 @@ export type ServeSettings = {
   ioThreads: number;
   externalTrafficStrict: boolean;
   limits: FrontLimits;
+  events: EventsSettings;
 };
 
 /** Flags over the config file: flag clusters and views add to the file's; other flags win. */
@@ -108,6 +110,7 @@ export function resolveSettings(
   const limits = resolveLimits(fromFile?.limits ?? {}, values);
   if (!limits.ok) return limits;
   return ok({
+    events: resolveEventsSettings(fromFile?.events, values),
     limits: limits.value,
     ioThreads,
     clusters,

@@ -1,0 +1,55 @@
+/**
+ * TLS to NATS, as the agent, the hub and the events CLI take it: a CA file
+ * that signs the server's certificate (and, optionally, the name the
+ * certificate carries when it is not the host in the URL). With a CA, the
+ * connection is TLS whatever the URL's scheme; a `tls://` URL without one
+ * checks the server against the system's CAs.
+ */
+import fs from "node:fs";
+import { err, ok, type Result } from "./errors.ts";
+
+/** nats.js's `tls` option (Node's tls.connect options pass through it). */
+export type NatsTls = { ca: string; servername?: string };
+
+/** Reads and checks the CA file; `flag` names the option in errors ("--nats-tls-ca"). */
+export function loadNatsTls(
+  caFile: string | undefined,
+  serverName: string | undefined,
+  flag: string,
+): Result<NatsTls | undefined> {
+  if (caFile === undefined) {
+    if (serverName !== undefined)
+      return err(`${flag}-server-name needs ${flag} FILE (the CA that signs the NATS server's certificate)`);
+    return ok(undefined);
+  }
+  let ca: string;
+  try {
+    ca = fs.readFileSync(caFile, "utf8");
+  } catch (e) {
+    return err(`${flag} ${caFile}: ${(e as Error).message}`);
+  }
+  if (!ca.includes("-----BEGIN CERTIFICATE-----"))
+    return err(`${flag} ${caFile}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)`);
+  return ok(serverName !== undefined ? { ca, servername: serverName } : { ca });
+}
+
+/** A NATS connect error said so that a person knows what to change. */
+export function explainNatsError(
+  e: unknown,
+  servers: string[],
+  flags: { tlsCa: string; creds: string },
+): string {
+  const msg = (e as Error)?.message ?? String(e);
+  const code =
+    (e as { code?: string; cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code ?? "";
+  const where = `NATS ${servers.join(",")}`;
+  if (/certificate|self[- ]signed|CERT_|UNABLE_TO_VERIFY|DEPTH_ZERO/i.test(`${msg} ${code}`))
+    return `${where}: the server's TLS certificate is not trusted (${msg}): give ${flags.tlsCa} FILE, the CA that signs it`;
+  if (/altnames|hostname|Host: .* is not in the cert/i.test(msg))
+    return `${where}: the server's TLS certificate is for another name (${msg}): give ${flags.tlsCa}-server-name NAME`;
+  if (/tls.*required|requires tls|secure connection/i.test(msg))
+    return `${where}: the server requires TLS (${msg}): use a tls:// URL and ${flags.tlsCa} FILE`;
+  if (/authorization|authentication|permissions/i.test(msg))
+    return `${where}: not authorized (${msg}): give ${flags.creds} FILE (from \`switchyard-hub nats-creds create\`)`;
+  return `${where}: ${msg}`;
+}

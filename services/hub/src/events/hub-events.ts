@@ -1,0 +1,94 @@
+/**
+ * The hub's connection to the events' NATS (the adapter): in the
+ * background (a hub serves agents whether NATS is up or not), as the hub's
+ * own user of the events account when the hubs sign one, over TLS with the
+ * configured CA. Once connected, and again on each config reload, it makes
+ * the history stream match the settings.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "@switchyard/lib/log";
+import { explainNatsError, loadNatsTls } from "@switchyard/lib/nats-tls";
+import type { NatsAccounts } from "../auth/nats-accounts.ts";
+import type { EventsSettings } from "./events-config.ts";
+import { applyHistoryStream } from "./history.ts";
+
+const FLAGS = { tlsCa: "--nats-tls-ca", creds: "nats init" };
+
+export class HubEvents {
+  private nc: NatsConnection | undefined;
+  private settings: EventsSettings;
+  private readonly log: Logger;
+  private closed = false;
+  private applying = Promise.resolve();
+
+  private constructor(settings: EventsSettings, log: Logger) {
+    this.settings = settings;
+    this.log = log;
+  }
+
+  /** Starts connecting when `events.nats` is set; a bad TLS file is an error now, NATS being down is not. */
+  static start(
+    settings: EventsSettings,
+    accounts: () => NatsAccounts | undefined,
+    hubId: string,
+    log: Logger,
+  ): HubEvents {
+    const ev = new HubEvents(settings, log);
+    if (settings.nats.length === 0) return ev;
+    const tls = loadNatsTls(settings.tlsCa, settings.tlsServerName, FLAGS.tlsCa);
+    if (!tls.ok) throw new Error(tls.error);
+    void (async () => {
+      const a = accounts();
+      const creds = a ? new TextEncoder().encode(await a.hubCreds(hubId)) : undefined;
+      const nc = await connect({
+        servers: settings.nats,
+        name: `switchyard-hub ${hubId}`,
+        waitOnFirstConnect: true,
+        maxReconnectAttempts: -1,
+        ...(tls.value ? { tls: tls.value } : {}),
+        ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+      });
+      if (ev.closed) return void (await nc.close());
+      ev.nc = nc;
+      log.info({ server: nc.getServer(), operatorMode: a !== undefined }, "events nats connected");
+      ev.apply(ev.settings);
+    })().catch((e: unknown) =>
+      log.error({ reason: explainNatsError(e, settings.nats, FLAGS) }, "events nats: cannot connect"),
+    );
+    return ev;
+  }
+
+  /** New settings (a config reload): the history's limits follow; a changed NATS address needs a restart. */
+  apply(next: EventsSettings): void {
+    if (next.nats.join() !== this.settings.nats.join())
+      this.log.warn({ nats: next.nats }, "events.nats changes take effect at the next restart");
+    this.settings = { ...next, nats: this.settings.nats };
+    const nc = this.nc;
+    if (!nc) return;
+    const { historyMaxAgeMs: maxAgeMs, historyMaxBytes: maxBytes } = this.settings;
+    this.applying = this.applying.then(async () => {
+      if (maxAgeMs === 0) return;
+      try {
+        const r = await applyHistoryStream(await jetstreamManager(nc), { maxAgeMs, maxBytes });
+        this.log.info({ result: r, maxAgeMs, maxBytes }, "event history stream");
+      } catch (e) {
+        this.log.error(
+          { reason: (e as Error).message },
+          "event history stream not applied (is JetStream enabled on the NATS server and for the account?)",
+        );
+      }
+    });
+  }
+
+  /** Resolves once the last apply is done (tests). */
+  settled(): Promise<void> {
+    return this.applying;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.applying;
+    await this.nc?.close().catch(() => {});
+  }
+}
