@@ -15,6 +15,7 @@ import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath } from "./bpf/datapath.ts";
 import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
+import { startNodeEntry } from "./entry/start-entry.ts";
 import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
@@ -176,6 +177,8 @@ export async function run(argv: string[]): Promise<void> {
   };
   // off the main thread; the datapath logs what each walk destroyed
   core.onBackendsRemoved = (dead) => dp.destroyUdpSockets(dead);
+  // node entry (nodeProxy): the nft table follows this node's entry resource; the entry interface is reported
+  const entry = startNodeEntry(core, log.child({ component: "entry" }), (r) => client.sendNodeReport(r));
   core.findPodCgroups = (uids) => {
     const scan = findPodCgroups(cgroup, uids);
     if (scan.truncated)
@@ -206,6 +209,7 @@ export async function run(argv: string[]): Promise<void> {
     heldVersions: () => core.store.versions(),
     heldViewVersion: () => core.store.viewVersion,
     onWelcome: (w) => {
+      entry.onWelcome(w.entryInterface);
       core.cluster = w.cluster;
       connectedHub = client.connectedHub;
       const zone = values.zone ?? (w.nodeZone || undefined);
@@ -235,6 +239,7 @@ export async function run(argv: string[]): Promise<void> {
     core.stop();
     clearInterval(stagedCheck);
     keeper.flush();
+    entry.stop();
     reader?.close();
     await publisher?.close().catch(() => {});
     dp.close();

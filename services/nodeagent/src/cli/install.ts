@@ -10,6 +10,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Command, parseFlags, usageError } from "@switchyard/lib/cli";
 import { uninstallPins } from "../bpf/datapath.ts";
+import { ENTRY_FAMILY, ENTRY_TABLE } from "../entry/nft-ruleset.ts";
+import { NftEntryTable } from "../entry/nft-table.ts";
 import { computeAgentUnit, parseInstalledUnit, UNIT_NAME } from "../install/systemd-unit.ts";
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
 
@@ -60,8 +62,9 @@ Usage:
 
 Stops and removes the systemd unit \`install\` wrote (when UNIT-DIR holds
 one), its environment file and state directory (the agent's credential, the
-pinned hub CA, the held view), then detaches the programs and removes every
-pin. Without an installed unit, or with a --pin-dir other than the unit's,
+pinned hub CA, the held view), then detaches the programs, removes every
+pin and the node-entry DNAT table (nftables \`inet switchyard_entry\`, of
+the network namespace it runs in). Without an installed unit, or with a --pin-dir other than the unit's,
 only the pins under --pin-dir go. Services
 are no longer resolved at the socket on this node afterwards.
 
@@ -246,4 +249,14 @@ function runUninstall(argv: string[]): void {
       ? `removed ${removed.length} pins under ${pinDir}; programs detached\n`
       : `nothing pinned under ${pinDir}\n`,
   );
+  // the node-entry DNAT table goes too: nothing would keep it in step with the hub any more
+  try {
+    if (new NftEntryTable().remove())
+      process.stdout.write(`removed the node entry table ${ENTRY_FAMILY} ${ENTRY_TABLE}\n`);
+  } catch (e) {
+    process.stderr.write(
+      `switchyard-agent: ${(e as Error).message}; remove it with: nft delete table ${ENTRY_FAMILY} ${ENTRY_TABLE}\n`,
+    );
+    process.exitCode = 1;
+  }
 }

@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@switchyard/lib/log";
 import {
   AssignmentServiceClient,
+  type NodeReport,
   ResourceEncoding,
   type StreamAssignmentsRequest,
   type StreamAssignmentsResponse,
@@ -77,6 +78,13 @@ export class HubClient {
   private credentials(): grpc.ChannelCredentials {
     if (!this.opts.caFile) return grpc.credentials.createInsecure();
     return grpc.credentials.createSsl(fs.readFileSync(this.opts.caFile));
+  }
+
+  /** Sends a NodeReport (the entry interface's addresses) on the open stream; false while none is joined. */
+  sendNodeReport(report: NodeReport): boolean {
+    if (!this.call || this.connectedHub === undefined) return false;
+    this.call.write({ kind: { $case: "nodeReport", value: report } });
+    return true;
   }
 
   private connect(): void {
