@@ -28,6 +28,9 @@
  *   fallback set is the Service's backends for that key (Service frontend)
  *   or the fallback Service's ClusterIP frontend of the fallback port name
  *   and the same family (address frontend), or none (refused).
+ * - BalancingPolicies (`bp/…`, with `bpn/…/<node>` markers when they have a
+ *   nodeSelector): their frontends replace the Service's entries of the same
+ *   key too (desired/balancing.ts).
  */
 import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
@@ -53,6 +56,7 @@ import {
 } from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
 import { frontendKeyString } from "../bpf/maps.ts";
+import { balancingNodeOf, computeBalancingFrontends } from "./balancing.ts";
 
 export type DesiredFrontend = {
   key: FrontendKeyModel;
@@ -296,8 +300,10 @@ export class DesiredIndex {
   readonly frontends = new Map<string, DesiredFrontend>();
   /** frontends owned per Service, by stored name (a name unused by every frontend can go from the maps) */
   private readonly owned = new Map<string, number>();
-  /** LocalRedirectPolicies by resource name */
+  /** LocalRedirectPolicies and BalancingPolicies by resource name */
   private readonly policies = new Map<string, Resource>();
+  /** BalancingPolicies (by resource name) whose nodeSelector takes this node: their bpn marker, by its name */
+  private readonly balancingNodes = new Map<string, string>();
   /** policy name → this node's local backends (another node's are ignored) */
   private readonly localBackends = new Map<string, Resource>();
   /** each policy's frontends; they win over a Service's entry of the same key */
@@ -344,10 +350,22 @@ export class DesiredIndex {
     for (const { before, after } of changes) {
       const name = (after ?? before)?.name;
       if (name === undefined) continue;
-      if (before?.body?.$case === "localRedirect" || after?.body?.$case === "localRedirect") {
-        if (after?.body?.$case === "localRedirect") this.policies.set(name, after);
+      const isPolicy = (r: Resource | undefined) =>
+        r?.body?.$case === "localRedirect" || r?.body?.$case === "balancing";
+      if (isPolicy(before) || isPolicy(after)) {
+        if (after && isPolicy(after)) this.policies.set(name, after);
         else this.policies.delete(name);
         affectedPolicies.add(name);
+      }
+      const bnBefore = balancingNodeOf(before, this.node.name);
+      const bnAfter = balancingNodeOf(after, this.node.name);
+      if (bnBefore !== undefined && this.balancingNodes.get(bnBefore) === name) {
+        this.balancingNodes.delete(bnBefore);
+        affectedPolicies.add(bnBefore);
+      }
+      if (bnAfter !== undefined) {
+        this.balancingNodes.set(bnAfter, name);
+        affectedPolicies.add(bnAfter);
       }
       const lbBefore = localBackendsOf(before, this.node.name);
       const lbAfter = localBackendsOf(after, this.node.name);
@@ -456,6 +474,17 @@ export class DesiredIndex {
     }
     this.policyDeps.delete(name);
     const lrp = this.policies.get(name);
+    if (lrp?.body?.$case === "balancing") {
+      const frontends = computeBalancingFrontends(name, lrp.body.value, this.balancingNodes.has(name));
+      this.policyWanted.set(name, new Map(frontends));
+      for (const [ks] of frontends) {
+        keys.add(ks);
+        const c = this.policyClaims.get(ks) ?? new Set<string>();
+        c.add(name);
+        this.policyClaims.set(ks, c);
+      }
+      return;
+    }
     if (lrp?.body?.$case !== "localRedirect") return;
     const lb = this.localBackends.get(name);
     const { frontends, deps } = computePolicyFrontends(

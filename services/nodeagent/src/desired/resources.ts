@@ -65,6 +65,24 @@ function validateResource(r: Resource): string | undefined {
     }
     return undefined;
   }
+  if (body.$case === "balancing") {
+    for (const f of body.value.frontends) {
+      if (!ipFamily(f.ip)) return `balancing frontend ip "${f.ip}" is not an IP address`;
+      if (!(f.port >= 1 && f.port <= 65535))
+        return `balancing frontend ${f.ip} port ${f.port} is out of range 1-65535`;
+      if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP)
+        return `balancing frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
+    }
+    for (const p of body.value.ports)
+      if (!(p.port >= 1 && p.port <= 65535))
+        return `balancing port "${p.name}" ${p.port} is out of range 1-65535`;
+    for (const e of body.value.endpoints)
+      for (const a of e.addresses)
+        if (!ipFamily(a)) return `balancing backend address "${a}" is not an IP address`;
+    return undefined;
+  }
+  if (body.$case === "balancingNode")
+    return body.value.policy ? undefined : "balancing node marker names no policy";
   if (body.$case === "localBackends") {
     if (!body.value.policy) return "local backends name no policy";
     for (const p of body.value.ports)
