@@ -526,3 +526,34 @@ describe("deploy/examples", () => {
     assert.deepEqual(problems, []);
   });
 });
+
+describe("deploy/image/Containerfile (not built here: no container engine)", () => {
+  const text = fs.readFileSync(path.join(ROOT, "deploy/image/Containerfile"), "utf8");
+  const lines = text.replace(/\\\n/g, " ").split("\n");
+
+  it("copies every workspace's package.json before npm ci (npm ci refuses a workspace it cannot find)", () => {
+    const workspaces = (
+      JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { workspaces: string[] }
+    ).workspaces;
+    const ci = lines.findIndex((l) => /^RUN npm ci\b/.test(l));
+    assert.ok(ci > 0, "RUN npm ci");
+    const copied = lines
+      .slice(0, ci)
+      .flatMap((l) => /^COPY (?!--)(.+) \S+$/.exec(l)?.[1]?.split(/\s+/) ?? []);
+    for (const f of ["package.json", "package-lock.json", ...workspaces.map((w) => `${w}/package.json`)])
+      assert.ok(copied.includes(f), `COPY ${f} before npm ci`);
+  });
+
+  it("names only files and make targets that exist", () => {
+    for (const l of lines) {
+      const m = /^COPY (?!--)(.+) \S+$/.exec(l);
+      if (m) for (const f of m[1]!.split(/\s+/)) assert.ok(fs.existsSync(path.join(ROOT, f)), `COPY ${f}`);
+    }
+    const makefile = fs.readFileSync(path.join(ROOT, "bpf/Makefile"), "utf8");
+    for (const m of text.matchAll(/make -C bpf (\S+)/g)) {
+      const target = m[1]!.replace(/^build\//, "$(BUILD)/");
+      assert.ok(makefile.includes(`${target}:`), `bpf/Makefile has a target ${m[1]}`);
+    }
+    assert.ok(fs.existsSync(path.join(ROOT, "scripts/package.ts")));
+  });
+});
