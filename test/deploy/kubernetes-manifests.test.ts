@@ -557,3 +557,29 @@ describe("deploy/image/Containerfile (not built here: no container engine)", () 
     assert.ok(fs.existsSync(path.join(ROOT, "scripts/package.ts")));
   });
 });
+
+describe("overlay kubeedge", () => {
+  it("one agent per node: the cloud DaemonSet skips edge nodes, the edge one takes only them, with the edge Secret", () => {
+    const ds = render("kubeedge").filter((o) => o.kind === "DaemonSet");
+    const affinity = (o: Obj) =>
+      podSpec(o).affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+    const secrets = (o: Obj) => {
+      const agent = (podSpec(o).containers as Container[])[0]!;
+      return [
+        agent.env?.find((e) => e.name === "SWITCHYARD_TOKEN")?.valueFrom.secretKeyRef.name,
+        (podSpec(o).volumes as Any[]).find((v) => v.name === "hub").secret.secretName,
+      ];
+    };
+    const byName = new Map(ds.map((o) => [o.metadata.name, o]));
+    const term = (operator: string) => [
+      { matchExpressions: [{ key: "node-role.kubernetes.io/edge", operator }] },
+    ];
+    assert.deepEqual(affinity(byName.get("switchyard-agent")!), term("DoesNotExist"));
+    assert.deepEqual(affinity(byName.get("switchyard-agent-edge")!), term("Exists"));
+    assert.deepEqual(secrets(byName.get("switchyard-agent")!), ["switchyard-agent", "switchyard-agent"]);
+    assert.deepEqual(secrets(byName.get("switchyard-agent-edge")!), [
+      "switchyard-agent-edge",
+      "switchyard-agent-edge",
+    ]);
+  });
+});
