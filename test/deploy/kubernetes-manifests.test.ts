@@ -231,7 +231,7 @@ function selectorMatches(sel: Record<string, string>, labels: Record<string, str
 
 describe("deploy/kubernetes renders and validates", () => {
   it("has the overlays the guides name", () => {
-    for (const o of ["management", "management-external-nats", "member", "k3s"])
+    for (const o of ["management", "management-external-nats", "member", "k3s", "kubeedge"])
       assert.ok(overlays.includes(o), o);
   });
 
