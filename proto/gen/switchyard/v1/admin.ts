@@ -87,6 +87,18 @@ export interface ClusterInfo {
   pods: number;
   /** LocalRedirectPolicies with a valid spec (refused ones: `switchyard-hub policies`). */
   localRedirectPolicies: number;
+  /** The cluster's source could not start (e.g. its kubeconfig cannot be read); `reason` says why. */
+  failed: boolean;
+  /** The cluster's objects refused now (invalid), each with why; the previous version of each is kept. */
+  rejected: RejectedObject[];
+}
+
+/** RejectedObject is an object of a cluster that the hub refuses as it is now. */
+export interface RejectedObject {
+  kind: string;
+  namespace: string;
+  name: string;
+  reason: string;
 }
 
 /** ListPoliciesRequest has no fields. */
@@ -780,6 +792,8 @@ function createBaseClusterInfo(): ClusterInfo {
     rejectedObjects: 0,
     pods: 0,
     localRedirectPolicies: 0,
+    failed: false,
+    rejected: [],
   };
 }
 
@@ -823,6 +837,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     if (message.localRedirectPolicies !== 0) {
       writer.uint32(104).uint32(message.localRedirectPolicies);
+    }
+    if (message.failed !== false) {
+      writer.uint32(112).bool(message.failed);
+    }
+    for (const v of message.rejected) {
+      RejectedObject.encode(v!, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -944,6 +964,22 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.localRedirectPolicies = reader.uint32();
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.failed = reader.bool();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.rejected.push(RejectedObject.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -987,6 +1023,10 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
         : isSet(object.local_redirect_policies)
         ? globalThis.Number(object.local_redirect_policies)
         : 0,
+      failed: isSet(object.failed) ? globalThis.Boolean(object.failed) : false,
+      rejected: globalThis.Array.isArray(object?.rejected)
+        ? object.rejected.map((e: any) => RejectedObject.fromJSON(e))
+        : [],
     };
   },
 
@@ -1031,6 +1071,12 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.localRedirectPolicies !== 0) {
       obj.localRedirectPolicies = Math.round(message.localRedirectPolicies);
     }
+    if (message.failed !== false) {
+      obj.failed = message.failed;
+    }
+    if (message.rejected?.length) {
+      obj.rejected = message.rejected.map((e) => RejectedObject.toJSON(e));
+    }
     return obj;
   },
 
@@ -1052,6 +1098,125 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.rejectedObjects = object.rejectedObjects ?? 0;
     message.pods = object.pods ?? 0;
     message.localRedirectPolicies = object.localRedirectPolicies ?? 0;
+    message.failed = object.failed ?? false;
+    message.rejected = object.rejected?.map((e) => RejectedObject.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRejectedObject(): RejectedObject {
+  return { kind: "", namespace: "", name: "", reason: "" };
+}
+
+export const RejectedObject: MessageFns<RejectedObject> = {
+  encode(message: RejectedObject, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.namespace !== "") {
+      writer.uint32(18).string(message.namespace);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectedObject {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectedObject();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.namespace = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectedObject {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      namespace: isSet(object.namespace) ? globalThis.String(object.namespace) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RejectedObject): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.namespace !== "") {
+      obj.namespace = message.namespace;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RejectedObject>, I>>(base?: I): RejectedObject {
+    return RejectedObject.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RejectedObject>, I>>(object: I): RejectedObject {
+    const message = createBaseRejectedObject();
+    message.kind = object.kind ?? "";
+    message.namespace = object.namespace ?? "";
+    message.name = object.name ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };
