@@ -18,10 +18,9 @@
  */
 import { ipFamily } from "@switchyard/lib/ip";
 import { type BalancingAssignment, RedirectFrontendKind, type Resource } from "@switchyard/proto/assignment";
-import { NatMode as BpfNatMode, NatType, Scope } from "../bpf/layout.ts";
-import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
-import { frontendKeyString } from "../bpf/maps.ts";
-import { compareBackends, type DesiredFrontend, protoNumber } from "./compute-desired.ts";
+import { NatMode as BpfNatMode, NatType } from "../bpf/layout.ts";
+import type { Backend } from "../bpf/maps.ts";
+import { compareBackends, type DesiredFrontend, policyFrontendKeys } from "./compute-desired.ts";
 
 /** The policy a `bpn/<cluster>/<ns>/<name>/<node>` marker names, when it is this node's (others' are ignored). */
 export function balancingNodeOf(r: Resource | undefined, node: string): string | undefined {
@@ -37,19 +36,8 @@ export function computeBalancingFrontends(
 ): Array<[string, DesiredFrontend]> {
   if (bp.selectedNodesOnly && !selected) return [];
   const out: Array<[string, DesiredFrontend]> = [];
-  const seen = new Set<string>();
   const byService = bp.frontendKind === RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
-  for (const f of bp.frontends) {
-    const family = ipFamily(f.ip) === 6 ? 6 : 4;
-    const key: FrontendKeyModel = {
-      ip: f.ip,
-      port: f.port,
-      proto: protoNumber(f.protocol),
-      scope: Scope.exact,
-    };
-    const ks = frontendKeyString(key);
-    if (seen.has(ks)) continue;
-    seen.add(ks);
+  for (const { f, family, key, ks } of policyFrontendKeys(bp.frontends)) {
     const port = bp.ports.find((p) => p.name === f.portName && p.protocol === f.protocol);
     const ready: Backend[] = [];
     const terminating: Backend[] = [];

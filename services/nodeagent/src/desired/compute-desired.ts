@@ -175,6 +175,27 @@ function localBackendsOf(r: Resource | undefined, node: string): LocalBackends |
   return r.body.value;
 }
 
+/** A policy's frontends with their family and key, each key once (the first): what both policy kinds start from. */
+export function policyFrontendKeys<F extends { ip: string; port: number; protocol: Protocol }>(
+  frontends: readonly F[],
+): Array<{ f: F; family: 4 | 6; key: FrontendKeyModel; ks: string }> {
+  const out: Array<{ f: F; family: 4 | 6; key: FrontendKeyModel; ks: string }> = [];
+  const seen = new Set<string>();
+  for (const f of frontends) {
+    const key: FrontendKeyModel = {
+      ip: f.ip,
+      port: f.port,
+      proto: protoNumber(f.protocol),
+      scope: Scope.exact,
+    };
+    const ks = frontendKeyString(key);
+    if (seen.has(ks)) continue;
+    seen.add(ks);
+    out.push({ f, family: ipFamily(f.ip) === 6 ? 6 : 4, key, ks });
+  }
+  return out;
+}
+
 /** A policy frontend's dependency on Service entries, for its fallback: by Service name or by frontend key. */
 type FallbackDep = { service?: string; key?: string };
 
@@ -193,19 +214,8 @@ function computePolicyFrontends(
 ): { frontends: Array<[string, DesiredFrontend]>; deps: FallbackDep[] } {
   const out: Array<[string, DesiredFrontend]> = [];
   const deps: FallbackDep[] = [];
-  const seen = new Set<string>();
   const byService = lrp.frontendKind === RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
-  for (const f of lrp.frontends) {
-    const family = ipFamily(f.ip) === 6 ? 6 : 4;
-    const key: FrontendKeyModel = {
-      ip: f.ip,
-      port: f.port,
-      proto: protoNumber(f.protocol),
-      scope: Scope.exact,
-    };
-    const ks = frontendKeyString(key);
-    if (seen.has(ks)) continue;
-    seen.add(ks);
+  for (const { f, family, key, ks } of policyFrontendKeys(lrp.frontends)) {
     const toPort =
       local?.ports.find((p) => p.name === f.portName && p.protocol === f.protocol) ??
       local?.ports.find((p) => p.name === f.portName && p.protocol === Protocol.PROTOCOL_UNSPECIFIED);
@@ -475,14 +485,11 @@ export class DesiredIndex {
     this.policyDeps.delete(name);
     const lrp = this.policies.get(name);
     if (lrp?.body?.$case === "balancing") {
-      const frontends = computeBalancingFrontends(name, lrp.body.value, this.balancingNodes.has(name));
-      this.policyWanted.set(name, new Map(frontends));
-      for (const [ks] of frontends) {
-        keys.add(ks);
-        const c = this.policyClaims.get(ks) ?? new Set<string>();
-        c.add(name);
-        this.policyClaims.set(ks, c);
-      }
+      this.claimForPolicy(
+        name,
+        computeBalancingFrontends(name, lrp.body.value, this.balancingNodes.has(name)),
+        keys,
+      );
       return;
     }
     if (lrp?.body?.$case !== "localRedirect") return;
@@ -495,13 +502,7 @@ export class DesiredIndex {
       (svc) => this.services.get(svc),
       (svc, ks) => this.wanted.get(svc)?.get(ks),
     );
-    this.policyWanted.set(name, new Map(frontends));
-    for (const [ks] of frontends) {
-      keys.add(ks);
-      const c = this.policyClaims.get(ks) ?? new Set<string>();
-      c.add(name);
-      this.policyClaims.set(ks, c);
-    }
+    this.claimForPolicy(name, frontends, keys);
     this.policyDeps.set(name, deps);
     for (const d of deps) {
       const m = d.service !== undefined ? this.fallbackByService : this.fallbackByKey;
@@ -509,6 +510,17 @@ export class DesiredIndex {
       const set = m.get(k) ?? new Set<string>();
       set.add(name);
       m.set(k, set);
+    }
+  }
+
+  /** Records a policy's frontends and the keys they claim; adds the keys. */
+  private claimForPolicy(name: string, frontends: Array<[string, DesiredFrontend]>, keys: Set<string>): void {
+    this.policyWanted.set(name, new Map(frontends));
+    for (const [ks] of frontends) {
+      keys.add(ks);
+      const c = this.policyClaims.get(ks) ?? new Set<string>();
+      c.add(name);
+      this.policyClaims.set(ks, c);
     }
   }
 

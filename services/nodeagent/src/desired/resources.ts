@@ -19,6 +19,21 @@ export type ResourceChange = { before: Resource | undefined; after: Resource | u
 
 export type DeltaOutcome = { errors: ResourceError[]; changed: boolean; changes: ResourceChange[] };
 
+/** A policy's frontends (either kind): an IP, a port, TCP or UDP. */
+function validatePolicyFrontends(
+  frontends: ReadonlyArray<{ ip: string; port: number; protocol: Protocol }>,
+  what: string,
+): string | undefined {
+  for (const f of frontends) {
+    if (!ipFamily(f.ip)) return `${what} frontend ip "${f.ip}" is not an IP address`;
+    if (!(f.port >= 1 && f.port <= 65535))
+      return `${what} frontend ${f.ip} port ${f.port} is out of range 1-65535`;
+    if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP)
+      return `${what} frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
+  }
+  return undefined;
+}
+
 function validateResource(r: Resource): string | undefined {
   if (!r.name) return "resource has no name";
   if (!r.version) return "resource has no version";
@@ -38,16 +53,7 @@ function validateResource(r: Resource): string | undefined {
     }
     return undefined;
   }
-  if (body.$case === "localRedirect") {
-    for (const f of body.value.frontends) {
-      if (!ipFamily(f.ip)) return `redirect frontend ip "${f.ip}" is not an IP address`;
-      if (!(f.port >= 1 && f.port <= 65535))
-        return `redirect frontend ${f.ip} port ${f.port} is out of range 1-65535`;
-      if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP)
-        return `redirect frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
-    }
-    return undefined;
-  }
+  if (body.$case === "localRedirect") return validatePolicyFrontends(body.value.frontends, "redirect");
   if (body.$case === "nodeEntry") {
     for (const p of body.value.ports) {
       const fam = ipFamily(p.address);
@@ -66,13 +72,8 @@ function validateResource(r: Resource): string | undefined {
     return undefined;
   }
   if (body.$case === "balancing") {
-    for (const f of body.value.frontends) {
-      if (!ipFamily(f.ip)) return `balancing frontend ip "${f.ip}" is not an IP address`;
-      if (!(f.port >= 1 && f.port <= 65535))
-        return `balancing frontend ${f.ip} port ${f.port} is out of range 1-65535`;
-      if (f.protocol !== Protocol.PROTOCOL_TCP && f.protocol !== Protocol.PROTOCOL_UDP)
-        return `balancing frontend ${f.ip}:${f.port} has unsupported protocol ${f.protocol} (TCP or UDP)`;
-    }
+    const bad = validatePolicyFrontends(body.value.frontends, "balancing");
+    if (bad) return bad;
     for (const p of body.value.ports)
       if (!(p.port >= 1 && p.port <= 65535))
         return `balancing port "${p.name}" ${p.port} is out of range 1-65535`;
