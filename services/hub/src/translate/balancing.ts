@@ -29,20 +29,17 @@ import {
   BalancingMode,
   BalancingNode,
   type Endpoint,
-  Protocol,
   type RedirectFrontend,
   RedirectFrontendKind,
   type Resource,
-  type SlicePort,
 } from "@switchyard/proto/assignment";
 import type { BalancingPolicy, LabelSelector, Pod } from "../model/types.ts";
 import type { ClusterState } from "../model/world.ts";
 import type { Reach } from "./compute-resources.ts";
+import { resolvePodPorts } from "./policy-ports.ts";
 
 /** put(name, resource | undefined): sets or removes one resource of the view */
 type Put = (name: string, r: Resource | undefined) => void;
-
-const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
 
 const MODE = {
   podEndpoint: BalancingMode.BALANCING_MODE_POD_ENDPOINT,
@@ -316,22 +313,7 @@ export function computeBalancingAssignment(
   pods: readonly Pod[],
 ): BalancingAssignment {
   const be = p.backend;
-  const ports: SlicePort[] = [];
-  let kept = pods;
-  for (const t of be.toPorts) {
-    if (t.targetName === undefined) {
-      ports.push({ name: t.name, port: t.port, protocol: PROTO[t.protocol] });
-      continue;
-    }
-    const target = t.targetName;
-    const portOf = (pod: Pod) =>
-      pod.containerPorts.find((c) => c.name === target && c.protocol === t.protocol)?.port;
-    const first = kept.map(portOf).find((x) => x !== undefined);
-    if (first === undefined) continue;
-    ports.push({ name: t.name, port: first, protocol: PROTO[t.protocol] });
-    kept = kept.filter((pod) => portOf(pod) === first);
-  }
-  ports.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.protocol - b.protocol));
+  const { ports, kept } = resolvePodPorts(be.toPorts, pods);
   const endpoints: Endpoint[] = [];
   const endpoint = (
     address: string,

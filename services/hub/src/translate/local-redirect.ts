@@ -31,7 +31,6 @@ import {
   type RedirectFrontend,
   RedirectFrontendKind,
   type Resource,
-  type SlicePort,
 } from "@switchyard/proto/assignment";
 import type {
   BalancingPolicy,
@@ -45,6 +44,7 @@ import type {
 import type { ClusterState, WorldChange } from "../model/world.ts";
 import { BalancingResources, computeBalancingReach } from "./balancing.ts";
 import type { Reach } from "./compute-resources.ts";
+import { resolvePodPorts } from "./policy-ports.ts";
 
 const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
 
@@ -546,23 +546,8 @@ export class LocalRedirectTranslator {
       if (pod.ips.length > 0 && selectorMatches(p.backend.selector, pod.labels)) pods.push(pod);
     if (pods.length === 0) return undefined;
     pods.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const ports: SlicePort[] = [];
-    let kept = pods;
-    for (const t of p.backend.toPorts) {
-      if (t.targetName === undefined) {
-        ports.push({ name: t.name, port: t.port, protocol: PROTO[t.protocol] });
-        continue;
-      }
-      const target = t.targetName;
-      const portOf = (pod: Pod) =>
-        pod.containerPorts.find((c) => c.name === target && c.protocol === t.protocol)?.port;
-      const first = kept.map(portOf).find((x) => x !== undefined);
-      if (first === undefined) continue;
-      ports.push({ name: t.name, port: first, protocol: PROTO[t.protocol] });
-      kept = kept.filter((pod) => portOf(pod) === first);
-    }
+    const { ports, kept } = resolvePodPorts(p.backend.toPorts, pods);
     if (kept.length === 0 || ports.length === 0) return undefined;
-    ports.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.protocol - b.protocol));
     const out: LocalPod[] = kept.map((pod) => ({
       name: pod.name,
       addresses: [...pod.ips],
