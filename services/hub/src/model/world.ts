@@ -52,6 +52,12 @@ export type ClusterState = {
   pods: Map<string, Pod>;
   localRedirects: Map<string, LocalRedirectPolicy>;
   balancing: Map<string, BalancingPolicy>;
+  /**
+   * node → the entry addresses its agent reported (NodeReport, from the
+   * interface of the hub's entryInterface setting); read through
+   * nodeEntryAddresses (translate/balancing.ts), where a Node's annotation wins
+   */
+  reportedEntryAddresses?: Map<string, readonly string[]>;
   health: ClusterHealth;
 };
 
@@ -175,6 +181,23 @@ export class World {
     if (c.sync === sync) return;
     c.sync = sync;
     this.changed(cluster, { cluster, kind: "Cluster", namespace: "", name: cluster });
+  }
+
+  /**
+   * What a node's agent reported as its entry addresses (empty: none); heard
+   * by listeners as a change of that Node when it differs. Kept while the
+   * hub runs (an agent that reconnects reports again), for known clusters only.
+   */
+  setReportedEntryAddresses(cluster: string, node: string, addresses: readonly string[]): void {
+    const c = this.clusters.get(cluster);
+    if (!c) return;
+    if (!c.reportedEntryAddresses) c.reportedEntryAddresses = new Map();
+    const map = c.reportedEntryAddresses;
+    const before = map.get(node) ?? [];
+    if (before.length === addresses.length && before.every((a, i) => a === addresses[i])) return;
+    if (addresses.length > 0) map.set(node, [...addresses]);
+    else map.delete(node);
+    this.changed(cluster, { cluster, kind: "Node", namespace: "", name: node });
   }
 
   upsert(cluster: string, o: ModelObject): void {

@@ -36,6 +36,7 @@ import {
 import type { BalancingPolicy, LabelSelector, Pod } from "../model/types.ts";
 import type { ClusterState } from "../model/world.ts";
 import type { Reach } from "./compute-resources.ts";
+import { computeEntryPorts, NodeEntries } from "./node-entry.ts";
 import { resolvePodPorts } from "./policy-ports.ts";
 
 /** put(name, resource | undefined): sets or removes one resource of the view */
@@ -65,12 +66,13 @@ export function balancingNodeResourceName(
 
 /**
  * A node's entry addresses (v4 and/or v6): where nodeProxy backends on it
- * are reached. Today from its annotation switchyard.io/entry-addresses
- * (Node.entryAddresses); the one place every caller asks, so another
- * source (addresses the node's agent reports) is added here.
+ * are reached. Its annotation switchyard.io/entry-addresses
+ * (Node.entryAddresses) when set — the operator's word wins — else what
+ * its agent reports from the interface the hub's entryInterface setting
+ * names (ClusterState.reportedEntryAddresses). The one place every caller asks.
  */
 export function nodeEntryAddresses(cluster: ClusterState, node: string): readonly string[] {
-  return cluster.nodes.get(node)?.entryAddresses ?? [];
+  return cluster.nodes.get(node)?.entryAddresses ?? cluster.reportedEntryAddresses?.get(node) ?? [];
 }
 
 /** The mode's name as a policy spells it. */
@@ -159,6 +161,8 @@ export class BalancingResources {
   private readonly selected = new Map<string, Set<string>>();
   /** winner ns/name → the nodes it has a bpn marker on */
   private readonly marked = new Map<string, Set<string>>();
+  /** the nodeProxy winners' entry ports: entry/<cluster>/<node> (translate/node-entry.ts) */
+  private readonly entries = new NodeEntries();
 
   constructor(
     reach: Reach,
@@ -175,6 +179,7 @@ export class BalancingResources {
     this.before.clear();
     this.selected.clear();
     this.marked.clear();
+    this.entries.clear();
   }
 
   hasNodeDependents(): boolean {
@@ -212,6 +217,7 @@ export class BalancingResources {
     for (const [k, old] of this.before) {
       if (this.winners.has(k)) continue;
       put(balancingResourceName(old.policy), undefined);
+      this.entries.set(k, old.policy.cluster, undefined, put);
       this.selected.delete(k);
       for (const node of this.marked.get(k) ?? [])
         put(balancingNodeResourceName(old.policy, node), undefined);
@@ -279,9 +285,11 @@ export class BalancingResources {
     this.selected.set(k, new Set(pods.map((pod) => `${pod.namespace}/${pod.name}`)));
     if (mode === "podEndpoint" && this.reach === "nodeport") {
       put(name, undefined);
+      this.entries.set(k, p.cluster, undefined, put);
       return;
     }
     const body = computeBalancingAssignment(p, w.frontends, state, pods);
+    this.entries.set(k, p.cluster, computeEntryPorts(p, body, state, pods), put);
     put(name, {
       name,
       version: hash(BalancingAssignment.encode(body).finish()),

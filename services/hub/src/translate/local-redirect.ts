@@ -61,7 +61,9 @@ export function localBackendsResourceName(
 
 /** The node of a per-node resource (`lrpb/…/<node>`, `bpn/…/<node>`), or undefined for a resource every agent of the view shares. */
 export function overlayNodeOf(resourceName: string): string | undefined {
-  return resourceName.startsWith("lrpb/") || resourceName.startsWith("bpn/")
+  return resourceName.startsWith("lrpb/") ||
+    resourceName.startsWith("bpn/") ||
+    resourceName.startsWith("entry/")
     ? resourceName.slice(resourceName.lastIndexOf("/") + 1)
     : undefined;
 }
