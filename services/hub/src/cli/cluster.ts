@@ -38,10 +38,10 @@ file starts watching the cluster; without it, serve with
 --cluster NAME=kubeconfig:FILE. Running join again brings the role up to
 date and keeps the token.
 
-leave deletes the Secret, the binding and the ServiceAccount, and the
-ClusterRole and namespace when join made them (they carry
-app.kubernetes.io/managed-by=switchyard-hub), removes NAME from --config
-(and from other clusters' imports) and deletes its kubeconfig file.
+leave deletes what join made (the objects labelled
+app.kubernetes.io/managed-by=switchyard-hub; a namespace, ServiceAccount or
+role that was there before is left), removes NAME from --config (and from
+other clusters' imports) and deletes its kubeconfig file.
 
 Flags:
   --kubeconfig FILE      the member cluster's admin kubeconfig (required; never stored)

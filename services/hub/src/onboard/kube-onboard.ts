@@ -146,8 +146,9 @@ export async function applyMemberObjects(
 
 /**
  * Deletes what join made: the token Secret, the binding, the ServiceAccount,
- * and the ClusterRole and Namespace when they carry join's label (a role or
- * namespace that was there before join is left). Returns what it deleted.
+ * the ClusterRole and the Namespace, each only when it carries join's label
+ * (what was there before join, e.g. from deploy/rbac/hub.yaml, is left).
+ * Returns what it deleted.
  */
 export async function deleteMemberObjects(admin: AdminCluster, o: MemberObjects): Promise<string[]> {
   const core = admin.kc.makeApiClient(k8s.CoreV1Api);
@@ -156,54 +157,42 @@ export async function deleteMemberObjects(admin: AdminCluster, o: MemberObjects)
   const deleted: string[] = [];
   const ours = (labels: Record<string, string> | undefined) =>
     Object.entries(MANAGED_BY).every(([k, v]) => labels?.[k] === v);
-  const gone = async (
-    what: string,
-    read: () => Promise<{ metadata?: k8s.V1ObjectMeta }>,
-    del: () => Promise<unknown>,
-    onlyOurs: boolean,
-  ) => {
+  const secret = o.tokenSecret.metadata.name;
+  const sa = o.serviceAccount.metadata.name;
+  const role = o.clusterRole.metadata.name;
+  const binding = o.clusterRoleBinding.metadata.name;
+  // the token first (it stops working at once), the namespace last
+  const steps: Array<[string, () => Promise<{ metadata?: k8s.V1ObjectMeta }>, () => Promise<unknown>]> = [
+    [
+      `secret ${ns}/${secret}`,
+      () => core.readNamespacedSecret({ namespace: ns, name: secret }),
+      () => core.deleteNamespacedSecret({ namespace: ns, name: secret }),
+    ],
+    [
+      `clusterrolebinding ${binding}`,
+      () => rbac.readClusterRoleBinding({ name: binding }),
+      () => rbac.deleteClusterRoleBinding({ name: binding }),
+    ],
+    [
+      `serviceaccount ${ns}/${sa}`,
+      () => core.readNamespacedServiceAccount({ namespace: ns, name: sa }),
+      () => core.deleteNamespacedServiceAccount({ namespace: ns, name: sa }),
+    ],
+    [
+      `clusterrole ${role}`,
+      () => rbac.readClusterRole({ name: role }),
+      () => rbac.deleteClusterRole({ name: role }),
+    ],
+    [`namespace ${ns}`, () => core.readNamespace({ name: ns }), () => core.deleteNamespace({ name: ns })],
+  ];
+  for (const [what, read, del] of steps) {
     try {
-      const cur = await read();
-      if (onlyOurs && !ours(cur.metadata?.labels)) return;
+      if (!ours((await read()).metadata?.labels)) continue;
       await del();
       deleted.push(what);
     } catch (e) {
       if (codeOf(e) !== 404) throw apiError(`cannot delete ${what}`, admin.server, e);
     }
-  };
-  const secret = o.tokenSecret.metadata.name;
-  const sa = o.serviceAccount.metadata.name;
-  const role = o.clusterRole.metadata.name;
-  const binding = o.clusterRoleBinding.metadata.name;
-  await gone(
-    `secret ${ns}/${secret}`,
-    () => core.readNamespacedSecret({ namespace: ns, name: secret }),
-    () => core.deleteNamespacedSecret({ namespace: ns, name: secret }),
-    true,
-  );
-  await gone(
-    `clusterrolebinding ${binding}`,
-    () => rbac.readClusterRoleBinding({ name: binding }),
-    () => rbac.deleteClusterRoleBinding({ name: binding }),
-    true,
-  );
-  await gone(
-    `serviceaccount ${ns}/${sa}`,
-    () => core.readNamespacedServiceAccount({ namespace: ns, name: sa }),
-    () => core.deleteNamespacedServiceAccount({ namespace: ns, name: sa }),
-    true,
-  );
-  await gone(
-    `clusterrole ${role}`,
-    () => rbac.readClusterRole({ name: role }),
-    () => rbac.deleteClusterRole({ name: role }),
-    true,
-  );
-  await gone(
-    `namespace ${ns}`,
-    () => core.readNamespace({ name: ns }),
-    () => core.deleteNamespace({ name: ns }),
-    true,
-  );
+  }
   return deleted;
 }

@@ -94,7 +94,7 @@ export function createHubPki(
       "keyUsage=critical,keyCertSign,cRLSign",
       "-out",
       f.caCert,
-    ]); // prettier-ignore
+    ]);
     key(f.key);
     const csr = path.join(tmp, "hub.csr");
     const ext = path.join(tmp, "hub.ext");
@@ -123,7 +123,7 @@ export function createHubPki(
       ext,
       "-out",
       f.cert,
-    ]); // prettier-ignore
+    ]);
   } catch (e) {
     for (const p of Object.values(f)) fs.rmSync(p, { force: true });
     throw e;
