@@ -8,10 +8,12 @@
  * test API server for); the containers' flags are flags the binaries
  * accept (their --help), and what the agent's flags name is mounted.
  *
- * Not checked here: unknown fields in built-in objects (kubernetes-models
- * checks types, required fields and enums, not extra fields; the API
- * server's strict field validation would), CEL rules of the CRDs, and
- * anything a running cluster or a container engine would show.
+ * kubernetes-models' validators check types, required fields and enums but
+ * let unknown fields through (the API server's strict field validation
+ * would refuse them), so built-in objects are also type-checked against its
+ * TypeScript interfaces with `satisfies`, which catches a misspelt field.
+ * Not checked here: the CRDs' CEL rules, and anything a running cluster or
+ * a container engine would show.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -168,6 +170,58 @@ async function validateObject(o: Obj, crds: Obj[]): Promise<string | undefined> 
   }
 }
 
+/**
+ * Unknown fields (a typo like `mountPropogation`), which the schemas let through: every built-in
+ * object is type-checked against kubernetes-models' interface with `satisfies` (TypeScript's
+ * excess-property check), one object per line so an error names its object.
+ */
+async function typeProblems(objs: Obj[]): Promise<string[]> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sy-manifest-types-"));
+  try {
+    fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(tmp, "node_modules"));
+    const lines: string[] = [];
+    const ids: string[] = [];
+    for (const o of objs) {
+      if (!(await builtinModel(o))) continue;
+      const [group, version] = o.apiVersion.includes("/") ? o.apiVersion.split("/") : ["", o.apiVersion];
+      const mod = group
+        ? `kubernetes-models/${group}/${version}/${o.kind}`
+        : `kubernetes-models/v1/${o.kind}`;
+      const n = ids.length;
+      ids.push(id(o));
+      lines.push(`import type { I${o.kind} as T${n} } from "${mod}";`);
+      lines.push(`export const o${n} = ${JSON.stringify(o)} satisfies T${n};`);
+    }
+    fs.writeFileSync(path.join(tmp, "objects.ts"), `${lines.join("\n")}\n`);
+    fs.writeFileSync(
+      path.join(tmp, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          module: "nodenext",
+          moduleResolution: "nodenext",
+          target: "es2022",
+          types: [],
+        },
+        files: ["objects.ts"],
+      }),
+    );
+    const r = spawnSync(path.join(ROOT, "node_modules/.bin/tsc"), ["-p", tmp], { encoding: "utf8" });
+    if (r.status === 0) return [];
+    return r.stdout
+      .split("\n")
+      .filter((l) => l.includes("error TS"))
+      .map((l) => {
+        const line = Number(/objects\.ts\((\d+),/.exec(l)?.[1] ?? 0);
+        return `${ids[Math.floor((line - 1) / 2)] ?? "?"}: ${l.replace(/^.*error /, "")}`;
+      });
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 // ---- the pods' containers ---------------------------------------------------------------------
 
 type Container = {
@@ -312,6 +366,15 @@ describe("deploy/kubernetes renders and validates", () => {
       });
     });
   }
+});
+
+describe("every overlay's built-in objects", () => {
+  it("name no field the Kubernetes types do not have (a typo the schemas let through)", async () => {
+    // one type-check of every distinct object of every overlay (tsc loads the types once)
+    const all = new Map<string, Obj>();
+    for (const ov of overlays) for (const o of render(ov)) all.set(JSON.stringify(o), o);
+    assert.deepEqual(await typeProblems([...all.values()]), []);
+  });
 });
 
 describe("the hub's RBAC is exactly what its sources use", () => {
