@@ -163,7 +163,12 @@ export class PolicyBook implements PolicyObserver {
         this.statuses.delete(cluster);
         this.verdicts.delete(cluster);
       }
-      if (change === undefined || JUDGED_ON.has(change.kind)) {
+      // a Node only matters where BalancingPolicies are (their messages name nodes that cannot be served)
+      const judged =
+        change !== undefined &&
+        JUDGED_ON.has(change.kind) &&
+        (change.kind !== "Node" || (world.clusters.get(cluster)?.balancing.size ?? 0) > 0);
+      if (change === undefined || judged) {
         this.stale.add(cluster);
         this.changed();
       } else if (change.kind === "Cluster") this.changed();

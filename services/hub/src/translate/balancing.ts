@@ -161,6 +161,8 @@ export class BalancingResources {
   private readonly selected = new Map<string, Set<string>>();
   /** winner ns/name → the nodes it has a bpn marker on */
   private readonly marked = new Map<string, Set<string>>();
+  /** node → its addresses and entry addresses as last seen: a Node change that keeps them rebuilds nothing */
+  private readonly nodeAddresses = new Map<string, string>();
   /** the nodeProxy winners' entry ports: entry/<cluster>/<node> (translate/node-entry.ts) */
   private readonly entries = new NodeEntries();
 
@@ -179,18 +181,8 @@ export class BalancingResources {
     this.before.clear();
     this.selected.clear();
     this.marked.clear();
+    this.nodeAddresses.clear();
     this.entries.clear();
-  }
-
-  hasNodeDependents(): boolean {
-    for (const w of this.winners.values())
-      if (
-        w.policy.nodeSelector ||
-        balancingModeOf(w.policy) === "hostPort" ||
-        balancingModeOf(w.policy) === "nodeProxy"
-      )
-        return true;
-    return false;
   }
 
   begin(): void {
@@ -235,11 +227,25 @@ export class BalancingResources {
     }
   }
 
-  /** A Node changed: node-addressed backends, and the node's markers. */
-  nodeChanged(state: ClusterState, node: string, put: Put): void {
+  /**
+   * Whether a Node's addresses or entry addresses differ from when last
+   * asked (a Node's status update mostly changes neither: then no verdict or
+   * node-addressed backend is computed again).
+   */
+  nodeAddressesChanged(state: ClusterState, node: string): boolean {
+    const n = state.nodes.get(node);
+    const now = n ? JSON.stringify([n.addresses, nodeEntryAddresses(state, node)]) : "";
+    const before = this.nodeAddresses.get(node) ?? "";
+    if (now === "") this.nodeAddresses.delete(node);
+    else this.nodeAddresses.set(node, now);
+    return now !== before;
+  }
+
+  /** A Node changed (`addressesChanged`: see nodeAddressesChanged): node-addressed backends, and the node's markers. */
+  nodeChanged(state: ClusterState, node: string, addressesChanged: boolean, put: Put): void {
     for (const w of this.winners.values()) {
       const mode = balancingModeOf(w.policy);
-      if (mode === "hostPort" || mode === "nodeProxy") this.compute(w, state, put);
+      if (addressesChanged && (mode === "hostPort" || mode === "nodeProxy")) this.compute(w, state, put);
       if (w.policy.nodeSelector) this.mark(w, state, node, put);
     }
   }

@@ -297,9 +297,11 @@ export class LocalRedirectTranslator {
     this.nodesOf.clear();
     this.referenced = new Set();
     if (!state) return;
-    if (!this.verdictsOnly)
+    if (!this.verdictsOnly) {
       // the world's own key strings: 100k Pods, no copies
       for (const [key, pod] of state.pods) this.indexPod(key, pod);
+      for (const node of state.nodes.keys()) this.balancing.nodeAddressesChanged(state, node);
+    }
     this.decide(put);
   }
 
@@ -326,12 +328,15 @@ export class LocalRedirectTranslator {
         if (touched.length > 0) podMoves.push({ namespace: ch.namespace, nodes: [...new Set(touched)] });
       } else if (ch.kind === "Node") nodes.add(ch.name);
     }
-    // a Node's addresses are in BalancingPolicies' verdicts (which nodes can be served)
-    if (nodes.size > 0 && state?.balancing.size) decide = true;
+    // a Node's addresses are in BalancingPolicies' verdicts (which nodes can be served) and backends
+    const moved = new Set<string>();
+    if (state?.balancing.size)
+      for (const node of nodes) if (this.balancing.nodeAddressesChanged(state, node)) moved.add(node);
+    if (moved.size > 0) decide = true;
     if (decide) this.decide(put);
     if (state && !this.verdictsOnly) {
       for (const c of podChanges) this.balancing.podChanged(state, c.namespace, c.key, c.pod, put);
-      for (const node of nodes) this.balancing.nodeChanged(state, node, put);
+      for (const node of nodes) this.balancing.nodeChanged(state, node, moved.has(node), put);
     }
     for (const m of podMoves)
       for (const w of this.winnersByNs.get(m.namespace) ?? [])
