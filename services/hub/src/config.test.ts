@@ -11,6 +11,7 @@ metricsListen: 127.0.0.1:9464
 staleGrace: 90s
 ioThreads: 3
 externalTrafficStrict: true
+entryInterface: vxlan0
 clusters:
   - { name: east, kubeconfig: /etc/east.kubeconfig, imports: [west, edge] }
   - { name: west, inCluster: true }
@@ -28,6 +29,7 @@ clusters:
     assert.equal(r.value.metricsListen, "127.0.0.1:9464");
     assert.equal(r.value.ioThreads, 3);
     assert.equal(r.value.externalTrafficStrict, true);
+    assert.equal(r.value.entryInterface, "vxlan0");
     const plain = parseHubConfig("clusters: []", "hub.yaml");
     assert.ok(plain.ok);
     assert.equal(plain.value.externalTrafficStrict, undefined, "unset: the hub's default (not strict)");
@@ -53,6 +55,11 @@ clusters:
         /externalTrafficStrict must be true or false .* not "yes"/,
       ],
       ["externalTrafficStrict: 1\nclusters: []", /externalTrafficStrict must be true or false .* not 1/],
+      [
+        "entryInterface: eth0; rm\nclusters: []",
+        /entryInterface must be a network interface name .* not "eth0; rm"/,
+      ],
+      ["entryInterface: 7\nclusters: []", /entryInterface must be a network interface name/],
     ];
     for (const [text, re] of cases) {
       const r = parseHubConfig(text, "hub.yaml");

@@ -57,6 +57,11 @@ export function watchConfig(d: ConfigReloadDeps): { close(): void } {
           "traffic policy setting changed",
         );
       snapshots.setTranslateOptions({ externalTrafficStrict: next.value.externalTrafficStrict });
+      if (next.value.entryInterface !== prev.entryInterface)
+        log.info(
+          { entryInterface: next.value.entryInterface || "(none)" },
+          "entry interface changed; each agent is told when it next connects",
+        );
       d.events?.apply(next.value.events);
       try {
         const r = await clusters.apply(next.value.clusters);

@@ -156,6 +156,9 @@ export async function serve(argv: string[]): Promise<void> {
       return { key: `${cluster}+${imports.join(",")}/${reach}`, clusters: [cluster, ...imports], reach };
     },
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
+    // node entry (nodeProxy): agents read this interface and report its addresses (the node annotation wins)
+    entryInterface: () => current.entryInterface,
+    onEntryAddresses: (cluster, node, addresses) => world.setReportedEntryAddresses(cluster, node, addresses),
     natsCreds: async (cluster, node, expiresAtMs) =>
       (await natsAccounts()?.agentCreds(cluster, node, expiresAtMs)) ?? "",
     log: log.child({ component: "assignments" }),
@@ -204,7 +207,9 @@ export async function serve(argv: string[]): Promise<void> {
       "serving WITHOUT TLS: join tokens travel in clear text; pass --tls-cert/--tls-key outside loopback",
     );
 
-  await clusters.apply(current.clusters).catch((e: unknown) => fail((e as Error).message));
+  // a cluster whose source cannot start is logged by name and listed as failed (`clusters`, metrics); the
+  // hub serves the others, and tries it again at the next config reload
+  await clusters.apply(current.clusters).catch(() => {});
   const front = await serveFront({
     host: listen.value.host,
     port: listen.value.port,

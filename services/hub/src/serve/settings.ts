@@ -33,6 +33,8 @@ export type ServeSettings = {
   debounceMs: number;
   ioThreads: number;
   externalTrafficStrict: boolean;
+  /** the interface agents read their node's entry addresses from ("" = none: node annotations only) */
+  entryInterface: string;
   limits: FrontLimits;
   events: EventsSettings;
 };
@@ -122,6 +124,7 @@ export function resolveSettings(
     apiTimeoutMs,
     debounceMs,
     externalTrafficStrict: fromFile?.externalTrafficStrict ?? false,
+    entryInterface: fromFile?.entryInterface ?? "",
   });
 }
 

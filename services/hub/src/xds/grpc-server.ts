@@ -21,6 +21,7 @@ import type { Reach } from "../translate/compute-resources.ts";
 import { type GrpcCall, Status, type StatusCode } from "../transport/grpc-call.ts";
 import { ConvergenceTracker } from "./convergence.ts";
 import { encodeResponse } from "./encode.ts";
+import { parseNodeReport } from "./node-report.ts";
 import { AgentSession, type NackRecord } from "./session.ts";
 import type { SnapshotCache, View } from "./snapshots.ts";
 
@@ -58,6 +59,10 @@ export type AssignmentServerOptions = {
   viewOf: (cluster: string, reach: Reach) => View;
   /** the topology zone of a node of a cluster ("" when unknown) */
   nodeZone?: (cluster: string, node: string) => string;
+  /** the interface whose addresses are a node's entry addresses (the entryInterface setting; "" = none) */
+  entryInterface?: (cluster: string) => string;
+  /** a node's agent reported its entry addresses (checked; empty: none) */
+  onEntryAddresses?: (cluster: string, node: string, addresses: string[]) => void;
   maxResourcesPerMessage?: number;
   /** for agents that accept zstd-packed batches */
   maxResourcesPerPackedMessage?: number;
@@ -438,6 +443,7 @@ export class AssignmentServer {
             cluster,
             viewClusters: view.clusters,
             nodeZone: this.opts.nodeZone?.(cluster, node) ?? "",
+            entryInterface: this.opts.entryInterface?.(cluster) ?? "",
             // the agent holds the whole view: it may prune now, no delta follows until the view changes
             inSync: inSyncWith !== undefined,
           },
@@ -470,7 +476,20 @@ export class AssignmentServer {
         );
         return;
       }
-      if (!session) return fail(Status.FAILED_PRECONDITION, "ack before hello was answered");
+      if (!session) return fail(Status.FAILED_PRECONDITION, `${kind.$case} before hello was answered`);
+      if (kind.$case === "nodeReport") {
+        const r = parseNodeReport(kind.value);
+        if (!r.ok) log.warn({ node: agentNode, cluster, reason: r.error }, "agent's entry addresses refused");
+        else {
+          if (kind.value.entryProblem)
+            log.warn(
+              { node: agentNode, cluster, reason: kind.value.entryProblem.slice(0, 200) },
+              "agent reports no entry address",
+            );
+          this.opts.onEntryAddresses?.(cluster, agentNode!, r.value);
+        }
+        return;
+      }
       const ack = kind.value;
       const error = ack.error
         ? {
