@@ -170,4 +170,47 @@ describe("KubeSource: Pods, LocalRedirectPolicies and policy status against the 
     );
     assert.deepEqual(s.health, []);
   });
+
+  it("lists and watches BalancingPolicies (an edit in place is one new generation) and writes their status under balancingpolicies", async () => {
+    const bp = (addresses: string[]) => ({
+      apiVersion: "switchyard.io/v1alpha1",
+      kind: "BalancingPolicy",
+      metadata: { name: "ext", namespace: "shop" },
+      spec: {
+        frontend: { address: { ip: "10.96.60.1", ports: [{ name: "https", port: 443 }] } },
+        backend: { addressEndpoint: { addresses, toPorts: [{ name: "https", port: 8443 }] } },
+      },
+    });
+    api.apply(bp(["192.0.2.10"]));
+    const s = start("bp");
+    assert.equal(await s.source.start(), true);
+    const held = () => s.cluster().balancing.get("shop/ext");
+    assert.equal(held()?.generation, 1);
+    api.apply(bp(["192.0.2.11"]));
+    await waitUntil("the edit", () => (held()?.generation === 2 ? true : undefined));
+    assert.deepEqual(held()?.backend.kind === "addressEndpoint" && held()?.backend, {
+      kind: "addressEndpoint",
+      addresses: ["192.0.2.11"],
+      toPorts: [{ name: "https", port: 8443, targetName: undefined, protocol: "TCP" }],
+    });
+    const status = {
+      observedGeneration: 2,
+      frontend: "10.96.60.1:443/TCP",
+      conditions: [
+        {
+          type: "Accepted" as const,
+          status: "True" as const,
+          reason: "Accepted" as const,
+          message: "balances 10.96.60.1:443/TCP (addressEndpoint)",
+          observedGeneration: 2,
+          lastTransitionTime: "2026-01-01T00:00:00.000Z",
+        },
+      ],
+    };
+    await s.source.policyStatusClient().patchStatus("shop", "ext", status, "BalancingPolicy");
+    assert.ok(api.requests.some((r) => r.includes("/namespaces/shop/balancingpolicies/ext/status")));
+    assert.deepEqual(api.get("BalancingPolicy", "shop", "ext")!["status"], status);
+    api.delete("BalancingPolicy", "shop", "ext");
+    await waitUntil("the policy is gone", () => (held() ? undefined : true));
+  });
 });

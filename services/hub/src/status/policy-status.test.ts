@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "@switchyard/lib/log";
-import type { PolicyVerdict } from "../model/types.ts";
+import type { PolicyKind, PolicyVerdict } from "../model/types.ts";
 import { type ClusterState, World } from "../model/world.ts";
 import { KINDS } from "../sources/kube-objects.ts";
 import { WorldWriter } from "../sources/source.ts";
+import { clusterPolicyVerdicts } from "../translate/local-redirect.ts";
 import { PolicyBook, type PolicyJudge, type PolicyStatus, PolicyStatusWriter } from "./policy-status.ts";
 
 function policy(name: string, spec: Record<string, unknown> = {}, generation = 1, status?: unknown) {
@@ -27,12 +28,12 @@ function policy(name: string, spec: Record<string, unknown> = {}, generation = 1
 const BOTH = { frontend: { service: { name: "kube-dns" }, address: { ip: "169.254.20.10", ports: [] } } };
 
 class FakeStatusClient {
-  patches: Array<{ namespace: string; name: string; status: PolicyStatus }> = [];
+  patches: Array<{ namespace: string; name: string; status: PolicyStatus; kind?: PolicyKind }> = [];
   failWith: number | undefined;
-  async patchStatus(namespace: string, name: string, status: PolicyStatus): Promise<void> {
+  async patchStatus(namespace: string, name: string, status: PolicyStatus, kind?: PolicyKind): Promise<void> {
     if (this.failWith !== undefined)
       throw Object.assign(new Error(`HTTP ${this.failWith}`), { code: this.failWith });
-    this.patches.push({ namespace, name, status: structuredClone(status) });
+    this.patches.push({ namespace, name, status: structuredClone(status), ...(kind ? { kind } : {}) });
   }
 }
 
@@ -266,5 +267,69 @@ describe("policy status", () => {
     assert.equal(world.cluster("east").generation, gen);
     w.upsert(policy("dns", { skipRedirectFromBackend: true }, 2));
     assert.equal(world.cluster("east").generation, gen + 1);
+  });
+
+  it("a LocalRedirectPolicy and a BalancingPolicy of one name are two policies: each judged, refused and written as its kind", async () => {
+    const { client, writer, w, book } = setup({ judge: clusterPolicyVerdicts });
+    const svc = {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "kube-dns", namespace: "kube-system" },
+      spec: { clusterIP: "10.96.0.10", ports: [{ name: "dns", port: 53, protocol: "UDP" }] },
+    };
+    assert.ok(w.upsert(svc));
+    // the LocalRedirectPolicy is older: it holds kube-dns, the BalancingPolicy of the same name is refused
+    assert.ok(w.upsert(policy("dns")));
+    const bp = {
+      apiVersion: "switchyard.io/v1alpha1",
+      kind: "BalancingPolicy",
+      metadata: {
+        name: "dns",
+        namespace: "kube-system",
+        generation: 4,
+        creationTimestamp: "2026-01-02T00:00:00Z",
+      },
+      spec: {
+        frontend: { service: { name: "kube-dns", ports: ["dns"] } },
+        backend: {
+          serviceEndpoint: {
+            selector: { matchLabels: { app: "dns" } },
+            toPorts: [{ name: "dns", port: 53, protocol: "UDP" }],
+          },
+        },
+      },
+    };
+    assert.ok(w.upsert(bp));
+    assert.deepEqual(
+      book.rows().map((r) => [r.kind, r.name, r.reason, r.winner]),
+      [
+        ["BalancingPolicy", "dns", "Conflict", "LocalRedirectPolicy kube-system/dns"],
+        ["LocalRedirectPolicy", "dns", "Accepted", ""],
+      ],
+    );
+    await writer.flush();
+    assert.deepEqual(client.patches.map((p) => [p.kind, p.name, p.status.conditions[0]!.reason]).sort(), [
+      ["BalancingPolicy", "dns", "Conflict"],
+      ["LocalRedirectPolicy", "dns", "Accepted"],
+    ]);
+    // a bad update of the BalancingPolicy is its own refusal; the LocalRedirectPolicy's row is untouched
+    const bad = structuredClone(bp);
+    (bad.spec.backend as Record<string, unknown>)["addressEndpoint"] = {
+      addresses: ["192.0.2.1"],
+      toPorts: [],
+    };
+    bad.metadata.generation = 5;
+    assert.equal(w.upsert(bad), false);
+    const rows = book.rows().map((r) => [r.kind, r.reason, r.generation]);
+    assert.deepEqual(rows, [
+      ["BalancingPolicy", "InvalidSpec", 5],
+      ["LocalRedirectPolicy", "Accepted", 1],
+    ]);
+    w.remove("BalancingPolicy", "kube-system", "dns");
+    assert.deepEqual(
+      book.rows().map((r) => r.kind),
+      ["LocalRedirectPolicy"],
+    );
+    await writer.close();
   });
 });
