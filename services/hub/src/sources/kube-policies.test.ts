@@ -452,6 +452,35 @@ describe("deploy/ YAML", () => {
     for (const a of intOrString) assert.deepEqual(a, [{ type: "integer" }, { type: "string" }]);
   });
 
+  it("the BalancingPolicy CRD: namespaced, sbp in category switchyard, status subresource, exactly one frontend and one backend, isIP on addresses", () => {
+    const crd = parse(fs.readFileSync(path.join(ROOT, "deploy/crds/balancingpolicies.yaml"), "utf8"));
+    assert.equal(crd.metadata.name, "balancingpolicies.switchyard.io");
+    assert.equal(crd.spec.scope, "Namespaced");
+    assert.deepEqual(crd.spec.names.shortNames, ["sbp"]);
+    assert.deepEqual(crd.spec.names.categories, ["switchyard"]);
+    const v = crd.spec.versions[0];
+    assert.deepEqual(v.subresources, { status: {} });
+    const spec = v.schema.openAPIV3Schema.properties.spec;
+    assert.match(
+      spec.properties.frontend["x-kubernetes-validations"][0].rule,
+      /has\(self.service\) != has\(self.address\)/,
+    );
+    const be = spec.properties.backend;
+    assert.match(
+      be["x-kubernetes-validations"][0].rule,
+      /has\(self.serviceEndpoint\) != has\(self.addressEndpoint\)/,
+    );
+    assert.deepEqual(be.properties.serviceEndpoint.properties.redirectMode.enum, [
+      "podEndpoint",
+      "hostPort",
+      "nodeProxy",
+    ]);
+    const addresses = be.properties.addressEndpoint.properties.addresses;
+    assert.equal(addresses.maxItems, 256);
+    assert.match(addresses.items["x-kubernetes-validations"][0].rule, /isIP\(self\)/);
+    assert.equal(spec.properties.frontend.properties.address.properties.fallbackService, undefined);
+  });
+
   it("the hub's RBAC reads Pods and policies and patches policies' status only", () => {
     const docs = fs
       .readFileSync(path.join(ROOT, "deploy/rbac/hub.yaml"), "utf8")
@@ -464,6 +493,8 @@ describe("deploy/ YAML", () => {
     assert.deepEqual(verbsOn("", "pods"), ["list", "watch"]);
     assert.deepEqual(verbsOn("switchyard.io", "localredirectpolicies"), ["list", "watch"]);
     assert.deepEqual(verbsOn("switchyard.io", "localredirectpolicies/status"), ["patch"]);
+    assert.deepEqual(verbsOn("switchyard.io", "balancingpolicies"), ["list", "watch"]);
+    assert.deepEqual(verbsOn("switchyard.io", "balancingpolicies/status"), ["patch"]);
     const writes = rules.flatMap((r) => r.verbs).filter((x) => !["get", "list", "watch"].includes(x));
     assert.deepEqual(writes, ["patch"], "nothing else is written");
   });

@@ -137,6 +137,58 @@ const OBJECTS: ModelObject[] = [
       nodeSelector: { matchLabels: { dns: "on" }, matchExpressions: [] },
     },
   },
+  {
+    kind: "Node",
+    value: {
+      cluster: "west",
+      name: "west-3",
+      addresses: ["198.18.53.3"],
+      zone: undefined,
+      entryAddresses: ["198.51.100.3", "2001:db8:e::3"],
+    },
+  },
+  {
+    kind: "BalancingPolicy",
+    value: {
+      cluster: "west",
+      namespace: "shop",
+      name: "pay-entry",
+      uid: "u-2",
+      generation: 2,
+      createdAt: "2026-01-02T00:00:00Z",
+      frontend: { kind: "service", service: "pay", ports: [{ name: "http" }] },
+      backend: {
+        kind: "serviceEndpoint",
+        selector: { matchLabels: { app: "pay" }, matchExpressions: [] },
+        redirectMode: "nodeProxy",
+        toPorts: [{ name: "http", port: 8080, targetName: undefined, protocol: "TCP" }],
+      },
+      nodeSelector: { matchLabels: { edge: "yes" }, matchExpressions: [] },
+    },
+  },
+  {
+    kind: "BalancingPolicy",
+    value: {
+      cluster: "west",
+      namespace: "shop",
+      name: "partner",
+      uid: "u-3",
+      generation: 1,
+      createdAt: "2026-01-03T00:00:00Z",
+      frontend: {
+        kind: "address",
+        ip: "10.96.60.1",
+        ports: [{ name: "https", port: 443, protocol: "TCP" }],
+        fallbackService: undefined,
+      },
+      backend: {
+        kind: "addressEndpoint",
+        addresses: ["192.0.2.10", "2001:db8::10"],
+        toPorts: [{ name: "https", port: 8443, targetName: undefined, protocol: "TCP" }],
+      },
+      nodeSelector: undefined,
+    },
+  },
   { kind: "ServiceExport", value: { cluster: "west", namespace: "shop", name: "pay" } },
   {
     kind: "ServiceImport",
