@@ -64,8 +64,9 @@ export function formatMapState(s: MapState): string {
     if (value.flags & SY_FE_LOCAL_ONLY) notes.push("local only");
     if (value.affinityTimeoutS) notes.push(`affinity ${value.affinityTimeoutS}s`);
     const redirect = value.natType === NatType.localRedirect;
-    // a policy's entry took the Service's place for this key (priority LocalRedirect > Service)
+    // a policy's entry took the Service's place for this key (priority LocalRedirect > Balancing > Service)
     if (redirect) notes.unshift("priority localRedirect > service");
+    else if (value.natType === NatType.balancing) notes.unshift("priority balancing > service");
     if (redirect && value.qosPerSecond) notes.push(`qos ${value.qosPerSecond}/s`);
     if (value.flags & SY_FE_SKIP_FROM_BACKEND) notes.push("skip from backend");
     lines.push(
