@@ -9,6 +9,9 @@
 /** The subject root every event is published under (an agent's --subject-prefix defaults to it). */
 export const EVENT_SUBJECT_ROOT = "switchyard.nat";
 
+/** The JetStream stream the hub keeps the event history in (hub: events/history.ts). */
+export const HISTORY_STREAM = "SWITCHYARD_EVENTS";
+
 /** NATS subject tokens may not hold '.', '*', '>' or spaces; Kubernetes names only hold '.' of those. */
 export function subjectToken(s: string): string {
   const t = s.replace(/\./g, "_").replace(/[\s*>]/g, "-");

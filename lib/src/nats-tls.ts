@@ -33,20 +33,20 @@ export function loadNatsTls(
   return ok(serverName !== undefined ? { ca, servername: serverName } : { ca });
 }
 
-/** A NATS connect error said so that a person knows what to change. */
+/** A NATS connect error said so that a person knows what to change; `flags` name the options to give. */
 export function explainNatsError(
   e: unknown,
   servers: string[],
-  flags: { tlsCa: string; creds: string },
+  flags: { tlsCa: string; tlsServerName: string; creds: string },
 ): string {
   const msg = (e as Error)?.message ?? String(e);
   const code =
     (e as { code?: string; cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code ?? "";
   const where = `NATS ${servers.join(",")}`;
+  if (/altnames|hostname\/ip does not match|ERR_TLS_CERT_ALTNAME/i.test(`${msg} ${code}`))
+    return `${where}: the server's TLS certificate is for another name (${msg}): put its name in the URL or give ${flags.tlsServerName} NAME`;
   if (/certificate|self[- ]signed|CERT_|UNABLE_TO_VERIFY|DEPTH_ZERO/i.test(`${msg} ${code}`))
     return `${where}: the server's TLS certificate is not trusted (${msg}): give ${flags.tlsCa} FILE, the CA that signs it`;
-  if (/altnames|hostname|Host: .* is not in the cert/i.test(msg))
-    return `${where}: the server's TLS certificate is for another name (${msg}): give ${flags.tlsCa}-server-name NAME`;
   if (/tls.*required|requires tls|secure connection/i.test(msg))
     return `${where}: the server requires TLS (${msg}): use a tls:// URL and ${flags.tlsCa} FILE`;
   if (/authorization|authentication|permissions/i.test(msg))

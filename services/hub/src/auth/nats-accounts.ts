@@ -31,13 +31,11 @@ import {
   type KeyPair,
   type User,
 } from "@nats-io/jwt";
-import { agentEventSubjects, EVENT_SUBJECT_ROOT } from "@switchyard/lib/event-subjects";
+import { agentEventSubjects, EVENT_SUBJECT_ROOT, HISTORY_STREAM } from "@switchyard/lib/event-subjects";
 import type { HubState } from "../state/hub-state.ts";
 import { type Kek, openKey, type SealedKey, sealKey } from "./signing-key.ts";
 
 export const NATS_STATE_KEY = "nats-accounts";
-/** The JetStream stream that keeps the event history (events/history.ts). */
-export const HISTORY_STREAM = "SWITCHYARD_EVENTS";
 export const ACCOUNT_NAME = "switchyard";
 
 type Party = { public: string; jwt: string; seed: SealedKey };

@@ -5,6 +5,7 @@
  */
 import type { Cli } from "@switchyard/lib/cli";
 import { agentCommand } from "./agent.ts";
+import { natsCommand, natsCredsCommand } from "./nats.ts";
 import { pkiCommand } from "./pki.ts";
 import { serveCommand } from "./serve.ts";
 import { signingKeyCommand } from "./signing-key.ts";
@@ -23,9 +24,12 @@ export const HUB_CLI: Cli = {
     agentCommand,
     signingKeyCommand,
     pkiCommand,
+    natsCommand,
+    natsCredsCommand,
   ],
   footer: `The commands other than serve talk to the running hub through its admin socket
 (STATE-DIR/admin.sock, mode 0600); token, agent and signing-key also work with
 no hub running, on the state directly. Results go to stdout, errors and notes
-to stderr; serve logs JSON lines (pino) on stdout.`,
+to stderr; serve logs JSON lines (pino) on stdout. NAT events: \`switchyard events\`
+(bin/switchyard), with credentials from nats-creds create.`,
 };

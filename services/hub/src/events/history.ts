@@ -7,8 +7,7 @@
  */
 import { type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
-import { EVENT_SUBJECT_ROOT } from "@switchyard/lib/event-subjects";
-import { HISTORY_STREAM } from "../auth/nats-accounts.ts";
+import { EVENT_SUBJECT_ROOT, HISTORY_STREAM } from "@switchyard/lib/event-subjects";
 
 export type HistoryLimits = { maxAgeMs: number; maxBytes: number };
 

@@ -13,7 +13,7 @@ import type { NatsAccounts } from "../auth/nats-accounts.ts";
 import type { EventsSettings } from "./events-config.ts";
 import { applyHistoryStream } from "./history.ts";
 
-const FLAGS = { tlsCa: "--nats-tls-ca", creds: "nats init" };
+const FLAGS = { tlsCa: "--nats-tls-ca", tlsServerName: "--nats-tls-server-name", creds: "nats init" };
 
 export class HubEvents {
   private nc: NatsConnection | undefined;
