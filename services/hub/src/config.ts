@@ -4,6 +4,7 @@
  */
 import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
+import { parseListen } from "@switchyard/lib/metrics-server";
 import { parse as parseYaml } from "yaml";
 import { type EventsSettings, parseEventsConfig } from "./events/events-config.ts";
 import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS, parseBytes } from "./transport/limits.ts";
@@ -49,13 +50,7 @@ export function parseViewFlag(
   return ok({ home, imports });
 }
 
-export function parseListen(v: string): Result<{ host: string; port: number }> {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(v);
-  if (!m) return err(`--listen "${v}" must be HOST:PORT (e.g. 127.0.0.1:7443 or [::]:7443)`);
-  const port = Number(m[2]);
-  if (port > 65535) return err(`--listen port ${port} is out of range`);
-  return ok({ host: m[1]!, port });
-}
+export { parseListen };
 
 /** What the config file holds; reloaded while the hub runs (clusters and views take effect live). */
 export type HubFileConfig = {
@@ -71,8 +66,6 @@ export type HubFileConfig = {
   ioThreads: number | undefined;
   /** externalTrafficPolicy: Local stays strict for connects that start on an agent's node, for every Service */
   externalTrafficStrict: boolean | undefined;
-  /** the interface whose addresses are each node's entry addresses (nodeProxy), told to agents in Welcome */
-  entryInterface: string | undefined;
   /** the agent port's limits given in the file (`limits:`) */
   limits: Partial<FrontLimits>;
   /** NAT events' NATS and history (`events:`, events/events-config.ts) */
@@ -166,7 +159,6 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
- *     entryInterface: vxlan0  # nodes' entry addresses (nodeProxy) from this interface, reported by their agents
  *     events:              # NAT events' NATS and their history (events/events-config.ts)
  *       nats: [tls://nats.example:4222]
  *       historyMaxAge: 1h
@@ -200,7 +192,6 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "debounceMs",
     "ioThreads",
     "externalTrafficStrict",
-    "entryInterface",
     "front",
     "limits",
     "events",
@@ -297,14 +288,6 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     return err(
       `${file}: externalTrafficStrict must be true or false (true: connects from an agent's node to external frontends of externalTrafficPolicy: Local Services use only that node's endpoints), not ${JSON.stringify(strict)}`,
     );
-  const entryInterface = doc["entryInterface"];
-  if (
-    entryInterface !== undefined &&
-    (typeof entryInterface !== "string" || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(entryInterface))
-  )
-    return err(
-      `${file}: entryInterface must be a network interface name (1-15 letters, digits, '_', '.', ':', '@', '-', e.g. vxlan0), not ${JSON.stringify(entryInterface)}`,
-    );
   if (doc["front"] !== undefined) {
     const e = checkRemovedFront(doc["front"], `${file}: front`, "front");
     if (e) return err(e);
@@ -326,7 +309,6 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     debounceMs: debounce as number | undefined,
     ioThreads: ioThreads as number | undefined,
     externalTrafficStrict: strict,
-    entryInterface: entryInterface as string | undefined,
   });
 }
 

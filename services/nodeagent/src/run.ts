@@ -9,6 +9,7 @@ import path from "node:path";
 import { fetchPinnedCa } from "@switchyard/lib/ca-pin";
 import { parseFlags, VERSION } from "@switchyard/lib/cli";
 import { ipFamily } from "@switchyard/lib/ip";
+import { parseListen } from "@switchyard/lib/metrics-server";
 import { createRootLogger } from "@switchyard/lib/log";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
@@ -16,9 +17,11 @@ import { LibbpfDatapath } from "./bpf/datapath.ts";
 import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
 import { startNodeEntry } from "./entry/start-entry.ts";
-import { type EventPublisher, NatsEventPublisher } from "./events/publisher.ts";
+import { DEFAULT_EVENTS_BUFFER_BYTES } from "./events/publisher.ts";
+import { startEvents } from "./events/start-events.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
+import { serveAgentMetrics } from "./metrics/serve-agent-metrics.ts";
 import { HeldViewKeeper, readHeldView } from "./state/held-view.ts";
 import { writeSyncStatus } from "./state/sync-status.ts";
 
@@ -50,6 +53,8 @@ export async function run(argv: string[]): Promise<void> {
     "max-frontends": { type: "string", default: "65536" },
     "max-backends": { type: "string", default: "1048576" },
     "log-level": { type: "string" },
+    "events-buffer-bytes": { type: "string", default: String(DEFAULT_EVENTS_BUFFER_BYTES) },
+    "metrics-listen": { type: "string" },
   });
   if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
   const node = values["node-name"];
@@ -79,6 +84,12 @@ export async function run(argv: string[]): Promise<void> {
     fail(`--event-sample "${values["event-sample"]}" must be a whole number ≥ 1 (1 = every event)`);
   if (!(Number(values["resync-seconds"]) >= 1))
     fail(`--resync-seconds "${values["resync-seconds"]}" must be a number ≥ 1`);
+  const eventsBufferBytes = Number(values["events-buffer-bytes"]);
+  if (!Number.isInteger(eventsBufferBytes) || eventsBufferBytes < 1024)
+    fail(`--events-buffer-bytes "${values["events-buffer-bytes"]}" must be a whole number of bytes ≥ 1024`);
+  const metricsListen =
+    values["metrics-listen"] === undefined ? undefined : parseListen(values["metrics-listen"]);
+  if (metricsListen && !metricsListen.ok) fail(`--metrics-listen: ${metricsListen.error}`);
   const maxFrontends = Number(values["max-frontends"]);
   const maxBackends = Number(values["max-backends"]);
   if (!Number.isInteger(maxFrontends) || maxFrontends < 1)
@@ -170,7 +181,9 @@ export async function run(argv: string[]): Promise<void> {
         "cannot keep the held view in the state directory; a restart will walk the view again",
       ),
   );
+  let lastAppliedAt: number | undefined;
   core.onViewApplied = () => {
+    lastAppliedAt = Date.now();
     keeper.schedule();
     commitIfReady();
     saveStatus();
@@ -188,13 +201,20 @@ export async function run(argv: string[]): Promise<void> {
       );
     return scan.found;
   };
-  let publisher: EventPublisher | undefined;
-  if (values.nats.length > 0)
-    publisher = await NatsEventPublisher.connect(values.nats, log.child({ component: "events" }));
-  const eventsOn = !values["no-events"] && publisher !== undefined;
-  dp.maps.writeSettings({ eventsOn, sampleOneIn: sample });
-  const reader = eventsOn
-    ? dp.readEvents((rec) => core.handleEventRecord(rec, publisher, values["subject-prefix"]))
+  // NATS is connected to in the background: the agent serves (and buffers events) while it is away
+  const events =
+    values.nats.length > 0 && !values["no-events"]
+      ? startEvents({
+          servers: values.nats,
+          bufferBytes: eventsBufferBytes,
+          stateDir,
+          kernelCounters: () => dp.maps.counters(),
+          log: log.child({ component: "events" }),
+        })
+      : undefined;
+  dp.maps.writeSettings({ eventsOn: events !== undefined, sampleOneIn: sample });
+  const reader = events
+    ? dp.readEvents((rec) => core.handleEventRecord(rec, events.publisher, values["subject-prefix"]))
     : undefined;
 
   const client = new HubClient({
@@ -228,6 +248,23 @@ export async function run(argv: string[]): Promise<void> {
   // periodic full reconcile: repairs map drift, writes nothing when there is none
   const resync = setInterval(() => core.resync(), Number(values["resync-seconds"]) * 1000);
   resync.unref();
+  const metricsServer = metricsListen?.ok
+    ? await serveAgentMetrics(
+        {
+          dp,
+          core,
+          events: events?.counts,
+          hubConnected: () => client.connectedHub !== undefined,
+          lastAppliedAt: () => lastAppliedAt,
+        },
+        metricsListen.value.host,
+        metricsListen.value.port,
+      ).catch((e: Error) => fail(`--metrics-listen ${values["metrics-listen"]}: ${e.message}`))
+    : undefined;
+  if (metricsServer) {
+    const a = metricsServer.address() as import("node:net").AddressInfo;
+    log.info({ address: `${a.address}:${a.port}` }, "metrics listening (/metrics, /healthz, /readyz)");
+  }
   process.stdout.write(`agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}\n`);
 
   let stopping = false;
@@ -241,7 +278,8 @@ export async function run(argv: string[]): Promise<void> {
     keeper.flush();
     entry.stop();
     reader?.close();
-    await publisher?.close().catch(() => {});
+    metricsServer?.close();
+    await events?.close().catch(() => {});
     dp.close();
     process.exit(0);
   };

@@ -37,6 +37,14 @@ Flags:
   --nats URL             NATS server for NAT events (repeatable; events off when absent)
   --subject-prefix P     NATS subject prefix (default switchyard.nat)
   --no-events            do not emit NAT events at all
+  --events-buffer-bytes N
+                         memory for NAT events NATS has not confirmed yet (default 67108864 = 64 MiB,
+                         ~100k events): the agent starts and serves without NATS, holds events while it
+                         is away and sends them in order when it is back; beyond the budget new events
+                         are dropped and counted (dump, switchyard_agent_events_dropped_total)
+  --metrics-listen H:P   serve Prometheus metrics on http://H:P/metrics, and /healthz (the process
+                         answers) and /readyz (maps loaded and something to serve: a complete view,
+                         the held view or pinned maps; else 503)
   --resync-seconds N     full reconcile against the maps every N seconds (default 60): repairs drift
   --event-sample N       emit one event in N translations (default 1 = all); change at run time with \`events\`
   --max-frontends N      size of the frontend map, set at load (default 65536); also sizes every map

@@ -5,6 +5,7 @@
 import path from "node:path";
 import { type Command, parseFlags } from "@switchyard/lib/cli";
 import { STAGED_MAPS_DIR } from "../bpf/datapath.ts";
+import { formatEventsStatus, readEventsStatus } from "../state/events-status.ts";
 import { formatSyncStatus, readSyncStatus } from "../state/sync-status.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
 import { formatMapState, mapStateJson } from "./dump.ts";
@@ -15,10 +16,13 @@ Usage:
   switchyard-agent dump [--json] [--pin-dir DIR] [--state-dir DIR]
 
 Reads the maps the agent pinned (root or CAP_BPF); works with the agent
-stopped. The first line says whether the agent follows a hub.
+stopped. The first line says whether the agent follows a hub; the second,
+with events on, where the agent's NAT events went (emitted, published,
+buffered, dropped per reason: README "Events and metrics").
 
 Flags:
-  --json                 one JSON object: sync (the agent's sync status, or null), upgradeStaged,
+  --json                 one JSON object: sync (the agent's sync status, or null), events (its event
+                         accounting, or null), upgradeStaged,
                          frontends (each with its service, mode, flags, backends and fallback),
                          nodeIps, counters
   --pin-dir DIR          bpffs directory of the agent's maps (default ${DEFAULT_PIN_DIR})
@@ -50,14 +54,22 @@ async function runDump(argv: string[]): Promise<void> {
   if (values.json) {
     const doc = {
       sync: readSyncStatus(values["state-dir"]) ?? null,
+      events: readEventsStatus(values["state-dir"]) ?? null,
       upgradeStaged: upgradeStaged(values["pin-dir"]),
       ...mapStateJson(maps.read()),
       counters: maps.counters(),
     };
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    // counters are 64-bit: a number while exact, else its decimal string
+    const json = JSON.stringify(
+      doc,
+      (_, v) => (typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : String(v)) : v),
+      2,
+    );
+    process.stdout.write(`${json}\n`);
     return;
   }
   process.stdout.write(formatSyncStatus(values["state-dir"]));
+  process.stdout.write(formatEventsStatus(values["state-dir"]));
   if (upgradeStaged(values["pin-dir"]))
     process.stdout.write(
       `# upgrade staged: serving the previous build's maps until a complete view is ready; below, the new maps (${path.join(values["pin-dir"], STAGED_MAPS_DIR)})\n`,

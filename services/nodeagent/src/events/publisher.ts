@@ -1,56 +1,160 @@
 /**
  * Where NAT events go: a port, and its NATS implementation.
+ *
+ * `NatsEventPublisher` owns the buffer between the ring buffer and NATS
+ * (`EventOutbox`, within `--events-buffer-bytes`): nats.js discards what it
+ * has not written when it reconnects, so nothing is handed to it that the
+ * agent does not still hold. Events go out in batches while connected; a
+ * batch counts as published once a flush (PING → PONG: the server has
+ * processed everything written before it) answers, and goes back to the
+ * front of the queue when the connection is lost first.
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@switchyard/lib/log";
+import { type DropReason, EventOutbox, type OutboxCounts } from "./event-outbox.ts";
 import type { NatEvent } from "./nat-event.ts";
+import type { NatsLink, NatsState } from "./nats-connection.ts";
 
 export interface EventPublisher {
   publish(subject: string, event: NatEvent): void;
   close(): Promise<void>;
 }
 
+export const DEFAULT_EVENTS_BUFFER_BYTES = 64 * 1024 * 1024;
+/** a batch written before one flush */
+const BATCH_EVENTS = 1024;
+const BATCH_BYTES = 512 * 1024;
+/** at most one "events dropped" line per this many ms */
+const DROP_LOG_MS = 10_000;
+
+export type NatsPublisherOptions = {
+  bufferBytes: number;
+  /** how long `close` tries to send what is held before counting it as dropped (`stopped`) */
+  stopTimeoutMs?: number;
+};
+
 export class NatsEventPublisher implements EventPublisher {
-  private readonly nc: NatsConnection;
+  readonly outbox: EventOutbox;
+  private readonly link: NatsLink;
   private readonly log: Logger;
-  dropped = 0;
-  private constructor(nc: NatsConnection, log: Logger) {
-    this.nc = nc;
+  private readonly stopTimeoutMs: number;
+  private readonly encoder = new TextEncoder();
+  private seq = 0;
+  private pumping = false;
+  private closing = false;
+  private lastDropLog = 0;
+  private droppedLogged = 0;
+
+  constructor(link: NatsLink, opts: NatsPublisherOptions, log: Logger) {
+    this.link = link;
     this.log = log;
+    this.outbox = new EventOutbox(opts.bufferBytes);
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? 2000;
+    link.onState((s: NatsState) => {
+      if (s === "connected") this.kick();
+    });
   }
 
-  static async connect(
-    servers: string[],
-    log: Logger,
-    opts: { user?: string; pass?: string; token?: string } = {},
-  ): Promise<NatsEventPublisher> {
-    const nc = await connect({
-      servers,
-      name: "switchyard-agent",
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
-      ...(opts.user !== undefined ? { user: opts.user } : {}),
-      ...(opts.pass !== undefined ? { pass: opts.pass } : {}),
-      ...(opts.token !== undefined ? { token: opts.token } : {}),
-    });
-    log.info({ server: nc.getServer() }, "connected to nats");
-    (async () => {
-      for await (const s of nc.status()) log.info({ status: s.type }, "nats status");
-    })().catch(() => {});
-    return new NatsEventPublisher(nc, log);
+  /** the NATS connection's state */
+  get state(): NatsState {
+    return this.link.state;
+  }
+
+  counts(): OutboxCounts {
+    return this.outbox.counts();
   }
 
   publish(subject: string, event: NatEvent): void {
+    const seq = ++this.seq;
+    const data = this.encoder.encode(JSON.stringify({ ...event, seq }));
+    if (this.closing) {
+      this.outbox.reject("stopped");
+      return;
+    }
+    if (!this.outbox.offer({ seq, subject, data })) {
+      this.noteDrops();
+      return;
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.pumping || !this.link.current || this.outbox.waiting === 0) return;
+    this.pumping = true;
+    setImmediate(() => void this.pump());
+  }
+
+  /** Writes batches while connected, one flush per batch; the only place events reach nats.js. */
+  private async pump(): Promise<void> {
     try {
-      this.nc.publish(subject, JSON.stringify(event));
-    } catch (e) {
-      this.dropped++;
-      if (this.dropped === 1 || this.dropped % 1000 === 0)
-        this.log.warn({ err: e, dropped: this.dropped }, "nat event not published");
+      for (;;) {
+        const nc = this.link.current;
+        if (!nc) return;
+        const batch = this.outbox.take(BATCH_EVENTS, BATCH_BYTES);
+        if (batch.length === 0) return;
+        for (const e of batch) {
+          try {
+            nc.publish(e.subject, e.data);
+          } catch (err) {
+            if (nc.isClosed() || nc.isDraining()) {
+              this.outbox.unconfirmed();
+              return;
+            }
+            // refused by the client for this event alone (too large, a bad subject): never publishable
+            this.outbox.refuse(e, "publish_error");
+            this.log.warn(
+              { subject: e.subject, err: (err as Error).message },
+              "nat event not publishable; dropped",
+            );
+          }
+        }
+        try {
+          await nc.flush();
+          this.outbox.confirm();
+        } catch {
+          // the connection went before the server answered: the server may or may not have the batch
+          this.outbox.unconfirmed();
+          return;
+        }
+      }
+    } finally {
+      this.pumping = false;
+      if (!this.closing) this.kick();
     }
   }
 
+  private noteDrops(): void {
+    const now = Date.now();
+    if (now - this.lastDropLog < DROP_LOG_MS) return;
+    const c = this.outbox.counts();
+    const total = Object.values(c.dropped).reduce((a, b) => a + b, 0);
+    if (total === this.droppedLogged) return;
+    this.lastDropLog = now;
+    this.droppedLogged = total;
+    this.log.warn(
+      {
+        ...c.dropped,
+        held: c.held,
+        heldBytes: c.heldBytes,
+        budget: this.outbox.budgetBytes,
+        nats: this.state,
+      },
+      "nat events dropped: the events buffer is full (counted per reason; raise --events-buffer-bytes)",
+    );
+  }
+
+  /** Sends what is held (for up to stopTimeoutMs while connected), counts the rest as dropped, disconnects. */
   async close(): Promise<void> {
-    await this.nc.drain();
+    this.closing = true;
+    const deadline = Date.now() + this.stopTimeoutMs;
+    while (this.outbox.counts().held > 0 && this.link.current && Date.now() < deadline) {
+      if (!this.pumping) {
+        this.pumping = true;
+        await this.pump();
+      } else await new Promise((r) => setTimeout(r, 10));
+    }
+    const lost = this.outbox.dropAll("stopped" satisfies DropReason);
+    if (lost > 0)
+      this.log.warn({ events: lost }, "nat events not sent before stopping; counted as dropped (stopped)");
+    await this.link.close();
   }
 }
