@@ -258,11 +258,15 @@ function flagsOf(args: readonly string[]): Map<string, string | true> {
 }
 
 /** Every --flag a command's --help names (the CLI frame prints every flag a command reads: lib/src/cli.ts). */
+const helpCache = new Map<string, Set<string>>();
 function helpFlags(main: string, command: string): Set<string> {
+  const cached = helpCache.get(`${main} ${command}`);
+  if (cached) return cached;
   const r = spawnSync(process.execPath, [path.join(ROOT, main), command, "--help"], { encoding: "utf8" });
   assert.equal(r.status, 0, `${main} ${command} --help failed: ${r.stderr}`);
   const flags = new Set(`${r.stdout}${r.stderr}`.match(/--[a-z][a-z0-9-]*/g) ?? []);
   assert.ok(flags.size > 5, `${main} ${command} --help names few flags:\n${r.stdout}`);
+  helpCache.set(`${main} ${command}`, flags);
   return flags;
 }
 
