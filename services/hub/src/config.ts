@@ -66,6 +66,8 @@ export type HubFileConfig = {
   ioThreads: number | undefined;
   /** externalTrafficPolicy: Local stays strict for connects that start on an agent's node, for every Service */
   externalTrafficStrict: boolean | undefined;
+  /** the interface whose addresses are each node's entry addresses (nodeProxy), told to agents in Welcome */
+  entryInterface: string | undefined;
   /** the agent port's limits given in the file (`limits:`) */
   limits: Partial<FrontLimits>;
   /** NAT events' NATS and history (`events:`, events/events-config.ts) */
@@ -159,6 +161,7 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     apiTimeout: 10s      # an API server that does not answer a probe within this is unreachable
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
+ *     entryInterface: vxlan0  # nodes' entry addresses (nodeProxy) from this interface, reported by their agents
  *     events:              # NAT events' NATS and their history (events/events-config.ts)
  *       nats: [tls://nats.example:4222]
  *       historyMaxAge: 1h
@@ -192,6 +195,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "debounceMs",
     "ioThreads",
     "externalTrafficStrict",
+    "entryInterface",
     "front",
     "limits",
     "events",
@@ -288,6 +292,14 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     return err(
       `${file}: externalTrafficStrict must be true or false (true: connects from an agent's node to external frontends of externalTrafficPolicy: Local Services use only that node's endpoints), not ${JSON.stringify(strict)}`,
     );
+  const entryInterface = doc["entryInterface"];
+  if (
+    entryInterface !== undefined &&
+    (typeof entryInterface !== "string" || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(entryInterface))
+  )
+    return err(
+      `${file}: entryInterface must be a network interface name (1-15 letters, digits, '_', '.', ':', '@', '-', e.g. vxlan0), not ${JSON.stringify(entryInterface)}`,
+    );
   if (doc["front"] !== undefined) {
     const e = checkRemovedFront(doc["front"], `${file}: front`, "front");
     if (e) return err(e);
@@ -309,6 +321,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     debounceMs: debounce as number | undefined,
     ioThreads: ioThreads as number | undefined,
     externalTrafficStrict: strict,
+    entryInterface: entryInterface as string | undefined,
   });
 }
 
