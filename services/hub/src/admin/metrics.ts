@@ -3,7 +3,8 @@
  * (nothing is counted twice): cluster health and size, policies by state,
  * agents, NACKs, and the process (RSS, CPU, event loop).
  */
-import http from "node:http";
+import type http from "node:http";
+import { type Readiness, serveMetricsAndHealth } from "@switchyard/lib/metrics-server";
 import client from "prom-client";
 import type { World } from "../model/world.ts";
 import type { ClusterManager } from "../sources/manager.ts";
@@ -208,25 +209,16 @@ export function createHubMetrics(deps: {
   return registry;
 }
 
-/** GET /metrics on host:port; resolves with the bound port. */
+/** GET /metrics, /healthz and /readyz on host:port (lib/metrics-server.ts); resolves once bound. */
 export async function serveMetrics(
   registry: client.Registry,
   host: string,
   port: number,
+  ready: () => Readiness = () => ({ ready: true }),
 ): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/metrics") {
-      res.writeHead(404).end("try GET /metrics\n");
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500).end(String(e)),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host.replace(/^\[|\]$/g, ""), () => resolve());
-  });
-  return server;
+  return serveMetricsAndHealth(
+    { metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }), ready },
+    host,
+    port,
+  );
 }

@@ -14,6 +14,7 @@ import { createRootLogger } from "@switchyard/lib/log";
 import { adminSocketPath, serveAdmin } from "../admin/admin-server.ts";
 import { addIntrospection } from "../admin/introspection.ts";
 import { createHubMetrics, serveMetrics } from "../admin/metrics.ts";
+import { computeHubReadiness } from "../admin/readiness.ts";
 import { CredentialAuthority } from "../auth/credentials.ts";
 import { followNatsAccounts } from "../auth/nats-accounts.ts";
 import { TokenStore } from "../auth/tokens.ts";
@@ -237,11 +238,19 @@ export async function serve(argv: string[]): Promise<void> {
       createHubMetrics({ world, clusters, assignments, snapshots, front, policies }),
       m.value.host,
       m.value.port,
+      () =>
+        computeHubReadiness(
+          clusters.clusters.map((name) => ({
+            name,
+            sync: world.clusters.get(name)?.sync,
+            failed: clusters.failure(name) !== undefined,
+          })),
+        ),
     ).catch((e: unknown) =>
       fail(`cannot serve metrics on ${current.metricsListen}: ${(e as Error).message}`),
     );
     const a = metricsServer.address() as { port: number };
-    process.stdout.write(`metrics http://${m.value.host}:${a.port}/metrics\n`);
+    process.stdout.write(`metrics http://${m.value.host}:${a.port}/metrics (and /healthz, /readyz)\n`);
   }
   const admin = await serveAdmin(
     {

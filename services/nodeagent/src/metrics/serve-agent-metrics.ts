@@ -9,6 +9,7 @@ import type { AgentCore } from "../agent.ts";
 import type { LibbpfDatapath } from "../bpf/datapath.ts";
 import { readMapCapacities } from "../bpf/map-stats.ts";
 import type { EventCounts } from "../events/event-counts.ts";
+import { serviceDisplayName } from "../events/nat-event.ts";
 import { createAgentMetrics } from "./agent-metrics.ts";
 
 export type AgentMetricsDeps = {
@@ -45,8 +46,15 @@ export async function serveAgentMetrics(
     datapathCounters: () => dp.maps.counters(),
     mapEntries: () => core.mapEntries,
     mapCapacity: () => capacity,
-    // the kernel's per-Service counters (sy_svc_stats): read once the datapath build has them
-    resolutions: () => undefined,
+    resolutions: () => {
+      return [...dp.maps.readResolutionCounters()].map(([svcId, counts]) => {
+        const name = core.serviceName(svcId);
+        return [name ? serviceDisplayName(name) : `unknown(${svcId})`, counts] as [
+          string,
+          Record<string, bigint>,
+        ];
+      });
+    },
     sync: () => ({
       synced: core.syncState.state === "synced",
       hubConnected: deps.hubConnected(),
