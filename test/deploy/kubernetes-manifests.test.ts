@@ -24,6 +24,7 @@ import { after, before, describe, it } from "node:test";
 import AjvModule from "ajv";
 import pino from "pino";
 import { parseAllDocuments } from "yaml";
+import { parseHubConfig } from "../../services/hub/src/config.ts";
 import { World } from "../../services/hub/src/model/world.ts";
 import type { ClusterHealthTracker } from "../../services/hub/src/sources/health.ts";
 import { KubeSource } from "../../services/hub/src/sources/kube.ts";
@@ -483,6 +484,38 @@ describe("the hub's RBAC is exactly what its sources use", () => {
       assert.deepEqual([...asked].sort(), [...allowed.keys()].sort(), "every watched resource is listed");
       assert.equal(started, true, "every kind listed");
     });
+  });
+});
+
+describe("the hub's config file (ConfigMap)", () => {
+  it("parses with the hub's own parser, listens where the container's ports are, and finds its kubeconfigs mounted", () => {
+    let seen = 0;
+    for (const ov of overlays) {
+      const objs = render(ov);
+      const hub = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "switchyard-hub");
+      if (!hub) continue;
+      const c = (podSpec(hub).containers as Container[]).find((x) => x.name === "hub")!;
+      const configFile = flagsOf(c.args!).get("--config") as string;
+      const mount = c.volumeMounts!.find((m) => m.mountPath === configFile)!;
+      assert.ok(mount, `${ov}: --config ${configFile} is mounted`);
+      const volume = (podSpec(hub).volumes as Any[]).find((v) => v.name === mount.name);
+      const cm = objs.find((o) => o.kind === "ConfigMap" && o.metadata.name === volume.configMap.name) as Any;
+      const text = cm?.data?.[mount.subPath];
+      assert.ok(typeof text === "string", `${ov}: ConfigMap ${volume.configMap.name} holds ${mount.subPath}`);
+      const parsed = parseHubConfig(text, `${ov}: hub.yaml`);
+      assert.ok(parsed.ok, parsed.ok ? "" : parsed.error);
+      seen++;
+      const port = (name: string) => c.ports!.find((p) => p.name === name)?.containerPort;
+      assert.equal(parsed.value.listen, `0.0.0.0:${port("grpc")}`, `${ov}: listen`);
+      assert.equal(parsed.value.metricsListen, `0.0.0.0:${port("metrics")}`, `${ov}: metricsListen`);
+      for (const cl of parsed.value.clusters)
+        if (cl.kind === "kubeconfig")
+          assert.ok(
+            c.volumeMounts!.some((m) => cl.path.startsWith(`${m.mountPath}/`)),
+            `${ov}: cluster ${cl.name}'s kubeconfig ${cl.path} is in a mounted directory`,
+          );
+    }
+    assert.ok(seen >= 3);
   });
 });
 
