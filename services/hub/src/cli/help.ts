@@ -6,6 +6,7 @@
 import type { Cli } from "@switchyard/lib/cli";
 import { agentCommand } from "./agent.ts";
 import { natsCommand, natsCredsCommand } from "./nats.ts";
+import { clusterCommand } from "./cluster.ts";
 import { pkiCommand } from "./pki.ts";
 import { serveCommand } from "./serve.ts";
 import { signingKeyCommand } from "./signing-key.ts";
@@ -26,6 +27,7 @@ export const HUB_CLI: Cli = {
     pkiCommand,
     natsCommand,
     natsCredsCommand,
+    clusterCommand,
   ],
   footer: `The commands other than serve talk to the running hub through its admin socket
 (STATE-DIR/admin.sock, mode 0600); token, agent and signing-key also work with
