@@ -20,7 +20,7 @@ import { ipFamily } from "@switchyard/lib/ip";
 import { type BalancingAssignment, RedirectFrontendKind, type Resource } from "@switchyard/proto/assignment";
 import { NatMode as BpfNatMode, NatType } from "../bpf/layout.ts";
 import type { Backend } from "../bpf/maps.ts";
-import { compareBackends, type DesiredFrontend, policyFrontendKeys } from "./compute-desired.ts";
+import { compareBackends, type DesiredFrontend, policyFrontendKeys } from "./frontends.ts";
 
 /** The policy a `bpn/<cluster>/<ns>/<name>/<node>` marker names, when it is this node's (others' are ignored). */
 export function balancingNodeOf(r: Resource | undefined, node: string): string | undefined {

@@ -35,43 +35,21 @@
 import { createHash } from "node:crypto";
 import { ipFamily } from "@switchyard/lib/ip";
 import {
-  type LocalBackends,
-  type LocalRedirectAssignment,
   NatMode,
-  Protocol,
-  RedirectFrontendKind,
+  type Protocol,
   type Resource,
   type ServiceAssignment,
   TrafficDistribution,
 } from "@switchyard/proto/assignment";
-import {
-  NatMode as BpfNatMode,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-  NatType,
-  Scope,
-  SY_FE_LOCAL_ONLY,
-  SY_FE_SKIP_FROM_BACKEND,
-  storedServiceName,
-} from "../bpf/layout.ts";
+import { NatMode as BpfNatMode, NatType, Scope, SY_FE_LOCAL_ONLY, storedServiceName } from "../bpf/layout.ts";
 import type { Backend, FrontendKeyModel } from "../bpf/maps.ts";
 import { frontendKeyString } from "../bpf/maps.ts";
 import { balancingNodeOf, computeBalancingFrontends } from "./balancing.ts";
+import { compareBackends, type DesiredFrontend, protoNumber } from "./frontends.ts";
+import { computePolicyFrontends, type FallbackDep, localBackendsOf } from "./local-redirect.ts";
 
-export type DesiredFrontend = {
-  key: FrontendKeyModel;
-  service: string;
-  natType: number;
-  natMode: number;
-  flags: number;
-  affinityTimeoutS: number;
-  portId: number;
-  backends: Backend[];
-  /** local redirect: where a connect goes that is not redirected (empty or absent: refused) */
-  fallback?: Backend[];
-  /** local redirect: redirects per second (absent or 0: no limit) */
-  qosPerSecond?: number;
-};
+// the entry type, for the planner and the reconciler
+export type { DesiredFrontend } from "./frontends.ts";
 
 export type NodeIdentity = { name: string; addresses: readonly string[]; zone?: string | undefined };
 
@@ -87,14 +65,6 @@ const MODE: Record<number, number> = {
   [NatMode.NAT_MODE_LOAD_BALANCER]: BpfNatMode.loadBalancer,
   [NatMode.NAT_MODE_EXTERNAL_IP]: BpfNatMode.externalIp,
 };
-
-export function protoNumber(p: Protocol): number {
-  return p === Protocol.PROTOCOL_UDP ? IPPROTO_UDP : IPPROTO_TCP;
-}
-
-export function compareBackends(a: Backend, b: Backend): number {
-  return a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port;
-}
 
 /** Stable id of (service, port name, protocol): the session-affinity scope. */
 export function computePortId(service: string, portName: string, protocol: Protocol): number {
@@ -162,117 +132,6 @@ function computeServiceFrontends(
     }
   }
   return out;
-}
-
-/** The node an `lrpb/<cluster>/<ns>/<name>/<node>` resource is for (its last segment). */
-function localBackendsNode(r: Resource): string {
-  return r.name.slice(r.name.lastIndexOf("/") + 1);
-}
-
-/** The policy a node's local backends belong to, when they are this node's (others' are ignored). */
-function localBackendsOf(r: Resource | undefined, node: string): LocalBackends | undefined {
-  if (r?.body?.$case !== "localBackends" || localBackendsNode(r) !== node) return undefined;
-  return r.body.value;
-}
-
-/** A policy's frontends with their family and key, each key once (the first): what both policy kinds start from. */
-export function policyFrontendKeys<F extends { ip: string; port: number; protocol: Protocol }>(
-  frontends: readonly F[],
-): Array<{ f: F; family: 4 | 6; key: FrontendKeyModel; ks: string }> {
-  const out: Array<{ f: F; family: 4 | 6; key: FrontendKeyModel; ks: string }> = [];
-  const seen = new Set<string>();
-  for (const f of frontends) {
-    const key: FrontendKeyModel = {
-      ip: f.ip,
-      port: f.port,
-      proto: protoNumber(f.protocol),
-      scope: Scope.exact,
-    };
-    const ks = frontendKeyString(key);
-    if (seen.has(ks)) continue;
-    seen.add(ks);
-    out.push({ f, family: ipFamily(f.ip) === 6 ? 6 : 4, key, ks });
-  }
-  return out;
-}
-
-/** A policy frontend's dependency on Service entries, for its fallback: by Service name or by frontend key. */
-type FallbackDep = { service?: string; key?: string };
-
-/**
- * One policy's frontends on this node. `serviceEntry(ks)` is the Service's
- * entry a Service frontend replaces; `serviceFrontend(svc, ks)` a named
- * Service's computed frontend.
- */
-function computePolicyFrontends(
-  name: string,
-  lrp: LocalRedirectAssignment,
-  local: LocalBackends | undefined,
-  serviceEntry: (ks: string) => DesiredFrontend | undefined,
-  fallbackService: (service: string) => Resource | undefined,
-  serviceFrontend: (service: string, ks: string) => DesiredFrontend | undefined,
-): { frontends: Array<[string, DesiredFrontend]>; deps: FallbackDep[] } {
-  const out: Array<[string, DesiredFrontend]> = [];
-  const deps: FallbackDep[] = [];
-  const byService = lrp.frontendKind === RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE;
-  for (const { f, family, key, ks } of policyFrontendKeys(lrp.frontends)) {
-    const toPort =
-      local?.ports.find((p) => p.name === f.portName && p.protocol === f.protocol) ??
-      local?.ports.find((p) => p.name === f.portName && p.protocol === Protocol.PROTOCOL_UNSPECIFIED);
-    const backends: Backend[] = [];
-    if (toPort) {
-      const seenBackends = new Set<string>();
-      for (const pod of local?.pods ?? []) {
-        // only ready pods that are not going away: the fallback takes over during a rollout
-        if (!pod.ready || pod.terminating) continue;
-        for (const ip of pod.addresses) {
-          if (ipFamily(ip) !== family || seenBackends.has(ip)) continue;
-          seenBackends.add(ip);
-          backends.push({ ip, port: toPort.port });
-        }
-      }
-      backends.sort(compareBackends);
-    }
-    let fallback: Backend[] = [];
-    if (byService) {
-      // the Service entry this frontend replaces: connects go there as if no policy existed
-      deps.push({ key: ks });
-      fallback = serviceEntry(ks)?.backends ?? [];
-    } else if (f.fallbackService) {
-      deps.push({ service: f.fallbackService });
-      const svc = fallbackService(f.fallbackService);
-      const sf =
-        svc?.body?.$case === "service"
-          ? svc.body.value.frontends.find(
-              (x) =>
-                x.mode === NatMode.NAT_MODE_CLUSTER_IP &&
-                x.portName === f.fallbackPortName &&
-                x.protocol === f.protocol &&
-                (ipFamily(x.ip) === 6 ? 6 : 4) === family,
-            )
-          : undefined;
-      if (sf) {
-        const fks = frontendKeyString({ ip: sf.ip, port: sf.port, proto: key.proto, scope: Scope.exact });
-        fallback = serviceFrontend(f.fallbackService, fks)?.backends ?? [];
-      }
-    }
-    out.push([
-      ks,
-      {
-        key,
-        service: name,
-        natType: NatType.localRedirect,
-        natMode: byService ? BpfNatMode.localRedirectService : BpfNatMode.localRedirectAddress,
-        flags: lrp.skipRedirectFromBackend ? SY_FE_SKIP_FROM_BACKEND : 0,
-        affinityTimeoutS: 0,
-        portId: 0,
-        backends,
-        fallback,
-        qosPerSecond: lrp.qosPerSecond,
-      },
-    ]);
-  }
-  return { frontends: out, deps };
 }
 
 function servedBy(r: Resource | undefined): string | undefined {
