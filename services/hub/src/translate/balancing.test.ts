@@ -96,6 +96,17 @@ describe("BalancingPolicy golden tests", () => {
 describe("BalancingPolicy incremental translation", () => {
   const objects = load(path.join(TESTDATA, "modes"));
 
+  /** The case's world, a writer to change it, a translator built from it and the changes since. */
+  function setup() {
+    const world = worldOf(objects);
+    const w = new WorldWriter(world, CLUSTER, silentLogger());
+    const t = new ViewTranslator(CLUSTER, "pod");
+    t.rebuild([world.cluster(CLUSTER)]);
+    const changes: WorldChange[] = [];
+    world.onChange((_c, ch) => ch && changes.push(ch));
+    return { world, w, t, changes };
+  }
+
   /** A translator fed `change` incrementally equals one rebuilt from the result. */
   function check(world: World, t: ViewTranslator, changes: WorldChange[]): Set<string> {
     const changed = t.update([world.cluster(CLUSTER)], changes);
@@ -107,12 +118,7 @@ describe("BalancingPolicy incremental translation", () => {
   }
 
   it("a Pod change recomputes the bp resources that select it, and only those", () => {
-    const world = worldOf(objects);
-    const w = new WorldWriter(world, CLUSTER, silentLogger());
-    const t = new ViewTranslator(CLUSTER, "pod");
-    t.rebuild([world.cluster(CLUSTER)]);
-    const changes: WorldChange[] = [];
-    world.onChange((_c, ch) => ch && changes.push(ch));
+    const { world, w, t, changes } = setup();
     w.upsert({
       apiVersion: "v1",
       kind: "Pod",
@@ -134,12 +140,7 @@ describe("BalancingPolicy incremental translation", () => {
   });
 
   it("an edit in place changes the policy's one resource (no remove and re-add); a Node's entry addresses move nodeProxy backends", () => {
-    const world = worldOf(objects);
-    const w = new WorldWriter(world, CLUSTER, silentLogger());
-    const t = new ViewTranslator(CLUSTER, "pod");
-    t.rebuild([world.cluster(CLUSTER)]);
-    const changes: WorldChange[] = [];
-    world.onChange((_c, ch) => ch && changes.push(ch));
+    const { world, w, t, changes } = setup();
     const ext = objects.find(
       (o) =>
         (o as { metadata: { name: string } }).metadata.name === "ext" &&
@@ -171,12 +172,8 @@ describe("BalancingPolicy incremental translation", () => {
   });
 
   it("when the older LocalRedirectPolicy goes, the BalancingPolicy it held back takes over", () => {
-    const world = worldOf(objects);
-    const t = new ViewTranslator(CLUSTER, "pod");
-    t.rebuild([world.cluster(CLUSTER)]);
+    const { world, t, changes } = setup();
     assert.equal(t.balancingVerdicts.get("shop/legacy-bp")?.reason, "Conflict");
-    const changes: WorldChange[] = [];
-    world.onChange((_c, ch) => ch && changes.push(ch));
     world.remove(CLUSTER, "LocalRedirectPolicy", "shop", "legacy-lrp");
     check(world, t, changes);
     assert.equal(t.balancingVerdicts.get("shop/legacy-bp")?.reason, "Accepted");
