@@ -60,7 +60,9 @@ describe("agent and hub metrics ports", () => {
     await stack.startBackend("backend-b", "198.18.3.12", 8080);
     await stack.startNats();
     token = stack.createToken("east");
-    stack.onCleanup(() => stack.agent?.stop());
+    stack.onCleanup(async () => {
+      await stack.agent?.stop();
+    });
     // the hub comes later: the first agent runs with none
     fs.writeFileSync(path.join(stack.stateDir, "dir"), dir);
   });
