@@ -8,9 +8,10 @@ import os from "node:os";
 import path from "node:path";
 import { fetchPinnedCa } from "@switchyard/lib/ca-pin";
 import { parseFlags, VERSION } from "@switchyard/lib/cli";
+import { SwitchyardError } from "@switchyard/lib/errors";
 import { ipFamily } from "@switchyard/lib/ip";
-import { parseListen } from "@switchyard/lib/metrics-server";
 import { createRootLogger } from "@switchyard/lib/log";
+import { parseListen } from "@switchyard/lib/metrics-server";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath } from "./bpf/datapath.ts";
@@ -21,7 +22,9 @@ import { DEFAULT_EVENTS_BUFFER_BYTES } from "./events/publisher.ts";
 import { startEvents } from "./events/start-events.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
+import type { CaSource } from "./hubclient/transport-diagnosis.ts";
 import { serveAgentMetrics } from "./metrics/serve-agent-metrics.ts";
+import { checkCaFile, checkCgroup, checkPrivileges, isLoopbackAddress } from "./preflight.ts";
 import { HeldViewKeeper, readHeldView } from "./state/held-view.ts";
 import { writeSyncStatus } from "./state/sync-status.ts";
 
@@ -63,6 +66,13 @@ export async function run(argv: string[]): Promise<void> {
     fail(
       "give --token ID.SECRET (from `switchyard-hub token create`) or set SWITCHYARD_TOKEN; this node holds no credential from an earlier join",
     );
+  // before anything is loaded or pinned: root or the capabilities, and the CA file named
+  const privileges = checkPrivileges();
+  if (!privileges.ok) throw new SwitchyardError("permission_denied", privileges.error);
+  if (values["hub-ca"]) {
+    const c = checkCaFile("--hub-ca", values["hub-ca"]);
+    if (!c.ok) fail(c.error);
+  }
   // the hub's CA: given, pinned earlier, or fetched now and checked against --hub-ca-hash
   let caFile = values["hub-ca"];
   const pinned = path.join(values["state-dir"], "hub-ca.crt");
@@ -76,6 +86,20 @@ export async function run(argv: string[]): Promise<void> {
   }
   const log = createRootLogger("switchyard-agent", values["log-level"]).child({ node });
   const cgroup = values.cgroup ?? findCgroup2Root();
+  const cgroupOk = checkCgroup(cgroup);
+  if (!cgroupOk.ok) fail(cgroupOk.error);
+  const caSource: CaSource = !caFile
+    ? undefined
+    : values["hub-ca"]
+      ? { flag: "--hub-ca", file: caFile }
+      : { flag: "--hub-ca-hash", file: caFile };
+  // a join token (or credential) in clear off this host can be read on the path and used to join as this node
+  if (!caFile)
+    for (const hub of values.hub.filter((h) => !isLoopbackAddress(h)))
+      log.warn(
+        { hub },
+        "sending the join token and credential to the hub in clear (no TLS): anyone on the path can read them and join as this node; give --hub-ca FILE or --hub-ca-hash",
+      );
 
   const addresses = values["node-address"].length > 0 ? values["node-address"] : nodeAddresses();
   for (const a of addresses) if (!ipFamily(a)) fail(`--node-address "${a}" is not an IP address`);
@@ -104,6 +128,17 @@ export async function run(argv: string[]): Promise<void> {
     maxFrontends,
     maxBackends,
   });
+  // a start that fails from here on, or an agent stopped before its programs were attached, leaves
+  // nothing behind: the pins this start made go (an earlier run's stay, and keep serving)
+  let started = false;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    if (!started || dp.attachPending) dp.abandon();
+    else dp.close();
+  };
+  process.once("exit", release);
   const stateDir = values["state-dir"];
   const core = new AgentCore(dp.maps, node, addresses, log.child({ component: "sync" }));
   // the last complete view an earlier run applied: resume from it (the maps are not touched until a hub answers)
@@ -157,8 +192,20 @@ export async function run(argv: string[]): Promise<void> {
       log.warn({ reason: (e as Error).message }, "cannot write the sync status in the state directory");
     }
   };
+  // a first start attaches its programs once the maps hold a complete view (the hub's, or the held one)
+  const attachIfReady = () => {
+    if (!dp.attachPending || !(core.viewInMaps || core.syncState.state === "synced")) return;
+    try {
+      dp.attachNow();
+    } catch (e) {
+      process.stderr.write(`switchyard-agent: ${(e as Error).message}\n`);
+      process.exit(1);
+    }
+    log.info({ cgroup }, "programs attached: the maps hold a complete view");
+  };
   saveStatus();
   commitIfReady();
+  attachIfReady();
   const keeper = new HeldViewKeeper(
     stateDir,
     // only a complete view: never a part of a change whose other messages are still on their way
@@ -186,6 +233,7 @@ export async function run(argv: string[]): Promise<void> {
     lastAppliedAt = Date.now();
     keeper.schedule();
     commitIfReady();
+    attachIfReady();
     saveStatus();
   };
   // off the main thread; the datapath logs what each walk destroyed
@@ -225,6 +273,7 @@ export async function run(argv: string[]): Promise<void> {
     nodeAddresses: addresses,
     agentVersion: VERSION,
     caFile,
+    caSource,
     log: log.child({ component: "hubclient" }),
     heldVersions: () => core.store.versions(),
     heldViewVersion: () => core.store.viewVersion,
@@ -265,13 +314,17 @@ export async function run(argv: string[]): Promise<void> {
     const a = metricsServer.address() as import("node:net").AddressInfo;
     log.info({ address: `${a.address}:${a.port}` }, "metrics listening (/metrics, /healthz, /readyz)");
   }
-  process.stdout.write(`agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}\n`);
+  started = true;
+  process.stderr.write(
+    `agent running on cgroup ${cgroup}, pins in ${values["pin-dir"]}${dp.attachPending ? " (programs attach once a complete view is in the maps)" : ""}\n`,
+  );
 
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
+    if (dp.attachPending) log.info({}, "agent stopping before it served; the pins it made are removed");
+    else log.info({}, "agent stopping; pinned maps and links stay, so resolution keeps working");
     client.stop();
     core.stop();
     clearInterval(stagedCheck);
@@ -280,7 +333,7 @@ export async function run(argv: string[]): Promise<void> {
     reader?.close();
     metricsServer?.close();
     await events?.close().catch(() => {});
-    dp.close();
+    release();
     process.exit(0);
   };
   process.on("SIGINT", stop);

@@ -128,6 +128,12 @@ export class LibbpfDatapath {
   private readonly objectPath: string;
   /** the maps pinned in maps-next/ while an upgrade is staged (undefined: none is) */
   private stagedMaps: MapName[] | undefined;
+  /** no program is attached yet: a first start waits for a complete view (attachPending) */
+  private unattached = false;
+  /** the pins this start made (none of an earlier run): what `abandon()` removes */
+  private readonly madePins: string[] = [];
+  /** the pin directories this start created */
+  private madeDirs: Array<string | undefined> = [];
 
   private constructor(
     obj: Ptr,
@@ -146,8 +152,12 @@ export class LibbpfDatapath {
   }
 
   /**
-   * Loads the object, reusing pinned maps, and attaches (or re-targets the
-   * pinned link of) every program. Nothing already in the maps is cleared.
+   * Loads the object, reusing pinned maps, and re-targets the pinned link of
+   * every program when an earlier run pinned them (a restart or upgrade
+   * serves on). On a first start (no links pinned) nothing is attached yet:
+   * `attachPending` is true until the caller has filled the maps with a
+   * complete view and calls `attachNow()`. Nothing already in the maps is
+   * cleared; a failed start removes the pins it made.
    *
    * When a pinned map cannot be reused by this build (checked per map, as
    * libbpf checks it: type, key and value size, max_entries, flags), the
@@ -175,6 +185,8 @@ export class LibbpfDatapath {
 
     const obj = checkPtr(ffi.openFile(opts.objectPath, null), `opening BPF object ${opts.objectPath}`);
     let staged: MapName[] | undefined;
+    // the maps this start pins in maps/ (an earlier run's stay whatever happens)
+    const madeMapPins = MAPS.map((n) => path.join(mapDir, n)).filter((p) => !fs.existsSync(p));
     try {
       const fds = {} as Record<MapName, number>;
       const mapPtrs = {} as Record<MapName, Ptr>;
@@ -234,8 +246,11 @@ export class LibbpfDatapath {
         log,
         opts.objectPath,
       );
+      dp.madeDirs = created;
+      dp.madePins.push(...madeMapPins.filter((p) => !staged?.includes(path.basename(p) as MapName)));
       if (staged) dp.stagedMaps = staged;
-      else dp.attach();
+      else if (PROGRAMS.some((name) => fs.existsSync(path.join(linkDir, name)))) dp.attach();
+      else dp.unattached = true;
       if (dp.maps.grace.kind !== "membarrier")
         log.warn({ gracePeriod: dp.maps.grace.kind }, "map writes wait for the programs with a fixed delay");
       if (canDestroy) {
@@ -246,9 +261,36 @@ export class LibbpfDatapath {
     } catch (e) {
       ffi.close(obj);
       if (staged) unpinAll(nextDir);
+      unlinkAll(madeMapPins);
       removeIfEmpty([linkDir, mapDir, opts.pinDir], created);
       throw e;
     }
+  }
+
+  /** A first start: no program is attached until `attachNow()`. */
+  get attachPending(): boolean {
+    return this.unattached;
+  }
+
+  /** Attaches every program to the cgroup (a first start, once the maps hold a complete view). */
+  attachNow(): void {
+    if (!this.unattached) return;
+    this.attach();
+    this.unattached = false;
+  }
+
+  /**
+   * A start that failed, or ended before it served: releases the handles
+   * and removes every pin this start made (maps and links; an earlier run's
+   * stay), so nothing is left attached or pinned by it.
+   */
+  abandon(): void {
+    this.close();
+    unlinkAll(this.madePins.splice(0));
+    removeIfEmpty(
+      [path.join(this.pinDir, "links"), path.join(this.pinDir, "maps"), this.pinDir],
+      this.madeDirs,
+    );
   }
 
   /**
@@ -294,6 +336,7 @@ export class LibbpfDatapath {
       );
     }
     const links: Ptr[] = [];
+    const made: string[] = [];
     try {
       for (const name of PROGRAMS) {
         const prog = checkPtr(ffi.findProgram(this.obj, name), `finding program ${name}`);
@@ -308,16 +351,19 @@ export class LibbpfDatapath {
           const link = checkPtr(ffi.attachCgroup(prog, cgfd), `attaching ${name} to cgroup ${cgroupPath}`);
           links.push(link);
           checkRc(ffi.linkPin(link, pin) as number, `pinning link ${pin}`);
+          made.push(pin);
           this.log.info({ program: name, cgroup: cgroupPath, pin }, "program attached");
         }
       }
       this.links = links;
+      this.madePins.push(...made);
     } catch (e) {
-      // our handles go; what is pinned stays attached (a later attempt finds it)
+      // our handles go; the links this attempt pinned go too (an earlier run's stay, a later attempt finds them)
       for (const l of links) {
         ffi.linkDisconnect(l);
         ffi.linkDestroy(l);
       }
+      unlinkAll(made);
       throw e;
     } finally {
       fs.closeSync(cgfd);
@@ -497,6 +543,11 @@ function incompatiblePins(mapPtrs: Record<MapName, Ptr>, mapDir: string): Map<Ma
     }
   }
   return out;
+}
+
+/** Removes pins (a map or link goes once nothing else holds it); ones already gone are skipped. */
+function unlinkAll(pins: string[]): void {
+  for (const p of pins) fs.rmSync(p, { force: true });
 }
 
 /** Unpins every map in `dir` and removes it (a map is freed when no program or pin holds it). */

@@ -22,6 +22,13 @@ import {
 } from "@switchyard/proto/assignment";
 import type { ResourceError } from "../desired/resources.ts";
 import type { CredentialStore } from "./credential-store.ts";
+import {
+  type CaSource,
+  explainTlsError,
+  explainTransportMismatch,
+  isConnectFailure,
+  probeHubTransport,
+} from "./transport-diagnosis.ts";
 import { unpackResources } from "./unpack.ts";
 
 export type HubClientOptions = {
@@ -34,6 +41,8 @@ export type HubClientOptions = {
   agentVersion: string;
   /** PEM CA bundle that signs the hub's certificate; insecure when absent */
   caFile: string | undefined;
+  /** the flag caFile came from, for errors that say which one to fix */
+  caSource?: CaSource;
   log: Logger;
   /** versions held, sent as initial_resource_versions when the hub asks for them */
   heldVersions: () => Record<string, string>;
@@ -58,6 +67,9 @@ export class HubClient {
   private resendVersions = false;
   /** the next attempt goes at once (the hub asked for the versions held), without touching the backoff */
   private immediate = false;
+  /** the last failure explained in words (logged once until it changes or the agent joins) */
+  private explained: string | undefined;
+  private probing = false;
 
   constructor(opts: HubClientOptions) {
     if (opts.hubs.length === 0) throw new Error("at least one hub address is needed");
@@ -111,13 +123,17 @@ export class HubClient {
         this.backoffMs = 250;
         this.connectedHub = hub;
         this.resendVersions = false;
+        this.explained = undefined;
         log.info({ hubId: m.welcome.hubId, cluster: m.welcome.cluster }, "joined hub");
         this.opts.onWelcome(m.welcome);
       }
       if (m.credential?.token) {
         try {
-          this.opts.credentials?.save(m.credential.token, m.credential.expiresAt);
-          log.info({ expiresAt: m.credential.expiresAt }, "agent credential received");
+          this.opts.credentials?.save(m.credential.token, m.credential.expiresAt, m.credential.natsCreds);
+          log.info(
+            { expiresAt: m.credential.expiresAt, natsUser: m.credential.natsCreds !== "" },
+            "agent credential received",
+          );
         } catch (e) {
           // the stream goes on; the next connect presents the join token again
           log.error({ err: (e as Error).message }, "cannot keep the agent credential in the state directory");
@@ -198,7 +214,7 @@ export class HubClient {
         this.hubIndex--;
         // once, at once: the backoff itself stays (a hub that then goes away is retried with it)
         this.immediate = true;
-      } else {
+      } else if (!this.explainFailure(hub, e.details, log)) {
         log.warn(
           { code: grpc.status[e.code], reason: e.details, wasJoined: gotWelcome },
           "hub stream failed",
@@ -225,6 +241,37 @@ export class HubClient {
         },
       },
     });
+  }
+
+  /**
+   * A failure that has a cause a person can fix (a CA that did not sign the
+   * hub's certificate, TLS on one side only) is said in words, once until
+   * it changes; true when it was (the raw line is then left out).
+   */
+  private explainFailure(hub: string, details: string, log: Logger): boolean {
+    const ca =
+      this.opts.caSource ??
+      (this.opts.caFile ? { flag: "--hub-ca" as const, file: this.opts.caFile } : undefined);
+    const said = (reason: string) => {
+      if (reason !== this.explained) log.error({ reason }, "cannot join the hub");
+      this.explained = reason;
+    };
+    const tlsProblem = explainTlsError(details, hub, ca);
+    if (tlsProblem) {
+      said(tlsProblem);
+      return true;
+    }
+    if (!isConnectFailure(details)) return false;
+    if (this.explained && this.probing) return true;
+    if (!this.probing) {
+      this.probing = true;
+      void probeHubTransport(hub).then((p) => {
+        this.probing = false;
+        const mismatch = explainTransportMismatch(hub, p.speaks, ca);
+        if (mismatch && !this.stopped && this.connectedHub === undefined) said(mismatch);
+      });
+    }
+    return this.explained !== undefined;
   }
 
   private retry(): void {
