@@ -3,9 +3,13 @@
  * token and rotated by the hub before it expires. Kept in the agent's state
  * directory (mode 0600) for this node name only, so a restarted agent
  * reconnects without its join token (which may have expired meanwhile).
+ * The NATS user the hub sends with it (when the hubs sign a NATS account)
+ * is kept beside it as a standard .creds file (nats.creds, 0600), which the
+ * events connection reads at every (re)connect (events/nats-auth.ts).
  */
 import fs from "node:fs";
 import path from "node:path";
+import { NATS_CREDS_FILE } from "../events/nats-auth.ts";
 
 type Stored = { node: string; token: string; expiresAt: string };
 
@@ -33,15 +37,21 @@ export class CredentialStore {
     return { token: s.token, expiresAt: s.expiresAt };
   }
 
-  save(token: string, expiresAt: string): void {
+  save(token: string, expiresAt: string, natsCreds = ""): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.${process.pid}.tmp`;
     const body: Stored = { node: this.node, token, expiresAt };
-    fs.writeFileSync(tmp, `${JSON.stringify(body)}\n`, { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    writeWhole(this.file, `${JSON.stringify(body)}\n`);
+    if (natsCreds !== "") writeWhole(path.join(path.dirname(this.file), NATS_CREDS_FILE), natsCreds);
   }
 
   clear(): void {
     fs.rmSync(this.file, { force: true });
   }
+}
+
+/** Written beside, then renamed over: a reader never sees half of it. */
+function writeWhole(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text, { mode: 0o600 });
+  fs.renameSync(tmp, file);
 }

@@ -62,7 +62,11 @@ const welcome = (
     systemVersion: "",
     welcome: { hubId: "fake", cluster: "c", viewClusters: ["c"], nodeZone: "", inSync: false },
     credential: credential
-      ? { token: credential, expiresAt: new Date(Date.now() + 3_600_000).toISOString() }
+      ? {
+          token: credential,
+          expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+          natsCreds: "-----BEGIN NATS USER JWT-----\nfake\n------END NATS USER JWT------\n",
+        }
       : undefined,
     resources: [],
     removedResources: [],
@@ -141,6 +145,10 @@ describe("HubClient resume", () => {
     assert.equal(hub.hellos[1]!.auth, "Bearer sya1.payload.sig");
     assert.equal(new CredentialStore(stateDir, "n1").load()?.token, "sya1.payload.sig");
     assert.equal(new CredentialStore(stateDir, "other-node").load(), undefined, "only for its own node");
+    // the NATS user that came with it, where the events connection reads it
+    const creds = path.join(stateDir, "nats.creds");
+    assert.match(fs.readFileSync(creds, "utf8"), /BEGIN NATS USER JWT-----\nfake/);
+    assert.equal(fs.statSync(creds).mode & 0o777, 0o600);
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
 });
