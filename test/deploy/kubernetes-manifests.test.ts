@@ -602,6 +602,20 @@ describe("the hub Deployment", () => {
         np?.spec.ingress.some((r: Any) => r.ports.some((p: Any) => p.port === "grpc")),
         `${ov}: the hub's port`,
       );
+      // the bundled NATS, when its NetworkPolicy is there, admits the hub pods on its client port (their state)
+      const natsNp = objs.find(
+        (o) => o.kind === "NetworkPolicy" && o.metadata.name === "switchyard-nats",
+      ) as Any;
+      const hubLabels = (hub as Any).spec.template.metadata.labels;
+      if (natsNp)
+        assert.ok(
+          natsNp.spec.ingress.some(
+            (r: Any) =>
+              r.ports.some((p: Any) => p.port === "client") &&
+              r.from.some((f: Any) => selectorMatches(f.podSelector?.matchLabels ?? { none: "" }, hubLabels)),
+          ),
+          `${ov}: NATS admits the hubs on its client port`,
+        );
     }
     assert.ok(seen >= 3);
   });
