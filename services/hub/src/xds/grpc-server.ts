@@ -476,8 +476,10 @@ export class AssignmentServer {
         );
         return;
       }
-      if (!session) return fail(Status.FAILED_PRECONDITION, `${kind.$case} before hello was answered`);
+      // a report may come right after the Welcome, before the credential is sent and acks are taken
       if (kind.$case === "nodeReport") {
+        if (agentNode === undefined)
+          return fail(Status.FAILED_PRECONDITION, "nodeReport before hello was answered");
         const r = parseNodeReport(kind.value);
         if (!r.ok) log.warn({ node: agentNode, cluster, reason: r.error }, "agent's entry addresses refused");
         else {
@@ -486,10 +488,11 @@ export class AssignmentServer {
               { node: agentNode, cluster, reason: kind.value.entryProblem.slice(0, 200) },
               "agent reports no entry address",
             );
-          this.opts.onEntryAddresses?.(cluster, agentNode!, r.value);
+          this.opts.onEntryAddresses?.(cluster, agentNode, r.value);
         }
         return;
       }
+      if (!session) return fail(Status.FAILED_PRECONDITION, "ack before hello was answered");
       const ack = kind.value;
       const error = ack.error
         ? {
