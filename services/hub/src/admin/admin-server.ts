@@ -12,6 +12,7 @@ import {
   AdminServiceService,
   type AgentInfo,
   type ClusterInfo,
+  type LookupRequest,
   type PolicyInfo,
   type TokenInfo,
 } from "@switchyard/proto/admin";
@@ -23,6 +24,7 @@ import type { ClusterManager } from "../sources/manager.ts";
 import type { PolicyBook } from "../status/policy-status.ts";
 import type { AssignmentServer } from "../xds/grpc-server.ts";
 import type { SnapshotCache } from "../xds/snapshots.ts";
+import { answerLookup, type LookupDeps } from "./lookup-service.ts";
 
 export function adminSocketPath(stateDir: string): string {
   return path.join(stateDir, "admin.sock");
@@ -52,6 +54,8 @@ type Deps = {
   credentials: CredentialAuthority;
   assignments: AssignmentServer;
   policies?: Pick<PolicyBook, "rows">;
+  /** what Lookup reads (absent: Lookup is unavailable) */
+  lookup?: LookupDeps;
 };
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
@@ -95,12 +99,13 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
     }));
   const listClusters = (): ClusterInfo[] => {
     const { clusters, imports } = deps.clusterConfigs();
-    const rejected = deps.clusters.rejected();
     const held = deps.snapshots?.held() ?? new Map<string, readonly string[]>();
     return clusters.map((c) => {
       const st = deps.world.clusters.get(c.name);
       const h = st?.health;
       const holding = [...held].filter(([, waiting]) => waiting.includes(c.name)).map(([view]) => view);
+      const failure = deps.clusters.failure(c.name);
+      const rejectedNow = deps.clusters.rejectedNow(c.name);
       return {
         name: c.name,
         source: c.kind,
@@ -119,7 +124,10 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         services: st?.services.size ?? 0,
         endpointSlices: st?.slices.size ?? 0,
         nodes: st?.nodes.size ?? 0,
-        rejectedObjects: rejected.get(c.name) ?? 0,
+        // the objects refused now (a count of every refusal since start is the metric's)
+        rejectedObjects: rejectedNow.length,
+        failed: failure !== undefined,
+        rejected: rejectedNow,
         pods: st?.pods.size ?? 0,
         localRedirectPolicies: st?.localRedirects.size ?? 0,
       };
@@ -144,6 +152,13 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         }),
       ),
     })),
+    lookup: unary((req: LookupRequest) => {
+      if (!deps.lookup)
+        throw Object.assign(new Error("lookup is not served by this hub"), {
+          code: grpc.status.UNIMPLEMENTED,
+        });
+      return answerLookup(deps.lookup, req);
+    }),
     listTokens: unary(() => ({ tokens: deps.tokens.list().map(tokenInfo) })),
     createToken: unary(
       async (req: {
@@ -155,7 +170,14 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         reach: string;
       }) => {
         if (!deps.clusterConfigs().clusters.some((c) => c.name === req.cluster))
-          throw invalid(`cluster "${req.cluster}" is not a cluster of this hub`);
+          throw invalid(
+            `cluster "${req.cluster}" is not a cluster of this hub (its clusters: ${
+              deps
+                .clusterConfigs()
+                .clusters.map((c) => c.name)
+                .join(", ") || "none"
+            })`,
+          );
         const scopeError = checkTokenScope({
           nodePattern: req.nodePattern || "*",
           reach: req.reach || "pod",

@@ -134,6 +134,29 @@ export function createHubMetrics(deps: {
     },
   });
   new client.Gauge({
+    name: "switchyard_hub_objects_rejected_now",
+    help: "the cluster's objects refused as they are now (invalid; `switchyard-hub clusters` names them and says why)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const cluster of clusters.clusters) this.set({ cluster }, clusters.rejectedNow(cluster).length);
+      });
+    },
+  });
+  new client.Gauge({
+    name: "switchyard_hub_cluster_failed",
+    help: "1 while the cluster's source cannot start (e.g. its kubeconfig cannot be read; the log and `switchyard-hub clusters` say why)",
+    labelNames: ["cluster"],
+    registers: [registry],
+    collect() {
+      each(this, () => {
+        for (const c of world.clusters.values())
+          this.set({ cluster: c.name }, clusters.failure(c.name) === undefined ? 0 : 1);
+      });
+    },
+  });
+  new client.Gauge({
     name: "switchyard_hub_agents_connected",
     help: "agents with an open assignment stream, per home cluster",
     labelNames: ["cluster"],

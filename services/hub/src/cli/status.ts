@@ -106,11 +106,13 @@ async function statusCommand(what: What, argv: string[]): Promise<void> {
           c.name,
           c.source,
           c.imports.join(",") || "-",
-          c.withdrawn
-            ? `withdrawn (since ${c.staleSince})`
-            : c.stale
-              ? `stale (since ${c.staleSince})`
-              : "ok",
+          c.failed
+            ? "failed"
+            : c.withdrawn
+              ? `withdrawn (since ${c.staleSince})`
+              : c.stale
+                ? `stale (since ${c.staleSince})`
+                : "ok",
           String(c.services),
           String(c.endpointSlices),
           String(c.nodes),
@@ -120,6 +122,16 @@ async function statusCommand(what: What, argv: string[]): Promise<void> {
           c.reason,
         ]);
       process.stdout.write(table(rows));
+      // the objects refused now, each with why (the previous version of each is what is served)
+      const refused = clusters.flatMap((c) => c.rejected.map((r) => ({ cluster: c.name, ...r })));
+      if (refused.length > 0) {
+        const list = [["CLUSTER", "KIND", "OBJECT", "WHY REJECTED"]];
+        for (const r of refused)
+          list.push([r.cluster, r.kind, r.namespace ? `${r.namespace}/${r.name}` : r.name, r.reason]);
+        process.stdout.write(
+          `\nrejected objects (their previous version, if any, is served):\n${table(list)}`,
+        );
+      }
     }
   } finally {
     hub.close();

@@ -1,4 +1,7 @@
 /** `switchyard-hub token create|list|revoke`: join tokens, through the running hub or on the state. */
+
+import fs from "node:fs";
+import path from "node:path";
 import { type Command, parseFlags } from "@switchyard/lib/cli";
 import { parseDuration } from "@switchyard/lib/duration";
 import type {
@@ -9,6 +12,8 @@ import type {
 } from "@switchyard/proto/admin";
 import { call, tokenInfo } from "../admin/admin-server.ts";
 import { checkTokenScope, TokenStore } from "../auth/tokens.ts";
+import type { HubState } from "../state/hub-state.ts";
+import { metaKey } from "../state/last-known.ts";
 import { fail, STATE_FLAGS, table, viaHubOrState } from "./common.ts";
 
 const HELP = `switchyard-hub token — join tokens: what admits a new agent to a cluster
@@ -35,6 +40,33 @@ Flags:
                           runs on --state-dir)
 `;
 
+/**
+ * `token create` with no hub running: a state directory where no hub ever
+ * lived (no state file) is a wrong --state-dir, not a place to start one;
+ * a cluster the state knows nothing of, while it knows others (their last
+ * known state), is a typo.
+ */
+function refuseUnknownClusterInState(
+  state: HubState,
+  cluster: string,
+  stateDir: string,
+  nats: string[],
+): void {
+  if (nats.length === 0 && !fs.existsSync(path.join(stateDir, "state.json")))
+    fail(
+      `no hub lives in --state-dir ${stateDir} (no hub answers on its admin socket and it holds no hub state); give the --state-dir the hub runs with`,
+    );
+  const known = state.list(metaKey("")).map(([k]) => k.slice(metaKey("").length));
+  if (known.length > 0 && !known.includes(cluster))
+    fail(`cluster "${cluster}" is not known to the hub of this state (it knows ${known.join(", ")})`);
+}
+
+/** now or later: an expired token is marked in the list (it admits nobody) */
+function expiryOf(t: TokenInfo, now = Date.now()): string {
+  if (!t.expiresAt) return "never";
+  return Date.parse(t.expiresAt) <= now ? `${t.expiresAt} (expired)` : t.expiresAt;
+}
+
 function printTokens(tokens: TokenInfo[]): void {
   const rows = [["ID", "CLUSTER", "REACH", "EXPIRES", "NODES", "DESCRIPTION"]];
   for (const t of tokens)
@@ -42,7 +74,7 @@ function printTokens(tokens: TokenInfo[]): void {
       t.id,
       t.cluster,
       t.reach,
-      t.expiresAt || "never",
+      expiryOf(t),
       `${t.nodes.length}${t.maxNodes ? `/${t.maxNodes}` : ""} ${t.nodePattern !== "*" ? `(${t.nodePattern})` : ""}`.trim(),
       t.description,
     ]);
@@ -81,6 +113,9 @@ async function runToken(argv: string[]): Promise<void> {
     const store = state ? new TokenStore(state) : undefined;
     if (sub === "create") {
       if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
+      // with no hub answering: the state must be a hub's, and name the cluster when it names any
+      if (state)
+        refuseUnknownClusterInState(state, values.cluster, values["state-dir"], values["state-nats"]);
       let ttlMs = 0;
       if (values.ttl !== "0") {
         const d = parseDuration(values.ttl);

@@ -117,7 +117,9 @@ export class DirectorySource implements ClusterSource {
         continue;
       }
       if (this.writer.upsert(e.raw, file)) kept.set(k, e);
-      else if (old) kept.set(k, old);
+      // refused: the previous version stays in the world; the file's text is the refused one, so that
+      // putting the previous text back is applied again (and clears the rejection)
+      else if (old) kept.set(k, { ...old, json: e.json });
       // refused with nothing before it: remembered, so that its leaving the file is told (a refused
       // policy is listed until then)
       else kept.set(k, e);

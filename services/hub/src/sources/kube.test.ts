@@ -214,3 +214,72 @@ describe("KubeSource: Pods, LocalRedirectPolicies and policy status against the 
     await waitUntil("the policy is gone", () => (held() ? undefined : true));
   });
 });
+
+describe("KubeSource: an API server that cannot be reached", () => {
+  it("backs off exponentially and says the cause (address and error) once, not once per kind and retry", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-kube-down-"));
+    // a port nothing listens on
+    const net = await import("node:net");
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as import("node:net").AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const kubeconfig = path.join(dir, "down.kubeconfig");
+    fs.writeFileSync(
+      kubeconfig,
+      `apiVersion: v1
+kind: Config
+clusters: [{ name: down, cluster: { server: "https://127.0.0.1:${port}", insecure-skip-tls-verify: true } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: down, context: { cluster: down, user: u } }]
+current-context: down
+`,
+    );
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const health: string[] = [];
+    const tracker = {
+      report: (_c: string, up: boolean, reason?: string) => health.push(up ? "up" : `down: ${reason}`),
+      synced: () => {},
+    } as unknown as ClusterHealthTracker;
+    const source = new KubeSource(new WorldWriter(new World(), "down", log, tracker), log, {
+      kubeconfig,
+      apiTimeoutMs: 60_000,
+    });
+    try {
+      assert.equal(await source.start(), false);
+      const serviceRetries = () =>
+        lines
+          .filter((l) => l["kind"] === "Service" && typeof l["retryMs"] === "number")
+          .map((l) => l["retryMs"]);
+      await waitUntil(
+        "three retries of the Service watch",
+        () => (serviceRetries().length >= 3 ? true : undefined),
+        20_000,
+      );
+      const retries = serviceRetries() as number[];
+      for (let i = 1; i < retries.length; i++)
+        assert.ok(retries[i]! > retries[i - 1]!, `each retry waits longer: ${retries.join(", ")}`);
+      const said = lines.filter((l) =>
+        l["msg"]?.toString().startsWith("cannot watch the cluster's API server"),
+      );
+      assert.equal(said.length, 1, `said once: ${JSON.stringify(said)}`);
+      assert.equal(
+        said[0]!["reason"],
+        `API server https://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,
+      );
+      assert.equal(
+        lines.filter((l) => l["level"] === 40 && l["kind"] !== undefined).length,
+        1,
+        "no warn line per kind",
+      );
+      assert.match(
+        health[0] ?? "",
+        new RegExp(`down: \\w+ watch: API server https://127.0.0.1:${port}: connect ECONNREFUSED`),
+      );
+    } finally {
+      await source.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

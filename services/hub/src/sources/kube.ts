@@ -23,6 +23,7 @@
  * objects it did not list are removed then; every kind listed = synced).
  */
 import * as k8s from "@kubernetes/client-node";
+import { SwitchyardError } from "@switchyard/lib/errors";
 import type { Logger } from "@switchyard/lib/log";
 import type { KubeKind, PolicyKind } from "../model/types.ts";
 import type { PolicyStatus, PolicyStatusClient } from "../status/policy-status.ts";
@@ -61,6 +62,28 @@ const MCS = { group: "multicluster.x-k8s.io", version: "v1alpha1" };
 /** Paths come from WATCHED_RESOURCES (kube-api.ts), which the hub's RBAC is tested against. */
 const pathOf = (kind: KubeKind) => resourcePath(watchedResource(kind));
 
+/**
+ * A failed request in words: the API server's address and the cause
+ * (client-node's fetch says only "fetch failed"; the socket's error is its
+ * cause).
+ */
+export function describeKubeError(e: unknown, server: string): string {
+  const err = e as { message?: unknown; cause?: { code?: unknown; message?: unknown }; statusCode?: unknown };
+  const cause = err?.cause;
+  const code = typeof cause?.code === "string" ? cause.code : undefined;
+  const causeMsg = typeof cause?.message === "string" ? cause.message : undefined;
+  const status = statusOf(e);
+  const what =
+    causeMsg && (code === undefined || causeMsg.includes(code))
+      ? causeMsg
+      : code
+        ? `${code}${causeMsg ? ` (${causeMsg})` : ""}`
+        : status !== undefined
+          ? `HTTP ${status}${typeof err?.message === "string" ? `: ${err.message.split("\n")[0]}` : ""}`
+          : String(err?.message ?? e);
+  return `API server ${server}: ${what}`;
+}
+
 function statusOf(e: unknown): number | undefined {
   const o = e as { statusCode?: unknown; code?: unknown };
   const c = o?.statusCode ?? o?.code;
@@ -80,6 +103,10 @@ export class KubeSource implements ClusterSource {
   private readonly down = new Map<string, string>();
   private readonly apiTimeoutMs: number;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** the API server's address, for errors */
+  private readonly server: string;
+  /** the failure last said in the log (said again only when it changes) */
+  private lastSaid: string | undefined;
 
   constructor(writer: WorldWriter, log: Logger, opts: KubeSourceOptions) {
     this.writer = writer;
@@ -88,9 +115,23 @@ export class KubeSource implements ClusterSource {
     this.maxBackoffMs = opts.maxBackoffMs ?? 30_000;
     this.apiTimeoutMs = opts.apiTimeoutMs ?? 10_000;
     this.kc = new k8s.KubeConfig();
-    if (opts.inCluster) this.kc.loadFromCluster();
-    else if (opts.kubeconfig) this.kc.loadFromFile(opts.kubeconfig);
-    else this.kc.loadFromDefault();
+    const from = opts.inCluster
+      ? "the in-cluster service account"
+      : `kubeconfig ${opts.kubeconfig ?? "(default)"}`;
+    try {
+      if (opts.inCluster) this.kc.loadFromCluster();
+      else if (opts.kubeconfig) this.kc.loadFromFile(opts.kubeconfig);
+      else this.kc.loadFromDefault();
+    } catch (e) {
+      throw new SwitchyardError("invalid_argument", `${from} cannot be read: ${(e as Error).message}`);
+    }
+    const server = this.kc.getCurrentCluster()?.server;
+    if (!server)
+      throw new SwitchyardError(
+        "invalid_argument",
+        `${from} names no API server (no current context with a cluster server)`,
+      );
+    this.server = server;
   }
 
   /**
@@ -185,7 +226,7 @@ export class KubeSource implements ClusterSource {
         if (this.down.has("probe")) this.log.info({}, "API server answers again");
         this.setDown("probe", undefined);
       } catch (e) {
-        if (!this.stopped) this.setDown("probe", `probe: ${(e as Error).message}`);
+        if (!this.stopped) this.setDown("probe", describeKubeError(e, this.server));
       } finally {
         clearTimeout(timer);
       }
@@ -201,8 +242,24 @@ export class KubeSource implements ClusterSource {
     if (reason === undefined) this.down.delete(what);
     else this.down.set(what, reason);
     const isDown = this.down.size > 0;
-    if (isDown && !wasDown) this.writer.health(false, what === "probe" ? reason : `${what} watch: ${reason}`);
-    else if (!isDown && wasDown) this.writer.health(true);
+    if (isDown && !wasDown) this.writer.health(false, reason);
+    else if (!isDown && wasDown) {
+      this.lastSaid = undefined;
+      this.writer.health(true);
+    }
+  }
+
+  /** A watch failure: said once per cause (each retry at debug), not once per kind and retry. */
+  private sayFailure(kind: KubeKind, reason: string, retryMs: number): void {
+    if (reason === this.lastSaid) {
+      this.log.debug({ kind, reason, retryMs }, "watch failed; restarting");
+      return;
+    }
+    this.lastSaid = reason;
+    this.log.warn(
+      { server: this.server, reason, kind },
+      "cannot watch the cluster's API server; retrying with exponential backoff (said again when the cause changes)",
+    );
   }
 
   private async watchKind(spec: Spec): Promise<boolean> {
@@ -225,9 +282,7 @@ export class KubeSource implements ClusterSource {
     let errors = 0;
     /** why none of this kind is seen (404, 403), until a listing succeeds */
     let absent: number | undefined;
-    informer.on("connect", () => {
-      backoff = 500;
-    });
+    // the backoff starts again only once a listing succeeded (the informer says "connect" before it lists)
     informer.on("error", (e: unknown) => {
       errors++;
       if (this.stopped) return;
@@ -249,8 +304,9 @@ export class KubeSource implements ClusterSource {
         this.writer.listed(kind);
         retryMs = this.maxBackoffMs;
       } else {
-        if (!optional) this.setDown(kind, String((e as Error)?.message ?? e));
-        this.log.warn({ kind, err: String(e), retryMs }, "watch failed; restarting");
+        const reason = describeKubeError(e, this.server);
+        if (!optional) this.setDown(kind, `${kind} watch: ${reason}`);
+        this.sayFailure(kind, reason, retryMs);
         backoff = Math.min(backoff * 2, this.maxBackoffMs);
       }
       const t = setTimeout(() => {
@@ -262,6 +318,7 @@ export class KubeSource implements ClusterSource {
           .then(() => {
             // start() resolves once the list and the new watch are in place; no error meanwhile = reachable
             if (errors !== before || this.stopped) return;
+            backoff = 500;
             if (absent !== undefined) {
               this.log.info({ kind }, absent === 404 ? "CRD found; watching" : "permitted now; watching");
               absent = undefined;

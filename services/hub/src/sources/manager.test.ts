@@ -123,4 +123,36 @@ describe("ClusterManager and the last known state", () => {
       assert.deepEqual([...world.cluster("west").services.keys()], ["shop/pay"]);
       await m.stop();
     }));
+
+  it("reports a cluster whose kubeconfig cannot be read as failed, by name, and keeps it (not ok, not gone)", () =>
+    withDir(async (dir) => {
+      const yaml = path.join(dir, "east");
+      fs.mkdirSync(yaml);
+      const world = new World();
+      const { log, lines } = capture();
+      const m = new ClusterManager(world, new ClusterHealthTracker(world, 60_000, log), log, 10_000);
+      const kubeconfig = path.join(dir, "missing.kubeconfig");
+      await assert.rejects(
+        m.apply([
+          { name: "east", kind: "dir", path: yaml },
+          { name: "west", kind: "kubeconfig", path: kubeconfig },
+        ]),
+        /cluster west: kubeconfig .*missing\.kubeconfig cannot be read: ENOENT/,
+      );
+      assert.match(m.failure("west") ?? "", /kubeconfig .*missing\.kubeconfig cannot be read/);
+      assert.equal(m.failure("east"), undefined, "the other cluster runs");
+      const west = world.clusters.get("west");
+      assert.ok(west, "the failed cluster stays in the world");
+      assert.equal(west.health.stale, true, "not ok");
+      assert.match(west.health.reason ?? "", /its source did not start: kubeconfig/);
+      const said = lines.find(
+        (l) => l["msg"] === "cluster failed: its source cannot start; fix it and reload the config (SIGHUP)",
+      );
+      assert.equal(said?.["cluster"], "west", JSON.stringify(lines));
+      // taken out of the config: gone
+      await m.apply([{ name: "east", kind: "dir", path: yaml }]);
+      assert.equal(m.failure("west"), undefined);
+      assert.equal(world.clusters.has("west"), false);
+      await m.stop();
+    }));
 });

@@ -19,7 +19,7 @@ import type { PolicyObserver, PolicyStatusClient } from "../status/policy-status
 import { DirectorySource } from "./directory.ts";
 import type { ClusterHealthTracker } from "./health.ts";
 import { KubeSource } from "./kube.ts";
-import { type ClusterSource, WorldWriter } from "./source.ts";
+import { type ClusterSource, type RejectedObject, WorldWriter } from "./source.ts";
 
 type Running = {
   config: ClusterConfig;
@@ -33,6 +33,8 @@ export class ClusterManager {
   private readonly tracker: ClusterHealthTracker;
   private readonly log: Logger;
   private readonly running = new Map<string, Running>();
+  /** clusters of the config whose source could not start, with why (tried again at each apply) */
+  private readonly failed = new Map<string, string>();
   private readonly lastKnown: LastKnownStore | undefined;
   private readonly policies: PolicyObserver | undefined;
   /** how long an API server may take to answer a probe before its cluster is stale */
@@ -71,6 +73,16 @@ export class ClusterManager {
     return new Map([...this.running].map(([n, r]) => [n, r.writer.rejected]));
   }
 
+  /** the cluster's objects refused as they are now, each with why */
+  rejectedNow(cluster: string): RejectedObject[] {
+    return [...(this.running.get(cluster)?.writer.rejectedNow.values() ?? [])];
+  }
+
+  /** why the cluster's source could not start, or undefined when it runs */
+  failure(cluster: string): string | undefined {
+    return this.failed.get(cluster);
+  }
+
   /**
    * Makes the running clusters match `configs`. Throws only for a cluster
    * that cannot start at all (e.g. a missing directory), after the others
@@ -95,9 +107,19 @@ export class ClusterManager {
       removed.push(name);
       this.log.info({ cluster: name }, w ? "cluster source changed; restarting" : "cluster removed");
     }
+    // a cluster that failed to start and left the config
+    for (const name of [...this.failed.keys()])
+      if (!wanted.has(name)) {
+        this.failed.delete(name);
+        this.tracker.forget(name);
+        this.world.removeCluster(name);
+        removed.push(name);
+      }
     const failures: string[] = [];
     for (const c of configs) {
       if (this.running.has(c.name)) continue;
+      const failedBefore = this.failed.get(c.name);
+      this.failed.delete(c.name);
       const clog = this.log.child({ component: "source", cluster: c.name });
       const writer = new WorldWriter(this.world, c.name, clog, this.tracker, this.policies);
       this.world.cluster(c.name);
@@ -105,15 +127,17 @@ export class ClusterManager {
       if (keptSince !== undefined) {
         writer.restore();
         this.tracker.track(c.name, keptSince);
-      } else this.restore(c.name, writer, clog);
-      const source: ClusterSource =
-        c.kind === "dir"
-          ? new DirectorySource(c.path, writer, clog)
-          : new KubeSource(writer, clog, {
-              ...(c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path }),
-              apiTimeoutMs: this.apiTimeoutMs,
-            });
+      } else if (failedBefore === undefined) this.restore(c.name, writer, clog);
+      let source: ClusterSource | undefined;
       try {
+        // a kubeconfig that cannot be read throws here
+        source =
+          c.kind === "dir"
+            ? new DirectorySource(c.path, writer, clog)
+            : new KubeSource(writer, clog, {
+                ...(c.kind === "in-cluster" ? { inCluster: true } : { kubeconfig: c.path }),
+                apiTimeoutMs: this.apiTimeoutMs,
+              });
         // an API server that never answers must not keep the hub from serving: the source goes on in the background
         const starting = source.start();
         starting.catch(() => {}); // a failure after the wait: the source reports it itself
@@ -130,17 +154,18 @@ export class ClusterManager {
           this.log.warn({ cluster: c.name }, "cluster not reachable yet; retrying in the background");
         else this.log.warn({ cluster: c.name }, "cluster not listed yet; listing goes on in the background");
       } catch (e) {
-        await source.stop().catch(() => {});
+        await source?.stop().catch(() => {});
         const reason = (e as Error).message;
-        if (this.world.clusters.get(c.name)?.sync !== "pending") {
-          // objects of it are held (kept across the source change, or restored): a source that cannot start
-          // is an outage, not a deletion — served as an unreachable cluster's last known state (withdrawn
-          // from other clusters' views after the grace) until a config whose source starts
-          writer.health(false, `its source did not start: ${reason}`);
-        } else {
-          this.tracker.forget(c.name);
-          this.world.removeCluster(c.name);
-        }
+        // the cluster stays, failed, with why (`clusters`, metrics): objects of it that are held (kept
+        // across the source change, or restored) are served as an unreachable cluster's last known state
+        // (withdrawn from other clusters' views after the grace); one never seen holds back its views like
+        // any unseen cluster. Tried again at the next apply (config reload, SIGHUP).
+        this.failed.set(c.name, reason);
+        writer.health(false, `its source did not start: ${reason}`);
+        this.log.error(
+          { cluster: c.name, source: c.kind, reason },
+          "cluster failed: its source cannot start; fix it and reload the config (SIGHUP)",
+        );
         failures.push(`cluster ${c.name}: ${reason}`);
       }
     }
@@ -174,6 +199,7 @@ export class ClusterManager {
   async stop(): Promise<void> {
     await Promise.all([...this.running.values()].map((r) => r.source.stop()));
     this.running.clear();
+    this.failed.clear();
     this.tracker.close();
   }
 }

@@ -50,6 +50,20 @@ function rawFrontend(raw: unknown): string {
     .join(" + ");
 }
 
+export type RejectedObject = { kind: string; namespace: string; name: string; reason: string };
+
+const rejectKey = (kind: string, namespace: string, name: string) => `${kind}/${namespace}/${name}`;
+
+/** kind, namespace and name of a raw object, as far as it has them (Nodes have no namespace) */
+function identityOf(raw: unknown): { kind: string; namespace: string; name: string } | undefined {
+  if (!isObj(raw) || typeof raw["kind"] !== "string") return undefined;
+  const meta = isObj(raw["metadata"]) ? raw["metadata"] : {};
+  const name = typeof meta["name"] === "string" ? meta["name"] : "";
+  const ns =
+    typeof meta["namespace"] === "string" ? meta["namespace"] : raw["kind"] === "Node" ? "" : "default";
+  return { kind: raw["kind"], namespace: ns, name };
+}
+
 /** Writes raw Kubernetes objects into the world; shared by every source. */
 export class WorldWriter {
   readonly cluster: string;
@@ -60,7 +74,10 @@ export class WorldWriter {
   private readonly unconfirmed = new Map<KubeKind, Set<string>>();
   private readonly listedKinds = new Set<KubeKind>();
   private readonly policies: PolicyObserver | undefined;
+  /** objects rejected since the source started (a counter, for metrics) */
   rejected = 0;
+  /** the objects refused as they are now, by kind/namespace/name: gone once fixed or removed */
+  readonly rejectedNow = new Map<string, RejectedObject>();
   constructor(
     world: World,
     cluster: string,
@@ -109,6 +126,9 @@ export class WorldWriter {
         policy.kind,
       );
     if (!r.ok) {
+      const who = identityOf(raw);
+      if (who)
+        this.rejectedNow.set(rejectKey(who.kind, who.namespace, who.name), { ...who, reason: r.error });
       // a refused policy comes back unchanged after each write of its status: said once
       const known =
         policy && this.policies?.rejected(this.cluster, policy, r.error, rawFrontend(raw)) === false;
@@ -120,6 +140,10 @@ export class WorldWriter {
     for (const w of r.value.warnings) this.log.warn({ origin, reason: w }, "object partly ignored");
     const o = r.value.object;
     const k = objectKey(o);
+    if (this.rejectedNow.size > 0) {
+      const who = identityOf(raw);
+      if (who) this.rejectedNow.delete(rejectKey(who.kind, who.namespace, who.name));
+    }
     this.unconfirmed.get(o.kind)?.delete(k);
     if (o.kind === "LocalRedirectPolicy" || o.kind === "BalancingPolicy")
       this.policies?.parsed(this.cluster, o.value.namespace, o.value.name, o.kind);
@@ -132,6 +156,7 @@ export class WorldWriter {
   }
 
   remove(kind: KubeKind, namespace: string, name: string): void {
+    this.rejectedNow.delete(rejectKey(kind, namespace, name));
     const pk = policyKindOf(kind);
     if (pk) this.policies?.removed(this.cluster, namespace, name, pk);
     this.world.remove(this.cluster, kind, namespace, name);
