@@ -11,15 +11,26 @@ import { err, ok, type Result } from "./errors.ts";
 /** nats.js's `tls` option (Node's tls.connect options pass through it). */
 export type NatsTls = { ca: string; servername?: string };
 
-/** Reads and checks the CA file; `flag` names the option in errors ("--nats-tls-ca"). */
+/** The options' names, for errors that say what to give. */
+export type NatsFlags = {
+  tlsCa: string;
+  tlsServerName: string;
+  /** how to get credentials, said after "not authorized" */
+  creds: string;
+};
+
+/** Reads and checks the CA file. */
 export function loadNatsTls(
   caFile: string | undefined,
   serverName: string | undefined,
-  flag: string,
+  flags: NatsFlags,
 ): Result<NatsTls | undefined> {
+  const flag = flags.tlsCa;
   if (caFile === undefined) {
     if (serverName !== undefined)
-      return err(`${flag}-server-name needs ${flag} FILE (the CA that signs the NATS server's certificate)`);
+      return err(
+        `${flags.tlsServerName} needs ${flag} FILE (the CA that signs the NATS server's certificate)`,
+      );
     return ok(undefined);
   }
   let ca: string;
@@ -34,11 +45,7 @@ export function loadNatsTls(
 }
 
 /** A NATS connect error said so that a person knows what to change; `flags` name the options to give. */
-export function explainNatsError(
-  e: unknown,
-  servers: string[],
-  flags: { tlsCa: string; tlsServerName: string; creds: string },
-): string {
+export function explainNatsError(e: unknown, servers: string[], flags: NatsFlags): string {
   const msg = (e as Error)?.message ?? String(e);
   const code =
     (e as { code?: string; cause?: { code?: string } })?.cause?.code ?? (e as { code?: string })?.code ?? "";
@@ -50,6 +57,6 @@ export function explainNatsError(
   if (/tls.*required|requires tls|secure connection/i.test(msg))
     return `${where}: the server requires TLS (${msg}): use a tls:// URL and ${flags.tlsCa} FILE`;
   if (/authorization|authentication|permissions/i.test(msg))
-    return `${where}: not authorized (${msg}): give ${flags.creds} FILE (from \`switchyard-hub nats-creds create\`)`;
+    return `${where}: not authorized (${msg}): ${flags.creds}`;
   return `${where}: ${msg}`;
 }

@@ -11,6 +11,7 @@ import { parseFlags, VERSION } from "@switchyard/lib/cli";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
+import { loadNatsTls } from "@switchyard/lib/nats-tls";
 import { parseListen } from "@switchyard/lib/metrics-server";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
 import { AgentCore } from "./agent.ts";
@@ -19,6 +20,7 @@ import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
 import { startNodeEntry } from "./entry/start-entry.ts";
 import { DEFAULT_EVENTS_BUFFER_BYTES } from "./events/publisher.ts";
+import { AGENT_NATS_FLAGS, natsAuth } from "./events/nats-auth.ts";
 import { startEvents } from "./events/start-events.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
@@ -58,6 +60,9 @@ export async function run(argv: string[]): Promise<void> {
     "log-level": { type: "string" },
     "events-buffer-bytes": { type: "string", default: String(DEFAULT_EVENTS_BUFFER_BYTES) },
     "metrics-listen": { type: "string" },
+    "nats-creds": { type: "string" },
+    "nats-tls-ca": { type: "string" },
+    "nats-tls-server-name": { type: "string" },
   });
   if (values.hub.length === 0) fail("give --hub HOST:PORT (see --help)");
   const node = values["node-name"];
@@ -249,11 +254,15 @@ export async function run(argv: string[]): Promise<void> {
       );
     return scan.found;
   };
-  // NATS is connected to in the background: the agent serves (and buffers events) while it is away
+  // NATS is connected to in the background: the agent serves (and buffers events) while it is away;
+  // as the NATS user the hub issued with the credential (or --nats-creds), over TLS with --nats-tls-ca
+  const natsTls = loadNatsTls(values["nats-tls-ca"], values["nats-tls-server-name"], AGENT_NATS_FLAGS);
+  if (!natsTls.ok) fail(natsTls.error);
   const events =
     values.nats.length > 0 && !values["no-events"]
       ? startEvents({
           servers: values.nats,
+          auth: natsAuth(stateDir, values["nats-creds"], natsTls.value),
           bufferBytes: eventsBufferBytes,
           stateDir,
           kernelCounters: () => dp.maps.counters(),

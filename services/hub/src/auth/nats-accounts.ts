@@ -148,6 +148,11 @@ export class NatsAccounts {
     return this.stored.account.public;
   }
 
+  /** when `nats init` made the account (agents' credentials from before carry no NATS user) */
+  get createdAtMs(): number {
+    return Date.parse(this.stored.createdAt);
+  }
+
   /**
    * The nats-server configuration fragment: the operator, the system
    * account and the events account, preloaded (nats-server 2.9: resolver

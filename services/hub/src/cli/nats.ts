@@ -29,8 +29,8 @@ resolver MEMORY with both accounts preloaded; nats-server ≥ 2.9) to FILE or
 stdout: include it in nats-server.conf and enable JetStream there for the
 event history. From then on every agent receives, with its credential and
 rotated with it, a NATS user that may publish only on
-switchyard.nat.<cluster>.<node>.> (agents holding an older credential get
-theirs at its next rotation); give people and tools subscribe-only
+switchyard.nat.<cluster>.<node>.> (connected agents whose credential is
+older get a new one within a second); give people and tools subscribe-only
 credentials with \`switchyard-hub nats-creds create\`.
 
 Flags:

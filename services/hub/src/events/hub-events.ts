@@ -8,12 +8,17 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@switchyard/lib/log";
-import { explainNatsError, loadNatsTls } from "@switchyard/lib/nats-tls";
+import { explainNatsError, loadNatsTls, type NatsFlags } from "@switchyard/lib/nats-tls";
 import type { NatsAccounts } from "../auth/nats-accounts.ts";
 import type { EventsSettings } from "./events-config.ts";
 import { applyHistoryStream } from "./history.ts";
 
-const FLAGS = { tlsCa: "--nats-tls-ca", tlsServerName: "--nats-tls-server-name", creds: "nats init" };
+const FLAGS: NatsFlags = {
+  tlsCa: "--nats-tls-ca",
+  tlsServerName: "--nats-tls-server-name",
+  creds:
+    "with decentralized auth the hub connects as its own user once `switchyard-hub nats init` has made the account (restart the hub after it)",
+};
 
 export class HubEvents {
   private nc: NatsConnection | undefined;
@@ -36,7 +41,7 @@ export class HubEvents {
   ): HubEvents {
     const ev = new HubEvents(settings, log);
     if (settings.nats.length === 0) return ev;
-    const tls = loadNatsTls(settings.tlsCa, settings.tlsServerName, FLAGS.tlsCa);
+    const tls = loadNatsTls(settings.tlsCa, settings.tlsServerName, FLAGS);
     if (!tls.ok) throw new Error(tls.error);
     void (async () => {
       const a = accounts();

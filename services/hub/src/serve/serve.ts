@@ -162,6 +162,7 @@ export async function serve(argv: string[]): Promise<void> {
     onEntryAddresses: (cluster, node, addresses) => world.setReportedEntryAddresses(cluster, node, addresses),
     natsCreds: async (cluster, node, expiresAtMs) =>
       (await natsAccounts()?.agentCreds(cluster, node, expiresAtMs)) ?? "",
+    natsUsersSince: () => natsAccounts()?.createdAtMs,
     log: log.child({ component: "assignments" }),
   });
   const policyStatus = new PolicyStatusWriter(

@@ -72,6 +72,8 @@ export type AssignmentServerOptions = {
   authSummaryIntervalMs?: number;
   /** the agent's NATS user (.creds text) sent with each credential, expiring with it; "" for none (auth/nats-accounts.ts) */
   natsCreds?: (cluster: string, node: string, expiresAtMs: number) => Promise<string>;
+  /** when the NATS account was made (ms): a credential issued before carries no NATS user and is renewed */
+  natsUsersSince?: () => number | undefined;
   log: Logger;
 };
 
@@ -162,7 +164,9 @@ export class AssignmentServer {
         a.cutOff(r.error);
         continue;
       }
-      if (!auth.rotating && this.opts.credentials.needsRotation(auth.identity, now)) {
+      const natsSince = this.opts.natsUsersSince?.();
+      const lacksNatsUser = natsSince !== undefined && auth.identity.issuedAt < natsSince;
+      if (!auth.rotating && (lacksNatsUser || this.opts.credentials.needsRotation(auth.identity, now))) {
         auth.rotating = true;
         this.issueTo(a, auth.identity, now)
           .catch((e: unknown) =>

@@ -12,9 +12,16 @@
 import fs from "node:fs";
 import path from "node:path";
 import { type Authenticator, credsAuthenticator } from "@nats-io/transport-node";
-import type { NatsTls } from "@switchyard/lib/nats-tls";
+import type { NatsFlags, NatsTls } from "@switchyard/lib/nats-tls";
 
 export const NATS_CREDS_FILE = "nats.creds";
+
+export const AGENT_NATS_FLAGS: NatsFlags = {
+  tlsCa: "--nats-tls-ca",
+  tlsServerName: "--nats-tls-server-name",
+  creds:
+    "the agent connects as the NATS user the hub issues with its credential (STATE-DIR/nats.creds, after `switchyard-hub nats init`; an agent admitted before gets it within a second of it) or --nats-creds FILE",
+};
 
 export type NatsAuth = {
   /** --nats-creds, else the hub-issued STATE-DIR/nats.creds */

@@ -10,11 +10,15 @@
  */
 import { type ConnectionOptions, connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "@switchyard/lib/log";
+import { explainNatsError } from "@switchyard/lib/nats-tls";
+import { AGENT_NATS_FLAGS, type NatsAuth, natsAuthOptions } from "./nats-auth.ts";
 
 export type NatsState = "connecting" | "connected" | "disconnected" | "closed";
 
 export type NatsSettings = {
   servers: string[];
+  /** the agent's NATS user and TLS (events/nats-auth.ts) */
+  auth?: NatsAuth;
   /** the first connect's backoff: from this, doubled per failure up to `maxBackoffMs` (jittered) */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -25,6 +29,7 @@ export function natsConnectOptions(s: NatsSettings): ConnectionOptions {
   return {
     servers: s.servers,
     name: "switchyard-agent",
+    ...(s.auth ? natsAuthOptions(s.auth) : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 1000,
     reconnectJitter: 500,
@@ -83,7 +88,10 @@ export class NatsLink {
       nc = await connect(natsConnectOptions(this.settings));
     } catch (e) {
       if (this.stopped) return;
-      this.setState("connecting", (e as Error).message);
+      this.setState(
+        "connecting",
+        explainNatsError(e, this.settings.servers, AGENT_NATS_FLAGS),
+      );
       const max = this.settings.maxBackoffMs ?? 10_000;
       const delay = Math.min(this.backoffMs, max) * (0.5 + Math.random() * 0.5);
       this.backoffMs = Math.min(this.backoffMs * 2, max);

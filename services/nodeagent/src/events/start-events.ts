@@ -7,6 +7,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import { writeEventsStatus } from "../state/events-status.ts";
 import { computeEventCounts, type EventCounts, type KernelEventCounters } from "./event-counts.ts";
+import type { NatsAuth } from "./nats-auth.ts";
 import { NatsLink } from "./nats-connection.ts";
 import { NatsEventPublisher } from "./publisher.ts";
 
@@ -21,12 +22,14 @@ export type EventPipeline = {
 
 export function startEvents(opts: {
   servers: string[];
+  /** credentials and TLS (events/nats-auth.ts) */
+  auth?: NatsAuth;
   bufferBytes: number;
   stateDir: string;
   kernelCounters: () => KernelEventCounters;
   log: Logger;
 }): EventPipeline {
-  const link = new NatsLink({ servers: opts.servers }, opts.log);
+  const link = new NatsLink({ servers: opts.servers, ...(opts.auth ? { auth: opts.auth } : {}) }, opts.log);
   const publisher = new NatsEventPublisher(link, { bufferBytes: opts.bufferBytes }, opts.log);
   const atStart = opts.kernelCounters();
   const counts = () =>

@@ -11,7 +11,7 @@ import {
   parseSince,
   TABLE_HEADER,
 } from "./follow.ts";
-import { connectForFollow, followSubject } from "./follow-nats.ts";
+import { connectForFollow, FOLLOW_FLAGS, followSubject } from "./follow-nats.ts";
 
 const HELP = `switchyard events — follow the NAT events agents publish (like hubble observe)
 
@@ -88,7 +88,7 @@ async function runEvents(argv: string[]): Promise<void> {
     if (!s.ok) usageError(s.error);
     since = s.value;
   }
-  const tls = loadNatsTls(values["tls-ca"], values["tls-server-name"], "--tls-ca");
+  const tls = loadNatsTls(values["tls-ca"], values["tls-server-name"], FOLLOW_FLAGS);
   if (!tls.ok) usageError(tls.error);
   const filter: FollowFilter = {
     cluster: values.cluster,

@@ -10,9 +10,13 @@ import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { HISTORY_STREAM } from "@switchyard/lib/event-subjects";
-import { explainNatsError, type NatsTls } from "@switchyard/lib/nats-tls";
+import { explainNatsError, type NatsFlags, type NatsTls } from "@switchyard/lib/nats-tls";
 
-export const FOLLOW_FLAGS = { tlsCa: "--tls-ca", tlsServerName: "--tls-server-name", creds: "--creds" };
+export const FOLLOW_FLAGS: NatsFlags = {
+  tlsCa: "--tls-ca",
+  tlsServerName: "--tls-server-name",
+  creds: "give --creds FILE (from `switchyard-hub nats-creds create --subscribe …`)",
+};
 
 export type FollowConnection = {
   servers: string[];
