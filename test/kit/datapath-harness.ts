@@ -155,6 +155,8 @@ export class DatapathHarness {
         ...(opts.maxBackends ? { maxBackends: opts.maxBackends } : {}),
         ...(opts.udpWalker ? { udpWalker: opts.udpWalker } : {}),
       });
+      // a first start attaches only when told (the agent: once a complete view is in the maps); tests attach at once
+      dp.attachNow();
       const core = new AgentCore(dp.maps, "node-1", opts.nodeAddresses ?? [], silentLogger());
       core.cluster = "test";
       return new DatapathHarness(sandbox, dp, core, pinDir);
