@@ -21,7 +21,7 @@
  * noise of a shared machine does not blur. Writes bench/results/dataplane.json.
  *
  *   node bench/dataplane.ts [--scales 1,1000,10000] [--duration-ms 1500] [--rounds 3]
- *     [--skip-kube-proxy] [--object bpf/build/switchyard.bpf.o] [--out bench/results/dataplane.json]
+ *     [--skip-kube-proxy] [--protos tcp,udp] [--object bpf/build/switchyard.bpf.o] [--out bench/results/dataplane.json]
  */
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -56,6 +56,8 @@ const { values } = parseArgs({
     /** another build of the BPF object (libsyring.so beside it), e.g. the one before a change */
     object: { type: "string", default: BPF_OBJECT },
     out: { type: "string", default: "bench/results/dataplane.json" },
+    /** which of tcp,udp to measure */
+    protos: { type: "string", default: "tcp,udp" },
   },
 });
 const KUBE_PROXY = !values["skip-kube-proxy"];
@@ -350,6 +352,7 @@ try {
     cgroupPath: sb.cgroup,
     log: silentLogger(),
   });
+  dp.attachNow(); // a first start attaches only when told
   const core = new AgentCore(dp.maps, "bench", [], silentLogger());
   let consumed = 0;
   const reader = dp.readEvents(() => {
@@ -395,10 +398,12 @@ try {
     if (errs.length) throw new Error(`loading ${n} services: ${JSON.stringify(errs.slice(0, 3))}`);
     results[`switchyard_load_ms_${label}`] = Math.round(performance.now() - t0);
 
-    const PROTOS = [
-      { proto: "tcp", port: 80, kind: "connect", unit: "connects_per_s" },
-      { proto: "udp", port: 53, kind: "udp", unit: "datagrams_per_s" },
-    ] as const;
+    const PROTOS = (
+      [
+        { proto: "tcp", port: 80, kind: "connect", unit: "connects_per_s" },
+        { proto: "udp", port: 53, kind: "udp", unit: "datagrams_per_s" },
+      ] as const
+    ).filter((p) => values.protos.split(",").includes(p.proto));
     const direct = (proto: "tcp" | "udp") => () => runClient(plainCgroup, proto, SINK_IPS.join(","), PORT);
     const viaVip = (cgroup: string, proto: "tcp" | "udp", port: number) => () =>
       runClient(cgroup, proto, target, port);

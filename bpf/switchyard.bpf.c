@@ -50,6 +50,14 @@ struct {
 	__type(value, __u8);
 } sy_node_ips SEC(".maps");
 
+/* port (host order) -> SY_NP_* bits: which NodePort frontends exist on it; written by the agent */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} sy_node_ports SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SY_MAX_SERVICES);
@@ -60,12 +68,12 @@ struct {
 } sy_svc_names SEC(".maps");
 
 /*
- * Resolutions per Service and result (enum sy_stat), per CPU: one lookup and
- * an increment per resolution. The agent creates a Service's entry (zeros)
- * when it writes its name and deletes it with the name, so the programs
- * never insert; a hash, as svc ids are 32-bit and not dense. Sized like
- * sy_svc_names (--max-frontends); no prealloc: memory per Service written,
- * x CPUs.
+ * Resolutions per Service and result (enum sy_stat), per CPU. The agent
+ * creates a Service's entry (zeros) when it writes its name and deletes it
+ * with the name, so the programs never insert; a hash, as svc ids are
+ * 32-bit and not dense. Sized like sy_svc_names (--max-frontends); no
+ * prealloc: memory per Service written, x CPUs. The commonest result, ok,
+ * is counted in sy_svc_ok instead while the id fits there.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -75,6 +83,20 @@ struct {
 	__type(value, struct sy_svc_stats);
 } sy_svc_stats SEC(".maps");
 
+/*
+ * Successful resolutions of svc_id, per CPU, for ids below its size (the
+ * agent hands ids out from 1 upward; sized with --max-frontends): an array
+ * lookup is almost free, a hash lookup costs about 50 ns a datagram. An id
+ * past its end counts ok in sy_svc_stats. The agent zeroes a slot when it
+ * creates the Service's sy_svc_stats entry and when it deletes it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SY_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+} sy_svc_ok SEC(".maps");
+
 /* per-socket translation of connected sockets: lives and dies with the socket */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -82,6 +104,26 @@ struct {
 	__type(key, int);
 	__type(value, struct sy_sock_nat);
 } sy_sock_nats SEC(".maps");
+
+/* unconnected UDP: the socket's last translation (struct sy_udp_last) */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sy_udp_last);
+} sy_udp_lasts SEC(".maps");
+
+/*
+ * The generation of frontends and node addresses: the agent adds one after
+ * every write of either, so a translation cached with an older one is
+ * resolved again.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sy_gen SEC(".maps");
 
 /* unconnected UDP: (socket cookie, backend) -> service address */
 struct {
@@ -136,6 +178,14 @@ struct {
 	__type(value, __u64);
 } sy_counters SEC(".maps");
 
+/* events each CPU reserved since it last woke the reader */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sy_events_unwoken SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, SY_EVENTS_BYTES);
@@ -152,8 +202,17 @@ static __always_inline void sy_count(__u32 idx)
 /* One resolution of Service svc_id: its result (enum sy_failure), and whether it took a local redirect's fallback. */
 static __always_inline void sy_count_svc(__u32 svc_id, __u32 result, __u8 fallback)
 {
-	struct sy_svc_stats *st = bpf_map_lookup_elem(&sy_svc_stats, &svc_id);
+	struct sy_svc_stats *st;
 
+	if (result == SY_STAT_OK && fallback == SY_FB_NONE) {
+		__u64 *ok = bpf_map_lookup_elem(&sy_svc_ok, &svc_id);
+
+		if (ok) {
+			*ok += 1;
+			return;
+		}
+	}
+	st = bpf_map_lookup_elem(&sy_svc_stats, &svc_id);
 	if (!st)
 		return;
 	if (result < SY_STAT_FALLBACK)
@@ -209,13 +268,14 @@ static __noinline int sy_fill_event(struct sy_event *ev, const struct sy_fronten
 	return 0;
 }
 
-static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
-				    const struct sy_backend *be, __u8 hook, __u16 failure, __u8 fallback)
+static __always_inline void sy_emit_n(const struct sy_frontend_key *key, const struct sy_frontend *fe,
+				      const struct sy_backend *be, __u8 hook, __u16 failure, __u8 fallback, __u32 count)
 {
 	__u32 zero = 0;
 	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
 	struct sy_event *ev;
-	__u64 wakeup;
+	__u64 wakeup = BPF_RB_NO_WAKEUP;
+	__u32 *unwoken;
 
 	if (!s || !(s->flags & SY_SETTINGS_EVENTS_ON))
 		return;
@@ -229,13 +289,56 @@ static __always_inline void sy_emit(const struct sy_frontend_key *key, const str
 		return;
 	}
 	sy_fill_event(ev, key, fe, be, ((__u32)fallback << 24) | ((__u32)hook << 16) | failure);
+	ev->count = count;
 	/*
 	 * Wake the reader only once a batch is waiting; the agent also drains on a
 	 * short timer, so a quiet node still sees its events promptly. One wakeup
-	 * per event would cost more than the translation itself.
+	 * per event would cost more than the translation itself, and asking the
+	 * ring how much is waiting (bpf_ringbuf_query) reads the positions every
+	 * producer and the reader write: a per-CPU count costs nothing.
 	 */
-	wakeup = bpf_ringbuf_query(&sy_events, BPF_RB_AVAIL_DATA) >= SY_EVENTS_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	unwoken = bpf_map_lookup_elem(&sy_events_unwoken, &zero);
+	if (unwoken && ++*unwoken >= SY_EVENTS_WAKEUP_EVERY) {
+		*unwoken = 0;
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	}
 	bpf_ringbuf_submit(ev, wakeup);
+}
+
+static __always_inline void sy_emit(const struct sy_frontend_key *key, const struct sy_frontend *fe,
+				    const struct sy_backend *be, __u8 hook, __u16 failure, __u8 fallback)
+{
+	sy_emit_n(key, fe, be, hook, failure, fallback, 1);
+}
+
+static __always_inline int sy_events_on(void)
+{
+	__u32 zero = 0;
+	struct sy_settings *s = bpf_map_lookup_elem(&sy_settings_map, &zero);
+
+	return s && (s->flags & SY_SETTINGS_EVENTS_ON);
+}
+
+static __always_inline __u64 sy_generation(void)
+{
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&sy_gen, &zero);
+
+	return g ? *g : 0;
+}
+
+static __always_inline int sy_same_frontend_key(const struct sy_frontend_key *a, const struct sy_frontend_key *b)
+{
+	__u64 a0, a1, b0, b1;
+	__u32 a2, b2;
+
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, (const __u8 *)a + 8, 8);
+	__builtin_memcpy(&a2, (const __u8 *)a + 16, 4);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, (const __u8 *)b + 8, 8);
+	__builtin_memcpy(&b2, (const __u8 *)b + 16, 4);
+	return a0 == b0 && a1 == b1 && a2 == b2;
 }
 
 static __always_inline __u8 sy_proto(const struct bpf_sock_addr *ctx)
@@ -308,6 +411,22 @@ static __always_inline int sy_is_node_addr(const __u8 *addr)
 	if (sy_is_loopback6(addr))
 		return 1;
 	return bpf_map_lookup_elem(&sy_node_ips, addr) != NULL;
+}
+
+/* Whether a NodePort frontend of this protocol and family exists on the key's port (an array load). */
+static __always_inline int sy_node_port_here(const struct sy_frontend_key *key)
+{
+	__u32 port = bpf_ntohs(key->port);
+	__u8 *bits = bpf_map_lookup_elem(&sy_node_ports, &port);
+	__u8 want;
+
+	if (!bits)
+		return 0;
+	if (key->proto == SY_IPPROTO_TCP)
+		want = sy_is_v4mapped(key->addr) ? SY_NP_TCP4 : SY_NP_TCP6;
+	else
+		want = sy_is_v4mapped(key->addr) ? SY_NP_UDP4 : SY_NP_UDP6;
+	return (*bits & want) != 0;
 }
 
 static __always_inline struct sy_backend *sy_pick(struct bpf_sock_addr *ctx, const struct sy_frontend *fe)
@@ -454,6 +573,65 @@ static __always_inline __u8 sy_local_redirect(const struct sy_frontend_key *key,
 	return why;
 }
 
+/*
+ * Unconnected UDP to the frontend this socket sent to last, with frontends
+ * and node addresses unchanged since (sy_gen): the same backend, with no
+ * frontend lookup, no backend pick and no reverse-NAT write. The flow
+ * emits an event at most every SY_FLOW_EVENT_MS, counting the datagrams
+ * since its last one. Returns 1 when it translated, 0 when the datagram
+ * takes the full path.
+ */
+static __always_inline int sy_udp_cached(struct bpf_sock_addr *ctx, int v6, const struct sy_frontend_key *key,
+					 __u8 hook)
+{
+	struct sy_udp_last *c = bpf_sk_storage_get(&sy_udp_lasts, ctx->sk, NULL, 0);
+	__u64 now;
+
+	if (!c || !sy_same_frontend_key(&c->front, key) || c->gen != sy_generation())
+		return 0;
+	if (sy_write_addr(ctx, v6, c->back_addr, c->back_port) < 0)
+		return 0;
+	sy_count(SY_CNT_TRANSLATED);
+	sy_count_svc(c->svc_id, SY_FAIL_NONE, SY_FB_NONE);
+	c->ev_count += 1;
+	if (!sy_events_on())
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (now - c->ev_ns >= SY_FLOW_EVENT_MS * 1000000ull) {
+		struct sy_frontend fe = { .svc_id = c->svc_id, .nat_type = c->nat_type, .nat_mode = c->nat_mode };
+		struct sy_backend be = { .port = c->back_port };
+
+		__builtin_memcpy(be.addr, c->back_addr, 16);
+		sy_emit_n(key, &fe, &be, hook, SY_FAIL_NONE, SY_FB_NONE, c->ev_count);
+		c->ev_count = 0;
+		c->ev_ns = now;
+	}
+	return 1;
+}
+
+/* Remembers an unconnected UDP socket's translation (not for affinity or local redirect: those decide per datagram). */
+static __always_inline void sy_udp_remember(struct bpf_sock_addr *ctx, const struct sy_frontend_key *key,
+					    const struct sy_frontend *fe, const struct sy_backend *be, __u64 gen)
+{
+	struct sy_udp_last *c;
+
+	if (fe->affinity_timeout_s || fe->nat_type == SY_NAT_LOCAL_REDIRECT)
+		return;
+	c = bpf_sk_storage_get(&sy_udp_lasts, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!c)
+		return;
+	__builtin_memcpy(&c->front, key, sizeof(*key));
+	__builtin_memcpy(c->back_addr, be->addr, 16);
+	c->back_port = be->port;
+	c->gen = gen;
+	c->svc_id = fe->svc_id;
+	c->nat_type = fe->nat_type;
+	c->nat_mode = fe->nat_mode;
+	/* this datagram's event (if events are on) is emitted by the caller: the flow's next is due a period later */
+	c->ev_ns = bpf_ktime_get_ns();
+	c->ev_count = 0;
+}
+
 /* Forward translation for connect and sendmsg. Returns the hook's verdict. */
 static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 hook, int connected)
 {
@@ -464,17 +642,25 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	struct sy_backend *be;
 	__u8 proto = sy_proto(ctx);
 	__u8 fallback = SY_FB_NONE;
+	__u64 gen = 0;
 
 	if (!proto)
 		return 1;
 	sy_read_addr(ctx, v6, key.addr);
 	key.port = (__u16)ctx->user_port;
 	key.proto = proto;
+	if (!connected) {
+		if (sy_udp_cached(ctx, v6, &key, hook))
+			return 1;
+		/* read before the frontend: a write after this read makes the cached translation stale */
+		gen = sy_generation();
+	}
 	slot = bpf_map_lookup_elem(&sy_frontends, &key);
 	if (!slot) {
 		struct sy_frontend_key nkey = { .port = key.port, .proto = proto, .scope = SY_SCOPE_NODE_PORT };
 
-		if (!sy_is_node_addr(key.addr)) {
+		/* no frontend: one lookup, and an array load to tell that no NodePort is on this port */
+		if (!sy_node_port_here(&key) || !sy_is_node_addr(key.addr)) {
 			sy_count(SY_CNT_MISS);
 			return 1;
 		}
@@ -537,6 +723,7 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		cur = bpf_map_lookup_elem(&sy_revnat, &rk);
 		if (!cur || cur->port != rv.port || !sy_same_peer(cur->addr, rv.addr))
 			bpf_map_update_elem(&sy_revnat, &rk, &rv, BPF_ANY);
+		sy_udp_remember(ctx, &key, fe, be, gen);
 	}
 	sy_count(SY_CNT_TRANSLATED);
 	sy_count_svc(fe->svc_id, SY_FAIL_NONE, fallback);
@@ -548,6 +735,7 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 static __always_inline int sy_reverse(struct bpf_sock_addr *ctx, int v6)
 {
 	struct sy_revnat_key rk = {};
+	struct sy_udp_last *last;
 	struct sy_sock_nat *st;
 	struct sy_revnat *rv;
 
@@ -558,6 +746,13 @@ static __always_inline int sy_reverse(struct bpf_sock_addr *ctx, int v6)
 	st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, 0);
 	if (st && st->back_port == rk.port && sy_same_peer(st->back_addr, rk.addr)) {
 		if (sy_write_addr(ctx, v6, st->front_addr, st->front_port) == 0)
+			sy_count(SY_CNT_REVERSED);
+		return 1;
+	}
+	/* unconnected UDP: a reply from the backend this socket sent to last */
+	last = bpf_sk_storage_get(&sy_udp_lasts, ctx->sk, NULL, 0);
+	if (last && last->back_port == rk.port && sy_same_peer(last->back_addr, rk.addr)) {
+		if (sy_write_addr(ctx, v6, last->front.addr, last->front.port) == 0)
 			sy_count(SY_CNT_REVERSED);
 		return 1;
 	}

@@ -36,9 +36,14 @@
 #define SY_MAX_NODE_IPS 1024
 #endif
 #define SY_EVENTS_BYTES (1 << 22)
-/* wake the reader when this much is waiting (the agent also drains every SY_EVENTS_DRAIN_MS) */
-#define SY_EVENTS_WAKEUP_BYTES (64 * 1024)
+/*
+ * each CPU wakes the reader after this many events (about 45 KiB of records);
+ * the agent also drains every SY_EVENTS_DRAIN_MS
+ */
+#define SY_EVENTS_WAKEUP_EVERY 512
 #define SY_EVENTS_DRAIN_MS 50
+/* unconnected UDP: a flow (socket -> frontend -> backend) emits at most one event per this many ms, with a datagram count */
+#define SY_FLOW_EVENT_MS 1000
 /* a service name and its NUL; a longer name is stored cut, with a hash of the whole (storedServiceName in layout.ts) */
 #define SY_NAME_LEN 256
 
@@ -64,6 +69,16 @@ enum sy_scope {
 	SY_SCOPE_EXACT = 0,     /* addr:port as written */
 	SY_SCOPE_NODE_PORT = 1, /* addr :: (IPv6) or ::ffff:0.0.0.0 (IPv4): any address in sy_node_ips (or 127/8, ::1) */
 };
+
+/*
+ * sy_node_ports[port] bits: the NodePort frontends (scope SY_SCOPE_NODE_PORT)
+ * there are on that port, so a destination that is no frontend costs one
+ * lookup, not a second one in sy_node_ips
+ */
+#define SY_NP_TCP4 1u
+#define SY_NP_TCP6 2u
+#define SY_NP_UDP4 4u
+#define SY_NP_UDP6 8u
 
 /* sy_frontend.flags */
 #define SY_FE_LOCAL_ONLY 1u /* a Local traffic policy filtered the set to this node's backends */
@@ -212,6 +227,27 @@ struct sy_sock_nat {
 	__u32 pad;
 };
 
+/*
+ * Unconnected UDP: the last translation of a socket (socket-local storage),
+ * so a sender that keeps sending to one frontend pays one lookup per
+ * datagram. Valid while sy_gen still holds `gen` (the agent bumps it after
+ * every write of frontends or node addresses).
+ */
+struct sy_udp_last {
+	struct sy_frontend_key front; /* the destination the application used */
+	__u16 back_port;
+	__u16 pad0;
+	__u8 back_addr[16];
+	__u64 gen;     /* sy_gen read before the frontend was */
+	__u32 svc_id;
+	__u8 nat_type;
+	__u8 nat_mode;
+	__u16 pad1;
+	__u64 ev_ns;   /* when this flow last emitted an event */
+	__u32 ev_count; /* datagrams since, not in an event yet */
+	__u32 pad2;
+};
+
 /* A removed backend: connected UDP sockets to it are destroyed */
 struct sy_dead_key {
 	__u8 addr[16];
@@ -264,7 +300,8 @@ struct sy_event {
 	__u8 success;
 	__u16 failure_code;
 	__u8 fallback; /* enum sy_fallback */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 count; /* unconnected UDP: datagrams of the flow this event stands for (1: its first); connects: 1 (0 from builds before it) */
 };
 
 _Static_assert(sizeof(struct sy_frontend_key) == 20, "sy_frontend_key layout");
@@ -278,6 +315,7 @@ _Static_assert(sizeof(struct sy_revnat_key) == 32, "sy_revnat_key layout");
 _Static_assert(sizeof(struct sy_revnat) == 20, "sy_revnat layout");
 _Static_assert(sizeof(struct sy_sock_nat) == 40, "sy_sock_nat layout");
 _Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
+_Static_assert(sizeof(struct sy_udp_last) == 72, "sy_udp_last layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
 _Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { decodeSvcStats, EVENTS_DRAIN_MS, EVENTS_RING_BYTES, LAYOUT } from "./layout.ts";
+import { decodeSvcStats, EVENTS_DRAIN_MS, EVENTS_RING_BYTES, FLOW_EVENT_MS, LAYOUT } from "./layout.ts";
 
 const OBJECT = path.resolve(import.meta.dirname, "../../../../bpf/build/switchyard.bpf.o");
 
@@ -81,6 +81,7 @@ describe("constants shared with switchyard.h", () => {
     };
     assert.equal(define("SY_EVENTS_BYTES"), EVENTS_RING_BYTES);
     assert.equal(define("SY_EVENTS_DRAIN_MS"), EVENTS_DRAIN_MS);
+    assert.equal(define("SY_FLOW_EVENT_MS"), FLOW_EVENT_MS);
   });
 });
 

@@ -84,6 +84,23 @@ export const LAYOUT = {
       pad: { offset: 36, size: 4 },
     },
   },
+  sy_udp_last: {
+    size: 72,
+    fields: {
+      front: { offset: 0, size: 20 },
+      back_port: { offset: 20, size: 2 },
+      pad0: { offset: 22, size: 2 },
+      back_addr: { offset: 24, size: 16 },
+      gen: { offset: 40, size: 8 },
+      svc_id: { offset: 48, size: 4 },
+      nat_type: { offset: 52, size: 1 },
+      nat_mode: { offset: 53, size: 1 },
+      pad1: { offset: 54, size: 2 },
+      ev_ns: { offset: 56, size: 8 },
+      ev_count: { offset: 64, size: 4 },
+      pad2: { offset: 68, size: 4 },
+    },
+  },
   sy_dead_key: {
     size: 20,
     fields: { addr: { offset: 0, size: 16 }, port: { offset: 16, size: 2 }, pad: { offset: 18, size: 2 } },
@@ -128,12 +145,15 @@ export const LAYOUT = {
       success: { offset: 69, size: 1 },
       failure_code: { offset: 70, size: 2 },
       fallback: { offset: 72, size: 1 },
-      pad: { offset: 73, size: 7 },
+      pad: { offset: 73, size: 3 },
+      count: { offset: 76, size: 4 },
     },
   },
 } as const satisfies Record<string, StructLayout>;
 
 export const SY_NAME_LEN = 256;
+/** SY_FLOW_EVENT_MS in switchyard.h: an unconnected UDP flow emits at most one event per this many ms */
+export const FLOW_EVENT_MS = 1000;
 /** SY_EVENTS_DRAIN_MS in switchyard.h */
 export const EVENTS_DRAIN_MS = 50;
 /** SY_EVENTS_BYTES in switchyard.h: the events ring buffer's size */
@@ -178,6 +198,14 @@ export function decodeSvcStats(v: Buffer, ncpu: number): ResolutionCounts {
 }
 
 export const Scope = { exact: 0, nodePort: 1 } as const;
+/** SY_NP_* in switchyard.h: `sy_node_ports[port]` bits, one per NodePort frontend key (protocol, family) */
+export const NodePortBit = { tcp4: 1, tcp6: 2, udp4: 4, udp6: 8 } as const;
+/** Pure: the `sy_node_ports` bit of a NodePort frontend key (`addr` v4-mapped: the IPv4 one). */
+export function nodePortBit(proto: number, addr: Buffer): number {
+  const v4 = addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
+  if (proto === IPPROTO_UDP) return v4 ? NodePortBit.udp4 : NodePortBit.udp6;
+  return v4 ? NodePortBit.tcp4 : NodePortBit.tcp6;
+}
 export const SY_FE_LOCAL_ONLY = 1;
 /** local redirect: connects from the policy's own pods (sy_lrp_skip) take the fallback */
 export const SY_FE_SKIP_FROM_BACKEND = 2;
@@ -425,6 +453,8 @@ export type RawEvent = {
   failureCode: number;
   /** enum sy_fallback */
   fallback: number;
+  /** operations the event stands for: an unconnected UDP flow's datagrams since its last event; 1 for a connect */
+  count: number;
 };
 
 export function decodeEvent(b: Buffer): RawEvent {
@@ -448,5 +478,7 @@ export function decodeEvent(b: Buffer): RawEvent {
     success: b.readUInt8(f.success.offset) !== 0,
     failureCode: b.readUInt16LE(f.failure_code.offset),
     fallback: b.readUInt8(f.fallback.offset),
+    // a build before the field wrote 0 there: one event per operation
+    count: Math.max(1, b.readUInt32LE(f.count.offset)),
   };
 }

@@ -28,11 +28,14 @@ import {
   encodeSvcName,
   encodeU32,
   LAYOUT,
+  nodePortBit,
   type ResolutionCounts,
+  Scope,
   type Settings,
   SY_NAME_LEN,
 } from "./layout.ts";
 import { errnoName, ffi } from "./libbpf.ts";
+import { BPF_MAP_INFO_SIZE, parseMapInfo } from "./map-compat.ts";
 import {
   type ApplyOptions,
   type DatapathMaps,
@@ -53,9 +56,13 @@ export const MAPS = [
   "sy_backends",
   "sy_members",
   "sy_node_ips",
+  "sy_node_ports",
   "sy_svc_names",
   "sy_svc_stats",
+  "sy_svc_ok",
   "sy_sock_nats",
+  "sy_udp_lasts",
+  "sy_gen",
   "sy_revnat",
   "sy_affinity",
   "sy_settings_map",
@@ -63,6 +70,7 @@ export const MAPS = [
   "sy_lrp_skip",
   "sy_dead_backends",
   "sy_counters",
+  "sy_events_unwoken",
   "sy_events",
 ] as const;
 export type MapName = (typeof MAPS)[number];
@@ -71,6 +79,7 @@ export const FRONTEND_SIZED_MAPS: readonly MapName[] = [
   "sy_frontends",
   "sy_svc_names",
   "sy_svc_stats",
+  "sy_svc_ok",
   "sy_qos",
   "sy_lrp_skip",
 ];
@@ -136,7 +145,26 @@ export class LibbpfMaps implements DatapathMaps {
   };
 
   apply(ops: readonly MapOp[], opts?: ApplyOptions): void {
-    this.grace.write(ops, opts, (o) => this.applyOne(o));
+    try {
+      this.grace.write(ops, opts, (o) => this.applyOne(o));
+    } finally {
+      if (ops.some(changesResolution)) this.bumpGeneration();
+    }
+  }
+
+  /**
+   * After frontends or node addresses changed (even in part: a failed plan):
+   * translations the programs cached per socket with an older generation
+   * (`sy_udp_lasts`, unconnected UDP) are resolved again on their next
+   * datagram. Sets are never rewritten, so backend writes need none.
+   */
+  private bumpGeneration(): void {
+    const v = Buffer.alloc(8);
+    const key = encodeU32(0);
+    this.syscalls += 2;
+    ffi.mapLookup(this.fds.sy_gen, key, v);
+    v.writeBigUInt64LE(v.readBigUInt64LE(0) + 1n, 0);
+    this.update(this.fds.sy_gen, key, v, "sy_gen", "generation");
   }
 
   private applyOne(o: MapOp): void {
@@ -148,6 +176,7 @@ export class LibbpfMaps implements DatapathMaps {
         return;
       case "delete-name":
         this.remove(f.sy_svc_stats, encodeU32(o.svcId), "sy_svc_stats");
+        this.zeroSvcOk(o.svcId);
         this.remove(f.sy_svc_names, encodeU32(o.svcId), "sy_svc_names");
         return;
       case "put-backend": {
@@ -199,6 +228,8 @@ export class LibbpfMaps implements DatapathMaps {
         this.remove(f.sy_node_ips, ip16(o.ip), "sy_node_ips");
         return;
       case "put-frontend":
+        // the port's NodePort bit before the frontend (a stale bit costs a lookup; a missing one, the frontend)
+        if (o.key.scope === Scope.nodePort) this.markNodePort(o.key, true);
         // in place under the value's lock: a reader copies either the old value or the new one
         this.update(
           f.sy_frontends,
@@ -211,7 +242,20 @@ export class LibbpfMaps implements DatapathMaps {
         return;
       case "delete-frontend":
         this.remove(f.sy_frontends, frontendKey(o.key), "sy_frontends");
+        if (o.key.scope === Scope.nodePort) this.markNodePort(o.key, false);
     }
+  }
+
+  /** Sets or clears a NodePort frontend key's bit in `sy_node_ports` (the programs skip sy_node_ips without it). */
+  private markNodePort(k: FrontendKeyModel, on: boolean): void {
+    const key = encodeU32(k.port);
+    const v = Buffer.alloc(1);
+    const bit = nodePortBit(k.proto, ip16(k.ip));
+    this.syscalls++;
+    ffi.mapLookup(this.fds.sy_node_ports, key, v);
+    const next = on ? v[0]! | bit : v[0]! & ~bit;
+    if (next !== v[0])
+      this.update(this.fds.sy_node_ports, key, Buffer.from([next]), "sy_node_ports", `node port ${k.port}`);
   }
 
   /**
@@ -222,8 +266,37 @@ export class LibbpfMaps implements DatapathMaps {
   private createSvcStats(svcId: number, name: string): void {
     const zeros = Buffer.alloc(LAYOUT.sy_svc_stats.size * possibleCpus());
     const what = `the resolution counters of ${name}`;
-    this.update(this.fds.sy_svc_stats, encodeU32(svcId), zeros, "sy_svc_stats", what, BPF_NOEXIST, EEXIST);
+    const made = this.update(
+      this.fds.sy_svc_stats,
+      encodeU32(svcId),
+      zeros,
+      "sy_svc_stats",
+      what,
+      BPF_NOEXIST,
+      EEXIST,
+    );
+    if (made) this.zeroSvcOk(svcId);
   }
+
+  /** A Service's slot in `sy_svc_ok` (its ok count, per CPU), when its id has one. */
+  private zeroSvcOk(svcId: number): void {
+    if (svcId >= this.svcOkSlots) return;
+    this.syscalls++;
+    ffi.mapUpdate(this.fds.sy_svc_ok, encodeU32(svcId), Buffer.alloc(8 * possibleCpus()), 0);
+  }
+
+  /** ids below this have a slot in sy_svc_ok (its max_entries) */
+  private get svcOkSlots(): number {
+    if (this.okSlots === undefined) {
+      const info = Buffer.alloc(BPF_MAP_INFO_SIZE);
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(info.length, 0);
+      const rc = ffi.objGetInfoByFd(this.fds.sy_svc_ok, info, len) as number;
+      this.okSlots = rc < 0 ? 0 : parseMapInfo(info, len.readUInt32LE(0)).maxEntries;
+    }
+    return this.okSlots;
+  }
+  private okSlots: number | undefined;
 
   /**
    * Resolutions per Service and result since each Service's name was
@@ -237,10 +310,17 @@ export class LibbpfMaps implements DatapathMaps {
     this.forEachEntry(this.fds.sy_svc_stats, 4, LAYOUT.sy_svc_stats.size * ncpu, (k, v) =>
       out.set(k.readUInt32LE(0), decodeSvcStats(v, ncpu)),
     );
+    const ok = Buffer.alloc(8 * ncpu);
+    for (const [id, c] of out) {
+      if (id >= this.svcOkSlots) continue;
+      this.syscalls++;
+      if ((ffi.mapLookup(this.fds.sy_svc_ok, encodeU32(id), ok) as number) !== 0) continue;
+      for (let cpu = 0; cpu < ncpu; cpu++) c.ok += ok.readBigUInt64LE(cpu * 8);
+    }
     return out;
   }
 
-  /** `tolerated`: an errno that counts as done (EEXIST for a create-only write) */
+  /** `tolerated`: an errno that counts as done (EEXIST for a create-only write); false when it was that */
   private update(
     fd: number,
     key: Buffer,
@@ -249,10 +329,11 @@ export class LibbpfMaps implements DatapathMaps {
     what: string,
     flags = 0,
     tolerated?: number,
-  ): void {
+  ): boolean {
     this.syscalls++;
     const rc = ffi.mapUpdate(fd, key, value, flags) as number;
-    if (rc < 0 && -rc !== tolerated) {
+    if (rc < 0 && -rc === tolerated) return false;
+    if (rc < 0) {
       const e = -rc;
       const code = e === 7 || e === 28 ? "capacity" : "bpf";
       throw new SwitchyardError(
@@ -260,6 +341,7 @@ export class LibbpfMaps implements DatapathMaps {
         `writing ${what} to map ${map} failed: ${errnoName(e)}${code === "capacity" ? ` (map full: raise its size${sizeFlag(map)})` : ""}`,
       );
     }
+    return true;
   }
 
   private remove(fd: number, key: Buffer, map: string): void {
@@ -408,6 +490,16 @@ export class LibbpfMaps implements DatapathMaps {
     ffi.mapLookup(this.fds.sy_settings_map, encodeU32(0), v);
     return decodeSettings(v);
   }
+}
+
+/** ops that change where a destination resolves to (frontend entries, node addresses) */
+function changesResolution(o: MapOp): boolean {
+  return (
+    o.op === "put-frontend" ||
+    o.op === "delete-frontend" ||
+    o.op === "put-node-ip" ||
+    o.op === "delete-node-ip"
+  );
 }
 
 function ip16(ip: string): Buffer {

@@ -28,9 +28,17 @@ const raw: RawEvent = {
   success: true,
   failureCode: 0,
   fallback: 0,
+  count: 1,
 };
 
 describe("NAT events", () => {
+  it("an unconnected UDP flow's event says how many datagrams it stands for; a connect's says nothing", () => {
+    const ctx = { cluster: "", node: "", serviceName: () => undefined, nowWallMs: 0, nowMonoNs: 0n };
+    assert.equal(computeNatEvent({ ...raw, proto: 17, hook: 3, count: 412 }, ctx).datagrams, 412);
+    assert.equal(computeNatEvent({ ...raw, proto: 17, hook: 4, count: 1 }, ctx).datagrams, 1);
+    assert.equal("datagrams" in computeNatEvent(raw, ctx), false);
+  });
+
   it("a local redirect names its policy and mode, and says why it took the fallback", () => {
     const ev = computeNatEvent(
       { ...raw, natType: 2, natMode: 6, fallback: 2 },

@@ -32,6 +32,13 @@ export type NatEvent = {
   /** a local redirect that went to its fallback: why ("noLocal", "qos", "fromBackend"); absent otherwise */
   fallback?: string;
   /**
+   * unconnected UDP (hook sendmsg4/6): the datagrams of this flow (socket →
+   * frontend → backend) the event stands for — 1 for the flow's first; after
+   * that a flow emits at most one event a second, counting the datagrams
+   * since its previous one. Absent for connects (one event each).
+   */
+  datagrams?: number;
+  /**
    * set by the publisher: 1, 2, 3, … per agent run, in emission order. A
    * repeat is a re-send after a confirmation the connection lost (dedupe on
    * node + seq); a gap is an event the agent counted as dropped.
@@ -86,6 +93,7 @@ export function computeNatEvent(raw: RawEvent, ctx: EventContext): NatEvent {
     natPort: raw.natPort,
     failureCode: nameOf(FailureCode, raw.failureCode),
     ...(raw.fallback !== Fallback.none ? { fallback: nameOf(Fallback, raw.fallback) } : {}),
+    ...(raw.hook === Hook.sendmsg4 || raw.hook === Hook.sendmsg6 ? { datagrams: raw.count } : {}),
   };
 }
 
