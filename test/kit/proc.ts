@@ -2,7 +2,7 @@
  * Child processes for tests and the demo: start, wait for a line on stdout,
  * collect output, stop by PID (only processes we started).
  */
-import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
+import { type ChildProcess, execFile, type SpawnOptions, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,6 +66,21 @@ export function watchProcess(cp: ChildProcess): Proc {
       return code;
     },
   };
+}
+
+/**
+ * Runs a TypeScript entry point of this repo to its end, asynchronously (a
+ * test server in this process keeps answering meanwhile): exit status and output.
+ */
+export function runNode(
+  script: string,
+  args: string[],
+): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, [path.join(REPO, script), ...args], (e, stdout, stderr) =>
+      resolve({ status: e ? Number(e.code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
 }
 
 /** Runs a TypeScript entry point of this repo with the same Node. */

@@ -3,6 +3,7 @@
  */
 import { formatHostPort } from "@switchyard/lib/ip";
 import {
+  IPPROTO_TCP,
   IPPROTO_UDP,
   NatMode,
   NatType,
@@ -19,6 +20,28 @@ function sortedFrontends(s: MapState) {
   return [...s.frontends.values()].sort((a, b) =>
     a.key.ip < b.key.ip ? -1 : a.key.ip > b.key.ip ? 1 : a.key.port - b.key.port || a.key.proto - b.key.proto,
   );
+}
+
+/**
+ * `dump IP:PORT`: only the frontends a connect to that destination meets —
+ * its exact entry, or a NodePort entry when the address is one of this
+ * node's (or loopback). Names, backend sets and node addresses stay.
+ */
+export function filterMapState(
+  s: MapState,
+  d: { ip: string; port: number; protocol: "tcp" | "udp" },
+): MapState {
+  const proto = d.protocol === "udp" ? IPPROTO_UDP : IPPROTO_TCP;
+  const v6 = d.ip.includes(":");
+  const ownAddress = d.ip.startsWith("127.") || d.ip === "::1" || s.nodeIps.has(d.ip);
+  const frontends = new Map(
+    [...s.frontends].filter(([, { key }]) => {
+      if (key.port !== d.port || key.proto !== proto) return false;
+      if (key.scope === Scope.nodePort) return ownAddress && (key.ip === "::") === v6;
+      return key.ip.toLowerCase() === d.ip.toLowerCase();
+    }),
+  );
+  return { ...s, frontends };
 }
 
 /** `dump --json`: the same content as the text, as data (names decoded, backends resolved). */
