@@ -54,6 +54,14 @@ serve flags:
   --tls-ca FILE           the CA that signed --tls-cert: served in the chain, and its hash printed,
                           so agents can join with --hub-ca-hash instead of a copy of the CA
   --debounce-ms N         coalescing window for changes (default 20)
+  --events-nats URL       the NATS the agents publish NAT events to (repeatable; config events.nats): the
+                          hub keeps their history there, a JetStream stream SWITCHYARD_EVENTS over
+                          switchyard.nat.> limited by events.historyMaxAge / historyMaxBytes (default 1h,
+                          1GiB; created or updated at start and on reload); after \`nats init\` the hub
+                          connects as its own user of the account
+  --nats-tls-ca FILE      the CA that signs that NATS server's certificate (config events.tlsCa)
+  --nats-tls-server-name NAME
+                          the name in that certificate, when it is not the URL's host
   --io-threads N          threads that serve the agents' connections (TLS, HTTP/2), sharing the port;
                           0 = on the main thread (default: 2 with 2 or more CPUs, else 0)
   --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)

@@ -34,8 +34,16 @@ Flags:
   --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
   --bpf-object FILE      compiled BPF object (default bpf/build/switchyard.bpf.o)
-  --nats URL             NATS server for NAT events (repeatable; events off when absent)
-  --subject-prefix P     NATS subject prefix (default switchyard.nat)
+  --nats URL             NATS server for NAT events (nats://H:4222, tls://H:4222; repeatable; events
+                         off when absent)
+  --nats-creds FILE      NATS credentials (.creds) of your own; by default the agent uses the NATS user
+                         the hub issues with its credential when the hubs sign the NATS account
+                         (\`switchyard-hub nats init\`), kept in STATE-DIR/nats.creds and rotated with it:
+                         it may publish on switchyard.nat.<cluster>.<node>.> only
+  --nats-tls-ca FILE     the CA that signs the NATS server's certificate (TLS to NATS)
+  --nats-tls-server-name NAME
+                         the name in that certificate, when it is not the host of --nats
+  --subject-prefix P     NATS subject prefix (default switchyard.nat; keep it with hub-issued NATS users)
   --no-events            do not emit NAT events at all
   --events-buffer-bytes N
                          memory for NAT events NATS has not confirmed yet (default 67108864 = 64 MiB,
