@@ -60,7 +60,14 @@ const welcome = (
   call.write({
     nonce: "",
     systemVersion: "",
-    welcome: { hubId: "fake", cluster: "c", viewClusters: ["c"], nodeZone: "", inSync: false },
+    welcome: {
+      hubId: "fake",
+      cluster: "c",
+      viewClusters: ["c"],
+      nodeZone: "",
+      inSync: false,
+      entryInterface: "",
+    },
     credential: credential
       ? {
           token: credential,
