@@ -8,7 +8,6 @@
  * cluster.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import YAML from "yaml";
 import { computeHubClusterRoleRules } from "../../services/hub/src/sources/kube-api.ts";
 import { FakeKubeApiServer } from "../kit/kube-apiserver.ts";
-import { type Proc, REPO, startNode, waitUntil } from "../kit/proc.ts";
+import { type Proc, REPO, runNode, startNode, waitUntil } from "../kit/proc.ts";
 import { HUB } from "../kit/stack.ts";
 
 type ClusterRow = { name: string; services: number; stale: boolean };
@@ -29,12 +28,7 @@ describe("switchyard-hub cluster join / leave", () => {
   const config = path.join(dir, "hub.yaml");
   const stateDir = path.join(dir, "hub-state");
   // asynchronous: the test API server answers from this process
-  const cli = (...args: string[]) =>
-    new Promise<{ status: number; stdout: string; stderr: string }>((resolve) =>
-      execFile(process.execPath, [path.join(REPO, HUB), ...args], (e, stdout, stderr) =>
-        resolve({ status: e ? Number(e.code ?? 1) : 0, stdout, stderr }),
-      ),
-    );
+  const cli = (...args: string[]) => runNode(HUB, args);
   const clusters = async () =>
     JSON.parse((await cli("clusters", "--json", "--state-dir", stateDir)).stdout) as ClusterRow[];
 
