@@ -343,7 +343,7 @@ const token = execFileSync(
   // one token for every simulated and real agent: its node limit covers them all (the default is 1,000)
   [
     path.join(REPO, HUB),
-    ...["token", "create", "--state-dir", stateDir, "--cluster", "bench", "--ttl", "0"],
+    ...["token", "create", "--state-dir", stateDir, "--new-state", "--cluster", "bench", "--ttl", "0"],
     ...["--max-nodes", String(AGENTS + 100)],
   ],
   { encoding: "utf8" },

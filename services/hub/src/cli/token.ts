@@ -38,6 +38,8 @@ Flags:
   --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
   --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
                           runs on --state-dir)
+  --new-state             create: make the state in --state-dir when no hub has run there yet (else
+                          a directory without a hub's state is refused as a wrong --state-dir)
 `;
 
 /**
@@ -49,12 +51,16 @@ Flags:
 function refuseUnknownClusterInState(
   state: HubState,
   cluster: string,
-  stateDir: string,
-  nats: string[],
+  flags: { "state-dir": string; "state-nats": string[]; "new-state": boolean },
 ): void {
-  if (nats.length === 0 && !fs.existsSync(path.join(stateDir, "state.json")))
+  const stateDir = flags["state-dir"];
+  if (
+    flags["state-nats"].length === 0 &&
+    !flags["new-state"] &&
+    !fs.existsSync(path.join(stateDir, "state.json"))
+  )
     fail(
-      `no hub lives in --state-dir ${stateDir} (no hub answers on its admin socket and it holds no hub state); give the --state-dir the hub runs with`,
+      `no hub lives in --state-dir ${stateDir} (no hub answers on its admin socket and it holds no hub state); give the --state-dir the hub runs with, or --new-state to make the state there before the hub's first start`,
     );
   const known = state.list(metaKey("")).map(([k]) => k.slice(metaKey("").length));
   if (known.length > 0 && !known.includes(cluster))
@@ -103,6 +109,7 @@ async function runToken(argv: string[]): Promise<void> {
       "node-pattern": { type: "string", default: "*" },
       "max-nodes": { type: "string", default: "0" },
       reach: { type: "string", default: "pod" },
+      "new-state": { type: "boolean", default: false },
     },
     { positionals: true },
   );
@@ -114,8 +121,7 @@ async function runToken(argv: string[]): Promise<void> {
     if (sub === "create") {
       if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
       // with no hub answering: the state must be a hub's, and name the cluster when it names any
-      if (state)
-        refuseUnknownClusterInState(state, values.cluster, values["state-dir"], values["state-nats"]);
+      if (state) refuseUnknownClusterInState(state, values.cluster, values);
       let ttlMs = 0;
       if (values.ttl !== "0") {
         const d = parseDuration(values.ttl);
