@@ -7,6 +7,8 @@
  *   switchyard  the client connects to the ClusterIP; our cgroup programs translate (events off / on + consumed)
  *   lrp         the client connects to a LocalRedirectPolicy's address frontend (LRP_VIP) whose local
  *               pods are the same backends (fallback: the last Service); events off
+ *   bp          the client connects to a BalancingPolicy's address frontend (BP_VIP) whose backends
+ *               (addressEndpoint) are the same addresses; events off
  *   iptables    kube-proxy iptables mode (legacy iptables): KUBE-SERVICES → KUBE-SVC (statistic) → KUBE-SEP (DNAT)
  *   nftables    kube-proxy nftables mode: a verdict map on daddr . proto . port → numgen → DNAT
  *
@@ -39,6 +41,7 @@ import {
 import { AgentCore } from "../services/nodeagent/src/agent.ts";
 import { LibbpfDatapath, PROGRAMS, uninstallPins } from "../services/nodeagent/src/bpf/datapath.ts";
 import { enableKernelStats, nsPerRun, type ProgStats } from "../services/nodeagent/src/bpf/prog-stats.ts";
+import { bpResource } from "../services/nodeagent/src/testing/balancing.ts";
 import { lrpbResource, lrpResource } from "../services/nodeagent/src/testing/local-redirect.ts";
 import { BPF_OBJECT } from "../test/kit/datapath-harness.ts";
 import { REPO, watchProcess } from "../test/kit/proc.ts";
@@ -69,6 +72,8 @@ const SINK_IPS = Array.from({ length: BACKENDS_PER_SERVICE }, (_, i) => `198.18.
 const PORT = 8080;
 /** a LocalRedirectPolicy's address frontend, beside the Services */
 const LRP_VIP = "169.254.20.10";
+/** a BalancingPolicy's address frontend, beside the Services */
+const BP_VIP = "169.254.30.10";
 
 if (process.getuid?.() !== 0) {
   console.error("bench:dataplane needs root (BPF, cgroups, network namespaces)");
@@ -387,6 +392,21 @@ try {
         SINK_IPS.map((ip, i) => ({ name: `sink-${i}`, ips: [ip] })),
         "bench",
       ),
+      // and one BalancingPolicy on BP_VIP: its backends (addressEndpoint) are the sinks
+      bpResource(
+        "bp",
+        { address: true },
+        [
+          { ip: BP_VIP, port: 80, protocol: "TCP", portName: "http" },
+          { ip: BP_VIP, port: 53, protocol: "UDP", portName: "dns" },
+        ],
+        [
+          { name: "http", port: PORT, protocol: "TCP" },
+          { name: "dns", port: PORT, protocol: "UDP" },
+        ],
+        SINK_IPS,
+        { cluster: "bench" },
+      ),
     ];
     const errs = core.onDelta(
       StreamAssignmentsResponse.fromPartial({
@@ -416,6 +436,7 @@ try {
         direct: direct(proto),
         sy: counted(`${proto}_vip`, viaVip(sb.cgroup, proto, port)),
         lrp: () => runClient(sb.cgroup, proto, LRP_VIP, port),
+        bp: () => runClient(sb.cgroup, proto, BP_VIP, port),
         nonsvc: counted(`${proto}_non_service`, nonService(proto)),
       });
       dp.maps.writeSettings({ eventsOn: true, sampleOneIn: 1 });
@@ -462,6 +483,8 @@ try {
       results[`${kind}_ratio_vs_direct_${label}`] = round(g["sy"]! / g["direct"]!);
       results[`${kind}_${unit}_local_redirect_${label}`] = Math.round(g["lrp"]!);
       results[`${kind}_local_redirect_ratio_vs_direct_${label}`] = round(g["lrp"]! / g["direct"]!);
+      results[`${kind}_${unit}_balancing_${label}`] = Math.round(g["bp"]!);
+      results[`${kind}_balancing_ratio_vs_direct_${label}`] = round(g["bp"]! / g["direct"]!);
       results[`${kind}_ratio_events_on_vs_off_${label}`] = round(g["sy_events"]! / g["sy"]!);
       results[`${kind}_events_consumed_${label}`] = g["events"]!;
       results[`${kind}_events_dropped_${label}`] = g["dropped"]!;
@@ -471,6 +494,7 @@ try {
         `${fmt(g["sy"]!)} (${round(g["sy"]! / g["direct"]!)}×)`,
         `${fmt(g["sy_events"]!)} (${round(g["sy_events"]! / g["sy"]!)}× off)`,
         `${fmt(g["lrp"]!)} (${round(g["lrp"]! / g["direct"]!)}×)`,
+        `${fmt(g["bp"]!)} (${round(g["bp"]! / g["direct"]!)}×)`,
         `${fmt(g["nonsvc"]!)} (${round(g["nonsvc"]! / g["direct"]!)}×)`,
         KUBE_PROXY ? `${fmt(g["iptables"]!)} (sy ${round(g["sy"]! / g["iptables"]!)}×)` : "-",
         KUBE_PROXY ? `${fmt(g["nftables"]!)} (sy ${round(g["sy"]! / g["nftables"]!)}×)` : "-",
@@ -498,6 +522,7 @@ const header = [
   "switchyard (÷direct)",
   "switchyard events on",
   "local redirect (÷direct)",
+  "balancing (÷direct)",
   "non-service (÷direct)",
   "iptables-legacy",
   "nftables",
