@@ -209,6 +209,78 @@ export interface RotateSigningKeyResponse {
   agentsCutOff: number;
 }
 
+/** LookupRequest names a node and a destination. */
+export interface LookupRequest {
+  node: string;
+  /**
+   * The node's cluster; empty: the cluster of the agent of that name
+   * connected to this hub, else the only cluster of the hub.
+   */
+  cluster: string;
+  ip: string;
+  port: number;
+  /** "tcp" or "udp". */
+  protocol: string;
+  /**
+   * How the node's agents reach backends, as their join token says: "pod"
+   * (default) or "nodeport".
+   */
+  reach: string;
+}
+
+/**
+ * LookupResponse lists what takes the destination, in priority order
+ * (LocalRedirectPolicy > BalancingPolicy > Service): the first in force wins.
+ */
+export interface LookupResponse {
+  cluster: string;
+  /** The clusters whose Services the node's agents receive (home first). */
+  view: string[];
+  matches: LookupMatch[];
+  /**
+   * Why nothing matches or something is missing: refused policies, the
+   * address's Service in a cluster outside the node's view.
+   */
+  notes: string[];
+  /** One line: where a connect goes. */
+  answer: string;
+}
+
+/** LookupMatch is one policy or Service frontend that matches. */
+export interface LookupMatch {
+  /** "LocalRedirectPolicy", "BalancingPolicy" or "Service". */
+  kind: string;
+  /** Its resource name ("svc/<cluster>/<namespace>/<name>", "lrp/…", "bp/…"). */
+  name: string;
+  /**
+   * How it is reached: "clusterIP", "nodePort", "loadBalancer", "externalIP",
+   * "service" or "address" (policies).
+   */
+  mode: string;
+  /** Whether this entry decides the connect (the others are shadowed). */
+  inForce: boolean;
+  backends: LookupBackend[];
+  /** Why no backend is used, or why it is not in force; empty when fine. */
+  reason: string;
+}
+
+/** LookupBackend is one backend address as the hub sends it. */
+export interface LookupBackend {
+  address: string;
+  port: number;
+  node: string;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /**
+   * The agent chooses among the backends marked used (after readiness,
+   * traffic policies and failover tiers).
+   */
+  used: boolean;
+  /** The Service resource whose slice holds it (failover tiers), or the pod. */
+  source: string;
+}
+
 function createBaseListAgentsRequest(): ListAgentsRequest {
   return {};
 }
@@ -2664,6 +2736,624 @@ export const RotateSigningKeyResponse: MessageFns<RotateSigningKeyResponse> = {
   },
 };
 
+function createBaseLookupRequest(): LookupRequest {
+  return { node: "", cluster: "", ip: "", port: 0, protocol: "", reach: "" };
+}
+
+export const LookupRequest: MessageFns<LookupRequest> = {
+  encode(message: LookupRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.node !== "") {
+      writer.uint32(10).string(message.node);
+    }
+    if (message.cluster !== "") {
+      writer.uint32(18).string(message.cluster);
+    }
+    if (message.ip !== "") {
+      writer.uint32(26).string(message.ip);
+    }
+    if (message.port !== 0) {
+      writer.uint32(32).uint32(message.port);
+    }
+    if (message.protocol !== "") {
+      writer.uint32(42).string(message.protocol);
+    }
+    if (message.reach !== "") {
+      writer.uint32(50).string(message.reach);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ip = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.protocol = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reach = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupRequest {
+    return {
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      protocol: isSet(object.protocol) ? globalThis.String(object.protocol) : "",
+      reach: isSet(object.reach) ? globalThis.String(object.reach) : "",
+    };
+  },
+
+  toJSON(message: LookupRequest): unknown {
+    const obj: any = {};
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.ip !== "") {
+      obj.ip = message.ip;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.protocol !== "") {
+      obj.protocol = message.protocol;
+    }
+    if (message.reach !== "") {
+      obj.reach = message.reach;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupRequest>, I>>(base?: I): LookupRequest {
+    return LookupRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupRequest>, I>>(object: I): LookupRequest {
+    const message = createBaseLookupRequest();
+    message.node = object.node ?? "";
+    message.cluster = object.cluster ?? "";
+    message.ip = object.ip ?? "";
+    message.port = object.port ?? 0;
+    message.protocol = object.protocol ?? "";
+    message.reach = object.reach ?? "";
+    return message;
+  },
+};
+
+function createBaseLookupResponse(): LookupResponse {
+  return { cluster: "", view: [], matches: [], notes: [], answer: "" };
+}
+
+export const LookupResponse: MessageFns<LookupResponse> = {
+  encode(message: LookupResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cluster !== "") {
+      writer.uint32(10).string(message.cluster);
+    }
+    for (const v of message.view) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.matches) {
+      LookupMatch.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.notes) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.answer !== "") {
+      writer.uint32(42).string(message.answer);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cluster = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.view.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.matches.push(LookupMatch.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.notes.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.answer = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupResponse {
+    return {
+      cluster: isSet(object.cluster) ? globalThis.String(object.cluster) : "",
+      view: globalThis.Array.isArray(object?.view) ? object.view.map((e: any) => globalThis.String(e)) : [],
+      matches: globalThis.Array.isArray(object?.matches) ? object.matches.map((e: any) => LookupMatch.fromJSON(e)) : [],
+      notes: globalThis.Array.isArray(object?.notes) ? object.notes.map((e: any) => globalThis.String(e)) : [],
+      answer: isSet(object.answer) ? globalThis.String(object.answer) : "",
+    };
+  },
+
+  toJSON(message: LookupResponse): unknown {
+    const obj: any = {};
+    if (message.cluster !== "") {
+      obj.cluster = message.cluster;
+    }
+    if (message.view?.length) {
+      obj.view = message.view;
+    }
+    if (message.matches?.length) {
+      obj.matches = message.matches.map((e) => LookupMatch.toJSON(e));
+    }
+    if (message.notes?.length) {
+      obj.notes = message.notes;
+    }
+    if (message.answer !== "") {
+      obj.answer = message.answer;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupResponse>, I>>(base?: I): LookupResponse {
+    return LookupResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupResponse>, I>>(object: I): LookupResponse {
+    const message = createBaseLookupResponse();
+    message.cluster = object.cluster ?? "";
+    message.view = object.view?.map((e) => e) || [];
+    message.matches = object.matches?.map((e) => LookupMatch.fromPartial(e)) || [];
+    message.notes = object.notes?.map((e) => e) || [];
+    message.answer = object.answer ?? "";
+    return message;
+  },
+};
+
+function createBaseLookupMatch(): LookupMatch {
+  return { kind: "", name: "", mode: "", inForce: false, backends: [], reason: "" };
+}
+
+export const LookupMatch: MessageFns<LookupMatch> = {
+  encode(message: LookupMatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.mode !== "") {
+      writer.uint32(26).string(message.mode);
+    }
+    if (message.inForce !== false) {
+      writer.uint32(32).bool(message.inForce);
+    }
+    for (const v of message.backends) {
+      LookupBackend.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupMatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupMatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.inForce = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.backends.push(LookupBackend.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupMatch {
+    return {
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      mode: isSet(object.mode) ? globalThis.String(object.mode) : "",
+      inForce: isSet(object.inForce)
+        ? globalThis.Boolean(object.inForce)
+        : isSet(object.in_force)
+        ? globalThis.Boolean(object.in_force)
+        : false,
+      backends: globalThis.Array.isArray(object?.backends)
+        ? object.backends.map((e: any) => LookupBackend.fromJSON(e))
+        : [],
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: LookupMatch): unknown {
+    const obj: any = {};
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.mode !== "") {
+      obj.mode = message.mode;
+    }
+    if (message.inForce !== false) {
+      obj.inForce = message.inForce;
+    }
+    if (message.backends?.length) {
+      obj.backends = message.backends.map((e) => LookupBackend.toJSON(e));
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupMatch>, I>>(base?: I): LookupMatch {
+    return LookupMatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupMatch>, I>>(object: I): LookupMatch {
+    const message = createBaseLookupMatch();
+    message.kind = object.kind ?? "";
+    message.name = object.name ?? "";
+    message.mode = object.mode ?? "";
+    message.inForce = object.inForce ?? false;
+    message.backends = object.backends?.map((e) => LookupBackend.fromPartial(e)) || [];
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseLookupBackend(): LookupBackend {
+  return { address: "", port: 0, node: "", ready: false, serving: false, terminating: false, used: false, source: "" };
+}
+
+export const LookupBackend: MessageFns<LookupBackend> = {
+  encode(message: LookupBackend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    if (message.node !== "") {
+      writer.uint32(26).string(message.node);
+    }
+    if (message.ready !== false) {
+      writer.uint32(32).bool(message.ready);
+    }
+    if (message.serving !== false) {
+      writer.uint32(40).bool(message.serving);
+    }
+    if (message.terminating !== false) {
+      writer.uint32(48).bool(message.terminating);
+    }
+    if (message.used !== false) {
+      writer.uint32(56).bool(message.used);
+    }
+    if (message.source !== "") {
+      writer.uint32(66).string(message.source);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LookupBackend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLookupBackend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.node = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.serving = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.terminating = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.used = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LookupBackend {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      node: isSet(object.node) ? globalThis.String(object.node) : "",
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      serving: isSet(object.serving) ? globalThis.Boolean(object.serving) : false,
+      terminating: isSet(object.terminating) ? globalThis.Boolean(object.terminating) : false,
+      used: isSet(object.used) ? globalThis.Boolean(object.used) : false,
+      source: isSet(object.source) ? globalThis.String(object.source) : "",
+    };
+  },
+
+  toJSON(message: LookupBackend): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.node !== "") {
+      obj.node = message.node;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
+    }
+    if (message.serving !== false) {
+      obj.serving = message.serving;
+    }
+    if (message.terminating !== false) {
+      obj.terminating = message.terminating;
+    }
+    if (message.used !== false) {
+      obj.used = message.used;
+    }
+    if (message.source !== "") {
+      obj.source = message.source;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LookupBackend>, I>>(base?: I): LookupBackend {
+    return LookupBackend.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LookupBackend>, I>>(object: I): LookupBackend {
+    const message = createBaseLookupBackend();
+    message.address = object.address ?? "";
+    message.port = object.port ?? 0;
+    message.node = object.node ?? "";
+    message.ready = object.ready ?? false;
+    message.serving = object.serving ?? false;
+    message.terminating = object.terminating ?? false;
+    message.used = object.used ?? false;
+    message.source = object.source ?? "";
+    return message;
+  },
+};
+
 /** AdminService is served by the hub on its admin socket. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -2755,6 +3445,19 @@ export const AdminServiceService = {
       Buffer.from(RotateSigningKeyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateSigningKeyResponse => RotateSigningKeyResponse.decode(value),
   },
+  /**
+   * Lookup says where a connect to IP:PORT goes on one node, from what the
+   * hub sends that node: which policy or Service, which backends, or why none.
+   */
+  lookup: {
+    path: "/switchyard.v1.AdminService/Lookup" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LookupRequest): Buffer => Buffer.from(LookupRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LookupRequest => LookupRequest.decode(value),
+    responseSerialize: (value: LookupResponse): Buffer => Buffer.from(LookupResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LookupResponse => LookupResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -2778,6 +3481,11 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * new key within a second.
    */
   rotateSigningKey: handleUnaryCall<RotateSigningKeyRequest, RotateSigningKeyResponse>;
+  /**
+   * Lookup says where a connect to IP:PORT goes on one node, from what the
+   * hub sends that node: which policy or Service, which backends, or why none.
+   */
+  lookup: handleUnaryCall<LookupRequest, LookupResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -2912,6 +3620,25 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateSigningKeyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lookup says where a connect to IP:PORT goes on one node, from what the
+   * hub sends that node: which policy or Service, which backends, or why none.
+   */
+  lookup(
+    request: LookupRequest,
+    callback: (error: ServiceError | null, response: LookupResponse) => void,
+  ): ClientUnaryCall;
+  lookup(
+    request: LookupRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LookupResponse) => void,
+  ): ClientUnaryCall;
+  lookup(
+    request: LookupRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LookupResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -5,8 +5,9 @@
  */
 import type { Cli } from "@switchyard/lib/cli";
 import { agentCommand } from "./agent.ts";
-import { natsCommand, natsCredsCommand } from "./nats.ts";
 import { clusterCommand } from "./cluster.ts";
+import { lookupCommand } from "./lookup.ts";
+import { natsCommand, natsCredsCommand } from "./nats.ts";
 import { pkiCommand } from "./pki.ts";
 import { serveCommand } from "./serve.ts";
 import { signingKeyCommand } from "./signing-key.ts";
@@ -28,6 +29,7 @@ export const HUB_CLI: Cli = {
     natsCommand,
     natsCredsCommand,
     clusterCommand,
+    lookupCommand,
   ],
   footer: `The commands other than serve talk to the running hub through its admin socket
 (STATE-DIR/admin.sock, mode 0600); token, agent and signing-key also work with

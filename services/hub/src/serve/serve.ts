@@ -26,13 +26,14 @@ import { ClusterHealthTracker } from "../sources/health.ts";
 import { ClusterManager } from "../sources/manager.ts";
 import { LastKnownStore, LastKnownWriter } from "../state/last-known.ts";
 import { PolicyBook, PolicyStatusWriter } from "../status/policy-status.ts";
+import type { Reach } from "../translate/compute-resources.ts";
 import { clusterPolicyVerdicts } from "../translate/local-redirect.ts";
 import { serveFront } from "../transport/front.ts";
 import { LIMIT_SPECS } from "../transport/limits.ts";
 import { logRefusalSummaries } from "../transport/refusals.ts";
 import { tuneGcForStreaming } from "../xds/gc-tuning.ts";
 import { AssignmentServer } from "../xds/grpc-server.ts";
-import { SnapshotCache } from "../xds/snapshots.ts";
+import { SnapshotCache, type View } from "../xds/snapshots.ts";
 import { watchConfig } from "./config-reload.ts";
 import { resolveSettings } from "./settings.ts";
 
@@ -147,15 +148,17 @@ export async function serve(argv: string[]): Promise<void> {
     "grpc.max_receive_message_length": 64 * 1024,
     "grpc.enable_channelz": 0,
   });
+  /** the clusters an agent of CLUSTER sees (its home first, then its imports), per way of reaching backends */
+  const viewOf = (cluster: string, reach: Reach): View => {
+    const imports = current.imports.get(cluster) ?? [];
+    return { key: `${cluster}+${imports.join(",")}/${reach}`, clusters: [cluster, ...imports], reach };
+  };
   const assignments = new AssignmentServer({
     hubId,
     tokens,
     credentials,
     snapshots,
-    viewOf: (cluster, reach) => {
-      const imports = current.imports.get(cluster) ?? [];
-      return { key: `${cluster}+${imports.join(",")}/${reach}`, clusters: [cluster, ...imports], reach };
-    },
+    viewOf,
     nodeZone: (cluster, node) => world.clusters.get(cluster)?.nodes.get(node)?.zone ?? "",
     // node entry (nodeProxy): agents read this interface and report its addresses (the node annotation wins)
     entryInterface: () => current.entryInterface,
@@ -264,6 +267,14 @@ export async function serve(argv: string[]): Promise<void> {
       credentials,
       assignments,
       policies,
+      lookup: {
+        world,
+        snapshots,
+        viewOf,
+        clusterNames: () => current.clusters.map((c) => c.name),
+        agents: () => assignments.status(),
+        policies,
+      },
     },
     current.stateDir,
   ).catch((e: unknown) =>
