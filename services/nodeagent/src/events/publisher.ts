@@ -10,6 +10,7 @@
  * front of the queue when the connection is lost first.
  */
 import type { Logger } from "@switchyard/lib/log";
+import { encodeNatEvent } from "./event-codec.ts";
 import { type DropReason, EventOutbox, type OutboxCounts } from "./event-outbox.ts";
 import type { NatEvent } from "./nat-event.ts";
 import type { NatsLink, NatsState } from "./nats-connection.ts";
@@ -37,7 +38,6 @@ export class NatsEventPublisher implements EventPublisher {
   private readonly link: NatsLink;
   private readonly log: Logger;
   private readonly stopTimeoutMs: number;
-  private readonly encoder = new TextEncoder();
   private seq = 0;
   private pumping = false;
   private closing = false;
@@ -65,7 +65,7 @@ export class NatsEventPublisher implements EventPublisher {
 
   publish(subject: string, event: NatEvent): void {
     const seq = ++this.seq;
-    const data = this.encoder.encode(JSON.stringify({ ...event, seq }));
+    const data = encodeNatEvent({ ...event, seq });
     if (this.closing) {
       this.outbox.reject("stopped");
       return;
