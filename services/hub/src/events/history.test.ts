@@ -7,22 +7,25 @@ import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { HISTORY_STREAM } from "@switchyard/lib/event-subjects";
+import { silentLogger } from "@switchyard/lib/log";
 import { type NatsServer, startNatsServer } from "@switchyard/testkit/nats";
 import { NatsAccounts } from "../auth/nats-accounts.ts";
 import { parseKek } from "../auth/signing-key.ts";
 import { FileState } from "../state/hub-state.ts";
-import { parseEventsConfig } from "./events-config.ts";
+import { DEFAULT_EVENTS, parseEventsConfig } from "./events-config.ts";
 import { applyHistoryStream } from "./history.ts";
+import { HubEvents } from "./hub-events.ts";
 
 describe("event history stream", () => {
   let dir: string;
   let nats: NatsServer;
   let nc: NatsConnection;
+  let accounts: NatsAccounts;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-history-"));
     const kek = parseKek("b".repeat(64), "test");
     assert.ok(kek.ok);
-    const { accounts } = await NatsAccounts.init(new FileState(dir), kek.value);
+    ({ accounts } = await NatsAccounts.init(new FileState(dir), kek.value));
     nats = await startNatsServer({ jetstream: true, config: accounts.serverConfig() });
     nc = await connect({
       servers: nats.url,
@@ -49,6 +52,28 @@ describe("event history stream", () => {
     const js = jsm.jetstream();
     await js.publish("switchyard.nat.east.n1.demo.web", "{}");
     assert.equal((await jsm.streams.info(HISTORY_STREAM)).state.messages, 1);
+  });
+
+  it("the hub, as its own user of the account, sets the limits at start and follows a reload's", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(HISTORY_STREAM).catch(() => {});
+    const settings = {
+      ...DEFAULT_EVENTS,
+      nats: [nats.url],
+      historyMaxAgeMs: 120_000,
+      historyMaxBytes: 32 << 20,
+    };
+    const ev = HubEvents.start(settings, () => accounts, "hub-test", silentLogger());
+    try {
+      await ev.connecting;
+      await ev.settled();
+      assert.equal((await jsm.streams.info(HISTORY_STREAM)).config.max_age, nanos(120_000));
+      ev.apply({ ...settings, historyMaxBytes: 48 << 20 });
+      await ev.settled();
+      assert.equal((await jsm.streams.info(HISTORY_STREAM)).config.max_bytes, 48 << 20);
+    } finally {
+      await ev.close();
+    }
   });
 
   it("limits come from the config file's events mapping, checked", () => {

@@ -26,6 +26,8 @@ export class HubEvents {
   private readonly log: Logger;
   private closed = false;
   private applying = Promise.resolve();
+  /** settles once connected (or given up); tests wait for it */
+  connecting: Promise<void> = Promise.resolve();
 
   private constructor(settings: EventsSettings, log: Logger) {
     this.settings = settings;
@@ -43,7 +45,7 @@ export class HubEvents {
     if (settings.nats.length === 0) return ev;
     const tls = loadNatsTls(settings.tlsCa, settings.tlsServerName, FLAGS);
     if (!tls.ok) throw new Error(tls.error);
-    void (async () => {
+    ev.connecting = (async () => {
       const a = accounts();
       const creds = a ? new TextEncoder().encode(await a.hubCreds(hubId)) : undefined;
       const nc = await connect({
