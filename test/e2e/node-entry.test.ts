@@ -260,6 +260,18 @@ describe("node entry DNAT (nodeProxy) across network namespaces", () => {
     assert.ok(t.includes(POD.a.v4) && !t.includes(POD.b.v4), t);
   });
 
+  it("a process on the entry node itself reaches the pod through its own entry address (the output hook)", async () => {
+    const out = sh("nsenter", [
+      `--net=/run/netns/${entryNs}`,
+      process.execPath,
+      path.join(REPO, "test/kit/tcp-probe.ts"),
+      ENTRY4,
+      "8080",
+    ]);
+    const p = JSON.parse(out.trim()) as { ok: boolean; reply?: string };
+    assert.ok(p.ok && p.reply?.startsWith("pod-a "), out);
+  });
+
   it("TCP, v4 and v6: the client's connect to the frontend reaches the pod through the entry node, client address kept", async () => {
     for (const [vip, client] of [
       [VIP4, CLIENT4],
