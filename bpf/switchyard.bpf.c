@@ -585,7 +585,7 @@ static __always_inline int sy_udp_cached(struct bpf_sock_addr *ctx, int v6, cons
 					 __u8 hook)
 {
 	struct sy_udp_last *c = bpf_sk_storage_get(&sy_udp_lasts, ctx->sk, NULL, 0);
-	__u64 now;
+	__u64 now, jiffies;
 
 	if (!c || !sy_same_frontend_key(&c->front, key) || c->gen != sy_generation())
 		return 0;
@@ -596,6 +596,11 @@ static __always_inline int sy_udp_cached(struct bpf_sock_addr *ctx, int v6, cons
 	c->ev_count += 1;
 	if (!sy_events_on())
 		return 1;
+	/* the clock is read once per jiffy at most (a load, where the clock costs more): the period is checked then */
+	jiffies = bpf_jiffies64();
+	if (jiffies == c->ev_jiffies)
+		return 1;
+	c->ev_jiffies = jiffies;
 	now = bpf_ktime_get_ns();
 	if (now - c->ev_ns >= SY_FLOW_EVENT_MS * 1000000ull) {
 		struct sy_frontend fe = { .svc_id = c->svc_id, .nat_type = c->nat_type, .nat_mode = c->nat_mode };
@@ -629,6 +634,7 @@ static __always_inline void sy_udp_remember(struct bpf_sock_addr *ctx, const str
 	c->nat_mode = fe->nat_mode;
 	/* this datagram's event (if events are on) is emitted by the caller: the flow's next is due a period later */
 	c->ev_ns = bpf_ktime_get_ns();
+	c->ev_jiffies = bpf_jiffies64();
 	c->ev_count = 0;
 }
 

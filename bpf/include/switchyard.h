@@ -244,6 +244,7 @@ struct sy_udp_last {
 	__u8 nat_mode;
 	__u16 pad1;
 	__u64 ev_ns;   /* when this flow last emitted an event */
+	__u64 ev_jiffies; /* the jiffy in which the period was last checked */
 	__u32 ev_count; /* datagrams since, not in an event yet */
 	__u32 pad2;
 };
@@ -315,7 +316,7 @@ _Static_assert(sizeof(struct sy_revnat_key) == 32, "sy_revnat_key layout");
 _Static_assert(sizeof(struct sy_revnat) == 20, "sy_revnat layout");
 _Static_assert(sizeof(struct sy_sock_nat) == 40, "sy_sock_nat layout");
 _Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
-_Static_assert(sizeof(struct sy_udp_last) == 72, "sy_udp_last layout");
+_Static_assert(sizeof(struct sy_udp_last) == 80, "sy_udp_last layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");
 _Static_assert(sizeof(struct sy_affinity) == 32, "sy_affinity layout");
 _Static_assert(sizeof(struct sy_settings) == 8, "sy_settings layout");

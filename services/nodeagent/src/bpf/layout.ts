@@ -85,7 +85,7 @@ export const LAYOUT = {
     },
   },
   sy_udp_last: {
-    size: 72,
+    size: 80,
     fields: {
       front: { offset: 0, size: 20 },
       back_port: { offset: 20, size: 2 },
@@ -97,8 +97,9 @@ export const LAYOUT = {
       nat_mode: { offset: 53, size: 1 },
       pad1: { offset: 54, size: 2 },
       ev_ns: { offset: 56, size: 8 },
-      ev_count: { offset: 64, size: 4 },
-      pad2: { offset: 68, size: 4 },
+      ev_jiffies: { offset: 64, size: 8 },
+      ev_count: { offset: 72, size: 4 },
+      pad2: { offset: 76, size: 4 },
     },
   },
   sy_dead_key: {
