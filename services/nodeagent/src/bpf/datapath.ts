@@ -413,7 +413,7 @@ export class LibbpfDatapath {
       }
     };
     const handle = koffi.node.poll(ring.epollFd(h) as number, { readable: true }, drain);
-    // the programs wake us only per batch (SY_EVENTS_WAKEUP_BYTES): drain the rest on a short timer
+    // each CPU wakes us only per batch of events (SY_EVENTS_WAKEUP_EVERY): drain the rest on a short timer
     const timer = setInterval(drain, EVENTS_DRAIN_MS);
     timer.unref();
     let closed = false;
