@@ -27,6 +27,7 @@ describe("launchers", () => {
   for (const [bin, title] of [
     ["switchyard-hub", /^switchyard-hub [0-9.]+ — /],
     ["switchyard-agent", /^switchyard-agent [0-9.]+ — /],
+    ["switchyard", /^switchyard [0-9.]+ — /],
   ] as const) {
     it(`bin/${bin} --help runs on the pinned Node with the machine's node on PATH`, () => {
       assert.match(runBin(path.join(REPO, "bin", bin), ["--help"], { PATH: MACHINE_PATH }), title);
