@@ -17,6 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { serviceYaml } from "../kit/k8s-yaml.ts";
 import { type NatsServer, startNatsServer } from "../kit/nats.ts";
 import { REPO, waitUntil } from "../kit/proc.ts";
 import { type Samples, sample, scrape } from "../kit/prom.ts";
@@ -25,25 +26,7 @@ import { TcpGate } from "../kit/tcp-gate.ts";
 
 const VIP = "10.96.8.10";
 
-const SERVICE = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: shop }
-spec:
-  clusterIP: ${VIP}
-  ports: [{ name: http, port: 80, protocol: TCP, targetPort: http }]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: shop
-  labels: { kubernetes.io/service-name: web }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints:
-  - addresses: [198.18.2.11]
-    conditions: { ready: true }
-`;
+const SERVICE = serviceYaml("web", VIP, "198.18.2.11");
 
 /** A subscriber to every event, counting distinct seqs (and every message). */
 class Tally {
@@ -84,18 +67,17 @@ function eventFigures(s: Samples): EventFigures {
 
 const totalDropped = (f: EventFigures) => Object.values(f.dropped).reduce((a, b) => a + b, 0);
 
-/** One stack: hub with a directory cluster, one backend, the agent behind a gate to NATS. */
-async function setUp(prefix: string) {
-  const stack = Stack.create(prefix);
+/** One stack: hub with a directory cluster, one backend, the agent behind a gate to NATS (cleaned up even when this fails). */
+async function setUp(stack: Stack) {
   const dir = path.join(stack.stateDir, "cluster");
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, "web.yaml"), SERVICE);
   await stack.startBackend("backend-a", "198.18.2.11", 8080);
-  const token = stack.createToken("east");
   await stack.startHub([`east=dir:${dir}`]);
+  const token = stack.createToken("east");
   const gate = await TcpGate.create();
   stack.onCleanup(() => gate.shut());
-  return { stack, gate, token };
+  return { gate, token };
 }
 
 async function startAgent(stack: Stack, token: string, gate: TcpGate, extra: string[] = []) {
@@ -147,7 +129,8 @@ describe("NAT events across NATS outages", () => {
   const tally = new Tally();
   before(async () => {
     connectsMade = 0;
-    ({ stack, gate, token } = await setUp("e2eevo"));
+    stack = Stack.create("e2eevo");
+    ({ gate, token } = await setUp(stack));
   });
   after(async () => {
     await tally.close();
@@ -260,6 +243,11 @@ describe("NAT events across NATS outages", () => {
       dump,
       /# events: nats connected; .* dropped ring_full=0 buffer_full=0 publish_error=0 stopped=0/,
     );
+    // the cause logged once per change of state (at start, at the outage), not once per reconnect attempt
+    await stack.agent!.waitFor(
+      /nats unreachable[\s\S]*nats connected; events flow[\s\S]*nats unreachable[\s\S]*nats connected; events flow/,
+    );
+    assert.equal(stack.agent!.output().match(/nats unreachable; events are buffered/g)?.length, 2);
   });
 });
 
@@ -271,7 +259,8 @@ describe("NAT events beyond the buffer budget", () => {
   const tally = new Tally();
   before(async () => {
     connectsMade = 0;
-    ({ stack, gate, token } = await setUp("e2eevb"));
+    stack = Stack.create("e2eevb");
+    ({ gate, token } = await setUp(stack));
   });
   after(async () => {
     await tally.close();

@@ -64,7 +64,9 @@ serve flags:
                           the name in that certificate, when it is not the URL's host
   --io-threads N          threads that serve the agents' connections (TLS, HTTP/2), sharing the port;
                           0 = on the main thread (default: 2 with 2 or more CPUs, else 0)
-  --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process)
+  --metrics-listen H:P    serve Prometheus metrics on http://H:P/metrics (cluster health, agents, process),
+                          /healthz (the process answers) and /readyz (every cluster listed, restored from
+                          its last known state, or failed to start; else 503)
   --api-timeout DURATION  an API server that does not answer a probe (GET /version, sent this often)
                           within this is unreachable, as when a partition drops packets (default 10s)
   --stale-grace DURATION  how long an unreachable cluster's last known backends stay with other

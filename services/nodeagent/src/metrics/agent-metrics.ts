@@ -37,6 +37,7 @@ const DATAPATH_COUNTERS = ["translated", "miss", "failed", "reversed", "affinity
 export function createAgentMetrics(src: AgentMetricsSources): client.Registry {
   const registry = new client.Registry();
   const now = src.now ?? Date.now;
+  const startedAt = now();
   client.collectDefaultMetrics({ register: registry, prefix: "switchyard_agent_" });
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: client.Gauge) => void) =>
     new client.Gauge({
@@ -112,7 +113,7 @@ export function createAgentMetrics(src: AgentMetricsSources): client.Registry {
   );
   gauge(
     "switchyard_agent_nats_connected",
-    "1 while the agent is connected to NATS (absent with events off)",
+    "1 while the agent is connected to NATS (0 with events off, as every events metric)",
     [],
     (g) => events && g.set(events.nats === "connected" ? 1 : 0),
   );
@@ -179,10 +180,10 @@ export function createAgentMetrics(src: AgentMetricsSources): client.Registry {
   );
   gauge(
     "switchyard_agent_last_change_age_seconds",
-    "seconds since the agent last applied a change from a hub to the maps (absent before the first)",
+    "seconds since the agent last applied a change from a hub to the maps (since it started, before the first)",
     [],
     (g) => {
-      if (sync?.lastAppliedAt !== undefined) g.set((now() - sync.lastAppliedAt) / 1000);
+      if (sync) g.set((now() - (sync.lastAppliedAt ?? startedAt)) / 1000);
     },
   );
   gauge(
