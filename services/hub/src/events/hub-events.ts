@@ -4,6 +4,10 @@
  * own user of the events account when the hubs sign one, over TLS with the
  * configured CA. Once connected, and again on each config reload, it makes
  * the history stream match the settings.
+ *
+ * The hub's user lives a day and is signed again when a third is left (or
+ * when `nats init` made the account after the hub started); nats-server
+ * ends the expired one's connection and nats.js reconnects with the new.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
@@ -17,8 +21,10 @@ const FLAGS: NatsFlags = {
   tlsCa: "--nats-tls-ca",
   tlsServerName: "--nats-tls-server-name",
   creds:
-    "with decentralized auth the hub connects as its own user once `switchyard-hub nats init` has made the account (restart the hub after it)",
+    "with decentralized auth the hub connects as its own user once `switchyard-hub nats init` has made the account",
 };
+const USER_TTL_MS = 86_400_000;
+const USER_CHECK_MS = 60_000;
 
 export class HubEvents {
   private nc: NatsConnection | undefined;
@@ -28,6 +34,9 @@ export class HubEvents {
   private applying = Promise.resolve();
   /** settles once connected (or given up); tests wait for it */
   connecting: Promise<void> = Promise.resolve();
+  /** the hub's own user (.creds), when the hubs sign the account */
+  private creds: { text: Uint8Array; expiresAt: number; of: NatsAccounts } | undefined;
+  private userTimer: NodeJS.Timeout | undefined;
 
   private constructor(settings: EventsSettings, log: Logger) {
     this.settings = settings;
@@ -45,20 +54,35 @@ export class HubEvents {
     if (settings.nats.length === 0) return ev;
     const tls = loadNatsTls(settings.tlsCa, settings.tlsServerName, FLAGS);
     if (!tls.ok) throw new Error(tls.error);
-    ev.connecting = (async () => {
+    const signUser = async () => {
       const a = accounts();
-      const creds = a ? new TextEncoder().encode(await a.hubCreds(hubId)) : undefined;
+      const c = ev.creds;
+      if (!a || (c && c.of === a && c.expiresAt - Date.now() > USER_TTL_MS / 3)) return;
+      const expiresAt = Date.now() + USER_TTL_MS;
+      ev.creds = { text: new TextEncoder().encode(await a.hubCreds(hubId, expiresAt)), expiresAt, of: a };
+    };
+    ev.userTimer = setInterval(
+      () =>
+        void signUser().catch((e: unknown) =>
+          log.error({ reason: (e as Error).message }, "cannot sign the hub's nats user"),
+        ),
+      USER_CHECK_MS,
+    );
+    ev.userTimer.unref();
+    ev.connecting = (async () => {
+      await signUser();
       const nc = await connect({
         servers: settings.nats,
         name: `switchyard-hub ${hubId}`,
         waitOnFirstConnect: true,
         maxReconnectAttempts: -1,
         ...(tls.value ? { tls: tls.value } : {}),
-        ...(creds ? { authenticator: credsAuthenticator(creds) } : {}),
+        // read at every (re)connect: the newest user
+        authenticator: (nonce) => (ev.creds ? credsAuthenticator(ev.creds.text)(nonce) : undefined),
       });
       if (ev.closed) return void (await nc.close());
       ev.nc = nc;
-      log.info({ server: nc.getServer(), operatorMode: a !== undefined }, "events nats connected");
+      log.info({ server: nc.getServer(), operatorMode: ev.creds !== undefined }, "events nats connected");
       ev.apply(ev.settings);
     })().catch((e: unknown) =>
       log.error({ reason: explainNatsError(e, settings.nats, FLAGS) }, "events nats: cannot connect"),
@@ -95,6 +119,7 @@ export class HubEvents {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.userTimer);
     await this.applying;
     await this.nc?.close().catch(() => {});
   }
