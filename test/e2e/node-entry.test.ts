@@ -258,6 +258,19 @@ describe("node entry DNAT (nodeProxy) across network namespaces", () => {
     assert.match(t, /fd00:60::2 \. tcp \. 8080/);
     assert.match(t, /hook prerouting priority dstnat - 10/);
     assert.ok(t.includes(POD.a.v4) && !t.includes(POD.b.v4), t);
+    // switchyard-agent dump shows what the table holds
+    const dump = sh("nsenter", [
+      `--net=/run/netns/${entryNs}`,
+      process.execPath,
+      path.join(REPO, AGENT),
+      "dump",
+      "--pin-dir",
+      entryPins,
+      "--state-dir",
+      path.join(stack.stateDir, "agent-node-2"),
+    ]);
+    assert.match(dump, /node entry \(nft table inet switchyard_entry\): 4 ports/);
+    assert.ok(dump.includes(`${ENTRY4}:8080/TCP -> ${POD.a.v4}:8080  (bp/prod/shop/cache-entry)`), dump);
   });
 
   it("a process on the entry node itself reaches the pod through its own entry address (the output hook)", async () => {

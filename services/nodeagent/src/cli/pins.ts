@@ -6,6 +6,7 @@ import path from "node:path";
 import { type Command, parseFlags, usageError } from "@switchyard/lib/cli";
 import { parseDestination } from "@switchyard/lib/destination";
 import { STAGED_MAPS_DIR } from "../bpf/datapath.ts";
+import { formatEntryTable, readEntryTable } from "../entry/entry-dump.ts";
 import { formatEventsStatus, readEventsStatus } from "../state/events-status.ts";
 import { formatSyncStatus, readSyncStatus } from "../state/sync-status.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
@@ -19,7 +20,8 @@ Usage:
 Reads the maps the agent pinned (root or CAP_BPF); works with the agent
 stopped. The first line says whether the agent follows a hub; the second,
 with events on, where the agent's NAT events went (emitted, published,
-buffered, dropped per reason: README "Events and metrics").
+buffered, dropped per reason: README "Events and metrics"). The last lines
+show the node-entry DNAT table (nftables), when this node has one.
 
 With IP:PORT (protocol tcp unless /udp), only the frontend a connect to it
 meets on this node: its exact entry, or the NodePort entry when IP is one
@@ -30,7 +32,7 @@ Flags:
   --json                 one JSON object: sync (the agent's sync status, or null), events (its event
                          accounting, or null), upgradeStaged,
                          frontends (each with its service, mode, flags, backends and fallback),
-                         nodeIps, counters
+                         nodeIps, counters, nodeEntry (the entry table's ports, or null)
   --pin-dir DIR          bpffs directory of the agent's maps (default ${DEFAULT_PIN_DIR})
   --state-dir DIR        the agent's state directory (default ${DEFAULT_STATE_DIR})
 `;
@@ -74,6 +76,8 @@ async function runDump(argv: string[]): Promise<void> {
       ...(dest ? { destination: dest.value } : {}),
       ...mapStateJson(state),
       counters: maps.counters(),
+      // the node-entry DNAT table as nft holds it (null: none)
+      nodeEntry: readEntryTable() ?? null,
     };
     // counters are 64-bit: a number while exact, else its decimal string
     const json = JSON.stringify(
@@ -101,4 +105,5 @@ async function runDump(argv: string[]): Promise<void> {
       .map(([k, v]) => `${k}=${v}`)
       .join(" ")}\n`,
   );
+  process.stdout.write(formatEntryTable(readEntryTable()));
 }
