@@ -84,6 +84,36 @@ describe("switchyard-agent install / uninstall", () => {
     assert.equal(verify.stderr.trim(), "");
   });
 
+  it("--hub-ca FILE: the CA is copied into the state directory (0600) and the unit names the copy", () => {
+    const other = path.join(root, "other");
+    const ca = path.join(root, "ca.crt");
+    fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n");
+    execFileSync(AGENT, [
+      "install",
+      "--hub",
+      "hub.example.com:7443",
+      "--token",
+      TOKEN,
+      "--hub-ca",
+      ca,
+      "--unit-dir",
+      path.join(other, "units"),
+      "--token-file",
+      path.join(other, "agent.env"),
+      "--state-dir",
+      path.join(other, "state"),
+      "--pin-dir",
+      path.join(other, "pins"),
+    ]);
+    const copy = path.join(other, "state", "hub-ca.crt");
+    assert.equal(fs.readFileSync(copy, "utf8"), fs.readFileSync(ca, "utf8"));
+    assert.equal(mode(copy), 0o600);
+    assert.match(
+      fs.readFileSync(path.join(other, "units", "switchyard-agent.service"), "utf8"),
+      new RegExp(`--hub-ca ${copy} `),
+    );
+  });
+
   it("refuses a token that is not one and a missing hub CA, in one line", () => {
     for (const [args, want] of [
       [["--token", "nope"], /--token is not a join token/],
