@@ -76,6 +76,16 @@ describe("EventOutbox", () => {
     assert.ok(checkOutboxBalance(c));
   });
 
+  it("a confirmed batch with messages the server refused counts those as publish_error", () => {
+    const o = new EventOutbox(1 << 20);
+    for (let i = 1; i <= 5; i++) o.offer(ev(i));
+    o.take(5, 1 << 20);
+    o.confirm(2);
+    const c = o.counts();
+    assert.deepEqual([c.published, c.dropped.publish_error, c.held, c.heldBytes], [3, 2, 0, 0]);
+    assert.ok(checkOutboxBalance(c));
+  });
+
   it("keeps the balance over many random operations", () => {
     const o = new EventOutbox(cost * 50);
     let seq = 0;

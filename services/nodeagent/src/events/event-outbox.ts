@@ -103,10 +103,16 @@ export class EventOutbox {
     return out;
   }
 
-  /** The server confirmed the batch in flight: published, and its budget freed. */
-  confirm(): void {
+  /**
+   * The server answered after the batch in flight: published, and its budget
+   * freed — but for `refused` of them it said it would not take (no right to
+   * the subject): those are dropped as `publish_error`.
+   */
+  confirm(refused = 0): void {
     for (const e of this.flight) this.bytes -= eventCost(e);
-    this.published += this.flight.length;
+    const lost = Math.min(refused, this.flight.length);
+    this.published += this.flight.length - lost;
+    this.dropped.publish_error += lost;
     this.flight = [];
   }
 

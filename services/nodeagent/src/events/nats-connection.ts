@@ -54,6 +54,7 @@ export class NatsLink {
   private readonly settings: NatsSettings;
   private readonly log: Logger;
   private readonly listeners: Array<(s: NatsState) => void> = [];
+  private readonly refusals: Array<(subject: string) => void> = [];
   /** times the state became `connected` (the first connect and every reconnect) */
   connects = 0;
 
@@ -76,6 +77,15 @@ export class NatsLink {
     this.listeners.push(fn);
   }
 
+  /**
+   * Called for every message the server refused to take (a publish
+   * permissions violation), before the answer to a flush written after it
+   * has been handled in a later turn of the event loop.
+   */
+  onPublishRefused(fn: (subject: string) => void): void {
+    this.refusals.push(fn);
+  }
+
   /** Starts connecting in the background; returns at once. */
   start(): void {
     void this.attempt();
@@ -88,10 +98,7 @@ export class NatsLink {
       nc = await connect(natsConnectOptions(this.settings));
     } catch (e) {
       if (this.stopped) return;
-      this.setState(
-        "connecting",
-        explainNatsError(e, this.settings.servers, AGENT_NATS_FLAGS),
-      );
+      this.setState("connecting", explainNatsError(e, this.settings.servers, AGENT_NATS_FLAGS));
       const max = this.settings.maxBackoffMs ?? 10_000;
       const delay = Math.min(this.backoffMs, max) * (0.5 + Math.random() * 0.5);
       this.backoffMs = Math.min(this.backoffMs * 2, max);
@@ -112,7 +119,10 @@ export class NatsLink {
         else if (s.type === "reconnect") {
           this.server = s.server;
           this.setState("connected", "");
-        } else if (s.type === "error") this.setState(this._state, s.error.message);
+        } else if (s.type === "error" && isPublishRefusal(s.error))
+          // the server refused one message (no right to its subject): the connection stays
+          for (const fn of this.refusals) fn((s.error as Error & { subject: string }).subject);
+        else if (s.type === "error") this.setState(this._state, s.error.message);
         else if (s.type === "staleConnection")
           this.setState("disconnected", "server stopped answering pings");
       }
@@ -149,4 +159,11 @@ export class NatsLink {
     clearTimeout(this.timer);
     await this.nc?.close().catch(() => {});
   }
+}
+
+/** Pure: whether a NATS client error is the server refusing a publish (the message is lost, the connection stays). */
+export function isPublishRefusal(e: Error): boolean {
+  return (
+    e.name === "PermissionViolationError" && (e as Error & { operation?: string }).operation === "publish"
+  );
 }

@@ -39,6 +39,9 @@ export class NatsEventPublisher implements EventPublisher {
   private readonly log: Logger;
   private readonly stopTimeoutMs: number;
   private seq = 0;
+  /** messages of the batch in flight the server refused (permissions) */
+  private refused = 0;
+  private readonly refusedSubjects = new Set<string>();
   private pumping = false;
   private closing = false;
   private lastDropLog = 0;
@@ -51,6 +54,16 @@ export class NatsEventPublisher implements EventPublisher {
     this.stopTimeoutMs = opts.stopTimeoutMs ?? 2000;
     link.onState((s: NatsState) => {
       if (s === "connected") this.kick();
+    });
+    link.onPublishRefused((subject) => {
+      this.refused++;
+      if (this.refusedSubjects.size < 100 && !this.refusedSubjects.has(subject)) {
+        this.refusedSubjects.add(subject);
+        this.log.warn(
+          { subject },
+          "nats refused nat events on this subject (no right to publish there): dropped, counted as publish_error",
+        );
+      }
     });
   }
 
@@ -91,6 +104,7 @@ export class NatsEventPublisher implements EventPublisher {
         if (!nc) return;
         const batch = this.outbox.take(BATCH_EVENTS, BATCH_BYTES);
         if (batch.length === 0) return;
+        this.refused = 0;
         for (const e of batch) {
           try {
             nc.publish(e.subject, e.data);
@@ -109,7 +123,9 @@ export class NatsEventPublisher implements EventPublisher {
         }
         try {
           await nc.flush();
-          this.outbox.confirm();
+          // a refusal (-ERR) came before the flush's answer; its status reaches us a turn later
+          await new Promise((r) => setImmediate(r));
+          this.outbox.confirm(this.refused);
         } catch {
           // the connection went before the server answered: the server may or may not have the batch
           this.outbox.unconfirmed();

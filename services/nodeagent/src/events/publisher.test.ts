@@ -1,0 +1,91 @@
+/**
+ * NatsEventPublisher against a real nats-server (no BPF): what the server
+ * refuses to take is counted as publish_error, never as published, and the
+ * publisher connects in the background to a server that is not there yet.
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, describe, it } from "node:test";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createRootLogger } from "@switchyard/lib/log";
+import { type NatsServer, startNatsServer } from "@switchyard/testkit/nats";
+import { waitUntil } from "@switchyard/testkit/proc";
+import { checkOutboxBalance } from "./event-outbox.ts";
+import type { NatEvent } from "./nat-event.ts";
+import { NatsLink } from "./nats-connection.ts";
+import { NatsEventPublisher } from "./publisher.ts";
+
+const log = createRootLogger("publisher-test", "silent");
+const event = { service: "c/ns/web" } as NatEvent;
+
+describe("NatsEventPublisher on a real nats-server", () => {
+  const servers: NatsServer[] = [];
+  const closers: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const c of closers) await c().catch(() => {});
+    for (const s of servers) await s.stop();
+  });
+
+  it("counts messages the server refuses (no right to the subject) as publish_error, the rest as published", async () => {
+    // clients without credentials are user "agent", which may publish on ok.> only
+    const server = await startNatsServer({
+      config: `accounts { A { users = [{ user: agent, password: x, permissions: { publish: "ok.>" } }] } }\nno_auth_user: agent\n`,
+    });
+    servers.push(server);
+    const sub: NatsConnection = await connect({ servers: server.url });
+    closers.push(() => sub.close());
+    const got: number[] = [];
+    const s = sub.subscribe(">");
+    (async () => {
+      for await (const m of s) got.push(m.json<{ seq: number }>().seq);
+    })().catch(() => {});
+    await sub.flush();
+
+    const link = new NatsLink({ servers: [server.url] }, log);
+    const publisher = new NatsEventPublisher(link, { bufferBytes: 1 << 20 }, log);
+    closers.push(() => publisher.close());
+    link.start();
+    // 30 events, every third on a subject the user may not publish to; sent before the connection exists
+    for (let i = 1; i <= 30; i++) publisher.publish(i % 3 === 0 ? "no.x" : "ok.x", event);
+    const c = await waitUntil("every event accounted for", () => {
+      const n = publisher.counts();
+      return n.held === 0 ? n : undefined;
+    });
+    assert.equal(c.published, 20);
+    assert.equal(c.dropped.publish_error, 10);
+    assert.ok(checkOutboxBalance(c));
+    await waitUntil("the 20 allowed events to arrive", () => (got.length >= 20 ? true : undefined));
+    assert.deepEqual(
+      got.sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i + 1).filter((i) => i % 3 !== 0),
+    );
+  });
+
+  it("starts with no server listening and sends what it held once one is", async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const link = new NatsLink({ servers: [`nats://127.0.0.1:${port}`], maxBackoffMs: 200 }, log);
+    const publisher = new NatsEventPublisher(link, { bufferBytes: 1 << 20 }, log);
+    closers.push(() => publisher.close());
+    link.start();
+    for (let i = 0; i < 5; i++) publisher.publish("ok.y", event);
+    await waitUntil("a failed connect", () => (link.state === "connecting" ? true : undefined));
+    assert.equal(publisher.counts().held, 5);
+    // nats-server on that very port
+    const { spawn } = await import("node:child_process");
+    const { watchProcess } = await import("@switchyard/testkit/proc");
+    const proc = watchProcess(
+      spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] }),
+    );
+    closers.push(() => proc.stop());
+    await proc.waitFor(/Listening for client connections/);
+    const c = await waitUntil("the held events published", () => {
+      const n = publisher.counts();
+      return n.published === 5 ? n : undefined;
+    });
+    assert.equal(c.held, 0);
+    assert.equal(link.state, "connected");
+  });
+});
