@@ -6,17 +6,28 @@
  * ClusterIP. Edit deploy/examples/web.yaml while it runs to see changes
  * applied live. Ctrl-C stops everything and removes what it made.
  *
- *   node scripts/demo.ts [--rounds N]   (N rounds then exit; default: until Ctrl-C)
+ *   node scripts/demo.ts [--rounds N] [--examples DIR]   (N rounds then exit; default: until Ctrl-C)
+ *
+ * An edit of the examples' YAML is echoed in words as it is saved
+ * ("endpoint removed: demo/web 198.18.0.12"), then the next connects follow it.
  */
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { connect } from "@nats-io/transport-node";
+import { readObjects } from "../services/hub/src/sources/directory.ts";
 import { REPO } from "../test/kit/proc.ts";
 import { AGENT, Stack } from "../test/kit/stack.ts";
+import { describeEdit, summarizeObjects } from "./demo-edits.ts";
 
 const { values } = parseArgs({
-  options: { rounds: { type: "string", default: "0" }, "interval-ms": { type: "string", default: "2000" } },
+  options: {
+    rounds: { type: "string", default: "0" },
+    "interval-ms": { type: "string", default: "2000" },
+    // the directory of YAML the hub watches as cluster "demo" (tests edit a copy)
+    examples: { type: "string", default: path.join(REPO, "deploy/examples") },
+  },
 });
 const rounds = Number(values.rounds);
 const intervalMs = Number(values["interval-ms"]);
@@ -52,13 +63,14 @@ try {
   say("• backends: backend-a on 198.18.0.11:8080 and backend-b on 198.18.0.12:8080, inside the namespace");
   const nats = await stack.startNats();
   say(`• nats-server on ${nats.url}`);
-  const token = stack.createToken("demo", ["--description", "demo agent"]);
-  say(`• join token created for cluster "demo": ${token.split(".")[0]}.****************`);
-  const examples = path.join(REPO, "deploy/examples");
+  const examples = path.resolve(values.examples);
   await stack.startHub([`demo=dir:${examples}`]);
   say(
     `• hub on ${stack.hubAddress}, watching ${path.relative(process.cwd(), examples) || examples} as cluster "demo"`,
   );
+  const token = stack.createToken("demo", ["--description", "demo agent"]);
+  say(`• join token created for cluster "demo": ${token.split(".")[0]}.****************`);
+  echoEdits(examples);
   await stack.startAgent(token);
   say(`• agent joined, programs attached to the sandbox cgroup, maps pinned in ${stack.pinDir}\n`);
 
@@ -115,4 +127,33 @@ try {
 } catch (e) {
   say(`demo failed: ${(e as Error).message}`);
   await shutdown(1);
+}
+
+/** Says each edit of the YAML in `dir` in words as it is saved (the hub applies it at the same time). */
+function echoEdits(dir: string): void {
+  const read = () => {
+    const objects: unknown[] = [];
+    for (const f of fs.readdirSync(dir, { recursive: true, encoding: "utf8" }))
+      if (/\.ya?ml$/.test(f)) {
+        const r = readObjects(fs.readFileSync(path.join(dir, f), "utf8"));
+        if (r.error) throw new Error(r.error);
+        objects.push(...r.objects);
+      }
+    return summarizeObjects(objects);
+  };
+  let seen = read();
+  let timer: NodeJS.Timeout | undefined;
+  fs.watch(dir, { recursive: true }, () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      let now: Map<string, string>;
+      try {
+        now = read();
+      } catch {
+        return; // a file half written: the next event reads it whole
+      }
+      for (const line of describeEdit(seen, now)) say(`  ✎ you edited ${path.basename(dir)}: ${line}`);
+      seen = now;
+    }, 150);
+  }).unref();
 }
