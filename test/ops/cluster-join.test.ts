@@ -106,11 +106,26 @@ describe("switchyard-hub cluster join / leave", () => {
     api.acceptedTokens!.add("test-token");
   });
 
-  it("join again keeps the token and brings the role up to date", async () => {
+  it("join again keeps the token and brings the role up to date; --server names the address the hub reaches", async () => {
     const token = api.store.get("Secret", "switchyard", "switchyard-hub-token")?.["data"];
     const writes = api.store.writes.length;
-    const r = await cli("cluster", "join", "member", "--kubeconfig", admin, "--config", config);
+    const server = `https://localhost:${api.port}`;
+    const r = await cli(
+      "cluster",
+      "join",
+      "member",
+      "--kubeconfig",
+      admin,
+      "--config",
+      config,
+      "--server",
+      server,
+    );
     assert.equal(r.status, 0, r.stderr);
+    assert.equal(
+      YAML.parse(fs.readFileSync(path.join(dir, "member.kubeconfig"), "utf8")).clusters[0].cluster.server,
+      server,
+    );
     assert.deepEqual(api.store.get("Secret", "switchyard", "switchyard-hub-token")?.["data"], token);
     assert.deepEqual(api.store.writes.slice(writes), [
       "PUT ClusterRole switchyard-hub",

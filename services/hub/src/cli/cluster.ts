@@ -48,6 +48,9 @@ Flags:
   --out FILE             the hub's kubeconfig for the member (default: NAME.kubeconfig beside
                          --config, else /etc/switchyard/NAME.kubeconfig)
   --config FILE          the hub's config file to register the cluster in (or remove it from)
+  --server URL           the API server address written for the hub (default: the admin kubeconfig's;
+                         give it when that is loopback or otherwise not what the hub reaches, e.g. a
+                         K3s kubeconfig's https://127.0.0.1:6443)
   --namespace NS         the member namespace of the ServiceAccount (default switchyard)
   --service-account SA   its name, also the ClusterRole's (default switchyard-hub)
   --timeout DURATION     how long join waits for the token (default 30s)
@@ -70,6 +73,7 @@ async function runCluster(argv: string[]): Promise<void> {
       kubeconfig: { type: "string" },
       out: { type: "string" },
       config: { type: "string" },
+      server: { type: "string" },
       namespace: { type: "string", default: "switchyard" },
       "service-account": { type: "string", default: "switchyard-hub" },
       timeout: { type: "string", default: "30s" },
@@ -107,9 +111,13 @@ async function runCluster(argv: string[]): Promise<void> {
     const nextConfig = configFile ? computeConfigWithCluster(configText!, configFile, name, out) : undefined;
     if (nextConfig && !nextConfig.ok) usageError(nextConfig.error);
     const token = await applyMemberObjects(admin, objects, { timeoutMs: timeout.value, log: note });
+    const server = values.server ?? admin.server;
+    if (!/^https:\/\/[^\s/]+(\/.*)?$/.test(server)) usageError(`--server "${server}" is not an https:// URL`);
+    if (values.server === undefined && /^https:\/\/(127\.|\[::1\]|localhost[:/]|localhost$)/.test(server))
+      note(`warning: ${out} names ${server}, a loopback address: a hub on another machine needs --server`);
     const kubeconfig = computeScopedKubeconfig({
       cluster: name,
-      server: admin.server,
+      server,
       caData: admin.caData,
       token,
       user: `${names.serviceAccount}@${name}`,
