@@ -32,8 +32,15 @@ export function startEvents(opts: {
   const link = new NatsLink({ servers: opts.servers, ...(opts.auth ? { auth: opts.auth } : {}) }, opts.log);
   const publisher = new NatsEventPublisher(link, { bufferBytes: opts.bufferBytes }, opts.log);
   const atStart = opts.kernelCounters();
+  let stopped = false;
   const counts = () =>
-    computeEventCounts(publisher.counts(), opts.bufferBytes, link.state, opts.kernelCounters(), atStart);
+    computeEventCounts(
+      publisher.counts(),
+      opts.bufferBytes,
+      stopped ? "closed" : link.state,
+      opts.kernelCounters(),
+      atStart,
+    );
   let last = "";
   const saveStatus = () => {
     const c = counts();
@@ -60,6 +67,8 @@ export function startEvents(opts: {
     close: async () => {
       clearInterval(timer);
       await publisher.close();
+      // the last figures of this run: what dump shows until the next start
+      stopped = true;
       saveStatus();
     },
   };
