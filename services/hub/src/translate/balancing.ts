@@ -100,11 +100,15 @@ function listNodes(names: readonly string[]): string {
  * cluster's Nodes only (no Pod is looked at): hostPort needs the pod's node
  * to have an address of each frontend family, nodeProxy an entry address;
  * podEndpoint cannot serve agents that reach backends through node ports.
+ * It depends only on the mode, the frontends' families and the Nodes: `memo`
+ * (one per decision pass over the policies) keeps it per mode and families,
+ * so a pass walks the Nodes once per kind, not once per policy.
  */
 export function computeBalancingReach(
   p: BalancingPolicy,
   frontends: readonly RedirectFrontend[],
   state: ClusterState,
+  memo?: Map<string, string[]>,
 ): string[] {
   const mode = balancingModeOf(p);
   if (mode === "addressEndpoint") return [];
@@ -112,6 +116,9 @@ export function computeBalancingReach(
     return [
       "agents that reach backends through node ports (hosts, edges) cannot reach pod IPs: they are not served (a Service frontend keeps the Service's own backends there); use redirectMode hostPort or nodeProxy to serve them",
     ];
+  const memoKey = `${mode}|${familiesOf(frontends).join(",")}`;
+  const known = memo?.get(memoKey);
+  if (known) return known;
   const notes: string[] = [];
   const nodes = [...state.nodes.keys()].sort();
   for (const family of familiesOf(frontends)) {
@@ -131,6 +138,7 @@ export function computeBalancingReach(
   }
   if (notes.length === 0 && nodes.length > 0)
     notes.push(`all ${nodes.length} nodes can be served, by every agent (node-port agents too)`);
+  memo?.set(memoKey, notes);
   return notes;
 }
 
@@ -252,6 +260,8 @@ export class BalancingResources {
 
   private markAll(w: Winner, state: ClusterState, put: Put): void {
     const k = `${w.policy.namespace}/${w.policy.name}`;
+    // no nodeSelector and no marker left from an earlier one: nothing to walk the Nodes for
+    if (w.policy.nodeSelector === undefined && !this.marked.has(k)) return;
     const nodes = new Set([...(this.marked.get(k) ?? []), ...state.nodes.keys()]);
     for (const node of nodes) this.mark(w, state, node, put);
   }

@@ -393,6 +393,7 @@ export class LocalRedirectTranslator {
     this.winners.clear();
     this.winnersByNs.clear();
     this.balancing.begin();
+    const reach = new Map<string, string[]>();
     for (const item of policies) {
       const p = item.p;
       const key = nsName(p.namespace, p.name);
@@ -443,7 +444,7 @@ export class LocalRedirectTranslator {
           [
             `balances ${r.frontends.map(showFrontend).join(", ")} (${mode})`,
             ...r.notes,
-            ...computeBalancingReach(bp, r.frontends, state!),
+            ...computeBalancingReach(bp, r.frontends, state!, reach),
           ].join("; "),
           undefined,
           r.frontends,
