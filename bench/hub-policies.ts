@@ -9,15 +9,12 @@
  * it goes to (target: 1).
  */
 import { silentLogger } from "@switchyard/lib/log";
-import { StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import type { LocalRedirectPolicy, Pod } from "../services/hub/src/model/types.ts";
 import { World } from "../services/hub/src/model/world.ts";
 import { KINDS } from "../services/hub/src/sources/kube-objects.ts";
 import { WorldWriter } from "../services/hub/src/sources/source.ts";
-import { encodeResponse } from "../services/hub/src/xds/encode.ts";
-import { AgentSession } from "../services/hub/src/xds/session.ts";
 import { SnapshotCache, type View } from "../services/hub/src/xds/snapshots.ts";
-import { percentile } from "./stats.ts";
+import { AgentFleet, type Delivery, deliveryFigures } from "./hub-fleet.ts";
 
 const CLUSTER = "lrp";
 const NODES = 1000;
@@ -116,7 +113,7 @@ export function policiesBench(opts: {
   let now = 0;
   const cache = new SnapshotCache(world, 0, { now: () => now, schedule: () => () => {} });
   const view: View = { key: `${CLUSTER}|pod`, clusters: [CLUSTER], reach: "pod" };
-  let t0 = performance.now();
+  const t0 = performance.now();
   const shared = cache.get(view);
   const buildMs = performance.now() - t0;
   const rssBuilt = rss();
@@ -126,28 +123,17 @@ export function policiesBench(opts: {
   const verdicts = [...cache.policyVerdicts(view).values()];
 
   // one agent per node, in sync; count the agents each change is told to
-  const told = new Set<string>();
-  const sessions = new Map<string, AgentSession>();
-  for (let n = 0; n < NODES; n++) {
-    const node = `node-${n}`;
-    const s = new AgentSession({}, node, 1000);
-    sessions.set(node, s);
-    for (let m = s.next(cache.get(view, node)); m; m = s.next(cache.get(view, node)))
-      s.onAck(m.nonce, undefined);
-    cache.subscribe(
-      view,
-      (_snap, changed) => {
-        s.markDirty(changed);
-        told.add(node);
-      },
-      { node },
-    );
-  }
+  const fleet = new AgentFleet(
+    cache,
+    view,
+    Array.from({ length: NODES }, (_, n) => `node-${n}`),
+    () => {
+      now += 1000;
+    },
+  );
   const rssAgents = rss();
 
-  const times: number[] = [];
-  const bytes: number[] = [];
-  const agents: number[] = [];
+  const changes: Delivery[] = [];
   const WARMUP = 20;
   const SAMPLES = 200;
   for (let r = 0; r < WARMUP + SAMPLES; r++) {
@@ -155,25 +141,10 @@ export function policiesBench(opts: {
     const ns = r % namespaces;
     const i = (r * APPS + (r % 10)) % podsPerNs;
     const cur = world.cluster(CLUSTER).pods.get(`ns-${ns}/a${i % APPS}-${i}`)!;
-    const p = { ...cur, ready: !cur.ready };
-    told.clear();
-    t0 = performance.now();
-    world.upsert(CLUSTER, { kind: "Pod", value: p });
-    now += 1000;
-    cache.flush();
-    let sent = 0;
-    for (const node of told) {
-      const s = sessions.get(node)!;
-      const msg = s.next(cache.get(view, node));
-      if (!msg) continue;
-      sent += encodeResponse(msg, (x) => StreamAssignmentsResponse.encode(x).finish()).length;
-      s.onAck(msg.nonce, undefined);
-    }
-    if (r >= WARMUP) {
-      times.push(performance.now() - t0);
-      bytes.push(sent);
-      agents.push(told.size);
-    }
+    const d = fleet.deliver(() =>
+      world.upsert(CLUSTER, { kind: "Pod", value: { ...cur, ready: !cur.ready } }),
+    );
+    if (r >= WARMUP) changes.push(d);
   }
   cache.close();
   return {
@@ -193,11 +164,6 @@ export function policiesBench(opts: {
     lrp_heap_mib_world_without_pods: heapNoPods,
     lrp_heap_mib_world_with_pods: heapPods,
     lrp_heap_mib_after_full_build: heapBuilt,
-    lrp_one_pod_change_p50_ms: Math.round(percentile(times, 50) * 1000) / 1000,
-    lrp_one_pod_change_p99_ms: Math.round(percentile(times, 99) * 1000) / 1000,
-    lrp_one_pod_change_delta_bytes_p50: percentile(bytes, 50),
-    lrp_one_pod_change_delta_bytes_max: Math.max(...bytes),
-    lrp_one_pod_change_agents_max: Math.max(...agents),
-    lrp_one_pod_change_samples: times.length,
+    ...deliveryFigures("lrp_one_pod_change", changes),
   };
 }

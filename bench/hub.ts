@@ -6,9 +6,14 @@
  * EndpointSlice controller cuts them): translate + the per-agent delta.
  * Then LocalRedirectPolicies (bench/hub-policies.ts): 100,000 Pods and
  * 1,000 policies on 1,000 nodes — full build, RSS, one Pod change → delta
- * bytes and the number of agents it goes to. Writes bench/results/hub.json.
+ * bytes and the number of agents it goes to. Then BalancingPolicies
+ * (bench/hub-balancing.ts): 100,000 Pods and 100,000 policies of every mode
+ * on 1,000 nodes — full build, RSS, one Pod change and one policy edit →
+ * delta bytes and agents told. Writes bench/results/hub.json.
  *
- *   node --expose-gc bench/hub.ts [--services 10000] [--pods 100000] [--policies 1000] [--part all|services|policies]
+ *   node --expose-gc bench/hub.ts [--services 10000] [--pods 100000] [--policies 1000]
+ *     [--balancing 100000] [--part all|services|policies|balancing]
+ *     [--out bench/results/hub.json]
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -22,6 +27,7 @@ import { encodeResponse } from "../services/hub/src/xds/encode.ts";
 import { AgentSession } from "../services/hub/src/xds/session.ts";
 
 import { REPO } from "../test/kit/proc.ts";
+import { balancingBench } from "./hub-balancing.ts";
 import { policiesBench } from "./hub-policies.ts";
 import { machine, percentile } from "./stats.ts";
 
@@ -30,13 +36,16 @@ const { values } = parseArgs({
     services: { type: "string", default: "10000" },
     pods: { type: "string", default: "100000" },
     policies: { type: "string", default: "1000" },
+    /** BalancingPolicies of the balancing part */
+    balancing: { type: "string", default: "100000" },
     part: { type: "string", default: "all" },
+    out: { type: "string", default: "bench/results/hub.json" },
   },
 });
 const SERVICES = Number(values.services);
 const PART = values.part;
-if (!["all", "services", "policies"].includes(PART))
-  throw new Error(`--part ${PART}: all, services or policies`);
+if (!["all", "services", "policies", "balancing"].includes(PART))
+  throw new Error(`--part ${PART}: all, services, policies or balancing`);
 const CLUSTERS = ["east", "west", "k3s-edge"];
 const ENDPOINTS_TOTAL = SERVICES * 10;
 const BIG = 10_000; // endpoints of the one big service
@@ -154,10 +163,13 @@ function servicesBench(): Record<string, unknown> {
 }
 
 const out: Record<string, unknown> = { machine: machine(), date: new Date().toISOString() };
-if (PART !== "policies") Object.assign(out, servicesBench());
-if (PART !== "services")
+if (PART === "all" || PART === "services") Object.assign(out, servicesBench());
+if (PART === "all" || PART === "policies")
   Object.assign(out, policiesBench({ pods: Number(values.pods), policies: Number(values.policies), rss }));
+if (PART === "all" || PART === "balancing")
+  Object.assign(out, balancingBench({ pods: Number(values.pods), policies: Number(values.balancing), rss }));
 for (const [key, v] of Object.entries(out)) console.log(`${key.padEnd(52)} ${v}`);
-fs.mkdirSync(path.join(REPO, "bench/results"), { recursive: true });
-fs.writeFileSync(path.join(REPO, "bench/results/hub.json"), `${JSON.stringify(out, null, 2)}\n`);
-console.log("wrote bench/results/hub.json");
+const outPath = path.resolve(REPO, values.out);
+fs.mkdirSync(path.dirname(outPath), { recursive: true });
+fs.writeFileSync(outPath, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${path.relative(REPO, outPath)}`);
