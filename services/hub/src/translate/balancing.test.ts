@@ -79,7 +79,7 @@ describe("BalancingPolicy golden tests", () => {
     .readdirSync(TESTDATA)
     .filter((d) => fs.statSync(path.join(TESTDATA, d)).isDirectory())) {
     const objects = load(path.join(TESTDATA, name));
-    it(`${name}: every mode, v4 and v6, nodeSelector, node-port view, conflicts with LocalRedirectPolicies`, () => {
+    it(`${name}: the views' resources and the verdicts are ${name}.golden`, () => {
       const out = dump(worldOf(objects));
       const golden = path.join(TESTDATA, `${name}.golden`);
       if (process.env["UPDATE_GOLDEN"] === "1") fs.writeFileSync(golden, out);

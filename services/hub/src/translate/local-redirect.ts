@@ -6,7 +6,8 @@
  * LocalBackends). docs/policies.md is the design.
  *
  * Conflicts: two policies on one Service, on one address:port, or a Service
- * frontend and an address frontend on the same ClusterIP:port. Policies are
+ * frontend and an address frontend on the same ClusterIP:port; two nodeProxy
+ * BalancingPolicies on one entry port and protocol. Policies are
  * decided oldest first (createdAt, then namespace/name): a policy wins when
  * nothing it wants is held by an earlier winner, so the winner is never
  * overwritten and, when it goes, the next one takes over.
@@ -44,6 +45,7 @@ import type {
 import type { ClusterState, WorldChange } from "../model/world.ts";
 import { BalancingResources, computeBalancingReach } from "./balancing.ts";
 import type { Reach } from "./compute-resources.ts";
+import { entryPortClaims } from "./node-entry.ts";
 import { resolvePodPorts } from "./policy-ports.ts";
 
 const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
@@ -238,9 +240,13 @@ function resolve(
   return { ok: true, frontends, keys, notes };
 }
 
-/** A Service frontend's key holds the Service; an address:port key is shown as such. */
+/** A Service frontend's key holds the Service; an address:port key is shown as such; a nodeProxy entry port as one. */
 function showKey(key: string): string {
   if (key.startsWith("svc:")) return `Service ${key.slice(4)}`;
+  if (key.startsWith("entry|")) {
+    const [, port, proto] = key.split("|") as [string, string, string];
+    return `nodeProxy entry port ${port}/${proto} on this cluster's nodes`;
+  }
   const [ip, port, proto] = key.split("|") as [string, string, string];
   return `${ip.includes(":") ? `[${ip}]` : ip}:${port}/${protoName(Number(proto) as Protocol)}`;
 }
@@ -422,7 +428,9 @@ export class LocalRedirectTranslator {
         verdict(r.reason, r.message);
         continue;
       }
-      const taken = r.keys.find((k) => claims.has(k));
+      // a nodeProxy policy also takes its entry ports (translate/node-entry.ts)
+      const keys = item.kind === "BalancingPolicy" ? [...r.keys, ...entryPortClaims(item.p)] : r.keys;
+      const taken = keys.find((k) => claims.has(k));
       if (taken !== undefined) {
         const h = claims.get(taken)!;
         // a holder of the other kind is named with its kind
@@ -435,7 +443,7 @@ export class LocalRedirectTranslator {
         );
         continue;
       }
-      for (const k of r.keys) claims.set(k, { kind: item.kind, key });
+      for (const k of keys) claims.set(k, { kind: item.kind, key });
       if (item.kind === "BalancingPolicy") {
         const bp = item.p;
         const mode = bp.backend.kind === "addressEndpoint" ? "addressEndpoint" : bp.backend.redirectMode;

@@ -129,3 +129,94 @@ describe("node entry resources", () => {
     for (const n of NODES) assert.equal(entryOf(t, n), undefined, n);
   });
 });
+
+describe("node entry port conflicts", () => {
+  const conflict = readObjects(
+    fs.readFileSync(path.join(import.meta.dirname, "testdata-balancing/entry-conflict/objects.yaml"), "utf8"),
+  ).objects;
+  const isPolicy = (o: unknown, name: string) =>
+    (o as { kind: string }).kind === "BalancingPolicy" &&
+    (o as { metadata: { name: string } }).metadata.name === name;
+
+  function setup(leaveOut: string[] = []) {
+    const world = new World();
+    const writer = new WorldWriter(world, CLUSTER, silentLogger());
+    for (const o of conflict) if (!leaveOut.some((n) => isPolicy(o, n))) assert.ok(writer.upsert(o));
+    const t = new ViewTranslator(CLUSTER, "pod");
+    t.rebuild([world.cluster(CLUSTER)]);
+    const changes: WorldChange[] = [];
+    world.onChange((_c, ch) => ch && changes.push(ch));
+    return { world, writer, t, changes };
+  }
+
+  it("the older nodeProxy policy keeps the entry port; the younger is refused with Conflict naming it and sends nothing", () => {
+    const { t } = setup();
+    assert.deepEqual(ports(entryOf(t, "node-a")), [
+      { to: "198.51.100.1:8080/TCP", pods: ["10.244.1.10:8080"], policy: "bp/west/shop/web-proxy" },
+      { to: "198.51.100.1:8080/UDP", pods: ["10.244.1.20:8080"], policy: "bp/west/ops/dns-proxy" },
+    ]);
+    assert.equal(entryOf(t, "node-b"), undefined, "api-proxy's pod on node-b gets no entry");
+    for (const name of ["shop/api-proxy", "ops/metrics-proxy"]) {
+      const v = t.balancingVerdicts.get(name);
+      assert.equal(v?.reason, "Conflict", name);
+      assert.equal(v?.winner, "shop/web-proxy", name);
+      assert.match(v?.message ?? "", /shop\/web-proxy holds nodeProxy entry port 8080\/TCP/);
+    }
+    assert.ok(!t.snapshot().resources.has("bp/west/shop/api-proxy"), "a loser is sent to no agent");
+    assert.ok(!t.snapshot().resources.has("bp/west/ops/metrics-proxy"));
+    assert.equal(t.balancingVerdicts.get("ops/dns-proxy")?.reason, "Accepted", "8080/UDP is another port");
+    assert.equal(
+      t.balancingVerdicts.get("shop/api-host")?.reason,
+      "Accepted",
+      "hostPort takes no entry port",
+    );
+  });
+
+  it("a younger policy arriving changes nothing of the winner; when the winner goes the next oldest takes the port", () => {
+    const { world, writer, t, changes } = setup(["api-proxy"]);
+    const before = entryOf(t, "node-a")?.version;
+    const bp = t.snapshot().resources.get("bp/west/shop/web-proxy")?.version;
+    assert.ok(before && bp);
+    writer.upsert(conflict.find((o) => isPolicy(o, "api-proxy")));
+    const changed = check(world, t, changes.splice(0));
+    assert.deepEqual(
+      [...changed].filter((n) => n.startsWith("entry/") || n.startsWith("bp/")),
+      [],
+      "no entry and no bp resource is written",
+    );
+    assert.equal(entryOf(t, "node-a")?.version, before);
+    assert.equal(t.snapshot().resources.get("bp/west/shop/web-proxy")?.version, bp);
+    assert.equal(t.balancingVerdicts.get("shop/api-proxy")?.reason, "Conflict");
+    // the winner deleted: api-proxy (older than metrics-proxy) takes 8080/TCP on the nodes of its pods
+    world.remove(CLUSTER, "BalancingPolicy", "shop", "web-proxy");
+    check(world, t, changes.splice(0));
+    assert.equal(t.balancingVerdicts.get("shop/api-proxy")?.reason, "Accepted");
+    assert.equal(t.balancingVerdicts.get("ops/metrics-proxy")?.winner, "shop/api-proxy");
+    assert.deepEqual(ports(entryOf(t, "node-a")), [
+      { to: "198.51.100.1:8080/TCP", pods: ["10.244.1.11:8080"], policy: "bp/west/shop/api-proxy" },
+      { to: "198.51.100.1:8080/UDP", pods: ["10.244.1.20:8080"], policy: "bp/west/ops/dns-proxy" },
+    ]);
+    assert.deepEqual(ports(entryOf(t, "node-b")), [
+      { to: "198.51.100.2:8080/TCP", pods: ["10.244.2.11:8080"], policy: "bp/west/shop/api-proxy" },
+    ]);
+    // api-proxy moves to another port: metrics-proxy's 8080/TCP is free, it takes it
+    const moved = structuredClone(conflict.find((o) => isPolicy(o, "api-proxy"))) as {
+      metadata: { generation: number };
+      spec: { backend: { serviceEndpoint: { toPorts: Array<{ port: number }> } } };
+    };
+    moved.metadata.generation = 4;
+    moved.spec.backend.serviceEndpoint.toPorts[0]!.port = 8081;
+    writer.upsert(moved);
+    check(world, t, changes.splice(0));
+    assert.equal(t.balancingVerdicts.get("ops/metrics-proxy")?.reason, "Accepted");
+    assert.deepEqual(
+      ports(entryOf(t, "node-a"))?.map((p) => `${p.to} ${p.policy}`),
+      [
+        "198.51.100.1:8080/TCP bp/west/ops/metrics-proxy",
+        "198.51.100.1:8081/TCP bp/west/shop/api-proxy",
+        "198.51.100.1:9090/TCP bp/west/ops/metrics-proxy",
+        "198.51.100.1:8080/UDP bp/west/ops/dns-proxy",
+      ],
+    );
+  });
+});

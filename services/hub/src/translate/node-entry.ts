@@ -27,6 +27,20 @@ export function nodeEntryResourceName(cluster: string, node: string): string {
 }
 
 /**
+ * The entry ports a nodeProxy policy takes in its cluster's conflict space
+ * (translate/local-redirect.ts decides both policy kinds there): one key per
+ * toPort, `entry|<port>|<protocol>`. An entry node DNATs entry:port to one
+ * policy's pods only, so two policies of a cluster on the same port and
+ * protocol conflict (on every node: which nodes hold pods of each changes
+ * with the pods, the verdict must not) and the older wins.
+ */
+export function entryPortClaims(p: BalancingPolicy): string[] {
+  const be = p.backend;
+  if (be.kind !== "serviceEndpoint" || be.redirectMode !== "nodeProxy") return [];
+  return [...new Set(be.toPorts.map((t) => `entry|${t.port}|${t.protocol}`))].sort();
+}
+
+/**
  * One nodeProxy policy's entry ports, by node: for each node with selected
  * ready (not terminating) pods and an entry address of a frontend family,
  * every port of the policy (as resolved in its BalancingAssignment) on that
