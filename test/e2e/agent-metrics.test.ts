@@ -32,9 +32,10 @@ async function closedPort(): Promise<number> {
 describe("agent and hub metrics ports", () => {
   let stack: Stack;
   let token: string;
+  let dir: string;
   before(async () => {
     stack = Stack.create("e2emet");
-    const dir = path.join(stack.stateDir, "cluster");
+    dir = path.join(stack.stateDir, "cluster");
     fs.mkdirSync(dir);
     fs.writeFileSync(path.join(dir, "web.yaml"), SERVICE);
     await stack.startBackend("backend-a", "198.18.3.11", 8080);
@@ -43,7 +44,6 @@ describe("agent and hub metrics ports", () => {
       await stack.agent?.stop();
     });
     // the hub comes later: the first agent runs with none
-    fs.writeFileSync(path.join(stack.stateDir, "dir"), dir);
   });
   after(async () => {
     await stack?.cleanup();
@@ -70,7 +70,6 @@ describe("agent and hub metrics ports", () => {
   });
 
   it(`counts ${N} connects in events, resolutions and the datapath; maps' fill; ready with a hub`, async () => {
-    const dir = fs.readFileSync(path.join(stack.stateDir, "dir"), "utf8");
     const hub = await stack.startHub([`east=dir:${dir}`], ["--metrics-listen", "127.0.0.1:0"]);
     const hubMetrics = (await hub.waitFor(/metrics (http:\/\/\S+)\/metrics/))[1]!;
     token = stack.createToken("east");
