@@ -33,7 +33,8 @@
  *   the token controller filling service-account-token Secrets;
  * - `acceptedTokens`, when set, is the bearer tokens it accepts (401 for any
  *   other; /version stays open); issued ServiceAccount tokens join it and
- *   leave it with their Secret.
+ *   leave it with their Secret, and are authorized by the ClusterRoles bound
+ *   to their ServiceAccount (403 otherwise; `store.denied`).
  *
  * Tests drive it in-process; the hub talks to it through the real
  * @kubernetes/client-node with a kubeconfig from `writeKubeconfig()`.
@@ -349,6 +350,11 @@ users:
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     if (this.acceptedTokens && !(bearer && this.acceptedTokens.has(bearer))) {
       this.status(res, 401, "Unauthorized", "Unauthorized");
+      return;
+    }
+    const denied = bearer ? this.store.authorize(bearer, req.method ?? "GET", url) : undefined;
+    if (denied) {
+      this.status(res, 403, "Forbidden", denied);
       return;
     }
     if (this.store.handle(req, res, url.pathname)) return;

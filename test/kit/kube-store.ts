@@ -9,6 +9,8 @@
  * `namespace` a moment after it is created; deleting the ServiceAccount
  * deletes its token Secrets, deleting a Namespace what is in it. Issued
  * tokens are reported (`onToken`) so the server can accept them as bearers.
+ * A request with a ServiceAccount's token is authorized as RBAC does, by
+ * the ClusterRoles bound to it (`authorize`; refusals kept in `denied`).
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import type http from "node:http";
@@ -48,6 +50,10 @@ export class KubeObjectStore {
   private readonly objects = new Map<string, Obj & { kind: string; apiVersion: string }>();
   /** each write, in order: "POST Secret switchyard/x", "DELETE ClusterRole y" */
   readonly writes: string[] = [];
+  /** requests with a ServiceAccount's token that its ClusterRoles do not allow: "list pods" */
+  readonly denied: string[] = [];
+  /** issued token → its ServiceAccount */
+  private readonly saTokens = new Map<string, { namespace: string; name: string }>();
   private readonly nextRv: () => number;
   private readonly caPem: () => string;
   private readonly onToken: (token: string, issued: boolean) => void;
@@ -69,6 +75,38 @@ export class KubeObjectStore {
       return true;
     }
     return false;
+  }
+
+  /**
+   * RBAC for a ServiceAccount's token: undefined when allowed (or not a
+   * ServiceAccount's token, or a non-resource path), else why not.
+   */
+  authorize(token: string, method: string, url: URL): string | undefined {
+    const sa = this.saTokens.get(token);
+    const attrs = requestAttributes(method, url);
+    if (!sa || !attrs) return undefined;
+    const rules = [...this.objects.values()]
+      .filter(
+        (b) =>
+          b.kind === "ClusterRoleBinding" &&
+          ((b["subjects"] ?? []) as Array<{ kind: string; name: string; namespace?: string }>).some(
+            (x) => x.kind === "ServiceAccount" && x.name === sa.name && x.namespace === sa.namespace,
+          ),
+      )
+      .flatMap((b) => {
+        const role = this.objects.get(key("ClusterRole", undefined, (b["roleRef"] as { name: string }).name));
+        return (role?.["rules"] ?? []) as Rule[];
+      });
+    const allowed = rules.some(
+      (r) =>
+        (r.apiGroups ?? []).some((g) => g === "*" || g === attrs.group) &&
+        (r.resources ?? []).some((x) => x === "*" || x === attrs.resource) &&
+        (r.verbs ?? []).some((v) => v === "*" || v === attrs.verb),
+    );
+    if (allowed) return undefined;
+    const what = `${attrs.verb} ${attrs.resource}${attrs.group ? `.${attrs.group}` : ""}`;
+    this.denied.push(what);
+    return `system:serviceaccount:${sa.namespace}:${sa.name} cannot ${what}: forbidden by RBAC`;
   }
 
   /** The stored object (a copy). */
@@ -155,6 +193,7 @@ export class KubeObjectStore {
       namespace: Buffer.from(ns ?? "").toString("base64"),
     };
     s.metadata["resourceVersion"] = String(this.nextRv());
+    this.saTokens.set(token, { namespace: ns ?? "", name: sa });
     this.onToken(token, true);
   }
 
@@ -164,7 +203,10 @@ export class KubeObjectStore {
     this.objects.delete(key(kind, ns, name));
     if (kind === "Secret") {
       const t = (o["data"] as Record<string, string> | undefined)?.["token"];
-      if (t) this.onToken(Buffer.from(t, "base64").toString(), false);
+      if (t) {
+        this.saTokens.delete(Buffer.from(t, "base64").toString());
+        this.onToken(Buffer.from(t, "base64").toString(), false);
+      }
     }
     // what the controllers do: a ServiceAccount's token Secrets go with it, a Namespace's objects too
     for (const other of [...this.objects.values()]) {
@@ -179,6 +221,36 @@ export class KubeObjectStore {
     return true;
   }
 }
+
+/**
+ * What RBAC sees of a request: API group, resource (with "/status" for the
+ * subresource) and verb; undefined for non-resource paths (/version).
+ */
+function requestAttributes(
+  method: string,
+  url: URL,
+): { group: string; resource: string; verb: string } | undefined {
+  const m =
+    /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)(?:\/namespaces\/([^/]+)(?=\/))?\/([^/]+)(?:\/([^/]+)(?:\/([^/]+))?)?$/.exec(
+      url.pathname,
+    );
+  if (!m) return undefined;
+  const [, group = "", , resource, name, sub] = m;
+  const watch = url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1";
+  const verb =
+    method === "GET"
+      ? name === undefined
+        ? watch
+          ? "watch"
+          : "list"
+        : "get"
+      : (({ POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" } as Record<string, string>)[
+          method
+        ] ?? method.toLowerCase());
+  return { group, resource: sub ? `${resource}/${sub}` : resource!, verb };
+}
+
+type Rule = { apiGroups?: string[]; resources?: string[]; verbs?: string[] };
 
 function key(kind: string, ns: string | undefined, name: string): string {
   return `${kind}/${ns ?? ""}/${name}`;

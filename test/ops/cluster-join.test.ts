@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -97,12 +98,35 @@ describe("switchyard-hub cluster join / leave", () => {
     assert.match(cfg, /# the demo's/, "comments kept");
     assert.deepEqual(YAML.parse(cfg).clusters[1], { name: "member", kubeconfig: out });
 
-    // only the ServiceAccount's token opens the API server now
+    // only the ServiceAccount's token opens the API server now, and only for what its role allows
     api.acceptedTokens!.delete("test-token");
     await waitUntil("the hub lists the member with its Service", async () => {
       const m = (await clusters()).find((c) => c.name === "member");
       return m && m.services === 1 && !m.stale ? m : undefined;
     });
+    assert.ok(
+      api.requests.some((r) => /^GET \/api\/v1\/pods\?.*watch=true/.test(r)),
+      "the hub watches with the token",
+    );
+    assert.deepEqual(api.store.denied, [], "the role grants every list and watch the hub makes");
+    // and nothing else: the token cannot create a namespace
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        `${api.url}/api/v1/namespaces`,
+        {
+          method: "POST",
+          ca: Buffer.from(kc.clusters[0].cluster["certificate-authority-data"], "base64"),
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end(JSON.stringify({ metadata: { name: "x" } }));
+    });
+    assert.equal(status, 403);
     api.acceptedTokens!.add("test-token");
   });
 
