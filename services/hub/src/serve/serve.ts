@@ -254,7 +254,7 @@ export async function serve(argv: string[]): Promise<void> {
       fail(`cannot serve metrics on ${current.metricsListen}: ${(e as Error).message}`),
     );
     const a = metricsServer.address() as { port: number };
-    process.stdout.write(`metrics http://${m.value.host}:${a.port}/metrics (and /healthz, /readyz)\n`);
+    process.stderr.write(`metrics http://${m.value.host}:${a.port}/metrics (and /healthz, /readyz)\n`);
   }
   const admin = await serveAdmin(
     {
@@ -286,14 +286,14 @@ export async function serve(argv: string[]): Promise<void> {
       ttlMs: 86_400_000,
       description: "printed at start",
     });
-    process.stdout.write(`join token for cluster ${current.clusters[0]!.name}: ${token}\n`);
+    process.stderr.write(`join token for cluster ${current.clusters[0]!.name}: ${token}\n`);
   }
   if (values["tls-ca"])
-    process.stdout.write(
+    process.stderr.write(
       `agents join with --hub-ca-hash ${computeCaHash(fs.readFileSync(values["tls-ca"]))}\n`,
     );
-  // a line other programs (tests, the demo) can wait for
-  process.stdout.write(`listening ${listen.value.host}:${port}\n`);
+  // a line other programs (tests, the demo) can wait for; human lines go to stderr, stdout is the JSON log
+  process.stderr.write(`listening ${listen.value.host}:${port}\n`);
 
   // NAT events: the history stream's limits (and, on reload, their changes)
   let events: HubEvents;
