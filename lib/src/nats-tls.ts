@@ -19,6 +19,14 @@ export type NatsFlags = {
   creds: string;
 };
 
+/** A config file's NATS servers: one URL or a list of them; `at` names the field in errors. */
+export function parseNatsUrls(raw: unknown, at: string): Result<string[]> {
+  const list = typeof raw === "string" ? [raw] : raw;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === "string" && u !== ""))
+    return err(`${at} must be a NATS URL or a list of them (nats://HOST:4222, tls://HOST:4222)`);
+  return ok(list as string[]);
+}
+
 /** Reads and checks the CA file. */
 export function loadNatsTls(
   caFile: string | undefined,
@@ -59,4 +67,24 @@ export function explainNatsError(e: unknown, servers: string[], flags: NatsFlags
   if (/authorization|authentication|permissions/i.test(msg))
     return `${where}: not authorized (${msg}): ${flags.creds}`;
   return `${where}: ${msg}`;
+}
+
+/**
+ * Reads and checks a NATS .creds file (a user JWT and its nkey seed, as
+ * `switchyard-hub nats init`/`nats-creds create` and the nsc tool write);
+ * `flag` names the option in errors.
+ */
+export function loadNatsCreds(file: string, flag: string): Result<Uint8Array> {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(file);
+  } catch (e) {
+    return err(`${flag} ${file}: ${(e as Error).message}`);
+  }
+  const s = text.toString("utf8");
+  if (!s.includes("-----BEGIN NATS USER JWT-----") || !/-----BEGIN USER NKEY SEED-----\s*\n\s*SU/.test(s))
+    return err(
+      `${flag} ${file}: not a NATS .creds file (expected a -----BEGIN NATS USER JWT----- block and a -----BEGIN USER NKEY SEED----- block)`,
+    );
+  return ok(new Uint8Array(text));
 }

@@ -7,6 +7,7 @@ import { err, ok, type Result } from "@switchyard/lib/errors";
 import { parseListen } from "@switchyard/lib/metrics-server";
 import { parse as parseYaml } from "yaml";
 import { type EventsSettings, parseEventsConfig } from "./events/events-config.ts";
+import { parseStateConfig, type StateNats } from "./state/state-nats.ts";
 import { DEFAULT_LIMITS, type FrontLimits, LIMIT_SPECS, parseBytes } from "./transport/limits.ts";
 
 export type ClusterConfig =
@@ -72,6 +73,8 @@ export type HubFileConfig = {
   limits: Partial<FrontLimits>;
   /** NAT events' NATS and history (`events:`, events/events-config.ts) */
   events: Partial<EventsSettings>;
+  /** the shared state's NATS (`state:`, state/state-nats.ts); read at start only */
+  state: Partial<StateNats>;
 };
 
 /**
@@ -162,6 +165,9 @@ const isObj = (v: unknown): v is Raw => typeof v === "object" && v !== null && !
  *     ioThreads: 2         # threads serving the agents' connections (0: the main thread)
  *     externalTrafficStrict: false  # true: eTP=Local external frontends use only the agent's node's endpoints
  *     entryInterface: vxlan0  # nodes' entry addresses (nodeProxy) from this interface, reported by their agents
+ *     state:               # the hubs' shared state in NATS JetStream KV (state/state-nats.ts)
+ *       nats: [tls://nats.example:4222]
+ *       creds: /etc/switchyard/hub-state.creds
  *     events:              # NAT events' NATS and their history (events/events-config.ts)
  *       nats: [tls://nats.example:4222]
  *       historyMaxAge: 1h
@@ -199,6 +205,7 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
     "front",
     "limits",
     "events",
+    "state",
   ];
   for (const k of Object.keys(doc))
     if (!known.includes(k)) return err(`${file}: unknown field "${k}" (known: ${known.join(", ")})`);
@@ -308,7 +315,10 @@ export function parseHubConfig(text: string, file = "config"): Result<HubFileCon
   if (!limits.ok) return limits;
   const events = parseEventsConfig(doc["events"], file);
   if (!events.ok) return events;
+  const state = parseStateConfig(doc["state"], file);
+  if (!state.ok) return state;
   return ok({
+    state: state.value,
     events: events.value,
     limits: limits.value,
     clusters,

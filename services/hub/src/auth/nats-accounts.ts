@@ -15,7 +15,10 @@
  *   SUBJECT only, plus the JetStream API calls an ordered consumer of the
  *   history stream needs, the filter named in the consumer-create subject
  *   so it cannot reach outside SUBJECT either;
- * - the hub itself: the whole account (it manages the history stream).
+ * - the hub itself: the whole account (it manages the history stream);
+ * - the hubs' shared state (`nats init --state-creds-out FILE`): JetStream
+ *   KV on the hubs' bucket only, never expiring (the state connection
+ *   cannot wait for a user signed from the state it is to open).
  */
 import {
   type ClaimsData,
@@ -80,6 +83,37 @@ export function subscriberPermissions(subjects: string[]): Partial<User> {
   };
 }
 
+/**
+ * What the hubs' state user may do: the JetStream KV calls on BUCKET
+ * (create or look up its stream, read, write, watch, purge a key's history)
+ * and nothing else: no other stream, no event subject.
+ */
+export function stateUserPermissions(bucket: string): Partial<User> {
+  const api = "$JS.API";
+  const stream = `KV_${bucket}`;
+  return {
+    pub: {
+      allow: [
+        `${api}.INFO`,
+        `${api}.STREAM.INFO.${stream}`,
+        `${api}.STREAM.CREATE.${stream}`,
+        `${api}.STREAM.PURGE.${stream}`,
+        `${api}.STREAM.MSG.GET.${stream}`,
+        `${api}.DIRECT.GET.${stream}`,
+        `${api}.DIRECT.GET.${stream}.>`,
+        `${api}.CONSUMER.CREATE.${stream}`,
+        `${api}.CONSUMER.CREATE.${stream}.>`,
+        `${api}.CONSUMER.INFO.${stream}.*`,
+        `${api}.CONSUMER.DELETE.${stream}.*`,
+        `${api}.CONSUMER.MSG.NEXT.${stream}.*`,
+        `$JS.FC.${stream}.>`,
+        `$KV.${bucket}.>`,
+      ],
+    },
+    sub: { allow: ["_INBOX.>"] },
+  };
+}
+
 export class NatsAccounts {
   private readonly stored: Stored;
   private readonly signer: KeyPair;
@@ -95,6 +129,17 @@ export class NatsAccounts {
   static open(state: HubState, kek: Kek): NatsAccounts | undefined {
     const s = state.get<Stored>(NATS_STATE_KEY);
     return s ? new NatsAccounts(s, kek) : undefined;
+  }
+
+  /**
+   * Puts the accounts FROM holds into TO unless TO has some already (the
+   * bootstrap's second step: made on a file state, then taken into the
+   * shared bucket of the server they put in operator mode); true when it did.
+   */
+  static async copy(from: HubState, to: HubState): Promise<boolean> {
+    const s = from.get<Stored>(NATS_STATE_KEY);
+    if (!s || to.get<Stored>(NATS_STATE_KEY)) return false;
+    return to.create(NATS_STATE_KEY, s);
   }
 
   /** Makes the operator and accounts unless the shared state holds them already; idempotent. */
@@ -202,6 +247,11 @@ export class NatsAccounts {
   /** A subscribe-only user (.creds text) for SUBJECTS (checked with checkSubscribeSubject). */
   subscriberCreds(subjects: string[], expiresAtMs?: number, name = "subscriber"): Promise<string> {
     return this.user(name, subscriberPermissions(subjects), expiresAtMs);
+  }
+
+  /** The hubs' state user (.creds text): JetStream KV on BUCKET only; it does not expire. */
+  stateCreds(bucket: string): Promise<string> {
+    return this.user("hub-state", stateUserPermissions(bucket));
   }
 
   /** The hub's own user: the whole account (it creates and updates the history stream). */

@@ -2,7 +2,7 @@
 import { type Command, parseFlags } from "@switchyard/lib/cli";
 import type { RevokeAgentResponse } from "@switchyard/proto/admin";
 import { call } from "../admin/admin-server.ts";
-import { fail, STATE_FLAGS, viaHubOrState } from "./common.ts";
+import { fail, STATE_FLAGS, STATE_NATS_HELP, viaHubOrState } from "./common.ts";
 
 const HELP = `switchyard-hub agent — one agent's credentials
 
@@ -16,6 +16,7 @@ Flags:
   --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
   --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
                           runs on --state-dir)
+${STATE_NATS_HELP}
 `;
 
 export const agentCommand: Command = {

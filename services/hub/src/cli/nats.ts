@@ -10,11 +10,13 @@ import fs from "node:fs";
 import { type Command, parseFlags, usageError } from "@switchyard/lib/cli";
 import { parseDuration } from "@switchyard/lib/duration";
 import { checkSubscribeSubject, decodeCreds, NatsAccounts } from "../auth/nats-accounts.ts";
-import { kekOrFail, openState, STATE_FLAGS } from "./common.ts";
+import { FileState, STATE_BUCKET } from "../state/hub-state.ts";
+import { kekOrFail, openState, STATE_FLAGS, STATE_NATS_HELP, stateNatsOf } from "./common.ts";
 
 const STATE_HELP = `  --signing-key-kek-file FILE  the key-encryption key, as for serve (or env SWITCHYARD_HUB_KEK)
   --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
-  --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable)`;
+  --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable)
+${STATE_NATS_HELP}`;
 
 const INIT_HELP = `switchyard-hub nats init — NATS decentralized auth with the hubs as the account's signer
 
@@ -33,8 +35,18 @@ switchyard.nat.<cluster>.<node>.> (connected agents whose credential is
 older get a new one within a second); give people and tools subscribe-only
 credentials with \`switchyard-hub nats-creds create\`.
 
+One NATS for both the shared state and the events (operator mode): run
+it first on a file state (no --state-nats) with --state-creds-out FILE;
+start nats-server with the configuration (JetStream on); run it again with
+the same --state-dir and --state-nats URL --state-nats-creds FILE: it takes
+the operator and accounts from the state directory's file into the shared
+bucket (docs/hub-replicas.md).
+
 Flags:
   --out FILE              write the configuration here (0644) instead of stdout
+  --state-creds-out FILE  also write the hubs' state user (.creds, 0600, never expires): JetStream
+                          KV on the hubs' bucket (${STATE_BUCKET}) only; give it to serve and the
+                          CLI as --state-nats-creds FILE
 ${STATE_HELP}
 `;
 
@@ -83,17 +95,22 @@ const FLAGS = {
   ...STATE_FLAGS,
   "signing-key-kek-file": { type: "string" as const },
   out: { type: "string" as const },
+  "state-creds-out": { type: "string" as const },
 };
 
 async function withState<T>(
-  values: { "state-dir": string; "state-nats": string[]; "signing-key-kek-file"?: string | undefined },
+  values: {
+    "state-dir": string;
+    "state-nats": string[];
+    "signing-key-kek-file"?: string | undefined;
+  } & Record<string, unknown>,
   run: (a: {
     state: Awaited<ReturnType<typeof openState>>;
     kek: ReturnType<typeof kekOrFail>["kek"];
   }) => Promise<T>,
 ): Promise<T> {
   const { kek } = kekOrFail(values, values["state-dir"]);
-  const state = await openState(values["state-dir"], values["state-nats"]);
+  const state = await openState(values["state-dir"], stateNatsOf(values));
   try {
     return await run({ state, kek });
   } finally {
@@ -110,11 +127,22 @@ async function runInit(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(argv, FLAGS, { positionals: true });
   if (positionals[0] !== "init" || positionals.length > 1)
     usageError(`nats: the command is \`nats init [--out FILE]\` (got "${positionals.join(" ")}")`);
+  const shared = values["state-nats"].length > 0;
+  if (values["state-creds-out"] !== undefined && shared && values["state-nats-creds"] === undefined)
+    usageError(
+      "--state-creds-out with --state-nats but no --state-nats-creds: the accounts would be kept in the bucket of a NATS without auth, which is not the events account's once that server is in operator mode; run `nats init --state-creds-out FILE` first without --state-nats (a file state in --state-dir), start nats-server in operator mode, then again with --state-nats URL --state-nats-creds FILE (docs/hub-replicas.md)",
+    );
   await withState(values, async ({ state, kek }) => {
+    // the second step of the bootstrap: the accounts made on the file state go into the shared bucket
+    const from = shared ? new FileState(values["state-dir"]) : undefined;
+    const copied = from ? await NatsAccounts.copy(from, state) : false;
     const { accounts, created } = await NatsAccounts.init(state, kek);
     write(values.out, accounts.serverConfig(), 0o644);
+    const credsOut = values["state-creds-out"];
+    if (credsOut !== undefined) write(credsOut, await accounts.stateCreds(STATE_BUCKET), 0o600);
+    const what = copied ? `took from ${from!.describe}` : created ? "made" : "kept";
     process.stderr.write(
-      `${created ? "made" : "kept"} the NATS operator and account ${accounts.accountPublicKey}${values.out ? `; nats-server configuration in ${values.out}` : ""}\n`,
+      `${what} the NATS operator and account ${accounts.accountPublicKey}${values.out ? `; nats-server configuration in ${values.out}` : ""}${credsOut ? `; the hubs' state user in ${credsOut}` : ""}\n`,
     );
   });
 }

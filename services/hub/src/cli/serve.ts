@@ -42,6 +42,10 @@ serve flags:
                           the admin socket (default /var/lib/switchyard-hub)
   --state-nats URL        keep the shared state (tokens, revocations, signing key, clusters' last known
                           state) in NATS JetStream KV instead of a file, so hub replicas share it (repeatable)
+  --state-nats-creds FILE the NATS user for it when that NATS is in operator mode (\`nats init
+                          --state-creds-out FILE\`: one NATS for state and events; docs/hub-replicas.md)
+  --state-nats-tls-ca FILE  the CA that signs the state NATS's certificate (TLS to it)
+  --state-nats-tls-server-name NAME  the name that certificate carries, when not the URL's host
   --credential-ttl DUR    lifetime of the per-agent credentials the hub issues (default 24h;
                           a fresh one is sent when a third is left)
   --signing-key-kek-file FILE

@@ -4,7 +4,7 @@ import { parseDuration } from "@switchyard/lib/duration";
 import type { RotateSigningKeyResponse } from "@switchyard/proto/admin";
 import { call } from "../admin/admin-server.ts";
 import { CredentialAuthority } from "../auth/credentials.ts";
-import { fail, kekOrFail, STATE_FLAGS, viaHubOrState } from "./common.ts";
+import { fail, kekOrFail, STATE_FLAGS, STATE_NATS_HELP, viaHubOrState } from "./common.ts";
 
 const HELP = `switchyard-hub signing-key — the key that signs agent credentials
 
@@ -23,6 +23,7 @@ Flags:
   --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
   --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
                           runs on --state-dir)
+${STATE_NATS_HELP}
 `;
 
 export const signingKeyCommand: Command = {

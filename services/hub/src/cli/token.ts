@@ -14,7 +14,7 @@ import { call, tokenInfo } from "../admin/admin-server.ts";
 import { checkTokenScope, TokenStore } from "../auth/tokens.ts";
 import type { HubState } from "../state/hub-state.ts";
 import { metaKey } from "../state/last-known.ts";
-import { fail, STATE_FLAGS, table, viaHubOrState } from "./common.ts";
+import { fail, STATE_FLAGS, STATE_NATS_HELP, table, viaHubOrState } from "./common.ts";
 
 const HELP = `switchyard-hub token — join tokens: what admits a new agent to a cluster
 
@@ -38,6 +38,7 @@ Flags:
   --state-dir DIR         the hub's state directory (default /var/lib/switchyard-hub)
   --state-nats URL        the hub's shared state in NATS JetStream KV (repeatable; only when no hub
                           runs on --state-dir)
+${STATE_NATS_HELP}
   --new-state             create: make the state in --state-dir when no hub has run there yet (else
                           a directory without a hub's state is refused as a wrong --state-dir)
 `;

@@ -11,6 +11,7 @@
  */
 import { parseDuration } from "@switchyard/lib/duration";
 import { err, ok, type Result } from "@switchyard/lib/errors";
+import { parseNatsUrls } from "@switchyard/lib/nats-tls";
 import { parseBytes } from "../transport/limits.ts";
 
 export type EventsSettings = {
@@ -43,11 +44,9 @@ export function parseEventsConfig(raw: unknown, file: string): Result<Partial<Ev
     if (!KNOWN.includes(k)) return err(`${at}: unknown field "${k}" (known: ${KNOWN.join(", ")})`);
   const out: Partial<EventsSettings> = {};
   if (r["nats"] !== undefined) {
-    const n = r["nats"];
-    const list = typeof n === "string" ? [n] : n;
-    if (!Array.isArray(list) || list.length === 0 || !list.every((u) => typeof u === "string" && u !== ""))
-      return err(`${at}.nats must be a NATS URL or a list of them (nats://HOST:4222, tls://HOST:4222)`);
-    out.nats = list as string[];
+    const n = parseNatsUrls(r["nats"], `${at}.nats`);
+    if (!n.ok) return n;
+    out.nats = n.value;
   }
   for (const k of ["tlsCa", "tlsServerName"] as const) {
     const v = r[k];

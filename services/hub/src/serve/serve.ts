@@ -46,6 +46,9 @@ export async function serve(argv: string[]): Promise<void> {
     listen: { type: "string" },
     "state-dir": { type: "string" },
     "state-nats": { type: "string", multiple: true, default: [] },
+    "state-nats-creds": { type: "string" },
+    "state-nats-tls-ca": { type: "string" },
+    "state-nats-tls-server-name": { type: "string" },
     "credential-ttl": { type: "string", default: "24h" },
     "signing-key-kek-file": { type: "string" },
     "metrics-listen": { type: "string" },
@@ -90,10 +93,11 @@ export async function serve(argv: string[]): Promise<void> {
   });
   const credentialTtl = parseDuration(values["credential-ttl"]);
   if (!credentialTtl.ok) fail(`--credential-ttl: ${credentialTtl.error}`);
-  const state = await openState(current.stateDir, values["state-nats"]);
+  const shared = current.stateNats.servers.length > 0;
+  const state = await openState(current.stateDir, current.stateNats);
   log.info({ state: state.describe }, "shared state");
   const tokens = new TokenStore(state);
-  const sealing = kekOrFail(values, current.stateDir);
+  const sealing = kekOrFail({ ...values, "state-nats": current.stateNats.servers }, current.stateDir);
   for (const note of sealing.notes) log.warn({ kek: sealing.kek.source }, note);
   if (sealing.created)
     log.warn(
@@ -176,7 +180,7 @@ export async function serve(argv: string[]): Promise<void> {
     {
       // status.nodes: this hub's agents that hold their whole view; replicas (shared state) each see
       // only their own agents and would overwrite each other's counts, so they do not write it
-      ...(values["state-nats"].length === 0
+      ...(!shared
         ? {
             nodesOf: (cluster: string) =>
               assignments

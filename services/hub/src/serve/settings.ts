@@ -15,6 +15,7 @@ import {
   resolveLimits,
 } from "../config.ts";
 import { type EventsSettings, resolveEventsSettings } from "../events/events-config.ts";
+import { resolveStateNats, type StateNats } from "../state/state-nats.ts";
 import type { FrontLimits } from "../transport/limits.ts";
 
 /** I/O threads by default: two when the machine has the cores for them (bench:protocol: convergence at 1,000 agents) */
@@ -27,6 +28,8 @@ export type ServeSettings = {
   imports: Map<string, string[]>;
   listen: string;
   stateDir: string;
+  /** the shared state's NATS (no servers: the file in stateDir) */
+  stateNats: StateNats;
   metricsListen: string | undefined;
   staleGraceMs: number;
   apiTimeoutMs: number;
@@ -111,7 +114,10 @@ export function resolveSettings(
   }
   const limits = resolveLimits(fromFile?.limits ?? {}, values);
   if (!limits.ok) return limits;
+  const stateNats = resolveStateNats(fromFile?.state, values);
+  if (!stateNats.ok) return stateNats;
   return ok({
+    stateNats: stateNats.value,
     events: resolveEventsSettings(fromFile?.events, values),
     limits: limits.value,
     ioThreads,

@@ -20,7 +20,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import type { StateNatsAuth } from "./state-nats.ts";
+
+/** The JetStream KV bucket the hubs share (its stream is KV_<bucket>). */
+export const STATE_BUCKET = "switchyard-hub";
 
 export interface HubState {
   /** where the state lives, for logs */
@@ -245,9 +249,18 @@ export class KvState implements HubState {
     this.bucket = bucket;
   }
 
-  /** Connects, opens (or creates) the bucket, loads it, and keeps the mirror current. */
-  static async open(servers: string[], bucket = "switchyard-hub"): Promise<KvState> {
-    const nc = await connect({ servers, name: "switchyard-hub", maxReconnectAttempts: -1 });
+  /**
+   * Connects (as the user of `auth.creds`, over `auth.tls`), opens (or
+   * creates) the bucket, loads it, and keeps the mirror current.
+   */
+  static async open(servers: string[], bucket = STATE_BUCKET, auth: StateNatsAuth = {}): Promise<KvState> {
+    const nc = await connect({
+      servers,
+      name: "switchyard-hub",
+      maxReconnectAttempts: -1,
+      ...(auth.tls ? { tls: auth.tls } : {}),
+      ...(auth.creds ? { authenticator: credsAuthenticator(auth.creds) } : {}),
+    });
     try {
       const kv = await new Kvm(jetstream(nc)).create(bucket, { history: 5 });
       const s = new KvState(nc, kv, `NATS JetStream KV bucket ${bucket} on ${servers.join(",")}`, bucket);
