@@ -125,13 +125,14 @@ export function describeParseError(e: Error & { code?: string }, command?: strin
     const flag = m?.[1] ?? "";
     if (/argument missing/.test(msg)) return `${flag} needs a value; ${see}`;
     if (/does not take an argument/.test(msg)) return `${flag} takes no value; ${see}`;
-    return `${msg}; ${see}`;
+    if (/ambiguous/.test(msg)) return `${flag}'s value starts with a dash: write it as ${flag}=VALUE; ${see}`;
+    return `${msg.split("\n")[0]}; ${see}`;
   }
   if (e.code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
     const arg = /'([^']*)'/.exec(msg)?.[1] ?? "";
     return `unexpected argument "${arg}"; ${see}`;
   }
-  return msg;
+  return msg.split("\n")[0] ?? msg;
 }
 
 /**
