@@ -24,6 +24,7 @@
  *
  *   node bench/dataplane.ts [--scales 1,1000,10000] [--duration-ms 1500] [--rounds 3]
  *     [--skip-kube-proxy] [--protos tcp,udp] [--object bpf/build/switchyard.bpf.o] [--out bench/results/dataplane.json]
+ *     [--before results-of-an-earlier-run.json]
  */
 import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
@@ -59,6 +60,8 @@ const { values } = parseArgs({
     /** another build of the BPF object (libsyring.so beside it), e.g. the one before a change */
     object: { type: "string", default: BPF_OBJECT },
     out: { type: "string", default: "bench/results/dataplane.json" },
+    /** a results file of an earlier run (e.g. before a change): its kernel figures and ratios are kept as `before` */
+    before: { type: "string" },
     /** which of tcp,udp to measure */
     protos: { type: "string", default: "tcp,udp" },
   },
@@ -536,7 +539,16 @@ const out = {
   rounds: ROUNDS,
   backends_per_service: BACKENDS_PER_SERVICE,
   ...results,
+  ...(values.before ? { before: beforeFigures(values.before) } : {}),
 };
+
+/** The kernel figures and ratios of an earlier run's results, with its date and the note it carries. */
+function beforeFigures(file: string): Record<string, unknown> {
+  const prev = JSON.parse(fs.readFileSync(path.resolve(REPO, file), "utf8")) as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.entries(prev).filter(([k]) => /^(date|note|kernel_ns_per_run_|.*_ratio_)/.test(k)),
+  );
+}
 const outPath = path.resolve(REPO, values.out);
 fs.mkdirSync(path.dirname(outPath), { recursive: true });
 fs.writeFileSync(outPath, `${JSON.stringify(out, null, 2)}\n`);
