@@ -16,7 +16,15 @@
  * entry, how the agent read before) and with batch reads
  * (bpf_map_lookup_batch): milliseconds (median of 3) and bpf() calls.
  *
- *   node bench/agent.ts [--services 10000] [--part apply|resync]
+ * balancing (in process, in-memory maps): the same view with 100,000
+ * BalancingPolicies as the hub sends them (`bp/`, backends addressed): half
+ * on the view's Services' ClusterIPs (the policy's entry replaces the
+ * Service's), the rest on virtual addresses, two backends each. Measures
+ * the cold apply, RSS, and one policy edited in place (one backend
+ * replaced): apply p50/p99 and the map operations it writes.
+ *
+ *   node bench/agent.ts [--services 10000] [--balancing 100000] [--part apply|resync|balancing]
+ *     [--out bench/results/agent.json]
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -32,17 +40,24 @@ import { LibbpfMaps, MAPS } from "../services/nodeagent/src/bpf/libbpf-maps.ts";
 import { FakeMaps } from "../services/nodeagent/src/bpf/maps.ts";
 import { computeDesired } from "../services/nodeagent/src/desired/compute-desired.ts";
 import { planMaps } from "../services/nodeagent/src/plan/plan-maps.ts";
+import { bpResource } from "../services/nodeagent/src/testing/balancing.ts";
 import { REPO } from "../test/kit/proc.ts";
 import { benchService, benchSlice, ENDPOINTS_PER_SERVICE } from "./cluster.ts";
 import { machine, percentile } from "./stats.ts";
 
 const { values } = parseArgs({
-  options: { services: { type: "string", default: "10000" }, part: { type: "string" } },
+  options: {
+    services: { type: "string", default: "10000" },
+    balancing: { type: "string", default: "100000" },
+    part: { type: "string" },
+    out: { type: "string", default: "bench/results/agent.json" },
+  },
 });
 const SERVICES = Number(values.services);
 const PART = values.part;
-if (PART !== undefined && PART !== "apply" && PART !== "resync")
-  throw new Error(`--part "${PART}" must be apply or resync (both run without it)`);
+if (PART !== undefined && PART !== "apply" && PART !== "resync" && PART !== "balancing")
+  throw new Error(`--part "${PART}" must be apply, resync or balancing (all run without it)`);
+const BALANCING = Number(values.balancing);
 const CHANGES = 500;
 const RESYNC_ROUNDS = 3;
 const world = new World();
@@ -68,9 +83,13 @@ function benchApply(): Record<string, number | string> {
   world.onChange((_c, ch) => ch && pending.push(ch));
   const inc: number[] = [];
   const full: number[] = [];
+  // each change makes another endpoint of the Service unready (a small --services changes one twice)
+  const unready = new Map<number, number>();
   for (let r = 1; r <= CHANGES; r++) {
     const i = (r * 7919) % SERVICES;
-    w.upsert(benchSlice(i, r % ENDPOINTS_PER_SERVICE));
+    const u = ((unready.get(i) ?? r - 1) + 1) % ENDPOINTS_PER_SERVICE;
+    unready.set(i, u);
+    w.upsert(benchSlice(i, u));
     const changed = t.update([world.cluster("bench")], pending.splice(0));
     const rs = [...changed].flatMap((n) => t.snapshot().resources.get(n) ?? []);
     t0 = performance.now();
@@ -96,6 +115,64 @@ function benchApply(): Record<string, number | string> {
     one_endpoint_change_full_recompute_p50_ms: r3(percentile(full, 50)),
     one_endpoint_change_full_recompute_p99_ms: r3(percentile(full, 99)),
     full_over_incremental_p50_ratio: Math.round((percentile(full, 50) / percentile(inc, 50)) * 10) / 10,
+  };
+}
+
+/** BalancingPolicy i as the hub sends it; `edit` 1 replaces its second backend. */
+function balancingPolicy(i: number, edit = 0): Resource {
+  const onService = i < Math.min(SERVICES, BALANCING / 2);
+  const ip = (first: number, k: number) => `10.${first + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
+  return bpResource(
+    `bp${i}`,
+    onService ? { service: `s${i}` } : { address: true },
+    [{ ip: onService ? `10.96.${i >> 8}.${i & 255}` : ip(160, i + 1), port: 80, portName: "http" }],
+    [{ name: "http", port: 8080 }],
+    [ip(200, 2 * i), ip(200, 2 * i + 1 + edit * 2 * BALANCING)],
+    { cluster: "bench", namespace: "bench", mode: onService ? "podEndpoint" : "addressEndpoint" },
+  );
+}
+
+function benchBalancing(): Record<string, number | string> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const rss = () => {
+    gc?.();
+    return Math.round(process.memoryUsage().rss / 2 ** 20);
+  };
+  const maps = new FakeMaps();
+  const core = new AgentCore(maps, "node-0", [], silentLogger());
+  const policies = Array.from({ length: BALANCING }, (_, i) => balancingPolicy(i));
+  const rssBefore = rss();
+  let t0 = performance.now();
+  core.onDelta(msg([...t.snapshot().resources.values(), ...policies]));
+  const coldMs = performance.now() - t0;
+  const rssAfter = rss();
+  const held = maps.read();
+  const edits: number[] = [];
+  const ops: number[] = [];
+  const edited = new Uint8Array(BALANCING);
+  for (let r = 1; r <= CHANGES; r++) {
+    const i = (r * 7919) % BALANCING;
+    edited[i] = 1 - edited[i]!;
+    t0 = performance.now();
+    core.onDelta(msg([balancingPolicy(i, edited[i]!)]));
+    edits.push(performance.now() - t0);
+    ops.push(core.stats.lastPlanOps);
+    if (core.stats.lastPlanOps === 0) throw new Error(`policy edit ${r} wrote nothing`);
+  }
+  core.stop();
+  return {
+    balancing_date: new Date().toISOString(),
+    balancing_policies: BALANCING,
+    balancing_frontends_in_maps: held.frontends.size,
+    balancing_names_in_maps: held.names.size,
+    balancing_cold_apply_services_and_policies_ms: Math.round(coldMs),
+    balancing_rss_mib_before_apply: rssBefore,
+    balancing_rss_mib_after_apply: rssAfter,
+    balancing_rss_measured_after_gc: gc ? "yes" : "no (run with --expose-gc)",
+    balancing_one_policy_edit_p50_ms: r3(percentile(edits, 50)),
+    balancing_one_policy_edit_p99_ms: r3(percentile(edits, 99)),
+    balancing_one_policy_edit_map_ops_max: Math.max(...ops),
+    balancing_one_policy_edit_samples: edits.length,
   };
 }
 
@@ -148,7 +225,7 @@ function benchResync(): Record<string, number | string> {
   }
 }
 
-const file = path.join(REPO, "bench/results/agent.json");
+const file = path.resolve(REPO, values.out);
 const previous: Record<string, unknown> =
   PART && fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>) : {};
 const out = {
@@ -157,10 +234,11 @@ const out = {
   date: new Date().toISOString(),
   services: SERVICES,
   endpoints: SERVICES * ENDPOINTS_PER_SERVICE,
-  ...(PART !== "resync" ? benchApply() : {}),
-  ...(PART !== "apply" ? benchResync() : {}),
+  ...(PART === undefined || PART === "apply" ? benchApply() : {}),
+  ...(PART === undefined || PART === "resync" ? benchResync() : {}),
+  ...(PART === undefined || PART === "balancing" ? benchBalancing() : {}),
 };
 for (const [k, v] of Object.entries(out)) console.log(`${k.padEnd(44)} ${v}`);
 fs.mkdirSync(path.dirname(file), { recursive: true });
 fs.writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
-console.log("wrote bench/results/agent.json");
+console.log(`wrote ${path.relative(REPO, file)}`);

@@ -24,7 +24,7 @@ const MODES = {
 
 /**
  * One BalancingPolicy: its frontends (a Service frontend names the Service
- * `svc/<cluster>/ns/<service>` as fallback), the port of each port name, and
+ * `svc/<cluster>/<namespace>/<service>` as fallback), the port of each port name, and
  * its backends' addresses (all ready).
  */
 export function bpResource(
@@ -33,13 +33,14 @@ export function bpResource(
   frontends: BalancingFrontendSpec[],
   toPorts: Array<{ name: string; port: number; protocol?: "TCP" | "UDP" }>,
   backends: string[],
-  opts: { mode?: keyof typeof MODES; cluster?: string } = {},
+  opts: { mode?: keyof typeof MODES; cluster?: string; namespace?: string } = {},
 ): Resource {
   const cluster = opts.cluster ?? "test";
-  const fallback = "service" in frontend ? `svc/${cluster}/ns/${frontend.service}` : "";
+  const namespace = opts.namespace ?? "ns";
+  const fallback = "service" in frontend ? `svc/${cluster}/${namespace}/${frontend.service}` : "";
   const value = BalancingAssignment.fromPartial({
     cluster,
-    namespace: "ns",
+    namespace,
     name,
     frontends: frontends.map((f) => ({
       ip: f.ip,
@@ -58,7 +59,7 @@ export function bpResource(
     endpoints: backends.map((ip) => ({ addresses: [ip], nodeName: "", ready: true, serving: true })),
   });
   return {
-    name: `bp/${cluster}/ns/${name}`,
+    name: `bp/${cluster}/${namespace}/${name}`,
     version: JSON.stringify(BalancingAssignment.toJSON(value)),
     body: { $case: "balancing", value },
   };
