@@ -91,6 +91,8 @@ export interface ClusterInfo {
   failed: boolean;
   /** The cluster's objects refused now (invalid), each with why; the previous version of each is kept. */
   rejected: RejectedObject[];
+  /** BalancingPolicies with a valid spec (refused ones: `switchyard-hub policies`). */
+  balancingPolicies: number;
 }
 
 /** RejectedObject is an object of a cluster that the hub refuses as it is now. */
@@ -866,6 +868,7 @@ function createBaseClusterInfo(): ClusterInfo {
     localRedirectPolicies: 0,
     failed: false,
     rejected: [],
+    balancingPolicies: 0,
   };
 }
 
@@ -915,6 +918,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     }
     for (const v of message.rejected) {
       RejectedObject.encode(v!, writer.uint32(122).fork()).join();
+    }
+    if (message.balancingPolicies !== 0) {
+      writer.uint32(128).uint32(message.balancingPolicies);
     }
     return writer;
   },
@@ -1052,6 +1058,14 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
             message.rejected.push(RejectedObject.decode(reader, reader.uint32()));
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.balancingPolicies = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1099,6 +1113,11 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
       rejected: globalThis.Array.isArray(object?.rejected)
         ? object.rejected.map((e: any) => RejectedObject.fromJSON(e))
         : [],
+      balancingPolicies: isSet(object.balancingPolicies)
+        ? globalThis.Number(object.balancingPolicies)
+        : isSet(object.balancing_policies)
+        ? globalThis.Number(object.balancing_policies)
+        : 0,
     };
   },
 
@@ -1149,6 +1168,9 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     if (message.rejected?.length) {
       obj.rejected = message.rejected.map((e) => RejectedObject.toJSON(e));
     }
+    if (message.balancingPolicies !== 0) {
+      obj.balancingPolicies = Math.round(message.balancingPolicies);
+    }
     return obj;
   },
 
@@ -1172,6 +1194,7 @@ export const ClusterInfo: MessageFns<ClusterInfo> = {
     message.localRedirectPolicies = object.localRedirectPolicies ?? 0;
     message.failed = object.failed ?? false;
     message.rejected = object.rejected?.map((e) => RejectedObject.fromPartial(e)) || [];
+    message.balancingPolicies = object.balancingPolicies ?? 0;
     return message;
   },
 };
