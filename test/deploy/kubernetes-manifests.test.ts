@@ -621,6 +621,37 @@ describe("the hub Deployment", () => {
   });
 });
 
+describe("the overlay management-operator-nats (one NATS in operator mode for state and events)", () => {
+  it("gives the hub and the bucket's init container the hubs' state user from a Secret; NATS reads the auth", () => {
+    const objs = render("management-operator-nats");
+    const hub = objs.find((o) => o.kind === "Deployment" && o.metadata.name === "switchyard-hub")!;
+    const s = podSpec(hub);
+    const vol = (s.volumes as Any[]).find((v) => v.secret?.secretName === "switchyard-hub-state-nats");
+    assert.ok(vol, "a volume from the Secret switchyard-hub-state-nats");
+    const mountOf = (c: Container) => c.volumeMounts?.find((m: Any) => m.name === vol.name)?.mountPath;
+    const main = (s.containers as Container[]).find((c) => c.name === "hub")!;
+    assert.equal(flagsOf(main.args!).get("--state-nats-creds"), `${mountOf(main)}/hub-state.creds`);
+    const init = (s.initContainers as Container[]).find((c) => c.name === "state-bucket")!;
+    assert.equal(
+      init.env?.find((e) => e.name === "NATS_CREDS")?.value,
+      `${mountOf(init)}/hub-state.creds`,
+      "nats-box's nats reads NATS_CREDS",
+    );
+    const nats = objs.find((o) => o.kind === "StatefulSet" && o.metadata.name === "switchyard-nats")!;
+    const ns = podSpec(nats);
+    const server = (ns.containers as Container[]).find((c) => c.name === "nats")!;
+    const conf = server.args![server.args!.indexOf("--config") + 1]!;
+    const at = server.volumeMounts!.find((m: Any) => conf.startsWith(`${m.mountPath}/`))!;
+    const sources = (ns.volumes as Any[]).find((v) => v.name === at.name).projected.sources as Any[];
+    const operator = objs.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name === sources[2].configMap.name,
+    ) as Any;
+    assert.match(operator.data[path.basename(conf)], /include nats\.conf\ninclude switchyard-auth\.conf/);
+    assert.equal(sources[1].configMap.name, "switchyard-nats-auth", "the auth from `nats init --out`");
+    assert.match(sources[0].configMap.name, /^switchyard-nats-config-/, "the base's nats.conf beside it");
+  });
+});
+
 describe("deploy/examples", () => {
   it("every object validates against its schema (custom resources against deploy/crds)", async () => {
     const files = fs
