@@ -359,6 +359,12 @@ export class AgentCore {
     const want = entriesFromResources(this.store.resources.values(), this.cluster, this.node);
     const out = this.entries.sync(want, verify);
     if (out.written) this.log.info({ entries: out.entries }, "node entry table written");
+    if (out.forgotten)
+      this.log.info(
+        { targets: out.forgotten.targets, conntrackEntries: out.forgotten.deleted },
+        "node entry flows of removed pods deleted",
+      );
+    if (out.flowProblem) this.log.warn({ reason: out.flowProblem }, "node entry flows of removed pods kept");
     for (const p of out.problems)
       this.log.error({ entry: p.entry, reason: p.message }, "node entry not programmed");
     if ((out.written || verify) && this.readForwarding)

@@ -4,9 +4,13 @@
  * transaction when they differ from what the table holds (read back first,
  * so a start after a crash replaces a stale table once and a start that
  * finds the right one writes nothing), checked by reading it back after.
- * What could not be programmed is returned for the NACK and the log.
+ * Then the conntrack entries of the targets the table no longer has are
+ * deleted (entry-flows.ts), so their flows move to the new set at their
+ * next packet. What could not be programmed is returned for the NACK and the log.
  */
+import { SwitchyardError } from "@switchyard/lib/errors";
 import { Protocol, type Resource } from "@switchyard/proto/assignment";
+import { computeRemovedTargets, type EntryFlows, showRemovedTarget } from "./entry-flows.ts";
 import {
   computeEntryRuleset,
   type EntryProblem,
@@ -69,6 +73,10 @@ export type EntrySyncOutcome = {
   /** entries left out (each named), and a failed write or read-back */
   problems: EntryProblem[];
   entries: number;
+  /** targets the write removed whose flows were deleted (conntrack entries: `deleted`) */
+  forgotten?: { targets: string[]; deleted: number };
+  /** why removed targets' flows could not be deleted (a warning: the table is right; a missing tool is said once) */
+  flowProblem?: string;
 };
 
 export class EntrySync {
@@ -76,8 +84,13 @@ export class EntrySync {
   private known: EntryRule[] | undefined;
 
   private readonly table: EntryTable;
-  constructor(table: EntryTable) {
+  /** undefined: flows are left to time out */
+  private readonly flows: EntryFlows | undefined;
+  /** the flow tool's absence was reported (once) */
+  private flowsUnavailableSaid = false;
+  constructor(table: EntryTable, flows?: EntryFlows) {
     this.table = table;
+    this.flows = flows;
   }
 
   /**
@@ -114,12 +127,34 @@ export class EntrySync {
         return { written: true, problems, entries: entries.length };
       }
       this.known = entries;
-      return { written: true, problems, entries: entries.length };
+      const out: EntrySyncOutcome = { written: true, problems, entries: entries.length };
+      // after the swap: new connections take the new set; the removed targets' old ones go now
+      if (held?.ok) this.forget(computeRemovedTargets(held.entries, entries), out);
+      return out;
     } catch (e) {
       this.known = undefined;
       problems.push({ entry: "table inet switchyard_entry", message: (e as Error).message });
       return { written: false, problems, entries: entries.length };
     }
+  }
+
+  private forget(removed: ReturnType<typeof computeRemovedTargets>, out: EntrySyncOutcome): void {
+    if (!this.flows || removed.length === 0) return;
+    let deleted = 0;
+    const targets: string[] = [];
+    for (const r of removed)
+      try {
+        deleted += this.flows.forget(r);
+        targets.push(showRemovedTarget(r));
+      } catch (e) {
+        const unavailable = e instanceof SwitchyardError && e.code === "unavailable";
+        if (!unavailable || !this.flowsUnavailableSaid) out.flowProblem ??= (e as Error).message;
+        if (unavailable) {
+          this.flowsUnavailableSaid = true;
+          break;
+        }
+      }
+    if (targets.length > 0) out.forgotten = { targets, deleted };
   }
 
   /** Removes the table (uninstall). */
