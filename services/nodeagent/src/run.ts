@@ -11,16 +11,17 @@ import { parseFlags, VERSION } from "@switchyard/lib/cli";
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { ipFamily } from "@switchyard/lib/ip";
 import { createRootLogger } from "@switchyard/lib/log";
-import { loadNatsTls } from "@switchyard/lib/nats-tls";
 import { parseListen } from "@switchyard/lib/metrics-server";
 import { findCgroup2Root } from "@switchyard/lib/mounts";
+import { loadNatsTls } from "@switchyard/lib/nats-tls";
 import { AgentCore } from "./agent.ts";
 import { LibbpfDatapath } from "./bpf/datapath.ts";
 import { findPodCgroups } from "./cgroups/pod-cgroups.ts";
 import { DEFAULT_OBJECT, DEFAULT_PIN_DIR, DEFAULT_STATE_DIR, fail } from "./cli/common.ts";
 import { startNodeEntry } from "./entry/start-entry.ts";
-import { DEFAULT_EVENTS_BUFFER_BYTES } from "./events/publisher.ts";
 import { AGENT_NATS_FLAGS, natsAuth } from "./events/nats-auth.ts";
+import { computeEventSubject } from "./events/nat-event.ts";
+import { DEFAULT_EVENTS_BUFFER_BYTES } from "./events/publisher.ts";
 import { startEvents } from "./events/start-events.ts";
 import { CredentialStore } from "./hubclient/credential-store.ts";
 import { HubClient } from "./hubclient/hub-client.ts";
@@ -164,6 +165,11 @@ export async function run(argv: string[]): Promise<void> {
     // held view now, hub or not: there is nothing in them to lose, and the node serves its last view
     else if (dp.staged || core.mapsStartedEmpty) core.planHeldViewIntoNewMaps();
   }
+  // the cluster before any hub answers — the stored credential is bound to it, the held view names it — so a
+  // restarted agent's events go out on its own subject at once (a first start holds them until the Welcome)
+  const heldCluster = held?.ok ? held.value.header.cluster : "";
+  core.cluster = credentials.cluster() ?? heldCluster;
+  if (core.cluster) log.info({ cluster: core.cluster }, "cluster known from the state directory");
   // a staged upgrade is swapped in once its maps hold a whole view (the held one, or the hub's)
   let stagedCheck: NodeJS.Timeout | undefined;
   const commitIfReady = () => {
@@ -197,9 +203,13 @@ export async function run(argv: string[]): Promise<void> {
       log.warn({ reason: (e as Error).message }, "cannot write the sync status in the state directory");
     }
   };
-  // a first start attaches its programs once the maps hold a complete view (the hub's, or the held one)
+  // a first start attaches its programs once the maps hold a complete view (the hub's, or the held one);
+  // checked after each applied view, and every second (a first view with entries still to retry is one too)
+  let attachCheck: NodeJS.Timeout | undefined;
   const attachIfReady = () => {
-    if (!dp.attachPending || !(core.viewInMaps || core.syncState.state === "synced")) return;
+    if (!dp.attachPending) return clearInterval(attachCheck);
+    if (!(core.viewInMaps || core.syncState.state === "synced")) return;
+    clearInterval(attachCheck);
     try {
       dp.attachNow();
     } catch (e) {
@@ -211,6 +221,10 @@ export async function run(argv: string[]): Promise<void> {
   saveStatus();
   commitIfReady();
   attachIfReady();
+  if (dp.attachPending) {
+    attachCheck = setInterval(attachIfReady, 1000);
+    attachCheck.unref();
+  }
   const keeper = new HeldViewKeeper(
     stateDir,
     // only a complete view: never a part of a change whose other messages are still on their way
@@ -270,6 +284,8 @@ export async function run(argv: string[]): Promise<void> {
         })
       : undefined;
   dp.maps.writeSettings({ eventsOn: events !== undefined, sampleOneIn: sample });
+  const addressEvents = (cluster: string) =>
+    events?.publisher.address(cluster, (ev) => computeEventSubject(values["subject-prefix"], ev));
   const reader = events
     ? dp.readEvents((rec) => core.handleEventRecord(rec, events.publisher, values["subject-prefix"]))
     : undefined;
@@ -289,6 +305,7 @@ export async function run(argv: string[]): Promise<void> {
     onWelcome: (w) => {
       entry.onWelcome(w.entryInterface);
       core.cluster = w.cluster;
+      addressEvents(w.cluster);
       connectedHub = client.connectedHub;
       const zone = values.zone ?? (w.nodeZone || undefined);
       if (zone !== core.zone) {

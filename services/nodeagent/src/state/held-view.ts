@@ -230,11 +230,15 @@ export class HeldViewKeeper {
       });
   }
 
-  /** At stop: writes now (synchronously) if a view was applied since the last write began. */
+  /**
+   * At stop: writes now (synchronously) if a view was applied since the last
+   * write began, or a write is still under way (the process ends before it
+   * would finish; the later generation keeps it from replacing this one).
+   */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.due) return;
+    if (!this.due && !this.writing) return;
     const view = this.snapshot();
     if (!view) return;
     this.due = false;
