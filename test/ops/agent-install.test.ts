@@ -114,6 +114,57 @@ describe("switchyard-agent install / uninstall", () => {
     );
   });
 
+  it("--nats-creds and --nats-tls-ca FILE are copied into the state directory (0600), the unit names the copies", () => {
+    const other = path.join(root, "other-nats");
+    const creds = path.join(root, "own.creds");
+    fs.writeFileSync(
+      creds,
+      "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QifQ.e30.sig\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\nSUAEXAMPLE\n------END USER NKEY SEED------\n",
+    );
+    const ca = path.join(root, "nats-ca.crt");
+    fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----\n");
+    const args = (...more: string[]) => [
+      "install",
+      "--hub",
+      "hub.example.com:7443",
+      "--token",
+      TOKEN,
+      "--hub-ca-hash",
+      HASH,
+      "--nats",
+      "tls://nats.example.com:4222",
+      ...more,
+      "--unit-dir",
+      path.join(other, "units"),
+      "--token-file",
+      path.join(other, "agent.env"),
+      "--state-dir",
+      path.join(other, "state"),
+      "--pin-dir",
+      path.join(other, "pins"),
+    ];
+    execFileSync(
+      AGENT,
+      args("--nats-creds", creds, "--nats-tls-ca", ca, "--nats-tls-server-name", "nats.internal"),
+    );
+    const credsCopy = path.join(other, "state", "nats-own.creds");
+    const caCopy = path.join(other, "state", "nats-ca.crt");
+    assert.equal(fs.readFileSync(credsCopy, "utf8"), fs.readFileSync(creds, "utf8"));
+    assert.equal(fs.readFileSync(caCopy, "utf8"), fs.readFileSync(ca, "utf8"));
+    assert.equal(mode(credsCopy), 0o600);
+    assert.equal(mode(caCopy), 0o600);
+    assert.match(
+      fs.readFileSync(path.join(other, "units", "switchyard-agent.service"), "utf8"),
+      new RegExp(
+        `--nats tls://nats\\.example\\.com:4222 --nats-creds ${credsCopy} --nats-tls-ca ${caCopy} --nats-tls-server-name nats\\.internal `,
+      ),
+    );
+    // a file that is not a .creds file is said so, with its flag, in one line
+    const r = spawnSync(AGENT, args("--nats-creds", ca), { encoding: "utf8" });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--nats-creds .*nats-ca\.crt: not a NATS \.creds file/);
+  });
+
   it("refuses a token that is not one and a missing hub CA, in one line", () => {
     for (const [args, want] of [
       [["--token", "nope"], /--token is not a join token/],

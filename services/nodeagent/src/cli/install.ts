@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Command, parseFlags, usageError } from "@switchyard/lib/cli";
+import { loadNatsCreds, loadNatsTls } from "@switchyard/lib/nats-tls";
 import { uninstallPins } from "../bpf/datapath.ts";
 import { ENTRY_FAMILY, ENTRY_TABLE } from "../entry/nft-ruleset.ts";
 import { NftEntryTable } from "../entry/nft-table.ts";
@@ -46,6 +47,10 @@ Flags:
   --hub-ca FILE          or: the hub's CA certificate (PEM), copied into the state directory
   --node-name NAME       this node's name (default: the host name, when the agent starts)
   --nats URL             NATS server for NAT events (repeatable)
+  --nats-creds FILE      NATS credentials of your own (.creds), copied into the state directory (0600);
+                         by default the agent uses the NATS user the hub issues with its credential
+  --nats-tls-ca FILE     the CA that signs the NATS server's certificate, copied into the state directory
+  --nats-tls-server-name NAME  the name that certificate carries, when not the URL's host
   --state-dir DIR        the agent's state directory (default ${DEFAULT_STATE_DIR})
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
   --unit-dir DIR         where the unit is written (default ${DEFAULT_UNIT_DIR})
@@ -126,6 +131,9 @@ function runInstall(argv: string[]): void {
     "hub-ca": { type: "string" },
     "node-name": { type: "string" },
     nats: { type: "string", multiple: true, default: [] },
+    "nats-creds": { type: "string" },
+    "nats-tls-ca": { type: "string" },
+    "nats-tls-server-name": { type: "string" },
     "state-dir": { type: "string", default: DEFAULT_STATE_DIR },
     "pin-dir": { type: "string", default: DEFAULT_PIN_DIR },
     "unit-dir": { type: "string", default: DEFAULT_UNIT_DIR },
@@ -163,16 +171,35 @@ function runInstall(argv: string[]): void {
     }
   }
 
+  // checked now, copied into the state directory (which the unit may read) below
+  const natsCreds = values["nats-creds"];
+  const creds = natsCreds === undefined ? undefined : loadNatsCreds(natsCreds, "--nats-creds");
+  if (creds && !creds.ok) usageError(creds.error);
+  const natsTls = loadNatsTls(values["nats-tls-ca"], values["nats-tls-server-name"], {
+    tlsCa: "--nats-tls-ca",
+    tlsServerName: "--nats-tls-server-name",
+    creds: "--nats-creds",
+  });
+  if (!natsTls.ok) usageError(natsTls.error);
+  // not nats.creds: that name is the hub-issued user's, rewritten when it rotates
+  const credsCopy = path.join(stateDir, "nats-own.creds");
+  const natsCaCopy = path.join(stateDir, "nats-ca.crt");
+
   const runArgs = [...values.hub.flatMap((h) => ["--hub", h])];
   if (hash) runArgs.push("--hub-ca-hash", hash);
   if (ca) runArgs.push("--hub-ca", path.join(stateDir, "hub-ca.crt"));
   if (values["node-name"]) runArgs.push("--node-name", values["node-name"]);
   for (const n of values.nats) runArgs.push("--nats", n);
+  if (creds) runArgs.push("--nats-creds", credsCopy);
+  if (natsTls.value) runArgs.push("--nats-tls-ca", natsCaCopy);
+  if (natsTls.value?.servername) runArgs.push("--nats-tls-server-name", natsTls.value.servername);
   runArgs.push(...passThrough);
 
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(stateDir, 0o700);
   if (ca) fs.writeFileSync(path.join(stateDir, "hub-ca.crt"), ca, { mode: 0o600 });
+  if (creds?.ok) writePrivate(credsCopy, creds.value);
+  if (natsTls.value) writePrivate(natsCaCopy, natsTls.value.ca);
   fs.mkdirSync(path.dirname(envFile), { recursive: true, mode: 0o755 });
   writePrivate(
     envFile,
@@ -200,7 +227,7 @@ function runInstall(argv: string[]): void {
 }
 
 /** A file only its owner reads, whatever the umask, written whole (temp file + rename). */
-function writePrivate(file: string, text: string): void {
+function writePrivate(file: string, text: string | Uint8Array): void {
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, text, { mode: 0o600 });
   fs.chmodSync(tmp, 0o600);
