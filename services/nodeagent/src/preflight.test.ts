@@ -21,14 +21,27 @@ const or = (...ns: number[]) => ns.reduce((a, n) => a | (1n << BigInt(n)), 0n).t
 describe("preflight", () => {
   it("says which capabilities are missing, and whether the process is root", () => {
     assert.equal(computeMissingPrivileges("000001ffffffffff", 0), undefined, "root with every capability");
-    assert.equal(computeMissingPrivileges(or(39, 12), 1000), undefined, "CAP_BPF + CAP_NET_ADMIN");
-    assert.equal(computeMissingPrivileges(or(21, 12), 1000), undefined, "CAP_SYS_ADMIN stands for CAP_BPF");
+    assert.equal(
+      computeMissingPrivileges(or(39, 38, 12), 1000),
+      undefined,
+      "CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN",
+    );
+    assert.equal(
+      computeMissingPrivileges(or(21, 12), 1000),
+      undefined,
+      "CAP_SYS_ADMIN stands for CAP_BPF and CAP_PERFMON",
+    );
+    assert.match(
+      computeMissingPrivileges(or(39, 12), 1000)!,
+      /lacks CAP_PERFMON;/,
+      "the verifier refuses without it",
+    );
     assert.match(
       computeMissingPrivileges("0", 1000)!,
-      /uid 1000, not root, and lacks CAP_BPF and CAP_NET_ADMIN/,
+      /uid 1000, not root, and lacks CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN/,
     );
-    assert.match(computeMissingPrivileges(bit(12), 0)!, /runs as root but lacks CAP_BPF;/);
-    assert.match(computeMissingPrivileges(or(39), 0)!, /lacks CAP_NET_ADMIN;.*AmbientCapabilities/);
+    assert.match(computeMissingPrivileges(bit(12), 0)!, /runs as root but lacks CAP_BPF and CAP_PERFMON;/);
+    assert.match(computeMissingPrivileges(or(39, 38), 0)!, /lacks CAP_NET_ADMIN;.*AmbientCapabilities/);
   });
 
   it("says a --cgroup that is not a cgroup v2 directory as such, with where cgroup v2 is", () => {

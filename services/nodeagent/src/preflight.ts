@@ -14,7 +14,7 @@ import { mountsOfType } from "@switchyard/lib/mounts";
 import koffi from "koffi";
 
 /** capability numbers (linux/capability.h) */
-const CAP = { NET_ADMIN: 12, SYS_ADMIN: 21, BPF: 39 } as const;
+const CAP = { NET_ADMIN: 12, SYS_ADMIN: 21, PERFMON: 38, BPF: 39 } as const;
 /** statfs f_type of a cgroup v2 filesystem (linux/magic.h) */
 export const CGROUP2_SUPER_MAGIC = 0x63677270n;
 
@@ -22,17 +22,19 @@ export const CGROUP2_SUPER_MAGIC = 0x63677270n;
  * What this process lacks to load and attach the programs, from its
  * effective capability set (CapEff in /proc/self/status, hex); undefined
  * when it has what it needs: CAP_BPF (or CAP_SYS_ADMIN, which older kernels
- * ask for) and CAP_NET_ADMIN (cgroup socket programs).
+ * ask for), CAP_PERFMON (or CAP_SYS_ADMIN: without either the verifier refuses
+ * the programs' pointer arithmetic) and CAP_NET_ADMIN (cgroup socket programs).
  */
 export function computeMissingPrivileges(capEffHex: string, uid: number): string | undefined {
   const eff = BigInt(`0x${capEffHex.trim() || "0"}`);
   const has = (n: number) => (eff & (1n << BigInt(n))) !== 0n;
   const missing: string[] = [];
   if (!has(CAP.BPF) && !has(CAP.SYS_ADMIN)) missing.push("CAP_BPF");
+  if (!has(CAP.PERFMON) && !has(CAP.SYS_ADMIN)) missing.push("CAP_PERFMON");
   if (!has(CAP.NET_ADMIN)) missing.push("CAP_NET_ADMIN");
   if (missing.length === 0) return undefined;
   const who = uid === 0 ? "runs as root but lacks" : `runs as uid ${uid}, not root, and lacks`;
-  return `run loads eBPF programs, and this process ${who} ${missing.join(" and ")}; run it as root, or give it CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (systemd: AmbientCapabilities=; Kubernetes: securityContext.capabilities.add)`;
+  return `run loads eBPF programs, and this process ${who} ${missing.length > 1 ? `${missing.slice(0, -1).join(", ")} and ${missing.at(-1)}` : missing[0]}; run it as root, or give it CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (kernels before 5.8: CAP_SYS_ADMIN) (systemd: AmbientCapabilities=; Kubernetes: securityContext.capabilities.add)`;
 }
 
 /** The effective capability set of this process, as /proc/self/status says it. */
