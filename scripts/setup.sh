@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool nats-server iproute2 util-linux openssl make gcc libc6-dev iptables nftables conntrack libssl-dev libzstd-dev)
+APT_PACKAGES=(clang llvm libbpf-dev libbpf1 bpftool nats-server iproute2 util-linux openssl make gcc libc6-dev iptables nftables conntrack libcap2-bin systemd libssl-dev libzstd-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
