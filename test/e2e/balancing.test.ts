@@ -19,6 +19,7 @@
  *   (either kind) is refused with status Conflict naming the winner and its
  *   kind, connects keep going where the winner says (also after the loser
  *   is edited), and the loser takes over when the winner is deleted.
+ * - `switchyard-hub clusters` counts both kinds.
  *
  * Without BalancingPolicy support each of these fails: the Service frontends
  * reach svc-ep (the Service's endpoint), the virtual addresses are not
@@ -362,5 +363,26 @@ describe("BalancingPolicy through the hub and the agent, in the kernel", () => {
       { "pod-3": 8 },
       "the local pod (pod-1) never takes the Service",
     );
+  });
+
+  it("`switchyard-hub clusters` counts the BalancingPolicies beside the LocalRedirectPolicies", () => {
+    // web-host, partner-v4, partner-v6, cache-balance, api-balance; api-local (web-pods and cache-local went)
+    const hub = (...args: string[]) =>
+      execFileSync(
+        process.execPath,
+        [path.join(REPO, HUB), "clusters", "--state-dir", stack.stateDir, ...args],
+        {
+          encoding: "utf8",
+        },
+      );
+    const west = (JSON.parse(hub("--json")) as Array<Record<string, unknown>>).find(
+      (c) => c["name"] === "west",
+    );
+    assert.deepEqual([west?.["localRedirectPolicies"], west?.["balancingPolicies"]], [1, 5]);
+    const lines = hub().split("\n");
+    const cols = (l: string | undefined) => (l ?? "").trim().split(/\s+/);
+    const header = cols(lines[0]);
+    const row = cols(lines.find((l) => l.startsWith("west ")));
+    assert.deepEqual([row[header.indexOf("LRP")], row[header.indexOf("BP")]], ["1", "5"]);
   });
 });

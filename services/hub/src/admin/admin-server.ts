@@ -130,6 +130,7 @@ export async function serveAdmin(deps: Deps, stateDir: string): Promise<grpc.Ser
         rejected: rejectedNow,
         pods: st?.pods.size ?? 0,
         localRedirectPolicies: st?.localRedirects.size ?? 0,
+        balancingPolicies: st?.balancing.size ?? 0,
       };
     });
   };

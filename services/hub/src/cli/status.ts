@@ -96,7 +96,9 @@ async function statusCommand(what: What, argv: string[]): Promise<void> {
           "SLICES",
           "NODES",
           "PODS",
-          "POLICIES",
+          // LocalRedirectPolicies and BalancingPolicies with a valid spec
+          "LRP",
+          "BP",
           "REJECTED",
           "REASON",
         ],
@@ -118,6 +120,7 @@ async function statusCommand(what: What, argv: string[]): Promise<void> {
           String(c.nodes),
           String(c.pods),
           String(c.localRedirectPolicies),
+          String(c.balancingPolicies),
           String(c.rejectedObjects),
           c.reason,
         ]);
