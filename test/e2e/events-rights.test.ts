@@ -4,7 +4,9 @@
  * its NATS user with its credential and publishes the NAT event of a real
  * connect; with that user it cannot publish as another node; the hub keeps
  * the history stream; a subscribe-only .creds follows the events live and
- * replays them with `switchyard events`.
+ * replays them with `switchyard events`; restarted while the hub is down,
+ * the agent publishes on its own cluster's subject at once (it knows the
+ * cluster from its stored credential, before any Welcome).
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -23,6 +25,7 @@ describe("NAT events with per-agent NATS rights (operator mode)", () => {
   let stack: Stack;
   let agentState: string;
   let credsFile: string;
+  let token: string;
   const procs: Proc[] = [];
   const hubCli = (...args: string[]) =>
     execFileSync(path.join(REPO, "bin/switchyard-hub"), [...args, "--state-dir", stack.stateDir], {
@@ -53,7 +56,7 @@ describe("NAT events with per-agent NATS rights (operator mode)", () => {
     stack.nats = await startNatsServer({ jetstream: true, config: fs.readFileSync(conf, "utf8") });
     credsFile = path.join(stack.stateDir, "east.creds");
     hubCli("nats-creds", "create", "--subscribe", "switchyard.nat.east.>", "--out", credsFile);
-    const token = stack.createToken("east");
+    token = stack.createToken("east");
     const hub = await stack.startHub([`east=dir:${dir}`], ["--events-nats", stack.nats.url]);
     await hub.waitFor(/"result":"created"[^\n]*"msg":"event history stream"/);
     agentState = path.join(stack.stateDir, "agent");
@@ -108,5 +111,22 @@ describe("NAT events with per-agent NATS rights (operator mode)", () => {
     await replay.waitFor(
       /east\/node-1\s+TCP\s+pid \d+ → 10\.96\.9\.10:80 → 198\.18\.3\.11:8080\s+east\/shop\/web\s+ok/,
     );
+  });
+
+  it("restarted with the hub down, the agent publishes its connects' events on its own cluster's subject", async () => {
+    const hubAddress = stack.hubAddress;
+    await stack.agent!.stop();
+    await stack.hub!.stop();
+    // no hub answers: the cluster comes from the state directory, not from a Welcome
+    const agent = await stack.startAgent(token, [], [hubAddress]);
+    await agent.waitFor(/"msg":"nats connected; events flow"/);
+    const live = follow("--cluster", "east", "--node", "node-1", "--json");
+    await live.waitFor(/following switchyard\.nat\.east\.node-1\.> live/);
+    const r = await stack.probe(VIP, 80);
+    assert.ok(r.ok, "the pinned maps serve the VIP without a hub");
+    const m = await live.waitFor(/^\{.*"pid":\d+.*\}$/m);
+    const ev = JSON.parse(m[0]) as Record<string, unknown>;
+    assert.deepEqual([ev["cluster"], ev["node"], ev["service"]], ["east", "node-1", "east/shop/web"]);
+    assert.doesNotMatch(agent.output(), /nats refused nat events/);
   });
 });

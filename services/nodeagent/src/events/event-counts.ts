@@ -17,6 +17,8 @@ export type EventCounts = {
   emitted: number;
   published: number;
   held: number;
+  /** of `held`, the events emitted before the agent knew its cluster, waiting for it */
+  awaitingCluster: number;
   heldBytes: number;
   budgetBytes: number;
   dropped: Record<EventDropReason, number>;
@@ -40,6 +42,7 @@ export function computeEventCounts(
     emitted: outbox.offered + ringFull,
     published: outbox.published,
     held: outbox.held,
+    awaitingCluster: outbox.unaddressed,
     heldBytes: outbox.heldBytes,
     budgetBytes,
     dropped: { ring_full: ringFull, ...outbox.dropped },
@@ -50,5 +53,7 @@ export function computeEventCounts(
 /** Pure: the `dump` line on events. */
 export function formatEventCounts(c: EventCounts, updatedAt: string): string {
   const dropped = EVENT_DROP_REASONS.map((r) => `${r}=${c.dropped[r]}`).join(" ");
-  return `# events: nats ${c.nats}; emitted ${c.emitted}, published ${c.published}, buffered ${c.held} (${c.heldBytes} of ${c.budgetBytes} bytes), dropped ${dropped}, sampled out ${c.sampledOut}; since the agent started, status of ${updatedAt}\n`;
+  // a status file of an older agent has no awaitingCluster
+  const awaiting = c.awaitingCluster > 0 ? `, ${c.awaitingCluster} of them waiting for the cluster` : "";
+  return `# events: nats ${c.nats}; emitted ${c.emitted}, published ${c.published}, buffered ${c.held} (${c.heldBytes} of ${c.budgetBytes} bytes${awaiting}), dropped ${dropped}, sampled out ${c.sampledOut}; since the agent started, status of ${updatedAt}\n`;
 }

@@ -86,6 +86,71 @@ describe("EventOutbox", () => {
     assert.ok(checkOutboxBalance(c));
   });
 
+  it("holds unaddressed events (and all after them, in order) until address; then sends them with their subject", () => {
+    const o = new EventOutbox(1 << 20);
+    const un = (seq: number): OutboxEvent => ({ ...ev(seq), subject: "s._", unaddressed: true });
+    o.offer(un(1));
+    o.offer(un(2));
+    o.offer(ev(3));
+    assert.equal(o.take(10, 1 << 20).length, 0, "nothing goes out before its address is known");
+    let c = o.counts();
+    assert.deepEqual([c.held, c.unaddressed, c.published], [3, 2, 0]);
+    assert.ok(checkOutboxBalance(c));
+    // the real subject is longer than the placeholder: the held bytes follow
+    assert.equal(
+      o.address((e) => ({ seq: e.seq, subject: "s.east", data: e.data })),
+      2,
+    );
+    c = o.counts();
+    assert.equal(c.unaddressed, 0);
+    assert.equal(c.heldBytes, 2 * (6 + 36 + EVENT_OVERHEAD_BYTES) + cost);
+    const batch = o.take(10, 1 << 20);
+    assert.deepEqual(
+      batch.map((e) => [e.seq, e.subject, e.unaddressed]),
+      [
+        [1, "s.east", undefined],
+        [2, "s.east", undefined],
+        [3, "s.x", undefined],
+      ],
+    );
+    o.confirm();
+    c = o.counts();
+    assert.deepEqual([c.published, c.held, c.heldBytes], [3, 0, 0]);
+    assert.ok(checkOutboxBalance(c));
+  });
+
+  it("events before the first unaddressed one still go out; address overflowing the budget drops the newest as buffer_full", () => {
+    const o = new EventOutbox(cost * 3);
+    o.offer(ev(1));
+    o.offer({ ...ev(2), unaddressed: true });
+    o.offer({ ...ev(3), unaddressed: true });
+    assert.deepEqual(
+      o.take(10, 1 << 20).map((e) => e.seq),
+      [1],
+    );
+    o.confirm();
+    o.offer({ ...ev(4), unaddressed: true });
+    // each rewritten event grows by 40 bytes: 3 held no longer fit, the newest goes
+    o.address((e) => ({ ...e, subject: `s.x${"y".repeat(40)}` }));
+    const c = o.counts();
+    assert.deepEqual([c.published, c.held, c.dropped.buffer_full, c.unaddressed], [1, 2, 1, 0]);
+    assert.ok(c.heldBytes <= o.budgetBytes);
+    assert.ok(checkOutboxBalance(c));
+    assert.deepEqual(
+      o.take(10, 1 << 20).map((e) => e.seq),
+      [2, 3],
+    );
+  });
+
+  it("dropAll counts unaddressed events as dropped too", () => {
+    const o = new EventOutbox(1 << 20);
+    o.offer({ ...ev(1), unaddressed: true });
+    assert.equal(o.dropAll("stopped"), 1);
+    const c = o.counts();
+    assert.deepEqual([c.held, c.unaddressed, c.dropped.stopped], [0, 0, 1]);
+    assert.ok(checkOutboxBalance(c));
+  });
+
   it("keeps the balance over many random operations", () => {
     const o = new EventOutbox(cost * 50);
     let seq = 0;

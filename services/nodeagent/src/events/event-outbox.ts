@@ -14,6 +14,13 @@
  * was counted as published. When the budget is full, the new event is
  * dropped (counted as `buffer_full`): what is held is the oldest part of an
  * outage, sent in order on reconnect.
+ *
+ * An event can be offered before its address is known (`unaddressed`: the
+ * agent's cluster is named by the hub's first Welcome, and a first start
+ * with the hub down has none). It is held like any other, and nothing from
+ * it on is taken, so the order stays, until `address` rewrites every such
+ * event with its real subject; what no longer fits the budget then is
+ * dropped from the newest as `buffer_full`.
  */
 
 /** why an event was not published */
@@ -23,7 +30,13 @@ export type DropReason = (typeof DROP_REASONS)[number];
 /** what one held event costs in the budget besides its subject and payload (the queue's own record) */
 export const EVENT_OVERHEAD_BYTES = 64;
 
-export type OutboxEvent = { seq: number; subject: string; data: Uint8Array };
+export type OutboxEvent = {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  /** its subject is not known yet: held, and not sent, until `address` */
+  unaddressed?: true;
+};
 
 export type OutboxCounts = {
   offered: number;
@@ -33,6 +46,8 @@ export type OutboxCounts = {
   heldBytes: number;
   /** written, waiting for the server's confirmation */
   inFlight: number;
+  /** of `held`, the events waiting for their address (the cluster) */
+  unaddressed: number;
   dropped: Record<DropReason, number>;
 };
 
@@ -47,6 +62,7 @@ export class EventOutbox {
   private head = 0;
   private flight: OutboxEvent[] = [];
   private bytes = 0;
+  private unaddressed = 0;
   private offered = 0;
   private published = 0;
   private readonly dropped: Record<DropReason, number> = { buffer_full: 0, publish_error: 0, stopped: 0 };
@@ -65,6 +81,7 @@ export class EventOutbox {
     }
     this.bytes += cost;
     this.queue.push(e);
+    if (e.unaddressed) this.unaddressed++;
     return true;
   }
 
@@ -86,6 +103,7 @@ export class EventOutbox {
    * Takes the next batch to write (at most `maxEvents` and about `maxBytes`;
    * at least one event when any waits). They stay held until `confirm` or
    * `unconfirmed`. Only one batch is in flight at a time: empty while one is.
+   * It stops before the first unaddressed event.
    */
   take(maxEvents: number, maxBytes: number): readonly OutboxEvent[] {
     if (this.flight.length > 0) return [];
@@ -93,6 +111,7 @@ export class EventOutbox {
     const out: OutboxEvent[] = [];
     while (this.head < this.queue.length && out.length < maxEvents) {
       const e = this.queue[this.head]!;
+      if (e.unaddressed) break;
       if (out.length > 0 && bytes + eventCost(e) > maxBytes) break;
       bytes += eventCost(e);
       out.push(e);
@@ -114,6 +133,33 @@ export class EventOutbox {
     this.published += this.flight.length - lost;
     this.dropped.publish_error += lost;
     this.flight = [];
+  }
+
+  /**
+   * The address is known now: each waiting unaddressed event is replaced by
+   * `rewrite(e)` (same seq, its real subject and data), in place. When the
+   * rewritten events cost more than the budget holds, the newest waiting
+   * events are dropped as `buffer_full` until it fits. Returns how many were
+   * addressed.
+   */
+  address(rewrite: (e: OutboxEvent) => OutboxEvent): number {
+    if (this.unaddressed === 0) return 0;
+    let n = 0;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const e = this.queue[i]!;
+      if (!e.unaddressed) continue;
+      const w = rewrite(e);
+      const r: OutboxEvent = { seq: w.seq, subject: w.subject, data: w.data };
+      this.bytes += eventCost(r) - eventCost(e);
+      this.queue[i] = r;
+      n++;
+    }
+    this.unaddressed = 0;
+    while (this.bytes > this.budgetBytes && this.waiting > 0) {
+      this.bytes -= eventCost(this.queue.pop()!);
+      this.dropped.buffer_full++;
+    }
+    return n;
   }
 
   /** The batch in flight was not confirmed (connection lost): back to the front, in order, sent again later. */
@@ -141,6 +187,7 @@ export class EventOutbox {
     this.queue = [];
     this.head = 0;
     this.bytes = 0;
+    this.unaddressed = 0;
     return n;
   }
 
@@ -151,6 +198,7 @@ export class EventOutbox {
       held: this.waiting + this.flight.length,
       heldBytes: this.bytes,
       inFlight: this.flight.length,
+      unaddressed: this.unaddressed,
       dropped: { ...this.dropped },
     };
   }

@@ -10,13 +10,34 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createRootLogger } from "@switchyard/lib/log";
 import { type NatsServer, startNatsServer } from "@switchyard/testkit/nats";
 import { waitUntil } from "@switchyard/testkit/proc";
+import { decodeNatEvent } from "./event-codec.ts";
 import { checkOutboxBalance } from "./event-outbox.ts";
-import type { NatEvent } from "./nat-event.ts";
+import { computeEventSubject, type NatEvent } from "./nat-event.ts";
 import { NatsLink } from "./nats-connection.ts";
 import { NatsEventPublisher } from "./publisher.ts";
 
 const log = createRootLogger("publisher-test", "silent");
 const event = { service: "c/ns/web" } as NatEvent;
+const natEvent: NatEvent = {
+  time: "2026-12-02T08:00:00.000Z",
+  cluster: "east",
+  node: "n1",
+  service: "east/shop/web",
+  svcId: 1,
+  cgroupId: "1",
+  pid: 1,
+  isIpv4: true,
+  isSuccess: true,
+  natType: "NAT",
+  natMode: "ServiceClusterIP",
+  protocol: "tcp",
+  hook: "connect4",
+  originalDestIp: "10.96.0.10",
+  originalDestPort: 80,
+  natIp: "198.18.0.12",
+  natPort: 8080,
+  failureCode: "none",
+};
 
 describe("NatsEventPublisher on a real nats-server", () => {
   const servers: NatsServer[] = [];
@@ -58,6 +79,52 @@ describe("NatsEventPublisher on a real nats-server", () => {
     assert.deepEqual(
       got.sort((a, b) => a - b),
       Array.from({ length: 30 }, (_, i) => i + 1).filter((i) => i % 3 !== 0),
+    );
+  });
+
+  it("holds events emitted before the cluster is known, then sends them on the cluster's subject, in order", async () => {
+    // like a hub-issued agent user: it may publish on its own cluster and node only
+    const server = await startNatsServer({
+      config: `accounts { A { users = [{ user: agent, password: x, permissions: { publish: "switchyard.nat.east.n1.>" } }] } }\nno_auth_user: agent\n`,
+    });
+    servers.push(server);
+    const sub: NatsConnection = await connect({ servers: server.url });
+    closers.push(() => sub.close());
+    const got: Array<{ subject: string; event: NatEvent }> = [];
+    const s = sub.subscribe("switchyard.nat.>");
+    (async () => {
+      for await (const m of s) {
+        const e = decodeNatEvent(m.data);
+        if (e.ok) got.push({ subject: m.subject, event: e.value });
+      }
+    })().catch(() => {});
+    await sub.flush();
+
+    const link = new NatsLink({ servers: [server.url] }, log);
+    const publisher = new NatsEventPublisher(link, { bufferBytes: 1 << 20 }, log);
+    closers.push(() => publisher.close());
+    link.start();
+    await waitUntil("connected", () => (link.state === "connected" ? true : undefined));
+    const full = (cluster: string, pid: number): NatEvent => ({ ...natEvent, cluster, pid });
+    // the agent before the hub's Welcome: no cluster in the event, `_` in its subject
+    for (let pid = 1; pid <= 5; pid++)
+      publisher.publish(computeEventSubject("switchyard.nat", full("", pid)), full("", pid));
+    let c = publisher.counts();
+    assert.deepEqual([c.held, c.unaddressed, c.published], [5, 5, 0]);
+    assert.ok(checkOutboxBalance(c));
+
+    publisher.address("east", (e) => computeEventSubject("switchyard.nat", e));
+    publisher.publish(computeEventSubject("switchyard.nat", full("east", 6)), full("east", 6));
+    c = await waitUntil("every event accounted for", () => {
+      const n = publisher.counts();
+      return n.held === 0 ? n : undefined;
+    });
+    assert.deepEqual([c.published, c.dropped.publish_error, c.unaddressed], [6, 0, 0]);
+    assert.ok(checkOutboxBalance(c));
+    await waitUntil("the 6 events to arrive", () => (got.length >= 6 ? true : undefined));
+    assert.deepEqual(
+      got.map((g) => [g.subject, g.event.cluster, g.event.pid, g.event.seq]),
+      [1, 2, 3, 4, 5, 6].map((i) => ["switchyard.nat.east.n1.shop.web", "east", i, i]),
     );
   });
 

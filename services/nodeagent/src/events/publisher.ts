@@ -8,10 +8,16 @@
  * batch counts as published once a flush (PING → PONG: the server has
  * processed everything written before it) answers, and goes back to the
  * front of the queue when the connection is lost first.
+ *
+ * An event whose cluster is empty was emitted before the agent knew its
+ * cluster (a first start, the hub not reached yet): its subject would carry
+ * `_` for the cluster, which the agent's NATS user may not publish on. It is
+ * held in the outbox (counted as held, within the budget) until `address`
+ * names the cluster, then sent with it, in order.
  */
 import type { Logger } from "@switchyard/lib/log";
 import { encodeNatEvent } from "./event-codec.ts";
-import { type DropReason, EventOutbox, type OutboxCounts } from "./event-outbox.ts";
+import { type DropReason, EventOutbox, type OutboxCounts, type OutboxEvent } from "./event-outbox.ts";
 import type { NatEvent } from "./nat-event.ts";
 import type { NatsLink, NatsState } from "./nats-connection.ts";
 
@@ -21,6 +27,7 @@ export interface EventPublisher {
 }
 
 export const DEFAULT_EVENTS_BUFFER_BYTES = 64 * 1024 * 1024;
+const dec = new TextDecoder();
 /** a batch written before one flush */
 const BATCH_EVENTS = 1024;
 const BATCH_BYTES = 512 * 1024;
@@ -46,6 +53,8 @@ export class NatsEventPublisher implements EventPublisher {
   private closing = false;
   private lastDropLog = 0;
   private droppedLogged = 0;
+  /** the cluster's events' subject and payload, once `address` named it */
+  private addressed: ((seq: number, event: NatEvent) => OutboxEvent) | undefined;
 
   constructor(link: NatsLink, opts: NatsPublisherOptions, log: Logger) {
     this.link = link;
@@ -78,15 +87,37 @@ export class NatsEventPublisher implements EventPublisher {
 
   publish(subject: string, event: NatEvent): void {
     const seq = ++this.seq;
-    const data = encodeNatEvent({ ...event, seq });
     if (this.closing) {
       this.outbox.reject("stopped");
       return;
     }
-    if (!this.outbox.offer({ seq, subject, data })) {
+    const e: OutboxEvent =
+      event.cluster !== ""
+        ? { seq, subject, data: encodeNatEvent({ ...event, seq }) }
+        : this.addressed
+          ? this.addressed(seq, event)
+          : { seq, subject, data: encodeNatEvent({ ...event, seq }), unaddressed: true };
+    if (!this.outbox.offer(e)) {
       this.noteDrops();
       return;
     }
+    this.kick();
+  }
+
+  /**
+   * The agent's cluster is known (the hub's Welcome): the events held
+   * without it get it, in their payload and in `subjectOf`'s subject, and
+   * go out in the order they were emitted; later events without a cluster
+   * get it too.
+   */
+  address(cluster: string, subjectOf: (event: NatEvent) => string): void {
+    const addressed = (seq: number, event: NatEvent): OutboxEvent => {
+      const full = { ...event, cluster, seq };
+      return { seq, subject: subjectOf(full), data: encodeNatEvent(full) };
+    };
+    this.addressed = addressed;
+    const n = this.outbox.address((e) => addressed(e.seq, JSON.parse(dec.decode(e.data)) as NatEvent));
+    if (n > 0) this.log.info({ cluster, events: n }, "cluster known: nat events held for it are sent");
     this.kick();
   }
 

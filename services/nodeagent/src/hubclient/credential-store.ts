@@ -6,6 +6,8 @@
  * The NATS user the hub sends with it (when the hubs sign a NATS account)
  * is kept beside it as a standard .creds file (nats.creds, 0600), which the
  * events connection reads at every (re)connect (events/nats-auth.ts).
+ * The credential names the agent's cluster (the hub binds it to the join
+ * token's cluster), so a restarted agent knows it before any hub answers.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -26,15 +28,30 @@ export class CredentialStore {
 
   /** The stored credential, if it is this node's and not expired. */
   load(): { token: string; expiresAt: string } | undefined {
-    let s: Stored;
+    const s = this.read();
+    if (!s) return undefined;
+    if (!(new Date(s.expiresAt).getTime() > this.now())) return undefined;
+    return { token: s.token, expiresAt: s.expiresAt };
+  }
+
+  /**
+   * The cluster the stored credential of this node is bound to, expired or
+   * not (it is the same cluster until the node joins again), or undefined.
+   */
+  cluster(): string | undefined {
+    const s = this.read();
+    return s && parseCredentialCluster(s.token);
+  }
+
+  /** The stored record, if it is this node's. */
+  private read(): Stored | undefined {
+    let s: Stored | null;
     try {
-      s = JSON.parse(fs.readFileSync(this.file, "utf8")) as Stored;
+      s = JSON.parse(fs.readFileSync(this.file, "utf8")) as Stored | null;
     } catch {
       return undefined;
     }
-    if (s.node !== this.node || typeof s.token !== "string") return undefined;
-    if (!(new Date(s.expiresAt).getTime() > this.now())) return undefined;
-    return { token: s.token, expiresAt: s.expiresAt };
+    return s?.node === this.node && typeof s.token === "string" ? s : undefined;
   }
 
   save(token: string, expiresAt: string, natsCreds = ""): void {
@@ -46,6 +63,23 @@ export class CredentialStore {
 
   clear(): void {
     fs.rmSync(this.file, { force: true });
+  }
+}
+
+/**
+ * Pure: the cluster a hub credential (`sya1.<base64url JSON payload>.<sig>`,
+ * hub auth/credentials.ts; field `c`) is bound to, or undefined when the
+ * token is not one. The signature is the hub's to check: the agent only
+ * reads what the hub issued to it.
+ */
+export function parseCredentialCluster(token: string): string | undefined {
+  const parts = token.split(".");
+  if (parts.length !== 3 || parts[0] !== "sya1") return undefined;
+  try {
+    const p = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as { c?: unknown };
+    return typeof p.c === "string" && p.c !== "" ? p.c : undefined;
+  } catch {
+    return undefined;
   }
 }
 
