@@ -4,8 +4,8 @@
  * BalancingPolicies in 10,000 namespaces. Per namespace 10 Pods (5 apps of
  * 2, on different nodes) and 10 policies of every kind: podEndpoint on a
  * Service (2; 20,000 Services in all) and on a virtual address (2), hostPort
- * (2), nodeProxy (1) and addressEndpoint (3, two addresses each), each
- * selecting one app. One view, one agent per node, all in sync. Measures the
+ * (2), nodeProxy (1, on an entry port of its namespace's) and addressEndpoint
+ * (3, two addresses each), each selecting one app. One view, one agent per node, all in sync. Measures the
  * full build, RSS and live heap, then one change of each kind delivered to
  * the agents it is told to: a selected Pod turns unready (or ready again),
  * and a policy edited in place (its selector moves to another app).
@@ -19,8 +19,7 @@ import type { BalancingPolicy, Pod } from "../services/hub/src/model/types.ts";
 import { World } from "../services/hub/src/model/world.ts";
 import { KINDS } from "../services/hub/src/sources/kube-objects.ts";
 import { WorldWriter } from "../services/hub/src/sources/source.ts";
-import { SnapshotCache, type View } from "../services/hub/src/xds/snapshots.ts";
-import { AgentFleet, type Delivery, deliveryFigures } from "./hub-fleet.ts";
+import { buildView, type Delivery, deliveryFigures } from "./hub-fleet.ts";
 
 const CLUSTER = "bp";
 const NODES = 1000;
@@ -62,7 +61,8 @@ export function balancingBench(opts: {
         kind: "serviceEndpoint" as const,
         selector,
         redirectMode,
-        toPorts: HTTP,
+        // two nodeProxy policies on one entry port conflict: each namespace's its own
+        toPorts: redirectMode === "nodeProxy" ? [{ ...HTTP[0]!, port: 20_000 + (ns % 40_000) }] : HTTP,
       });
       if (j < 2)
         w.upsert({
@@ -123,20 +123,13 @@ export function balancingBench(opts: {
   const rssPods = rss();
   const heapPods = heap();
 
-  let now = 0;
-  const cache = new SnapshotCache(world, 0, { now: () => now, schedule: () => () => {} });
-  const view: View = { key: `${CLUSTER}|pod`, clusters: [CLUSTER], reach: "pod" };
-  const t0 = performance.now();
-  const shared = cache.get(view);
-  const buildMs = performance.now() - t0;
-  const rssBuilt = rss();
-  const heapBuilt = heap();
   const nodes = Array.from({ length: NODES }, (_, n) => `node-${n}`);
-  let overlayResources = 0;
-  for (const node of nodes) overlayResources += cache.get(view, node).overlay?.size ?? 0;
-  const fleet = new AgentFleet(cache, view, nodes, () => {
-    now += 1000;
-  });
+  const { cache, shared, buildMs, rssBuilt, heapBuilt, overlayResources, fleet } = buildView(
+    world,
+    CLUSTER,
+    nodes,
+    rss,
+  );
   const rssAgents = rss();
 
   const WARMUP = 5;

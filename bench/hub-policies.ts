@@ -13,8 +13,7 @@ import type { LocalRedirectPolicy, Pod } from "../services/hub/src/model/types.t
 import { World } from "../services/hub/src/model/world.ts";
 import { KINDS } from "../services/hub/src/sources/kube-objects.ts";
 import { WorldWriter } from "../services/hub/src/sources/source.ts";
-import { SnapshotCache, type View } from "../services/hub/src/xds/snapshots.ts";
-import { AgentFleet, type Delivery, deliveryFigures } from "./hub-fleet.ts";
+import { buildView, type Delivery, deliveryFigures } from "./hub-fleet.ts";
 
 const CLUSTER = "lrp";
 const NODES = 1000;
@@ -110,27 +109,15 @@ export function policiesBench(opts: {
   const rssPods = rss();
   const heapPods = heap();
 
-  let now = 0;
-  const cache = new SnapshotCache(world, 0, { now: () => now, schedule: () => () => {} });
-  const view: View = { key: `${CLUSTER}|pod`, clusters: [CLUSTER], reach: "pod" };
-  const t0 = performance.now();
-  const shared = cache.get(view);
-  const buildMs = performance.now() - t0;
-  const rssBuilt = rss();
-  const heapBuilt = heap();
-  let overlayResources = 0;
-  for (let n = 0; n < NODES; n++) overlayResources += cache.get(view, `node-${n}`).overlay?.size ?? 0;
-  const verdicts = [...cache.policyVerdicts(view).values()];
-
-  // one agent per node, in sync; count the agents each change is told to
-  const fleet = new AgentFleet(
-    cache,
-    view,
-    Array.from({ length: NODES }, (_, n) => `node-${n}`),
-    () => {
-      now += 1000;
-    },
+  // the view built, then one agent per node in sync; count the agents each change is told to
+  const nodes = Array.from({ length: NODES }, (_, n) => `node-${n}`);
+  const { cache, view, shared, buildMs, rssBuilt, heapBuilt, overlayResources, fleet } = buildView(
+    world,
+    CLUSTER,
+    nodes,
+    rss,
   );
+  const verdicts = [...cache.policyVerdicts(view).values()];
   const rssAgents = rss();
 
   const changes: Delivery[] = [];
