@@ -10,7 +10,6 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { createRootLogger } from "@switchyard/lib/log";
 import { type NatsServer, startNatsServer } from "@switchyard/testkit/nats";
 import { waitUntil } from "@switchyard/testkit/proc";
-import { decodeNatEvent } from "./event-codec.ts";
 import { checkOutboxBalance } from "./event-outbox.ts";
 import { computeEventSubject, type NatEvent } from "./nat-event.ts";
 import { NatsLink } from "./nats-connection.ts";
@@ -47,25 +46,33 @@ describe("NatsEventPublisher on a real nats-server", () => {
     for (const s of servers) await s.stop();
   });
 
-  it("counts messages the server refuses (no right to the subject) as publish_error, the rest as published", async () => {
-    // clients without credentials are user "agent", which may publish on ok.> only
+  /**
+   * A nats-server whose clients without credentials are user "agent", which
+   * may publish on `allowed` only; a subscriber to every message on it; and a
+   * publisher connecting to it.
+   */
+  async function serverWithPublisher(allowed: string) {
     const server = await startNatsServer({
-      config: `accounts { A { users = [{ user: agent, password: x, permissions: { publish: "ok.>" } }] } }\nno_auth_user: agent\n`,
+      config: `accounts { A { users = [{ user: agent, password: x, permissions: { publish: "${allowed}" } }] } }\nno_auth_user: agent\n`,
     });
     servers.push(server);
     const sub: NatsConnection = await connect({ servers: server.url });
     closers.push(() => sub.close());
-    const got: number[] = [];
+    const got: Array<{ subject: string; event: NatEvent }> = [];
     const s = sub.subscribe(">");
     (async () => {
-      for await (const m of s) got.push(m.json<{ seq: number }>().seq);
+      for await (const m of s) got.push({ subject: m.subject, event: m.json<NatEvent>() });
     })().catch(() => {});
     await sub.flush();
-
     const link = new NatsLink({ servers: [server.url] }, log);
     const publisher = new NatsEventPublisher(link, { bufferBytes: 1 << 20 }, log);
     closers.push(() => publisher.close());
     link.start();
+    return { got, link, publisher };
+  }
+
+  it("counts messages the server refuses (no right to the subject) as publish_error, the rest as published", async () => {
+    const { got, publisher } = await serverWithPublisher("ok.>");
     // 30 events, every third on a subject the user may not publish to; sent before the connection exists
     for (let i = 1; i <= 30; i++) publisher.publish(i % 3 === 0 ? "no.x" : "ok.x", event);
     const c = await waitUntil("every event accounted for", () => {
@@ -77,33 +84,14 @@ describe("NatsEventPublisher on a real nats-server", () => {
     assert.ok(checkOutboxBalance(c));
     await waitUntil("the 20 allowed events to arrive", () => (got.length >= 20 ? true : undefined));
     assert.deepEqual(
-      got.sort((a, b) => a - b),
+      got.map((g) => g.event.seq!).sort((a, b) => a - b),
       Array.from({ length: 30 }, (_, i) => i + 1).filter((i) => i % 3 !== 0),
     );
   });
 
   it("holds events emitted before the cluster is known, then sends them on the cluster's subject, in order", async () => {
     // like a hub-issued agent user: it may publish on its own cluster and node only
-    const server = await startNatsServer({
-      config: `accounts { A { users = [{ user: agent, password: x, permissions: { publish: "switchyard.nat.east.n1.>" } }] } }\nno_auth_user: agent\n`,
-    });
-    servers.push(server);
-    const sub: NatsConnection = await connect({ servers: server.url });
-    closers.push(() => sub.close());
-    const got: Array<{ subject: string; event: NatEvent }> = [];
-    const s = sub.subscribe("switchyard.nat.>");
-    (async () => {
-      for await (const m of s) {
-        const e = decodeNatEvent(m.data);
-        if (e.ok) got.push({ subject: m.subject, event: e.value });
-      }
-    })().catch(() => {});
-    await sub.flush();
-
-    const link = new NatsLink({ servers: [server.url] }, log);
-    const publisher = new NatsEventPublisher(link, { bufferBytes: 1 << 20 }, log);
-    closers.push(() => publisher.close());
-    link.start();
+    const { got, link, publisher } = await serverWithPublisher("switchyard.nat.east.n1.>");
     await waitUntil("connected", () => (link.state === "connected" ? true : undefined));
     const full = (cluster: string, pid: number): NatEvent => ({ ...natEvent, cluster, pid });
     // the agent before the hub's Welcome: no cluster in the event, `_` in its subject
