@@ -30,6 +30,7 @@ describe("hub replicas and events on one operator-mode NATS", () => {
   let shared: string[];
   let stateFlags: string[];
   let url: string;
+  let wrongDir: { code: number | null; stderr: string };
   const cli = (stateDir: string, ...args: string[]) => {
     const r = spawnSync(process.execPath, [path.join(REPO, HUB), ...args, "--state-dir", stateDir], {
       encoding: "utf8",
@@ -54,6 +55,8 @@ describe("hub replicas and events on one operator-mode NATS", () => {
     url = stack.nats.url;
     stateFlags = ["--state-nats", url, "--state-nats-creds", creds];
     shared = [...stateFlags, ...kek];
+    // (a --state-dir without them is refused: new accounts would not match the server's operator)
+    wrongDir = cli(path.join(stack.stateDir, "elsewhere"), "nats", "init", ...shared);
     // 3. the accounts into the shared bucket
     const take = cli(boot, "nats", "init", ...shared);
     assert.equal(take.code, 0, take.stderr);
@@ -116,6 +119,14 @@ describe("hub replicas and events on one operator-mode NATS", () => {
     const list = cli(path.join(stack.stateDir, "cli-only"), "token", "list", "--state-nats", url);
     assert.equal(list.code, 2, list.stderr);
     assert.match(list.stderr, /--state-nats-creds FILE/);
+  });
+
+  it("refuses, at the bootstrap's third step, a --state-dir that does not hold the accounts", () => {
+    assert.equal(wrongDir.code, 2, wrongDir.stderr);
+    assert.match(
+      wrongDir.stderr,
+      /no NATS accounts in the shared bucket nor in file .*elsewhere\/state\.json/,
+    );
   });
 
   it("refuses to make the state user on a NATS without auth (the accounts would be lost)", () => {

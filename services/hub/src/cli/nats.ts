@@ -136,6 +136,11 @@ async function runInit(argv: string[]): Promise<void> {
     // the second step of the bootstrap: the accounts made on the file state go into the shared bucket
     const from = shared ? new FileState(values["state-dir"]) : undefined;
     const copied = from ? await NatsAccounts.copy(from, state) : false;
+    // a server in operator mode runs with accounts made before: new ones here would not match its configuration
+    if (values["state-nats-creds"] !== undefined && !copied && !NatsAccounts.open(state, kek))
+      usageError(
+        `no NATS accounts in the shared bucket nor in ${from!.describe}: give the --state-dir that \`nats init --state-creds-out\` ran on (its state.json holds them); new ones would not match the server's operator`,
+      );
     const { accounts, created } = await NatsAccounts.init(state, kek);
     write(values.out, accounts.serverConfig(), 0o644);
     const credsOut = values["state-creds-out"];

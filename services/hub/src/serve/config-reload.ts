@@ -47,7 +47,14 @@ export function watchConfig(d: ConfigReloadDeps): { close(): void } {
         log.warn({ file: configFile }, "limits changes take effect at the next restart");
       if (next.value.metricsListen !== prev.metricsListen)
         log.warn({ file: configFile }, "metricsListen changes take effect at the next restart");
-      const current = { ...next.value, listen: prev.listen, stateDir: prev.stateDir };
+      if (JSON.stringify(next.value.stateNats) !== JSON.stringify(prev.stateNats))
+        log.warn({ file: configFile }, "state changes take effect at the next restart");
+      const current = {
+        ...next.value,
+        listen: prev.listen,
+        stateDir: prev.stateDir,
+        stateNats: prev.stateNats,
+      };
       d.setCurrent(current);
       tracker.graceMs = next.value.staleGraceMs;
       clusters.apiTimeoutMs = next.value.apiTimeoutMs;

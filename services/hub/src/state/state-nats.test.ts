@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, credsAuthenticator } from "@nats-io/transport-node";
+import { makeCa, makeServerCert } from "@switchyard/testkit/certs";
 import { type NatsServer, startNatsServer } from "@switchyard/testkit/nats";
 import { NatsAccounts } from "../auth/nats-accounts.ts";
 import { parseKek } from "../auth/signing-key.ts";
@@ -157,5 +158,36 @@ describe("the hub-state NATS user (operator mode, JetStream)", () => {
 
   it("a hub without the user is refused", async () => {
     await assert.rejects(() => KvState.open([nats.url], STATE_BUCKET), /authorization/i);
+  });
+});
+
+describe("the state over TLS (--state-nats-tls-ca)", () => {
+  it("opens the bucket through a server whose certificate the CA signs, under the name given", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sy-state-tls-"));
+    const pki = makeCa(dir);
+    const nats = await startNatsServer({
+      jetstream: true,
+      tls: makeServerCert(pki, "nats-state", { dns: ["nats.internal"] }),
+    });
+    try {
+      const auth = loadStateNatsAuth({
+        servers: [nats.url],
+        tlsCa: pki.caCert,
+        tlsServerName: "nats.internal",
+      });
+      assert.ok(auth.ok);
+      const kv = await KvState.open([nats.url], STATE_BUCKET, auth.value);
+      try {
+        await kv.put("token/t", { over: "tls" });
+        assert.deepEqual(kv.get("token/t"), { over: "tls" });
+      } finally {
+        await kv.close();
+      }
+      // without the CA the server's certificate is not trusted
+      await assert.rejects(() => KvState.open([nats.url], STATE_BUCKET), /certificate|self[- ]signed/i);
+    } finally {
+      await nats.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
