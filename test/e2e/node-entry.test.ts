@@ -14,8 +14,9 @@
  * the policy's frontend (the Service's ClusterIPs) to node-2's entry
  * address at the policy's port; node-2's agent DNATs entry:port to the ready pods on node-2
  * with the kernel's conntrack; replies come back un-NATed. TCP and UDP, v4
- * and v6; a change of the pod set under a connect loop fails nothing;
- * uninstall removes the table. The entry agent reaches the hub (loopback of
+ * and v6; a change of the pod set under a connect loop fails nothing; a
+ * UDP flow on a pod that leaves the set moves to the remaining one (its
+ * conntrack entries deleted); uninstall removes the table. The entry agent reaches the hub (loopback of
  * the root netns) through a Unix socket the test forwards.
  */
 import assert from "node:assert/strict";
@@ -325,6 +326,65 @@ describe("node entry DNAT (nodeProxy) across network namespaces", () => {
     for (let i = 0; i < 5; i++) {
       const p = await tcp(VIP4);
       assert.ok(p.ok && p.reply.startsWith("pod-b "), `connect ${i}: ${JSON.stringify(p)}`);
+    }
+  });
+
+  it("UDP flows (unconnected v4, connected v6) on a pod that leaves the set reach the remaining pod at their next datagram", async () => {
+    // pod-a alone, so both flows start there; then pod-b joins (the flows stay: their conntrack entries)
+    fs.writeFileSync(path.join(dir, "pod-a.yaml"), pod("a", true));
+    fs.writeFileSync(path.join(dir, "pod-b.yaml"), pod("b", false));
+    await waitUntil("the entry table holds pod-a only", async () =>
+      table().includes(POD.a.v4) && !table().includes(POD.b.v4) ? true : undefined,
+    );
+    const kit = (script: string, args: string[]) =>
+      watchProcess(
+        stack.sandbox.spawnInCgroup(process.execPath, [path.join(REPO, "test/kit", script), ...args]),
+      );
+    const flow = kit("udp-flow.ts", [VIP4, "53", "1"]);
+    const session = kit("udp-session.ts", [VIP6, "53"]);
+    try {
+      const reply = async (p: Proc, re: RegExp) =>
+        JSON.parse((await p.waitFor(re))[0]) as Record<string, unknown>;
+      const first4 = await reply(flow, /^\{"i":0,.*\}$/m);
+      const first6 = await reply(session, /^\{"phase":"first".*\}$/m);
+      assert.match(String(first4["reply"]), /^pod-a /, JSON.stringify(first4));
+      assert.match(String(first6["reply"]), /^pod-a /, JSON.stringify(first6));
+      fs.writeFileSync(path.join(dir, "pod-b.yaml"), pod("b", true));
+      await waitUntil("the entry table holds both pods", async () =>
+        table().includes(POD.a.v4) && table().includes(POD.b.v4) ? true : undefined,
+      );
+      // pod-a leaves: after the table swap its agent deletes the flows DNATed to it (or says why not)
+      // a log line (fields in any order) naming pod-a's target, or the warning that flows are kept
+      const told = new RegExp(
+        `^(?=.*node entry flows of removed pods (?:deleted|kept))(?=.*(?:${POD.a.v4.replaceAll(".", "\\.")}:8080|"reason")).*$`,
+        "gm",
+      );
+      const toldBefore = entryAgent!.output().match(told)?.length ?? 0;
+      fs.writeFileSync(path.join(dir, "pod-a.yaml"), pod("a", false));
+      await waitUntil("the entry agent has dealt with pod-a's flows", async () =>
+        (entryAgent!.output().match(told)?.length ?? 0) > toldBefore ? true : undefined,
+      );
+      assert.ok(!table().includes(POD.a.v4));
+      flow.cp.kill("SIGUSR1");
+      session.cp.kill("SIGUSR1");
+      const next4 = await reply(flow, /^\{"i":1,.*\}$/m);
+      const next6 = await reply(session, /^\{"phase":"second".*\}$/m);
+      assert.match(
+        String(next4["reply"]),
+        /^pod-b /,
+        `the same socket's next datagram: ${JSON.stringify(next4)}`,
+      );
+      assert.match(
+        String(next6["reply"]),
+        /^pod-b /,
+        `the same socket's next datagram: ${JSON.stringify(next6)}`,
+      );
+      const line = entryAgent!.output().match(told)!.at(-1)!;
+      assert.match(line, /node entry flows of removed pods deleted/, line);
+      assert.ok(Number(/"conntrackEntries":(\d+)/.exec(line)?.[1]) >= 2, `both flows' entries went: ${line}`);
+    } finally {
+      await flow.stop("SIGKILL");
+      await session.stop("SIGKILL");
     }
   });
 

@@ -45,7 +45,7 @@ export class ConntrackEntryFlows implements EntryFlows {
     if ((run.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT")
       throw new SwitchyardError(
         "unavailable",
-        "the conntrack command is not installed (install the conntrack package): flows DNATed to a removed pod keep reaching it until their conntrack entry times out",
+        "the conntrack command is not installed (install the conntrack package): UDP flows DNATed to a removed pod keep reaching it until their conntrack entry times out",
         run.error,
       );
     const text = `${run.stderr ?? ""}`.trim();

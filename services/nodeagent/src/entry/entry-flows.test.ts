@@ -1,5 +1,5 @@
 /**
- * Removed pods' flows: which targets an entry-set change removes (pure),
+ * Removed pods' UDP flows: which targets an entry-set change removes (pure),
  * that EntrySync deletes their conntrack entries after the table swap and
  * says once when the tool is missing, and the conntrack adapter against
  * the kernel (entries inserted in a network namespace of its own).
@@ -11,7 +11,7 @@ import { SwitchyardError } from "@switchyard/lib/errors";
 import { FakeEntryTable } from "../testing/entry-table.ts";
 import { ConntrackEntryFlows, conntrackDeleteArgs } from "./conntrack.ts";
 import {
-  computeRemovedTargets,
+  computeRemovedUdpTargets,
   type EntryFlows,
   type RemovedTarget,
   showRemovedTarget,
@@ -27,7 +27,7 @@ const rule = (address: string, protocol: "TCP" | "UDP", ...ips: string[]): Entry
   owner: "bp/c1/ns/web",
 });
 
-describe("computeRemovedTargets", () => {
+describe("computeRemovedUdpTargets", () => {
   const cases: Array<{ name: string; before: EntryRule[]; after: EntryRule[]; want: string[] }> = [
     { name: "nothing before", before: [], after: [rule("10.0.0.1", "UDP", "10.1.0.5")], want: [] },
     {
@@ -43,21 +43,27 @@ describe("computeRemovedTargets", () => {
       want: ["10.0.0.1:8080/UDP -> 10.1.0.5:8080"],
     },
     {
-      name: "per entry port and protocol: the TCP port keeps it, the UDP port does not",
-      before: [rule("10.0.0.1", "TCP", "10.1.0.5"), rule("10.0.0.1", "UDP", "10.1.0.5")],
-      after: [rule("10.0.0.1", "TCP", "10.1.0.5"), rule("10.0.0.1", "UDP", "10.1.0.6")],
+      name: "per entry port: another port keeping the pod does not keep it here",
+      before: [rule("10.0.0.1", "UDP", "10.1.0.5"), rule("10.0.0.2", "UDP", "10.1.0.5")],
+      after: [rule("10.0.0.1", "UDP", "10.1.0.6"), rule("10.0.0.2", "UDP", "10.1.0.5")],
       want: ["10.0.0.1:8080/UDP -> 10.1.0.5:8080"],
     },
     {
       name: "an entry port gone takes all its targets, v6 too",
-      before: [rule("fd00::1", "TCP", "fd01::5", "fd01::6")],
+      before: [rule("fd00::1", "UDP", "fd01::5", "fd01::6")],
       after: [],
-      want: ["[fd00::1]:8080/TCP -> [fd01::5]:8080", "[fd00::1]:8080/TCP -> [fd01::6]:8080"],
+      want: ["[fd00::1]:8080/UDP -> [fd01::5]:8080", "[fd00::1]:8080/UDP -> [fd01::6]:8080"],
+    },
+    {
+      name: "TCP connections are left to drain",
+      before: [rule("10.0.0.1", "TCP", "10.1.0.5", "10.1.0.6")],
+      after: [],
+      want: [],
     },
   ];
   for (const c of cases)
     it(c.name, () =>
-      assert.deepEqual(computeRemovedTargets(c.before, c.after).map(showRemovedTarget), c.want),
+      assert.deepEqual(computeRemovedUdpTargets(c.before, c.after).map(showRemovedTarget), c.want),
     );
 });
 
@@ -92,10 +98,10 @@ describe("EntrySync forgets the flows of removed targets", () => {
 
   it("a restarted agent compares with the table it finds (a crashed run's)", () => {
     const t = new FakeEntryTable();
-    new EntrySync(t).sync([rule("10.0.0.1", "TCP", "10.1.0.5", "10.1.0.6")]);
+    new EntrySync(t).sync([rule("10.0.0.1", "UDP", "10.1.0.5", "10.1.0.6")]);
     const flows = new FakeFlows(t);
-    const out = new EntrySync(t, flows).sync([rule("10.0.0.1", "TCP", "10.1.0.6")], true);
-    assert.deepEqual(out.forgotten?.targets, ["10.0.0.1:8080/TCP -> 10.1.0.5:8080"]);
+    const out = new EntrySync(t, flows).sync([rule("10.0.0.1", "UDP", "10.1.0.6")], true);
+    assert.deepEqual(out.forgotten?.targets, ["10.0.0.1:8080/UDP -> 10.1.0.5:8080"]);
   });
 
   it("a missing conntrack tool is said once (a warning, not a NACK), and the table is written all the same", () => {

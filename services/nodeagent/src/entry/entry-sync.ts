@@ -4,13 +4,13 @@
  * transaction when they differ from what the table holds (read back first,
  * so a start after a crash replaces a stale table once and a start that
  * finds the right one writes nothing), checked by reading it back after.
- * Then the conntrack entries of the targets the table no longer has are
- * deleted (entry-flows.ts), so their flows move to the new set at their
- * next packet. What could not be programmed is returned for the NACK and the log.
+ * Then the conntrack entries of the UDP targets the table no longer has
+ * are deleted (entry-flows.ts), so their flows move to the new set at
+ * their next datagram. What could not be programmed is returned for the NACK and the log.
  */
 import { SwitchyardError } from "@switchyard/lib/errors";
 import { Protocol, type Resource } from "@switchyard/proto/assignment";
-import { computeRemovedTargets, type EntryFlows, showRemovedTarget } from "./entry-flows.ts";
+import { computeRemovedUdpTargets, type EntryFlows, showRemovedTarget } from "./entry-flows.ts";
 import {
   computeEntryRuleset,
   type EntryProblem,
@@ -73,7 +73,7 @@ export type EntrySyncOutcome = {
   /** entries left out (each named), and a failed write or read-back */
   problems: EntryProblem[];
   entries: number;
-  /** targets the write removed whose flows were deleted (conntrack entries: `deleted`) */
+  /** UDP targets the write removed whose flows were deleted (conntrack entries: `deleted`) */
   forgotten?: { targets: string[]; deleted: number };
   /** why removed targets' flows could not be deleted (a warning: the table is right; a missing tool is said once) */
   flowProblem?: string;
@@ -129,7 +129,7 @@ export class EntrySync {
       this.known = entries;
       const out: EntrySyncOutcome = { written: true, problems, entries: entries.length };
       // after the swap: new connections take the new set; the removed targets' old ones go now
-      if (held?.ok) this.forget(computeRemovedTargets(held.entries, entries), out);
+      if (held?.ok) this.forget(computeRemovedUdpTargets(held.entries, entries), out);
       return out;
     } catch (e) {
       this.known = undefined;
@@ -138,7 +138,7 @@ export class EntrySync {
     }
   }
 
-  private forget(removed: ReturnType<typeof computeRemovedTargets>, out: EntrySyncOutcome): void {
+  private forget(removed: ReturnType<typeof computeRemovedUdpTargets>, out: EntrySyncOutcome): void {
     if (!this.flows || removed.length === 0) return;
     let deleted = 0;
     const targets: string[] = [];
