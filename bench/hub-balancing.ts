@@ -168,6 +168,7 @@ export function balancingBench(opts: {
   });
   cache.close();
   return {
+    bp_date: new Date().toISOString(),
     bp_nodes: NODES,
     bp_namespaces: namespaces,
     bp_pods: world.cluster(CLUSTER).pods.size,

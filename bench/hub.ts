@@ -162,14 +162,19 @@ function servicesBench(): Record<string, unknown> {
   };
 }
 
-const out: Record<string, unknown> = { machine: machine(), date: new Date().toISOString() };
+const outPath = path.resolve(REPO, values.out);
+// a part run alone replaces only its own figures (each part's keys carry its prefix)
+const previous: Record<string, unknown> =
+  PART !== "all" && fs.existsSync(outPath)
+    ? (JSON.parse(fs.readFileSync(outPath, "utf8")) as Record<string, unknown>)
+    : {};
+const out: Record<string, unknown> = { ...previous, machine: machine(), date: new Date().toISOString() };
 if (PART === "all" || PART === "services") Object.assign(out, servicesBench());
 if (PART === "all" || PART === "policies")
   Object.assign(out, policiesBench({ pods: Number(values.pods), policies: Number(values.policies), rss }));
 if (PART === "all" || PART === "balancing")
   Object.assign(out, balancingBench({ pods: Number(values.pods), policies: Number(values.balancing), rss }));
 for (const [key, v] of Object.entries(out)) console.log(`${key.padEnd(52)} ${v}`);
-const outPath = path.resolve(REPO, values.out);
 fs.mkdirSync(path.dirname(outPath), { recursive: true });
 fs.writeFileSync(outPath, `${JSON.stringify(out, null, 2)}\n`);
 console.log(`wrote ${path.relative(REPO, outPath)}`);
