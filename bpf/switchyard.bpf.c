@@ -68,17 +68,20 @@ struct {
 } sy_svc_names SEC(".maps");
 
 /*
- * Resolutions per Service and result (enum sy_stat), per CPU. The agent
- * creates a Service's entry (zeros) when it writes its name and deletes it
- * with the name, so the programs never insert; a hash, as svc ids are
- * 32-bit and not dense. Sized like sy_svc_names (--max-frontends); no
- * prealloc: memory per Service written, x CPUs. The commonest result, ok,
- * is counted in sy_svc_ok instead while the id fits there.
+ * Resolutions per Service and result (enum sy_stat). The agent creates a
+ * Service's entry (zeros) when it writes its name and deletes it with the
+ * name, so the programs never insert; a hash, as svc ids are 32-bit and not
+ * dense. Sized like sy_svc_names (--max-frontends). The commonest result,
+ * ok, is counted per CPU in sy_svc_ok while the id fits there; what lands
+ * here is rare (refusals, fallbacks), so it is one shared value with atomic
+ * adds, preallocated (~100 bytes an entry whatever the CPUs): an element
+ * allocated at run time (BPF_F_NO_PREALLOC) failed with ENOMEM when the
+ * agent wrote a thousand at once (bpf_mem_alloc refills its caches
+ * asynchronously).
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SY_MAX_SERVICES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct sy_svc_stats);
 } sy_svc_stats SEC(".maps");
@@ -216,9 +219,9 @@ static __always_inline void sy_count_svc(__u32 svc_id, __u32 result, __u8 fallba
 	if (!st)
 		return;
 	if (result < SY_STAT_FALLBACK)
-		st->count[result] += 1;
+		__sync_fetch_and_add(&st->count[result], 1);
 	if (fallback != SY_FB_NONE)
-		st->count[SY_STAT_FALLBACK] += 1;
+		__sync_fetch_and_add(&st->count[SY_STAT_FALLBACK], 1);
 }
 
 static __always_inline int sy_is_v4mapped(const __u8 *a)

@@ -274,7 +274,7 @@ struct sy_svc_name {
 	char name[SY_NAME_LEN];
 };
 
-/* per CPU, per Service: written by the agent (zeros) with the Service's name, counted by the programs */
+/* per Service: written by the agent (zeros) with the Service's name, counted by the programs (atomic adds) */
 struct sy_svc_stats {
 	__u64 count[SY_STAT_MAX]; /* enum sy_stat */
 };

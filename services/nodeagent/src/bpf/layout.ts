@@ -187,7 +187,7 @@ export const RESOLUTION_RESULTS = [
 export type ResolutionResult = (typeof RESOLUTION_RESULTS)[number];
 export type ResolutionCounts = Record<ResolutionResult, bigint>;
 
-/** Pure: one Service's `sy_svc_stats` value (`ncpu` per-CPU copies of count[6]) summed over the CPUs. */
+/** Pure: `ncpu` copies of a `struct sy_svc_stats` (count[6]) summed (1 for `sy_svc_stats` itself). */
 export function decodeSvcStats(v: Buffer, ncpu: number): ResolutionCounts {
   const size = LAYOUT.sy_svc_stats.size;
   const out = Object.fromEntries(RESOLUTION_RESULTS.map((r) => [r, 0n])) as ResolutionCounts;

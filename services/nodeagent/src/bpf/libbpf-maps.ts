@@ -264,7 +264,7 @@ export class LibbpfMaps implements DatapathMaps {
    * written again (a resync, a restart) keeps its counts.
    */
   private createSvcStats(svcId: number, name: string): void {
-    const zeros = Buffer.alloc(LAYOUT.sy_svc_stats.size * possibleCpus());
+    const zeros = Buffer.alloc(LAYOUT.sy_svc_stats.size);
     const what = `the resolution counters of ${name}`;
     const made = this.update(
       this.fds.sy_svc_stats,
@@ -300,15 +300,15 @@ export class LibbpfMaps implements DatapathMaps {
 
   /**
    * Resolutions per Service and result since each Service's name was
-   * written (`sy_svc_stats`, summed over the CPUs), by svc id; names are in
+   * written (`sy_svc_stats`, plus the per-CPU ok counts of `sy_svc_ok`), by svc id; names are in
    * `sy_svc_names` (the agent's mirror: `MapState.names`). Exact whether
    * events are on, off or sampled.
    */
   readResolutionCounters(): Map<number, ResolutionCounts> {
     const ncpu = possibleCpus();
     const out = new Map<number, ResolutionCounts>();
-    this.forEachEntry(this.fds.sy_svc_stats, 4, LAYOUT.sy_svc_stats.size * ncpu, (k, v) =>
-      out.set(k.readUInt32LE(0), decodeSvcStats(v, ncpu)),
+    this.forEachEntry(this.fds.sy_svc_stats, 4, LAYOUT.sy_svc_stats.size, (k, v) =>
+      out.set(k.readUInt32LE(0), decodeSvcStats(v, 1)),
     );
     const ok = Buffer.alloc(8 * ncpu);
     for (const [id, c] of out) {
