@@ -17,7 +17,8 @@
  *
  * Client and sink are small C programs, so Node is not what is measured.
  * Each figure is the median of ROUNDS runs of DURATION_MS, measured
- * interleaved with direct. Beside the throughput, the kernel's own counters
+ * interleaved with direct; and per CPU-second of the client (`*_cpu_ratio_*`),
+ * which the other jobs of a shared machine blur far less. Beside the throughput, the kernel's own counters
  * (run_cnt, run_time_ns; statistics on for the run) give ns per invocation of
  * each hook in each Switchyard case (`kernel_ns_per_run_<scale>`), which the
  * noise of a shared machine does not blur. Writes bench/results/dataplane.json.
@@ -151,11 +152,14 @@ async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port:
     out += d.toString();
   });
   await new Promise((resolve) => cp.on("exit", resolve));
-  const res = JSON.parse(out.trim()) as { ops: number; errors: number; seconds: number };
+  const res = JSON.parse(out.trim()) as { ops: number; errors: number; seconds: number; cpu_seconds: number };
   if (res.ops === 0)
     throw new Error(`${proto} ${ip}:${port} from ${cgroup}: no successful operation (${res.errors} errors)`);
+  cpuSamples?.push(res.ops / res.cpu_seconds);
   return res.ops / res.seconds;
 }
+/** where the run in progress puts its operations per CPU-second of the client (set by `measure`) */
+let cpuSamples: number[] | undefined;
 
 const median = (xs: number[]) => percentile(xs, 50);
 
@@ -196,14 +200,22 @@ function kernelFigures(): Record<string, Record<string, number>> {
   return out;
 }
 
-/** Measures several variants interleaved, ROUNDS times each; returns medians. */
+/**
+ * Measures several variants interleaved, ROUNDS times each; returns medians
+ * of operations per second (`k`) and per CPU-second of the client (`k_cpu`:
+ * what other jobs on a shared machine blur far less).
+ */
 async function measure(variants: Record<string, () => Promise<number>>): Promise<Record<string, number>> {
   const samples: Record<string, number[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [k, fn] of Object.entries(variants)) {
       const list = samples[k] ?? [];
+      const cpu = samples[`${k}_cpu`] ?? [];
+      cpuSamples = cpu;
       list.push(await fn());
+      cpuSamples = undefined;
       samples[k] = list;
+      samples[`${k}_cpu`] = cpu;
     }
   }
   return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
@@ -344,6 +356,7 @@ ${chains.join("\n")}
 }
 
 const results: Record<string, unknown> = {};
+const cpuLines: string[] = [];
 const table: string[][] = [];
 try {
   for (const ip of SINK_IPS) sb.addAddress(ip);
@@ -488,6 +501,17 @@ try {
       results[`${kind}_local_redirect_ratio_vs_direct_${label}`] = round(g["lrp"]! / g["direct"]!);
       results[`${kind}_${unit}_balancing_${label}`] = Math.round(g["bp"]!);
       results[`${kind}_balancing_ratio_vs_direct_${label}`] = round(g["bp"]! / g["direct"]!);
+      const cpu = (k: string) => g[`${k}_cpu`]!;
+      results[`${kind}_cpu_ratio_vs_direct_${label}`] = round(cpu("sy") / cpu("direct"));
+      results[`${kind}_cpu_ratio_events_on_vs_off_${label}`] = round(cpu("sy_events") / cpu("sy"));
+      results[`${kind}_non_service_cpu_ratio_vs_direct_${label}`] = round(cpu("nonsvc") / cpu("direct"));
+      if (KUBE_PROXY) {
+        results[`${kind}_cpu_ratio_vs_iptables_${label}`] = round(cpu("sy") / cpu("iptables"));
+        results[`${kind}_cpu_ratio_vs_nftables_${label}`] = round(cpu("sy") / cpu("nftables"));
+      }
+      cpuLines.push(
+        `${proto} ${label} per CPU-second of the client: switchyard ÷ direct ${results[`${kind}_cpu_ratio_vs_direct_${label}`]}, events on ÷ off ${results[`${kind}_cpu_ratio_events_on_vs_off_${label}`]}, non-service ÷ direct ${results[`${kind}_non_service_cpu_ratio_vs_direct_${label}`]}${KUBE_PROXY ? `, ÷ iptables ${results[`${kind}_cpu_ratio_vs_iptables_${label}`]}, ÷ nftables ${results[`${kind}_cpu_ratio_vs_nftables_${label}`]}` : ""}`,
+      );
       results[`${kind}_ratio_events_on_vs_off_${label}`] = round(g["sy_events"]! / g["sy"]!);
       results[`${kind}_events_consumed_${label}`] = g["events"]!;
       results[`${kind}_events_dropped_${label}`] = g["dropped"]!;
@@ -532,6 +556,7 @@ const header = [
 ];
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
 for (const row of [header, ...table]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+for (const line of cpuLines) console.log(line);
 const out = {
   machine: machine(),
   date: new Date().toISOString(),
