@@ -6,7 +6,8 @@
  * the history stream; a subscribe-only .creds follows the events live and
  * replays them with `switchyard events`; restarted while the hub is down,
  * the agent publishes on its own cluster's subject at once (it knows the
- * cluster from its stored credential, before any Welcome).
+ * cluster from its stored credential, before any Welcome); with no
+ * credential left, it holds its events until a hub names the cluster.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -128,5 +129,45 @@ describe("NAT events with per-agent NATS rights (operator mode)", () => {
     const ev = JSON.parse(m[0]) as Record<string, unknown>;
     assert.deepEqual([ev["cluster"], ev["node"], ev["service"]], ["east", "node-1", "east/shop/web"]);
     assert.doesNotMatch(agent.output(), /nats refused nat events/);
+  });
+
+  it("with no credential left and the hub down, it holds its events until the hub names the cluster, then sends them", async () => {
+    const hubAddress = stack.hubAddress;
+    await stack.agent!.stop();
+    // the state directory lost (the pins stay and serve); the agent's NATS user given as a file of its own
+    const natsCreds = path.join(stack.stateDir, "node-1.creds");
+    fs.copyFileSync(path.join(agentState, "nats.creds"), natsCreds);
+    fs.rmSync(agentState, { recursive: true, force: true });
+    const agent = await stack.startAgent(token, ["--nats-creds", natsCreds], [hubAddress]);
+    await agent.waitFor(/"msg":"nats connected; events flow"/);
+    const live = follow("--cluster", "east", "--node", "node-1", "--json");
+    await live.waitFor(/following switchyard\.nat\.east\.node-1\.> live/);
+    const r = await stack.probe(VIP, 80);
+    assert.ok(r.ok, "the pinned maps serve the VIP without a hub");
+    const status = () =>
+      JSON.parse(fs.readFileSync(path.join(agentState, "events-status.json"), "utf8")) as Record<
+        string,
+        unknown
+      >;
+    const held = await waitUntil("the connect's event held for the cluster", () => {
+      const s = status();
+      return (s["awaitingCluster"] as number) >= 1 ? s : undefined;
+    });
+    assert.equal((held["dropped"] as Record<string, number>)["publish_error"], 0);
+    // the hub back on its address: its Welcome names the cluster
+    await stack.startHub(
+      [`east=dir:${path.join(stack.stateDir, "cluster")}`],
+      ["--events-nats", stack.nats!.url, "--listen", hubAddress],
+    );
+    await agent.waitFor(/"msg":"cluster known: nat events held for it are sent"/);
+    const m = await live.waitFor(/^\{.*"pid":\d+.*\}$/m);
+    const ev = JSON.parse(m[0]) as Record<string, unknown>;
+    assert.deepEqual([ev["cluster"], ev["node"], ev["service"]], ["east", "node-1", "east/shop/web"]);
+    const sent = await waitUntil("the held events published", () => {
+      const s = status();
+      return s["awaitingCluster"] === 0 && s["held"] === 0 ? s : undefined;
+    });
+    assert.equal((sent["dropped"] as Record<string, number>)["publish_error"], 0);
+    assert.equal(sent["emitted"], sent["published"]);
   });
 });
