@@ -17,9 +17,10 @@
  * (bpf_map_lookup_batch): milliseconds (median of 3) and bpf() calls.
  *
  * balancing (in process, in-memory maps): the same view with 100,000
- * BalancingPolicies as the hub sends them (`bp/`, backends addressed): half
- * on the view's Services' ClusterIPs (the policy's entry replaces the
- * Service's), the rest on virtual addresses, two backends each. Measures
+ * BalancingPolicies as the hub sends them (`bp/`, backends addressed): one
+ * on each of the view's Services' ClusterIPs, up to half of them (the
+ * policy's entry replaces the Service's), the rest on virtual addresses, two
+ * backends each. Measures
  * the cold apply, RSS, and one policy edited in place (one backend
  * replaced): apply p50/p99 and the map operations it writes.
  *
