@@ -13,7 +13,7 @@
  * - hostPort: a virtual address reaches the pods' nodes' addresses at the
  *   policy's port.
  * - addressEndpoint: a v4 and a v6 virtual address reach the listed address
- *   of their family; an in-place change of the addresses under a connect loop
+ *   of their family (TCP and UDP); an in-place change of the addresses under a connect loop
  *   fails nothing.
  * - A LocalRedirectPolicy and a BalancingPolicy on one Service: the younger
  *   (either kind) is refused with status Conflict naming the winner and its
@@ -129,8 +129,24 @@ const partner = (name: string, ip: string, addresses: string[]) =>
   balancing(
     name,
     "2026-01-01T00:00:12Z",
-    { address: { ip, ports: [{ name: "https", port: 443, protocol: "TCP" }] } },
-    { addressEndpoint: { addresses, toPorts: [{ name: "https", port: 8443, protocol: "TCP" }] } },
+    {
+      address: {
+        ip,
+        ports: [
+          { name: "https", port: 443, protocol: "TCP" },
+          { name: "quic", port: 443, protocol: "UDP" },
+        ],
+      },
+    },
+    {
+      addressEndpoint: {
+        addresses,
+        toPorts: [
+          { name: "https", port: 8443, protocol: "TCP" },
+          { name: "quic", port: 8443, protocol: "UDP" },
+        ],
+      },
+    },
   );
 
 function localRedirect(name: string, svc: string, created: string, app: string) {
@@ -289,13 +305,22 @@ describe("BalancingPolicy through the hub and the agent, in the kernel", () => {
     assert.deepEqual(Object.keys(r).sort(), ["host-1", "host-2"], JSON.stringify(r));
   });
 
-  it("addressEndpoint: a v4 and a v6 virtual address reach the listed address of their family", async () => {
+  it("addressEndpoint: a v4 and a v6 virtual address reach the listed address of their family (TCP and UDP)", async () => {
     api.apply(partner("partner-v4", PARTNER.v4, [ADDR.v4, ADDR.v6]));
     api.apply(partner("partner-v6", PARTNER.v6, [ADDR.v4, ADDR.v6]));
     await reaches(PARTNER.v4, 443, /^addr-v4$/);
     await reaches(PARTNER.v6, 443, /^addr-v6$/);
     assert.deepEqual(await replies(PARTNER.v4, 443, 8), { "addr-v4": 8 });
     assert.deepEqual(await replies(PARTNER.v6, 443, 8), { "addr-v6": 8 });
+    for (const [ip, who] of [
+      [PARTNER.v4, "addr-v4"],
+      [PARTNER.v6, "addr-v6"],
+    ] as const) {
+      const u = await udp(ip, 443);
+      assert.ok(u.ok, `${ip} UDP: ${JSON.stringify(u)}`);
+      assert.match(u.reply, new RegExp(`^${who} `));
+      assert.equal(u.from, `${ip}:443`, "the reply comes from the frontend");
+    }
   });
 
   it("addressEndpoint, an in-place change of the addresses under a connect loop: 0 failed connects", async () => {
