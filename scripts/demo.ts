@@ -95,9 +95,20 @@ try {
   }
   say("What the agent wrote into its BPF maps (switchyard-agent dump):");
   say(
-    execFileSync(process.execPath, [path.join(REPO, AGENT), "dump", "--pin-dir", stack.pinDir], {
-      encoding: "utf8",
-    })
+    execFileSync(
+      process.execPath,
+      [
+        path.join(REPO, AGENT),
+        "dump",
+        "--pin-dir",
+        stack.pinDir,
+        "--state-dir",
+        path.join(stack.stateDir, "agent"),
+      ],
+      {
+        encoding: "utf8",
+      },
+    )
       .trimEnd()
       .split("\n")
       .map((l) => `    ${l}`)
