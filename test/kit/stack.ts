@@ -60,9 +60,21 @@ export class Stack {
   }
 
   createToken(cluster: string, extra: string[] = []): string {
+    // before the hub's first start the state dir holds no hub state yet: say so, as an operator would
+    const fresh = !fs.existsSync(path.join(this.stateDir, "state.json")) ? ["--new-state"] : [];
     return execFileSync(
       process.execPath,
-      [path.join(REPO, HUB), "token", "create", "--state-dir", this.stateDir, "--cluster", cluster, ...extra],
+      [
+        path.join(REPO, HUB),
+        "token",
+        "create",
+        "--state-dir",
+        this.stateDir,
+        "--cluster",
+        cluster,
+        ...fresh,
+        ...extra,
+      ],
       {
         encoding: "utf8",
       },
