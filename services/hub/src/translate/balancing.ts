@@ -35,7 +35,7 @@ import {
 } from "@switchyard/proto/assignment";
 import type { BalancingPolicy, LabelSelector, Pod } from "../model/types.ts";
 import type { ClusterState } from "../model/world.ts";
-import type { Reach } from "./compute-resources.ts";
+import type { Reach } from "./backend-slices.ts";
 import { computeEntryPorts, NodeEntries } from "./node-entry.ts";
 import { resolvePodPorts } from "./policy-ports.ts";
 

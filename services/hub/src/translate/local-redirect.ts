@@ -43,8 +43,8 @@ import type {
   ServicePort,
 } from "../model/types.ts";
 import type { ClusterState, WorldChange } from "../model/world.ts";
+import type { Reach } from "./backend-slices.ts";
 import { BalancingResources, computeBalancingReach } from "./balancing.ts";
-import type { Reach } from "./compute-resources.ts";
 import { entryPortClaims } from "./node-entry.ts";
 import { resolvePodPorts } from "./policy-ports.ts";
 
