@@ -128,6 +128,20 @@ describe("hub: what an operator sees", () => {
     assert.match(made.stdout, /^[a-z0-9]{6}\.[a-z0-9]{16}\n$/);
   });
 
+  it("token list and revoke refuse a state dir where no hub lives (exit 2), instead of an empty list", () => {
+    const empty = path.join(dir, "typo-state-list");
+    for (const args of [["list"], ["revoke", "abcdef"]]) {
+      const r = cli("token", ...args, "--state-dir", empty);
+      assert.equal(r.code, 2, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, /^switchyard-hub: no hub lives in --state-dir .*typo-state-list /);
+      assert.doesNotMatch(r.stderr, /--new-state/, "only create can make a state");
+      assert.equal(r.stdout, "");
+    }
+    const none = cli("token", "--state-dir", stateDir);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /^switchyard-hub: give a token command: create, list or revoke/);
+  });
+
   it("token list marks expired tokens", async () => {
     const id = cli(
       "token",

@@ -43,17 +43,15 @@ ${STATE_NATS_HELP}
                           a directory without a hub's state is refused as a wrong --state-dir)
 `;
 
+type StateDirFlags = { "state-dir": string; "state-nats": string[]; "new-state": boolean };
+
 /**
- * `token create` with no hub running: a state directory where no hub ever
- * lived (no state file) is a wrong --state-dir, not a place to start one;
- * a cluster the state knows nothing of, while it knows others (their last
- * known state), is a typo.
+ * With no hub running, a state directory where no hub ever lived (no state
+ * file) is a wrong --state-dir: `create` refuses to start one there (unless
+ * --new-state), and `list` / `revoke` refuse to answer from it (an empty
+ * list would say "no tokens" of a hub they never looked at).
  */
-function refuseUnknownClusterInState(
-  state: HubState,
-  cluster: string,
-  flags: { "state-dir": string; "state-nats": string[]; "new-state": boolean },
-): void {
+function refuseStateWithoutHub(flags: StateDirFlags, create: boolean): void {
   const stateDir = flags["state-dir"];
   if (
     flags["state-nats"].length === 0 &&
@@ -61,8 +59,15 @@ function refuseUnknownClusterInState(
     !fs.existsSync(path.join(stateDir, "state.json"))
   )
     fail(
-      `no hub lives in --state-dir ${stateDir} (no hub answers on its admin socket and it holds no hub state); give the --state-dir the hub runs with, or --new-state to make the state there before the hub's first start`,
+      `no hub lives in --state-dir ${stateDir} (no hub answers on its admin socket and it holds no hub state); give the --state-dir the hub runs with${create ? ", or --new-state to make the state there before the hub's first start" : ""}`,
     );
+}
+
+/**
+ * `token create` with no hub running: a cluster the state knows nothing of,
+ * while it knows others (their last known state), is a typo.
+ */
+function refuseUnknownClusterInState(state: HubState, cluster: string): void {
   const known = state.list(metaKey("")).map(([k]) => k.slice(metaKey("").length));
   if (known.length > 0 && !known.includes(cluster))
     fail(`cluster "${cluster}" is not known to the hub of this state (it knows ${known.join(", ")})`);
@@ -116,13 +121,18 @@ async function runToken(argv: string[]): Promise<void> {
   );
   const [sub, arg] = positionals;
   if (sub !== "create" && sub !== "list" && sub !== "revoke")
-    fail(`unknown token command "${sub ?? ""}": use create, list or revoke`);
+    fail(
+      sub === undefined
+        ? "give a token command: create, list or revoke (see switchyard-hub token --help)"
+        : `unknown token command "${sub}": use create, list or revoke`,
+    );
   await viaHubOrState(values, async ({ hub, state }) => {
+    if (state) refuseStateWithoutHub(values, sub === "create");
     const store = state ? new TokenStore(state) : undefined;
     if (sub === "create") {
       if (!values.cluster) fail("token create needs --cluster NAME (the cluster the token admits agents to)");
       // with no hub answering: the state must be a hub's, and name the cluster when it names any
-      if (state) refuseUnknownClusterInState(state, values.cluster, values);
+      if (state) refuseUnknownClusterInState(state, values.cluster);
       let ttlMs = 0;
       if (values.ttl !== "0") {
         const d = parseDuration(values.ttl);
