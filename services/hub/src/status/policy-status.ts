@@ -18,7 +18,7 @@
 import type { Logger } from "@switchyard/lib/log";
 import type { BalancingPolicy, LocalRedirectPolicy, PolicyKind, PolicyVerdict } from "../model/types.ts";
 import type { ClusterState, World } from "../model/world.ts";
-import { selectorMatches } from "../translate/local-redirect.ts";
+import { selectorMatches } from "../translate/label-selector.ts";
 
 export type PolicyReason = PolicyVerdict["reason"];
 

@@ -18,7 +18,8 @@ import { type ModelObject, World, type WorldChange } from "../model/world.ts";
 import { readObjects } from "../sources/directory.ts";
 import { WorldWriter } from "../sources/source.ts";
 import { ViewTranslator } from "./compute-resources.ts";
-import { localRedirectVerdicts, selectorMatches } from "./local-redirect.ts";
+import { selectorMatches } from "./label-selector.ts";
+import { localRedirectVerdicts } from "./local-redirect.ts";
 import { shuffled } from "./shuffled.ts";
 
 const TESTDATA = path.join(import.meta.dirname, "testdata-policies");

@@ -1,20 +1,11 @@
 /**
- * Pure: a cluster's LocalRedirectPolicies, Services, Pods and Nodes → a
- * verdict per policy, and for each winner its shared resource
+ * Pure: a cluster's policies of both kinds → their verdicts, decided in one
+ * conflict space (translate/policy-conflicts.ts); for each
+ * LocalRedirectPolicy winner its shared resource
  * (`lrp/<cluster>/<ns>/<name>`, LocalRedirectAssignment) and one resource
  * per node that has selected pods (`lrpb/<cluster>/<ns>/<name>/<node>`,
- * LocalBackends). docs/policies.md is the design.
- *
- * Conflicts: two policies on one Service, on one address:port, or a Service
- * frontend and an address frontend on the same ClusterIP:port; two nodeProxy
- * BalancingPolicies on one entry port and protocol. Policies are
- * decided oldest first (createdAt, then namespace/name): a policy wins when
- * nothing it wants is held by an earlier winner, so the winner is never
- * overwritten and, when it goes, the next one takes over.
- *
- * BalancingPolicies share the conflict space: both kinds are decided in one
- * pass, oldest first, and a BalancingPolicy winner's resources come from
- * translate/balancing.ts (BalancingResources).
+ * LocalBackends); a BalancingPolicy winner's resources come from
+ * translate/balancing.ts (BalancingResources). docs/policies.md is the design.
  *
  * Incremental: a policy change (or a change of a Service a policy names)
  * decides every policy again (cheap: no Pod is looked at) and recomputes
@@ -28,27 +19,16 @@ import {
   LocalBackends,
   type LocalPod,
   LocalRedirectAssignment,
-  Protocol,
-  type RedirectFrontend,
   RedirectFrontendKind,
   type Resource,
 } from "@switchyard/proto/assignment";
-import type {
-  BalancingPolicy,
-  LabelSelector,
-  LocalRedirectPolicy,
-  Pod,
-  PolicyKind,
-  PolicyVerdict,
-  ServicePort,
-} from "../model/types.ts";
+import type { LocalRedirectPolicy, Pod, PolicyVerdict } from "../model/types.ts";
 import type { ClusterState, WorldChange } from "../model/world.ts";
 import type { Reach } from "./backend-slices.ts";
 import { BalancingResources, computeBalancingReach } from "./balancing.ts";
-import { entryPortClaims } from "./node-entry.ts";
+import { selectorMatches } from "./label-selector.ts";
+import { decidePolicies, policyVerdict, showFrontend } from "./policy-conflicts.ts";
 import { resolvePodPorts } from "./policy-ports.ts";
-
-const PROTO = { TCP: Protocol.PROTOCOL_TCP, UDP: Protocol.PROTOCOL_UDP } as const;
 
 export function localRedirectResourceName(p: { cluster: string; namespace: string; name: string }): string {
   return `lrp/${p.cluster}/${p.namespace}/${p.name}`;
@@ -61,194 +41,12 @@ export function localBackendsResourceName(
   return `lrpb/${p.cluster}/${p.namespace}/${p.name}/${node}`;
 }
 
-/** The node of a per-node resource (`lrpb/…/<node>`, `bpn/…/<node>`), or undefined for a resource every agent of the view shares. */
-export function overlayNodeOf(resourceName: string): string | undefined {
-  return resourceName.startsWith("lrpb/") ||
-    resourceName.startsWith("bpn/") ||
-    resourceName.startsWith("entry/")
-    ? resourceName.slice(resourceName.lastIndexOf("/") + 1)
-    : undefined;
-}
-
-/** Whether labels satisfy a label selector (matchLabels and matchExpressions, all of them). */
-export function selectorMatches(sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
-  for (const k in sel.matchLabels) if (labels[k] !== sel.matchLabels[k]) return false;
-  for (const e of sel.matchExpressions) {
-    const has = Object.hasOwn(labels, e.key);
-    switch (e.operator) {
-      case "In":
-        if (!has || !e.values.includes(labels[e.key]!)) return false;
-        break;
-      case "NotIn":
-        if (has && e.values.includes(labels[e.key]!)) return false;
-        break;
-      case "Exists":
-        if (!has) return false;
-        break;
-      case "DoesNotExist":
-        if (has) return false;
-        break;
-    }
-  }
-  return true;
-}
-
 function hash(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex").slice(0, 16);
 }
 
 function nsName(namespace: string, name: string): string {
   return `${namespace}/${name}`;
-}
-
-function protoName(p: Protocol): string {
-  return p === Protocol.PROTOCOL_UDP ? "UDP" : "TCP";
-}
-
-function showFrontend(f: RedirectFrontend): string {
-  return `${f.ip.includes(":") ? `[${f.ip}]` : f.ip}:${f.port}/${protoName(f.protocol)}`;
-}
-
-/** Oldest first, then by namespace/name: the order policies are decided in. */
-function byAge(
-  a: { createdAt: string; namespace: string; name: string },
-  b: { createdAt: string; namespace: string; name: string },
-): number {
-  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
-  const ka = nsName(a.namespace, a.name);
-  const kb = nsName(b.namespace, b.name);
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
-type Resolved =
-  | { ok: false; reason: "ServiceNotFound" | "InvalidSpec"; message: string }
-  | { ok: true; frontends: RedirectFrontend[]; keys: string[]; notes: string[] };
-
-/** The frontends a policy (of either kind) takes, resolved against the cluster's Services (conflicts aside). */
-function resolve(
-  p: {
-    cluster: string;
-    namespace: string;
-    frontend: LocalRedirectPolicy["frontend"];
-    backend: { toPorts: ReadonlyArray<{ name: string; protocol: ServicePort["protocol"] }> };
-  },
-  state: ClusterState,
-): Resolved {
-  const fe = p.frontend;
-  const frontends: RedirectFrontend[] = [];
-  const keys: string[] = [];
-  const notes: string[] = [];
-  const toPortOf = (name: string, protocol: ServicePort["protocol"], what: string): string | undefined => {
-    const t = p.backend.toPorts.find((x) => x.name === name);
-    if (!t)
-      return `${what} has no backend.toPorts entry named "${name}": add one (toPorts pair with frontend ports by name)`;
-    if (t.protocol !== protocol)
-      return `backend.toPorts "${name}" is ${t.protocol} but ${what} is ${protocol}: use the same protocol`;
-    return undefined;
-  };
-  if (fe.kind === "service") {
-    const svc = state.services.get(nsName(p.namespace, fe.service));
-    if (!svc)
-      return {
-        ok: false,
-        reason: "ServiceNotFound",
-        message: `Service ${p.namespace}/${fe.service} does not exist; the policy applies as soon as it does`,
-      };
-    if (svc.type === "ExternalName" || svc.headless || svc.clusterIPs.length === 0)
-      return {
-        ok: false,
-        reason: "InvalidSpec",
-        message: `Service ${p.namespace}/${fe.service} has no ClusterIP (headless or ExternalName): nothing to redirect; name a Service with a ClusterIP or use an address frontend`,
-      };
-    let ports: ServicePort[];
-    if (fe.ports.length === 0) ports = svc.ports;
-    else {
-      ports = [];
-      for (const ref of fe.ports) {
-        const hit = svc.ports.filter((sp) => ("name" in ref ? sp.name === ref.name : sp.port === ref.port));
-        if (hit.length === 0)
-          return {
-            ok: false,
-            reason: "InvalidSpec",
-            message: `Service ${p.namespace}/${fe.service} has no port ${"name" in ref ? `named "${ref.name}"` : `numbered ${ref.port}`}: fix frontend.service.ports (${svc.ports.map((sp) => `${sp.name || "<unnamed>"}=${sp.port}/${sp.protocol}`).join(", ") || "the Service has none"})`,
-          };
-        for (const sp of hit) if (!ports.includes(sp)) ports.push(sp);
-      }
-    }
-    if (ports.length === 0)
-      return {
-        ok: false,
-        reason: "InvalidSpec",
-        message: `Service ${p.namespace}/${fe.service} has no port`,
-      };
-    const fallbackService = `svc/${p.cluster}/${p.namespace}/${fe.service}`;
-    for (const sp of ports) {
-      const bad = toPortOf(
-        sp.name,
-        sp.protocol,
-        `Service port ${sp.name || "<unnamed>"} (${sp.port}/${sp.protocol})`,
-      );
-      if (bad) return { ok: false, reason: "InvalidSpec", message: bad };
-      for (const ip of svc.clusterIPs)
-        frontends.push({
-          ip,
-          port: sp.port,
-          protocol: PROTO[sp.protocol],
-          portName: sp.name,
-          fallbackService,
-          fallbackPortName: sp.name,
-        });
-    }
-    keys.push(`svc:${nsName(p.namespace, fe.service)}`);
-  } else {
-    let fallbackService = "";
-    if (fe.fallbackService !== undefined) {
-      fallbackService = `svc/${p.cluster}/${p.namespace}/${fe.fallbackService}`;
-      const fb = state.services.get(nsName(p.namespace, fe.fallbackService));
-      if (!fb)
-        notes.push(
-          `fallback Service ${p.namespace}/${fe.fallbackService} does not exist (yet): connects not redirected are refused until it does`,
-        );
-      else
-        for (const port of fe.ports)
-          if (!fb.ports.some((sp) => sp.name === port.name && sp.protocol === port.protocol))
-            notes.push(
-              `fallback Service ${p.namespace}/${fe.fallbackService} has no ${port.protocol} port named "${port.name}": connects to port ${port.port} not redirected are refused`,
-            );
-    }
-    for (const port of fe.ports) {
-      const bad = toPortOf(
-        port.name,
-        port.protocol,
-        `frontend port ${port.name} (${port.port}/${port.protocol})`,
-      );
-      if (bad) return { ok: false, reason: "InvalidSpec", message: bad };
-      frontends.push({
-        ip: fe.ip,
-        port: port.port,
-        protocol: PROTO[port.protocol],
-        portName: port.name,
-        fallbackService,
-        fallbackPortName: fallbackService ? port.name : "",
-      });
-    }
-    if (frontends.length === 0)
-      return { ok: false, reason: "InvalidSpec", message: "frontend.address has no port: list at least one" };
-  }
-  frontends.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port || a.protocol - b.protocol));
-  for (const f of frontends) keys.push(`${f.ip}|${f.port}|${f.protocol}`);
-  return { ok: true, frontends, keys, notes };
-}
-
-/** A Service frontend's key holds the Service; an address:port key is shown as such; a nodeProxy entry port as one. */
-function showKey(key: string): string {
-  if (key.startsWith("svc:")) return `Service ${key.slice(4)}`;
-  if (key.startsWith("entry|")) {
-    const [, port, proto] = key.split("|") as [string, string, string];
-    return `nodeProxy entry port ${port}/${proto} on this cluster's nodes`;
-  }
-  const [ip, port, proto] = key.split("|") as [string, string, string];
-  return `${ip.includes(":") ? `[${ip}]` : ip}:${port}/${protoName(Number(proto) as Protocol)}`;
 }
 
 type Winner = {
@@ -381,18 +179,7 @@ export class LocalRedirectTranslator {
   /** Decides every policy, oldest first; puts the shared resources and recomputes the per-node ones that changed. */
   private decide(put: Put): void {
     const state = this.state;
-    // both kinds in one conflict space, oldest first
-    const policies: Array<
-      | { kind: "LocalRedirectPolicy"; p: LocalRedirectPolicy }
-      | { kind: "BalancingPolicy"; p: BalancingPolicy }
-    > = state
-      ? [
-          ...[...state.localRedirects.values()].map((p) => ({ kind: "LocalRedirectPolicy" as const, p })),
-          ...[...state.balancing.values()].map((p) => ({ kind: "BalancingPolicy" as const, p })),
-        ].sort((a, b) => byAge(a.p, b.p))
-      : [];
-    const claims = new Map<string, { kind: PolicyKind; key: string }>();
-    const referenced = new Set<string>();
+    const { decisions, referenced } = decidePolicies(state);
     const before = new Map(this.winners);
     this.verdicts.clear();
     this.balancingVerdicts.clear();
@@ -400,79 +187,37 @@ export class LocalRedirectTranslator {
     this.winnersByNs.clear();
     this.balancing.begin();
     const reach = new Map<string, string[]>();
-    for (const item of policies) {
-      const p = item.p;
-      const key = nsName(p.namespace, p.name);
-      const fe = p.frontend;
-      if (fe.kind === "service") referenced.add(nsName(p.namespace, fe.service));
-      else if (fe.fallbackService !== undefined) referenced.add(nsName(p.namespace, fe.fallbackService));
-      const r = resolve(p, state!);
-      const verdict = (
-        reason: PolicyVerdict["reason"],
-        message: string,
-        winner?: string,
-        frontends: RedirectFrontend[] = [],
-      ) =>
-        (item.kind === "LocalRedirectPolicy" ? this.verdicts : this.balancingVerdicts).set(key, {
-          kind: item.kind,
-          cluster: p.cluster,
-          namespace: p.namespace,
-          name: p.name,
-          generation: p.generation,
-          reason,
-          message,
-          winner,
-          frontends: frontends.map(showFrontend),
-        });
-      if (!r.ok) {
-        verdict(r.reason, r.message);
+    for (const d of decisions) {
+      const item = d.item;
+      const verdicts = item.kind === "LocalRedirectPolicy" ? this.verdicts : this.balancingVerdicts;
+      if (!d.won) {
+        verdicts.set(d.key, d.verdict);
         continue;
       }
-      // a nodeProxy policy also takes its entry ports (translate/node-entry.ts)
-      const keys = item.kind === "BalancingPolicy" ? [...r.keys, ...entryPortClaims(item.p)] : r.keys;
-      const taken = keys.find((k) => claims.has(k));
-      if (taken !== undefined) {
-        const h = claims.get(taken)!;
-        // a holder of the other kind is named with its kind
-        const holder = h.kind === item.kind ? h.key : `${h.kind} ${h.key}`;
-        verdict(
-          "Conflict",
-          `${holder} holds ${showKey(taken)} (the oldest policy wins; then the first by namespace/name); this policy applies when that one goes or lets go`,
-          holder,
-          r.frontends,
-        );
-        continue;
-      }
-      for (const k of keys) claims.set(k, { kind: item.kind, key });
+      const { key, frontends } = d;
       if (item.kind === "BalancingPolicy") {
         const bp = item.p;
         const mode = bp.backend.kind === "addressEndpoint" ? "addressEndpoint" : bp.backend.redirectMode;
-        verdict(
-          "Accepted",
-          [
-            `balances ${r.frontends.map(showFrontend).join(", ")} (${mode})`,
-            ...r.notes,
-            ...computeBalancingReach(bp, r.frontends, state!, reach),
-          ].join("; "),
-          undefined,
-          r.frontends,
-        );
-        if (!this.verdictsOnly) this.balancing.win(bp, r.frontends, state!, put);
+        const message = [
+          `balances ${frontends.map(showFrontend).join(", ")} (${mode})`,
+          ...d.notes,
+          ...computeBalancingReach(bp, frontends, state!, reach),
+        ].join("; ");
+        verdicts.set(key, policyVerdict(item, "Accepted", message, undefined, frontends));
+        if (!this.verdictsOnly) this.balancing.win(bp, frontends, state!, put);
         continue;
       }
-      verdict(
-        "Accepted",
-        [`redirects ${r.frontends.map(showFrontend).join(", ")}`, ...r.notes].join("; "),
-        undefined,
-        r.frontends,
-      );
+      const p = item.p;
+      const fe = p.frontend;
+      const message = [`redirects ${frontends.map(showFrontend).join(", ")}`, ...d.notes].join("; ");
+      verdicts.set(key, policyVerdict(item, "Accepted", message, undefined, frontends));
       const body: LocalRedirectAssignment = {
         cluster: p.cluster,
         namespace: p.namespace,
         name: p.name,
-        frontends: r.frontends,
-        qosPerSecond: item.p.qosPerSecond,
-        skipRedirectFromBackend: item.p.skipRedirectFromBackend,
+        frontends,
+        qosPerSecond: p.qosPerSecond,
+        skipRedirectFromBackend: p.skipRedirectFromBackend,
         frontendKind:
           fe.kind === "service"
             ? RedirectFrontendKind.REDIRECT_FRONTEND_KIND_SERVICE
@@ -484,7 +229,7 @@ export class LocalRedirectTranslator {
         version: hash(LocalRedirectAssignment.encode(body).finish()),
         body: { $case: "localRedirect", value: body },
       });
-      const w: Winner = { policy: item.p, backendKey: JSON.stringify([p.backend, p.nodeSelector ?? null]) };
+      const w: Winner = { policy: p, backendKey: JSON.stringify([p.backend, p.nodeSelector ?? null]) };
       this.winners.set(key, w);
       let set = this.winnersByNs.get(p.namespace);
       if (!set) {

@@ -8,7 +8,6 @@
 import { createHash } from "node:crypto";
 import { formatDigest, resourceDigest } from "@switchyard/lib/view-digest";
 import { BackendSlice, type Resource, ServiceAssignment } from "@switchyard/proto/assignment";
-import { overlayNodeOf } from "./local-redirect.ts";
 
 export type Diagnostic = { object: string; message: string };
 
@@ -25,6 +24,15 @@ export type ViewSnapshot = {
   /** why a Service got no resource or lost frontends (empty when fine) */
   diagnosticsOf(name: string): string[];
 };
+
+/** The node of a per-node resource (`lrpb/…/<node>`, `bpn/…/<node>`, `entry/…/<node>`), or undefined for a resource every agent of the view shares. */
+export function overlayNodeOf(resourceName: string): string | undefined {
+  return resourceName.startsWith("lrpb/") ||
+    resourceName.startsWith("bpn/") ||
+    resourceName.startsWith("entry/")
+    ? resourceName.slice(resourceName.lastIndexOf("/") + 1)
+    : undefined;
+}
 
 function hash(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex").slice(0, 16);

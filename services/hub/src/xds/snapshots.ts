@@ -26,7 +26,7 @@ import {
   type ViewSnapshot,
   ViewTranslator,
 } from "../translate/compute-resources.ts";
-import { overlayNodeOf } from "../translate/local-redirect.ts";
+import { overlayNodeOf } from "../translate/view-resources.ts";
 import { computeViewHold } from "./view-hold.ts";
 
 /** The clusters an agent sees: its home cluster (first) and the clusters it imports. */
