@@ -16,10 +16,10 @@ const RUN_HELP = `switchyard-agent run — join the hub and keep this node's map
 Usage:
   switchyard-agent run --hub HOST:PORT --token ID.SECRET [flags]
 
-Needs root (or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN), a cgroup v2
-directory and bpffs. The programs are attached once the agent has joined
-and holds a first complete view (or serves pinned state); an agent that
-fails to start leaves nothing behind. Logs are JSON lines (pino) on stdout.
+Needs root (or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; kernels before 5.8:
+CAP_SYS_ADMIN), a cgroup v2 directory and bpffs. The programs are attached
+once the agent has joined and holds a first complete view (or serves pinned
+state); an agent that fails to start leaves nothing behind. Logs are JSON lines (pino) on stdout.
 
 Flags:
   --hub HOST:PORT        hub address (repeatable; fails over in order)
