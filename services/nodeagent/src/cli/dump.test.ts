@@ -52,7 +52,7 @@ describe("dump", () => {
           fbCount: 0,
           qosPerSecond: 0,
           natType: NatType.service,
-          natMode: NatMode.clusterIP,
+          natMode: NatMode.clusterIp,
           flags: 0,
         },
       });
