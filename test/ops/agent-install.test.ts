@@ -177,6 +177,22 @@ describe("switchyard-agent install / uninstall", () => {
     }
   });
 
+  it("warns that a state directory under /tmp is hidden from the service (PrivateTmp=yes)", () => {
+    // this test's state directory is under os.tmpdir(): the unit is still written (for elsewhere)
+    const r = spawnSync(
+      AGENT,
+      ["install", "--hub", "h:1", "--token", TOKEN, "--hub-ca-hash", HASH, ...flags],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^switchyard-agent: warning: --state-dir \/tmp\/.* is under \/tmp, which the unit hides from the agent \(PrivateTmp=yes\), so the service would fail to start/,
+    );
+  });
+
   it("uninstall with another --pin-dir (a test's, a second agent's) leaves the service alone", () => {
     const r = spawnSync(
       AGENT,

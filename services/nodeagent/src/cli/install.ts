@@ -13,7 +13,7 @@ import { loadNatsCreds, loadNatsTls } from "@switchyard/lib/nats-tls";
 import { uninstallPins } from "../bpf/datapath.ts";
 import { ENTRY_FAMILY, ENTRY_TABLE } from "../entry/nft-ruleset.ts";
 import { NftEntryTable } from "../entry/nft-table.ts";
-import { computeAgentUnit, parseInstalledUnit, UNIT_NAME } from "../install/systemd-unit.ts";
+import { checkUnitPaths, computeAgentUnit, parseInstalledUnit, UNIT_NAME } from "../install/systemd-unit.ts";
 import { DEFAULT_PIN_DIR, DEFAULT_STATE_DIR } from "./common.ts";
 
 export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
@@ -162,6 +162,15 @@ function runInstall(argv: string[]): void {
   const envFile = absolute("token-file", values["token-file"]);
   const exec = absolute("exec", values.exec);
   if (!fs.existsSync(exec)) usageError(`--exec ${exec} does not exist (the launcher bin/switchyard-agent)`);
+  // the launcher runs from where its links lead (readlink -f)
+  const hidden = checkUnitPaths([
+    { flag: "--exec", path: fs.realpathSync(exec) },
+    { flag: "--state-dir", path: stateDir },
+    { flag: "--pin-dir", path: pinDir },
+  ]);
+  // refused with --start (it would fail at once); else said, since a unit can be written for elsewhere
+  if (hidden && values.start) usageError(hidden);
+  if (hidden) process.stderr.write(`switchyard-agent: warning: ${hidden}\n`);
   let ca: Buffer | undefined;
   if (values["hub-ca"]) {
     try {

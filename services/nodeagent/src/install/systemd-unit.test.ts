@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { AGENT_CAPABILITIES, computeAgentUnit, parseInstalledUnit } from "./systemd-unit.ts";
+import { AGENT_CAPABILITIES, checkUnitPaths, computeAgentUnit, parseInstalledUnit } from "./systemd-unit.ts";
 
 const base = {
   exec: "/opt/switchyard/bin/switchyard-agent",
@@ -57,4 +57,39 @@ describe("agent systemd unit", () => {
       pinDir: '/sys/fs/bpf/sy"x',
     });
   });
+});
+
+describe("checkUnitPaths: paths the unit hides from the agent", () => {
+  const cases: Array<[string, Array<{ flag: string; path: string }>, RegExp | undefined]> = [
+    [
+      "an installation under /opt, state in /var/lib",
+      [
+        { flag: "--exec", path: "/opt/switchyard/bin/switchyard-agent" },
+        { flag: "--state-dir", path: "/var/lib/switchyard-agent" },
+      ],
+      undefined,
+    ],
+    [
+      "a checkout in /root",
+      [{ flag: "--exec", path: "/root/switchyard/bin/launch" }],
+      /^--exec \/root\/switchyard\/bin\/launch is under \/root, which the unit hides from the agent \(ProtectHome=yes\), so the service would fail to start: install from the release tarball/,
+    ],
+    [
+      "a checkout in /home",
+      [{ flag: "--exec", path: "/home/ann/sy/bin/launch" }],
+      /under \/home.*ProtectHome=yes/,
+    ],
+    [
+      "a state dir in /tmp",
+      [{ flag: "--state-dir", path: "/tmp/sy-state" }],
+      /^--state-dir \/tmp\/sy-state is under \/tmp.*PrivateTmp=yes.*give --state-dir a directory outside/,
+    ],
+    ["/tmpfoo is not /tmp", [{ flag: "--state-dir", path: "/tmpfoo/state" }], undefined],
+  ];
+  for (const [name, paths, want] of cases)
+    it(name, () => {
+      const r = checkUnitPaths(paths);
+      if (want === undefined) assert.equal(r, undefined);
+      else assert.match(r ?? "", want);
+    });
 });

@@ -103,6 +103,32 @@ WantedBy=multi-user.target
 `;
 }
 
+/** What the unit hides from the agent: ProtectHome=yes and PrivateTmp=yes (a path there is not the host's). */
+const HIDDEN_BY_UNIT: Array<[dir: string, setting: string]> = [
+  ["/home", "ProtectHome=yes"],
+  ["/root", "ProtectHome=yes"],
+  ["/run/user", "ProtectHome=yes"],
+  ["/tmp", "PrivateTmp=yes"],
+  ["/var/tmp", "PrivateTmp=yes"],
+];
+
+/**
+ * The first path the installed unit could not reach, said with its flag and
+ * what to do (e.g. an agent installed from a checkout in /root: its launcher
+ * is hidden by ProtectHome=yes, and the service would fail at every start).
+ */
+export function checkUnitPaths(paths: Array<{ flag: string; path: string }>): string | undefined {
+  for (const { flag, path } of paths)
+    for (const [dir, setting] of HIDDEN_BY_UNIT)
+      if (path === dir || path.startsWith(`${dir}/`))
+        return `${flag} ${path} is under ${dir}, which the unit hides from the agent (${setting}), so the service would fail to start: ${
+          flag === "--exec"
+            ? "install from the release tarball unpacked outside /home, /root and /tmp (e.g. /opt/switchyard), or give --exec such a launcher"
+            : `give ${flag} a directory outside /home, /root and /tmp`
+        }`;
+  return undefined;
+}
+
 export type InstalledPaths = { envFile?: string; stateDir?: string; pinDir?: string };
 
 /** The environment file, state and pin directories an installed unit names (for uninstall). */
