@@ -15,19 +15,20 @@
 import type { Logger } from "@switchyard/lib/log";
 import { type Resource, StreamAssignmentsResponse } from "@switchyard/proto/assignment";
 import { decodeEvent } from "./bpf/layout.ts";
-import { applyOpToState, type Backend, type DatapathMaps, type MapOp, type MapState } from "./bpf/maps.ts";
+import type { Backend, DatapathMaps, MapOp } from "./bpf/maps.ts";
 import { DesiredIndex } from "./desired/compute-desired.ts";
 import { type ResourceChange, type ResourceError, ResourceStore } from "./desired/resources.ts";
-import { type EntrySync, entriesFromResources, forwardingProblems } from "./entry/entry-sync.ts";
+import { applyNodeEntries, type ReadForwarding } from "./entry/apply-entries.ts";
+import type { EntrySync } from "./entry/entry-sync.ts";
 import { computeEventSubject, computeNatEvent, type NatEvent } from "./events/nat-event.ts";
 import type { EventPublisher } from "./events/publisher.ts";
-import { MapStateIndex, type PlanScope, planMaps } from "./plan/plan-maps.ts";
+import { type PlanScope, planMaps } from "./plan/plan-maps.ts";
 import { type ApplyOutcome, applyPlan } from "./reconcile/apply-plan.ts";
+import { MapMirror } from "./reconcile/map-mirror.ts";
 import { frontendKeyOfEntry, RetryLedger } from "./reconcile/retry-ledger.ts";
+import { SetRetirements } from "./reconcile/set-retirements.ts";
+import { settleRetries } from "./reconcile/settle-retries.ts";
 import { computeSkipEntries, syncSkipCgroups } from "./reconcile/skip-cgroups.ts";
-
-/** entries named one by one in the log per plan (the rest are counted) */
-const LOGGED_ENTRIES = 20;
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
 
@@ -40,11 +41,8 @@ export type SyncState = { state: "pinned" | "synced"; since: string; heldViewFro
 
 export class AgentCore {
   readonly store = new ResourceStore();
-  private mirror: MapState;
-  /** how many backend-set slots hold each backend ("ip|port"): a backend at 0 left the maps */
-  private backendRefs: Map<string, number>;
-  /** names and free ids of the mirror, for scoped plans */
-  private mirrorIndex: MapStateIndex;
+  /** what the maps hold, as this agent knows (reconcile/map-mirror.ts) */
+  private mirror: MapMirror;
   /** the desired frontends, kept up to date delta by delta */
   private desired: DesiredIndex | undefined;
   private readonly maps: DatapathMaps;
@@ -72,7 +70,7 @@ export class AgentCore {
   /** node-entry DNAT (nftables, docs/dataplane.md "Node entry DNAT"); unset: this agent programs none */
   entries: EntrySync | undefined;
   /** the forwarding sysctls an entry node needs (checked when its entries are written and at every resync) */
-  readForwarding: (() => { ipv4: string | undefined; ipv6: string | undefined }) | undefined;
+  readForwarding: ReadForwarding | undefined;
   /** called after a complete view was planned into the maps (to keep it on disk) */
   onViewApplied: (() => void) | undefined;
   /** whether a complete view has been received (until then nothing is planned or pruned) */
@@ -85,31 +83,23 @@ export class AgentCore {
   private heldViewPlanned = false;
   /** changes accepted since the last plan: applied together when a message completes the view */
   private pending: ResourceChange[] = [];
-  /** deletions of sets that plans unlinked, waiting for the readers of the flip (`retire`) */
-  private readonly retirements = new Set<Retirement>();
-  /** the ids of those sets: in the maps (taken) until their deletions land, and no plan's business */
-  private readonly retiringSets = new Set<number>();
-  private landingQueued = false;
-  /** resolved when no retirement is left (`whenRetired`) */
-  private retiredWaiters: Array<() => void> = [];
-  private stopped = false;
+  /** deletions of sets that plans unlinked, waiting for the readers of the flip (reconcile/set-retirements.ts) */
+  private readonly retiring: SetRetirements;
 
   constructor(maps: DatapathMaps, node: string, nodeAddresses: string[], log: Logger) {
     this.maps = maps;
     this.node = node;
     this.nodeAddresses = nodeAddresses;
     this.log = log;
+    this.retiring = new SetRetirements(
+      () => this.maps.readers,
+      (ops, mark) => this.landRetired(ops, mark),
+    );
     // what a previous run left in the pinned maps: kept, and diffed against
-    this.mirror = maps.read();
-    this.backendRefs = countBackends(this.mirror);
-    this.mirrorIndex = MapStateIndex.of(this.mirror);
-    this.startedEmpty =
-      this.mirror.frontends.size === 0 &&
-      this.mirror.backendSets.size === 0 &&
-      this.mirror.names.size === 0 &&
-      this.mirror.nodeIps.size === 0;
+    this.mirror = new MapMirror(maps.read());
+    this.startedEmpty = this.mirror.isEmpty;
     log.info(
-      { frontends: this.mirror.frontends.size, services: this.mirror.names.size },
+      { frontends: this.mirror.state.frontends.size, services: this.mirror.state.names.size },
       "maps adopted from pins",
     );
   }
@@ -173,11 +163,6 @@ export class AgentCore {
     return this.reconcile();
   }
 
-  /**
-   * Whether the maps hold a whole view — a hub's complete view, or the held
-   * view planned into new maps — with every entry written (none failing).
-   * A staged upgrade is swapped in only then.
-   */
   /** whether the maps held nothing when this core started (new maps, or bpffs emptied by a reboot) */
   get mapsStartedEmpty(): boolean {
     return this.startedEmpty;
@@ -192,6 +177,11 @@ export class AgentCore {
     return this.pending.length === 0 && (this.synced || this.heldViewFromDisk);
   }
 
+  /**
+   * Whether the maps hold a whole view — a hub's complete view, or the held
+   * view planned into new maps — with every entry written (none failing).
+   * A staged upgrade is swapped in only then.
+   */
   get viewInMaps(): boolean {
     return (this.synced || this.heldViewPlanned) && this.retries.size === 0;
   }
@@ -297,7 +287,7 @@ export class AgentCore {
     else if (retryKeys) keys = retryKeys;
     const index = this.desired;
     const scope: PlanScope | undefined = keys
-      ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirrorIndex }
+      ? { keys, ownsFrontends: (s) => index.ownsFrontends(s), index: this.mirror.index }
       : undefined;
     for (const p of index.problems(keys)) this.log.warn({ reason: p }, "frontend conflict");
     const now = this.clock();
@@ -305,17 +295,19 @@ export class AgentCore {
     const isHeld = scope ? undefined : (e: string) => this.retries.isHeld(e, now);
     const want = { frontends: index.frontends, nodeIps: index.nodeIps };
     const run = () => {
-      const plan = planMaps(want, this.mirror, scope, this.retiringSets);
-      const out = applyPlan(this.maps, plan.ops, this.mirror, isHeld, { retireSets: !!this.maps.readers });
+      const plan = planMaps(want, this.mirror.state, scope, this.retiring.sets);
+      const out = applyPlan(this.maps, plan.ops, this.mirror.state, isHeld, {
+        retireSets: !!this.maps.readers,
+      });
       this.track(out.landed);
-      this.retire(out.retired);
+      this.retiring.retire(out.retired);
       return out;
     };
     let outcome = run();
-    if (outcome.failed.size > 0 && this.retirements.size > 0) {
+    if (outcome.failed.size > 0 && this.retiring.pending > 0) {
       // the rare fallback: room the retiring sets still hold may be what a full map lacked —
       // land them now (a grace period on this thread, counted) and try once more what failed
-      this.landRetiredNow();
+      this.retiring.landNow();
       const again = run();
       outcome = {
         landed: [...outcome.landed, ...again.landed],
@@ -332,13 +324,13 @@ export class AgentCore {
         {
           ops: outcome.landed.length,
           frontends: index.frontends.size,
-          retiringSets: this.retiringSets.size,
+          retiringSets: this.retiring.sets.size,
           graceWaitsBlocking: this.graceWaitsBlocking,
         },
         "maps updated",
       );
     // sy_members as read back serves one full plan; between resyncs it follows from the sets
-    if (!scope) delete this.mirror.members;
+    if (!scope) delete this.mirror.state.members;
     // the policies' pod cgroups: on a change of policies or their pods, and on every full plan (start, resync)
     if (changes ? changes.some(isPolicyChange) : !retryKeys) this.syncSkipCgroups();
     // the entry table: on a change of this node's entry resource, and read back on every full plan (start, resync)
@@ -356,24 +348,15 @@ export class AgentCore {
    */
   private syncEntries(verify: boolean): string | undefined {
     if (!this.entries) return undefined;
-    const want = entriesFromResources(this.store.resources.values(), this.cluster, this.node);
-    const out = this.entries.sync(want, verify);
-    if (out.written) this.log.info({ entries: out.entries }, "node entry table written");
-    if (out.forgotten)
-      this.log.info(
-        { targets: out.forgotten.targets, conntrackEntries: out.forgotten.deleted },
-        "node entry flows of removed pods deleted",
-      );
-    if (out.flowProblem) this.log.warn({ reason: out.flowProblem }, "node entry flows of removed pods kept");
-    for (const p of out.problems)
-      this.log.error({ entry: p.entry, reason: p.message }, "node entry not programmed");
-    if ((out.written || verify) && this.readForwarding)
-      for (const reason of forwardingProblems(want, this.readForwarding()))
-        this.log.warn({ reason }, "node entry needs forwarding");
-    const first = out.problems[0];
-    if (!first) return undefined;
-    const more = out.problems.length > 1 ? ` (and ${out.problems.length - 1} more)` : "";
-    return `node entry not programmed: ${first.entry}: ${first.message}${more}`;
+    const where = { cluster: this.cluster, node: this.node };
+    return applyNodeEntries(
+      this.entries,
+      this.store.resources.values(),
+      where,
+      verify,
+      this.readForwarding,
+      this.log,
+    );
   }
 
   /** `sy_lrp_skip` follows the skip-from-backend policies' local pods (reconcile/skip-cgroups.ts). */
@@ -385,7 +368,7 @@ export class AgentCore {
       pods.size > 0 && this.findPodCgroups
         ? this.findPodCgroups([...new Set([...pods.values()].flat())])
         : new Map<string, bigint[]>();
-    const want = computeSkipEntries(pods, cgroups, (policy) => this.mirrorIndex.svcIdOf(policy));
+    const want = computeSkipEntries(pods, cgroups, (policy) => this.mirror.index.svcIdOf(policy));
     syncSkipCgroups(skips, want, this.log, (id) => this.serviceName(id));
   }
 
@@ -396,20 +379,12 @@ export class AgentCore {
 
   /** the backend sets unlinked from every frontend whose deletion waits for a grace period */
   get retiringSetCount(): number {
-    return this.retiringSets.size;
+    return this.retiring.sets.size;
   }
 
   /** entries of the maps the agent writes, as its mirror of them knows (no map read) */
   get mapEntries(): Record<string, number> {
-    let backends = 0;
-    for (const set of this.mirror.backendSets.values()) backends += set.length;
-    return {
-      sy_frontends: this.mirror.frontends.size,
-      sy_backends: backends,
-      sy_members: backends,
-      sy_svc_names: this.mirror.names.size,
-      sy_node_ips: this.mirror.nodeIps.size,
-    };
+    return this.mirror.entryCounts;
   }
 
   /** changes received from a hub and not in the maps yet (their view is not complete) */
@@ -420,148 +395,46 @@ export class AgentCore {
   /** Follows ops that landed in the mirror; tells about backends no set holds any more. */
   private track(landed: readonly MapOp[]): void {
     if (landed.length === 0) return;
-    const dead = applyTracked(this.mirror, this.backendRefs, landed, this.mirrorIndex);
+    const dead = this.mirror.track(landed);
     if (dead.length > 0) this.onBackendsRemoved?.(dead);
     this.stats.writes += landed.length;
   }
 
-  /**
-   * Old sets a plan unlinked (its frontends flipped or deleted): deleted in a
-   * later turn, once a grace period that began after the flips has ended
-   * (run off the main thread). Until then they stay in the mirror, so their
-   * ids are taken, and plans leave them alone (`retiringSets`).
-   */
-  private retire(ops: readonly MapOp[]): void {
-    const readers = this.maps.readers;
-    if (ops.length === 0 || !readers) return;
-    const r: Retirement = { mark: readers.mark(), ops, due: false };
-    for (const o of ops) if (o.op === "delete-backend") this.retiringSets.add(o.setId);
-    this.retirements.add(r);
-    readers.afterReaders(r.mark, () => {
-      r.due = true;
-      // retirements a grace period releases together land together (one write burst, one UDP socket walk)
-      if (this.landingQueued) return;
-      this.landingQueued = true;
-      setImmediate(() => {
-        this.landingQueued = false;
-        this.landRetired([...this.retirements].filter((x) => x.due));
-      });
-    });
-  }
-
-  /** Deletes retired plans' old sets: no reader can hold them any more, so nothing waits. */
-  private landRetired(batch: readonly Retirement[]): void {
-    if (this.stopped || batch.length === 0) return;
-    const ops: MapOp[] = [];
-    let mark = 0;
-    for (const r of batch) {
-      this.retirements.delete(r);
-      for (const o of r.ops) {
-        if (o.op === "delete-backend") this.retiringSets.delete(o.setId);
-        ops.push(o);
-      }
-      mark = Math.max(mark, r.mark);
-    }
+  /** Deletes retired plans' old sets (their readers are gone, so nothing waits) and follows what landed. */
+  private landRetired(ops: MapOp[], mark: number): void {
     const now = this.clock();
-    const outcome = applyPlan(this.maps, ops, this.mirror, undefined, { write: { setsUnlinkedAt: mark } });
+    const outcome = applyPlan(this.maps, ops, this.mirror.state, undefined, {
+      write: { setsUnlinkedAt: mark },
+    });
     this.track(outcome.landed);
     this.log.debug(
-      { ops: outcome.landed.length, retiringSets: this.retiringSets.size },
+      { ops: outcome.landed.length, retiringSets: this.retiring.sets.size },
       "retired backend sets deleted",
     );
     // a failed deletion leaves an orphan set: recorded, and the full plan of its retry retires it again
     this.settleRetries(outcome, new Set(), now);
-    if (this.retirements.size === 0) for (const w of this.retiredWaiters.splice(0)) w();
   }
 
   /** Resolves once every set unlinked so far is deleted (or at once when none waits; or when stopped). */
   whenRetired(): Promise<void> {
-    if (this.retirements.size === 0 || this.stopped) return Promise.resolve();
-    return new Promise((resolve) => this.retiredWaiters.push(resolve));
+    return this.retiring.whenRetired();
   }
 
-  /** Lands every retirement now, waiting on this thread for a grace period if none has covered them. */
-  private landRetiredNow(): void {
-    const readers = this.maps.readers;
-    if (!readers || this.retirements.size === 0) return;
-    const batch = [...this.retirements];
-    readers.waitForReaders(Math.max(...batch.map((r) => r.mark)));
-    this.landRetired(batch);
-  }
-
-  /**
-   * Records each failed entry (its backoff grows) and each entry the plan
-   * left in step (forgotten: its backoff resets), logs what is news, sets
-   * the retry timer; returns the NACK text when something failed.
-   */
+  /** Settles the retry ledger after a plan (reconcile/settle-retries.ts) and sets the retry timer; returns the NACK text. */
   private settleRetries(
     outcome: ApplyOutcome,
     keys: ReadonlySet<string> | undefined,
     now: number,
   ): string | undefined {
-    let logged = 0;
-    for (const [entry, reason] of outcome.failed) {
-      const { retry, news } = this.retries.fail(entry, reason, now);
-      if (news && logged++ < LOGGED_ENTRIES)
-        this.log.warn(
-          {
-            entry,
-            service: this.serviceOfEntry(entry),
-            reason,
-            attempts: retry.attempts,
-            retryInMs: retry.retryAt - now,
-          },
-          "map entry not written; retried with backoff",
-        );
-    }
-    const recovered: string[] = [];
-    if (this.retries.size > outcome.failed.size) {
-      for (const r of this.retries.entries()) {
-        if (outcome.failed.has(r.entry) || outcome.held.has(r.entry)) continue;
-        // in step: tried and landed, or planned (full plan, or its frontend in scope) with nothing to write
-        const key = frontendKeyOfEntry(r.entry);
-        if (outcome.tried.has(r.entry) || !keys || (key !== undefined && keys.has(key))) {
-          this.retries.succeed(r.entry);
-          recovered.push(r.entry);
-        }
-      }
-    }
-    if (recovered.length > 0)
-      this.log.info(
-        { recovered: recovered.length, entries: recovered.slice(0, LOGGED_ENTRIES) },
-        "map entries in step again",
-      );
+    const nack = settleRetries(this.retries, outcome, keys, now, this.log, (e) => this.serviceOfEntry(e));
     this.scheduleRetry();
-    const first = outcome.failed.entries().next();
-    if (first.done) return undefined;
-    this.stats.failures++;
-    const [entry, reason] = first.value;
-    const next = this.retries.nextRetryAt();
-    this.log.error(
-      {
-        failed: outcome.failed.size,
-        failing: this.retries.size,
-        landed: outcome.landed.length,
-        first: entry,
-        reason,
-        nextRetryInMs: next === undefined ? undefined : next - now,
-      },
-      "map writes failed; the other entries were written",
-    );
-    const n = outcome.failed.size;
-    return `${n} map ${n === 1 ? "entry" : "entries"} not written (retried with backoff); ${entry}: ${reason}`;
+    if (nack !== undefined) this.stats.failures++;
+    return nack;
   }
 
   private serviceOfEntry(entry: string): string | undefined {
     const key = frontendKeyOfEntry(entry);
     return key === undefined ? undefined : this.desired?.frontends.get(key)?.service;
-  }
-
-  /** Takes what the maps hold as the truth to plan against. */
-  private adopt(state: MapState): void {
-    this.mirror = state;
-    this.backendRefs = countBackends(state);
-    this.mirrorIndex = MapStateIndex.of(state);
   }
 
   /**
@@ -578,7 +451,7 @@ export class AgentCore {
       );
       return 0;
     }
-    this.adopt(this.maps.read());
+    this.mirror = new MapMirror(this.maps.read());
     const failure = this.reconcile();
     if (failure) return -1;
     if (this.stats.lastPlanOps > 0)
@@ -625,7 +498,7 @@ export class AgentCore {
   }
 
   serviceName(svcId: number): string | undefined {
-    return this.mirror.names.get(svcId);
+    return this.mirror.state.names.get(svcId);
   }
 
   /** Decodes one ring-buffer record and publishes it. */
@@ -647,8 +520,7 @@ export class AgentCore {
    * full plan retires them.
    */
   stop(): void {
-    this.stopped = true;
-    for (const w of this.retiredWaiters.splice(0)) w();
+    this.retiring.stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
   }
 }
@@ -660,50 +532,4 @@ function isEntryChange(c: ResourceChange): boolean {
 function isPolicyChange(c: ResourceChange): boolean {
   const kinds = [c.before?.body?.$case, c.after?.body?.$case];
   return kinds.includes("localRedirect") || kinds.includes("localBackends");
-}
-
-/** one plan's deletions of the sets it unlinked, landing after the readers of `mark` */
-type Retirement = { mark: number; ops: readonly MapOp[]; due: boolean };
-
-const backendKey = (b: Backend) => `${b.ip}|${b.port}`;
-
-/** Pure: how many backend-set slots hold each backend. */
-export function countBackends(state: MapState): Map<string, number> {
-  const refs = new Map<string, number>();
-  for (const set of state.backendSets.values())
-    for (const b of set) if (b) refs.set(backendKey(b), (refs.get(backendKey(b)) ?? 0) + 1);
-  return refs;
-}
-
-/**
- * Applies ops (already written to the maps) to the mirror and the backend
- * counts; returns the backends that are in no set any more (for UDP sockets
- * to let go of them). Costs the ops, not the size of the maps.
- */
-export function applyTracked(
-  state: MapState,
-  refs: Map<string, number>,
-  ops: readonly MapOp[],
-  index?: MapStateIndex,
-): Backend[] {
-  const dropped = new Map<string, Backend>();
-  const dec = (b: Backend | undefined) => {
-    if (!b) return;
-    const k = backendKey(b);
-    const n = (refs.get(k) ?? 1) - 1;
-    if (n <= 0) {
-      refs.delete(k);
-      dropped.set(k, b);
-    } else refs.set(k, n);
-  };
-  for (const o of ops) {
-    if (o.op === "put-backend") {
-      dec(state.backendSets.get(o.setId)?.[o.index]);
-      const k = backendKey(o.backend);
-      refs.set(k, (refs.get(k) ?? 0) + 1);
-    } else if (o.op === "delete-backend") dec(state.backendSets.get(o.setId)?.[o.index]);
-    index?.note(state, o);
-    applyOpToState(state, o);
-  }
-  return [...dropped].filter(([k]) => !refs.has(k)).map(([, b]) => b);
 }
