@@ -20,15 +20,14 @@ import { KINDS } from "../sources/kube-objects.ts";
 import { WorldWriter } from "../sources/source.ts";
 import { FileState, type HubState, KvState } from "./hub-state.ts";
 import {
-  encodeLastKnownObjects,
   LAST_KNOWN_FORMAT,
   LastKnownStore,
   LastKnownWriter,
   metaKey,
   parseLastKnown,
-  parseLastKnownObjects,
   partKey,
 } from "./last-known.ts";
+import { encodeLastKnownObjects, parseLastKnownObjects } from "./last-known-objects.ts";
 
 function svc(name: string, ip: string, cluster = "west"): Service {
   return {
