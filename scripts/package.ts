@@ -96,6 +96,23 @@ export function buildPackage(outDir: string, gzipLevel: number): string {
     fs.mkdirSync(path.join(stage, "node_modules/.bin"), { recursive: true });
     fs.symlinkSync(`../node-linux-${arch}/bin/node`, path.join(stage, "node_modules/.bin/node"));
 
+    // a tarball whose binaries cannot start (a dependency npm ls did not list) is never written
+    for (const bin of ["switchyard-hub", "switchyard-agent", "switchyard"])
+      try {
+        execFileSync(path.join(stage, "bin", bin), ["--version"], {
+          env: { PATH: "/usr/bin:/bin" },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+      } catch (e) {
+        const why = String((e as { stderr?: Buffer }).stderr ?? "")
+          .split("\n")
+          .find((l) => /Error|error/.test(l));
+        fs.rmSync(tmp, { recursive: true, force: true }); // fail() exits: no finally runs
+        fail(
+          `the packaged ${bin} does not start (${why?.trim() ?? (e as Error).message}); check that \`npm ls --omit=dev\` in ${repo} lists the production dependencies without problems (npm run setup)`,
+        );
+      }
+
     const tarball = path.join(outDir, `${name}.tar.gz`);
     execFileSync("tar", [
       "-C",
