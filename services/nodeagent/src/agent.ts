@@ -29,15 +29,9 @@ import { frontendKeyOfEntry, RetryLedger } from "./reconcile/retry-ledger.ts";
 import { SetRetirements } from "./reconcile/set-retirements.ts";
 import { settleRetries } from "./reconcile/settle-retries.ts";
 import { computeSkipEntries, syncSkipCgroups } from "./reconcile/skip-cgroups.ts";
+import { type SyncState, ViewSync } from "./state/view-sync.ts";
 
 export type SyncStats = { deltas: number; writes: number; lastPlanOps: number; failures: number };
-
-/**
- * `pinned`: no complete view from a hub yet — the maps are served as they
- * were found; `synced`: a complete view was received and applied (it stays
- * so when the hub goes away: the maps keep the last complete view).
- */
-export type SyncState = { state: "pinned" | "synced"; since: string; heldViewFromDisk: boolean };
 
 export class AgentCore {
   readonly store = new ResourceStore();
@@ -73,16 +67,8 @@ export class AgentCore {
   readForwarding: ReadForwarding | undefined;
   /** called after a complete view was planned into the maps (to keep it on disk) */
   onViewApplied: (() => void) | undefined;
-  /** whether a complete view has been received (until then nothing is planned or pruned) */
-  private synced = false;
-  private syncSince = new Date().toISOString();
-  private heldViewFromDisk = false;
-  /** whether the maps held nothing when this core started (new maps of a staged upgrade) */
-  private readonly startedEmpty: boolean;
-  /** whether the held view was planned into new maps (planHeldViewIntoNewMaps) */
-  private heldViewPlanned = false;
-  /** changes accepted since the last plan: applied together when a message completes the view */
-  private pending: ResourceChange[] = [];
+  /** pinned or synced, the held view, the changes held until the view is complete (state/view-sync.ts) */
+  private readonly sync: ViewSync;
   /** deletions of sets that plans unlinked, waiting for the readers of the flip (reconcile/set-retirements.ts) */
   private readonly retiring: SetRetirements;
 
@@ -97,7 +83,7 @@ export class AgentCore {
     );
     // what a previous run left in the pinned maps: kept, and diffed against
     this.mirror = new MapMirror(maps.read());
-    this.startedEmpty = this.mirror.isEmpty;
+    this.sync = new ViewSync(this.mirror.isEmpty);
     log.info(
       { frontends: this.mirror.state.frontends.size, services: this.mirror.state.names.size },
       "maps adopted from pins",
@@ -105,11 +91,7 @@ export class AgentCore {
   }
 
   get syncState(): SyncState {
-    return {
-      state: this.synced ? "synced" : "pinned",
-      since: this.syncSince,
-      heldViewFromDisk: this.heldViewFromDisk,
-    };
+    return this.sync.state;
   }
 
   /**
@@ -131,7 +113,7 @@ export class AgentCore {
       this.store.clear();
       return problem;
     }
-    this.heldViewFromDisk = true;
+    this.sync.heldViewLoaded();
     this.log.info({ resources: resources.length, viewVersion }, "held view resumed from the state directory");
     return undefined;
   }
@@ -149,13 +131,7 @@ export class AgentCore {
    * entries were not written (retried with backoff, as always).
    */
   planHeldViewIntoNewMaps(): string | undefined {
-    if (!this.startedEmpty)
-      throw new Error(
-        "planHeldViewIntoNewMaps: the maps held entries at start; wait for a hub's complete view",
-      );
-    if (!this.heldViewFromDisk) throw new Error("planHeldViewIntoNewMaps: no held view was loaded");
-    if (this.synced || this.heldViewPlanned) return undefined;
-    this.heldViewPlanned = true;
+    if (!this.sync.planHeldView()) return undefined;
     this.log.info(
       { resources: this.store.resources.size },
       "held view planned into the new maps (they held nothing); a hub's complete view corrects the difference",
@@ -165,7 +141,7 @@ export class AgentCore {
 
   /** whether the maps held nothing when this core started (new maps, or bpffs emptied by a reboot) */
   get mapsStartedEmpty(): boolean {
-    return this.startedEmpty;
+    return this.sync.startedEmpty;
   }
 
   /**
@@ -174,7 +150,7 @@ export class AgentCore {
    * arriving: only then may it be kept on disk as the held view.
    */
   get holdsCompleteView(): boolean {
-    return this.pending.length === 0 && (this.synced || this.heldViewFromDisk);
+    return this.sync.holdsCompleteView;
   }
 
   /**
@@ -183,7 +159,7 @@ export class AgentCore {
    * A staged upgrade is swapped in only then.
    */
   get viewInMaps(): boolean {
-    return (this.synced || this.heldViewPlanned) && this.retries.size === 0;
+    return this.sync.viewPlanned && this.retries.size === 0;
   }
 
   /** Handles one hub delta; the returned errors become the NACK (empty = ACK). */
@@ -193,7 +169,7 @@ export class AgentCore {
     const outcome = this.store.applyDelta(msg);
     for (const e of outcome.errors)
       this.log.warn({ resource: e.name, reason: e.message }, "resource rejected");
-    for (const c of outcome.changes) this.pending.push(c);
+    this.sync.hold(outcome.changes);
     let failure: string | undefined;
     this.stats.lastPlanOps = 0;
     if (msg.viewComplete) failure = this.applyCompleteView();
@@ -203,7 +179,7 @@ export class AgentCore {
         changed: msg.resources.length,
         removed: msg.removedResources.length,
         complete: msg.viewComplete,
-        held: msg.viewComplete ? 0 : this.pending.length,
+        held: msg.viewComplete ? 0 : this.sync.pendingCount,
         ops: this.stats.lastPlanOps,
         rejected: outcome.errors.length,
         ms: Math.round((performance.now() - t0) * 10) / 10,
@@ -223,20 +199,17 @@ export class AgentCore {
 
   /** The store holds a complete view: plan what changed since the last plan (everything, the first time). */
   private applyCompleteView(): string | undefined {
-    const changes = this.pending;
-    this.pending = [];
+    const taken = this.sync.complete();
+    const { changes } = taken;
     let failure: string | undefined;
-    if (!this.synced) {
-      this.synced = true;
-      this.syncSince = new Date().toISOString();
+    if (taken.first) {
       // everything from the store (a held view planned into new maps left an index of the file's view)
       this.desired = undefined;
       try {
         failure = this.reconcile();
       } catch (e) {
         // not applied: the next complete view (or a resumed stream) plans it all again
-        this.synced = false;
-        this.pending = [...changes, ...this.pending];
+        this.sync.undo(taken);
         throw e;
       }
       // after the plan, with what it wrote: the line says the maps now follow the hub
@@ -248,7 +221,7 @@ export class AgentCore {
       try {
         failure = this.reconcile(changes);
       } catch (e) {
-        this.pending = [...changes, ...this.pending];
+        this.sync.undo(taken);
         throw e;
       }
     }
@@ -258,7 +231,7 @@ export class AgentCore {
 
   /** A full plan when a complete view is held (a new zone, say); nothing before. */
   reconcileIfSynced(): string | undefined {
-    return this.synced ? this.reconcile() : undefined;
+    return this.sync.synced ? this.reconcile() : undefined;
   }
 
   /**
@@ -389,7 +362,7 @@ export class AgentCore {
 
   /** changes received from a hub and not in the maps yet (their view is not complete) */
   get pendingChanges(): number {
-    return this.pending.length;
+    return this.sync.pendingCount;
   }
 
   /** Follows ops that landed in the mirror; tells about backends no set holds any more. */
@@ -443,10 +416,10 @@ export class AgentCore {
    * changed or removed by anyone else); writes nothing when there is none.
    */
   resync(): number {
-    if (!this.synced) {
+    if (!this.sync.synced) {
       // nothing to compare with: what the store holds may be a part of the view
       this.log.info(
-        { since: this.syncSince, resources: this.store.resources.size },
+        { since: this.sync.since, resources: this.store.resources.size },
         "no complete view from a hub yet; serving the pinned maps as they are",
       );
       return 0;

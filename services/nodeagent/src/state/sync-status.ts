@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { SyncState } from "../agent.ts";
+import type { SyncState } from "./view-sync.ts";
 
 const FILE = "sync-status.json";
 
