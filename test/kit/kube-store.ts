@@ -181,7 +181,7 @@ export class KubeObjectStore {
   /** The token controller: fills a service-account-token Secret whose ServiceAccount exists. */
   private fillToken(id: string): void {
     const s = this.objects.get(id);
-    if (!s || s["type"] !== "kubernetes.io/service-account-token") return;
+    if (s?.["type"] !== "kubernetes.io/service-account-token") return;
     const annotations = (s.metadata["annotations"] ?? {}) as Record<string, string>;
     const sa = annotations["kubernetes.io/service-account.name"];
     const ns = s.metadata.namespace;
