@@ -118,6 +118,17 @@ describe("the CLI of both binaries", () => {
       ["events", "on", "off"],
       /^switchyard-agent: events takes one argument, on or off \(got "on off"\)$/,
     ],
+    // said before the pins are looked for (none here)
+    [
+      "switchyard-agent",
+      ["events", "bogus", "--pin-dir", "/nonexistent"],
+      /^switchyard-agent: events: "bogus" is not on or off$/,
+    ],
+    [
+      "switchyard-agent",
+      ["events", "--sample", "0", "--pin-dir", "/nonexistent"],
+      /^switchyard-agent: --sample "0" must be a whole number ≥ 1$/,
+    ],
   ];
   it("says a wrong command line in one line on stderr, with exit code 2 and no stack trace", () => {
     for (const [bin, args, want] of usageErrors) {

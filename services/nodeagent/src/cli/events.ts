@@ -28,17 +28,16 @@ async function runEvents(argv: string[]): Promise<void> {
     { positionals: true },
   );
   if (positionals.length > 1) fail(`events takes one argument, on or off (got "${positionals.join(" ")}")`);
+  // the command line is checked before the pins are looked for
+  const [onOff] = positionals;
+  if (onOff !== undefined && onOff !== "on" && onOff !== "off") fail(`events: "${onOff}" is not on or off`);
+  const sample = values.sample === undefined ? undefined : Number(values.sample);
+  if (sample !== undefined && (!Number.isInteger(sample) || sample < 1))
+    fail(`--sample "${values.sample}" must be a whole number ≥ 1`);
   const { openPinnedMaps } = await import("../bpf/pinned.ts");
   const maps = openPinnedMaps(values["pin-dir"]);
   const cur = maps.readSettings();
-  const [onOff] = positionals;
-  if (onOff !== undefined && onOff !== "on" && onOff !== "off") fail(`events: "${onOff}" is not on or off`);
-  let sampleOneIn = cur.sampleOneIn || 1;
-  if (values.sample !== undefined) {
-    sampleOneIn = Number(values.sample);
-    if (!Number.isInteger(sampleOneIn) || sampleOneIn < 1)
-      fail(`--sample "${values.sample}" must be a whole number ≥ 1`);
-  }
+  const sampleOneIn = sample ?? (cur.sampleOneIn || 1);
   const next = { eventsOn: onOff === undefined ? cur.eventsOn : onOff === "on", sampleOneIn };
   if (onOff !== undefined || values.sample !== undefined) maps.writeSettings(next);
   process.stdout.write(`events ${next.eventsOn ? "on" : "off"}, sampling one in ${next.sampleOneIn}\n`);
