@@ -65,10 +65,10 @@ export async function followSubject(
           "permission_denied",
           `not allowed to read ${subject}${since ? " from the history" : ""} (${m}): ask for creds that cover it (switchyard-hub nats-creds create --subscribe …)`,
         )
-      : /stream not found/i.test(m)
+      : /stream not found|jetstream is not enabled/i.test(m)
         ? new SwitchyardError(
             "not_found",
-            `no event history on this NATS (stream ${HISTORY_STREAM}): the hub keeps one when given events.nats; follow live without --since`,
+            `no event history on this NATS (${/jetstream/i.test(m) ? "JetStream is not enabled on it" : `stream ${HISTORY_STREAM}`}): the hub keeps one when given events.nats on a NATS with JetStream; follow live without --since`,
           )
         : (e as Error);
   };
