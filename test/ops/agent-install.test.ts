@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { REPO } from "../kit/proc.ts";
+import { uniqueName } from "../kit/sandbox.ts";
 
 const AGENT = path.join(REPO, "bin/switchyard-agent");
 const TOKEN = "abc123.0123456789abcdef";
@@ -193,17 +194,38 @@ describe("switchyard-agent install / uninstall", () => {
     );
   });
 
-  it("uninstall with another --pin-dir (a test's, a second agent's) leaves the service alone", () => {
-    const r = spawnSync(
-      AGENT,
-      ["uninstall", "--unit-dir", unitDir, "--pin-dir", path.join(root, "other-pins")],
-      {
-        encoding: "utf8",
-      },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /is left in place/);
-    for (const p of [unit, tokenFile, stateDir]) assert.ok(fs.existsSync(p), `${p} was removed`);
+  it("uninstall with another --pin-dir (a test's, a second agent's) leaves the service and its node entry table alone", () => {
+    // in a network namespace of its own holding the service's node entry table (not the host's)
+    const ns = uniqueName("uninst");
+    execFileSync("ip", ["netns", "add", ns]);
+    try {
+      execFileSync("ip", ["netns", "exec", ns, "nft", "add", "table", "inet", "switchyard_entry"]);
+      const r = spawnSync(
+        "ip",
+        [
+          "netns",
+          "exec",
+          ns,
+          AGENT,
+          "uninstall",
+          "--unit-dir",
+          unitDir,
+          "--pin-dir",
+          path.join(root, "other-pins"),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /are left in place/);
+      for (const p of [unit, tokenFile, stateDir]) assert.ok(fs.existsSync(p), `${p} was removed`);
+      assert.match(
+        execFileSync("ip", ["netns", "exec", ns, "nft", "list", "tables"], { encoding: "utf8" }),
+        /table inet switchyard_entry/,
+        "the service's node entry table stays",
+      );
+    } finally {
+      execFileSync("ip", ["netns", "del", ns]);
+    }
   });
 
   it("uninstall removes the unit, the token file, the state directory and the pins", () => {

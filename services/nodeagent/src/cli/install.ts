@@ -69,9 +69,10 @@ Stops and removes the systemd unit \`install\` wrote (when UNIT-DIR holds
 one), its environment file and state directory (the agent's credential, the
 pinned hub CA, the held view), then detaches the programs, removes every
 pin and the node-entry DNAT table (nftables \`inet switchyard_entry\`, of
-the network namespace it runs in). Without an installed unit, or with a --pin-dir other than the unit's,
-only the pins under --pin-dir go. Services
-are no longer resolved at the socket on this node afterwards.
+the network namespace it runs in). Without an installed unit, the pins under
+--pin-dir and that table go; with a --pin-dir other than the unit's (a
+second agent's), only the pins under it: the service and its table stay.
+Services are no longer resolved at the socket on this node afterwards.
 
 Flags:
   --unit-dir DIR         where install wrote the unit (default ${DEFAULT_UNIT_DIR})
@@ -258,9 +259,13 @@ function runUninstall(argv: string[]): void {
     ? parseInstalledUnit(fs.readFileSync(unitFile, "utf8"))
     : undefined;
   // --pin-dir other than the service's: those pins only (a test's, a second agent's), the service stays
-  if (installed && values["pin-dir"] !== undefined && path.resolve(values["pin-dir"]) !== installed.pinDir)
+  const serviceStays =
+    installed !== undefined &&
+    values["pin-dir"] !== undefined &&
+    path.resolve(values["pin-dir"]) !== installed.pinDir;
+  if (serviceStays)
     process.stderr.write(
-      `switchyard-agent: ${unitFile} (pins in ${installed.pinDir}) is left in place; removing the pins under ${pinDir} only\n`,
+      `switchyard-agent: ${unitFile} (pins in ${installed?.pinDir}) and its node entry table are left in place; removing the pins under ${pinDir} only\n`,
     );
   else if (installed) {
     // only the real unit directory is systemd's: a unit elsewhere (a test, a staging root) is not running
@@ -286,6 +291,8 @@ function runUninstall(argv: string[]): void {
       : `nothing pinned under ${pinDir}\n`,
   );
   // the node-entry DNAT table goes too: nothing would keep it in step with the hub any more
+  // (unless the service stays: the table is its agent's)
+  if (serviceStays) return;
   try {
     if (new NftEntryTable().remove())
       process.stdout.write(`removed the node entry table ${ENTRY_FAMILY} ${ENTRY_TABLE}\n`);
