@@ -234,8 +234,19 @@ describe("switchyard-agent install / uninstall", () => {
       fs.mkdirSync(path.join(pinDir, sub), { recursive: true });
       fs.writeFileSync(path.join(pinDir, sub, `sy_${sub}`), "");
     }
-    const out = execFileSync(AGENT, ["uninstall", "--unit-dir", unitDir], { encoding: "utf8" });
-    assert.match(out, /removed 2 pins/);
+    // in a network namespace of its own: uninstall also removes the node entry table, never the host's here
+    const ns = uniqueName("uninst");
+    execFileSync("ip", ["netns", "add", ns]);
+    try {
+      execFileSync("ip", ["netns", "exec", ns, "nft", "add", "table", "inet", "switchyard_entry"]);
+      const out = execFileSync("ip", ["netns", "exec", ns, AGENT, "uninstall", "--unit-dir", unitDir], {
+        encoding: "utf8",
+      });
+      assert.match(out, /removed 2 pins/);
+      assert.match(out, /removed the node entry table inet switchyard_entry/);
+    } finally {
+      execFileSync("ip", ["netns", "del", ns]);
+    }
     for (const p of [unit, tokenFile, stateDir, pinDir]) assert.ok(!fs.existsSync(p), `${p} is left`);
   });
 });
