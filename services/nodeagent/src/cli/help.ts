@@ -33,7 +33,8 @@ Flags:
   --node-name NAME       this node's name (default: the host name)
   --cgroup PATH          cgroup v2 directory to attach to (default: the cgroup v2 root from /proc/mounts)
   --pin-dir DIR          bpffs directory for maps and links (default ${DEFAULT_PIN_DIR})
-  --bpf-object FILE      compiled BPF object (default bpf/build/switchyard.bpf.o)
+  --bpf-object FILE      compiled BPF object (default: bpf/build/switchyard.bpf.o of this installation,
+                         not of the working directory)
   --nats URL             NATS server for NAT events (nats://H:4222, tls://H:4222; repeatable; events
                          off when absent)
   --nats-creds FILE      NATS credentials (.creds) of your own; by default the agent uses the NATS user
