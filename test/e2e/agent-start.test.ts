@@ -154,8 +154,9 @@ describe("agent start: errors that say what to fix, and nothing left behind", ()
 
   it("says 'the hub speaks TLS' when it has no CA, 'not signed by --hub-ca FILE' with the wrong one, 'plain gRPC' the other way round", async () => {
     const noCa = agent("tls-noca", ["--hub", tlsHubAddress, "--token", token]);
+    // on stderr as a line of its own too (the JSON log lines start with "{")
     await noCa.waitFor(
-      /the hub \(127\.0\.0\.1:\d+\) speaks TLS, and this agent has no CA for it; give --hub-ca FILE/,
+      /^switchyard-agent: cannot join the hub: the hub \(127\.0\.0\.1:\d+\) speaks TLS, and this agent has no CA for it; give --hub-ca FILE/m,
     );
     await noCa.stop();
     const wrong = agent("tls-wrong", ["--hub", tlsHubAddress, "--token", token, "--hub-ca", otherCa.caCert]);
@@ -184,6 +185,7 @@ describe("agent start: errors that say what to fix, and nothing left behind", ()
   it("refused by the hub, it attaches nothing; stopped, it leaves no pin (it never served)", async () => {
     const p = agent("refused", ["--hub", stack.hubAddress, "--token", "aaaaaa.bbbbbbbbbbbbbbbb"]);
     await p.waitFor(/hub refused this agent/);
+    await p.waitFor(/^switchyard-agent: cannot join the hub: the hub refused this agent's join token: /m);
     assert.doesNotMatch(
       attached(stack.sandbox.cgroup),
       /sy_connect4/,

@@ -318,6 +318,8 @@ export async function run(argv: string[]): Promise<void> {
       saveStatus();
     },
     onDelta: (m) => core.onDelta(m),
+    // the reason in words for a person at the terminal too, not only in the JSON log
+    onCannotJoin: (reason) => process.stderr.write(`switchyard-agent: cannot join the hub: ${reason}\n`),
   });
   client.start();
   // periodic full reconcile: repairs map drift, writes nothing when there is none

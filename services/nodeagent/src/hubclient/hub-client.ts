@@ -51,6 +51,8 @@ export type HubClientOptions = {
   onWelcome: (w: Welcome) => void;
   onDelta: (m: StreamAssignmentsResponse) => Promise<ResourceError[]> | ResourceError[];
   onRefused?: (message: string) => void;
+  /** why the agent cannot join, in words, once until it changes or the agent joins (run: a line on stderr) */
+  onCannotJoin?: (reason: string) => void;
   maxBackoffMs?: number;
 };
 
@@ -69,6 +71,8 @@ export class HubClient {
   private immediate = false;
   /** the last failure explained in words (logged once until it changes or the agent joins) */
   private explained: string | undefined;
+  /** the last reason given to onCannotJoin (said again only when it changes, or after a join) */
+  private told: string | undefined;
   private probing = false;
 
   constructor(opts: HubClientOptions) {
@@ -124,6 +128,7 @@ export class HubClient {
         this.connectedHub = hub;
         this.resendVersions = false;
         this.explained = undefined;
+        this.told = undefined;
         log.info({ hubId: m.welcome.hubId, cluster: m.welcome.cluster }, "joined hub");
         this.opts.onWelcome(m.welcome);
       }
@@ -205,6 +210,9 @@ export class HubClient {
         );
         // a refused credential is dropped: the next attempt presents the join token
         if (usingCredential && this.opts.token) this.opts.credentials?.clear();
+        this.tell(
+          `the hub refused this agent's ${usingCredential ? "credential" : "join token"}: ${e.details}`,
+        );
         this.opts.onRefused?.(e.details);
         this.backoffMs = Math.max(this.backoffMs, 5000);
       } else if (e.code === grpc.status.FAILED_PRECONDITION && e.details.startsWith("resend versions")) {
@@ -243,6 +251,12 @@ export class HubClient {
     });
   }
 
+  private tell(reason: string): void {
+    if (reason === this.told) return;
+    this.told = reason;
+    this.opts.onCannotJoin?.(reason);
+  }
+
   /**
    * A failure that has a cause a person can fix (a CA that did not sign the
    * hub's certificate, TLS on one side only) is said in words, once until
@@ -255,6 +269,7 @@ export class HubClient {
     const said = (reason: string) => {
       if (reason !== this.explained) log.error({ reason }, "cannot join the hub");
       this.explained = reason;
+      this.tell(reason);
     };
     const tlsProblem = explainTlsError(details, hub, ca);
     if (tlsProblem) {
