@@ -76,7 +76,8 @@ serve flags:
   --stale-grace DURATION  how long an unreachable cluster's last known backends stay with other
                           clusters' agents before they are withdrawn, counted from when it was last seen
                           (across restarts; default 60s; its own agents keep them)
-  --print-join-token      create a join token for the first cluster and print it on stdout
+  --print-join-token      create a join token for the first cluster and print it on stderr (with the
+                          other human lines; stdout carries the JSON log)
   --log-level LEVEL       pino level (default info; env SWITCHYARD_LOG_LEVEL)
 
 serve flags for the agent port's limits (node:http2; each has a safe default):
