@@ -113,7 +113,7 @@ describe("a Kubernetes cluster through the test API server", () => {
   it("refuses an agent with a wrong token with a clear error, and keeps serving the others", async () => {
     const bad = stack.startExtraAgent("intruder", "abcdef.0123456789abcdef");
     await bad.waitFor(/hub refused this agent/);
-    assert.match(bad.output(), /join token not accepted \(unknown, revoked or wrong secret\)/);
+    await bad.waitFor(/join token not accepted \(unknown, revoked or wrong secret\)/);
     await bad.stop();
     const p = await stack.probe(VIP, 9000);
     assert.equal(p.ok, true, "the good agent's service still resolves");
