@@ -179,7 +179,8 @@ describe("switchyard-agent install / uninstall", () => {
   });
 
   it("warns that a state directory under /tmp is hidden from the service (PrivateTmp=yes)", () => {
-    // this test's state directory is under os.tmpdir(): the unit is still written (for elsewhere)
+    // this test's state directory is under os.tmpdir(): the unit is still written (for elsewhere);
+    // a checkout under /tmp, /root or /home adds a warning about --exec first (any line may match)
     const r = spawnSync(
       AGENT,
       ["install", "--hub", "h:1", "--token", TOKEN, "--hub-ca-hash", HASH, ...flags],
@@ -190,7 +191,7 @@ describe("switchyard-agent install / uninstall", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(
       r.stderr,
-      /^switchyard-agent: warning: --state-dir \/tmp\/.* is under \/tmp, which the unit hides from the agent \(PrivateTmp=yes\), so the service would fail to start/,
+      /^switchyard-agent: warning: --state-dir \/tmp\/.* is under \/tmp, which the unit hides from the agent \(PrivateTmp=yes\), so the service would fail to start/m,
     );
   });
 

@@ -170,8 +170,8 @@ function runInstall(argv: string[]): void {
     { flag: "--pin-dir", path: pinDir },
   ]);
   // refused with --start (it would fail at once); else said, since a unit can be written for elsewhere
-  if (hidden && values.start) usageError(hidden);
-  if (hidden) process.stderr.write(`switchyard-agent: warning: ${hidden}\n`);
+  if (hidden.length > 0 && values.start) usageError(hidden.join("; "));
+  for (const problem of hidden) process.stderr.write(`switchyard-agent: warning: ${problem}\n`);
   let ca: Buffer | undefined;
   if (values["hub-ca"]) {
     try {

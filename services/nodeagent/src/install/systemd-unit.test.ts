@@ -89,7 +89,21 @@ describe("checkUnitPaths: paths the unit hides from the agent", () => {
   for (const [name, paths, want] of cases)
     it(name, () => {
       const r = checkUnitPaths(paths);
-      if (want === undefined) assert.equal(r, undefined);
-      else assert.match(r ?? "", want);
+      if (want === undefined) assert.deepEqual(r, []);
+      else {
+        assert.equal(r.length, 1, r.join("\n"));
+        assert.match(r[0]!, want);
+      }
     });
+  it("says every hidden path, not only the first (a checkout in /tmp and a state dir in /tmp)", () => {
+    const r = checkUnitPaths([
+      { flag: "--exec", path: "/tmp/ci/bin/launch" },
+      { flag: "--state-dir", path: "/tmp/sy-state" },
+      { flag: "--pin-dir", path: "/sys/fs/bpf/switchyard" },
+    ]);
+    assert.deepEqual(
+      r.map((p) => p.split(" ")[0]),
+      ["--exec", "--state-dir"],
+    );
+  });
 });

@@ -117,16 +117,21 @@ const HIDDEN_BY_UNIT: Array<[dir: string, setting: string]> = [
  * what to do (e.g. an agent installed from a checkout in /root: its launcher
  * is hidden by ProtectHome=yes, and the service would fail at every start).
  */
-export function checkUnitPaths(paths: Array<{ flag: string; path: string }>): string | undefined {
-  for (const { flag, path } of paths)
-    for (const [dir, setting] of HIDDEN_BY_UNIT)
-      if (path === dir || path.startsWith(`${dir}/`))
-        return `${flag} ${path} is under ${dir}, which the unit hides from the agent (${setting}), so the service would fail to start: ${
-          flag === "--exec"
-            ? "install from the release tarball unpacked outside /home, /root and /tmp (e.g. /opt/switchyard), or give --exec such a launcher"
-            : `give ${flag} a directory outside /home, /root and /tmp`
-        }`;
-  return undefined;
+export function checkUnitPaths(paths: Array<{ flag: string; path: string }>): string[] {
+  const problems: string[] = [];
+  for (const { flag, path } of paths) {
+    const hidden = HIDDEN_BY_UNIT.find(([dir]) => path === dir || path.startsWith(`${dir}/`));
+    if (!hidden) continue;
+    const [dir, setting] = hidden;
+    problems.push(
+      `${flag} ${path} is under ${dir}, which the unit hides from the agent (${setting}), so the service would fail to start: ${
+        flag === "--exec"
+          ? "install from the release tarball unpacked outside /home, /root and /tmp (e.g. /opt/switchyard), or give --exec such a launcher"
+          : `give ${flag} a directory outside /home, /root and /tmp`
+      }`,
+    );
+  }
+  return problems;
 }
 
 export type InstalledPaths = { envFile?: string; stateDir?: string; pinDir?: string };
