@@ -59,7 +59,12 @@ export function watchProcess(cp: ChildProcess): Proc {
       }),
     stop: async (signal = "SIGTERM") => {
       if (cp.exitCode !== null || cp.signalCode !== null) return cp.exitCode;
-      if (cp.pid) process.kill(cp.pid, signal);
+      try {
+        if (cp.pid) process.kill(cp.pid, signal);
+      } catch (e) {
+        // it ended between the check above and the signal: its exit event is on its way
+        if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
+      }
       const timer = setTimeout(() => cp.pid && cp.exitCode === null && process.kill(cp.pid, "SIGKILL"), 5000);
       const code = await exited;
       clearTimeout(timer);
