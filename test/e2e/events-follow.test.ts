@@ -20,6 +20,7 @@ import { applyHistoryStream } from "../../services/hub/src/events/history.ts";
 import { FileState } from "../../services/hub/src/state/hub-state.ts";
 import { encodeNatEvent } from "../../services/nodeagent/src/events/event-codec.ts";
 import { computeEventSubject, type NatEvent } from "../../services/nodeagent/src/events/nat-event.ts";
+import { sampleNatEvent } from "../../services/nodeagent/src/testing/nat-event.ts";
 import { makeCa, makeServerCert } from "../kit/certs.ts";
 import { startNatsServer } from "../kit/nats.ts";
 import { type Proc, REPO, waitUntil, watchProcess } from "../kit/proc.ts";
@@ -29,27 +30,7 @@ const SWITCHYARD = path.join(REPO, "bin/switchyard");
 const HUB = path.join(REPO, "bin/switchyard-hub");
 
 function event(over: Partial<NatEvent>): NatEvent {
-  return {
-    time: new Date().toISOString(),
-    cluster: "east",
-    node: "n1",
-    service: "east/demo/web",
-    svcId: 7,
-    cgroupId: "42",
-    pid: 1234,
-    isIpv4: true,
-    isSuccess: true,
-    natType: "service",
-    natMode: "ServiceClusterIP",
-    protocol: "tcp",
-    hook: "connect4",
-    originalDestIp: "10.96.0.10",
-    originalDestPort: 80,
-    natIp: "198.18.0.11",
-    natPort: 8080,
-    failureCode: "none",
-    ...over,
-  };
+  return sampleNatEvent({ time: new Date().toISOString(), ...over });
 }
 
 const failed = (over: Partial<NatEvent>) =>

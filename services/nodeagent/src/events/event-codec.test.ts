@@ -1,30 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { sampleNatEvent } from "../testing/nat-event.ts";
 import { decodeNatEvent, encodeNatEvent } from "./event-codec.ts";
 import type { NatEvent } from "./nat-event.ts";
 
-const ev: NatEvent = {
-  time: "2026-01-01T00:00:00.000Z",
-  cluster: "east",
-  node: "n1",
-  service: "east/demo/web",
-  svcId: 7,
-  cgroupId: "42",
-  pid: 1234,
-  isIpv4: true,
-  isSuccess: true,
-  natType: "service",
-  natMode: "ServiceClusterIP",
+const ev: NatEvent = sampleNatEvent({
   protocol: "udp",
   hook: "sendmsg4",
-  originalDestIp: "10.96.0.10",
   originalDestPort: 53,
-  natIp: "198.18.0.11",
   natPort: 5353,
-  failureCode: "none",
   datagrams: 3,
   seq: 9,
-};
+});
 
 describe("NAT event wire format", () => {
   it("decodes what the publisher encodes", () => {

@@ -1,29 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { NatEvent } from "../events/nat-event.ts";
+import { sampleNatEvent } from "../testing/nat-event.ts";
 import { computeFollowSubject, matchesFilter, parseSince } from "./follow.ts";
 
-const ev = (over: Partial<NatEvent>): NatEvent => ({
-  time: "2026-01-01T00:00:00.000Z",
-  cluster: "east",
-  node: "n1.example",
-  service: "east/demo/web",
-  svcId: 7,
-  cgroupId: "42",
-  pid: 1,
-  isIpv4: true,
-  isSuccess: true,
-  natType: "service",
-  natMode: "ServiceClusterIP",
-  protocol: "tcp",
-  hook: "connect4",
-  originalDestIp: "10.96.0.10",
-  originalDestPort: 80,
-  natIp: "198.18.0.11",
-  natPort: 8080,
-  failureCode: "none",
-  ...over,
-});
+const ev = (over: Partial<NatEvent>): NatEvent => sampleNatEvent({ node: "n1.example", pid: 1, ...over });
 
 describe("switchyard events filters", () => {
   it("puts cluster, node, namespace and service in the subject, wildcards for the rest", () => {
