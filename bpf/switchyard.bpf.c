@@ -108,6 +108,49 @@ struct {
 	__type(value, struct sy_sock_nat);
 } sy_sock_nats SEC(".maps");
 
+/*
+ * Connected TCP sockets' translations, one slot per socket: cookie modulo
+ * SY_TCP_NAT_SLOTS. Socket storage (sy_sock_nats) costs two allocations
+ * charged to a memory cgroup per connect and their freeing after an RCU
+ * grace period per close, about a microsecond a connection in all; a hash
+ * keyed by cookie costs most of that in cache misses on its buckets. Cookies
+ * are handed out in sequence, so the slots of consecutive connects are
+ * neighbours. A connect takes its slot when it is free (compare-and-swap of
+ * the cookie, so two CPUs never share one), sy_sock_release frees it at
+ * close; a socket whose slot another open socket holds keeps its translation
+ * in socket storage instead. Nothing is ever lost or mistaken: a slot is
+ * read only by the socket whose cookie it holds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SY_TCP_NAT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sy_tcp_nat);
+} sy_tcp_nats SEC(".maps");
+
+/* The socket's slot in sy_tcp_nats (NULL only if the verifier's bound check fails). */
+static __always_inline struct sy_tcp_nat *sy_tcp_slot(__u64 cookie)
+{
+	__u32 idx = cookie & (SY_TCP_NAT_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&sy_tcp_nats, &idx);
+}
+
+/* Records a connected TCP socket's translation in its slot; 0 when the slot is another open socket's. */
+static __always_inline int sy_tcp_remember(struct bpf_sock_addr *ctx, const struct sy_sock_nat *nat)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct sy_tcp_nat *slot = sy_tcp_slot(cookie);
+
+	if (!slot)
+		return 0;
+	/* a socket connecting again (after a failed connect) already holds its slot */
+	if (slot->cookie != cookie && __sync_val_compare_and_swap(&slot->cookie, 0, cookie) != 0)
+		return 0;
+	__builtin_memcpy(&slot->nat, nat, sizeof(*nat));
+	return 1;
+}
+
 /* unconnected UDP: the socket's last translation (struct sy_udp_last) */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -712,14 +755,18 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 		return 0;
 	}
 	if (connected) {
-		/* one peer per connected socket: remember it on the socket itself */
-		struct sy_sock_nat *st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		/* one peer per connected socket: TCP in its slot, UDP (and TCP whose slot is taken) on the socket itself */
+		struct sy_sock_nat nat = { .front_port = key.port, .back_port = be->port };
+		struct sy_sock_nat *st;
 
-		if (st) {
-			__builtin_memcpy(st->front_addr, key.addr, 16);
-			__builtin_memcpy(st->back_addr, be->addr, 16);
-			st->front_port = key.port;
-			st->back_port = be->port;
+		__builtin_memcpy(nat.front_addr, key.addr, 16);
+		__builtin_memcpy(nat.back_addr, be->addr, 16);
+		if (proto != SY_IPPROTO_TCP || !sy_tcp_remember(ctx, &nat)) {
+			if (proto == SY_IPPROTO_TCP)
+				sy_count(SY_CNT_TCP_SLOT_TAKEN);
+			st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+			if (st)
+				__builtin_memcpy(st, &nat, sizeof(nat));
 		}
 	} else {
 		struct sy_revnat rv = { .port = key.port };
@@ -752,7 +799,17 @@ static __always_inline int sy_reverse(struct bpf_sock_addr *ctx, int v6)
 		return 1;
 	sy_read_addr(ctx, v6, rk.addr);
 	rk.port = (__u16)ctx->user_port;
-	st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, 0);
+	st = NULL;
+	if (ctx->type == SY_SOCK_STREAM) {
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+		struct sy_tcp_nat *slot = sy_tcp_slot(cookie);
+
+		if (slot && slot->cookie == cookie)
+			st = &slot->nat;
+	}
+	/* connected UDP; a TCP socket whose slot was taken, or that an earlier build translated */
+	if (!st)
+		st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, 0);
 	if (st && st->back_port == rk.port && sy_same_peer(st->back_addr, rk.addr)) {
 		if (sy_write_addr(ctx, v6, st->front_addr, st->front_port) == 0)
 			sy_count(SY_CNT_REVERSED);
@@ -820,6 +877,23 @@ SEC("cgroup/getpeername6")
 int sy_getpeername6(struct bpf_sock_addr *ctx)
 {
 	return sy_reverse(ctx, 1);
+}
+
+/* A TCP socket is closed: its slot in sy_tcp_nats, if it holds one, is free again. */
+SEC("cgroup/sock_release")
+int sy_sock_release(struct bpf_sock *ctx)
+{
+	struct sy_tcp_nat *slot;
+	__u64 cookie;
+
+	if (ctx->protocol != SY_IPPROTO_TCP)
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	slot = sy_tcp_slot(cookie);
+	/* only the socket whose cookie a slot holds ever changes it from that cookie */
+	if (slot && slot->cookie == cookie)
+		slot->cookie = 0;
+	return 1;
 }
 
 extern int bpf_sock_destroy(struct sock_common *sk) __ksym;

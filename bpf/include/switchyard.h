@@ -29,6 +29,10 @@
 #ifndef SY_MAX_REVNAT
 #define SY_MAX_REVNAT 262144
 #endif
+/* slots of sy_tcp_nats (a power of two): a TCP socket whose slot another open socket holds keeps its translation in socket storage */
+#ifndef SY_TCP_NAT_SLOTS
+#define SY_TCP_NAT_SLOTS 65536
+#endif
 #ifndef SY_MAX_AFFINITY
 #define SY_MAX_AFFINITY 262144
 #endif
@@ -122,7 +126,8 @@ enum sy_counter {
 	SY_CNT_AFFINITY_HIT = 5,
 	SY_CNT_EVENTS_SAMPLED_OUT = 6,
 	SY_CNT_UDP_DESTROYED = 7,
-	SY_CNT_MAX = 8,
+	SY_CNT_TCP_SLOT_TAKEN = 8, /* a TCP connect whose sy_tcp_nats slot another open socket held (socket storage instead) */
+	SY_CNT_MAX = 9,
 };
 
 /*
@@ -227,6 +232,12 @@ struct sy_sock_nat {
 	__u32 pad;
 };
 
+/* A connected TCP socket's translation in sy_tcp_nats: the slot is the socket's while `cookie` is its cookie (0: free) */
+struct sy_tcp_nat {
+	__u64 cookie;
+	struct sy_sock_nat nat;
+};
+
 /*
  * Unconnected UDP: the last translation of a socket (socket-local storage),
  * so a sender that keeps sending to one frontend pays one lookup per
@@ -315,6 +326,8 @@ _Static_assert(sizeof(struct sy_member_key) == 24, "sy_member_key layout");
 _Static_assert(sizeof(struct sy_revnat_key) == 32, "sy_revnat_key layout");
 _Static_assert(sizeof(struct sy_revnat) == 20, "sy_revnat layout");
 _Static_assert(sizeof(struct sy_sock_nat) == 40, "sy_sock_nat layout");
+_Static_assert(sizeof(struct sy_tcp_nat) == 48, "sy_tcp_nat layout");
+_Static_assert((SY_TCP_NAT_SLOTS & (SY_TCP_NAT_SLOTS - 1)) == 0, "SY_TCP_NAT_SLOTS is a power of two");
 _Static_assert(sizeof(struct sy_dead_key) == 20, "sy_dead_key layout");
 _Static_assert(sizeof(struct sy_udp_last) == 80, "sy_udp_last layout");
 _Static_assert(sizeof(struct sy_affinity_key) == 16, "sy_affinity_key layout");

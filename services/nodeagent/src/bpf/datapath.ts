@@ -50,6 +50,7 @@ export const PROGRAMS = [
   "sy_recvmsg6",
   "sy_getpeername4",
   "sy_getpeername6",
+  "sy_sock_release",
 ] as const;
 /**
  * Maps the programs fill per socket or flow (reverse translation, affinity)
@@ -61,6 +62,7 @@ export const PROGRAMS = [
 const CARRIED_MAPS: ReadonlySet<string> = new Set([
   "sy_qos",
   "sy_sock_nats",
+  "sy_tcp_nats",
   "sy_revnat",
   "sy_affinity",
   "sy_counters",

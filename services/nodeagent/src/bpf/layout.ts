@@ -169,6 +169,7 @@ export const COUNTER_NAMES = [
   "affinity_hit",
   "events_sampled_out",
   "udp_destroyed",
+  "tcp_slot_taken",
 ] as const;
 /**
  * enum sy_stat, in order: `sy_svc_stats` counts per Service. The first five

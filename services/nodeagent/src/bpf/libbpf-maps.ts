@@ -61,6 +61,7 @@ export const MAPS = [
   "sy_svc_stats",
   "sy_svc_ok",
   "sy_sock_nats",
+  "sy_tcp_nats",
   "sy_udp_lasts",
   "sy_gen",
   "sy_revnat",

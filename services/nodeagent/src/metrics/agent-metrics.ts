@@ -32,7 +32,15 @@ export type AgentMetricsSources = {
 };
 
 /** counters of sy_counters shown as datapath totals (the event ones have metrics of their own) */
-const DATAPATH_COUNTERS = ["translated", "miss", "failed", "reversed", "affinity_hit", "udp_destroyed"];
+const DATAPATH_COUNTERS = [
+  "translated",
+  "miss",
+  "failed",
+  "reversed",
+  "affinity_hit",
+  "udp_destroyed",
+  "tcp_slot_taken",
+];
 
 export function createAgentMetrics(src: AgentMetricsSources): client.Registry {
   const registry = new client.Registry();
@@ -119,7 +127,7 @@ export function createAgentMetrics(src: AgentMetricsSources): client.Registry {
   );
   counter(
     "switchyard_agent_datapath_total",
-    "the programs' counters since the maps were created: translated, miss (no frontend), failed (no backend), reversed (replies and getpeername restored), affinity_hit, udp_destroyed",
+    "the programs' counters since the maps were created: translated, miss (no frontend), failed (no backend), reversed (replies and getpeername restored), affinity_hit, udp_destroyed, tcp_slot_taken (a TCP connect whose reverse-translation slot another open socket held)",
     ["counter"],
     (c) => {
       const all = src.datapathCounters();
