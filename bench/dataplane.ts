@@ -15,6 +15,10 @@
  *   non-service the client in Switchyard's cgroup connects to the backends' own addresses (no frontend):
  *               what every other program on the node pays for Switchyard being attached
  *
+ * and the reverse hooks, direct and through the ClusterIP (events off): a connect and its getpeername
+ * (`connect_getpeername_*`), a UDP request and its reply (`udp_request_reply_*`); a peer or reply
+ * that is not the address asked for fails the run.
+ *
  * Client and sink are small C programs, so Node is not what is measured.
  * Each figure is the median of ROUNDS runs of DURATION_MS, measured
  * interleaved with direct; and per CPU-second of the client (`*_cpu_ratio_*`),
@@ -138,7 +142,9 @@ function nsExec(cmd: string, args: string[], input?: string): string {
  * ring-buffer reader keeps consuming events in Node while it runs (the cost
  * "events on" is meant to include).
  */
-async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port: number): Promise<number> {
+/** tcp, udp: connects, datagrams; tcppeer: connect + getpeername; udprr: a request and its reply (the reverse hooks) */
+type ClientMode = "tcp" | "udp" | "tcppeer" | "udprr";
+async function runClient(cgroup: string, proto: ClientMode, ip: string, port: number): Promise<number> {
   const script = `echo $$ > "${cgroup}/cgroup.procs" && exec nsenter --net=/run/netns/${sb.netns} "$@"`;
   const cp = spawn(
     "sh",
@@ -155,6 +161,11 @@ async function runClient(cgroup: string, proto: "tcp" | "udp", ip: string, port:
   const res = JSON.parse(out.trim()) as { ops: number; errors: number; seconds: number; cpu_seconds: number };
   if (res.ops === 0)
     throw new Error(`${proto} ${ip}:${port} from ${cgroup}: no successful operation (${res.errors} errors)`);
+  // a reply or peer that is not the address asked for is a broken reverse translation, not noise
+  if ((proto === "tcppeer" || proto === "udprr") && res.errors > 0)
+    throw new Error(
+      `${proto} ${ip}:${port} from ${cgroup}: ${res.errors} answers not from the address asked for`,
+    );
   cpuSamples?.push(res.ops / res.cpu_seconds);
   return res.ops / res.seconds;
 }
@@ -184,13 +195,18 @@ function counted(name: string, fn: () => Promise<number>): () => Promise<number>
     return r;
   };
 }
-/** ns per invocation of each hook that ran in each case ("sy_" dropped; hooks that did not run are left out) */
+/**
+ * ns per invocation of each hook that ran in each case ("sy_" dropped). A hook
+ * that ran fewer than 100 times in a case is left out: the close of a UDP
+ * client's one socket (sock_release) says nothing per datagram.
+ */
 function kernelFigures(): Record<string, Record<string, number>> {
   const zero = { runCnt: 0n, runTimeNs: 0n };
   const out: Record<string, Record<string, number>> = {};
   for (const [name, acc] of kernelRuns) {
     const row: Record<string, number> = {};
     for (const p of PROGRAMS) {
+      if (acc[p].runCnt < 100n) continue;
       const ns = nsPerRun(zero, acc[p]);
       if (ns !== undefined) row[p.replace(/^sy_/, "")] = Math.round(ns);
     }
@@ -441,7 +457,7 @@ try {
       ] as const
     ).filter((p) => values.protos.split(",").includes(p.proto));
     const direct = (proto: "tcp" | "udp") => () => runClient(plainCgroup, proto, SINK_IPS.join(","), PORT);
-    const viaVip = (cgroup: string, proto: "tcp" | "udp", port: number) => () =>
+    const viaVip = (cgroup: string, proto: ClientMode, port: number) => () =>
       runClient(cgroup, proto, target, port);
     /** the same addresses as direct, from Switchyard's cgroup: no frontend matches */
     const nonService = (proto: "tcp" | "udp") => () => runClient(sb.cgroup, proto, SINK_IPS.join(","), PORT);
@@ -465,6 +481,27 @@ try {
       await new Promise((r) => setTimeout(r, 200)); // let the reader drain the rest
       const dropped = Number((dp.maps.counters()["events_dropped"] ?? 0n) - dropsBefore);
       got[proto] = { ...off, ...on, events: consumed - before, dropped };
+    }
+    // the reverse hooks: getpeername after each connect, a reply to each datagram (events off)
+    const reverse: Record<string, () => Promise<number>> = {};
+    if (PROTOS.some((p) => p.proto === "tcp")) {
+      reverse["peer_direct"] = () => runClient(plainCgroup, "tcppeer", SINK_IPS.join(","), PORT);
+      reverse["peer_sy"] = counted("tcp_vip_getpeername", viaVip(sb.cgroup, "tcppeer", 80));
+    }
+    if (PROTOS.some((p) => p.proto === "udp")) {
+      reverse["rr_direct"] = () => runClient(plainCgroup, "udprr", SINK_IPS.join(","), PORT);
+      reverse["rr_sy"] = counted("udp_vip_request_reply", viaVip(sb.cgroup, "udprr", 53));
+    }
+    const rev = await measure(reverse);
+    if (rev["peer_sy"]) {
+      results[`connect_getpeername_per_s_direct_${label}`] = Math.round(rev["peer_direct"]!);
+      results[`connect_getpeername_per_s_switchyard_${label}`] = Math.round(rev["peer_sy"]);
+      results[`connect_getpeername_ratio_vs_direct_${label}`] = round(rev["peer_sy"] / rev["peer_direct"]!);
+    }
+    if (rev["rr_sy"]) {
+      results[`udp_request_reply_per_s_direct_${label}`] = Math.round(rev["rr_direct"]!);
+      results[`udp_request_reply_per_s_switchyard_${label}`] = Math.round(rev["rr_sy"]);
+      results[`udp_request_reply_ratio_vs_direct_${label}`] = round(rev["rr_sy"] / rev["rr_direct"]!);
     }
     results[`kernel_ns_per_run_${label}`] = kernelFigures();
     if (KUBE_PROXY) {

@@ -1,5 +1,7 @@
-// A fast benchmark sink: accepts and closes TCP connections, and counts UDP
-// datagrams, on ADDR:PORT. Two threads; prints "ready" when listening.
+// A fast benchmark sink: accepts and closes TCP connections, and receives UDP
+// datagrams, on ADDR:PORT; a datagram that starts with '?' is sent back to its
+// sender (the client's request/reply mode). Two threads; prints "ready" when
+// listening.
 // Usage: sink ADDR PORT
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,8 +19,14 @@ static void *udp_loop(void *arg)
 	int fd = *(int *)arg;
 	char buf[2048];
 
-	for (;;)
-		recv(fd, buf, sizeof(buf), 0);
+	for (;;) {
+		struct sockaddr_in from;
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+		if (n > 0 && buf[0] == '?')
+			sendto(fd, buf, n, 0, (struct sockaddr *)&from, len);
+	}
 	return NULL;
 }
 
