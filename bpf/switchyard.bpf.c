@@ -13,6 +13,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "include/switchyard.h"
 
 #define SY_SOCK_STREAM 1
@@ -134,6 +135,20 @@ static __always_inline struct sy_tcp_nat *sy_tcp_slot(__u64 cookie)
 	__u32 idx = cookie & (SY_TCP_NAT_SLOTS - 1);
 
 	return bpf_map_lookup_elem(&sy_tcp_nats, &idx);
+}
+
+/*
+ * Whether a TCP socket may hold a slot: a user socket. The kernel runs
+ * sock_release programs only for those (inet_release skips sk_kern_sock),
+ * so a kernel client's socket (an NFS or Ceph mount, an MPTCP subflow,
+ * whose connect the hook sees but whose close it never does) keeps its
+ * translation in socket storage, which goes with the socket.
+ */
+static __always_inline int sy_tcp_slot_allowed(struct bpf_sock_addr *ctx)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(ctx->sk);
+
+	return tp && !BPF_CORE_READ_BITFIELD(&tp->inet_conn.icsk_inet.sk, sk_kern_sock);
 }
 
 /* Records a connected TCP socket's translation in its slot; 0 when the slot is another open socket's. */
@@ -761,8 +776,10 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 
 		__builtin_memcpy(nat.front_addr, key.addr, 16);
 		__builtin_memcpy(nat.back_addr, be->addr, 16);
-		if (proto != SY_IPPROTO_TCP || !sy_tcp_remember(ctx, &nat)) {
-			if (proto == SY_IPPROTO_TCP)
+		int slotted = proto == SY_IPPROTO_TCP && sy_tcp_slot_allowed(ctx);
+
+		if (!slotted || !sy_tcp_remember(ctx, &nat)) {
+			if (slotted)
 				sy_count(SY_CNT_TCP_SLOT_TAKEN);
 			st = bpf_sk_storage_get(&sy_sock_nats, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 			if (st)

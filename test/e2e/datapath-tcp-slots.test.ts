@@ -4,7 +4,8 @@
  * slots), getpeername reads it back as the frontend, and the socket's close
  * frees it (`sy_sock_release`). A socket whose slot another open socket
  * holds keeps its translation in socket storage instead: getpeername is
- * still the frontend, and the programs count it (`tcp_slot_taken`).
+ * still the frontend, and the programs count it (`tcp_slot_taken`). A kernel
+ * socket (here an MPTCP subflow) takes none: its close runs no program.
  */
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -90,6 +91,22 @@ describe("connected TCP: reverse translation in per-socket slots", () => {
     assert.ok(direct.ok, JSON.stringify(direct));
     assert.equal(direct.peer, "198.18.6.11:8080");
     await waitUntil("no slot held once every client has closed", () => held().length === 0 || undefined);
+  });
+
+  it("an MPTCP connection through a frontend (its subflow is a kernel socket, whose close runs no program) takes no slot", async () => {
+    // IPPROTO_MPTCP = 262; the plain TCP echo server answers it (MPTCP falls back to TCP)
+    const py = [
+      "import json, socket",
+      "s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)",
+      `s.connect(("${VIP}", 80))`,
+      "print(json.dumps({'ok': True, 'reply': s.recv(100).decode()}), flush=True)",
+      "s.close()",
+    ].join("\n");
+    const proc = watchProcess(h.sandbox.spawnInCgroup("python3", ["-c", py]));
+    const m = await proc.waitFor(/^\{.*\}$/m);
+    await proc.stop();
+    assert.match((JSON.parse(m[0]) as { reply: string }).reply, /^a /, m[0]);
+    assert.deepEqual(held(), [], "no slot taken by a socket whose close the programs never see");
   });
 
   it("a socket whose slot another open socket holds keeps its translation in socket storage", async () => {

@@ -41,7 +41,12 @@ import {
   WALK_SKIP_PROCESS_LEFT,
 } from "./udp-walker.ts";
 
+/**
+ * Attached in this order: sy_sock_release first, so no connect takes a
+ * reverse-translation slot (sy_tcp_nats) while nothing would free it.
+ */
 export const PROGRAMS = [
+  "sy_sock_release",
   "sy_connect4",
   "sy_connect6",
   "sy_sendmsg4",
@@ -50,7 +55,6 @@ export const PROGRAMS = [
   "sy_recvmsg6",
   "sy_getpeername4",
   "sy_getpeername6",
-  "sy_sock_release",
 ] as const;
 /**
  * Maps the programs fill per socket or flow (reverse translation, affinity)
