@@ -633,11 +633,15 @@ const out = {
   ...(values.before ? { before: beforeFigures(values.before) } : {}),
 };
 
-/** The kernel figures and ratios of an earlier run's results, with its date and the note it carries. */
+/**
+ * The kernel figures and ratios of an earlier run's results, with its date,
+ * the note it carries and its own `before` (so a chain of changes keeps its
+ * first figures).
+ */
 function beforeFigures(file: string): Record<string, unknown> {
   const prev = JSON.parse(fs.readFileSync(path.resolve(REPO, file), "utf8")) as Record<string, unknown>;
   return Object.fromEntries(
-    Object.entries(prev).filter(([k]) => /^(date|note|kernel_ns_per_run_|.*_ratio_)/.test(k)),
+    Object.entries(prev).filter(([k]) => /^(date|note|before$|kernel_ns_per_run_|.*_ratio_)/.test(k)),
   );
 }
 const outPath = path.resolve(REPO, values.out);
