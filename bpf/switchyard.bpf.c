@@ -772,12 +772,11 @@ static __always_inline int sy_forward(struct bpf_sock_addr *ctx, int v6, __u8 ho
 	if (connected) {
 		/* one peer per connected socket: TCP in its slot, UDP (and TCP whose slot is taken) on the socket itself */
 		struct sy_sock_nat nat = { .front_port = key.port, .back_port = be->port };
+		int slotted = proto == SY_IPPROTO_TCP && sy_tcp_slot_allowed(ctx);
 		struct sy_sock_nat *st;
 
 		__builtin_memcpy(nat.front_addr, key.addr, 16);
 		__builtin_memcpy(nat.back_addr, be->addr, 16);
-		int slotted = proto == SY_IPPROTO_TCP && sy_tcp_slot_allowed(ctx);
-
 		if (!slotted || !sy_tcp_remember(ctx, &nat)) {
 			if (slotted)
 				sy_count(SY_CNT_TCP_SLOT_TAKEN);
